@@ -1,0 +1,10 @@
+#include "module.h"
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  tsb::InitMount(env, exports);
+  tsb::InitFsOps(env, exports);
+  tsb::InitSpawn(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(tsbuild_native, Init)

@@ -1,0 +1,1 @@
+export { binding } from './binding';
