@@ -1,0 +1,12 @@
+import type { Command } from './main';
+
+export const command: Command = {
+  summary: 'Print the version of tsbuild, Node and the kernel',
+  usage: 'Usage: tsbuild version',
+  async run() {
+    const os = await import('node:os');
+    const pkg = require('../../package.json') as { version: string };
+    process.stdout.write(`tsbuild ${pkg.version}\nnode ${process.version}\nkernel ${os.release()}\n`);
+    return 0;
+  },
+};

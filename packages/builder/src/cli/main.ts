@@ -1,0 +1,127 @@
+// The tsbuild command line: global options, subcommand dispatch, one-line errors and exit codes.
+import { parseArgs } from 'node:util';
+import { CommandError, UsageError, EXIT_FAILURE, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE } from './errors';
+import type { GlobalOptions } from './globals';
+import { resolveGlobals, GLOBAL_USAGE } from './globals';
+
+export interface Command {
+  summary: string;
+  usage: string;
+  run(args: string[], globals: GlobalOptions): Promise<number>;
+}
+
+type CommandLoader = () => Command;
+
+// Loaded on demand so `tsbuild --help` and simple commands start fast.
+const commands: Record<string, CommandLoader> = {};
+
+export function registerCommand(name: string, loader: CommandLoader): void {
+  commands[name] = loader;
+}
+
+function usage(): string {
+  const lines = Object.keys(commands)
+    .sort()
+    .map((name) => `  ${name.padEnd(10)} ${commands[name]!().summary}`);
+  return [
+    'Usage: tsbuild [GLOBAL OPTIONS] COMMAND [ARGS...]',
+    '       tsbuild -t NAME[:TAG] [BUILD OPTIONS] CONTEXT     (shorthand for "tsbuild build")',
+    '',
+    'Daemonless container image builder: Dockerfile in, OCI image out.',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    GLOBAL_USAGE,
+    '',
+    'Run "tsbuild COMMAND --help" for a command\'s options.',
+  ].join('\n');
+}
+
+/** Splits global options (before the command) from the command and its arguments. */
+function splitGlobals(argv: string[]): { globalArgs: string[]; command: string | undefined; rest: string[] } {
+  const globalArgs: string[] = [];
+  let i = 0;
+  while (i < argv.length) {
+    const arg = argv[i]!;
+    if (arg === '--root' || arg === '--storage-driver') {
+      globalArgs.push(arg, argv[i + 1] ?? '');
+      i += 2;
+    } else if (arg.startsWith('--root=') || arg.startsWith('--storage-driver=') || arg === '--debug') {
+      globalArgs.push(arg);
+      i += 1;
+    } else {
+      break;
+    }
+  }
+  const first = argv[i];
+  if (first !== undefined && commands[first]) return { globalArgs, command: first, rest: argv.slice(i + 1) };
+  // `tsbuild -t app .` and `tsbuild .` are builds.
+  if (first !== undefined && first !== '--help' && first !== '-h' && first !== '--version' && commands.build) {
+    return { globalArgs, command: 'build', rest: argv.slice(i) };
+  }
+  return { globalArgs, command: first, rest: argv.slice(i + 1) };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  loadCommands();
+  let debug = false;
+  try {
+    const { globalArgs, command, rest } = splitGlobals(argv);
+    const { values } = parseArgs({
+      args: globalArgs,
+      options: {
+        root: { type: 'string' },
+        'storage-driver': { type: 'string' },
+        debug: { type: 'boolean' },
+      },
+      strict: true,
+    });
+    debug = values.debug === true;
+    if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+      process.stdout.write(`${usage()}\n`);
+      return command === undefined ? EXIT_USAGE : EXIT_OK;
+    }
+    if (command === '--version') {
+      process.stdout.write(`tsbuild ${require('../../package.json').version}\n`);
+      return EXIT_OK;
+    }
+    const loader = commands[command];
+    if (!loader) throw new UsageError(`unknown command "${command}"; see "tsbuild --help"`);
+    const cmd = loader();
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(`${cmd.usage}\n`);
+      return EXIT_OK;
+    }
+    const globals = resolveGlobals({ root: values.root, storageDriver: values['storage-driver'], debug });
+    return await cmd.run(rest, globals);
+  } catch (err) {
+    return reportError(err, debug);
+  }
+}
+
+export function reportError(err: unknown, debug: boolean): number {
+  if (err instanceof UsageError || (err instanceof TypeError && 'code' in err && String((err as { code: unknown }).code).startsWith('ERR_PARSE_ARGS'))) {
+    process.stderr.write(`tsbuild: ${(err as Error).message}\n`);
+    return EXIT_USAGE;
+  }
+  if (err instanceof CommandError) {
+    process.stderr.write(`tsbuild: ${err.message}\n`);
+    return err.exitCode;
+  }
+  const e = err as Error & { exitCode?: number; userFacing?: boolean };
+  if (e && e.userFacing) {
+    process.stderr.write(`tsbuild: ${e.message}\n`);
+    return typeof e.exitCode === 'number' ? e.exitCode : EXIT_FAILURE;
+  }
+  process.stderr.write(`tsbuild: internal error: ${e && e.message ? e.message : String(err)}\n`);
+  if (debug && e && e.stack) process.stderr.write(`${e.stack}\n`);
+  return EXIT_INTERNAL;
+}
+
+let loaded = false;
+function loadCommands(): void {
+  if (loaded) return;
+  loaded = true;
+  require('./commands');
+}
