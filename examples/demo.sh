@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The main job: import a busybox base image, build examples/hello with tsbuild, run it.
+# Uses TSBUILD_ROOT if set, otherwise /var/lib/tsbuild.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tsbuild=(node packages/builder/bin/tsbuild.js)
+base=$(mktemp --suffix=.tar)
+trap 'rm -f "$base"' EXIT
+node fixtures/dist/busybox.js "$base" >/dev/null
+"${tsbuild[@]}" import "$base" busybox:latest
+"${tsbuild[@]}" build -t hello examples/hello
+"${tsbuild[@]}" run --rm hello

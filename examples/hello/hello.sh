@@ -1,0 +1,4 @@
+#!/bin/sh
+echo "$GREETING"
+cat /app/built.txt
+echo "running as pid $$ on $(hostname)"
