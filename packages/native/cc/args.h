@@ -2,8 +2,11 @@
 // null for "absent", and plain numbers. C++ trusts their shape and only converts them.
 #pragma once
 #include <napi.h>
+#include <initializer_list>
 #include <optional>
+#include <utility>
 #include <string>
+#include <unistd.h>
 
 namespace tsb {
 
@@ -21,15 +24,29 @@ inline int Int(const Napi::Value& v) { return v.As<Napi::Number>().Int32Value();
 inline uint32_t Uint(const Napi::Value& v) { return v.As<Napi::Number>().Uint32Value(); }
 inline int64_t Int64(const Napi::Value& v) { return v.As<Napi::Number>().Int64Value(); }
 
+// Registers named functions on the addon's exports (each concern's Init* calls it once).
+inline void Register(Napi::Env env, Napi::Object exports,
+                     std::initializer_list<std::pair<const char*, Napi::Function::Callback>> functions) {
+  for (const auto& [name, fn] : functions) exports.Set(name, Napi::Function::New(env, fn, name));
+}
+
 // Owns a file descriptor and closes it on every exit path (including a thrown Napi::Error).
 class Fd {
  public:
   explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd();
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   int get() const { return fd_; }
   bool ok() const { return fd_ >= 0; }
+  // Hands the fd to the caller (e.g. to JS) so it is no longer closed here.
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
 
  private:
   int fd_;

@@ -1,1 +1,11 @@
+// @tsbuild/native: the typed, validating surface of the addon.
 export { binding } from './binding';
+export * from './types';
+export {
+  mount, umount, mountOverlay, overlayApi, pivotRoot, chroot, sethostname, unshare, setns,
+  mountFlagBits, namespaceBits, checkMountData, MOUNT_FLAGS, NAMESPACE_FLAGS, MOUNT_DATA_MAX, FSCONFIG_VALUE_MAX,
+} from './mount';
+export {
+  mknod, mknodArgs, lgetxattr, lsetxattr, llistxattr, lremovexattr, statfs, FS_MAGIC, flock, flockWait, pipe, openPty,
+} from './fsops';
+export type { MknodOptions, StatfsResult, FlockMode, Pty } from './fsops';
