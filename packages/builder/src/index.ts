@@ -1,1 +1,3 @@
-export {};
+// @tsbuild/builder: the Dockerfile front end, build context, the build orchestrator and the CLI.
+export * from './dockerfile';
+export * from './progress';
