@@ -1,1 +1,8 @@
-export {};
+// @tsbuild/storage: everything on disk — digests, the content store (an OCI layout), images,
+// transports, the tar codec, layers and drivers, and the container runtime.
+export * from './digest';
+export * from './atomic';
+export * from './lock';
+export * from './content';
+export * from './image';
+export * from './transport';

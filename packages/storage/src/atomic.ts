@@ -1,0 +1,65 @@
+// Crash-safe file writes: stage in the same directory, fsync, rename over the target, fsync the
+// directory. A crash leaves either the old file or the new one, never a torn one (plus, at worst, a
+// `.tmp-*` file that the owner's start-up cleanup removes).
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+
+export const TMP_PREFIX = '.tmp-';
+
+export async function mkdirp(dir: string, mode = 0o755): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true, mode });
+}
+
+/** fsync a directory so that a rename or unlink inside it is durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A unique temporary name next to `target` (same directory, so rename is atomic). */
+export function tmpSibling(target: string): string {
+  return path.join(path.dirname(target), `${TMP_PREFIX}${path.basename(target)}-${crypto.randomBytes(6).toString('hex')}`);
+}
+
+/** Writes `data` to `file` atomically and durably. */
+export async function writeFileAtomic(file: string, data: Buffer | string, mode = 0o644): Promise<void> {
+  const tmp = tmpSibling(file);
+  const fh = await fsp.open(tmp, 'wx', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => {});
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+  await fh.close();
+  try {
+    await fsp.rename(tmp, file);
+  } catch (err) {
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncDir(path.dirname(file));
+}
+
+/**
+ * Moves `from` to `to` unless `to` exists (link + unlink: Node has no renameat2). Returns false,
+ * leaving `from` in place, when `to` already exists. Files only.
+ */
+export async function renameNoReplace(from: string, to: string): Promise<boolean> {
+  try {
+    await fsp.link(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  await fsp.unlink(from);
+  return true;
+}

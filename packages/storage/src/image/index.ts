@@ -1,0 +1,4 @@
+export * from './types';
+export * from './reference';
+export * from './platform';
+export * from './store';

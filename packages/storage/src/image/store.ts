@@ -1,0 +1,775 @@
+// The image store: tags, manifests and configs on top of the content store's OCI layout.
+//
+// index.json is the tag table. Each tagged image is one entry whose annotation
+// `org.opencontainers.image.ref.name` holds the FAMILIAR reference (`app:latest`,
+// `localhost:5000/x/y:v1`), so `skopeo inspect oci:<root>/oci:app:latest` finds it. An image that lost
+// its last tag but was not removed (a "dangling" image, like docker's <none>) stays as an entry without
+// annotations until prune(). Internally names are compared in normalized form
+// (`docker.io/library/app:latest`).
+//
+// Concurrency: every index.json or blobinfo change runs under the exclusive `<root>/images.lock` and
+// is written with writeFileAtomic; reads take it shared. Blob writes take no lock (content-addressed,
+// staged then renamed); prune() spares blobs younger than a grace period so that blobs written just
+// before their manifest is tagged are not swept.
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { TMP_PREFIX, writeFileAtomic } from '../atomic';
+import { LayerBlobInfo, type LayerInfo } from '../content/blobinfo';
+import { ContentStore } from '../content/store';
+import { MediaTypes, layerCompression, type Descriptor, type LayerBlobSource } from '../content/types';
+import { parseDigest, type Digest } from '../digest';
+import { StoreLock } from '../lock';
+import { selectPlatform } from './platform';
+import { familiarString, formatReference, parseReference, type ImageReference } from './reference';
+import { ANNOTATION_REF_NAME, type HistoryEntry, type ImageConfig, type ImageIndex, type ImageManifest } from './types';
+
+export interface ImageStoreOptions {
+  /** Produces built layers' tars for manifests that name a layer blob not yet on disk. */
+  layerSource?: LayerBlobSource;
+  /**
+   * Called after an image's manifest and config were deleted (outside the image lock, see lock.ts),
+   * with the image's diffIDs bottom-up, so the layer store can release its layers.
+   */
+  onImageDeleted?: (diffIDs: Digest[], imageId: Digest) => Promise<void> | void;
+  /** Whether a container uses the image; such images are not deleted. */
+  isInUse?: (imageId: Digest) => Promise<boolean> | boolean;
+  /** Shortest image ID prefix accepted (default 12, docker's short ID). */
+  shortIdMinLength?: number;
+}
+
+export interface ImageLayer {
+  diffID: Digest;
+  /** The blob the manifest names (compressed, or the uncompressed tar whose digest is the diffID). */
+  descriptor: Descriptor;
+}
+
+export interface ResolvedImage {
+  /** The image ID: the config digest. */
+  id: Digest;
+  manifest: ImageManifest;
+  manifestDescriptor: Descriptor;
+  config: ImageConfig;
+  configDescriptor: Descriptor;
+  layers: ImageLayer[];
+  /** Familiar references tagging this manifest (`app:latest`). */
+  tags: string[];
+}
+
+export interface ImageSummary {
+  /** Familiar reference, or null for an untagged image. */
+  ref: string | null;
+  id: Digest;
+  manifestDigest: Digest;
+  created: string | null;
+  /** Sum of the uncompressed layer sizes (compressed size where unknown). */
+  size: number;
+}
+
+export interface ImageHistoryItem {
+  /** The image ID for the newest entry, null for the others (docker prints <missing>). */
+  id: Digest | null;
+  created: string | null;
+  createdBy: string;
+  comment: string;
+  emptyLayer: boolean;
+  /** Uncompressed size of the entry's layer, 0 for empty layers. */
+  size: number;
+  diffID: Digest | null;
+}
+
+export interface RemoveResult {
+  untagged: string[];
+  deleted: Digest[];
+}
+
+export interface PruneResult {
+  deletedImages: Digest[];
+  deletedBlobs: number;
+  reclaimedBytes: number;
+}
+
+export interface CreateImageLayer {
+  diffID: Digest;
+  /** The blob to name in the manifest; when absent, the uncompressed tar (digest = diffID, `size` needed). */
+  blob?: Descriptor;
+  /** Uncompressed size of the layer tar. */
+  size?: number;
+}
+
+export interface CreateImageOptions {
+  layers: CreateImageLayer[];
+  /** The config; `rootfs` is replaced by the layers' diffIDs. */
+  config: Partial<ImageConfig> & { architecture: string; os: string };
+  /** References to tag the new image with, atomically with its creation. */
+  tags?: string[];
+  annotations?: Record<string, string>;
+}
+
+export interface CreatedImage {
+  id: Digest;
+  manifest: Descriptor;
+  config: Descriptor;
+}
+
+/** Grace period for prune's orphan-blob sweep (blobs written but not yet referenced). */
+export const DEFAULT_PRUNE_GRACE_MS = 60 * 60 * 1000;
+
+const MANIFEST_TYPES: ReadonlySet<string> = new Set([MediaTypes.ociManifest, MediaTypes.dockerManifest]);
+const INDEX_TYPES: ReadonlySet<string> = new Set([MediaTypes.ociIndex, MediaTypes.dockerManifestList]);
+
+interface IndexEntry {
+  descriptor: Descriptor;
+  /** Normalized reference (`docker.io/library/app:latest`), or null when untagged or unparsable. */
+  name: string | null;
+}
+
+export class ImageNotFoundError extends Error {
+  readonly code = 'ENOIMAGE';
+  constructor(readonly ref: string) {
+    super(`image not found: ${ref}`);
+  }
+}
+
+export class ImageStore {
+  readonly lock: StoreLock;
+  readonly blobInfo: LayerBlobInfo;
+
+  private constructor(
+    readonly root: string,
+    readonly content: ContentStore,
+    private readonly opts: ImageStoreOptions,
+  ) {
+    this.lock = new StoreLock(path.join(root, 'images.lock'));
+    this.blobInfo = new LayerBlobInfo(path.join(root, 'blobinfo.json'));
+  }
+
+  /** Opens the store at `<root>` (layout in `<root>/oci`), creating it if missing. */
+  static async open(root: string, opts: ImageStoreOptions = {}): Promise<ImageStore> {
+    const abs = path.resolve(root);
+    const lock = new StoreLock(path.join(abs, 'images.lock'));
+    // Under the lock: index.json and blobinfo.json are only ever written under it, so any
+    // writeFileAtomic temporary found now was left by a crash.
+    const content = await lock.withExclusive(async () => {
+      const cs = await ContentStore.open(path.join(abs, 'oci'), { layerSource: opts.layerSource });
+      for (const dir of [abs, cs.dir]) {
+        for (const name of await fsp.readdir(dir)) {
+          if (name.startsWith(TMP_PREFIX)) await fsp.rm(path.join(dir, name), { force: true });
+        }
+      }
+      return cs;
+    });
+    return new ImageStore(abs, content, opts);
+  }
+
+  /** Late binding of the layer store's hooks (it is usually opened after the image store). */
+  setHooks(hooks: ImageStoreOptions): void {
+    if (hooks.layerSource !== undefined) this.content.setLayerSource(hooks.layerSource);
+    Object.assign(this.opts, hooks);
+  }
+
+  // ---- index.json ----
+
+  async readIndex(): Promise<ImageIndex> {
+    let text: string;
+    try {
+      text = await fsp.readFile(this.content.indexPath, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [] };
+      throw err;
+    }
+    let index: ImageIndex;
+    try {
+      index = JSON.parse(text);
+    } catch (err) {
+      throw new Error(`${this.content.indexPath} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (!index || !Array.isArray(index.manifests)) throw new Error(`${this.content.indexPath}: no "manifests" array`);
+    return index;
+  }
+
+  private async entries(): Promise<IndexEntry[]> {
+    const index = await this.readIndex();
+    return index.manifests.map((descriptor) => ({ descriptor, name: entryName(descriptor) }));
+  }
+
+  private async writeEntries(entries: IndexEntry[]): Promise<void> {
+    const index: ImageIndex = { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: entries.map((e) => e.descriptor) };
+    await writeFileAtomic(this.content.indexPath, JSON.stringify(index));
+  }
+
+  // ---- tags ----
+
+  /** Points `ref` at a manifest (a descriptor, or any image `resolve` accepts). */
+  async tag(ref: string, target: Descriptor | string): Promise<void> {
+    const parsed = parseTagReference(ref);
+    const descriptor =
+      typeof target === 'string' ? (await this.resolve(target)).manifestDescriptor : manifestEntryDescriptor(target);
+    if (!(await this.content.has(descriptor.digest))) throw new Error(`cannot tag ${ref}: manifest ${descriptor.digest} is not in the store`);
+    await this.lock.withExclusive(async () => {
+      const entries = applyTag(await this.entries(), parsed, descriptor);
+      await this.writeEntries(entries);
+    });
+  }
+
+  /** Removes a tag; the image stays (untagged if it was its last tag). Returns the manifest it named. */
+  async untag(ref: string): Promise<Descriptor> {
+    const name = formatReference(parseTagReference(ref));
+    return this.lock.withExclusive(async () => {
+      const entries = await this.entries();
+      const i = entries.findIndex((e) => e.name === name);
+      if (i < 0) throw new ImageNotFoundError(ref);
+      const [removed] = entries.splice(i, 1);
+      if (!entries.some((e) => e.descriptor.digest === removed.descriptor.digest)) {
+        entries.push({ descriptor: withoutRefName(removed.descriptor), name: null });
+      }
+      await this.writeEntries(entries);
+      return withoutRefName(removed.descriptor);
+    });
+  }
+
+  // ---- reading ----
+
+  /**
+   * Finds an image by `name[:tag]`, `name@digest`, a full image ID (config digest, with or without
+   * `sha256:`), or a short ID (≥12 hex digits, unambiguous).
+   */
+  async resolve(refOrId: string): Promise<ResolvedImage> {
+    return this.lock.withShared(async () => {
+      const entries = await this.entries();
+      const manifestDesc = await this.findManifest(entries, refOrId);
+      return this.load(manifestDesc, entries);
+    });
+  }
+
+  private async findManifest(entries: IndexEntry[], input: string): Promise<Descriptor> {
+    if (typeof input !== 'string' || input.trim() === '') throw new Error('image reference is empty');
+    const hex = input.startsWith('sha256:') ? input.slice(7) : input;
+    if (/^[0-9a-f]{64}$/.test(hex)) {
+      const d = `sha256:${hex}` as Digest;
+      const byConfig = await this.manifestsWithConfig(entries, (id) => id === d);
+      if (byConfig.length > 0) return byConfig[0].descriptor;
+      const byManifest = entries.find((e) => e.descriptor.digest === d);
+      if (byManifest) return withoutRefName(byManifest.descriptor);
+      throw new ImageNotFoundError(input);
+    }
+    let ref: ImageReference | undefined;
+    let refError: Error | undefined;
+    try {
+      ref = parseReference(input);
+    } catch (err) {
+      refError = err as Error;
+    }
+    if (ref?.digest) {
+      const d = ref.digest;
+      const e = entries.find((x) => x.descriptor.digest === d);
+      if (e) return withoutRefName(e.descriptor);
+      throw new ImageNotFoundError(input);
+    }
+    if (ref) {
+      const name = formatReference(ref);
+      const e = entries.find((x) => x.name === name);
+      if (e) return e.descriptor;
+    }
+    // Docker also accepts an unambiguous prefix of an image ID.
+    const isPrefix = /^[0-9a-f]{1,63}$/.test(hex) && hex.length >= (this.opts.shortIdMinLength ?? 12);
+    if (isPrefix) {
+      const matches = await this.manifestsWithConfig(entries, (id) => id.startsWith(`sha256:${hex}`));
+      const ids = new Set(matches.map((m) => m.id));
+      if (ids.size > 1) throw new Error(`image ID prefix "${input}" is ambiguous: it matches ${ids.size} images; give more digits`);
+      if (matches.length > 0) return matches[0].descriptor;
+    }
+    if (refError && !isPrefix) throw refError;
+    throw new ImageNotFoundError(input);
+  }
+
+  /** Index entries (one per manifest digest) whose image's config digest satisfies `pred`. */
+  private async manifestsWithConfig(
+    entries: IndexEntry[],
+    pred: (id: Digest) => boolean,
+  ): Promise<{ descriptor: Descriptor; id: Digest }[]> {
+    const out: { descriptor: Descriptor; id: Digest }[] = [];
+    const seen = new Set<Digest>();
+    for (const e of entries) {
+      if (seen.has(e.descriptor.digest)) continue;
+      seen.add(e.descriptor.digest);
+      const m = await this.tryManifest(e.descriptor);
+      if (m && pred(m.manifest.config.digest)) out.push({ descriptor: withoutRefName(e.descriptor), id: m.manifest.config.digest });
+    }
+    return out;
+  }
+
+  /** The image manifest behind an index entry (choosing this host's platform from an index). */
+  private async tryManifest(desc: Descriptor): Promise<{ manifest: ImageManifest; descriptor: Descriptor } | null> {
+    try {
+      return await this.readManifest(desc);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Reads the image manifest that `desc` names, descending through image indexes to this platform. */
+  async readManifest(desc: Descriptor, depth = 0): Promise<{ manifest: ImageManifest; descriptor: Descriptor }> {
+    const doc = await this.content.readJson<ImageManifest & ImageIndex>(desc.digest);
+    const mediaType = doc.mediaType ?? desc.mediaType;
+    if (INDEX_TYPES.has(mediaType) || (!doc.config && Array.isArray(doc.manifests))) {
+      if (depth > 4) throw new Error(`image index ${desc.digest} nests too deeply`);
+      const child = selectPlatform(doc.manifests);
+      if (!child) throw new Error(`image index ${desc.digest} has no manifest for this platform`);
+      return this.readManifest(child, depth + 1);
+    }
+    if (!MANIFEST_TYPES.has(mediaType) && !doc.config) throw new Error(`blob ${desc.digest} is not an image manifest (${mediaType})`);
+    if (!doc.config || !Array.isArray(doc.layers)) throw new Error(`manifest ${desc.digest} has no config or layers`);
+    return { manifest: doc, descriptor: { mediaType, digest: desc.digest, size: desc.size } };
+  }
+
+  private async load(entryDesc: Descriptor, entries: IndexEntry[]): Promise<ResolvedImage> {
+    const { manifest, descriptor } = await this.readManifest(entryDesc);
+    const config = await this.content.readJson<ImageConfig>(manifest.config.digest);
+    const diffIDs = config.rootfs?.diff_ids ?? [];
+    if (diffIDs.length !== manifest.layers.length) {
+      throw new Error(
+        `image ${manifest.config.digest}: config lists ${diffIDs.length} diff_ids but manifest ${descriptor.digest} has ${manifest.layers.length} layers`,
+      );
+    }
+    const tags = entries
+      .filter((e) => e.name !== null && (e.descriptor.digest === entryDesc.digest || e.descriptor.digest === descriptor.digest))
+      .map((e) => familiarString(parseReference(e.name!)));
+    return {
+      id: manifest.config.digest,
+      manifest,
+      manifestDescriptor: descriptor,
+      config,
+      configDescriptor: manifest.config,
+      layers: diffIDs.map((diffID, i) => ({ diffID, descriptor: manifest.layers[i] })),
+      tags,
+    };
+  }
+
+  /** One row per tag, plus one per untagged image. */
+  async list(): Promise<ImageSummary[]> {
+    return this.lock.withShared(async () => {
+      const entries = await this.entries();
+      const info = await this.blobInfo.read();
+      const out: ImageSummary[] = [];
+      const cache = new Map<Digest, ResolvedImage | null>();
+      for (const e of entries) {
+        let img = cache.get(e.descriptor.digest);
+        if (img === undefined) {
+          img = await this.load(e.descriptor, entries).catch(() => null);
+          cache.set(e.descriptor.digest, img);
+        }
+        if (!img) continue;
+        out.push({
+          ref: e.name ? familiarString(parseReference(e.name)) : null,
+          id: img.id,
+          manifestDigest: img.manifestDescriptor.digest,
+          created: img.config.created ?? null,
+          size: imageSize(img, info),
+        });
+      }
+      return out;
+    });
+  }
+
+  /** Build history, newest first (like `docker history`). */
+  async history(refOrId: string): Promise<ImageHistoryItem[]> {
+    const img = await this.resolve(refOrId);
+    const info = await this.blobInfo.read();
+    const history: HistoryEntry[] = img.config.history ?? [];
+    const items: ImageHistoryItem[] = [];
+    let layer = 0;
+    for (const h of history) {
+      const empty = h.empty_layer === true;
+      const l = empty ? undefined : img.layers[layer++];
+      items.push({
+        id: null,
+        created: h.created ?? null,
+        createdBy: h.created_by ?? '',
+        comment: h.comment ?? '',
+        emptyLayer: empty,
+        size: l ? layerSize(l, info) : 0,
+        diffID: l?.diffID ?? null,
+      });
+    }
+    // Layers the history does not account for (configs without history).
+    for (; layer < img.layers.length; layer++) {
+      const l = img.layers[layer];
+      items.push({ id: null, created: null, createdBy: '', comment: '', emptyLayer: false, size: layerSize(l, info), diffID: l.diffID });
+    }
+    items.reverse();
+    if (items.length > 0) items[0].id = img.id;
+    return items;
+  }
+
+  /** A docker-inspect-like description of an image. */
+  async inspect(refOrId: string): Promise<Record<string, unknown>> {
+    const img = await this.resolve(refOrId);
+    const info = await this.blobInfo.read();
+    const c = img.config;
+    const out: Record<string, unknown> = {
+      Id: img.id,
+      RepoTags: img.tags,
+      RepoDigests: [],
+      Parent: '',
+      Comment: c.history?.[c.history.length - 1]?.comment ?? '',
+      Created: c.created ?? '',
+      Author: c.author ?? '',
+      Config: c.config ?? {},
+      Architecture: c.architecture,
+      Os: c.os,
+      Size: imageSize(img, info),
+      RootFS: { Type: 'layers', Layers: img.layers.map((l) => l.diffID) },
+      Metadata: { ManifestDigest: img.manifestDescriptor.digest, ManifestMediaType: img.manifestDescriptor.mediaType },
+    };
+    if (c.variant) out.Variant = c.variant;
+    if (c['os.version']) out.OsVersion = c['os.version'];
+    return out;
+  }
+
+  // ---- writing ----
+
+  /** Writes config and manifest (OCI media types) and records the image in index.json. */
+  async createImage(opts: CreateImageOptions): Promise<CreatedImage> {
+    const layerDescs: Descriptor[] = [];
+    for (const l of opts.layers) {
+      parseDigest(l.diffID);
+      if (l.blob) {
+        layerDescs.push({ mediaType: l.blob.mediaType, digest: l.blob.digest, size: l.blob.size, ...(l.blob.annotations ? { annotations: l.blob.annotations } : {}) });
+        continue;
+      }
+      let size = l.size;
+      if (size === undefined) {
+        if (!(await this.content.has(l.diffID))) {
+          throw new Error(`createImage: layer ${l.diffID} needs a blob descriptor or its uncompressed size`);
+        }
+        size = (await this.content.info(l.diffID)).size;
+      }
+      layerDescs.push({ mediaType: MediaTypes.ociLayer, digest: l.diffID, size });
+    }
+    // Keep the conventional key order: created/author/architecture/os/config..., then rootfs, history.
+    const ordered: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(opts.config)) if (k !== 'rootfs' && k !== 'history') ordered[k] = v;
+    ordered.rootfs = { type: 'layers', diff_ids: opts.layers.map((l) => l.diffID) };
+    if (opts.config.history) ordered.history = opts.config.history;
+    const configDesc = await this.content.putJson(ordered, MediaTypes.ociConfig);
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: MediaTypes.ociManifest,
+      config: configDesc,
+      layers: layerDescs,
+      ...(opts.annotations ? { annotations: opts.annotations } : {}),
+    };
+    const manifestDesc = await this.content.putJson(manifest, MediaTypes.ociManifest);
+    const sizes = opts.layers
+      .filter((l) => l.size !== undefined)
+      .map((l) => ({ diffID: l.diffID, blob: l.blob ?? { mediaType: MediaTypes.ociLayer, digest: l.diffID, size: l.size! }, size: l.size }));
+    await this.addImage(manifestDesc, opts.tags ?? [], sizes);
+    return { id: configDesc.digest, manifest: manifestDesc, config: configDesc };
+  }
+
+  /**
+   * Records a stored manifest in index.json with `tags` (untagged if none), atomically, plus what is
+   * known about its layers' blobs.
+   */
+  async addImage(
+    manifest: Descriptor,
+    tags: string[],
+    layerBlobs: { diffID: Digest; blob: Descriptor; size?: number }[] = [],
+  ): Promise<void> {
+    const parsed = tags.map(parseTagReference);
+    if (!(await this.content.has(manifest.digest))) throw new Error(`manifest ${manifest.digest} is not in the store`);
+    const desc = manifestEntryDescriptor(manifest);
+    await this.lock.withExclusive(async () => {
+      let entries = await this.entries();
+      for (const t of parsed) entries = applyTag(entries, t, desc);
+      if (!entries.some((e) => e.descriptor.digest === desc.digest)) entries.push({ descriptor: desc, name: null });
+      await this.writeEntries(entries);
+      if (layerBlobs.length > 0) {
+        await this.blobInfo.update((layers) => {
+          for (const l of layerBlobs) LayerBlobInfo.addCompressed(layers, l.diffID, l.blob, l.size);
+        });
+      }
+    });
+  }
+
+  /** Records a compressed blob for a layer (and its uncompressed size), for reuse by later saves. */
+  async recordLayerBlob(diffID: Digest, blob: Descriptor, uncompressedSize?: number): Promise<void> {
+    await this.lock.withExclusive(() => this.blobInfo.update((layers) => LayerBlobInfo.addCompressed(layers, diffID, blob, uncompressedSize)));
+  }
+
+  /** A stored compressed blob for `diffID` in `mediaType`, if one was recorded and is still present. */
+  async findLayerBlob(diffID: Digest, mediaType: string): Promise<Descriptor | undefined> {
+    const info = await this.blobInfo.get(diffID);
+    const kind = layerCompression(mediaType);
+    for (const c of info?.compressed ?? []) {
+      // Docker and OCI media types of one compression are interchangeable.
+      if (layerCompression(c.mediaType) === kind && (await this.content.has(c.digest))) return { ...c, mediaType };
+    }
+    return undefined;
+  }
+
+  /** Writes every blob of an image to disk (materializing built layers), so external tools can copy it. */
+  async materializeImage(refOrId: string): Promise<ResolvedImage> {
+    const img = await this.resolve(refOrId);
+    for (const l of img.layers) {
+      if (await this.content.has(l.descriptor.digest)) continue;
+      if (layerCompression(l.descriptor.mediaType) !== 'none' || !(await this.content.materialize(l.descriptor.digest))) {
+        throw new Error(`image ${refOrId}: layer blob ${l.descriptor.digest} is missing and cannot be rebuilt`);
+      }
+    }
+    return img;
+  }
+
+  // ---- removing ----
+
+  /**
+   * Docker-like rmi: a tag that is not the image's last is just untagged; otherwise (or for an ID)
+   * the image is deleted. Deleting by ID an image with several tags needs `force`. An image in use by
+   * a container is never deleted (with `force` its tags go, like docker).
+   */
+  async remove(refOrId: string, opts: { force?: boolean } = {}): Promise<RemoveResult> {
+    const result: RemoveResult = { untagged: [], deleted: [] };
+    let released: { diffIDs: Digest[]; id: Digest }[] = [];
+    await this.lock.withExclusive(async () => {
+      let entries = await this.entries();
+      const target = await this.findManifest(entries, refOrId);
+      const img = await this.load(target, entries);
+      const byName = isNameReference(refOrId) && entries.some((e) => e.name === formatReference(parseReference(refOrId)));
+      // Every manifest of this image (same config), e.g. a built one and a re-imported one.
+      const sameImage = await this.manifestsWithConfig(entries, (id) => id === img.id);
+      const manifestDigests = new Set(sameImage.map((m) => m.descriptor.digest));
+      const tagged = entries.filter((e) => e.name !== null && manifestDigests.has(e.descriptor.digest));
+      if (byName) {
+        const name = formatReference(parseReference(refOrId));
+        entries = entries.filter((e) => e.name !== name);
+        result.untagged.push(familiarString(parseReference(name)));
+        if (tagged.length > 1) {
+          await this.writeEntries(keepDangling(entries, target));
+          return;
+        }
+      } else if (tagged.length > 1 && !opts.force) {
+        throw new Error(
+          `unable to delete image ${shortImageId(img.id)} (must be forced): it is tagged as ${tagged
+            .map((e) => familiarString(parseReference(e.name!)))
+            .join(', ')}`,
+        );
+      }
+      if (this.opts.isInUse && (await this.opts.isInUse(img.id))) {
+        if (!opts.force) throw new Error(`image ${familiarOrId(refOrId, img.id)} is in use by a container; stop and remove it first`);
+        for (const e of tagged) if (!result.untagged.includes(familiarString(parseReference(e.name!)))) result.untagged.push(familiarString(parseReference(e.name!)));
+        entries = entries.filter((e) => !(e.name !== null && manifestDigests.has(e.descriptor.digest)));
+        await this.writeEntries(keepDangling(entries, target));
+        return;
+      }
+      for (const e of tagged) {
+        const f = familiarString(parseReference(e.name!));
+        if (!result.untagged.includes(f)) result.untagged.push(f);
+      }
+      entries = entries.filter((e) => !manifestDigests.has(e.descriptor.digest));
+      await this.writeEntries(entries);
+      released = await this.deleteUnreferenced(entries, [{ img, entryDigests: [...manifestDigests] }], result);
+    });
+    await this.release(released);
+    return result;
+  }
+
+  /** Removes untagged images (not in use) and blobs nothing references (older than `graceMs`). */
+  async prune(opts: { graceMs?: number } = {}): Promise<PruneResult> {
+    const grace = opts.graceMs ?? DEFAULT_PRUNE_GRACE_MS;
+    const result: PruneResult = { deletedImages: [], deletedBlobs: 0, reclaimedBytes: 0 };
+    let released: { diffIDs: Digest[]; id: Digest }[] = [];
+    await this.lock.withExclusive(async () => {
+      let entries = await this.entries();
+      const dangling: { img: ResolvedImage; entryDigests: Digest[] }[] = [];
+      const keep: IndexEntry[] = [];
+      for (const e of entries) {
+        if (e.name !== null) {
+          keep.push(e);
+          continue;
+        }
+        const img = await this.load(e.descriptor, entries).catch(() => null);
+        if (img && this.opts.isInUse && (await this.opts.isInUse(img.id))) keep.push(e);
+        else if (img) dangling.push({ img, entryDigests: [e.descriptor.digest] });
+      }
+      entries = keep;
+      await this.writeEntries(entries);
+      const removed: RemoveResult = { untagged: [], deleted: [] };
+      released = await this.deleteUnreferenced(entries, dangling, removed);
+      result.deletedImages = removed.deleted;
+      // Orphans: blobs reachable from no entry, except recent ones (see the header).
+      const { blobs } = await this.reachable(entries);
+      const now = Date.now();
+      for (const d of await this.content.list()) {
+        if (blobs.has(d)) continue;
+        try {
+          const st = await fsp.stat(this.content.blobPath(d));
+          if (now - st.mtimeMs < grace) continue;
+          await fsp.unlink(this.content.blobPath(d));
+          result.deletedBlobs++;
+          result.reclaimedBytes += st.size;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
+      }
+      await this.forgetUnreachableLayerInfo(blobs);
+    });
+    await this.release(released);
+    return result;
+  }
+
+  /** Every blob reachable from `entries`, and the diffIDs of every reachable image. */
+  private async reachable(entries: IndexEntry[]): Promise<{ blobs: Set<Digest>; diffIDs: Set<Digest> }> {
+    const blobs = new Set<Digest>();
+    const diffIDs = new Set<Digest>();
+    const visit = async (desc: Descriptor, depth: number): Promise<void> => {
+      if (blobs.has(desc.digest) || depth > 4) return;
+      blobs.add(desc.digest);
+      let doc: ImageManifest & ImageIndex;
+      try {
+        doc = await this.content.readJson(desc.digest);
+      } catch {
+        return;
+      }
+      if (Array.isArray(doc.manifests)) for (const m of doc.manifests) await visit(m, depth + 1);
+      if (doc.config?.digest) {
+        blobs.add(doc.config.digest);
+        for (const l of doc.layers ?? []) blobs.add(l.digest);
+        try {
+          const config = await this.content.readJson<ImageConfig>(doc.config.digest);
+          for (const d of config.rootfs?.diff_ids ?? []) diffIDs.add(d);
+        } catch {
+          // A missing config: nothing more is reachable through it.
+        }
+      }
+    };
+    for (const e of entries) await visit(e.descriptor, 0);
+    // Compressed alternatives of layers still in use are kept for reuse.
+    const info = await this.blobInfo.read();
+    for (const d of diffIDs) {
+      const li = info.get(d);
+      blobs.add(d);
+      for (const c of li?.compressed ?? []) blobs.add(c.digest);
+    }
+    return { blobs, diffIDs };
+  }
+
+  /** Deletes the manifests, configs and layer blobs of `images` that `entries` no longer reach. */
+  private async deleteUnreferenced(
+    entries: IndexEntry[],
+    images: { img: ResolvedImage; entryDigests: Digest[] }[],
+    result: RemoveResult,
+  ): Promise<{ diffIDs: Digest[]; id: Digest }[]> {
+    const { blobs, diffIDs } = await this.reachable(entries);
+    const info = await this.blobInfo.read();
+    const released: { diffIDs: Digest[]; id: Digest }[] = [];
+    for (const { img, entryDigests } of images) {
+      const candidates = new Set<Digest>([...entryDigests, img.manifestDescriptor.digest, img.id]);
+      for (const l of img.layers) {
+        candidates.add(l.descriptor.digest);
+        if (!diffIDs.has(l.diffID)) {
+          candidates.add(l.diffID);
+          for (const c of info.get(l.diffID)?.compressed ?? []) candidates.add(c.digest);
+        }
+      }
+      for (const d of candidates) if (!blobs.has(d)) await this.content.delete(d);
+      if (!blobs.has(img.id)) {
+        if (!result.deleted.includes(img.id)) result.deleted.push(img.id);
+        released.push({ diffIDs: img.layers.map((l) => l.diffID), id: img.id });
+      }
+    }
+    await this.forgetUnreachableLayerInfo(blobs);
+    return released;
+  }
+
+  private async forgetUnreachableLayerInfo(reachableBlobs: Set<Digest>): Promise<void> {
+    const info = await this.blobInfo.read();
+    if ([...info.keys()].every((d) => reachableBlobs.has(d))) return;
+    await this.blobInfo.update((layers) => {
+      for (const d of [...layers.keys()]) if (!reachableBlobs.has(d)) layers.delete(d);
+    });
+  }
+
+  private async release(released: { diffIDs: Digest[]; id: Digest }[]): Promise<void> {
+    if (!this.opts.onImageDeleted) return;
+    for (const r of released) await this.opts.onImageDeleted(r.diffIDs, r.id);
+  }
+}
+
+// ---- helpers ----
+
+function entryName(desc: Descriptor): string | null {
+  const raw = desc.annotations?.[ANNOTATION_REF_NAME];
+  if (!raw) return null;
+  try {
+    const ref = parseReference(raw);
+    return ref.digest ? null : formatReference(ref);
+  } catch {
+    return null;
+  }
+}
+
+function parseTagReference(ref: string): ImageReference {
+  const parsed = parseReference(ref);
+  if (parsed.digest) throw new Error(`cannot tag with a digest reference: ${ref}`);
+  return parsed;
+}
+
+function withoutRefName(desc: Descriptor): Descriptor {
+  const { annotations, ...rest } = desc;
+  if (!annotations) return rest;
+  const { [ANNOTATION_REF_NAME]: _drop, ...others } = annotations;
+  return Object.keys(others).length > 0 ? { ...rest, annotations: others } : rest;
+}
+
+function manifestEntryDescriptor(desc: Descriptor): Descriptor {
+  parseDigest(desc.digest);
+  return withoutRefName({ mediaType: desc.mediaType, digest: desc.digest, size: desc.size, ...(desc.annotations ? { annotations: desc.annotations } : {}) });
+}
+
+/** Moves `ref` to `desc`; the manifest it leaves stays as an untagged entry if nothing else names it. */
+function applyTag(entries: IndexEntry[], ref: ImageReference, desc: Descriptor): IndexEntry[] {
+  const name = formatReference(ref);
+  const old = entries.find((e) => e.name === name);
+  let out = entries.filter((e) => e.name !== name && !(e.name === null && e.descriptor.digest === desc.digest));
+  const base = withoutRefName(desc);
+  out.push({
+    descriptor: { ...base, annotations: { ...(base.annotations ?? {}), [ANNOTATION_REF_NAME]: familiarString(ref) } },
+    name,
+  });
+  if (old && old.descriptor.digest !== desc.digest) out = keepDangling(out, old.descriptor);
+  return out;
+}
+
+/** Re-adds `desc` as an untagged entry if no entry names its digest any more. */
+function keepDangling(entries: IndexEntry[], desc: Descriptor): IndexEntry[] {
+  if (entries.some((e) => e.descriptor.digest === desc.digest)) return entries;
+  return [...entries, { descriptor: withoutRefName(desc), name: null }];
+}
+
+function isNameReference(input: string): boolean {
+  const hex = input.startsWith('sha256:') ? input.slice(7) : input;
+  if (/^[0-9a-f]{64}$/.test(hex)) return false;
+  try {
+    return !parseReference(input).digest;
+  } catch {
+    return false;
+  }
+}
+
+export function shortImageId(id: Digest): string {
+  return id.slice(7, 19);
+}
+
+function familiarOrId(input: string, id: Digest): string {
+  return isNameReference(input) ? familiarString(parseReference(input)) : shortImageId(id);
+}
+
+function layerSize(l: ImageLayer, info: Map<Digest, LayerInfo>): number {
+  const known = info.get(l.diffID)?.size;
+  if (known !== undefined) return known;
+  return l.descriptor.size;
+}
+
+function imageSize(img: ResolvedImage, info: Map<Digest, LayerInfo>): number {
+  return img.layers.reduce((sum, l) => sum + layerSize(l, info), 0);
+}

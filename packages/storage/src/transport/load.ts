@@ -1,0 +1,315 @@
+// Loading image archives: OCI archives (oci-layout + index.json) and docker-archives (manifest.json),
+// plain or gzip/zstd-compressed as a whole. Members are streamed into the content store (never the
+// whole archive in memory), verified where their name carries a digest; then each image's layers are
+// handed, bottom-up, to the layer store through a LayerImporter as verified uncompressed streams, and
+// the images are tagged.
+//
+// Names: docker-archive RepoTags; for OCI, `io.containerd.image.name` when present (docker ≥25,
+// containerd), else `org.opencontainers.image.ref.name` read as a reference (`app:latest`, or `app` →
+// `app:latest`). An image without a usable name is loaded untagged (reachable by ID).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { LayerBlobInfo } from '../content/blobinfo';
+import { MediaTypes, layerCompression, type Descriptor } from '../content/types';
+import { chainIDs, isDigest, verifyingStream, type Digest } from '../digest';
+import { familiarString, parseReference } from '../image/reference';
+import type { ImageLayer, ImageStore } from '../image/store';
+import {
+  ANNOTATION_IMAGE_NAME,
+  ANNOTATION_REF_NAME,
+  type DockerArchiveManifestEntry,
+  type ImageConfig,
+  type ImageIndex,
+  type ImageManifest,
+} from '../image/types';
+import { normalizeName, readArchiveMembers } from './archive-reader';
+import { decompress, detectCompression } from '../archive/decompress';
+import { chainInto, type ProgressFn } from './common';
+
+/** Implemented by the layer store: extract one layer on top of its parent chain. */
+export interface LayerImporter {
+  /**
+   * `open()` yields the layer's uncompressed tar, verified against `diffID` (the stream errors at its
+   * end otherwise). An importer that already has the chain may return without calling it.
+   */
+  importLayer(parentChainID: Digest | null, diffID: Digest, open: () => Readable): Promise<void>;
+}
+
+export interface LoadOptions {
+  importer: LayerImporter;
+  onProgress?: ProgressFn;
+}
+
+export interface LoadResult {
+  /** Familiar references tagged by the load (`app:latest`). */
+  images: string[];
+  /** Image IDs (config digests), one per loaded image. */
+  ids: Digest[];
+}
+
+const METADATA = new Set(['manifest.json', 'index.json', 'oci-layout', 'repositories']);
+const METADATA_MAX = 64 << 20;
+
+interface LoadedImage {
+  manifest: Descriptor;
+  layers: ImageLayer[];
+  id: Digest;
+  names: string[];
+}
+
+export async function loadArchive(store: ImageStore, file: string, opts: LoadOptions): Promise<LoadResult> {
+  const st = await fs.promises.stat(file).catch((err: NodeJS.ErrnoException) => {
+    throw new Error(err.code === 'ENOENT' ? `archive not found: ${file}` : `cannot read archive ${file}: ${err.message}`);
+  });
+  if (!st.isFile()) throw new Error(`not a file: ${file}`);
+  const members = await readMembers(store, file, st.size, opts.onProgress);
+  let images: LoadedImage[];
+  if (members.meta.has('oci-layout') && members.meta.has('index.json')) images = await fromOciLayout(store, members, file);
+  else if (members.meta.has('manifest.json')) images = await fromDockerArchive(store, members, file);
+  else if (members.meta.has('repositories')) {
+    throw new Error(`${file}: legacy docker-archive (docker < 1.10, no manifest.json) is not supported; re-save it with a newer docker`);
+  } else throw new Error(`${file}: not an image archive (no oci-layout + index.json, no manifest.json)`);
+  await importAll(store, images, opts);
+  const result: LoadResult = { images: [], ids: [] };
+  for (const img of images) {
+    await store.addImage(img.manifest, img.names);
+    for (const n of img.names) if (!result.images.includes(n)) result.images.push(n);
+    if (!result.ids.includes(img.id)) result.ids.push(img.id);
+  }
+  return result;
+}
+
+interface Members {
+  meta: Map<string, Buffer>;
+  /** Archive path → stored blob. */
+  files: Map<string, Descriptor>;
+  /** Archive path → path it links to. */
+  links: Map<string, string>;
+}
+
+async function readMembers(store: ImageStore, file: string, fileSize: number, onProgress?: ProgressFn): Promise<Members> {
+  const raw = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+  let read = 0;
+  raw.on('data', (chunk) => {
+    read += chunk.length;
+    onProgress?.({ phase: 'read', done: read, total: fileSize, item: file });
+  });
+  const stream = decompress(raw);
+  const out: Members = { meta: new Map(), files: new Map(), links: new Map() };
+  try {
+    for await (const m of readArchiveMembers(stream)) {
+      if (m.type === 'symlink') {
+        out.links.set(m.name, path.posix.normalize(path.posix.join(path.posix.dirname(m.name), m.linkname)));
+        continue;
+      }
+      if (m.type === 'link') {
+        out.links.set(m.name, normalizeName(m.linkname));
+        continue;
+      }
+      if (m.type !== 'file') continue;
+      if (METADATA.has(m.name)) {
+        if (m.size > METADATA_MAX) throw new Error(`${file}: ${m.name} is ${m.size} bytes, too large`);
+        const chunks: Buffer[] = [];
+        for await (const c of m.body) chunks.push(Buffer.from(c));
+        out.meta.set(m.name, Buffer.concat(chunks));
+        continue;
+      }
+      const named = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(m.name);
+      const expected = named ? (`sha256:${named[1]}` as Digest) : undefined;
+      if (expected && (await store.content.has(expected))) {
+        for await (const _ of m.body); // already stored (and verified when it was)
+        out.files.set(m.name, { mediaType: MediaTypes.octetStream, digest: expected, size: m.size });
+        continue;
+      }
+      try {
+        out.files.set(m.name, await store.content.putStream(m.body, expected));
+      } catch (err) {
+        throw new Error(`${file}: member ${m.name}: ${(err as Error).message}`);
+      }
+    }
+  } finally {
+    raw.destroy();
+  }
+  return out;
+}
+
+function lookup(members: Members, name: string, file: string, what: string): Descriptor {
+  let p = normalizeName(name);
+  for (let hops = 0; hops < 16 && !members.files.has(p) && members.links.has(p); hops++) p = members.links.get(p)!;
+  const d = members.files.get(p);
+  if (!d) throw new Error(`${file}: ${what} ${name} is missing from the archive`);
+  return d;
+}
+
+function parseMeta<T>(members: Members, name: string, file: string): T {
+  try {
+    return JSON.parse(members.meta.get(name)!.toString('utf8')) as T;
+  } catch (err) {
+    throw new Error(`${file}: ${name} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Familiar names from an OCI index entry's annotations (see the header). */
+function ociEntryNames(desc: Descriptor): string[] {
+  for (const key of [ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME]) {
+    const raw = desc.annotations?.[key];
+    if (!raw) continue;
+    try {
+      const ref = parseReference(raw);
+      if (!ref.digest) return [familiarString(ref)];
+    } catch {
+      // not a usable name; try the next annotation
+    }
+  }
+  return [];
+}
+
+async function fromOciLayout(store: ImageStore, members: Members, file: string): Promise<LoadedImage[]> {
+  const layout = parseMeta<{ imageLayoutVersion?: string }>(members, 'oci-layout', file);
+  if (layout.imageLayoutVersion !== '1.0.0') throw new Error(`${file}: unsupported OCI layout version ${JSON.stringify(layout.imageLayoutVersion)}`);
+  const index = parseMeta<ImageIndex>(members, 'index.json', file);
+  if (!Array.isArray(index.manifests)) throw new Error(`${file}: index.json has no "manifests" array`);
+  const out: LoadedImage[] = [];
+  for (const entry of index.manifests) {
+    if (!isDigest(entry.digest)) throw new Error(`${file}: index.json names an invalid digest ${JSON.stringify(entry.digest)}`);
+    lookup(members, `blobs/sha256/${entry.digest.slice(7)}`, file, 'manifest');
+    const { manifest, descriptor } = await store.readManifest(entry);
+    const img = await describe(store, manifest, descriptor, file);
+    const names = ociEntryNames(entry);
+    const same = out.find((o) => o.manifest.digest === descriptor.digest);
+    if (same) for (const n of names) if (!same.names.includes(n)) same.names.push(n);
+    if (!same) out.push({ ...img, names });
+  }
+  return out;
+}
+
+async function describe(store: ImageStore, manifest: ImageManifest, descriptor: Descriptor, file: string): Promise<Omit<LoadedImage, 'names'>> {
+  const config = await store.content.readJson<ImageConfig>(manifest.config.digest).catch((err: Error) => {
+    throw new Error(`${file}: config ${manifest.config.digest}: ${err.message}`);
+  });
+  const diffIDs = config.rootfs?.diff_ids ?? [];
+  if (diffIDs.length !== manifest.layers.length) {
+    throw new Error(`${file}: image ${manifest.config.digest} lists ${diffIDs.length} diff_ids for ${manifest.layers.length} layers`);
+  }
+  for (const d of diffIDs) if (!isDigest(d)) throw new Error(`${file}: image ${manifest.config.digest}: invalid diff_id ${JSON.stringify(d)}`);
+  for (const l of manifest.layers) {
+    if (layerCompression(l.mediaType) === undefined) throw new Error(`${file}: blob ${l.digest} has media type ${l.mediaType}, not a layer`);
+    if (!(await store.content.has(l.digest))) throw new Error(`${file}: layer blob ${l.digest} is missing from the archive`);
+  }
+  return {
+    manifest: { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size },
+    layers: diffIDs.map((diffID, i) => ({ diffID, descriptor: manifest.layers[i] })),
+    id: manifest.config.digest,
+  };
+}
+
+async function fromDockerArchive(store: ImageStore, members: Members, file: string): Promise<LoadedImage[]> {
+  const entries = parseMeta<DockerArchiveManifestEntry[]>(members, 'manifest.json', file);
+  if (!Array.isArray(entries)) throw new Error(`${file}: manifest.json is not an array`);
+  const out: LoadedImage[] = [];
+  for (const e of entries) {
+    if (typeof e?.Config !== 'string' || !Array.isArray(e.Layers)) throw new Error(`${file}: manifest.json entry without Config or Layers`);
+    const configBlob = lookup(members, e.Config, file, 'config');
+    const layers: Descriptor[] = [];
+    for (const p of e.Layers) {
+      const blob = lookup(members, p, file, 'layer');
+      const head = await readHead(store, blob.digest);
+      const kind = detectCompression(head);
+      if (kind !== 'gzip' && kind !== 'zstd' && kind !== 'none') {
+        throw new Error(`${file}: layer ${p} is ${kind}-compressed; only uncompressed, gzip and zstd layers are supported`);
+      }
+      const mediaType = kind === 'gzip' ? MediaTypes.ociLayerGzip : kind === 'zstd' ? MediaTypes.ociLayerZstd : MediaTypes.ociLayer;
+      layers.push({ mediaType, digest: blob.digest, size: (await store.content.info(blob.digest)).size });
+    }
+    const configSize = (await store.content.info(configBlob.digest)).size;
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: MediaTypes.ociManifest,
+      config: { mediaType: MediaTypes.ociConfig, digest: configBlob.digest, size: configSize },
+      layers,
+    };
+    const descriptor = await store.content.putJson(manifest, MediaTypes.ociManifest);
+    const img = await describe(store, manifest, descriptor, file);
+    for (const l of img.layers) {
+      if (l.descriptor.mediaType === MediaTypes.ociLayer && l.descriptor.digest !== l.diffID) {
+        throw new Error(`${file}: image ${img.id}: layer ${l.descriptor.digest} does not match its diff_id ${l.diffID}`);
+      }
+    }
+    const names: string[] = [];
+    for (const t of e.RepoTags ?? []) {
+      try {
+        const ref = parseReference(t);
+        if (!ref.digest) names.push(familiarString(ref));
+      } catch (err) {
+        throw new Error(`${file}: RepoTags: ${(err as Error).message}`);
+      }
+    }
+    out.push({ ...img, names });
+  }
+  return out;
+}
+
+async function readHead(store: ImageStore, d: Digest): Promise<Buffer> {
+  const fh = await fs.promises.open(store.content.blobPath(d), 'r');
+  try {
+    const buf = Buffer.alloc(8);
+    const { bytesRead } = await fh.read(buf, 0, 8, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Hands every image's layers, bottom-up, to the importer (each chain once). */
+async function importAll(store: ImageStore, images: LoadedImage[], opts: LoadOptions): Promise<void> {
+  const done = new Set<Digest>();
+  const total = new Set(images.flatMap((i) => chainIDs(i.layers.map((l) => l.diffID)))).size;
+  const sizes: { diffID: Digest; blob: Descriptor; size?: number }[] = [];
+  for (const img of images) {
+    const chain = chainIDs(img.layers.map((l) => l.diffID));
+    for (let i = 0; i < img.layers.length; i++) {
+      if (done.has(chain[i])) continue;
+      const layer = img.layers[i];
+      let size: number | undefined;
+      await opts.importer.importLayer(i === 0 ? null : chain[i - 1], layer.diffID, () =>
+        openVerified(store, layer, (n) => {
+          size = n;
+        }),
+      );
+      // Recorded even when the importer had the layer already: a built image naming this layer by
+      // diffID can then be saved from the original blob (the layer store may not rebuild its bytes).
+      sizes.push({ diffID: layer.diffID, blob: layer.descriptor, size });
+      done.add(chain[i]);
+      opts.onProgress?.({ phase: 'import', done: done.size, total, item: layer.diffID });
+    }
+  }
+  if (sizes.length > 0) {
+    await store.lock.withExclusive(() =>
+      store.blobInfo.update((layers) => {
+        for (const s of sizes) LayerBlobInfo.addCompressed(layers, s.diffID, s.blob, s.size);
+      }),
+    );
+  }
+}
+
+/** The layer's uncompressed bytes, verified against its diffID; reports the size when complete. */
+function openVerified(store: ImageStore, layer: ImageLayer, onSize: (n: number) => void): Readable {
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  const wrap = (err: Error) =>
+    new Error(
+      (err as { code?: string }).code === 'EDIGEST'
+        ? `layer ${layer.descriptor.digest} does not match its diff_id ${layer.diffID}: ${err.message}`
+        : `layer ${layer.descriptor.digest}: ${err.message}`,
+    );
+  (async () => {
+    const raw = await store.content.open(layer.descriptor.digest, { size: layer.descriptor.size });
+    // A compressed media type: decompress by the magic bytes (some tools mislabel layers).
+    const streams: Readable[] = [(layerCompression(layer.descriptor.mediaType) ?? 'none') === 'none' ? raw : decompress(raw)];
+    const verify = verifyingStream(layer.diffID);
+    verify.on('end', () => onSize(verify.bytes));
+    streams.push(verify);
+    chainInto(out, streams, wrap);
+  })().catch((err: Error) => out.destroy(wrap(err)));
+  return out;
+}
