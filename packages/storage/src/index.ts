@@ -6,3 +6,5 @@ export * from './lock';
 export * from './content';
 export * from './image';
 export * from './transport';
+export * from './archive';
+export * from './store';

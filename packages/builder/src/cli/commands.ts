@@ -2,3 +2,12 @@
 import { registerCommand } from './main';
 
 registerCommand('version', () => require('./cmd-version').command);
+registerCommand('import', () => require('./cmd-images').importCommand);
+registerCommand('images', () => require('./cmd-images').imagesCommand);
+registerCommand('inspect', () => require('./cmd-images').inspectCommand);
+registerCommand('history', () => require('./cmd-images').historyCommand);
+registerCommand('tag', () => require('./cmd-images').tagCommand);
+registerCommand('rmi', () => require('./cmd-images').rmiCommand);
+registerCommand('save', () => require('./cmd-images').saveCommand);
+registerCommand('load', () => require('./cmd-images').loadCommand);
+registerCommand('prune', () => require('./cmd-images').pruneCommand);

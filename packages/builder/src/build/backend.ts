@@ -1,0 +1,72 @@
+// What the build orchestrator needs from storage and the runtime, and nothing more. The real
+// implementation (store-backend.ts) sits on @tsbuild/storage; keeping this narrow keeps the
+// orchestrator testable and its dependencies obvious.
+import type { Readable, Writable } from 'node:stream';
+import type { ImageConfig } from './image-config';
+
+export interface ResolvedImage {
+  /** The image ID: the config digest. */
+  id: string;
+  /** The normalized reference it was found by. */
+  ref: string;
+  config: ImageConfig;
+  /** The chain ID of the top layer, or null for an image without layers. */
+  chainID: string | null;
+}
+
+/** A read-write layer on top of a chain, mounted while the step runs. */
+export interface WorkLayer {
+  /** The mounted root filesystem. */
+  readonly rootfs: string;
+  /**
+   * Unmounts and turns the changes into a committed layer; `empty` is true when nothing changed.
+   * `clampMtime` rewrites file times in the layer tar (SOURCE_DATE_EPOCH).
+   */
+  commit(opts: { clampMtime?: number }): Promise<{ chainID: string; diffID: string; size: number; empty: boolean }>;
+  /** Unmounts and throws the changes away. Safe to call twice or after commit. */
+  discard(): Promise<void>;
+}
+
+/** A read-only view of a chain (for COPY --from and RUN --mount from=). */
+export interface LayerView {
+  readonly rootfs: string;
+  release(): Promise<void>;
+}
+
+export interface RunRequest {
+  rootfs: string;
+  args: string[];
+  env: string[];
+  cwd: string;
+  user: string;
+  network: 'host' | 'none';
+  /** Extra mounts (cache dirs, binds, secrets, tmpfs), target paths inside the container. */
+  mounts: RunMountRequest[];
+  stdout: Writable;
+  stderr: Writable;
+}
+
+export type RunMountRequest =
+  | { type: 'bind'; source: string; target: string; readonly: boolean }
+  | { type: 'tmpfs'; target: string; size?: number };
+
+export interface RunResult {
+  exitCode: number | null;
+  signal: string | null;
+  oomKilled?: boolean;
+}
+
+export interface BuildBackend {
+  /** Storage root: the builder keeps its cache index and cache mounts below it. */
+  readonly root: string;
+  resolveImage(ref: string): Promise<ResolvedImage>;
+  hasLayer(chainID: string): Promise<boolean>;
+  createWorkLayer(parentChainID: string | null): Promise<WorkLayer>;
+  viewLayer(chainID: string | null): Promise<LayerView>;
+  run(req: RunRequest): Promise<RunResult>;
+  /** Writes the image (config + manifest) and returns its IDs; tags are applied by `tag`. */
+  writeImage(config: ImageConfig, layers: { diffID: string; chainID: string }[]): Promise<{ imageId: string; manifestDigest: string }>;
+  tag(ref: string, imageId: string): Promise<string>;
+  /** An uncompressed tar stream of a committed layer chain's merged tree (for --output). */
+  exportRootfs?(chainID: string | null): Promise<Readable>;
+}

@@ -1,0 +1,136 @@
+// The build cache: a step's key is a digest of its named parts (parent layer, instruction, env it
+// sees, content of its sources…). Entries and the last key of every step position ("lineage") live
+// under <root>/builder, so a miss can say which part changed since the previous build.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** Ordered named parts of a cache key; values are canonical strings. */
+export type KeyParts = Record<string, string>;
+
+export interface CacheRecord {
+  chainID: string;
+  diffID: string;
+  size: number;
+  empty: boolean;
+}
+
+const PART_LABELS: Record<string, string> = {
+  parent: 'the parent layer changed',
+  instruction: 'the instruction changed',
+  env: 'the environment changed',
+  args: 'a build argument changed',
+  user: 'the user changed',
+  workdir: 'the working directory changed',
+  shell: 'the shell changed',
+  network: 'the network mode changed',
+  mounts: 'the RUN mounts changed',
+  content: 'the content of the sources changed',
+  from: 'the source stage or image changed',
+  epoch: 'SOURCE_DATE_EPOCH changed',
+};
+
+export function cacheKey(parts: KeyParts): string {
+  const h = crypto.createHash('sha256');
+  h.update('tsbuild-cache-v1\n');
+  for (const [name, value] of Object.entries(parts)) h.update(`${name}=${JSON.stringify(value)}\n`);
+  return `sha256:${h.digest('hex')}`;
+}
+
+export class BuildCache {
+  private readonly entries: string;
+  private readonly lineage: string;
+
+  constructor(root: string) {
+    this.entries = path.join(root, 'builder', 'cache');
+    this.lineage = path.join(root, 'builder', 'lineage');
+  }
+
+  async lookup(key: string): Promise<CacheRecord | undefined> {
+    try {
+      return JSON.parse(await fs.promises.readFile(this.entryPath(key), 'utf8')) as CacheRecord;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async store(key: string, record: CacheRecord): Promise<void> {
+    await writeJsonAtomic(this.entryPath(key), record);
+  }
+
+  async forget(key: string): Promise<void> {
+    await fs.promises.rm(this.entryPath(key), { force: true });
+  }
+
+  /** Says which parts differ from the last build of the same step position. */
+  async explainMiss(lineageId: string, parts: KeyParts): Promise<string> {
+    let previous: KeyParts | undefined;
+    try {
+      previous = JSON.parse(await fs.promises.readFile(this.lineagePath(lineageId), 'utf8')) as KeyParts;
+    } catch {
+      return 'no previous build of this step';
+    }
+    const changed = Object.keys(parts).filter((name) => previous![name] !== parts[name]);
+    for (const name of Object.keys(previous)) if (!(name in parts)) changed.push(name);
+    if (changed.length === 0) return 'the cached layer is gone';
+    return changed.map((name) => describeChange(name, previous![name], parts[name])).join('; ');
+  }
+
+  async recordLineage(lineageId: string, parts: KeyParts): Promise<void> {
+    await writeJsonAtomic(this.lineagePath(lineageId), parts);
+  }
+
+  private entryPath(key: string): string {
+    return path.join(this.entries, key.replace(/^sha256:/, ''));
+  }
+
+  private lineagePath(id: string): string {
+    return path.join(this.lineage, id);
+  }
+}
+
+function describeChange(name: string, before: string | undefined, after: string | undefined): string {
+  const label = PART_LABELS[name] ?? `${name} changed`;
+  if (name === 'env' || name === 'args') {
+    const diff = diffAssignments(before, after);
+    if (diff.length > 0) return `${label}: ${diff.join(', ')}`;
+  }
+  if (name === 'instruction' && before !== undefined && after !== undefined) return `${label} (was: ${truncate(before)})`;
+  return label;
+}
+
+/** Names of KEY=value assignments that differ between two JSON arrays of them. */
+function diffAssignments(before: string | undefined, after: string | undefined): string[] {
+  const parse = (s: string | undefined) => {
+    const map = new Map<string, string>();
+    if (!s) return map;
+    try {
+      for (const kv of JSON.parse(s) as string[]) {
+        const eq = kv.indexOf('=');
+        map.set(eq < 0 ? kv : kv.slice(0, eq), eq < 0 ? '' : kv.slice(eq + 1));
+      }
+    } catch {
+      // Not a list of assignments: fall back to the generic label.
+    }
+    return map;
+  };
+  const a = parse(before);
+  const b = parse(after);
+  const names = new Set([...a.keys(), ...b.keys()]);
+  return [...names].filter((n) => a.get(n) !== b.get(n)).sort();
+}
+
+function truncate(s: string): string {
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+export function lineageId(...parts: string[]): string {
+  return crypto.createHash('sha256').update(parts.join('\0')).digest('hex');
+}
+
+async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  await fs.promises.mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+  await fs.promises.writeFile(tmp, JSON.stringify(value));
+  await fs.promises.rename(tmp, file);
+}

@@ -1,0 +1,320 @@
+// COPY and ADD: resolve sources (context, stage or image), then write them into the mounted rootfs
+// with Docker's rules: a directory source copies its contents; a file goes into a directory
+// destination (trailing `/`, an existing directory, or several sources) under its own name, otherwise
+// it becomes the destination. Every destination path is resolved inside the rootfs (symlinks in the
+// image are re-rooted, never followed on the host). Owner: --chown, else 0:0 for context sources and
+// the original owner for --from sources. Mode, mtime, xattrs and hardlinks are kept.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { lgetxattr, llistxattr, lsetxattr, mknod } from '@tsbuild/native';
+import { applyTar, decompress, resolveInRoot } from '@tsbuild/storage';
+import type { AddInstruction, CopyInstruction } from '../dockerfile';
+import {
+  BuildContext,
+  StatCache,
+  hashSources,
+  parseChmod,
+  parseChown,
+  type ChmodFn,
+  type CopyItem,
+  type Owner,
+  type SourceEntry,
+} from '../context';
+import { BuildError } from './errors';
+
+export interface CopySources {
+  entries: SourceEntry[];
+  /** Digest over the sources' names, metadata and bytes (not mtimes): the step's content key. */
+  contentDigest: string;
+}
+
+/** The build context's side of COPY/ADD: resolution with .dockerignore, hashing with a stat cache. */
+export class ContextSources {
+  private constructor(
+    readonly context: BuildContext,
+    private readonly statCache: StatCache,
+  ) {}
+
+  static async open(contextDir: string, dockerfile: { path?: string; text?: string }, storageRoot: string): Promise<ContextSources> {
+    const opts: { dockerfilePath?: string; dockerfileText?: string } = {};
+    if (dockerfile.text !== undefined) opts.dockerfileText = dockerfile.text;
+    else if (dockerfile.path !== undefined) opts.dockerfilePath = dockerfile.path;
+    const context = await BuildContext.open(contextDir, opts);
+    const id = crypto.createHash('sha256').update(context.root).digest('hex').slice(0, 32);
+    const statCache = await StatCache.load(path.join(storageRoot, 'builder', 'statcache', `${id}.json`));
+    return new ContextSources(context, statCache);
+  }
+
+  async plan(instr: CopyInstruction | AddInstruction): Promise<CopySources> {
+    const local = instr.sources.filter((s) => !isRemote(s));
+    const entries = await this.context.resolveSources(local, { excludes: instr.exclude });
+    const hash = await hashSources(entries, { statCache: this.statCache });
+    const h = crypto.createHash('sha256').update(hash.digest);
+    for (const s of instr.sources.filter(isRemote)) h.update(`\0remote:${s}`);
+    for (const c of instr.contents) h.update(`\0heredoc:${c.path}\0${c.data}`);
+    return { entries, contentDigest: `sha256:${h.digest('hex')}` };
+  }
+
+  save(): Promise<void> {
+    return this.statCache.save();
+  }
+}
+
+/** Where sources come from: the context (already resolved at plan time) or a stage/image rootfs. */
+export interface SourceRoot {
+  dir: string;
+  fromStage: boolean;
+  release(): Promise<void>;
+}
+
+export async function copyStep(
+  rootfs: string,
+  instr: CopyInstruction | AddInstruction,
+  planned: CopySources | undefined,
+  sourceRoot: SourceRoot,
+  workdir: string,
+): Promise<void> {
+  try {
+    let entries = planned?.entries;
+    if (!entries) {
+      const view = await BuildContext.open(sourceRoot.dir, { dockerfileText: '', ignoreFile: null });
+      entries = await view.resolveSources(instr.sources, { excludes: instr.exclude });
+    }
+    const owner = instr.chown ? await resolveChown(rootfs, instr.chown) : undefined;
+    const chmod = instr.chmod ? parseChmod(instr.chmod) : undefined;
+    const opts: WriteOptions = { owner, chmod, keepOwner: sourceRoot.fromStage };
+
+    const sourceCount = entries.length + instr.contents.length + instr.sources.filter(isRemote).length;
+    const destIsDir = instr.dest.endsWith('/') || instr.dest.endsWith('/.') || instr.dest === '.';
+    const destPath = path.posix.isAbsolute(instr.dest) ? instr.dest : path.posix.join(workdir || '/', instr.dest);
+    const wildcard = instr.sources.some((s) => /[*?[]/.test(s));
+    if ((sourceCount > 1 || wildcard) && !destIsDir) {
+      const existing = await statInRoot(rootfs, destPath);
+      if (!existing?.isDirectory()) {
+        throw new BuildError(`When using ${instr.keyword} with more than one source file, the destination must be a directory and end with a /`);
+      }
+    }
+
+    for (const entry of entries) {
+      const rootItem = entry.root;
+      if (rootItem.type === 'dir') {
+        await writeTree(rootfs, destPath, entry.items, opts);
+        continue;
+      }
+      const intoDir = destIsDir || sourceCount > 1 || (await statInRoot(rootfs, destPath))?.isDirectory() === true;
+      const target = intoDir ? path.posix.join(destPath, path.posix.basename(entry.matchedPath)) : destPath;
+      if (instr.kind === 'add' && instr.unpack !== false && rootItem.type === 'file' && (await isArchive(rootItem.absPath))) {
+        await extractArchive(rootfs, destIsDir || intoDir ? destPath : destPath, rootItem.absPath);
+        continue;
+      }
+      await writeTree(rootfs, target, entry.items, opts);
+    }
+
+    for (const content of instr.contents) {
+      const intoDir = destIsDir || sourceCount > 1 || (await statInRoot(rootfs, destPath))?.isDirectory() === true;
+      const target = intoDir ? path.posix.join(destPath, content.path) : destPath;
+      const host = await resolveInRoot(rootfs, target, { createParents: true });
+      await fsp.rm(host, { recursive: true, force: true });
+      await fsp.writeFile(host, content.data, { mode: 0o644 });
+      await applyMeta(host, { mode: chmod ? chmod(0o100644) & 0o7777 : 0o644, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0 });
+    }
+
+    for (const url of instr.sources.filter(isRemote)) {
+      if (instr.kind !== 'add') throw new BuildError(`${instr.keyword} does not support URLs: ${url} (use ADD)`);
+      await addRemote(rootfs, url, destIsDir, destPath, instr, opts);
+    }
+  } finally {
+    await sourceRoot.release();
+  }
+}
+
+interface WriteOptions {
+  owner: Owner | undefined;
+  chmod: ChmodFn | undefined;
+  /** Keep the source's uid/gid (COPY --from) instead of 0:0. */
+  keepOwner: boolean;
+}
+
+/** Writes `items` (root first, depth-first) so that the root lands at `dest` inside `rootfs`. */
+async function writeTree(rootfs: string, dest: string, items: CopyItem[], opts: WriteOptions): Promise<void> {
+  const hostOf = new Map<string, string>(); // item.rel → host path
+  const linked = new Map<string, string>(); // context path of the first hardlink → its host copy
+  const dirs: { host: string; item: CopyItem }[] = [];
+  for (const item of items) {
+    const parentRel = item.rel === '' ? undefined : path.posix.dirname(item.rel) === '.' ? '' : path.posix.dirname(item.rel);
+    const host =
+      parentRel === undefined
+        ? await resolveInRoot(rootfs, dest, { createParents: true })
+        : path.join(hostOf.get(parentRel) ?? (await resolveInRoot(rootfs, path.posix.join(dest, parentRel), { createParents: true })), path.posix.basename(item.rel));
+    hostOf.set(item.rel, host);
+    const uid = opts.owner?.uid ?? (opts.keepOwner ? item.uid : 0);
+    const gid = opts.owner?.gid ?? (opts.keepOwner ? item.gid : 0);
+    const mode = opts.chmod ? opts.chmod(item.mode | typeBits(item), item.type === 'dir') & 0o7777 : item.mode;
+    const existing = await fsp.lstat(host).catch(() => undefined);
+    if (item.type === 'dir') {
+      if (existing && !existing.isDirectory()) await fsp.rm(host, { recursive: true, force: true });
+      if (!existing || !existing.isDirectory()) await fsp.mkdir(host);
+      // An existing directory keeps its metadata when a directory's contents are merged into it.
+      if (!existing || item.rel !== '') dirs.push({ host, item });
+      await applyMeta(host, { mode, uid, gid });
+      await copyXattrs(item.absPath, host);
+      continue;
+    }
+    if (existing) await fsp.rm(host, { recursive: true, force: true });
+    switch (item.type) {
+      case 'file': {
+        const first = item.hardlinkTo !== undefined ? linked.get(item.hardlinkTo) : undefined;
+        if (first) {
+          await fsp.link(first, host);
+          continue;
+        }
+        await fsp.copyFile(item.absPath, host);
+        linked.set(item.path, host);
+        break;
+      }
+      case 'symlink':
+        await fsp.symlink(item.linkTarget ?? '', host);
+        await fsp.lchown(host, uid, gid);
+        await setTimes(host, item, true);
+        continue;
+      case 'fifo':
+        mknod(host, { type: 'fifo', mode: mode });
+        break;
+      case 'char':
+      case 'block':
+        mknod(host, { type: item.type, mode, major: Math.floor(item.rdev / 256) & 0xfff, minor: item.rdev & 0xff });
+        break;
+      case 'socket':
+        continue; // sockets are not copied, as with docker
+    }
+    await applyMeta(host, { mode, uid, gid });
+    await copyXattrs(item.absPath, host);
+    await setTimes(host, item, false);
+  }
+  // Directory times last, after their children were written.
+  for (const { host, item } of dirs.reverse()) await setTimes(host, item, false);
+}
+
+function typeBits(item: CopyItem): number {
+  return item.type === 'dir' ? 0o040000 : 0o100000;
+}
+
+async function applyMeta(host: string, meta: { mode: number; uid: number; gid: number }): Promise<void> {
+  await fsp.lchown(host, meta.uid, meta.gid);
+  // chmod after chown: chown clears setuid/setgid bits.
+  await fsp.chmod(host, meta.mode);
+}
+
+async function setTimes(host: string, item: CopyItem, isLink: boolean): Promise<void> {
+  const seconds = Number(item.mtimeNs) / 1e9;
+  if (isLink) await fsp.lutimes(host, seconds, seconds);
+  else await fsp.utimes(host, seconds, seconds);
+}
+
+async function copyXattrs(from: string, to: string): Promise<void> {
+  let names: string[];
+  try {
+    names = llistxattr(from);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.')) continue;
+    const value = lgetxattr(from, name);
+    if (value) lsetxattr(to, name, value);
+  }
+}
+
+async function statInRoot(rootfs: string, p: string): Promise<fs.Stats | undefined> {
+  const host = await resolveInRoot(rootfs, p, { followFinal: true });
+  return fsp.stat(host).catch(() => undefined);
+}
+
+async function resolveChown(rootfs: string, spec: string): Promise<Owner> {
+  const read = async (p: string) => {
+    const host = await resolveInRoot(rootfs, p, { followFinal: true });
+    return fsp.readFile(host, 'utf8').catch(() => undefined);
+  };
+  try {
+    return parseChown(spec, await read('/etc/passwd'), await read('/etc/group'));
+  } catch (err) {
+    throw new BuildError(`--chown=${spec}: ${(err as Error).message}`);
+  }
+}
+
+function isRemote(source: string): boolean {
+  return /^https?:\/\//.test(source) || /^git@/.test(source) || /\.git(#.*)?$/.test(source);
+}
+
+/** A local tar (plain, gzip, bzip2, xz, zstd) by its magic bytes, as docker's ADD decides. */
+async function isArchive(file: string): Promise<boolean> {
+  const fh = await fsp.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(512);
+    const { bytesRead } = await fh.read(buf, 0, 512, 0);
+    const head = buf.subarray(0, bytesRead);
+    if (head[0] === 0x1f && head[1] === 0x8b) return true;
+    if (head.subarray(0, 3).toString('latin1') === 'BZh') return true;
+    if (head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return true;
+    if (head.subarray(0, 4).equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))) return true;
+    return bytesRead >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar';
+  } finally {
+    await fh.close();
+  }
+}
+
+async function extractArchive(rootfs: string, dest: string, archive: string): Promise<void> {
+  const host = await resolveInRoot(rootfs, dest, { createParents: true, followFinal: true });
+  await fsp.mkdir(host, { recursive: true });
+  await applyTar(decompress(fs.createReadStream(archive)), host, { whiteouts: 'merge' });
+}
+
+async function addRemote(
+  rootfs: string,
+  url: string,
+  destIsDir: boolean,
+  destPath: string,
+  instr: AddInstruction | CopyInstruction,
+  opts: WriteOptions,
+): Promise<void> {
+  if (!/^https?:\/\//.test(url)) throw new BuildError(`ADD from git (${url}) is not supported by tsbuild yet`);
+  let response: Response;
+  try {
+    response = await fetch(url);
+  } catch (err) {
+    throw new BuildError(`failed to download ${url}: ${(err as Error).message}`);
+  }
+  if (!response.ok || !response.body) throw new BuildError(`failed to download ${url}: HTTP ${response.status}`);
+  const name = path.posix.basename(new URL(url).pathname) || 'index.html';
+  const target = destIsDir ? path.posix.join(destPath, name) : destPath;
+  const host = await resolveInRoot(rootfs, target, { createParents: true });
+  await fsp.rm(host, { recursive: true, force: true });
+  const hash = crypto.createHash('sha256');
+  const { Readable, Transform } = await import('node:stream');
+  await pipeline(
+    Readable.fromWeb(response.body as never),
+    new Transform({
+      transform(chunk, _enc, cb) {
+        hash.update(chunk);
+        cb(null, chunk);
+      },
+    }),
+    fs.createWriteStream(host, { mode: 0o600 }),
+  );
+  const checksum = instr.kind === 'add' ? instr.checksum : '';
+  const digest = `sha256:${hash.digest('hex')}`;
+  if (checksum && checksum !== digest) {
+    await fsp.rm(host, { force: true });
+    throw new BuildError(`digest mismatch for ${url}: expected ${checksum}, got ${digest}`);
+  }
+  const mode = opts.chmod ? opts.chmod(0o100600) & 0o7777 : 0o600;
+  await applyMeta(host, { mode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
+  const modified = response.headers.get('last-modified');
+  if (modified) {
+    const t = Date.parse(modified) / 1000;
+    if (!Number.isNaN(t)) await fsp.utimes(host, t, t);
+  }
+}

@@ -1,0 +1,281 @@
+// The image config a build produces, mutated one instruction at a time with Docker's semantics.
+// Pure: no I/O, so every rule is testable on its own.
+import type { HealthcheckInstruction, Instruction } from '../dockerfile';
+
+export interface HealthConfig {
+  Test: string[];
+  Interval?: number; // nanoseconds
+  Timeout?: number;
+  StartPeriod?: number;
+  StartInterval?: number;
+  Retries?: number;
+}
+
+/** The `config` object of an OCI / Docker image config, with Docker's field names. */
+export interface ContainerConfig {
+  User?: string;
+  ExposedPorts?: Record<string, Record<string, never>>;
+  Env?: string[];
+  Entrypoint?: string[] | null;
+  Cmd?: string[] | null;
+  Volumes?: Record<string, Record<string, never>>;
+  WorkingDir?: string;
+  Labels?: Record<string, string>;
+  StopSignal?: string;
+  Healthcheck?: HealthConfig;
+  OnBuild?: string[] | null;
+  Shell?: string[];
+  ArgsEscaped?: boolean;
+}
+
+export interface HistoryEntry {
+  created?: string;
+  created_by?: string;
+  author?: string;
+  comment?: string;
+  empty_layer?: boolean;
+}
+
+export interface ImageConfig {
+  created?: string;
+  author?: string;
+  architecture: string;
+  os: string;
+  variant?: string;
+  config: ContainerConfig;
+  rootfs: { type: 'layers'; diff_ids: string[] };
+  history: HistoryEntry[];
+}
+
+export const DEFAULT_SHELL = ['/bin/sh', '-c'];
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Node's arch names → OCI's. */
+export function ociArchitecture(arch: string = process.arch): string {
+  const map: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+  return map[arch] ?? arch;
+}
+
+/** The config of `FROM scratch`: Docker sets PATH so that RUN finds programs. */
+export function scratchConfig(): ImageConfig {
+  return {
+    architecture: ociArchitecture(),
+    os: 'linux',
+    config: { Env: [`PATH=${DEFAULT_PATH}`] },
+    rootfs: { type: 'layers', diff_ids: [] },
+    history: [],
+  };
+}
+
+/**
+ * Tracks one stage's config. `cmdSet` follows Docker: an ENTRYPOINT clears a CMD inherited from the
+ * base image, but not one set earlier in this stage.
+ */
+export class ConfigState {
+  readonly image: ImageConfig;
+  private cmdSet = false;
+
+  constructor(base: ImageConfig) {
+    this.image = structuredClone(base);
+    this.image.config ??= {};
+    this.image.history ??= [];
+    this.image.rootfs ??= { type: 'layers', diff_ids: [] };
+    // Triggers belong to the base image; a child image starts without them (they ran at FROM).
+    this.image.config.OnBuild = null;
+    delete this.image.created;
+  }
+
+  get config(): ContainerConfig {
+    return this.image.config;
+  }
+
+  get shell(): string[] {
+    return this.image.config.Shell && this.image.config.Shell.length > 0 ? this.image.config.Shell : DEFAULT_SHELL;
+  }
+
+  env(): string[] {
+    return this.image.config.Env ?? [];
+  }
+
+  getEnv(name: string): string | undefined {
+    for (const kv of this.env()) {
+      const eq = kv.indexOf('=');
+      if ((eq < 0 ? kv : kv.slice(0, eq)) === name) return eq < 0 ? '' : kv.slice(eq + 1);
+    }
+    return undefined;
+  }
+
+  /** ENV: replaces an existing key in place, appends new ones (Docker keeps the order). */
+  setEnv(pairs: [string, string][]): void {
+    const env = [...this.env()];
+    for (const [key, value] of pairs) {
+      const index = env.findIndex((kv) => kv === key || kv.startsWith(`${key}=`));
+      if (index >= 0) env[index] = `${key}=${value}`;
+      else env.push(`${key}=${value}`);
+    }
+    this.image.config.Env = env;
+  }
+
+  setLabels(pairs: [string, string][]): void {
+    const labels = { ...(this.image.config.Labels ?? {}) };
+    for (const [k, v] of pairs) labels[k] = v;
+    this.image.config.Labels = labels;
+  }
+
+  /** CMD: the exec form as given, the shell form wrapped in the current SHELL. */
+  setCmd(args: string[], shellForm: boolean): void {
+    this.image.config.Cmd = shellForm ? [...this.shell, ...args] : args;
+    this.cmdSet = true;
+  }
+
+  setEntrypoint(args: string[], shellForm: boolean): void {
+    this.image.config.Entrypoint = shellForm ? [...this.shell, ...args] : args;
+    if (!this.cmdSet) this.image.config.Cmd = null;
+  }
+
+  /** WORKDIR: relative paths join the current one; the result is clean and absolute. */
+  setWorkdir(dir: string): string {
+    const current = this.image.config.WorkingDir || '/';
+    const joined = dir.startsWith('/') ? dir : `${current}/${dir}`;
+    const clean = cleanPath(joined);
+    this.image.config.WorkingDir = clean;
+    return clean;
+  }
+
+  setUser(user: string): void {
+    this.image.config.User = user;
+  }
+
+  addExposedPorts(ports: string[]): void {
+    const exposed = { ...(this.image.config.ExposedPorts ?? {}) };
+    for (const port of ports) exposed[normalizePort(port)] = {};
+    this.image.config.ExposedPorts = exposed;
+  }
+
+  addVolumes(paths: string[]): void {
+    const volumes = { ...(this.image.config.Volumes ?? {}) };
+    for (const p of paths) {
+      if (p.trim() === '') throw new Error('VOLUME specified can not be an empty string');
+      volumes[p] = {};
+    }
+    this.image.config.Volumes = volumes;
+  }
+
+  setShell(shell: string[]): void {
+    this.image.config.Shell = shell;
+  }
+
+  setStopSignal(signal: string): void {
+    this.image.config.StopSignal = signal;
+  }
+
+  setHealthcheck(health: HealthConfig): void {
+    this.image.config.Healthcheck = health;
+  }
+
+  addOnBuild(trigger: string): void {
+    this.image.config.OnBuild = [...(this.image.config.OnBuild ?? []), trigger];
+  }
+
+  setAuthor(author: string): void {
+    this.image.author = author;
+  }
+
+  addLayer(diffID: string, createdBy: string, created: string | undefined): void {
+    this.image.rootfs.diff_ids.push(diffID);
+    this.image.history.push(historyEntry(createdBy, created, false));
+  }
+
+  addHistory(createdBy: string, created: string | undefined): void {
+    this.image.history.push(historyEntry(createdBy, created, true));
+  }
+}
+
+export function historyEntry(createdBy: string, created: string | undefined, empty: boolean): HistoryEntry {
+  const entry: HistoryEntry = {};
+  if (created) entry.created = created;
+  entry.created_by = createdBy;
+  entry.comment = 'tsbuild.dockerfile.v0';
+  if (empty) entry.empty_layer = true;
+  return entry;
+}
+
+/**
+ * Applies an instruction that only changes the config (plus WORKDIR's path). Returns false for the
+ * instructions it does not handle (ARG, RUN, COPY, ADD, FROM).
+ */
+export function applyToConfig(state: ConfigState, instr: Instruction): boolean {
+  switch (instr.kind) {
+    case 'env':
+      state.setEnv(instr.pairs.map((p) => [p.key, p.value]));
+      return true;
+    case 'label':
+      state.setLabels(instr.labels.map((p) => [p.key, p.value]));
+      return true;
+    case 'maintainer':
+      state.setAuthor(instr.maintainer);
+      return true;
+    case 'cmd':
+      state.setCmd(instr.cmdLine, instr.prependShell);
+      return true;
+    case 'entrypoint':
+      state.setEntrypoint(instr.cmdLine, instr.prependShell);
+      return true;
+    case 'user':
+      state.setUser(instr.user);
+      return true;
+    case 'expose':
+      state.addExposedPorts(instr.ports);
+      return true;
+    case 'volume':
+      state.addVolumes(instr.volumes);
+      return true;
+    case 'shell':
+      state.setShell(instr.shell);
+      return true;
+    case 'stopsignal':
+      state.setStopSignal(instr.signal);
+      return true;
+    case 'onbuild':
+      state.addOnBuild(instr.expression);
+      return true;
+    case 'workdir':
+      state.setWorkdir(instr.path);
+      return true;
+    case 'healthcheck':
+      state.setHealthcheck(healthConfig(instr.health));
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** Docker's Healthcheck: `NONE` alone, otherwise the test plus only the fields that were set. */
+function healthConfig(h: HealthcheckInstruction['health']): HealthConfig {
+  if (h.test.length === 1 && h.test[0] === 'NONE') return { Test: ['NONE'] };
+  const health: HealthConfig = { Test: h.test };
+  if (h.interval) health.Interval = h.interval;
+  if (h.timeout) health.Timeout = h.timeout;
+  if (h.startPeriod) health.StartPeriod = h.startPeriod;
+  if (h.startInterval) health.StartInterval = h.startInterval;
+  if (h.retries) health.Retries = h.retries;
+  return health;
+}
+
+/** `80` → `80/tcp`; `53/UDP` → `53/udp`. */
+export function normalizePort(port: string): string {
+  const [num, proto] = port.split('/');
+  if (!num || !/^\d+(-\d+)?$/.test(num)) throw new Error(`invalid containerPort: ${port}`);
+  return `${num}/${(proto || 'tcp').toLowerCase()}`;
+}
+
+/** Lexical clean of an absolute path, like Go's path.Clean. */
+export function cleanPath(p: string): string {
+  const out: string[] = [];
+  for (const part of p.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') out.pop();
+    else out.push(part);
+  }
+  return `/${out.join('/')}`;
+}

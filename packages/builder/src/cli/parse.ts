@@ -1,0 +1,86 @@
+// Argument parsing shared by the commands: node:util.parseArgs with usage errors that name the flag.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError } from './errors';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+export interface ParsedArgs<O extends Options> {
+  values: ReturnType<typeof parseArgs<{ options: O; allowPositionals: true; strict: true }>>['values'];
+  positionals: string[];
+}
+
+export function parseCommandArgs<O extends Options>(args: string[], options: O, usage: string): ParsedArgs<O> {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true }) as ParsedArgs<O>;
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message.replace(/\. To specify a positional argument.*$/s, '')}\n${usage}`);
+  }
+}
+
+/** `K=V` (split at the first '='); a bare `K` takes its value from the environment when `fromEnv`. */
+export function parseKeyValues(values: string[] | undefined, what: string, fromEnv = false): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values ?? []) {
+    const eq = v.indexOf('=');
+    if (eq < 0) {
+      if (fromEnv) {
+        if (process.env[v] !== undefined) out[v] = process.env[v]!;
+        continue;
+      }
+      throw new UsageError(`invalid ${what} "${v}": expected KEY=VALUE`);
+    }
+    if (eq === 0) throw new UsageError(`invalid ${what} "${v}": the key is empty`);
+    out[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return out;
+}
+
+/** Parses a CSV option value (`type=oci,dest=out.tar`) into a map. */
+export function parseCsv(value: string, what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const field of value.split(',')) {
+    if (field === '') continue;
+    const eq = field.indexOf('=');
+    if (eq <= 0) throw new UsageError(`invalid ${what} "${value}": expected key=value pairs separated by commas`);
+    out[field.slice(0, eq).trim()] = field.slice(eq + 1);
+  }
+  return out;
+}
+
+/** Human sizes as docker prints them: 1.23MB. */
+export function humanSize(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return i === 0 ? `${v}${units[i]}` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)}${units[i]}`;
+}
+
+/** "3 minutes ago" style, as docker images prints CREATED. */
+export function timeAgo(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return 'N/A';
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return 'N/A';
+  const s = Math.max(0, Math.round((now - t) / 1000));
+  const steps: [number, string][] = [[60, 'second'], [60, 'minute'], [24, 'hour'], [7, 'day'], [4.35, 'week'], [12, 'month'], [Infinity, 'year']];
+  let value = s;
+  for (const [size, unit] of steps) {
+    if (value < size) {
+      const n = Math.floor(value);
+      if (unit === 'second' && n < 1) return 'Less than a second ago';
+      return `${n} ${unit}${n === 1 ? '' : 's'} ago`;
+    }
+    value /= size;
+  }
+  return 'a long time ago';
+}
+
+/** Left-aligned columns separated by 3 spaces, as docker's tables. */
+export function table(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n') + '\n';
+}

@@ -1,0 +1,29 @@
+// Opening the storage root for a command: checks root first (one line instead of an EPERM deep in a
+// syscall) and prints the driver notice once.
+import { Store } from '@tsbuild/storage';
+import { CommandError } from './errors';
+import type { GlobalOptions } from './globals';
+
+export function requireRoot(): void {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new CommandError('tsbuild needs root: it mounts layers (overlay), creates namespaces and cgroups; run it with sudo');
+  }
+}
+
+export async function openStore(globals: GlobalOptions): Promise<Store> {
+  requireRoot();
+  return Store.open(globals.root, {
+    ...(globals.storageDriver ? { driver: globals.storageDriver } : {}),
+    onNotice: (message) => process.stderr.write(`tsbuild: ${message}\n`),
+  });
+}
+
+/** Runs `fn` with an open store and always closes it (unmounting what this process mounted). */
+export async function withStore<T>(globals: GlobalOptions, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(globals);
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}

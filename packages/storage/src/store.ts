@@ -1,0 +1,190 @@
+// The storage root as one object: the layer store (driver + layer metadata), the image store (an OCI
+// layout) and the transports, wired together. Layers live as long as something reaches them: an
+// image in index.json, a RW layer (container or build step) on top, or a build-cache entry. Removal is
+// a sweep over what is unreachable, so no reference count can drift after a crash.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { decompress } from './archive';
+import { chainIDs, type Digest } from './digest';
+import { MediaTypes } from './content';
+import { ImageStore, hostPlatform, type ImageConfig, type RemoveResult } from './image';
+import { LayerStore, type Layer } from './layers';
+import type { DriverChoice } from './drivers';
+import { loadArchive, saveDockerArchive, saveOciArchive, type SaveOptions } from './transport';
+
+export interface StoreOptions {
+  /** overlay2 | vfs | aufs; default: what the root already uses, else overlay2 where it works, else vfs. */
+  driver?: DriverChoice;
+  /** Receives one-line notices (e.g. the fall back to vfs). */
+  onNotice?: (message: string) => void;
+  /** Extra roots of layer liveness (e.g. the build cache's chain IDs). */
+  liveChains?: () => Promise<Iterable<string>> | Iterable<string>;
+}
+
+export interface ImportOptions {
+  /** The history comment (docker import -m). */
+  message?: string;
+  /** Config changes (a subset of docker import -c): CMD/ENTRYPOINT/ENV/WORKDIR/USER as JSON or text. */
+  config?: Partial<ImageConfig['config']>;
+  onProgress?: (bytes: number) => void;
+}
+
+export class Store {
+  private constructor(
+    readonly root: string,
+    readonly layers: LayerStore,
+    readonly images: ImageStore,
+    private readonly liveChains: StoreOptions['liveChains'],
+  ) {}
+
+  static async open(root: string, opts: StoreOptions = {}): Promise<Store> {
+    const abs = path.resolve(root);
+    fs.mkdirSync(abs, { recursive: true, mode: 0o711 });
+    const layers = await LayerStore.open(abs, { driver: opts.driver ?? 'auto' });
+    if (layers.notice) opts.onNotice?.(layers.notice);
+    const images = await ImageStore.open(abs, { layerSource: layers });
+    const store = new Store(abs, layers, images, opts.liveChains);
+    images.setHooks({ onImageDeleted: () => store.collectLayers().then(() => undefined) });
+    return store;
+  }
+
+  get driverName(): string {
+    return this.layers.driver.name;
+  }
+
+  /**
+   * A rootfs tarball (plain or compressed) becomes a one-layer image, like `docker import`. The
+   * uncompressed bytes are kept as the layer blob (their digest is the diffID), since our own tar of
+   * the extracted tree would hash differently.
+   */
+  async importTarball(source: string | Readable, ref: string | undefined, opts: ImportOptions = {}): Promise<{ id: Digest; diffID: Digest }> {
+    const input = typeof source === 'string' ? openTarball(source) : source;
+    const tar = decompress(input);
+    let bytes = 0;
+    const toLayer = new PassThrough({ highWaterMark: 1 << 20 });
+    const ingest = await this.images.content.ingest();
+    tar.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      opts.onProgress?.(bytes);
+    });
+    tar.pipe(toLayer);
+    tar.pipe(ingest.stream);
+    let layer: Layer;
+    try {
+      const [registered] = await Promise.all([this.layers.register(null, toLayer), finished(ingest.stream)]);
+      layer = registered;
+      await ingest.commit(layer.diffID, MediaTypes.ociLayer);
+    } catch (err) {
+      tar.destroy();
+      await ingest.abort();
+      throw err;
+    }
+    const now = new Date().toISOString();
+    const config: ImageConfig = {
+      created: now,
+      architecture: hostPlatform().architecture,
+      os: 'linux',
+      config: { ...(opts.config ?? {}) },
+      rootfs: { type: 'layers', diff_ids: [layer.diffID] },
+      history: [{ created: now, created_by: 'tsbuild import', ...(opts.message ? { comment: opts.message } : {}) }],
+    };
+    const created = await this.images.createImage({
+      layers: [{ diffID: layer.diffID, size: layer.size }],
+      config,
+      tags: ref ? [ref] : [],
+    });
+    return { id: created.id, diffID: layer.diffID };
+  }
+
+  /** Loads a docker-archive or OCI archive (plain or compressed); returns the references it tagged. */
+  async load(file: string, onProgress?: SaveOptions['onProgress']): Promise<{ images: string[]; ids: string[] }> {
+    return loadArchive(this.images, file, { importer: this.layers, ...(onProgress ? { onProgress } : {}) });
+  }
+
+  async save(images: string[], out: string, format: 'oci' | 'docker', opts: SaveOptions = {}): Promise<void> {
+    if (format === 'docker') await saveDockerArchive(this.images, images, out, opts);
+    else await saveOciArchive(this.images, images, out, opts);
+  }
+
+  /** The chain ID of an image's top layer, or null for an image without layers. */
+  async imageChain(refOrId: string): Promise<{ id: Digest; chainID: Digest | null; config: ImageConfig }> {
+    const img = await this.images.resolve(refOrId);
+    const chains = chainIDs(img.config.rootfs?.diff_ids ?? []);
+    const top = chains.length > 0 ? chains[chains.length - 1]! : null;
+    if (top !== null && !this.layers.has(top)) {
+      throw new Error(`image ${refOrId}: its layers are missing from the store (chain ${top})`);
+    }
+    return { id: img.id, chainID: top, config: img.config };
+  }
+
+  async removeImage(refOrId: string, opts: { force?: boolean } = {}): Promise<RemoveResult> {
+    return this.images.remove(refOrId, opts);
+  }
+
+  /**
+   * Removes committed layers nothing reaches any more: not in an image, not under a RW layer, not a
+   * live build-cache entry. Children go before parents. Returns how many layers were removed.
+   */
+  async collectLayers(): Promise<number> {
+    const live = new Set<string>();
+    const markChain = (chain: string | null) => {
+      let cur = chain;
+      while (cur && !live.has(cur) && this.layers.has(cur as Digest)) {
+        live.add(cur);
+        cur = this.layers.get(cur as Digest).parent;
+      }
+    };
+    for (const summary of await this.images.list()) {
+      const img = await this.images.resolve(summary.id).catch(() => undefined);
+      if (!img) continue;
+      const chains = chainIDs(img.config.rootfs?.diff_ids ?? []);
+      markChain(chains[chains.length - 1] ?? null);
+    }
+    for (const rw of this.layers.listRW()) markChain(rw.parent);
+    for (const chain of (await this.liveChains?.()) ?? []) markChain(chain);
+    const dead = this.layers.list().filter((l) => !live.has(l.chainID));
+    const depth = new Map<string, number>();
+    const depthOf = (l: Layer): number => {
+      const known = depth.get(l.chainID);
+      if (known !== undefined) return known;
+      const d = l.parent && this.layers.has(l.parent) ? depthOf(this.layers.get(l.parent)) + 1 : 0;
+      depth.set(l.chainID, d);
+      return d;
+    };
+    dead.sort((a, b) => depthOf(b) - depthOf(a));
+    let removed = 0;
+    for (const layer of dead) {
+      try {
+        await this.layers.remove(layer.chainID);
+        removed++;
+      } catch {
+        // Mounted or still has a child being created by another process: the next sweep gets it.
+      }
+    }
+    return removed;
+  }
+
+  /** `tsbuild prune`: untagged images, orphan blobs, then unreachable layers. */
+  async prune(): Promise<{ images: number; blobs: number; layers: number; bytes: number }> {
+    const r = await this.images.prune({ graceMs: 0 });
+    const layers = await this.collectLayers();
+    return { images: r.deletedImages.length, blobs: r.deletedBlobs, layers, bytes: r.reclaimedBytes };
+  }
+
+  async close(): Promise<void> {
+    await this.layers.close();
+  }
+}
+
+function openTarball(file: string): Readable {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (err) {
+    throw Object.assign(new Error(`cannot import ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`), { userFacing: true });
+  }
+  if (!st.isFile()) throw Object.assign(new Error(`cannot import ${file}: not a regular file`), { userFacing: true });
+  return fs.createReadStream(file, { highWaterMark: 1 << 20 });
+}
