@@ -2,3 +2,4 @@
 export * from './dockerfile';
 export * from './context';
 export * from './progress';
+export * from './build';

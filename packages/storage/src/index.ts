@@ -8,3 +8,5 @@ export * from './image';
 export * from './transport';
 export * from './archive';
 export * from './store';
+export * from './runtime';
+export * from './containers';

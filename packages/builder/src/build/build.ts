@@ -456,7 +456,8 @@ class Builder {
         await this.cache.recordLineage(lineage, parts);
         return hit.empty ? { chainID: parent ?? '', diffID: '', empty: true, cached: true } : { ...hit, cached: true };
       }
-      this.emit({ type: 'step-cache-miss', vertex, reason: await this.cache.explainMiss(lineage, parts), time: Date.now() });
+      const reason = await this.cache.explainMiss(lineage, parts);
+      if (reason) this.emit({ type: 'step-cache-miss', vertex, reason, time: Date.now() });
     }
     const work = await this.backend.createWorkLayer(parent);
     try {

@@ -62,13 +62,13 @@ export class BuildCache {
     await fs.promises.rm(this.entryPath(key), { force: true });
   }
 
-  /** Says which parts differ from the last build of the same step position. */
-  async explainMiss(lineageId: string, parts: KeyParts): Promise<string> {
+  /** Says which parts differ from the last build of the same step position (undefined: first build). */
+  async explainMiss(lineageId: string, parts: KeyParts): Promise<string | undefined> {
     let previous: KeyParts | undefined;
     try {
       previous = JSON.parse(await fs.promises.readFile(this.lineagePath(lineageId), 'utf8')) as KeyParts;
     } catch {
-      return 'no previous build of this step';
+      return undefined;
     }
     const changed = Object.keys(parts).filter((name) => previous![name] !== parts[name]);
     for (const name of Object.keys(previous)) if (!(name in parts)) changed.push(name);

@@ -1,6 +1,10 @@
 // The command table. Each entry loads its module only when used.
 import { registerCommand } from './main';
 
+registerCommand('build', () => require('./cmd-build').command);
+registerCommand('run', () => require('./cmd-run').runCommand);
+registerCommand('ps', () => require('./cmd-run').psCommand);
+registerCommand('rm', () => require('./cmd-run').rmCommand);
 registerCommand('version', () => require('./cmd-version').command);
 registerCommand('import', () => require('./cmd-images').importCommand);
 registerCommand('images', () => require('./cmd-images').imagesCommand);

@@ -1,0 +1,33 @@
+// The library entry point: build({ context, tags, ... }, { onEvent }) on a storage root.
+import { Store, type StoreOptions } from '@tsbuild/storage';
+import { build as runBuild, type BuildHooks, type BuildOptions, type BuildResult } from './build';
+import { StoreBackend } from './store-backend';
+
+export type { BuildOptions, BuildHooks, BuildResult } from './build';
+export { BuildError } from './errors';
+export type { BuildBackend } from './backend';
+export { StoreBackend } from './store-backend';
+export { ConfigState, scratchConfig, type ImageConfig, type ContainerConfig, type HistoryEntry } from './image-config';
+
+export interface BuildStoreOptions {
+  /** An open store (the caller keeps ownership), or where to open one. */
+  store?: Store;
+  /** Storage root (default TSBUILD_ROOT or /var/lib/tsbuild). */
+  root?: string;
+  storageDriver?: StoreOptions['driver'];
+}
+
+/** Builds a Dockerfile into an image in the store and tags it; resolves to the image ID and digests. */
+export async function build(opts: BuildOptions, hooks: BuildHooks & BuildStoreOptions = {}): Promise<BuildResult> {
+  const own = !hooks.store;
+  const store =
+    hooks.store ??
+    (await Store.open(hooks.root ?? process.env.TSBUILD_ROOT ?? '/var/lib/tsbuild', {
+      ...(hooks.storageDriver ? { driver: hooks.storageDriver } : {}),
+    }));
+  try {
+    return await runBuild(opts, new StoreBackend(store), hooks);
+  } finally {
+    if (own) await store.close();
+  }
+}

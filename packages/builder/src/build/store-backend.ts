@@ -1,0 +1,159 @@
+// The build backend on a real storage root: work layers are RW layers of the layer store, RUN goes
+// through the container runtime, images are written into the OCI-layout image store.
+import * as crypto from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { runContainer, type Digest, type Descriptor, type Store } from '@tsbuild/storage';
+import type { BuildBackend, LayerView, ResolvedImage, RunRequest, RunResult, WorkLayer } from './backend';
+import type { ImageConfig } from './image-config';
+
+export class StoreBackend implements BuildBackend {
+  /** Original blobs of base-image layers, reused in the built manifest (diffID → descriptor). */
+  private readonly baseBlobs = new Map<string, Descriptor>();
+
+  constructor(readonly store: Store) {}
+
+  get root(): string {
+    return this.store.root;
+  }
+
+  async resolveImage(ref: string): Promise<ResolvedImage> {
+    const img = await this.store.images.resolve(ref);
+    for (const l of img.layers) this.baseBlobs.set(l.diffID, l.descriptor);
+    const { chainID } = await this.store.imageChain(img.id);
+    return { id: img.id, ref, config: img.config as unknown as ImageConfig, chainID };
+  }
+
+  async hasLayer(chainID: string): Promise<boolean> {
+    return this.store.layers.has(chainID as Digest);
+  }
+
+  async createWorkLayer(parent: string | null): Promise<WorkLayer> {
+    const layers = this.store.layers;
+    const name = `build-${crypto.randomBytes(8).toString('hex')}`;
+    const rw = await layers.createRW(parent as Digest | null, name);
+    let rootfs: string;
+    try {
+      rootfs = await rw.mount();
+    } catch (err) {
+      await layers.removeRW(name).catch(() => {});
+      throw err;
+    }
+    let state: 'mounted' | 'unmounted' | 'gone' = 'mounted';
+    const unmount = async () => {
+      if (state === 'mounted') {
+        await rw.unmount();
+        state = 'unmounted';
+      }
+    };
+    return {
+      rootfs,
+      async commit(opts) {
+        await unmount();
+        if (await isEmptyDir(rw.diffPath)) {
+          await layers.removeRW(name);
+          state = 'gone';
+          return { chainID: parent ?? '', diffID: '', size: 0, empty: true };
+        }
+        if (opts.clampMtime !== undefined) await clampTimes(rw.diffPath, opts.clampMtime);
+        const layer = await layers.commitRW(name);
+        state = 'gone';
+        return { chainID: layer.chainID, diffID: layer.diffID, size: layer.size, empty: false };
+      },
+      async discard() {
+        if (state === 'gone') return;
+        await unmount().catch(() => {});
+        await layers.removeRW(name).catch(() => {});
+        state = 'gone';
+      },
+    };
+  }
+
+  async viewLayer(chainID: string | null): Promise<LayerView> {
+    if (chainID === null) {
+      const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'tsbuild-scratch-'));
+      return { rootfs: dir, release: () => fsp.rm(dir, { recursive: true, force: true }) };
+    }
+    const rootfs = await this.store.layers.mount(chainID as Digest);
+    let released = false;
+    return {
+      rootfs,
+      release: async () => {
+        if (released) return;
+        released = true;
+        await this.store.layers.unmount(chainID as Digest);
+      },
+    };
+  }
+
+  async run(req: RunRequest): Promise<RunResult> {
+    const scratch: string[] = [];
+    const mounts = [];
+    for (const m of req.mounts) {
+      if (m.type === 'bind') mounts.push({ source: m.source, target: m.target, readonly: m.readonly });
+      else {
+        // A private directory stands in for a tmpfs: it is never part of the layer either.
+        const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'tsbuild-tmpfs-'));
+        scratch.push(dir);
+        mounts.push({ source: dir, target: m.target, readonly: false });
+      }
+    }
+    try {
+      const container = await runContainer({
+        rootfs: req.rootfs,
+        args: req.args,
+        env: req.env,
+        cwd: req.cwd,
+        ...(req.user ? { user: req.user } : {}),
+        network: req.network,
+        mounts,
+        stdio: 'pipe',
+        noNewPrivileges: false,
+      });
+      const copies = [
+        container.stdout ? pipeline(container.stdout, req.stdout, { end: false }) : Promise.resolve(),
+        container.stderr ? pipeline(container.stderr, req.stderr, { end: false }) : Promise.resolve(),
+      ];
+      const exit = await container.wait();
+      await Promise.allSettled(copies);
+      return { exitCode: exit.exitCode, signal: exit.signal, oomKilled: exit.oomKilled };
+    } finally {
+      for (const dir of scratch) await fsp.rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async writeImage(config: ImageConfig, layers: { diffID: string; chainID: string }[]): Promise<{ imageId: string; manifestDigest: string }> {
+    const entries = layers.map((l) => {
+      const blob = this.baseBlobs.get(l.diffID);
+      if (blob) return { diffID: l.diffID as Digest, blob };
+      return { diffID: l.diffID as Digest, size: this.store.layers.get(l.chainID as Digest).size };
+    });
+    const created = await this.store.images.createImage({
+      layers: entries,
+      config: config as unknown as Parameters<Store['images']['createImage']>[0]['config'],
+    });
+    return { imageId: created.id, manifestDigest: created.manifest.digest };
+  }
+
+  async tag(ref: string, imageId: string): Promise<string> {
+    await this.store.images.tag(ref, imageId);
+    return ref;
+  }
+}
+
+async function isEmptyDir(dir: string): Promise<boolean> {
+  const entries = await fsp.readdir(dir).catch(() => []);
+  return entries.length === 0;
+}
+
+/** SOURCE_DATE_EPOCH: no file in the layer is newer than the epoch (BuildKit's rewrite-timestamp). */
+async function clampTimes(dir: string, epoch: number): Promise<void> {
+  const walk = async (p: string): Promise<void> => {
+    const st = await fsp.lstat(p);
+    if (st.isDirectory()) for (const name of await fsp.readdir(p)) await walk(path.join(p, name));
+    if (st.mtimeMs / 1000 > epoch) await fsp.lutimes(p, epoch, epoch);
+  };
+  for (const name of await fsp.readdir(dir)) await walk(path.join(dir, name));
+}

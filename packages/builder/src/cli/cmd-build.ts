@@ -1,0 +1,153 @@
+// tsbuild build (and the shorthand `tsbuild -t app .`): docker build's flags, BuildKit's progress.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { build } from '../build';
+import { createRenderer, type ProgressMode } from '../progress';
+import type { Command } from './main';
+import { CommandError, UsageError } from './errors';
+import { parseCommandArgs, parseCsv, parseKeyValues } from './parse';
+import { withStore } from './store';
+
+const USAGE = `Usage: tsbuild build [OPTIONS] CONTEXT
+       tsbuild [OPTIONS] CONTEXT
+
+Build an image from a Dockerfile.
+
+Options:
+  -t, --tag NAME[:TAG]       name the image (repeatable)
+  -f, --file PATH            the Dockerfile (default CONTEXT/Dockerfile; "-" reads stdin)
+      --build-arg K[=V]      set a build argument (a bare K takes its value from the environment)
+      --target STAGE         build up to this stage
+      --no-cache             do not use the build cache
+      --progress MODE        auto | plain | tty | json | quiet (default auto)
+  -q, --quiet                print only the image ID
+      --iidfile FILE         write the image ID (sha256:...) to FILE
+      --label K=V            add a label to the image (repeatable)
+      --network MODE         default | host | none, for RUN
+      --secret id=ID,src=F   expose a file (or env=VAR) to RUN --mount=type=secret (repeatable)
+  -o, --output SPEC          also export: type=oci|docker|local,dest=PATH
+      --platform P           only the host's platform is supported`;
+
+const OPTIONS = {
+  tag: { type: 'string', short: 't', multiple: true },
+  file: { type: 'string', short: 'f' },
+  'build-arg': { type: 'string', multiple: true },
+  target: { type: 'string' },
+  'no-cache': { type: 'boolean' },
+  progress: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  iidfile: { type: 'string' },
+  label: { type: 'string', multiple: true },
+  network: { type: 'string' },
+  secret: { type: 'string', multiple: true },
+  output: { type: 'string', short: 'o' },
+  platform: { type: 'string' },
+} as const;
+
+export const command: Command = {
+  summary: 'Build an image from a Dockerfile',
+  usage: USAGE,
+  async run(args, globals) {
+    const { values, positionals } = parseCommandArgs(args, OPTIONS, USAGE);
+    if (positionals.length !== 1) throw new UsageError(`"build" needs exactly one context directory\n${USAGE}`);
+    const context = positionals[0]!;
+    const progress = (values.quiet ? 'quiet' : (values.progress ?? 'auto')) as ProgressMode;
+    if (!['auto', 'plain', 'tty', 'json', 'rawjson', 'quiet'].includes(progress)) {
+      throw new UsageError(`unknown progress mode "${progress}": use auto, plain, tty, json or quiet`);
+    }
+    const network = values.network ?? 'default';
+    if (network !== 'default' && network !== 'host' && network !== 'none') {
+      throw new UsageError(`unknown network mode "${network}": use default, host or none`);
+    }
+    const output = values.output ? parseOutput(values.output) : undefined;
+    const dockerfileContent = values.file === '-' ? fs.readFileSync(0, 'utf8') : undefined;
+    if (!fs.existsSync(context) || !fs.statSync(context).isDirectory()) {
+      throw new CommandError(`unable to prepare context: path "${context}" not found or not a directory`);
+    }
+
+    return withStore(globals, async (store) => {
+      const renderer = createRenderer(progress);
+      let result;
+      try {
+        result = await build(
+          {
+            context,
+            ...(values.file && values.file !== '-' ? { dockerfile: values.file } : {}),
+            ...(dockerfileContent !== undefined ? { dockerfileContent } : {}),
+            tags: values.tag ?? [],
+            buildArgs: parseKeyValues(values['build-arg'], 'build argument', true),
+            ...(values.target ? { target: values.target } : {}),
+            noCache: values['no-cache'] === true,
+            labels: parseKeyValues(values.label, 'label'),
+            network,
+            secrets: parseSecrets(values.secret),
+            ...(values.platform ? { platform: values.platform } : {}),
+            ...sourceDateEpoch(),
+          },
+          { store, onEvent: (e) => renderer.handle(e) },
+        );
+      } finally {
+        renderer.finish();
+      }
+      if (values.iidfile) fs.writeFileSync(values.iidfile, result.imageId);
+      if (output) await exportOutput(store, result.imageId, output);
+      if (progress === 'quiet') process.stdout.write(`${result.imageId}\n`);
+      return 0;
+    });
+  },
+};
+
+interface OutputSpec {
+  type: 'oci' | 'docker' | 'local';
+  dest: string;
+}
+
+function parseOutput(spec: string): OutputSpec {
+  const fields = spec.includes('=') ? parseCsv(spec, '--output') : { type: 'local', dest: spec };
+  const type = fields.type ?? 'local';
+  if (type !== 'oci' && type !== 'docker' && type !== 'local') throw new UsageError(`unknown output type "${type}": use oci, docker or local`);
+  if (!fields.dest) throw new UsageError(`--output ${spec}: dest=PATH is required`);
+  return { type, dest: fields.dest };
+}
+
+function parseSecrets(specs: string[] | undefined): Record<string, { src?: string; env?: string }> {
+  const out: Record<string, { src?: string; env?: string }> = {};
+  for (const spec of specs ?? []) {
+    const f = parseCsv(spec, '--secret');
+    const id = f.id;
+    if (!id) throw new UsageError(`--secret ${spec}: id=ID is required`);
+    const src = f.src ?? f.source;
+    if (src) {
+      if (!fs.existsSync(src)) throw new UsageError(`--secret ${spec}: ${src} does not exist`);
+      out[id] = { src: path.resolve(src) };
+    } else if (f.env) out[id] = { env: f.env };
+    else if (process.env[id] !== undefined) out[id] = { env: id };
+    else throw new UsageError(`--secret ${spec}: give src=FILE or env=VAR`);
+  }
+  return out;
+}
+
+function sourceDateEpoch(): { sourceDateEpoch?: number } {
+  const v = process.env.SOURCE_DATE_EPOCH;
+  if (v === undefined || v === '') return {};
+  if (!/^\d+$/.test(v)) throw new UsageError(`invalid SOURCE_DATE_EPOCH "${v}": expected seconds since 1970`);
+  return { sourceDateEpoch: Number(v) };
+}
+
+async function exportOutput(store: import('@tsbuild/storage').Store, imageId: string, out: OutputSpec): Promise<void> {
+  if (out.type === 'oci' || out.type === 'docker') {
+    await store.save([imageId], out.dest, out.type);
+    return;
+  }
+  const { chainID } = await store.imageChain(imageId);
+  fs.mkdirSync(out.dest, { recursive: true });
+  if (chainID === null) return;
+  const rootfs = await store.layers.mount(chainID);
+  try {
+    await promisify(execFile)('cp', ['-a', '--', `${rootfs}/.`, out.dest]);
+  } finally {
+    await store.layers.unmount(chainID);
+  }
+}

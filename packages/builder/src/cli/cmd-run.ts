@@ -1,0 +1,246 @@
+// tsbuild run / ps / rm: containers from images, docker run's flags and exit statuses.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Containers, type Store } from '@tsbuild/storage';
+import type { Command } from './main';
+import { CommandError, UsageError } from './errors';
+import { parseCommandArgs, table, timeAgo } from './parse';
+import { withStore } from './store';
+
+const RUN_USAGE = `Usage: tsbuild run [OPTIONS] IMAGE [COMMAND] [ARG...]
+
+Run a command in a new container.
+
+Options:
+      --rm                   remove the container when it exits
+  -e, --env K=V              set an environment variable (a bare K takes the host's value; repeatable)
+  -w, --workdir DIR          working directory inside the container
+  -u, --user USER[:GROUP]    user name or uid (resolved in the image's /etc/passwd)
+      --entrypoint CMD       override the image's entrypoint
+      --memory SIZE          memory limit (e.g. 64m, 1g)
+      --cpus N               CPU limit (e.g. 0.5)
+      --pids-limit N         process limit
+      --network MODE         none (default) | host
+      --hostname NAME        container host name
+  -v, --volume SRC:DST[:ro]  bind mount a host path (repeatable)
+      --name NAME            name the container
+  -i, --interactive          keep stdin open
+  -t, --tty                  allocate a terminal
+      --no-init              run the command as PID 1 without tsbuild's init
+      --read-only            mount the root filesystem read-only`;
+
+const RUN_OPTIONS = {
+  rm: { type: 'boolean' },
+  env: { type: 'string', short: 'e', multiple: true },
+  workdir: { type: 'string', short: 'w' },
+  user: { type: 'string', short: 'u' },
+  entrypoint: { type: 'string' },
+  memory: { type: 'string', short: 'm' },
+  cpus: { type: 'string' },
+  'pids-limit': { type: 'string' },
+  network: { type: 'string' },
+  hostname: { type: 'string' },
+  volume: { type: 'string', short: 'v', multiple: true },
+  name: { type: 'string' },
+  interactive: { type: 'boolean', short: 'i' },
+  tty: { type: 'boolean', short: 't' },
+  'no-init': { type: 'boolean' },
+  'read-only': { type: 'boolean' },
+} as const;
+
+export const runCommand: Command = {
+  summary: 'Run a command in a new container',
+  usage: RUN_USAGE,
+  async run(args, globals) {
+    // Options stop at the image name: everything after it is the container's command.
+    const split = splitAtImage(args);
+    const { values, positionals } = parseCommandArgs(split.options, RUN_OPTIONS, RUN_USAGE);
+    if (positionals.length > 0 || split.image === undefined) throw new UsageError(`"run" needs an image\n${RUN_USAGE}`);
+    const network = values.network ?? 'none';
+    if (network !== 'none' && network !== 'host') throw new UsageError(`unknown network "${network}": use none or host`);
+    const limits = {
+      ...(values.memory ? { memory: parseMemory(values.memory) } : {}),
+      ...(values.cpus ? { cpus: parsePositive(values.cpus, '--cpus') } : {}),
+      ...(values['pids-limit'] ? { pidsLimit: Math.trunc(parsePositive(values['pids-limit'], '--pids-limit')) } : {}),
+    };
+    const mounts = (values.volume ?? []).map(parseVolume);
+    const env = (values.env ?? []).map((e) => (e.includes('=') ? e : `${e}=${process.env[e] ?? ''}`)).filter((e) => !e.endsWith('=') || e.includes('='));
+
+    return withStore(globals, async (store) => {
+      const containers = new Containers(store);
+      const { record, process: proc } = await containers.create({
+        image: split.image!,
+        ...(values.name ? { name: values.name } : {}),
+        ...(split.command.length > 0 ? { cmd: split.command } : {}),
+        ...(values.entrypoint !== undefined ? { entrypoint: values.entrypoint === '' ? [] : [values.entrypoint] } : {}),
+        env,
+        ...(values.workdir ? { workdir: values.workdir } : {}),
+        ...(values.user ? { user: values.user } : {}),
+      });
+      try {
+        return await runAttached(containers, record, proc, {
+          network,
+          ...limits,
+          mounts,
+          ...(values.hostname ? { hostname: values.hostname } : {}),
+          init: values['no-init'] !== true,
+          readonlyRootfs: values['read-only'] === true,
+          tty: values.tty === true,
+          interactive: values.interactive === true,
+        });
+      } finally {
+        if (values.rm) await containers.remove(record.id, { force: true }).catch(() => {});
+      }
+    });
+  },
+};
+
+interface AttachOptions {
+  network: 'none' | 'host';
+  memory?: number;
+  cpus?: number;
+  pidsLimit?: number;
+  mounts: { source: string; target: string; readonly: boolean }[];
+  hostname?: string;
+  init: boolean;
+  readonlyRootfs: boolean;
+  tty: boolean;
+  interactive: boolean;
+}
+
+/** Starts the container with the terminal's stdio and forwards Ctrl-C / SIGTERM to it. */
+async function runAttached(
+  containers: Containers,
+  record: Parameters<Containers['start']>[0],
+  proc: Parameters<Containers['start']>[1],
+  o: AttachOptions,
+): Promise<number> {
+  const devnull = o.interactive ? -1 : fs.openSync('/dev/null', 'r');
+  try {
+    const { interactive, tty, ...rest } = o;
+    const { container, finished } = await containers.start(record, proc, {
+      ...rest,
+      ...(tty ? { tty: true } : { stdio: [interactive ? 0 : devnull, 1, 2] as [number, number, number] }),
+    });
+    const forward = (signal: NodeJS.Signals) => container.kill(signal);
+    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+    for (const s of signals) process.on(s, forward);
+    let restoreRaw = () => {};
+    if (tty && container.terminal) {
+      container.terminal.output.pipe(process.stdout);
+      if (interactive) {
+        if (process.stdin.isTTY) {
+          process.stdin.setRawMode(true);
+          restoreRaw = () => process.stdin.setRawMode(false);
+        }
+        process.stdin.pipe(container.terminal.input);
+      }
+    }
+    try {
+      const exit = await finished;
+      if (exit.oomKilled) process.stderr.write('tsbuild: the container was OOM killed (memory limit reached)\n');
+      return exit.exitCode;
+    } finally {
+      restoreRaw();
+      process.stdin.unpipe();
+      process.stdin.pause();
+      for (const s of signals) process.off(s, forward);
+    }
+  } catch (err) {
+    const e = err as Error & { exitCode?: number };
+    throw new CommandError(e.message, typeof e.exitCode === 'number' ? e.exitCode : 125);
+  } finally {
+    if (devnull >= 0) fs.closeSync(devnull);
+  }
+}
+
+/** The first positional is the image; what follows belongs to the container. */
+function splitAtImage(args: string[]): { options: string[]; image?: string; command: string[] } {
+  const valued = new Set(
+    Object.entries(RUN_OPTIONS)
+      .filter(([, v]) => v.type === 'string')
+      .flatMap(([k, v]) => [`--${k}`, ...('short' in v ? [`-${v.short}`] : [])]),
+  );
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') return { options: args.slice(0, i), image: args[i + 1], command: args.slice(i + 2) };
+    if (a.startsWith('-')) {
+      if (valued.has(a)) i++;
+      continue;
+    }
+    return { options: args.slice(0, i), image: a, command: args.slice(i + 1) };
+  }
+  return { options: args, command: [] };
+}
+
+export function parseMemory(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)([bkmg]?)b?$/i.exec(v.trim());
+  if (!m) throw new UsageError(`invalid memory size "${v}": use e.g. 64m or 1g`);
+  const mult = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
+  const bytes = Math.floor(Number(m[1]) * mult);
+  if (bytes < 6 * 1024 * 1024) throw new UsageError(`memory limit ${v} is too small: the minimum is 6m`);
+  return bytes;
+}
+
+function parsePositive(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`invalid ${flag} value "${v}": expected a positive number`);
+  return n;
+}
+
+function parseVolume(spec: string): { source: string; target: string; readonly: boolean } {
+  const parts = spec.split(':');
+  if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) throw new UsageError(`invalid volume "${spec}": use /host/path:/container/path[:ro]`);
+  const [source, target, mode] = parts as [string, string, string | undefined];
+  if (mode !== undefined && mode !== 'ro' && mode !== 'rw') throw new UsageError(`invalid volume mode "${mode}" in "${spec}": use ro or rw`);
+  if (!path.isAbsolute(source)) throw new UsageError(`invalid volume "${spec}": the host path must be absolute`);
+  if (!fs.existsSync(source)) throw new UsageError(`invalid volume "${spec}": ${source} does not exist`);
+  if (!target.startsWith('/')) throw new UsageError(`invalid volume "${spec}": the container path must be absolute`);
+  return { source, target, readonly: mode === 'ro' };
+}
+
+export const psCommand: Command = {
+  summary: 'List containers',
+  usage: 'Usage: tsbuild ps [-a] [-q]',
+  async run(args, globals) {
+    const { values } = parseCommandArgs(args, { all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' } }, this.usage);
+    return withStore(globals, async (store: Store) => {
+      const list = new Containers(store).list().filter((c) => values.all || c.state === 'running');
+      if (values.quiet) {
+        process.stdout.write(list.map((c) => `${c.id.slice(0, 12)}\n`).join(''));
+        return 0;
+      }
+      const rows = [['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES']];
+      for (const c of list) {
+        const cmd = JSON.stringify(c.args.join(' '));
+        const status = c.state === 'running' ? 'Up' : c.state === 'created' ? 'Created' : `Exited (${c.exitCode ?? 0}) ${timeAgo(c.finished)}`;
+        rows.push([c.id.slice(0, 12), c.image, cmd.length > 22 ? `${cmd.slice(0, 20)}…"` : cmd, timeAgo(c.created), status, c.name]);
+      }
+      process.stdout.write(table(rows));
+      return 0;
+    });
+  },
+};
+
+export const rmCommand: Command = {
+  summary: 'Remove containers',
+  usage: 'Usage: tsbuild rm [-f] CONTAINER [CONTAINER...]',
+  async run(args, globals) {
+    const { values, positionals } = parseCommandArgs(args, { force: { type: 'boolean', short: 'f' } }, this.usage);
+    if (positionals.length === 0) throw new UsageError(`"rm" needs at least one container\n${this.usage}`);
+    return withStore(globals, async (store) => {
+      const containers = new Containers(store);
+      let failed = 0;
+      for (const ref of positionals) {
+        try {
+          await containers.remove(ref, { force: values.force === true });
+          process.stdout.write(`${ref}\n`);
+        } catch (err) {
+          process.stderr.write(`tsbuild: ${(err as Error).message}\n`);
+          failed++;
+        }
+      }
+      return failed > 0 ? 1 : 0;
+    });
+  },
+};

@@ -1,0 +1,194 @@
+// Containers: an image's chain plus a read-write layer, mounted, with a process started by the
+// runtime from the image config and the caller's overrides. A record per container lives in
+// <root>/containers/<id>.json (written atomically); the RW layer is named `ctr-<id>`.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { writeFileAtomic } from './atomic';
+import type { Digest } from './digest';
+import { runContainer, type ContainerExit, type RunOptions, type RunningContainer } from './runtime';
+import type { Store } from './store';
+
+export interface ContainerRecord {
+  id: string;
+  name: string;
+  image: string;
+  imageId: string;
+  args: string[];
+  created: string;
+  state: 'created' | 'running' | 'exited';
+  pid?: number;
+  exitCode?: number;
+  finished?: string;
+}
+
+/** What a container runs: the image's Entrypoint/Cmd/Env/WorkingDir/User with docker run's overrides. */
+export interface ProcessOverrides {
+  /** Replaces the image's Cmd (docker run IMAGE CMD...). */
+  cmd?: string[];
+  /** Replaces the image's Entrypoint (and drops its Cmd unless cmd is given). */
+  entrypoint?: string[];
+  env?: string[];
+  workdir?: string;
+  user?: string;
+}
+
+export type StartOptions = Omit<RunOptions, 'rootfs' | 'args' | 'env' | 'cwd' | 'user' | 'id'>;
+
+export interface CreateOptions extends ProcessOverrides {
+  image: string;
+  name?: string;
+}
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+
+export class Containers {
+  private readonly dir: string;
+
+  constructor(private readonly store: Store) {
+    this.dir = path.join(store.root, 'containers');
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  /** Resolves the image, computes the process and creates the RW layer (not mounted yet). */
+  async create(opts: CreateOptions): Promise<{ record: ContainerRecord; process: { args: string[]; env: string[]; cwd: string; user: string } }> {
+    if (opts.name !== undefined && !NAME_RE.test(opts.name)) {
+      throw userError(`invalid container name "${opts.name}": use letters, digits, '_', '.' and '-'`);
+    }
+    if (opts.name !== undefined && this.list().some((c) => c.name === opts.name)) {
+      throw userError(`the container name "${opts.name}" is already in use`);
+    }
+    const { id: imageId, chainID, config } = await this.store.imageChain(opts.image);
+    const c = config.config ?? {};
+    const entrypoint = opts.entrypoint ?? c.Entrypoint ?? [];
+    const cmd = opts.cmd && opts.cmd.length > 0 ? opts.cmd : opts.entrypoint ? [] : (c.Cmd ?? []);
+    const args = [...entrypoint, ...cmd];
+    if (args.length === 0) throw userError(`no command specified: image ${opts.image} has no CMD or ENTRYPOINT`);
+    const env = mergeEnv(c.Env ?? [], opts.env ?? []);
+    const id = randomBytes(32).toString('hex');
+    const record: ContainerRecord = {
+      id,
+      name: opts.name ?? `tsbuild_${id.slice(0, 12)}`,
+      image: opts.image,
+      imageId,
+      args,
+      created: new Date().toISOString(),
+      state: 'created',
+    };
+    await this.store.layers.createRW(chainID as Digest | null, layerName(id));
+    await this.write(record);
+    return { record, process: { args, env, cwd: opts.workdir ?? (c.WorkingDir || '/'), user: opts.user ?? c.User ?? '' } };
+  }
+
+  /** Mounts the container's rootfs and starts its process. `finished` resolves after the state is saved. */
+  async start(
+    record: ContainerRecord,
+    proc: { args: string[]; env: string[]; cwd: string; user: string },
+    opts: StartOptions,
+  ): Promise<{ container: RunningContainer; finished: Promise<ContainerExit> }> {
+    const rw = this.store.layers.getRW(layerName(record.id));
+    if (!rw) throw userError(`container ${record.name} has no read-write layer`);
+    const rootfs = await rw.mount();
+    let container: RunningContainer;
+    try {
+      container = await runContainer({
+        ...opts,
+        rootfs,
+        args: proc.args,
+        env: proc.env,
+        cwd: proc.cwd,
+        ...(proc.user ? { user: proc.user } : {}),
+        id: record.id,
+      });
+    } catch (err) {
+      await rw.unmount().catch(() => {});
+      await this.write({ ...record, state: 'exited', exitCode: (err as { exitCode?: number }).exitCode ?? 125, finished: new Date().toISOString() });
+      throw err;
+    }
+    await this.write({ ...record, state: 'running', pid: container.pid });
+    const finished = container.wait().then(async (exit) => {
+      await rw.unmount().catch(() => {});
+      await this.write({ ...record, state: 'exited', exitCode: exit.exitCode, finished: new Date().toISOString() });
+      return exit;
+    });
+    return { container, finished };
+  }
+
+  list(): ContainerRecord[] {
+    const out: ContainerRecord[] = [];
+    for (const f of fs.readdirSync(this.dir)) {
+      if (!f.endsWith('.json')) continue;
+      try {
+        const r = JSON.parse(fs.readFileSync(path.join(this.dir, f), 'utf8')) as ContainerRecord;
+        // A record left "running" by a killed tsbuild: its process died with it (PDEATHSIG).
+        if (r.state === 'running' && r.pid !== undefined && !isAlive(r.pid)) r.state = 'exited';
+        out.push(r);
+      } catch {
+        // A torn record cannot exist (atomic writes); anything unreadable is not ours.
+      }
+    }
+    return out.sort((a, b) => b.created.localeCompare(a.created));
+  }
+
+  find(idOrName: string): ContainerRecord {
+    const all = this.list();
+    const match = all.filter((c) => c.name === idOrName || c.id === idOrName || (idOrName.length >= 4 && c.id.startsWith(idOrName)));
+    if (match.length === 0) throw userError(`no such container: ${idOrName}`);
+    if (match.length > 1) throw userError(`container ${idOrName} is ambiguous: ${match.map((c) => c.name).join(', ')}`);
+    return match[0]!;
+  }
+
+  /** Removes the container's RW layer and record; a running one needs `force` (it is killed). */
+  async remove(idOrName: string, opts: { force?: boolean } = {}): Promise<ContainerRecord> {
+    const record = this.find(idOrName);
+    if (record.state === 'running' && record.pid !== undefined && isAlive(record.pid)) {
+      if (!opts.force) throw userError(`container ${record.name} is running: stop it or use --force`);
+      process.kill(record.pid, 'SIGKILL');
+      for (let i = 0; i < 100 && isAlive(record.pid); i++) await new Promise((r) => setTimeout(r, 20));
+    }
+    const rw = this.store.layers.getRW(layerName(record.id));
+    if (rw) {
+      await rw.unmount().catch(() => {});
+      await this.store.layers.removeRW(layerName(record.id));
+    }
+    fs.rmSync(this.recordPath(record.id), { force: true });
+    return record;
+  }
+
+  private write(record: ContainerRecord): Promise<void> {
+    return writeFileAtomic(this.recordPath(record.id), JSON.stringify(record));
+  }
+
+  private recordPath(id: string): string {
+    return path.join(this.dir, `${id}.json`);
+  }
+}
+
+function layerName(id: string): string {
+  return `ctr-${id.slice(0, 32)}`;
+}
+
+/** Image env, then overrides replacing same-named entries (docker run -e). */
+export function mergeEnv(base: string[], overrides: string[]): string[] {
+  const out = [...base];
+  for (const kv of overrides) {
+    const key = kv.includes('=') ? kv.slice(0, kv.indexOf('=')) : kv;
+    const i = out.findIndex((e) => e === key || e.startsWith(`${key}=`));
+    if (i >= 0) out[i] = kv;
+    else out.push(kv);
+  }
+  return out;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function userError(message: string): Error {
+  return Object.assign(new Error(message), { userFacing: true });
+}
