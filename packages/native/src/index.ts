@@ -9,3 +9,4 @@ export {
   mknod, mknodArgs, lgetxattr, lsetxattr, llistxattr, lremovexattr, statfs, FS_MAGIC, flock, flockWait, pipe, openPty,
 } from './fsops';
 export type { MknodOptions, StatfsResult, FlockMode, Pty } from './fsops';
+export * from './spawn';

@@ -1,0 +1,238 @@
+// runContainer(): a process in a prepared rootfs with Docker's defaults (REFERENCE §4): namespaces,
+// mounts, masked and read-only paths, the 14 capabilities, NOFILE 1024:1024, a cgroup with the limits,
+// and a sealed init as PID 1. The rootfs is someone else's (mounted and populated already).
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tty from 'node:tty';
+import { Writable, type Readable } from 'node:stream';
+import {
+  DEFAULT_PATH, DOCKER_DEFAULT_CAPABILITIES, INIT_BINARY, dockerCapabilities, exitCodeOf, spawn, spawnWithPipes,
+} from '@tsbuild/native';
+import type { ContainerProcess, Namespace, Rlimit, Signal, SpawnSpec } from '@tsbuild/native';
+import { createCgroup, type CgroupOptions, type ContainerCgroup } from './cgroups';
+import { containerSteps, type BindMount } from './steps';
+import { resolveRootfsUser } from './users';
+
+export interface RunOptions {
+  /** The container's root directory, already populated (and mounted, if it is an overlay). */
+  rootfs: string;
+  args: string[];
+  /** NAME=value entries; PATH, HOSTNAME and HOME get Docker's defaults when absent. */
+  env?: string[];
+  /** Working directory inside the container (created when missing). Default '/'. */
+  cwd?: string;
+  /** 'name', 'uid', 'name:group' or 'uid:gid', resolved with the rootfs's own /etc/passwd and /etc/group. */
+  user?: string;
+  /** Default: the first 12 characters of the id (the host's name with network 'host'). */
+  hostname?: string;
+  /** 'none' (default): a network namespace with only lo. 'host': the host's network. */
+  network?: 'none' | 'host';
+  /** Run tsbuild-init as PID 1 (reaps zombies, forwards signals). Default true. With false the command
+   * is PID 1 (exec'd through the sealed init all the same). */
+  init?: boolean;
+  readonlyRootfs?: boolean;
+  mounts?: BindMount[];
+  /** Memory limit in bytes (an OOM kill gives exit code 137 and oomKilled). */
+  memory?: number;
+  cpus?: number;
+  pidsLimit?: number;
+  /** Default 'pipe' for stdout/stderr and /dev/null for stdin. With tty, the terminal is all three. */
+  stdio?: 'pipe' | 'inherit' | [number, number, number];
+  /** A pseudo-terminal from the container's devpts as stdio (setsid + controlling terminal); read and
+   * write it through `terminal` (the output stream owns the master fd). */
+  tty?: boolean;
+  noNewPrivileges?: boolean;
+  /** The capability set (names without CAP_), or changes to Docker's 14. */
+  capabilities?: string[] | { add?: string[]; drop?: string[] };
+  /** Added to (and overriding by type) the default NOFILE 1024:1024. Clamped to the host's hard limits. */
+  rlimits?: Rlimit[];
+  /** Default: 64 random hex digits. Names the cgroup. */
+  id?: string;
+  /** Where the cgroups go (default: detected at /sys/fs/cgroup, under 'tsbuild'). */
+  cgroups?: CgroupOptions;
+}
+
+export interface ContainerExit {
+  /** The exit code as a shell reports it: the code, or 128 + signal (137 for an OOM kill). */
+  exitCode: number;
+  signal: NodeJS.Signals | null;
+  oomKilled: boolean;
+}
+
+export interface RunningContainer {
+  readonly id: string;
+  /** Host pid of the container's PID 1. */
+  readonly pid: number;
+  stdin?: Writable;
+  stdout?: Readable;
+  stderr?: Readable;
+  /** With tty: the terminal's output (read) and input (write). */
+  terminal?: { output: Readable; input: Writable };
+  /** Resolves once the container has exited and its cgroup and state have been removed. */
+  wait(): Promise<ContainerExit>;
+  kill(signal?: Signal): void;
+}
+
+const DEFAULT_RLIMITS: Rlimit[] = [{ type: 'nofile', soft: 1024, hard: 1024 }];
+
+function capabilitySet(opt: RunOptions['capabilities']): string[] {
+  const norm = (c: string) => c.toUpperCase().replace(/^CAP_/, '');
+  if (Array.isArray(opt)) return opt.map(norm);
+  const set = new Set(DOCKER_DEFAULT_CAPABILITIES);
+  for (const c of opt?.add ?? []) set.add(norm(c));
+  for (const c of opt?.drop ?? []) set.delete(norm(c));
+  return [...set];
+}
+
+function mergeRlimits(extra: Rlimit[] = []): Rlimit[] {
+  const byType = new Map<string, Rlimit>();
+  for (const r of [...DEFAULT_RLIMITS, ...extra]) byType.set(r.type.toLowerCase().replace(/^rlimit_/, ''), r);
+  return [...byType.values()];
+}
+
+function containerEnv(env: string[], defaults: Record<string, string>): string[] {
+  const out = [...env];
+  for (const [name, value] of Object.entries(defaults)) {
+    if (!out.some((e) => e.startsWith(`${name}=`))) out.push(`${name}=${value}`);
+  }
+  return out;
+}
+
+/** Per-container /etc/hosts, /etc/hostname and /etc/resolv.conf, bound over the rootfs's. */
+function writeEtcFiles(dir: string, hostname: string, network: 'none' | 'host') {
+  const files = {
+    hosts: path.join(dir, 'hosts'),
+    hostname: path.join(dir, 'hostname'),
+    resolvConf: path.join(dir, 'resolv.conf'),
+  };
+  const hosts =
+    network === 'host'
+      ? readOr('/etc/hosts', '')
+      : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`;
+  fs.writeFileSync(files.hosts, hosts, { mode: 0o644 });
+  fs.writeFileSync(files.hostname, `${hostname}\n`, { mode: 0o644 });
+  fs.writeFileSync(files.resolvConf, readOr('/etc/resolv.conf', ''), { mode: 0o644 });
+  return files;
+}
+
+function readOr(file: string, fallback: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return fallback;
+  }
+}
+
+function checkOptions(o: RunOptions): void {
+  if (!o || typeof o !== 'object') throw new TypeError('runContainer: options must be an object');
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(o.rootfs);
+  } catch (err) {
+    throw new Error(`runContainer: the rootfs ${String(o.rootfs)} cannot be used: ${(err as NodeJS.ErrnoException).code}`);
+  }
+  if (!st.isDirectory()) throw new Error(`runContainer: the rootfs ${o.rootfs} is not a directory`);
+  if (!Array.isArray(o.args) || o.args.length === 0) throw new TypeError('runContainer: args must name a command');
+  if (o.network !== undefined && o.network !== 'none' && o.network !== 'host') {
+    throw new TypeError(`runContainer: network must be 'none' or 'host' (got ${JSON.stringify(o.network)})`);
+  }
+  if (o.cwd !== undefined && !o.cwd.startsWith('/')) throw new TypeError(`runContainer: cwd must be absolute (got ${JSON.stringify(o.cwd)})`);
+}
+
+/** Starts a container. Rejects (with exitCode 125/126/127 on the error) when it cannot start. */
+export async function runContainer(opts: RunOptions): Promise<RunningContainer> {
+  checkOptions(opts);
+  const id = opts.id ?? randomBytes(32).toString('hex');
+  const network = opts.network ?? 'none';
+  const hostname = opts.hostname ?? (network === 'host' ? os.hostname() : id.slice(0, 12));
+  const user = resolveRootfsUser(opts.rootfs, opts.user);
+  const cwd = opts.cwd ?? '/';
+  const env = containerEnv(opts.env ?? [], {
+    PATH: DEFAULT_PATH, HOSTNAME: hostname, HOME: user.home, ...(opts.tty ? { TERM: 'xterm' } : {}),
+  });
+
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), `tsbuild-ctr-${id.slice(0, 12)}-`));
+  const cleanups: (() => Promise<void> | void)[] = [() => fs.rmSync(stateDir, { recursive: true, force: true })];
+  const cleanup = async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn();
+  };
+  try {
+    const cgroup: ContainerCgroup = createCgroup(
+      id, { memory: opts.memory, cpus: opts.cpus, pidsLimit: opts.pidsLimit }, opts.cgroups,
+    );
+    cleanups.push(() => cgroup.remove());
+    const namespaces: Namespace[] = ['mount', 'pid', 'uts', 'ipc'];
+    if (network === 'none') namespaces.push('net');
+    const caps = capabilitySet(opts.capabilities);
+    const spec: Omit<SpawnSpec, 'stdio'> = {
+      args: opts.args,
+      env,
+      namespaces,
+      ...cgroup.spawnOptions,
+      steps: containerSteps({
+        rootfs: opts.rootfs, hostname, etcFiles: writeEtcFiles(stateDir, hostname, network),
+        mounts: opts.mounts, readonlyRootfs: opts.readonlyRootfs, cwd, console: opts.tty === true,
+      }),
+      cwd,
+      uid: user.uid,
+      gid: user.gid,
+      additionalGids: user.additionalGids,
+      rlimits: mergeRlimits(opts.rlimits),
+      capabilities: dockerCapabilities(caps),
+      noNewPrivileges: opts.noNewPrivileges ?? false,
+      parentDeathSignal: 'SIGKILL',
+      // Even without an init as PID 1 the command is exec'd from the sealed init (CVE-2019-5736).
+      initBinary: INIT_BINARY,
+      initExecOnly: opts.init === false,
+    };
+
+    let proc: ContainerProcess;
+    const streams: Partial<RunningContainer> = {};
+    if (opts.tty) {
+      // The terminal comes from the container's own devpts (consolePty), so ttyname works inside.
+      const devNull = fs.openSync('/dev/null', 'r+');
+      try {
+        proc = await spawn({ ...spec, stdio: [devNull, devNull, devNull], terminal: true });
+      } finally {
+        fs.closeSync(devNull);
+      }
+      const master = proc.terminalFd!;
+      const output = new tty.ReadStream(master);
+      const input = new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          fs.write(master, chunk, (err) => cb(err));
+        },
+      });
+      streams.terminal = { output, input };
+    } else if (Array.isArray(opts.stdio)) {
+      proc = await spawn({ ...spec, stdio: opts.stdio });
+    } else if (opts.stdio === 'inherit') {
+      proc = await spawn({ ...spec, stdio: [0, 1, 2] });
+    } else {
+      const piped = await spawnWithPipes({ ...spec, stdio: ['ignore', 'pipe', 'pipe'] });
+      proc = piped;
+      streams.stdout = piped.stdout ?? undefined;
+      streams.stderr = piped.stderr ?? undefined;
+    }
+
+    const done = (async (): Promise<ContainerExit> => {
+      const status = await proc.exited;
+      const oomKilled = cgroup.oomKilled();
+      await cleanup();
+      return { exitCode: oomKilled ? 137 : exitCodeOf(status), signal: status.signal, oomKilled };
+    })();
+    done.catch(() => undefined); // observed through wait()
+    return {
+      id,
+      pid: proc.pid,
+      ...streams,
+      wait: () => done,
+      kill: (signal: Signal = 'SIGTERM') => proc.kill(signal),
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}

@@ -1,0 +1,142 @@
+// Docker's default container filesystem as spawn() setup steps (REFERENCE §4.1-4.2). Pure: it only
+// builds data. Order: host trees are detached before pivot_root; everything else is mounted after it,
+// so paths (and symlinks) in the untrusted rootfs resolve inside the container, never on the host.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { MountFlag, SetupStep } from '@tsbuild/native';
+
+export interface BindMount {
+  /** Host path (file or directory). */
+  source: string;
+  /** Absolute path inside the container. */
+  target: string;
+  readonly?: boolean;
+}
+
+export interface ContainerStepsOptions {
+  rootfs: string;
+  hostname: string;
+  /** Host files bound over /etc/hosts, /etc/hostname and /etc/resolv.conf. */
+  etcFiles?: { hosts: string; hostname: string; resolvConf: string };
+  mounts?: BindMount[];
+  readonlyRootfs?: boolean;
+  /** Created (mkdir -p) when missing, like Docker does for WORKDIR. */
+  cwd?: string;
+  /** Masked paths; defaults to Docker's list plus every cpuN/thermal_throttle. */
+  maskedPaths?: string[];
+  readonlyPaths?: string[];
+  /** Allocate the container's terminal from its own devpts (the spawn then returns terminalFd). */
+  console?: boolean;
+}
+
+/** Docker's masked paths (moby/moby:daemon/pkg/oci/defaults.go). */
+export const DOCKER_MASKED_PATHS: readonly string[] = [
+  '/proc/asound', '/proc/acpi', '/proc/interrupts', '/proc/kcore', '/proc/keys', '/proc/latency_stats',
+  '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware',
+  '/sys/devices/virtual/powercap',
+];
+
+export const DOCKER_READONLY_PATHS: readonly string[] = [
+  '/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger',
+];
+
+/** Docker masks every cpuN/thermal_throttle too; they are the same in the container's sysfs. */
+export function thermalThrottlePaths(sysCpu = '/sys/devices/system/cpu'): string[] {
+  let entries: string[] = [];
+  try {
+    entries = fs.readdirSync(sysCpu);
+  } catch {
+    return [];
+  }
+  return entries
+    .filter((e) => /^cpu\d+$/.test(e) && fs.existsSync(path.join(sysCpu, e, 'thermal_throttle')))
+    .map((e) => path.join(sysCpu, e, 'thermal_throttle'));
+}
+
+const NODEV_NOSUID_NOEXEC: MountFlag[] = ['nosuid', 'nodev', 'noexec'];
+
+/** The /dev nodes every container gets (major, minor), created with mknod in the container's tmpfs. */
+export const DEFAULT_DEVICES: readonly { name: string; major: number; minor: number }[] = [
+  { name: 'null', major: 1, minor: 3 },
+  { name: 'zero', major: 1, minor: 5 },
+  { name: 'full', major: 1, minor: 7 },
+  { name: 'random', major: 1, minor: 8 },
+  { name: 'urandom', major: 1, minor: 9 },
+  { name: 'tty', major: 5, minor: 0 },
+];
+
+function checkContainerPath(what: string, p: string): string {
+  if (!path.isAbsolute(p) || p.includes('\0')) throw new TypeError(`${what} must be an absolute path inside the container (got ${JSON.stringify(p)})`);
+  return path.posix.normalize(p);
+}
+
+/** Makes a mount point for a host file or directory at `target` (inside the container). */
+function mountPoint(target: string, isDir: boolean): SetupStep[] {
+  if (isDir) return [{ op: 'mkdir', path: target, parents: true }];
+  const parent = path.posix.dirname(target);
+  return [
+    ...(parent === '/' ? [] : [{ op: 'mkdir', path: parent, parents: true } as SetupStep]),
+    { op: 'writeFile', path: target, data: '', ifMissing: true },
+  ];
+}
+
+export function containerSteps(o: ContainerStepsOptions): SetupStep[] {
+  const mounts = (o.mounts ?? []).map((m, i) => {
+    let isDir: boolean;
+    try {
+      isDir = fs.statSync(m.source).isDirectory();
+    } catch (err) {
+      throw new Error(`mount ${i}: the source ${m.source} cannot be used: ${(err as NodeJS.ErrnoException).code}`);
+    }
+    return { ...m, target: checkContainerPath(`mount ${i} target`, m.target), isDir };
+  });
+  const etc = o.etcFiles
+    ? [
+        { source: o.etcFiles.hosts, target: '/etc/hosts' },
+        { source: o.etcFiles.hostname, target: '/etc/hostname' },
+        { source: o.etcFiles.resolvConf, target: '/etc/resolv.conf' },
+      ]
+    : [];
+  if (etc.length + mounts.length > 64) throw new RangeError(`at most ${64 - etc.length} bind mounts are supported`);
+
+  const steps: SetupStep[] = [
+    { op: 'mount', target: '/', flags: ['rec', 'slave'] },
+    { op: 'mount', source: o.rootfs, target: o.rootfs, flags: ['bind', 'rec'] },
+  ];
+  // Detached copies of host trees, attached after the pivot.
+  [...etc, ...mounts].forEach((m, slot) => steps.push({ op: 'openTree', source: m.source, slot }));
+  steps.push(
+    { op: 'pivotRoot', root: o.rootfs },
+    { op: 'mkdir', path: '/proc' },
+    { op: 'mount', source: 'proc', target: '/proc', type: 'proc', flags: NODEV_NOSUID_NOEXEC },
+    { op: 'mkdir', path: '/dev' },
+    { op: 'mount', source: 'tmpfs', target: '/dev', type: 'tmpfs', flags: ['nosuid', 'strictatime'], data: 'mode=755,size=65536k' },
+    ...DEFAULT_DEVICES.map((d): SetupStep => ({ op: 'mknod', path: `/dev/${d.name}`, type: 'char', mode: 0o666, major: d.major, minor: d.minor })),
+    { op: 'symlink', target: '/proc/self/fd', path: '/dev/fd' },
+    { op: 'symlink', target: '/proc/self/fd/0', path: '/dev/stdin' },
+    { op: 'symlink', target: '/proc/self/fd/1', path: '/dev/stdout' },
+    { op: 'symlink', target: '/proc/self/fd/2', path: '/dev/stderr' },
+    { op: 'symlink', target: 'pts/ptmx', path: '/dev/ptmx' },
+    { op: 'mkdir', path: '/dev/pts' },
+    { op: 'mount', source: 'devpts', target: '/dev/pts', type: 'devpts', flags: ['nosuid', 'noexec'], data: 'newinstance,ptmxmode=0666,mode=0620,gid=5' },
+    ...(o.console ? [{ op: 'consolePty' } as SetupStep] : []),
+    { op: 'mkdir', path: '/dev/shm' },
+    { op: 'mount', source: 'shm', target: '/dev/shm', type: 'tmpfs', flags: NODEV_NOSUID_NOEXEC, data: 'mode=1777,size=65536k' },
+    { op: 'mkdir', path: '/dev/mqueue' },
+    { op: 'mount', source: 'mqueue', target: '/dev/mqueue', type: 'mqueue', flags: NODEV_NOSUID_NOEXEC },
+    { op: 'mkdir', path: '/sys' },
+    { op: 'mount', source: 'sysfs', target: '/sys', type: 'sysfs', flags: [...NODEV_NOSUID_NOEXEC, 'ro'] },
+  );
+  if (etc.length) steps.push({ op: 'mkdir', path: '/etc' });
+  [...etc.map((m) => ({ ...m, isDir: false, readonly: false })), ...mounts].forEach((m, slot) => {
+    steps.push(...mountPoint(m.target, m.isDir), {
+      op: 'attachTree', slot, target: m.target, flags: m.readonly ? ['ro'] : [],
+    });
+  });
+  if (o.cwd) steps.push({ op: 'mkdir', path: checkContainerPath('cwd', o.cwd), parents: true });
+  if (o.readonlyRootfs) steps.push({ op: 'mount', target: '/', flags: ['bind', 'remount', 'ro'] });
+  for (const p of o.readonlyPaths ?? DOCKER_READONLY_PATHS) steps.push({ op: 'readonlyPath', path: p });
+  for (const p of o.maskedPaths ?? [...DOCKER_MASKED_PATHS, ...thermalThrottlePaths()]) steps.push({ op: 'maskPath', path: p });
+  steps.push({ op: 'sethostname', name: o.hostname }, { op: 'umask', mask: 0o022 });
+  return steps;
+}

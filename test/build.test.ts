@@ -1,0 +1,165 @@
+// End-to-end builds on a real store: overlay mounts, RUN in real containers, the cache, errors.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { build, type BuildEvent } from '@tsbuild/builder';
+import { openTestRoot, runImage, writeTree, mountsUnder, type TestRoot } from './helpers/roots';
+
+let t: TestRoot;
+beforeEach(async () => {
+  t = await openTestRoot();
+});
+afterEach(async () => {
+  await t.close();
+});
+
+function context(files: Record<string, string | { content: string; mode: number }>): string {
+  const dir = fs.mkdtempSync(path.join(t.work, 'ctx-'));
+  return writeTree(dir, files);
+}
+
+async function buildCollect(ctx: string, opts: Partial<Parameters<typeof build>[0]> = {}) {
+  const events: BuildEvent[] = [];
+  const result = await build({ context: ctx, tags: ['test:latest'], ...opts }, { store: t.store, onEvent: (e) => events.push(e) });
+  return { result, events };
+}
+
+describe('build', () => {
+  it('builds the README example and runs it', async () => {
+    const ctx = path.resolve(__dirname, '..', 'examples', 'hello');
+    const { result } = await buildCollect(ctx);
+    expect(result.imageId).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const run = await runImage(t.store, 'test:latest');
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toContain('Hello from tsbuild');
+    expect(run.stdout).toContain('built with BusyBox');
+    expect(result.config.config.Cmd).toEqual(['/app/hello.sh']);
+    expect(result.config.config.WorkingDir).toBe('/app');
+  });
+
+  it('caches every layer step, then misses only from a changed source onwards and says why', async () => {
+    const ctx = context({
+      Dockerfile: 'FROM busybox\nRUN echo one > /one\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy\n',
+      'a.txt': 'first\n',
+    });
+    const first = await buildCollect(ctx);
+    const second = await buildCollect(ctx);
+    expect(second.events.filter((e) => e.type === 'step-cached')).toHaveLength(3);
+    expect(second.result.imageId).toBe(first.result.imageId);
+
+    fs.writeFileSync(path.join(ctx, 'a.txt'), 'second\n');
+    const third = await buildCollect(ctx);
+    expect(third.events.filter((e) => e.type === 'step-cached')).toHaveLength(1);
+    const reasons = third.events.filter((e): e is Extract<BuildEvent, { type: 'step-cache-miss' }> => e.type === 'step-cache-miss').map((e) => e.reason);
+    expect(reasons[0]).toContain('the content of the sources changed');
+    expect(reasons[1]).toContain('the parent layer changed');
+    expect((await runImage(t.store, 'test:latest', ['cat', '/copy'])).stdout).toBe('second\n');
+  });
+
+  it('multi-stage: COPY --from a stage, --target, and parallel independent stages', async () => {
+    const ctx = context({
+      Dockerfile: [
+        'FROM busybox AS a',
+        'RUN echo from-a > /a',
+        'FROM busybox AS b',
+        'RUN echo from-b > /b',
+        'FROM busybox',
+        'COPY --from=a /a /got-a',
+        'COPY --from=1 /b /got-b',
+        'CMD ["cat", "/got-a", "/got-b"]',
+      ].join('\n'),
+    });
+    await buildCollect(ctx);
+    expect((await runImage(t.store, 'test:latest')).stdout).toBe('from-a\nfrom-b\n');
+    await buildCollect(ctx, { target: 'b', tags: ['only-b'] });
+    expect((await runImage(t.store, 'only-b', ['ls', '/'])).stdout).not.toContain('got-a');
+  });
+
+  it('ENV in one instruction sees the environment from before it; ARG and --build-arg', async () => {
+    const ctx = context({
+      Dockerfile: 'FROM busybox\nARG WHO=nobody\nENV A=1\nENV A=2 B=$A C=${WHO}\nRUN echo "$A $B $C" > /out\n',
+    });
+    const { result } = await buildCollect(ctx, { buildArgs: { WHO: 'tester' } });
+    expect(result.config.config.Env).toContain('B=1');
+    expect((await runImage(t.store, 'test:latest', ['cat', '/out'])).stdout).toBe('2 1 tester\n');
+  });
+
+  it('.dockerignore with an exception, COPY dir vs dir/ and --chown by name', async () => {
+    const ctx = context({
+      Dockerfile: 'FROM busybox\nCOPY --chown=app src /dst/\nCOPY src /flat\n',
+      '.dockerignore': 'src/*.log\n!src/keep.log\n',
+      'src/a.txt': 'a',
+      'src/skip.log': 'no',
+      'src/keep.log': 'yes',
+      'src/sub/b.txt': 'b',
+    });
+    await buildCollect(ctx);
+    const ls = await runImage(t.store, 'test:latest', ['sh', '-c', 'cd /dst && find . | sort && stat -c %U /dst/a.txt && ls /flat']);
+    expect(ls.stdout.split('\n')).toEqual(['.', './a.txt', './keep.log', './sub', './sub/b.txt', 'app', 'a.txt', 'keep.log', 'sub', '']);
+  });
+
+  it('RUN --mount=type=cache persists between builds and secrets never reach a layer', async () => {
+    const secret = path.join(t.work, 'token');
+    fs.writeFileSync(secret, 's3cret');
+    const ctx = context({
+      Dockerfile: [
+        'FROM busybox',
+        'ARG N=1',
+        'RUN --mount=type=cache,target=/cache echo $N >> /cache/log && cat /cache/log > /seen',
+        'RUN --mount=type=secret,id=tok cat /run/secrets/tok > /used-secret-len && wc -c < /run/secrets/tok > /used-secret-len',
+      ].join('\n'),
+    });
+    await buildCollect(ctx, { buildArgs: { N: '1' }, secrets: { tok: { src: secret } } });
+    await buildCollect(ctx, { buildArgs: { N: '2' }, secrets: { tok: { src: secret } } });
+    const out = await runImage(t.store, 'test:latest', ['sh', '-c', 'cat /seen; cat /used-secret-len; ls /run 2>&1 || true']);
+    expect(out.stdout).toContain('1\n2\n');
+    expect(out.stdout).toContain('6');
+    expect(out.stdout).not.toContain('secrets');
+  });
+
+  it('SOURCE_DATE_EPOCH gives the same image digest in two stores', async () => {
+    const ctx = context({ Dockerfile: 'FROM busybox\nRUN echo hi > /hi && mkdir /d\nCOPY f /d/f\n', f: 'x' });
+    const a = await buildCollect(ctx, { sourceDateEpoch: 1700000000 });
+    // The same base image (loaded from an archive, so its config is byte-identical) in a second store.
+    const archive = path.join(t.work, 'base.tar');
+    await t.store.save(['busybox:latest'], archive, 'oci');
+    const other = await openTestRoot({ base: false });
+    try {
+      await other.store.load(archive);
+      const b = await build({ context: ctx, tags: ['t'], sourceDateEpoch: 1700000000 }, { store: other.store });
+      // Image ID (config digest) and layer diffIDs match; manifests may differ only in how the
+      // base's blobs are compressed (the second store loaded them from a gzip archive).
+      expect(b.imageId).toBe(a.result.imageId);
+      expect(b.config.rootfs.diff_ids).toEqual(a.result.config.rootfs.diff_ids);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe('bad input leaves no tag, layer step or mount behind', () => {
+  async function expectFailure(files: Record<string, string>, message: RegExp, opts: Partial<Parameters<typeof build>[0]> = {}) {
+    const ctx = context(files);
+    const before = t.store.layers.list().length;
+    await expect(buildCollect(ctx, { tags: ['bad:latest'], ...opts })).rejects.toThrow(message);
+    await expect(t.store.images.resolve('bad:latest')).rejects.toThrow(/not found/);
+    expect(t.store.layers.list().length).toBe(before);
+    expect(t.store.layers.listRW()).toEqual([]);
+    expect(mountsUnder(t.root)).toEqual([]);
+  }
+
+  it('an unknown instruction names its line', () =>
+    expectFailure({ Dockerfile: 'FROM busybox\nRUN true\nFROBNICATE x\n' }, /line 3: unknown instruction: FROBNICATE/));
+  it('an empty Dockerfile', () => expectFailure({ Dockerfile: '' }, /file with no instructions/));
+  it('a missing source is named', () => expectFailure({ Dockerfile: 'FROM busybox\nRUN true\nCOPY nothere /x\n' }, /nothere/));
+  it('a source outside the context', () => expectFailure({ Dockerfile: 'FROM busybox\nCOPY ../../etc/passwd /x\n' }, /outside the build context/));
+  it('a missing base image is named', () => expectFailure({ Dockerfile: 'FROM nosuchimage:1\nRUN true\n' }, /nosuchimage/));
+  it('a failing RUN reports its exit code', () =>
+    expectFailure({ Dockerfile: 'FROM busybox\nRUN exit 3\n' }, /process "\/bin\/sh -c exit 3" did not complete successfully: exit code: 3/));
+  it('a context symlink pointing outside', async () => {
+    const ctx = context({ Dockerfile: 'FROM busybox\nCOPY link /x\n' });
+    fs.symlinkSync('/etc/passwd', path.join(ctx, 'link'));
+    await expect(buildCollect(ctx, { tags: ['bad:latest'] })).rejects.toThrow(/link/);
+    expect(mountsUnder(t.root)).toEqual([]);
+  });
+});
