@@ -173,7 +173,6 @@ class Builder {
     if (this.opts.labels && Object.keys(this.opts.labels).length > 0) {
       config.config.Labels = { ...(config.config.Labels ?? {}), ...this.opts.labels };
     }
-    config.created = this.created;
     const ids = await this.backend.writeImage(config, result.layers);
     const tags: string[] = [];
     for (const t of this.opts.tags ?? []) tags.push(await this.backend.tag(t, ids.imageId));
@@ -412,13 +411,22 @@ class Builder {
     this.emit({ type: 'step-done', vertex: fromVertex, time: Date.now() });
 
     const history = [...(config.history ?? [])];
+    // Times come from when layers were made (cache records included), so a fully cached build gives
+    // the same image ID; metadata steps take the time of the layer step before them.
+    const epoch = this.opts.sourceDateEpoch !== undefined ? this.created : undefined;
+    let lastCreated = epoch ?? config.created ?? this.created;
+    const pending: PlannedStep[] = [];
+    const flushPending = () => {
+      for (const p of pending.splice(0)) history.push(historyEntry(historyText(p), lastCreated, true));
+    };
     for (const step of stage.steps) {
       const instr = step.instr;
       const isLayerStep = instr.kind === 'run' || instr.kind === 'copy' || instr.kind === 'add' || instr.kind === 'workdir';
       if (!isLayerStep) {
-        history.push(historyEntry(historyText(step), this.created, true));
+        pending.push(step);
         continue;
       }
+      flushPending();
       const vertex = this.startVertex(step.name);
       try {
         const outcome = await this.executeLayerStep(stage, step, chainID, vertex);
@@ -426,7 +434,8 @@ class Builder {
           chainID = outcome.chainID;
           layers.push({ diffID: outcome.diffID, chainID: outcome.chainID });
         }
-        history.push(historyEntry(historyText(step), this.created, outcome.empty));
+        lastCreated = epoch ?? outcome.created;
+        history.push(historyEntry(historyText(step), lastCreated, outcome.empty));
         this.emit({ type: outcome.cached ? 'step-cached' : 'step-done', vertex, time: Date.now() });
       } catch (err) {
         const message = (err as Error).message;
@@ -435,8 +444,10 @@ class Builder {
         throw new BuildError(`${step.name.replace(/^\[[^\]]*\] /, '')}: ${message}`, (err as { exitCode?: number }).exitCode);
       }
     }
+    flushPending();
     const final = structuredClone(stage.finalConfig);
     final.history = history;
+    final.created = lastCreated;
     final.rootfs = { type: 'layers', diff_ids: layers.map((l) => l.diffID) };
     return { chainID, config: final, layers };
   }
@@ -446,7 +457,7 @@ class Builder {
     step: PlannedStep,
     parent: string | null,
     vertex: number,
-  ): Promise<{ chainID: string; diffID: string; empty: boolean; cached: boolean }> {
+  ): Promise<{ chainID: string; diffID: string; empty: boolean; cached: boolean; created: string }> {
     const parts = await this.keyParts(stage, step, parent);
     const key = cacheKey(parts);
     const lineage = lineageId(this.contextDir, this.dockerfilePath, String(stage.stage.index), String(step.number));
@@ -454,7 +465,7 @@ class Builder {
       const hit = await this.cache.lookup(key);
       if (hit && (hit.empty || (await this.backend.hasLayer(hit.chainID)))) {
         await this.cache.recordLineage(lineage, parts);
-        return hit.empty ? { chainID: parent ?? '', diffID: '', empty: true, cached: true } : { ...hit, cached: true };
+        return { ...hit, chainID: hit.empty ? (parent ?? '') : hit.chainID, cached: true, created: hit.created ?? this.created };
       }
       const reason = await this.cache.explainMiss(lineage, parts);
       if (reason) this.emit({ type: 'step-cache-miss', vertex, reason, time: Date.now() });
@@ -471,9 +482,10 @@ class Builder {
       }
       const clamp = this.opts.sourceDateEpoch !== undefined ? { clampMtime: this.opts.sourceDateEpoch } : {};
       const committed = await work.commit(clamp);
+      const created = this.created;
       const record = committed.empty
-        ? { chainID: parent ?? '', diffID: '', size: 0, empty: true }
-        : { chainID: committed.chainID, diffID: committed.diffID, size: committed.size, empty: false };
+        ? { chainID: parent ?? '', diffID: '', size: 0, empty: true, created }
+        : { chainID: committed.chainID, diffID: committed.diffID, size: committed.size, empty: false, created };
       await this.cache.store(key, record);
       await this.cache.recordLineage(lineage, parts);
       return { ...record, cached: false };

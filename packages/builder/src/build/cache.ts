@@ -13,6 +13,8 @@ export interface CacheRecord {
   diffID: string;
   size: number;
   empty: boolean;
+  /** When the step ran: a fully cached build reproduces the same history and image ID. */
+  created: string;
 }
 
 const PART_LABELS: Record<string, string> = {

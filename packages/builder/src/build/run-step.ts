@@ -77,7 +77,7 @@ export async function runStep(ctx: RunContext, rootfs: string, instr: RunInstruc
       const status = result.exitCode ?? 128;
       const why = result.oomKilled ? ' (OOM killed)' : '';
       throw new BuildError(
-        `process "${plan.args.map(goQuote).join(' ')}" did not complete successfully: exit code: ${status}${why}`,
+        `process ${goQuote(plan.args.join(' '))} did not complete successfully: exit code: ${status}${why}`,
         status,
       );
     }
