@@ -260,7 +260,8 @@ describe('runContainer: cgroups', () => {
     try {
       const c = await start({ args: ['sh', '-c', 'grep ^0:: /proc/self/cgroup; sleep 30 & sleep 30'], cgroups: { version: 2, root, parent } });
       const dir = path.join(root, parent, c.id);
-      await waitFor(() => fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').trim().split('\n').length >= 3);
+      // init + sh + both sleeps: grep has finished (and printed) before the first sleep starts.
+      await waitFor(() => fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').trim().split('\n').length >= 4);
       c.kill('SIGKILL');
       const [out, exit] = await Promise.all([readAll(c.stdout ?? null), c.wait()]);
       expect(out).toBe(`0::/${parent}/${c.id}\n`);

@@ -1,7 +1,7 @@
 // tsbuild run / ps / rm: containers from images, docker run's flags and exit statuses.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Containers, type Store } from '@tsbuild/storage';
+import { Containers, type RunningContainer, type Store } from '@tsbuild/storage';
 import type { Command } from './main';
 import { CommandError, UsageError } from './errors';
 import { parseCommandArgs, table, timeAgo } from './parse';
@@ -116,16 +116,22 @@ async function runAttached(
   o: AttachOptions,
 ): Promise<number> {
   const devnull = o.interactive ? -1 : fs.openSync('/dev/null', 'r');
+  // Handlers go in before the container starts: a signal that arrives while it starts is delivered
+  // once it exists instead of killing tsbuild (and, through PDEATHSIG, the container) outright.
+  let container: RunningContainer | undefined;
+  const queued: NodeJS.Signals[] = [];
+  const forward = (signal: NodeJS.Signals) => (container ? container.kill(signal) : queued.push(signal));
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+  for (const s of signals) process.on(s, forward);
+  let restoreRaw = () => {};
   try {
     const { interactive, tty, ...rest } = o;
-    const { container, finished } = await containers.start(record, proc, {
+    const started = await containers.start(record, proc, {
       ...rest,
       ...(tty ? { tty: true } : { stdio: [interactive ? 0 : devnull, 1, 2] as [number, number, number] }),
     });
-    const forward = (signal: NodeJS.Signals) => container.kill(signal);
-    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
-    for (const s of signals) process.on(s, forward);
-    let restoreRaw = () => {};
+    container = started.container;
+    for (const s of queued.splice(0)) container.kill(s);
     if (tty && container.terminal) {
       container.terminal.output.pipe(process.stdout);
       if (interactive) {
@@ -136,20 +142,19 @@ async function runAttached(
         process.stdin.pipe(container.terminal.input);
       }
     }
-    try {
-      const exit = await finished;
-      if (exit.oomKilled) process.stderr.write('tsbuild: the container was OOM killed (memory limit reached)\n');
-      return exit.exitCode;
-    } finally {
-      restoreRaw();
-      process.stdin.unpipe();
-      process.stdin.pause();
-      for (const s of signals) process.off(s, forward);
-    }
+    const exit = await started.finished;
+    if (exit.oomKilled) process.stderr.write('tsbuild: the container was OOM killed (memory limit reached)\n');
+    return exit.exitCode;
   } catch (err) {
     const e = err as Error & { exitCode?: number };
     throw new CommandError(e.message, typeof e.exitCode === 'number' ? e.exitCode : 125);
   } finally {
+    restoreRaw();
+    if (o.tty) {
+      process.stdin.unpipe();
+      process.stdin.pause();
+    }
+    for (const s of signals) process.off(s, forward);
     if (devnull >= 0) fs.closeSync(devnull);
   }
 }

@@ -1,0 +1,173 @@
+// The tsbuild command line as users run it: exit codes, one-line errors, the storage and container
+// commands, the build shorthand, signals reaching the container.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, REPO, busyboxTarball, cli, mountsUnder, writeTree } from './helpers/roots';
+
+let top: string;
+let root: string;
+
+beforeAll(() => {
+  top = fs.mkdtempSync('/tmp/tsbuild-cli-');
+  root = path.join(top, 'root');
+  const r = cli(root, ['import', busyboxTarball(), 'busybox:latest']);
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+});
+
+afterAll(() => {
+  const left = mountsUnder(top);
+  for (const m of left.reverse()) spawnSync('umount', ['-l', m]);
+  fs.rmSync(top, { recursive: true, force: true });
+  expect(left).toEqual([]);
+});
+
+describe('usage', () => {
+  it('--help prints usage and exits 0; npx finds the bin', () => {
+    const r = spawnSync('npx', ['tsbuild', '--help'], { cwd: REPO, encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('Usage: tsbuild');
+    for (const c of ['build', 'run', 'images', 'import', 'save', 'load', 'rmi', 'prune', 'ps', 'rm']) expect(r.stdout).toContain(`  ${c} `);
+  });
+
+  it('unknown commands and flags are usage errors (exit 2) in one line', () => {
+    const r = cli(root, ['images', '--bogus']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^tsbuild: Unknown option '--bogus'/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('says in one line that it needs root', () => {
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, '--root', root, 'images'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toMatch(/^tsbuild: tsbuild needs root: .+$/);
+  });
+});
+
+describe('image commands', () => {
+  it('images, tag, inspect, history, save, load, rmi, prune', () => {
+    expect(cli(root, ['tag', 'busybox', 'mybox:v1']).status).toBe(0);
+    const images = cli(root, ['images']).stdout;
+    expect(images).toMatch(/^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE$/m);
+    expect(images).toMatch(/^mybox\s+v1\s+[0-9a-f]{12}\s/m);
+    const inspect = JSON.parse(cli(root, ['inspect', 'mybox:v1']).stdout);
+    expect(inspect[0].RepoTags).toContain('mybox:v1');
+    expect(cli(root, ['history', 'mybox:v1']).stdout).toContain('tsbuild import');
+
+    const archive = path.join(top, 'mybox.tar');
+    expect(cli(root, ['save', '--format', 'docker', '-o', archive, 'mybox:v1']).status).toBe(0);
+    const other = path.join(top, 'other');
+    const load = cli(other, ['load', '-i', archive]);
+    expect(load.status).toBe(0);
+    expect(load.stdout).toContain('Loaded image: mybox:v1');
+    expect(cli(other, ['run', '--rm', 'mybox:v1', 'echo', 'loaded']).stdout).toBe('loaded\n');
+
+    const rmi = cli(root, ['rmi', 'mybox:v1']);
+    expect(rmi.stdout).toBe('Untagged: mybox:v1\n');
+    const missing = cli(root, ['rmi', 'nosuch:1']);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/nosuch/);
+    expect(cli(root, ['prune']).status).toBe(0);
+  });
+
+  it('a missing import file is a clear error', () => {
+    const r = cli(root, ['import', '/nonexistent.tar', 'x']);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe('tsbuild: cannot import /nonexistent.tar: no such file');
+  });
+});
+
+describe('run', () => {
+  it('passes exit statuses through: own code, 128+signal, 126, 127', () => {
+    expect(cli(root, ['run', '--rm', 'busybox', 'sh', '-c', 'exit 7']).status).toBe(7);
+    expect(cli(root, ['run', '--rm', 'busybox', 'sh', '-c', 'kill -9 $$']).status).toBe(137);
+    const notFound = cli(root, ['run', '--rm', 'busybox', 'nope']);
+    expect(notFound.status).toBe(127);
+    expect(notFound.stderr).toMatch(/nope/);
+    expect(cli(root, ['run', '--rm', 'busybox', '/etc/passwd']).status).toBe(126);
+  });
+
+  it('the command is PID 1 with --no-init; the default init reaps and the command sees pid 2', () => {
+    expect(cli(root, ['run', '--rm', '--no-init', 'busybox', 'sh', '-c', 'echo $$']).stdout).toBe('1\n');
+    expect(cli(root, ['run', '--rm', 'busybox', 'sh', '-c', 'cat /proc/1/cmdline | tr "\\0" " "']).stdout).toMatch(/tsbuild-init|^\S*init/);
+  });
+
+  it('-e, -w, -u, --hostname, --network none, -v', () => {
+    const dir = fs.mkdtempSync(path.join(top, 'vol-'));
+    fs.chmodSync(dir, 0o755);
+    fs.writeFileSync(path.join(dir, 'f'), 'from host', { mode: 0o644 });
+    const r = cli(root, [
+      'run', '--rm', '-e', 'A=1', '-w', '/tmp', '-u', 'app', '--hostname', 'box', '-v', `${dir}:/mnt:ro`,
+      'busybox', 'sh', '-c', 'echo $A $(pwd) $(id -u) $(hostname) $(cat /mnt/f); ls /sys/class/net; touch /mnt/x 2>/dev/null || echo ro',
+    ]);
+    expect(r.stdout).toBe('1 /tmp 1000 box from host\nlo\nro\n');
+  });
+
+  it('-i passes stdin', () => {
+    expect(cli(root, ['run', '--rm', '-i', 'busybox', 'cat'], { input: 'piped\n' }).stdout).toBe('piped\n');
+  });
+
+  it('SIGTERM to tsbuild run reaches the process', async () => {
+    const child = spawn(process.execPath, [CLI, '--root', root, 'run', '--rm', 'busybox', 'sh', '-c', 'trap "echo got TERM; exit 3" TERM; echo ready; while true; do sleep 0.05; done'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    await new Promise<void>((resolve) => {
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('ready')) resolve();
+      });
+    });
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(out).toContain('got TERM');
+    expect(code).toBe(3);
+  });
+
+  it('ps and rm manage kept containers', () => {
+    expect(cli(root, ['run', '--name', 'kept', 'busybox', 'true']).status).toBe(0);
+    expect(cli(root, ['ps', '-a']).stdout).toMatch(/kept/);
+    expect(cli(root, ['rm', 'kept']).status).toBe(0);
+    expect(cli(root, ['ps', '-a']).stdout).not.toMatch(/kept/);
+  });
+});
+
+describe('build', () => {
+  it('the shorthand `tsbuild -t app .`, -q, --iidfile and -f -', () => {
+    const ctx = writeTree(fs.mkdtempSync(path.join(top, 'ctx-')), {
+      Dockerfile: 'FROM busybox\nRUN echo built > /b\nCMD ["cat", "/b"]\n',
+    });
+    const iid = path.join(top, 'iid');
+    const r = cli(root, ['-t', 'app', '-q', '--iidfile', iid, '.'], { cwd: ctx });
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(fs.readFileSync(iid, 'utf8')).toBe(r.stdout.trim());
+    expect(cli(root, ['run', '--rm', 'app']).stdout).toBe('built\n');
+
+    const viaStdin = cli(root, ['build', '-q', '-t', 'app2', '-f', '-', ctx], { input: 'FROM busybox\nCMD ["echo", "stdin"]\n' });
+    expect(viaStdin.status).toBe(0);
+    expect(cli(root, ['run', '--rm', 'app2']).stdout).toBe('stdin\n');
+  });
+
+  it('plain progress in BuildKit style, and a one-line error with exit 1 for a bad Dockerfile', () => {
+    const ctx = writeTree(fs.mkdtempSync(path.join(top, 'ctx-')), { Dockerfile: 'FROM busybox\nRUN echo hi\n' });
+    const ok = cli(root, ['build', '--progress', 'plain', '-t', 'p', ctx]);
+    expect(ok.stderr).toMatch(/^#1 \[1\/2\] FROM busybox$/m);
+    expect(ok.stderr).toMatch(/^#2 \[2\/2\] RUN echo hi$/m);
+    expect(ok.stderr).toMatch(/^#2 \d+\.\d{3} hi$/m);
+    expect(ok.stderr).toMatch(/^#2 DONE \d+\.\ds$/m);
+
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox\nBOGUS x\n');
+    const bad = cli(root, ['build', '--progress', 'quiet', '-t', 'bad', ctx]);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr.trim()).toBe('tsbuild: Dockerfile: dockerfile parse error on line 2: unknown instruction: BOGUS');
+    expect(cli(root, ['images']).stdout).not.toMatch(/^bad\s/m);
+  });
+
+  it('--platform other than the host is a clear error', () => {
+    const ctx = writeTree(fs.mkdtempSync(path.join(top, 'ctx-')), { Dockerfile: 'FROM busybox\n' });
+    const r = cli(root, ['build', '--platform', 'linux/s390x', ctx]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/platform "linux\/s390x" is not supported/);
+  });
+});
