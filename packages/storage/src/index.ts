@@ -10,3 +10,5 @@ export * from './archive';
 export * from './store';
 export * from './runtime';
 export * from './containers';
+export * from './drivers';
+export * from './layers';

@@ -52,13 +52,12 @@ export class StoreBackend implements BuildBackend {
       rootfs,
       async commit(opts) {
         await unmount();
-        if (await isEmptyDir(rw.diffPath)) {
+        if (!(await layers.hasChanges(name))) {
           await layers.removeRW(name);
           state = 'gone';
           return { chainID: parent ?? '', diffID: '', size: 0, empty: true };
         }
-        if (opts.clampMtime !== undefined) await clampTimes(rw.diffPath, opts.clampMtime);
-        const layer = await layers.commitRW(name);
+        const layer = await layers.commitRW(name, opts.clampMtime !== undefined ? { clampMtime: opts.clampMtime } : {});
         state = 'gone';
         return { chainID: layer.chainID, diffID: layer.diffID, size: layer.size, empty: false };
       },
@@ -141,19 +140,4 @@ export class StoreBackend implements BuildBackend {
     await this.store.images.tag(ref, imageId);
     return ref;
   }
-}
-
-async function isEmptyDir(dir: string): Promise<boolean> {
-  const entries = await fsp.readdir(dir).catch(() => []);
-  return entries.length === 0;
-}
-
-/** SOURCE_DATE_EPOCH: no file in the layer is newer than the epoch (BuildKit's rewrite-timestamp). */
-async function clampTimes(dir: string, epoch: number): Promise<void> {
-  const walk = async (p: string): Promise<void> => {
-    const st = await fsp.lstat(p);
-    if (st.isDirectory()) for (const name of await fsp.readdir(p)) await walk(path.join(p, name));
-    if (st.mtimeMs / 1000 > epoch) await fsp.lutimes(p, epoch, epoch);
-  };
-  for (const name of await fsp.readdir(dir)) await walk(path.join(dir, name));
 }

@@ -1,0 +1,156 @@
+// Feature tests for overlay on a given storage root (containerd's overlayutils/check.go): mount a tiny
+// overlay inside the root's own filesystem and check that whiteouts hide, opaque dirs hide, and the
+// kernel writes 0/0 whiteouts into the upper dir. Capabilities come from these tests, never from names.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as native from '@tsbuild/native';
+import { detach } from './perform';
+import { isMountPoint } from './mountinfo';
+import { isAlive, ownedName, ownerOf } from './proc';
+
+const OVERLAY_PARAMS = '/sys/module/overlay/parameters';
+
+export interface OverlayFeatures {
+  /** `index` is a module parameter here: pass `index=off` (moby/moby#37970). */
+  indexParam: boolean;
+  /** `metacopy` is a module parameter here: pass `metacopy=off` so native diffs stay whole files. */
+  metacopyParam: boolean;
+  /** The kernel takes one `lowerdir+` per layer (new mount API, Linux 6.7+): 500 layers fit. */
+  lowerdirPlus: boolean;
+}
+
+export interface OverlayProbe extends OverlayFeatures {
+  supported: boolean;
+  /** The filesystem holding the root ('ext4', 'xfs', 'tmpfs', ... or its magic in hex). */
+  fsType: string;
+  /** Why overlay cannot be used, when !supported. */
+  reason?: string;
+}
+
+export class OverlayUnsupportedError extends Error {
+  readonly code = 'EOVERLAYUNSUPPORTED';
+  constructor(
+    readonly fsType: string,
+    readonly root: string,
+    readonly reason: string,
+  ) {
+    super(`overlay not supported on ${fsType} at ${root}: ${reason}`);
+  }
+}
+
+/** Reads the module parameters (present once the overlay module is loaded). */
+export function overlayFeatures(): OverlayFeatures {
+  return {
+    indexParam: fs.existsSync(path.join(OVERLAY_PARAMS, 'index')),
+    metacopyParam: fs.existsSync(path.join(OVERLAY_PARAMS, 'metacopy')),
+    lowerdirPlus: native.overlayApi() === 'fsconfig',
+  };
+}
+
+/** The overlay options every overlay2 mount gets, given the features. */
+export function baseOverlayOptions(f: OverlayFeatures): string[] {
+  const opts: string[] = [];
+  if (f.indexParam) opts.push('index=off');
+  if (f.metacopyParam) opts.push('metacopy=off');
+  opts.push('redirect_dir=off');
+  return opts;
+}
+
+export function fsTypeOf(dir: string): string {
+  const st = native.statfs(dir);
+  return st.typeName ?? `0x${st.type.toString(16)}`;
+}
+
+const cache = new Map<string, OverlayProbe>();
+
+/** Probes overlay support at `root` (created if missing), once per root per process. */
+export function probeOverlay(root: string): OverlayProbe {
+  const key = path.resolve(root);
+  const cached = cache.get(key);
+  if (cached) return cached;
+  fs.mkdirSync(key, { recursive: true });
+  const result = runProbe(key);
+  cache.set(key, result);
+  return result;
+}
+
+/** Throws OverlayUnsupportedError unless the probe passed. */
+export function assertOverlay(root: string): OverlayProbe {
+  const p = probeOverlay(root);
+  if (!p.supported) throw new OverlayUnsupportedError(p.fsType, path.resolve(root), p.reason ?? 'unknown reason');
+  return p;
+}
+
+/** Probe dirs are named so that no driver mistakes them for layers; repair removes leftovers. */
+export const PROBE_PREFIX = '.overlay-probe-';
+
+/** A probe dir left by a process that is gone. */
+export function isStaleProbe(name: string): boolean {
+  if (!name.startsWith(PROBE_PREFIX)) return false;
+  const owner = ownerOf(name.slice(PROBE_PREFIX.length));
+  return !owner || !isAlive(owner);
+}
+
+function runProbe(root: string): OverlayProbe {
+  const fsType = fsTypeOf(root);
+  const dir = path.join(root, `${PROBE_PREFIX}${ownedName(crypto.randomBytes(6).toString('hex'))}`);
+  const result = (supported: boolean, reason?: string): OverlayProbe => ({
+    ...overlayFeatures(),
+    supported,
+    fsType,
+    ...(reason ? { reason } : {}),
+  });
+  const [l1, l2, upper, work, merged] = ['l1', 'l2', 'upper', 'work', 'merged'].map((d) => path.join(dir, d));
+  try {
+    for (const d of [l1, l2, upper, work, merged, path.join(l1, 'd'), path.join(l2, 'd')]) {
+      fs.mkdirSync(d, { recursive: true });
+    }
+    fs.writeFileSync(path.join(l1, 'a'), 'a');
+    fs.writeFileSync(path.join(l1, 'x'), 'x');
+    fs.writeFileSync(path.join(l1, 'd', 'old'), 'old');
+    fs.writeFileSync(path.join(l2, 'd', 'new'), 'new');
+    try {
+      native.mknod(path.join(l2, 'x'), { type: 'char', mode: 0, major: 0, minor: 0 });
+    } catch (err) {
+      return result(false, `cannot create whiteout devices (${(err as Error).message})`);
+    }
+    try {
+      native.lsetxattr(path.join(l2, 'd'), 'trusted.overlay.opaque', Buffer.from('y'));
+    } catch (err) {
+      return result(false, `cannot set trusted.* xattrs (${(err as Error).message})`);
+    }
+    try {
+      native.mountOverlay({ lower: [l2, l1], upper, work, target: merged, options: baseOverlayOptions(overlayFeatures()) });
+    } catch (err) {
+      return result(false, `mounting a test overlay failed (${(err as Error).message})`);
+    }
+    try {
+      const top = fs.readdirSync(merged).sort().join(',');
+      if (top !== 'a,d') {
+        return result(false, `whiteouts in lower layers are not honoured (saw ${top || 'nothing'}; does the filesystem support d_type?)`);
+      }
+      const inD = fs.readdirSync(path.join(merged, 'd')).sort().join(',');
+      if (inD !== 'new') return result(false, `opaque directories are not honoured (saw ${inD})`);
+      fs.writeFileSync(path.join(merged, 'b'), 'b');
+      fs.rmSync(path.join(merged, 'a'));
+      if (!fs.existsSync(path.join(upper, 'b'))) return result(false, 'writes do not reach the upper directory');
+      const wh = fs.lstatSync(path.join(upper, 'a'), { throwIfNoEntry: false });
+      if (!wh || !wh.isCharacterDevice() || wh.rdev !== 0) {
+        return result(false, 'the kernel does not record deletions as 0/0 whiteout devices');
+      }
+    } finally {
+      detach(merged);
+    }
+    return result(true);
+  } catch (err) {
+    return result(false, (err as Error).message);
+  } finally {
+    try {
+      if (isMountPoint(merged)) detach(merged);
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // A leftover probe dir is removed by the next repair.
+    }
+  }
+}

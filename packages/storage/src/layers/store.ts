@@ -1,0 +1,649 @@
+// The layer store: committed layers keyed by chainID, RW layers by name, files kept by a graph driver.
+// On-disk layout (Docker's layerdb shape, plain files):
+//   <root>/layers/sha256/<chainHex>/diff      "sha256:<diffID>"
+//   <root>/layers/sha256/<chainHex>/parent    parent chainID (absent for a base layer)
+//   <root>/layers/sha256/<chainHex>/size      bytes of the uncompressed tar
+//   <root>/layers/sha256/<chainHex>/cache-id  the driver's id for the layer's files
+//   <root>/layers/sha256/<chainHex>/refs      references held by images/callers (decimal; rewritten atomically)
+//   <root>/layers/sha256/<chainHex>/clamp-mtime  SOURCE_DATE_EPOCH the tar was made with (only when set)
+//   <root>/layers/mounts/<name>/{mount-id,init-id,parent}   RW layers (init-id only with an init layer)
+//   <root>/layers/mounts.json                 mount refcounts per driver id and holder process
+//   <root>/layers/tmp/<pid>.<start>-<rand>/   staging (and trash) owned by a process
+//   <root>/layers/layers.lock                 the store lock (flock)
+// Crash safety: every layer and RW entry is assembled in tmp/ and renamed into place; removal renames
+// into tmp/ first. At open, under the lock, tmp/ entries of dead processes are deleted, driver layers
+// no metadata refers to are removed, stale mounts are unmounted and dead holders' mount counts dropped.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { HashingStream, digestHex, isDigest, sha256OfBuffer, type Digest } from '../digest';
+import { StoreLock } from '../lock';
+import type { LayerBlobSource } from '../content/types';
+import type { LayerImporter } from '../transport/load';
+import { defaultWarn, type DriverOptions } from '../drivers/base';
+import { randomLayerId } from '../drivers/ids';
+import { detach } from '../drivers/perform';
+import { isAlive, ownedName, ownerOf } from '../drivers/proc';
+import { openDriver, type DriverChoice } from '../drivers/select';
+import type { Driver, RepairReport } from '../drivers/types';
+import { MountState } from './mountstate';
+import {
+  DiffIDMismatchError, LayerNotFoundError, type CommitOptions, type CreateRWOptions, type Layer, type RWLayer,
+} from './types';
+
+/** The OCI chainID of a layer with diffID `diffID` on top of the chain `parent`. */
+export function chainID(parent: Digest | null, diffID: Digest): Digest {
+  return parent === null ? diffID : sha256OfBuffer(`${parent} ${diffID}`);
+}
+
+export interface LayerStoreOptions extends DriverOptions {
+  /** A driver instance, or which one to open under the same root (default 'auto'). */
+  driver?: Driver | DriverChoice;
+}
+
+/** What the last open() repaired (for logs and tests). */
+export interface StoreRepairReport extends RepairReport {
+  /** Staged or half-removed metadata dirs deleted. */
+  staging: string[];
+  /** Driver layers that no metadata referred to, removed. */
+  orphans: string[];
+  /** Mount counts dropped (dead holders, mounts that vanished). */
+  droppedMounts: string[];
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+function readFile(file: string): string | null {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+/** A small file written and fsynced (its directory is fsynced by the rename that publishes it). */
+function writeSynced(file: string, data: string): void {
+  const fd = fs.openSync(file, 'w', 0o644);
+  try {
+    fs.writeSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+interface RWEntry {
+  name: string;
+  mountId: string;
+  initId: string | null;
+  parent: Digest | null;
+}
+
+export class LayerStore implements LayerBlobSource, LayerImporter {
+  /** <root>/layers */
+  readonly dir: string;
+  readonly lock: StoreLock;
+  /** Set when the driver choice fell back (overlay unsupported): print it. */
+  readonly notice?: string;
+  /** What open() found and fixed. */
+  lastRepair: StoreRepairReport = { unmounted: [], relinked: [], removed: [], staging: [], orphans: [], droppedMounts: [] };
+  private readonly mountState: MountState;
+  private readonly cache = new Map<Digest, Layer>();
+
+  private constructor(
+    readonly root: string,
+    readonly driver: Driver,
+    notice: string | undefined,
+    private readonly warn: (message: string) => void,
+  ) {
+    this.dir = path.join(root, 'layers');
+    this.lock = new StoreLock(path.join(this.dir, 'layers.lock'));
+    this.mountState = new MountState(path.join(this.dir, 'mounts.json'));
+    if (notice) this.notice = notice;
+    driver.setMountCounter(this.mountState);
+  }
+
+  /** Opens (creating) the store at `root`, takes the lock and repairs what a crash left. */
+  static async open(root: string, opts: LayerStoreOptions = {}): Promise<LayerStore> {
+    const abs = path.resolve(root);
+    for (const d of ['sha256', 'mounts', 'tmp']) fs.mkdirSync(path.join(abs, 'layers', d), { recursive: true, mode: 0o700 });
+    let driver: Driver;
+    let notice: string | undefined;
+    if (opts.driver && typeof opts.driver === 'object') {
+      driver = opts.driver;
+      if (path.resolve(driver.root) !== abs) {
+        throw new Error(`layer store at ${abs}: the ${driver.name} driver lives under ${driver.root}, not the store root`);
+      }
+    } else {
+      ({ driver, notice } = openDriver(abs, { driver: opts.driver, warn: opts.warn }));
+    }
+    const store = new LayerStore(abs, driver, notice, opts.warn ?? defaultWarn);
+    await store.lock.withExclusive(() => store.repair());
+    return store;
+  }
+
+  // ---- paths and metadata ----
+
+  private layerDir(chain: Digest): string {
+    return path.join(this.dir, 'sha256', digestHex(chain));
+  }
+
+  private rwDir(name: string): string {
+    return path.join(this.dir, 'mounts', name);
+  }
+
+  /** A fresh dir in tmp/, named after this process so that repair leaves it alone while we live. */
+  private newTmp(kind: string): string {
+    const p = path.join(this.dir, 'tmp', ownedName(`${kind}-${crypto.randomBytes(8).toString('hex')}`));
+    fs.mkdirSync(p, { mode: 0o700 });
+    return p;
+  }
+
+  private readLayer(chain: Digest): Layer | null {
+    const cached = this.cache.get(chain);
+    if (cached && fs.existsSync(this.layerDir(chain))) return cached;
+    this.cache.delete(chain);
+    const dir = this.layerDir(chain);
+    const diff = readFile(path.join(dir, 'diff'));
+    const cacheId = readFile(path.join(dir, 'cache-id'));
+    if (diff === null || cacheId === null) return null;
+    const parent = readFile(path.join(dir, 'parent'));
+    const clamp = readFile(path.join(dir, 'clamp-mtime'));
+    const layer: Layer = {
+      chainID: chain,
+      diffID: diff as Digest,
+      parent: parent ? (parent as Digest) : null,
+      size: Number(readFile(path.join(dir, 'size')) ?? 0),
+      cacheId,
+      ...(clamp ? { clampMtime: Number(clamp) } : {}),
+    };
+    this.cache.set(chain, layer);
+    return layer;
+  }
+
+  has(chain: Digest): boolean {
+    return isDigest(chain) && this.readLayer(chain) !== null;
+  }
+
+  /** The layer with this chainID; throws LayerNotFoundError. */
+  get(chain: Digest): Layer {
+    if (!isDigest(chain)) throw new Error(`invalid chainID ${JSON.stringify(chain)}`);
+    const layer = this.readLayer(chain);
+    if (!layer) throw new LayerNotFoundError(chain);
+    return layer;
+  }
+
+  /** Every committed layer, sorted by chainID. */
+  list(): Layer[] {
+    const out: Layer[] = [];
+    for (const hex of fs.readdirSync(path.join(this.dir, 'sha256')).sort()) {
+      if (!HEX64.test(hex)) continue;
+      const layer = this.readLayer(`sha256:${hex}`);
+      if (layer) out.push(layer);
+    }
+    return out;
+  }
+
+  /** References held on the layer (by images or callers). */
+  refs(chain: Digest): number {
+    this.get(chain);
+    return Number(readFile(path.join(this.layerDir(chain), 'refs')) ?? 0);
+  }
+
+  private async setRefs(chain: Digest, n: number): Promise<void> {
+    const file = path.join(this.layerDir(chain), 'refs');
+    const tmp = `${file}.${ownedName('tmp')}`;
+    writeSynced(tmp, String(Math.max(0, n)));
+    fs.renameSync(tmp, file);
+  }
+
+  private readRW(name: string): RWEntry | null {
+    const dir = this.rwDir(name);
+    const mountId = readFile(path.join(dir, 'mount-id'));
+    if (!mountId) return null;
+    const parent = readFile(path.join(dir, 'parent'));
+    return { name, mountId, initId: readFile(path.join(dir, 'init-id')) || null, parent: parent ? (parent as Digest) : null };
+  }
+
+  private rwEntries(): RWEntry[] {
+    return fs
+      .readdirSync(path.join(this.dir, 'mounts'))
+      .filter((n) => NAME_RE.test(n))
+      .map((n) => this.readRW(n))
+      .filter((e): e is RWEntry => e !== null);
+  }
+
+  /** Layers being registered right now by live processes: their staged parent and driver ids. */
+  private liveStaging(): Array<{ parent: Digest | null; ids: string[] }> {
+    const out: Array<{ parent: Digest | null; ids: string[] }> = [];
+    const tmp = path.join(this.dir, 'tmp');
+    for (const name of fs.readdirSync(tmp)) {
+      const owner = ownerOf(name);
+      if (!owner || !isAlive(owner)) continue;
+      const dir = path.join(tmp, name);
+      const parent = readFile(path.join(dir, 'parent'));
+      const ids = ['cache-id', 'mount-id', 'init-id'].map((f) => readFile(path.join(dir, f))).filter((x): x is string => !!x);
+      out.push({ parent: parent ? (parent as Digest) : null, ids });
+    }
+    return out;
+  }
+
+  /** Committed layers, RW layers and in-flight registrations that sit directly on `chain`. */
+  children(chain: Digest): number {
+    let n = 0;
+    for (const l of this.list()) if (l.parent === chain) n++;
+    for (const rw of this.rwEntries()) if (rw.parent === chain) n++;
+    for (const s of this.liveStaging()) if (s.parent === chain) n++;
+    return n;
+  }
+
+  private isMountedId(id: string): boolean {
+    return this.mountState.count(id) > 0 || (this.driver.exists(id) && this.driver.isMounted(id));
+  }
+
+  // ---- committed layers ----
+
+  /**
+   * Registers an uncompressed layer tar on top of `parent`: extracts it into a new driver layer,
+   * hashing it on the way (diffID), then commits the metadata. When the chain already exists the new
+   * copy is discarded. Either way the caller gets one reference on the returned layer.
+   */
+  register(parent: Digest | null, tar: Readable): Promise<Layer> {
+    return this.ingest(parent, (cacheId) => this.driver.applyDiff(cacheId, tar));
+  }
+
+  /**
+   * LayerImporter (transport/load.ts): registers the layer unless its chain exists (then `open` is never
+   * called), and insists that the tar hashes to `diffID`. On a mismatch nothing is left behind.
+   */
+  async importLayer(parent: Digest | null, diffID: Digest, open: () => Readable): Promise<void> {
+    await this.importLayerGet(parent, diffID, open);
+  }
+
+  /** importLayer returning the layer. */
+  async importLayerGet(parent: Digest | null, diffID: Digest, open: () => Readable): Promise<Layer> {
+    const chain = chainID(parent, diffID);
+    const existing = await this.lock.withExclusive(async () => {
+      const layer = this.readLayer(chain);
+      if (layer) await this.setRefs(chain, this.refs(chain) + 1);
+      return layer;
+    });
+    if (existing) return existing;
+    return this.ingest(parent, (cacheId) => this.driver.applyDiff(cacheId, open()), diffID);
+  }
+
+  private async ingest(
+    parent: Digest | null,
+    fill: (cacheId: string) => Promise<{ diffID: Digest; size: number }>,
+    expected?: Digest,
+  ): Promise<Layer> {
+    const cacheId = randomLayerId();
+    // Staged under the lock: from here on the parent counts this registration as a child.
+    const { staging, parentCacheId } = await this.lock.withExclusive(() => {
+      const parentCacheId = parent === null ? null : this.get(parent).cacheId;
+      const staging = this.newTmp('layer');
+      writeSynced(path.join(staging, 'cache-id'), cacheId);
+      if (parent !== null) writeSynced(path.join(staging, 'parent'), parent);
+      return { staging, parentCacheId };
+    });
+    try {
+      await this.driver.create(cacheId, parentCacheId, {});
+      const { diffID, size } = await fill(cacheId);
+      if (expected !== undefined && diffID !== expected) throw new DiffIDMismatchError(expected, diffID);
+      return await this.publish(staging, parent, diffID, size, cacheId, {
+        dedupe: () => this.driver.remove(cacheId),
+      });
+    } catch (err) {
+      // Once published (staging renamed away) the files belong to the layer: never discard them.
+      if (fs.existsSync(staging)) await this.discard(staging, [cacheId]);
+      throw err;
+    }
+  }
+
+  /**
+   * Under the lock: publishes the staged layer (or, when its chain already exists, takes a reference
+   * on the existing one and calls `dedupe` to drop the new files).
+   */
+  private publish(
+    staging: string,
+    parent: Digest | null,
+    diffID: Digest,
+    size: number,
+    cacheId: string,
+    hooks: { dedupe: () => Promise<void>; check?: () => void; published?: () => Promise<void>; clampMtime?: number },
+  ): Promise<Layer> {
+    const chain = chainID(parent, diffID);
+    return this.lock.withExclusive(async () => {
+      hooks.check?.();
+      const existing = this.readLayer(chain);
+      if (existing) {
+        await this.setRefs(chain, this.refs(chain) + 1);
+        await hooks.dedupe();
+        await fs.promises.rm(staging, { recursive: true, force: true });
+        return existing;
+      }
+      writeSynced(path.join(staging, 'cache-id'), cacheId);
+      if (parent !== null) writeSynced(path.join(staging, 'parent'), parent);
+      writeSynced(path.join(staging, 'diff'), diffID);
+      writeSynced(path.join(staging, 'size'), String(size));
+      writeSynced(path.join(staging, 'refs'), '1');
+      if (hooks.clampMtime !== undefined) writeSynced(path.join(staging, 'clamp-mtime'), String(hooks.clampMtime));
+      fsyncDir(staging);
+      fs.renameSync(staging, this.layerDir(chain));
+      fsyncDir(path.join(this.dir, 'sha256'));
+      // After the rename (repair re-commits every layer): a crash before it leaves a usable RW layer.
+      await this.driver.commit(cacheId);
+      await hooks.published?.();
+      return this.get(chain);
+    });
+  }
+
+  /** Best-effort removal of a failed registration's files. */
+  private async discard(staging: string, ids: string[]): Promise<void> {
+    for (const id of ids) {
+      try {
+        if (this.driver.exists(id)) await this.driver.remove(id);
+      } catch {
+        // The staging dir still names it; the next open removes it.
+        return;
+      }
+    }
+    await fs.promises.rm(staging, { recursive: true, force: true });
+  }
+
+  /** The layer's deterministic OCI tar (a function of its diff directory; hashes to its diffID). */
+  openTar(chain: Digest): Readable {
+    return this.tarOf(this.get(chain));
+  }
+
+  private tarOf(layer: Layer): Readable {
+    return this.driver.diff(layer.cacheId, layer.clampMtime === undefined ? {} : { clampMtime: layer.clampMtime });
+  }
+
+  /** LayerBlobSource: the tar of any layer with this diffID, or null. */
+  openLayerTar(diffID: Digest): Promise<Readable> | null {
+    const layer = this.list().find((l) => l.diffID === diffID);
+    return layer ? Promise.resolve(this.tarOf(layer)) : null;
+  }
+
+  /** Adds a reference (e.g. a second image using the layer). */
+  async retain(chain: Digest): Promise<void> {
+    await this.lock.withExclusive(() => this.setRefs(chain, this.refs(chain) + 1));
+  }
+
+  /**
+   * Drops a reference. A layer with no references, no children and no mounts is removed, and so are
+   * its ancestors that end up in the same state.
+   */
+  async release(chain: Digest): Promise<void> {
+    await this.lock.withExclusive(async () => {
+      await this.setRefs(chain, this.refs(chain) - 1);
+      let cur: Digest | null = chain;
+      while (cur !== null) {
+        const layer = this.readLayer(cur);
+        if (!layer || this.refs(cur) > 0 || this.children(cur) > 0 || this.isMountedId(layer.cacheId)) break;
+        await this.removeLocked(cur);
+        cur = layer.parent;
+      }
+    });
+  }
+
+  /** Releases every layer of an image (bottom-up diffIDs, as the image store reports them), top first. */
+  async releaseImage(diffIDs: Digest[]): Promise<void> {
+    const chains: Digest[] = [];
+    for (const d of diffIDs) chains.push(chainID(chains.length ? chains[chains.length - 1] : null, d));
+    for (const c of chains.reverse()) if (this.has(c)) await this.release(c);
+  }
+
+  /** Removes a layer regardless of references; refuses when it has children or is mounted. */
+  async remove(chain: Digest): Promise<void> {
+    await this.lock.withExclusive(() => this.removeLocked(chain));
+  }
+
+  private async removeLocked(chain: Digest): Promise<void> {
+    const layer = this.get(chain);
+    const n = this.children(chain);
+    if (n > 0) throw new Error(`layer ${chain} has ${n} ${n === 1 ? 'child' : 'children'}`);
+    if (this.isMountedId(layer.cacheId)) throw new Error(`layer ${chain} is mounted`);
+    const trash = this.newTmp('rm');
+    fs.rmdirSync(trash);
+    fs.renameSync(this.layerDir(chain), trash); // from here on the layer is gone; repair finishes a crash
+    this.cache.delete(chain);
+    await this.driver.remove(layer.cacheId);
+    await fs.promises.rm(trash, { recursive: true, force: true });
+  }
+
+  /** Mounts a committed layer's chain read-only (refcounted across processes); returns the rootfs. */
+  mount(chain: Digest): Promise<string> {
+    return this.lock.withExclusive(() => this.driver.get(this.get(chain).cacheId));
+  }
+
+  unmount(chain: Digest): Promise<void> {
+    return this.lock.withExclusive(() => this.driver.put(this.get(chain).cacheId));
+  }
+
+  // ---- RW layers ----
+
+  /** Creates a writable layer named `name` on top of `parent` (null: an empty base). */
+  createRW(parent: Digest | null, name: string, opts: CreateRWOptions = {}): Promise<RWLayer> {
+    if (!NAME_RE.test(name)) throw new Error(`invalid RW layer name ${JSON.stringify(name)}: expected 1-128 characters of [A-Za-z0-9_.-]`);
+    return this.lock.withExclusive(async () => {
+      if (fs.existsSync(this.rwDir(name))) throw new Error(`RW layer ${name} already exists`);
+      let lower = parent === null ? null : this.get(parent).cacheId;
+      const mountId = randomLayerId();
+      const initId = opts.init ? `${mountId}-init` : null;
+      const staging = this.newTmp('rw');
+      writeSynced(path.join(staging, 'mount-id'), mountId);
+      writeSynced(path.join(staging, 'parent'), parent ?? '');
+      if (initId) writeSynced(path.join(staging, 'init-id'), initId);
+      try {
+        if (initId) {
+          await this.driver.create(initId, lower, { readWrite: true });
+          await opts.init!(this.driver.diffPath(initId));
+          await this.driver.commit(initId);
+          lower = initId;
+        }
+        await this.driver.create(mountId, lower, { readWrite: true, volatile: opts.volatile });
+        fsyncDir(staging);
+        fs.renameSync(staging, this.rwDir(name));
+      } catch (err) {
+        await this.discard(staging, [mountId, ...(initId ? [initId] : [])]);
+        throw err;
+      }
+      return this.rwHandle(this.readRW(name)!);
+    });
+  }
+
+  private rwHandle(e: RWEntry): RWLayer {
+    return {
+      name: e.name,
+      id: e.mountId,
+      initId: e.initId,
+      parent: e.parent,
+      diffPath: this.driver.diffPath(e.mountId),
+      mount: () => this.lock.withExclusive(() => this.driver.get(e.mountId)),
+      unmount: () => this.lock.withExclusive(() => this.driver.put(e.mountId)),
+    };
+  }
+
+  /** The RW layer named `name`, or undefined. */
+  getRW(name: string): RWLayer | undefined {
+    if (!NAME_RE.test(name)) return undefined;
+    const e = this.readRW(name);
+    return e ? this.rwHandle(e) : undefined;
+  }
+
+  listRW(): RWLayer[] {
+    return this.rwEntries().map((e) => this.rwHandle(e));
+  }
+
+  /**
+   * Turns a RW layer into a committed layer. The diffID comes from hashing the driver's diff stream
+   * (never written to disk); the RW layer's files become the layer's files without a copy (a RW layer
+   * with an init layer is the exception: its diff is registered as a new layer). The RW layer is gone
+   * afterwards; it must not be mounted. The caller gets one reference on the returned layer.
+   */
+  async commitRW(rw: RWLayer | string, opts: CommitOptions = {}): Promise<Layer> {
+    const name = typeof rw === 'string' ? rw : rw.name;
+    const e = this.readRW(name);
+    if (!e) throw new Error(`RW layer ${name} not found`);
+    if (this.isMountedId(e.mountId)) throw new Error(`cannot commit RW layer ${name}: it is mounted (unmount it first)`);
+    const diffOpts = opts.clampMtime === undefined ? {} : { clampMtime: opts.clampMtime };
+    if (e.initId) {
+      // The clamp is baked into the copied tar's bytes: the new layer's files carry the clamped times.
+      const layer = await this.register(e.parent, this.driver.diff(e.mountId, diffOpts));
+      await this.removeRW(name);
+      return layer;
+    }
+    const hash = new HashingStream();
+    await pipeline(this.driver.diff(e.mountId, diffOpts), hash, new Writable({ write: (_c, _e, cb) => cb() }));
+    const staging = await this.lock.withExclusive(() => this.newTmp('commit'));
+    try {
+      return await this.publish(staging, e.parent, hash.digest(), hash.bytes, e.mountId, {
+        check: () => {
+          if (this.isMountedId(e.mountId)) throw new Error(`cannot commit RW layer ${name}: it is mounted (unmount it first)`);
+        },
+        dedupe: () => this.removeRWLocked(name),
+        published: () => this.dropRWEntry(name),
+        ...diffOpts,
+      });
+    } catch (err) {
+      await fs.promises.rm(staging, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /**
+   * Whether the RW layer holds any change (its diff tar has an entry). Cheap for overlay2 (an empty
+   * upper dir); vfs walks the tree. Use it rather than looking at diffPath, which for vfs is a full tree.
+   */
+  async hasChanges(rw: RWLayer | string): Promise<boolean> {
+    const name = typeof rw === 'string' ? rw : rw.name;
+    const e = this.readRW(name);
+    if (!e) throw new Error(`RW layer ${name} not found`);
+    const tar = this.driver.diff(e.mountId);
+    let seen = 0;
+    try {
+      for await (const chunk of tar) {
+        seen += (chunk as Buffer).length;
+        if (seen > 1024) return true; // more than the end-of-archive blocks: there is an entry
+      }
+      return false;
+    } finally {
+      tar.destroy();
+    }
+  }
+
+  /** Deletes a RW layer entry whose files now belong to a committed layer. */
+  private async dropRWEntry(name: string): Promise<void> {
+    const trash = this.newTmp('rm');
+    fs.rmdirSync(trash);
+    fs.renameSync(this.rwDir(name), trash);
+    fs.rmSync(path.join(trash, 'mount-id'), { force: true }); // the files are a layer's now: not trash
+    await fs.promises.rm(trash, { recursive: true, force: true });
+  }
+
+  /** Removes a RW layer and its files; refuses while it is mounted. */
+  async removeRW(name: string): Promise<void> {
+    await this.lock.withExclusive(() => this.removeRWLocked(name));
+  }
+
+  private async removeRWLocked(name: string): Promise<void> {
+    const e = this.readRW(name);
+    if (!e) throw new Error(`RW layer ${name} not found`);
+    if (this.isMountedId(e.mountId)) throw new Error(`cannot remove RW layer ${name}: it is mounted`);
+    const trash = this.newTmp('rm');
+    fs.rmdirSync(trash);
+    fs.renameSync(this.rwDir(name), trash);
+    await this.driver.remove(e.mountId);
+    if (e.initId) await this.driver.remove(e.initId);
+    await fs.promises.rm(trash, { recursive: true, force: true });
+  }
+
+  /** Unmounts everything this process mounted through the store. */
+  async close(): Promise<void> {
+    await this.lock.withExclusive(() => this.driver.cleanup());
+  }
+
+  // ---- repair ----
+
+  private async repair(): Promise<void> {
+    const report: StoreRepairReport = { unmounted: [], relinked: [], removed: [], staging: [], orphans: [], droppedMounts: [] };
+    this.cache.clear();
+    const sha = path.join(this.dir, 'sha256');
+    for (const name of fs.readdirSync(sha)) {
+      const p = path.join(sha, name);
+      if (HEX64.test(name) && this.readLayer(`sha256:${name}`)) continue;
+      await fs.promises.rm(p, { recursive: true, force: true }); // not ours, or torn by hand
+      report.staging.push(p);
+    }
+    const committedIds = new Set(this.list().map((l) => l.cacheId));
+    const mounts = path.join(this.dir, 'mounts');
+    for (const name of fs.readdirSync(mounts)) {
+      const e = NAME_RE.test(name) ? this.readRW(name) : null;
+      const keep = e !== null && !committedIds.has(e.mountId) && this.driver.exists(e.mountId) && (!e.initId || this.driver.exists(e.initId));
+      if (keep) continue;
+      await fs.promises.rm(path.join(mounts, name), { recursive: true, force: true });
+      report.staging.push(path.join(mounts, name));
+    }
+    const referenced = new Set(committedIds);
+    for (const e of this.rwEntries()) {
+      referenced.add(e.mountId);
+      if (e.initId) referenced.add(e.initId);
+    }
+    for (const s of this.liveStaging()) for (const id of s.ids) referenced.add(id);
+    const tmp = path.join(this.dir, 'tmp');
+    for (const name of fs.readdirSync(tmp)) {
+      const owner = ownerOf(name);
+      if (owner && isAlive(owner)) continue;
+      await fs.promises.rm(path.join(tmp, name), { recursive: true, force: true });
+      report.staging.push(path.join(tmp, name));
+    }
+
+    const table = await this.mountState.prune((id) => {
+      let keep = false;
+      try {
+        keep = referenced.has(id) && this.driver.exists(id) && (this.driver.mounts(id).mounts.length === 0 || this.driver.isMounted(id));
+      } catch {
+        keep = false; // a layer without a valid plan cannot be mounted
+      }
+      if (!keep) report.droppedMounts.push(id);
+      return keep;
+    });
+    const driverReport = await this.driver.repair((id) => (table[id] ? MountState.total(table[id]) > 0 : false));
+    Object.assign(report, { unmounted: driverReport.unmounted, relinked: driverReport.relinked, removed: driverReport.removed });
+
+    for (const id of this.driver.list()) {
+      if (referenced.has(id)) continue;
+      try {
+        if (this.driver.isMounted(id)) detach(this.driver.mounts(id).target);
+      } catch {
+        // A torn layer dir without a plan: nothing of ours is mounted from it.
+      }
+      try {
+        await this.driver.remove(id);
+        report.orphans.push(id);
+      } catch (err) {
+        this.warn(`layer store ${this.root}: cannot remove unused ${this.driver.name} layer ${id}: ${(err as Error).message}`);
+      }
+    }
+    // commit() is idempotent: re-applying it finishes a publish that crashed right after its rename.
+    for (const id of committedIds) {
+      if (this.driver.exists(id) && !this.driver.isMounted(id)) await this.driver.commit(id);
+    }
+    this.lastRepair = report;
+  }
+}

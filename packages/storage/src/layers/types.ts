@@ -1,0 +1,67 @@
+import type { Digest } from '../digest';
+
+/** A committed, read-only layer, keyed by its chainID. */
+export interface Layer {
+  /** chainID(L0) = diffID(L0); chainID(Ln) = sha256(chainID(Ln-1) + " " + diffID(Ln)). */
+  chainID: Digest;
+  /** sha256 of the layer's uncompressed tar (the image config's rootfs.diff_ids entry). */
+  diffID: Digest;
+  parent: Digest | null;
+  /** Bytes of the uncompressed tar. */
+  size: number;
+  /** The driver's id for the layer's files. */
+  cacheId: string;
+  /** Set when committed with a SOURCE_DATE_EPOCH clamp: the layer's tar clamps mtimes to it. */
+  clampMtime?: number;
+}
+
+export interface CommitOptions {
+  /**
+   * SOURCE_DATE_EPOCH: mtimes later than this (seconds) are written as this in the layer's tar. The
+   * files on disk keep their times; the clamp is recorded so that openTar() reproduces the same bytes.
+   */
+  clampMtime?: number;
+}
+
+/** A writable layer (a container's or a build step's) on top of a committed chain. */
+export interface RWLayer {
+  /** The caller's name for it (unique in the store). */
+  readonly name: string;
+  /** The driver id of its files. */
+  readonly id: string;
+  /** The driver id of its init layer, if it has one. */
+  readonly initId: string | null;
+  readonly parent: Digest | null;
+  /** Where its own changes live (overlay2: the upper dir). */
+  readonly diffPath: string;
+  /** Mounts it (refcounted across processes) and returns the rootfs path. */
+  mount(): Promise<string>;
+  unmount(): Promise<void>;
+}
+
+export interface CreateRWOptions {
+  /**
+   * Fills an init layer between the parent and the RW layer (Docker's `<id>-init`: /etc/hosts, ...).
+   * Receives the init layer's directory. A RW layer with an init layer commits by copying its diff.
+   */
+  init?: (dir: string) => Promise<void> | void;
+  /** overlay2 `volatile` (no syncs): for throwaway layers. */
+  volatile?: boolean;
+}
+
+export class LayerNotFoundError extends Error {
+  readonly code = 'ENOLAYER';
+  constructor(readonly chainID: string) {
+    super(`layer ${chainID} not found`);
+  }
+}
+
+export class DiffIDMismatchError extends Error {
+  readonly code = 'EDIGEST';
+  constructor(
+    readonly expected: Digest,
+    readonly actual: Digest,
+  ) {
+    super(`layer diffID mismatch: expected ${expected}, got ${actual}`);
+  }
+}
