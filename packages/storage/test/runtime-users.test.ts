@@ -22,7 +22,8 @@ describe('resolveUser', () => {
 
   it('resolves a name, a uid, and both with a group', () => {
     expect(resolveUser('app', PASSWD, GROUP)).toEqual({ uid: 1000, gid: 1000, additionalGids: [10, 999], home: '/home/app' });
-    expect(resolveUser('1001', PASSWD, GROUP)).toEqual({ uid: 1001, gid: 1001, additionalGids: [999], home: '/srv' });
+    // ' svc' (with the space) is not 'svc': member lists are not trimmed, as in libc and moby/sys/user.
+    expect(resolveUser('1001', PASSWD, GROUP)).toEqual({ uid: 1001, gid: 1001, additionalGids: [], home: '/srv' });
     expect(resolveUser('app:docker', PASSWD, GROUP)).toMatchObject({ uid: 1000, gid: 999 });
     expect(resolveUser('1000:4242', PASSWD, GROUP)).toMatchObject({ uid: 1000, gid: 4242 });
     expect(resolveUser(':4242', PASSWD, GROUP)).toMatchObject({ uid: 0, gid: 4242 });

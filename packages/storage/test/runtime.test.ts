@@ -33,11 +33,22 @@ afterEach(async () => {
 });
 
 afterAll(() => {
+  for (const controller of fs.readdirSync('/sys/fs/cgroup')) {
+    try {
+      fs.rmdirSync(path.join('/sys/fs/cgroup', controller, CG_PARENT));
+    } catch {
+      // not created in this controller
+    }
+  }
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
+// This file's containers get their own v1 parent group, so other test files running containers at the
+// same time never show up in (or disturb) the "nothing left behind" checks.
+const CG_PARENT = `tsbuild-rt-${process.pid}`;
+
 async function start(opts: Omit<RunOptions, 'rootfs'> & { rootfs?: string }): Promise<RunningContainer> {
-  const c = await runContainer({ rootfs, ...opts });
+  const c = await runContainer({ rootfs, cgroups: { parent: CG_PARENT }, ...opts });
   live.push(c);
   return c;
 }
@@ -59,7 +70,7 @@ function childPids(): number[] {
 function tsbuildCgroups(): string[] {
   const out: string[] = [];
   for (const controller of fs.readdirSync('/sys/fs/cgroup')) {
-    const parent = path.join('/sys/fs/cgroup', controller, 'tsbuild');
+    const parent = path.join('/sys/fs/cgroup', controller, CG_PARENT);
     if (!fs.existsSync(parent)) continue;
     for (const e of fs.readdirSync(parent, { withFileTypes: true })) if (e.isDirectory()) out.push(path.join(parent, e.name));
   }
@@ -235,7 +246,7 @@ describe('runContainer: cgroups', () => {
 
   it('writes cpu and pids limits into its v1 groups and removes them after exit', async () => {
     const c = await start({ args: ['sleep', '30'], cpus: 0.5, pidsLimit: 50, memory: 64 << 20 });
-    const group = (ctrl: string, file: string) => fs.readFileSync(`/sys/fs/cgroup/${ctrl}/tsbuild/${c.id}/${file}`, 'utf8').trim();
+    const group = (ctrl: string, file: string) => fs.readFileSync(`/sys/fs/cgroup/${ctrl}/${CG_PARENT}/${c.id}/${file}`, 'utf8').trim();
     expect(group('cpu', 'cpu.cfs_quota_us')).toBe('50000');
     expect(group('cpu', 'cpu.cfs_period_us')).toBe('100000');
     expect(group('pids', 'pids.max')).toBe('50');
@@ -244,7 +255,7 @@ describe('runContainer: cgroups', () => {
     expect(group('devices', 'devices.list')).toContain('c 1:3 rwm');
     c.kill('SIGKILL');
     await c.wait();
-    expect(fs.existsSync(`/sys/fs/cgroup/pids/tsbuild/${c.id}`)).toBe(false);
+    expect(fs.existsSync(`/sys/fs/cgroup/pids/${CG_PARENT}/${c.id}`)).toBe(false);
     expect(tsbuildCgroups()).toEqual([]);
   });
 
@@ -258,9 +269,10 @@ describe('runContainer: cgroups', () => {
     const root = '/sys/fs/cgroup/unified';
     const parent = `tsbuild-test-${process.pid}`;
     try {
-      const c = await start({ args: ['sh', '-c', 'grep ^0:: /proc/self/cgroup; sleep 30 & sleep 30'], cgroups: { version: 2, root, parent } });
+      const c = await start({ args: ['sh', '-c', 'grep ^0:: /proc/self/cgroup; sleep 30 & sleep 30; true'], cgroups: { version: 2, root, parent } });
       const dir = path.join(root, parent, c.id);
-      // init + sh + both sleeps: grep has finished (and printed) before the first sleep starts.
+      // init + sh + both sleeps (the trailing `true` keeps sh from exec'ing the last one): grep has
+      // finished, and printed, before the first sleep starts.
       await waitFor(() => fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').trim().split('\n').length >= 4);
       c.kill('SIGKILL');
       const [out, exit] = await Promise.all([readAll(c.stdout ?? null), c.wait()]);
@@ -346,15 +358,17 @@ describe('runContainer: CVE regressions', () => {
   it('100 sequential runs leave no mounts, cgroups or zombies', async () => {
     // Other suites may mount concurrently: count only mounts under this suite's or the runtime's dirs.
     const ours = () => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(tmp) || l.includes('tsbuild-ctr-'));
-    expect(ours()).toEqual([]);
+    const ids: string[] = [];
     for (let i = 0; i < 100; i++) {
-      const c = await runContainer({ rootfs, args: ['true'], stdio: 'inherit' });
+      const c = await runContainer({ rootfs, args: ['true'], stdio: 'inherit', cgroups: { parent: CG_PARENT } });
+      ids.push(c.id.slice(0, 12));
       expect((await c.wait()).exitCode).toBe(0);
     }
-    expect(ours()).toEqual([]);
+    expect(ours().filter((l) => ids.some((id) => l.includes(id)))).toEqual([]);
     expect(tsbuildCgroups()).toEqual([]);
     expect(childPids()).toEqual([]);
-    expect(fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith('tsbuild-ctr-'))).toEqual([]);
+    const stateDirs = fs.readdirSync(os.tmpdir()).filter((d) => ids.some((id) => d.startsWith(`tsbuild-ctr-${id}-`)));
+    expect(stateDirs).toEqual([]);
   });
 });
 

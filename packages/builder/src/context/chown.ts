@@ -3,7 +3,7 @@
 // /etc/passwd or /etc/group (parsed by us). A numeric user alone gives gid = uid; a named user alone
 // gives that user's primary gid from passwd. Unlike BuildKit (which silently uses 0 for an unknown
 // name), an unknown name is an error. --chmod accepts octal (up to 07777) or symbolic chmod(1) clauses.
-import { parseGroup, parsePasswd } from './passwd';
+import { parseGroup, parsePasswd } from '@tsbuild/storage';
 
 export interface Owner {
   uid: number;

@@ -15,5 +15,3 @@ export { defaultXattrReader, xattrCounts } from './xattrs';
 export type { XattrReader } from './xattrs';
 export { parseChmod, parseChown } from './chown';
 export type { ChmodFn, Owner } from './chown';
-export { lookupUser, parseGroup, parsePasswd } from './passwd';
-export type { ExecUser, GroupEntry, PasswdEntry } from './passwd';

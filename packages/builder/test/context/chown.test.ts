@@ -1,7 +1,7 @@
 // --chown, --chmod and USER resolution against passwd/group text.
 import { describe, expect, it } from 'vitest';
 import { parseChmod, parseChown } from '../../src/context/chown';
-import { lookupUser, parseGroup, parsePasswd } from '../../src/context/passwd';
+import { lookupUser, parseGroup, parsePasswd } from '@tsbuild/storage';
 
 const PASSWD = [
   'root:x:0:0:root:/root:/bin/sh',

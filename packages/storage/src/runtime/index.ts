@@ -5,5 +5,5 @@ export { createCgroup, detectCgroupVersion, DEFAULT_DEVICE_RULES } from './cgrou
 export type { CgroupLimits, CgroupOptions, ContainerCgroup } from './cgroups';
 export { containerSteps, thermalThrottlePaths, DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS, DEFAULT_DEVICES } from './steps';
 export type { BindMount, ContainerStepsOptions } from './steps';
-export { resolveUser, resolveRootfsUser, parsePasswd, parseGroup, readRootfsEtcFile } from './users';
+export { resolveUser, resolveRootfsUser, readRootfsEtcFile, lookupUser, parsePasswd, parseGroup } from './users';
 export type { ExecUser, PasswdEntry, GroupEntry } from './users';
