@@ -1,7 +1,9 @@
 import { defineConfig } from 'vitest/config';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const pkg = (name: string) => path.resolve(__dirname, 'packages', name, 'src', 'index.ts');
+const here = path.dirname(fileURLToPath(import.meta.url));
+const pkg = (name: string) => path.resolve(here, 'packages', name, 'src', 'index.ts');
 
 export default defineConfig({
   resolve: {
@@ -14,9 +16,11 @@ export default defineConfig({
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 60_000,
-    hookTimeout: 60_000,
+    hookTimeout: 120_000,
     // Root-only syscalls, mounts and namespaces: forks keep native state per test file.
     pool: 'forks',
     maxWorkers: 2,
+    // The plain "N passed, N failed" closing line is what CI reads in any language.
+    reporters: ['default', './test/helpers/summary-reporter.ts'],
   },
 });

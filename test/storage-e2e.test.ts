@@ -1,0 +1,123 @@
+// Storage acceptance on real roots: a capability xattr and a large uid survive import → save → load →
+// mount byte for byte; kill -9 in the middle of an import leaves a store the next command opens
+// cleanly; many containers in a row leave nothing behind.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import { lgetxattr, lsetxattr } from '@tsbuild/native';
+import { Containers, packDir } from '@tsbuild/storage';
+import { CLI, cli, mountsUnder, openTestRoot, type TestRoot } from './helpers/roots';
+
+const roots: TestRoot[] = [];
+afterEach(async () => {
+  for (const r of roots.splice(0)) await r.close();
+});
+async function root(opts: Parameters<typeof openTestRoot>[0] = {}) {
+  const r = await openTestRoot(opts);
+  roots.push(r);
+  return r;
+}
+
+/** VFS_CAP_REVISION_2: cap_net_bind_service in permitted, effective bit set. */
+const CAPABILITY = Buffer.from([0x01, 0x00, 0x00, 0x02, 0x00, 0x04, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+
+describe('round trips', () => {
+  for (const format of ['oci', 'docker'] as const) {
+    it(`security.capability and uid 1000000 survive import → save (${format}) → load → mount`, async () => {
+      const a = await root({ base: false });
+      const tree = path.join(a.work, 'tree');
+      fs.mkdirSync(path.join(tree, 'bin'), { recursive: true });
+      const ping = path.join(tree, 'bin', 'ping');
+      fs.writeFileSync(ping, crypto.randomBytes(4096), { mode: 0o755 });
+      lsetxattr(ping, 'security.capability', CAPABILITY);
+      const owned = path.join(tree, 'owned');
+      fs.writeFileSync(owned, 'big uid');
+      fs.chownSync(owned, 1000000, 1000000);
+      const tarball = path.join(a.work, 'rootfs.tar');
+      await new Promise<void>((resolve, reject) => {
+        packDir(tree, { whiteouts: 'none' }).pipe(fs.createWriteStream(tarball)).on('finish', resolve).on('error', reject);
+      });
+      await a.store.importTarball(tarball, 'caps:latest');
+      const archive = path.join(a.work, `caps-${format}.tar`);
+      await a.store.save(['caps:latest'], archive, format);
+
+      const b = await root({ base: false });
+      const loaded = await b.store.load(archive);
+      expect(loaded.images).toEqual(['caps:latest']);
+      const { chainID } = await b.store.imageChain('caps:latest');
+      const mounted = await b.store.layers.mount(chainID!);
+      try {
+        const got = path.join(mounted, 'bin', 'ping');
+        expect(lgetxattr(got, 'security.capability')).toEqual(CAPABILITY);
+        expect(fs.readFileSync(got)).toEqual(fs.readFileSync(ping));
+        expect(fs.statSync(got).mode & 0o7777).toBe(0o755);
+        const st = fs.statSync(path.join(mounted, 'owned'));
+        expect([st.uid, st.gid]).toEqual([1000000, 1000000]);
+      } finally {
+        await b.store.layers.unmount(chainID!);
+      }
+    });
+  }
+});
+
+describe('crash safety', () => {
+  it('kill -9 during a 300 MB import: the next command works and nothing incomplete remains', async () => {
+    const r = await root({ base: false });
+    const data = path.join(r.work, 'data');
+    fs.mkdirSync(data);
+    // Three 100 MB files: the import is well under way when it is killed.
+    for (const name of ['a', 'b', 'c']) {
+      const fd = fs.openSync(path.join(data, name), 'w');
+      const chunk = crypto.randomBytes(1 << 20);
+      for (let i = 0; i < 100; i++) fs.writeSync(fd, chunk);
+      fs.closeSync(fd);
+    }
+    const tarball = path.join(r.work, 'big.tar');
+    expect(spawnSync('tar', ['-C', data, '-cf', tarball, '.']).status).toBe(0);
+    await r.store.close();
+
+    const child = spawn(process.execPath, [CLI, '--root', r.root, 'import', tarball, 'big:latest'], { stdio: 'ignore' });
+    // Wait until the import has written a good part of its blob, then kill it.
+    const ingest = path.join(r.root, 'oci', 'ingest');
+    for (let i = 0; i < 400; i++) {
+      const sizes = fs.existsSync(ingest) ? fs.readdirSync(ingest).map((f) => fs.statSync(path.join(ingest, f)).size) : [];
+      if (sizes.some((s) => s > 100 << 20)) break;
+      await new Promise((res) => setTimeout(res, 25));
+    }
+    child.kill('SIGKILL');
+    await new Promise((res) => child.on('close', res));
+
+    const images = cli(r.root, ['images', '-a']);
+    expect(images.status).toBe(0);
+    expect(images.stdout).not.toContain('big');
+    expect(mountsUnder(r.root)).toEqual([]);
+    expect(fs.readdirSync(path.join(r.root, 'layers', 'tmp'))).toEqual([]);
+    expect(fs.readdirSync(path.join(r.root, 'layers', 'sha256'))).toEqual([]);
+    expect(fs.readdirSync(ingest)).toEqual([]);
+    expect(fs.readdirSync(path.join(r.root, 'overlay2')).filter((d) => d !== 'l')).toEqual([]);
+    // And the store still takes the same import.
+    expect(cli(r.root, ['import', tarball, 'big:latest']).status).toBe(0);
+  });
+});
+
+describe('containers', () => {
+  it('500 sequential run --rm leave no mounts, RW layers, cgroups or records', async () => {
+    const r = await root();
+    const containers = new Containers(r.store);
+    const ids: string[] = [];
+    for (let i = 0; i < 500; i++) {
+      const { record, process: proc } = await containers.create({ image: 'busybox', cmd: ['true'] });
+      ids.push(record.id);
+      const { finished } = await containers.start(record, proc, { stdio: 'inherit' });
+      expect((await finished).exitCode).toBe(0);
+      await containers.remove(record.id);
+    }
+    expect(mountsUnder(r.root)).toEqual([]);
+    expect(r.store.layers.listRW()).toEqual([]);
+    expect(containers.list()).toEqual([]);
+    const leftCgroups = ids.filter((id) => fs.existsSync(`/sys/fs/cgroup/pids/tsbuild/${id}`));
+    expect(leftCgroups).toEqual([]);
+  }, 300_000);
+});
