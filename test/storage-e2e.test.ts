@@ -102,6 +102,31 @@ describe('crash safety', () => {
   });
 });
 
+describe('crash safety of builds', () => {
+  it('kill -9 during a RUN step: the next command removes the work layer and its mount', async () => {
+    const r = await root();
+    const ctx = path.join(r.work, 'ctx');
+    fs.mkdirSync(ctx);
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox\nRUN echo started > /started && sleep 60\n');
+    await r.store.close();
+    const child = spawn(process.execPath, [CLI, '--root', r.root, 'build', '-t', 'killed', ctx], { stdio: 'ignore' });
+    const rwDir = path.join(r.root, 'layers', 'mounts');
+    for (let i = 0; i < 400 && !(fs.existsSync(rwDir) && fs.readdirSync(rwDir).length > 0 && mountsUnder(r.root).length > 0); i++) {
+      await new Promise((res) => setTimeout(res, 25));
+    }
+    expect(mountsUnder(r.root).length).toBeGreaterThan(0);
+    child.kill('SIGKILL');
+    await new Promise((res) => child.on('close', res));
+    // The container dies with tsbuild (PDEATHSIG); its mounts die with its namespace, the work layer's
+    // overlay is what the next command must take down.
+    const images = cli(r.root, ['images', '-a']);
+    expect(images.status).toBe(0);
+    expect(images.stdout).not.toContain('killed');
+    expect(mountsUnder(r.root)).toEqual([]);
+    expect(fs.readdirSync(rwDir)).toEqual([]);
+  });
+});
+
 describe('containers', () => {
   it('500 sequential run --rm leave no mounts, RW layers, cgroups or records', async () => {
     const r = await root();

@@ -2,6 +2,7 @@
 // layout) and the transports, wired together. Layers live as long as something reaches them: an
 // image in index.json, a RW layer (container or build step) on top, or a build-cache entry. Removal is
 // a sweep over what is unreachable, so no reference count can drift after a crash.
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -12,6 +13,8 @@ import { MediaTypes } from './content';
 import { ImageStore, hostPlatform, type ImageConfig, type RemoveResult } from './image';
 import { LayerStore, type Layer } from './layers';
 import type { DriverChoice } from './drivers';
+import { isAlive, ownedName, ownerOf } from './drivers/proc';
+import { removeStaleCgroups } from './runtime';
 import { loadArchive, saveDockerArchive, saveOciArchive, type SaveOptions } from './transport';
 
 export interface StoreOptions {
@@ -47,7 +50,27 @@ export class Store {
     const images = await ImageStore.open(abs, { layerSource: layers });
     const store = new Store(abs, layers, images, opts.liveChains);
     images.setHooks({ onImageDeleted: () => store.collectLayers().then(() => undefined) });
+    await store.removeOrphanWorkLayers();
+    removeStaleCgroups();
     return store;
+  }
+
+  /**
+   * A name for a throwaway RW layer (a build step's) that records its owner process, so that a
+   * `kill -9` in the middle of a step leaves nothing the next open does not remove.
+   */
+  static workLayerName(kind: string): string {
+    return ownedName(`${kind}-${randomBytes(6).toString('hex')}`);
+  }
+
+  private async removeOrphanWorkLayers(): Promise<void> {
+    for (const rw of this.layers.listRW()) {
+      const owner = ownerOf(rw.name);
+      if (owner === null || isAlive(owner)) continue;
+      await this.layers.removeRW(rw.name).catch(() => {
+        // Still mounted by a live process (a bind of it elsewhere): the next open retries.
+      });
+    }
   }
 
   get driverName(): string {

@@ -83,6 +83,9 @@ export class ConfigState {
     // Triggers belong to the base image; a child image starts without them (they ran at FROM).
     this.image.config.OnBuild = null;
     delete this.image.created;
+    // Docker (classic and BuildKit) always gives a stage a PATH: a base image without one gets the
+    // default, in the image config and for the stage's own expansion.
+    if (this.getEnv('PATH') === undefined) this.image.config.Env = [...this.env(), `PATH=${DEFAULT_PATH}`];
   }
 
   get config(): ContainerConfig {
@@ -148,7 +151,7 @@ export class ConfigState {
 
   addExposedPorts(ports: string[]): void {
     const exposed = { ...(this.image.config.ExposedPorts ?? {}) };
-    for (const port of ports) exposed[normalizePort(port)] = {};
+    for (const port of ports) for (const p of expandPortSpec(port)) exposed[p] = {};
     this.image.config.ExposedPorts = exposed;
   }
 
@@ -262,11 +265,31 @@ function healthConfig(h: HealthcheckInstruction['health']): HealthConfig {
   return health;
 }
 
-/** `80` → `80/tcp`; `53/UDP` → `53/udp`. */
+/** `80` → `80/tcp`; `53/UDP` → `53/udp`; a range or an `[ip:]host:` prefix is an error here. */
 export function normalizePort(port: string): string {
   const [num, proto] = port.split('/');
   if (!num || !/^\d+(-\d+)?$/.test(num)) throw new Error(`invalid containerPort: ${port}`);
   return `${num}/${(proto || 'tcp').toLowerCase()}`;
+}
+
+/**
+ * An EXPOSE word as Docker reads it (`[ip:][hostPort:]port[-end][/proto]`): the container ports it
+ * names, one `port/proto` per port of a range (`9000-9002` → 9000/tcp, 9001/tcp, 9002/tcp).
+ */
+export function expandPortSpec(spec: string): string[] {
+  const parts = spec.split(':');
+  const container = parts[parts.length - 1]!;
+  const slash = container.indexOf('/');
+  const range = slash < 0 ? container : container.slice(0, slash);
+  const proto = (slash < 0 || container.slice(slash + 1) === '' ? 'tcp' : container.slice(slash + 1)).toLowerCase();
+  if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') throw new Error(`invalid proto: ${proto}`);
+  const m = /^(\d+)(?:-(\d+))?$/.exec(range);
+  const start = m ? Number(m[1]) : NaN;
+  const end = m?.[2] !== undefined ? Number(m[2]) : start;
+  if (!m || start > 65535 || end > 65535 || end < start) throw new Error(`invalid containerPort: ${range || spec}`);
+  const out: string[] = [];
+  for (let p = start; p <= end; p++) out.push(`${p}/${proto}`);
+  return out;
 }
 
 /** Lexical clean of an absolute path, like Go's path.Clean. */

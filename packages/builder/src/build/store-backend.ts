@@ -1,11 +1,10 @@
 // The build backend on a real storage root: work layers are RW layers of the layer store, RUN goes
 // through the container runtime, images are written into the OCI-layout image store.
-import * as crypto from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { runContainer, type Digest, type Descriptor, type Store } from '@tsbuild/storage';
+import { Store, runContainer, type Digest, type Descriptor } from '@tsbuild/storage';
 import type { BuildBackend, LayerView, ResolvedImage, RunRequest, RunResult, WorkLayer } from './backend';
 import type { ImageConfig } from './image-config';
 
@@ -32,7 +31,7 @@ export class StoreBackend implements BuildBackend {
 
   async createWorkLayer(parent: string | null): Promise<WorkLayer> {
     const layers = this.store.layers;
-    const name = `build-${crypto.randomBytes(8).toString('hex')}`;
+    const name = Store.workLayerName('build');
     const rw = await layers.createRW(parent as Digest | null, name);
     let rootfs: string;
     try {

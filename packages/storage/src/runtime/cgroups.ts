@@ -292,3 +292,40 @@ export function createCgroup(id: string, limits: CgroupLimits = {}, opts: Cgroup
   const version = opts.version ?? detectCgroupVersion(root);
   return version === 2 ? new V2Cgroup(root, parent, id, limits) : new V1Cgroup(root, parent, id, limits);
 }
+
+/**
+ * Removes container cgroups left by a tsbuild that was killed (its containers died with it, but nobody
+ * removed their groups): empty groups under the parent older than `minAgeMs`, so a container that is
+ * being set up right now is never touched. Returns how many directories were removed.
+ */
+export function removeStaleCgroups(opts: CgroupOptions & { minAgeMs?: number } = {}): number {
+  const root = opts.root ?? '/sys/fs/cgroup';
+  const parentName = opts.parent ?? 'tsbuild';
+  const minAge = opts.minAgeMs ?? 60_000;
+  const parents =
+    (opts.version ?? detectCgroupVersion(root)) === 2
+      ? [path.join(root, parentName)]
+      : V1_CONTROLLERS.map((c) => path.join(root, c, parentName));
+  let removed = 0;
+  for (const parent of parents) {
+    let children: fs.Dirent[];
+    try {
+      children = fs.readdirSync(parent, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const child of children) {
+      if (!child.isDirectory() || !/^[0-9a-f]{64}$/.test(child.name)) continue;
+      const dir = path.join(parent, child.name);
+      try {
+        if (Date.now() - fs.statSync(dir).mtimeMs < minAge) continue;
+        if (fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').trim() !== '') continue;
+        fs.rmdirSync(dir);
+        removed++;
+      } catch {
+        // Busy or already gone: not stale, or someone else cleaned it.
+      }
+    }
+  }
+  return removed;
+}
