@@ -117,6 +117,43 @@ describe('build', () => {
     expect(out.stdout).not.toContain('secrets');
   });
 
+  it('RUN --mount=type=bind (context and stage, read-only) and type=tmpfs leave nothing in the layer', async () => {
+    const ctx = context({
+      Dockerfile: [
+        'FROM busybox AS tools',
+        'RUN echo tool > /tool',
+        'FROM busybox',
+        'RUN --mount=type=bind,source=data,target=/data cat /data/in > /from-ctx && (touch /data/x 2>/dev/null && echo rw || echo ro) > /bind-mode',
+        'RUN --mount=type=bind,from=tools,source=/tool,target=/t cat /t > /from-stage',
+        'RUN --mount=type=tmpfs,target=/scratch echo temp > /scratch/f && cat /scratch/f > /from-tmpfs',
+      ].join('\n'),
+      'data/in': 'context data\n',
+    });
+    await buildCollect(ctx);
+    const out = await runImage(t.store, 'test:latest', ['sh', '-c', 'cat /from-ctx /bind-mode /from-stage /from-tmpfs; ls /']);
+    const [ctxLine, mode, stageLine, tmpLine, ...rootEntries] = out.stdout.trim().split('\n');
+    expect([ctxLine, mode, stageLine, tmpLine]).toEqual(['context data', 'ro', 'tool', 'temp']);
+    // The mount points were stubs: none of them reached a layer.
+    expect(rootEntries.filter((e) => ['data', 't', 'scratch'].includes(e))).toEqual([]);
+  });
+
+  it('ADD extracts local archives (tar, gzip, bzip2, xz) and copies other files', async () => {
+    const src = path.join(t.work, 'arch');
+    writeTree(src, { 'dir/hello.txt': 'hello\n' });
+    const ctx = context({ Dockerfile: '', 'plain.txt': 'not an archive\n' });
+    const { spawnSync } = await import('node:child_process');
+    for (const [name, flag] of [['a.tar', ''], ['b.tar.gz', 'z'], ['c.tar.bz2', 'j'], ['d.tar.xz', 'J']] as const) {
+      expect(spawnSync('tar', [`-c${flag}f`, path.join(ctx, name), '-C', src, 'dir']).status).toBe(0);
+    }
+    fs.writeFileSync(
+      path.join(ctx, 'Dockerfile'),
+      'FROM busybox\nADD a.tar /a/\nADD b.tar.gz /b/\nADD c.tar.bz2 /c/\nADD d.tar.xz /d/\nADD plain.txt /p/\n',
+    );
+    await buildCollect(ctx);
+    const out = await runImage(t.store, 'test:latest', ['sh', '-c', 'cat /a/dir/hello.txt /b/dir/hello.txt /c/dir/hello.txt /d/dir/hello.txt /p/plain.txt']);
+    expect(out.stdout).toBe('hello\nhello\nhello\nhello\nnot an archive\n');
+  });
+
   it('SOURCE_DATE_EPOCH gives the same image digest in two stores', async () => {
     const ctx = context({ Dockerfile: 'FROM busybox\nRUN echo hi > /hi && mkdir /d\nCOPY f /d/f\n', f: 'x' });
     const a = await buildCollect(ctx, { sourceDateEpoch: 1700000000 });

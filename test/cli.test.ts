@@ -164,6 +164,19 @@ describe('build', () => {
     expect(cli(root, ['images']).stdout).not.toMatch(/^bad\s/m);
   });
 
+  it('--output exports an OCI archive (read by skopeo) and a local directory', () => {
+    const ctx = writeTree(fs.mkdtempSync(path.join(top, 'ctx-')), { Dockerfile: 'FROM busybox\nRUN echo out > /out\n' });
+    const archive = path.join(top, 'out-oci.tar');
+    expect(cli(root, ['build', '-q', '-t', 'outimg', '-o', `type=oci,dest=${archive}`, ctx]).status).toBe(0);
+    const inspect = spawnSync('skopeo', ['inspect', `oci-archive:${archive}:outimg:latest`], { encoding: 'utf8' });
+    expect(inspect.stderr).toBe('');
+    expect(JSON.parse(inspect.stdout).Layers).toHaveLength(2);
+    const dest = path.join(top, 'out-local');
+    expect(cli(root, ['build', '-q', '-o', `type=local,dest=${dest}`, ctx]).status).toBe(0);
+    expect(fs.readFileSync(path.join(dest, 'out'), 'utf8')).toBe('out\n');
+    expect(fs.existsSync(path.join(dest, 'bin', 'busybox'))).toBe(true);
+  });
+
   it('--platform other than the host is a clear error', () => {
     const ctx = writeTree(fs.mkdtempSync(path.join(top, 'ctx-')), { Dockerfile: 'FROM busybox\n' });
     const r = cli(root, ['build', '--platform', 'linux/s390x', ctx]);

@@ -92,7 +92,7 @@ export const command: Command = {
         renderer.finish();
       }
       if (values.iidfile) fs.writeFileSync(values.iidfile, result.imageId);
-      if (output) await exportOutput(store, result.imageId, output);
+      if (output) await exportOutput(store, result.tags.length > 0 ? result.tags : [result.imageId], output);
       if (progress === 'quiet') process.stdout.write(`${result.imageId}\n`);
       return 0;
     });
@@ -136,12 +136,13 @@ function sourceDateEpoch(): { sourceDateEpoch?: number } {
   return { sourceDateEpoch: Number(v) };
 }
 
-async function exportOutput(store: import('@tsbuild/storage').Store, imageId: string, out: OutputSpec): Promise<void> {
+/** Exports the built image under its tags (or its ID when untagged). */
+async function exportOutput(store: import('@tsbuild/storage').Store, refs: string[], out: OutputSpec): Promise<void> {
   if (out.type === 'oci' || out.type === 'docker') {
-    await store.save([imageId], out.dest, out.type);
+    await store.save(refs, out.dest, out.type);
     return;
   }
-  const { chainID } = await store.imageChain(imageId);
+  const { chainID } = await store.imageChain(refs[0]!);
   fs.mkdirSync(out.dest, { recursive: true });
   if (chainID === null) return;
   const rootfs = await store.layers.mount(chainID);
