@@ -124,6 +124,19 @@ describe('run', () => {
     expect(code).toBe(3);
   });
 
+  it('-t gives the container a terminal of its own devpts; tty progress redraws in place', () => {
+    const quote = (a: string[]) => a.map((x) => `'${x.replace(/'/g, "'\\''")}'`).join(' ');
+    const run = spawnSync('script', ['-qec', quote([process.execPath, CLI, '--root', root, 'run', '--rm', '-t', 'busybox', 'sh', '-c', 'tty; exit 4']), '/dev/null'], { encoding: 'utf8' });
+    expect(run.stdout).toContain('/dev/pts/0');
+    expect(run.status).toBe(4);
+
+    const ctx = writeTree(fs.mkdtempSync(path.join(top, 'ctx-')), { Dockerfile: 'FROM busybox\nRUN echo tty-build\n' });
+    const b = spawnSync('script', ['-qec', quote([process.execPath, CLI, '--root', root, 'build', '-t', 'ttyb', ctx]), '/dev/null'], { encoding: 'utf8' });
+    expect(b.status).toBe(0);
+    expect(b.stdout).toMatch(/\[\+\] Building [\d.]+s \(2\/2\) FINISHED/);
+    expect(b.stdout).toContain('\x1b['); // cursor movement: redrawn in place
+  });
+
   it('ps and rm manage kept containers', () => {
     expect(cli(root, ['run', '--name', 'kept', 'busybox', 'true']).status).toBe(0);
     expect(cli(root, ['ps', '-a']).stdout).toMatch(/kept/);

@@ -200,6 +200,11 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
       }
       const master = proc.terminalFd!;
       const output = new tty.ReadStream(master);
+      // When the last holder of the terminal's slave side exits, reading the master gives EIO: that is
+      // the terminal's end of file, not an error.
+      output.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'EIO') output.push(null);
+      });
       const input = new Writable({
         write(chunk: Buffer, _enc, cb) {
           fs.write(master, chunk, (err) => cb(err));
