@@ -46,6 +46,16 @@ describe('usage', () => {
   });
 });
 
+describe("README's main job", () => {
+  it('npm run demo imports the base, builds examples/hello and runs it', () => {
+    const demoRoot = path.join(top, 'demo-root');
+    const r = spawnSync('npm', ['run', '--silent', 'demo'], { cwd: REPO, encoding: 'utf8', env: { ...process.env, TSBUILD_ROOT: demoRoot } });
+    expect(r.stderr).toContain('naming to hello done');
+    expect(r.stdout).toMatch(/Hello from tsbuild\nbuilt with BusyBox v[\d.]+\nrunning as pid \d+ on [0-9a-f]{12}\n$/);
+    expect(r.status).toBe(0);
+  });
+});
+
 describe('image commands', () => {
   it('images, tag, inspect, history, save, load, rmi, prune', () => {
     expect(cli(root, ['tag', 'busybox', 'mybox:v1']).status).toBe(0);
