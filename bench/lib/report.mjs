@@ -1,0 +1,45 @@
+// Markdown tables for stdout and the JSON document under bench/results/.
+import { formatMs, formatRatio } from './stats.mjs';
+
+/**
+ * A case is one measured thing (e.g. "app cold") with one row per tool:
+ * { tool, status: 'ok'|'error'|'n/a', message?, samples: number[], stats? }.
+ */
+export function caseTable(title, rows, ratioTool = 'tsbuild') {
+  const ref = rows.find((r) => r.tool === ratioTool && r.status === 'ok');
+  const lines = [`#### ${title}`, '', `| tool | median | p90 | min | max | runs | ${ratioTool}/peer |`, '|---|---:|---:|---:|---:|---:|---:|'];
+  for (const row of rows) {
+    if (row.status !== 'ok') {
+      const cell = row.status === 'n/a' ? `n/a: ${row.message}` : `error: ${row.message}`;
+      lines.push(`| ${row.tool} | ${escapeCell(cell)} | | | | ${row.samples.length} | |`);
+      continue;
+    }
+    const s = row.stats;
+    const ratio = row.tool === ratioTool ? '—' : ref ? formatRatio(ref.stats.median / s.median) : '—';
+    lines.push(`| ${row.tool} | ${formatMs(s.median)} | ${formatMs(s.p90)} | ${formatMs(s.min)} | ${formatMs(s.max)} | ${s.runs} | ${ratio} |`);
+  }
+  return lines.join('\n');
+}
+
+/** Goal rows: { case, peer, goal (max ratio), ratio|undefined, note }. */
+export function goalTable(title, goals) {
+  const lines = [`#### ${title}`, '', '| case | tsbuild/peer | goal | met |', '|---|---:|---:|:---:|'];
+  for (const g of goals) {
+    const met = g.ratio === undefined ? `— (${g.note})` : g.ratio <= g.goal ? 'yes' : 'no';
+    lines.push(`| ${g.case} vs ${g.peer} | ${formatRatio(g.ratio)} | ≤ ${g.goal.toFixed(2)}× | ${escapeCell(met)} |`);
+  }
+  return lines.join('\n');
+}
+
+/** The median ratio tsbuild/peer in a case, or a reason why there is none. */
+export function ratioOf(rows, peer) {
+  const ts = rows.find((r) => r.tool === 'tsbuild');
+  const p = rows.find((r) => r.tool === peer);
+  if (!ts || ts.status !== 'ok') return { note: `tsbuild ${ts ? ts.status : 'not run'}` };
+  if (!p || p.status !== 'ok') return { note: `${peer} ${p ? p.status : 'not run'}` };
+  return { ratio: ts.stats.median / p.stats.median };
+}
+
+function escapeCell(s) {
+  return String(s).replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
