@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import * as zlib from 'node:zlib';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Decompress as ZstdDecompress } from 'fzstd';
+import type { Decompress as ZstdDecompress } from 'fzstd';
 
 export type Compression = 'gzip' | 'zstd' | 'bzip2' | 'xz' | 'none';
 
@@ -26,6 +26,8 @@ export function detectCompression(head: Buffer): Compression {
 
 /** A Transform decoding zstd frames with fzstd's streaming decoder. */
 export function zstdDecompressor(): Transform {
+  // Loaded on first use: most commands never meet a zstd layer, and every module costs start time.
+  const { Decompress } = require('fzstd') as typeof import('fzstd');
   let decoder: ZstdDecompress;
   const t = new Transform({
     transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
@@ -46,7 +48,7 @@ export function zstdDecompressor(): Transform {
     },
   });
   // fzstd may hand out views of its window: copy before passing them on
-  decoder = new ZstdDecompress((data) => {
+  decoder = new Decompress((data) => {
     if (data.length) t.push(Buffer.from(data));
   });
   return t;
