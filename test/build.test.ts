@@ -137,6 +137,29 @@ describe('build', () => {
     expect(rootEntries.filter((e) => ['data', 't', 'scratch'].includes(e))).toEqual([]);
   });
 
+  it('RUN mount stubs are removed inside the rootfs only, and files the step wrote are kept', async () => {
+    // An image symlink `/a -> /` must not make the stub cleanup delete the host's copy of the path.
+    const victimDir = fs.mkdtempSync('/tmp/tsbuild-victim-');
+    const victim = path.join(victimDir, 'precious');
+    fs.writeFileSync(victim, 'do not delete\n');
+    try {
+      const ctx = context({
+        Dockerfile: [
+          'FROM busybox',
+          `RUN ln -s / /a && mkdir -p ${victimDir} /w`,
+          `RUN --mount=type=tmpfs,target=/a${victim} true`,
+          'RUN --mount=type=tmpfs,target=/w/sub/m touch /w/sub/.keep',
+        ].join('\n'),
+      });
+      await buildCollect(ctx);
+      expect(fs.readFileSync(victim, 'utf8')).toBe('do not delete\n');
+      const out = await runImage(t.store, 'test:latest', ['sh', '-c', `ls -a /w/sub; ls ${victimDir}`]);
+      expect(out.stdout).toBe('.\n..\n.keep\n');
+    } finally {
+      fs.rmSync(victimDir, { recursive: true, force: true });
+    }
+  });
+
   it('ADD extracts local archives (tar, gzip, bzip2, xz) and copies other files', async () => {
     const src = path.join(t.work, 'arch');
     writeTree(src, { 'dir/hello.txt': 'hello\n' });

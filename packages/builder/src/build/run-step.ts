@@ -151,58 +151,63 @@ async function readSecret(src: string, id: string): Promise<string> {
 }
 
 /**
- * Remembers which components of mount-point paths are missing before the run, and removes exactly
- * those afterwards (innermost first), without following symlinks: a step that swapped one for a
- * symlink only loses the symlink (CVE-2024-23652).
+ * Remembers the mount-point paths that are missing before the run (the runtime creates them as empty
+ * files or directories) and removes exactly those afterwards, deepest first. Removal happens after
+ * every process of the container has died (its PID namespace is gone), and only along a path that is
+ * still plain directories inside the rootfs: if the step swapped a component for a symlink, the stub
+ * stays rather than the host being touched (CVE-2024-23652). Only empty stubs go: whatever the step
+ * wrote into a stub directory is kept.
  */
 class StubTracker {
+  /** Host paths of created stubs, parents before children. */
   private readonly created: string[] = [];
 
   constructor(private readonly rootfs: string) {}
 
   async note(target: string): Promise<void> {
-    const parts = target.split('/').filter(Boolean);
-    let rel = '';
-    for (const part of parts) {
-      rel = `${rel}/${part}`;
-      const host = await resolveInRoot(this.rootfs, rel);
-      const exists = await fsp.lstat(host).then(
-        () => true,
-        () => false,
-      );
-      if (!exists) {
-        if (!this.created.includes(rel)) this.created.push(rel);
-        return; // everything below is new too; removing this one removes them
+    const parts = target.split('/').filter((p) => p !== '' && p !== '.');
+    for (let i = 0; i < parts.length; i++) {
+      // Existing components are followed as the container would follow them (inside the rootfs).
+      const host = await resolveInRoot(this.rootfs, `/${parts.slice(0, i + 1).join('/')}`, { followFinal: true });
+      if (await exists(host)) continue;
+      // From here down everything is created by the runtime.
+      let p = host;
+      for (let j = i; j < parts.length; j++) {
+        if (j > i) p = path.join(p, parts[j]!);
+        if (!this.created.includes(p)) this.created.push(p);
       }
+      return;
     }
   }
 
   async removeCreated(): Promise<void> {
-    for (const rel of [...this.created].reverse()) {
-      const host = path.join(this.rootfs, rel);
-      if (!host.startsWith(`${this.rootfs}/`)) continue;
+    for (const host of [...this.created].reverse()) {
+      if (!(await plainPathInside(this.rootfs, host))) continue;
       const st = await fsp.lstat(host).catch(() => undefined);
       if (!st) continue;
-      if (st.isDirectory()) await removeEmptyTree(host);
-      else await fsp.unlink(host).catch(() => {});
+      if (st.isDirectory()) await fsp.rmdir(host).catch(() => {}); // not empty: the step wrote there
+      else if (st.isFile() && st.size === 0) await fsp.unlink(host);
     }
   }
 }
 
-/** Removes a directory tree of empty stub directories; keeps anything with real content. */
-async function removeEmptyTree(dir: string): Promise<boolean> {
-  const entries = await fsp.readdir(dir, { withFileTypes: true }).catch(() => []);
-  let empty = true;
-  for (const e of entries) {
-    if (e.isDirectory() && (await removeEmptyTree(path.join(dir, e.name)))) continue;
-    if (e.isFile() && (await fsp.stat(path.join(dir, e.name))).size === 0) {
-      await fsp.unlink(path.join(dir, e.name));
-      continue;
-    }
-    empty = false;
+async function exists(p: string): Promise<boolean> {
+  return fsp.lstat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** True when `host` is below `root` and every directory between them is a real directory. */
+async function plainPathInside(root: string, host: string): Promise<boolean> {
+  if (!host.startsWith(`${root}/`)) return false;
+  let dir = root;
+  for (const part of path.relative(root, path.dirname(host)).split('/').filter(Boolean)) {
+    dir = path.join(dir, part);
+    const st = await fsp.lstat(dir).catch(() => undefined);
+    if (!st || !st.isDirectory()) return false;
   }
-  if (empty) await fsp.rmdir(dir).catch(() => {});
-  return empty;
+  return true;
 }
 
 /** Go's %q for the failure message docker prints. */
