@@ -26,6 +26,8 @@ export interface TreeEntry {
   hardlinkGroup?: string;
   /** name → hex value; absent when the entry has none. */
   xattrs?: Record<string, string>;
+  /** The text of a small printable file, shown (not compared: sha256 is) when contents differ. */
+  preview?: string;
 }
 
 export interface CaptureOptions {
@@ -48,7 +50,9 @@ export function captureTree(dir: string, opts: CaptureOptions = {}): TreeEntry[]
     switch (entry.type) {
       case 'file': {
         entry.size = Number(st.size);
-        entry.sha256 = crypto.createHash('sha256').update(fs.readFileSync(abs)).digest('hex');
+        const data = fs.readFileSync(abs);
+        entry.sha256 = crypto.createHash('sha256').update(data).digest('hex');
+        if (data.length <= 256 && /^[\x20-\x7e\t\n]*$/.test(data.toString('latin1'))) entry.preview = data.toString('latin1');
         const key = `${st.dev}:${st.ino}`;
         const group = inodes.get(key) ?? [];
         group.push(entry);
@@ -154,6 +158,9 @@ export function diffTrees(a: TreeEntry[], b: TreeEntry[], names: [string, string
       const va = show(f, ea[f]);
       const vb = show(f, eb[f]);
       if (va !== vb) out.push(`${p}: ${f} ${names[0]}=${va} ${names[1]}=${vb}`);
+    }
+    if (ea.sha256 !== eb.sha256 && ea.preview !== undefined && eb.preview !== undefined) {
+      out.push(`${p}: content ${names[0]}=${JSON.stringify(ea.preview)} ${names[1]}=${JSON.stringify(eb.preview)}`);
     }
   }
   return out;

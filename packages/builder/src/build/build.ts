@@ -478,7 +478,7 @@ class Builder {
       } else if (instr.kind === 'copy' || instr.kind === 'add') {
         await copyStep(work.rootfs, instr, step.copy, await this.copySourceRoot(stage, instr), step.configBefore.config.WorkingDir || '/');
       } else if (instr.kind === 'workdir') {
-        await workdirStep(work.rootfs, step.configAfter.config.WorkingDir || '/');
+        await workdirStep(work.rootfs, step.configAfter.config.WorkingDir || '/', step.configBefore.config.User);
       }
       const clamp = this.opts.sourceDateEpoch !== undefined ? { clampMtime: this.opts.sourceDateEpoch } : {};
       const committed = await work.commit(clamp);

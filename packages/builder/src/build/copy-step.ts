@@ -85,7 +85,7 @@ export async function copyStep(
     }
     const owner = instr.chown ? await resolveChown(rootfs, instr.chown) : undefined;
     const chmod = instr.chmod ? parseChmod(instr.chmod) : undefined;
-    const opts: WriteOptions = { owner, chmod, keepOwner: sourceRoot.fromStage };
+    const opts: WriteOptions = { owner, chmod, keepOwner: sourceRoot.fromStage, dirMode: createdDirMode(instr.chmod) };
 
     const sourceCount = entries.length + instr.contents.length + instr.sources.filter(isRemote).length;
     const destIsDir = instr.dest.endsWith('/') || instr.dest.endsWith('/.') || instr.dest === '.';
@@ -116,7 +116,7 @@ export async function copyStep(
     for (const content of instr.contents) {
       const intoDir = destIsDir || sourceCount > 1 || (await statInRoot(rootfs, destPath))?.isDirectory() === true;
       const target = intoDir ? path.posix.join(destPath, content.path) : destPath;
-      const host = await resolveInRoot(rootfs, target, { createParents: true });
+      const host = await resolveCreating(rootfs, target, opts);
       await fsp.rm(host, { recursive: true, force: true });
       await fsp.writeFile(host, content.data, { mode: 0o644 });
       await applyMeta(host, { mode: chmod ? chmod(0o100644) & 0o7777 : 0o644, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0 });
@@ -136,6 +136,24 @@ interface WriteOptions {
   chmod: ChmodFn | undefined;
   /** Keep the source's uid/gid (COPY --from) instead of 0:0. */
   keepOwner: boolean;
+  /** Mode of directories the copy creates (missing parents, a directory source's destination). */
+  dirMode: number;
+}
+
+/** 0755, or the bits of an octal --chmod (BuildKit applies those to the directories it creates too). */
+function createdDirMode(chmod: string | undefined): number {
+  return chmod && /^[0-7]+$/.test(chmod) ? parseInt(chmod, 8) & 0o7777 : 0o755;
+}
+
+/**
+ * Resolves `p` inside the rootfs and creates its missing parents as Docker does (classic and
+ * BuildKit): with the directory mode, owned by the --chown owner, else by root.
+ */
+async function resolveCreating(rootfs: string, p: string, opts: WriteOptions): Promise<string> {
+  const created: string[] = [];
+  const host = await resolveInRoot(rootfs, p, { createParents: true, onCreate: (dir) => created.push(dir) });
+  for (const dir of created) await applyMeta(dir, { mode: opts.dirMode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
+  return host;
 }
 
 /** Writes `items` (root first, depth-first) so that the root lands at `dest` inside `rootfs`. */
@@ -147,18 +165,26 @@ async function writeTree(rootfs: string, dest: string, items: CopyItem[], opts: 
     const parentRel = item.rel === '' ? undefined : path.posix.dirname(item.rel) === '.' ? '' : path.posix.dirname(item.rel);
     const host =
       parentRel === undefined
-        ? await resolveInRoot(rootfs, dest, { createParents: true })
-        : path.join(hostOf.get(parentRel) ?? (await resolveInRoot(rootfs, path.posix.join(dest, parentRel), { createParents: true })), path.posix.basename(item.rel));
+        ? await resolveCreating(rootfs, dest, opts)
+        : path.join(hostOf.get(parentRel) ?? (await resolveCreating(rootfs, path.posix.join(dest, parentRel), opts)), path.posix.basename(item.rel));
     hostOf.set(item.rel, host);
     const uid = opts.owner?.uid ?? (opts.keepOwner ? item.uid : 0);
     const gid = opts.owner?.gid ?? (opts.keepOwner ? item.gid : 0);
     const mode = opts.chmod ? opts.chmod(item.mode | typeBits(item), item.type === 'dir') & 0o7777 : item.mode;
     const existing = await fsp.lstat(host).catch(() => undefined);
+    if (item.type === 'dir' && item.rel === '') {
+      // A directory source copies its contents: the destination is not a copy of the source directory.
+      // An existing one keeps its metadata; a new one is made like a missing parent (moby/buildkit#585).
+      if (existing?.isDirectory()) continue;
+      if (existing) await fsp.rm(host, { recursive: true, force: true });
+      await fsp.mkdir(host);
+      await applyMeta(host, { mode: opts.dirMode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
+      continue;
+    }
     if (item.type === 'dir') {
       if (existing && !existing.isDirectory()) await fsp.rm(host, { recursive: true, force: true });
       if (!existing || !existing.isDirectory()) await fsp.mkdir(host);
-      // An existing directory keeps its metadata when a directory's contents are merged into it.
-      if (!existing || item.rel !== '') dirs.push({ host, item });
+      dirs.push({ host, item });
       await applyMeta(host, { mode, uid, gid });
       await copyXattrs(item.absPath, host);
       continue;
@@ -290,7 +316,7 @@ async function addRemote(
   if (!response.ok || !response.body) throw new BuildError(`failed to download ${url}: HTTP ${response.status}`);
   const name = path.posix.basename(new URL(url).pathname) || 'index.html';
   const target = destIsDir ? path.posix.join(destPath, name) : destPath;
-  const host = await resolveInRoot(rootfs, target, { createParents: true });
+  const host = await resolveCreating(rootfs, target, opts);
   await fsp.rm(host, { recursive: true, force: true });
   const hash = crypto.createHash('sha256');
   const { Readable, Transform } = await import('node:stream');

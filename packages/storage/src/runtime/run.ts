@@ -178,7 +178,9 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
       cwd,
       uid: user.uid,
       gid: user.gid,
-      additionalGids: user.additionalGids,
+      // The primary gid is a supplementary group too, as Docker sets it: otherwise a file whose group
+      // only allows access would be denied once the process changes its gid (CVE-2022-36109 class).
+      additionalGids: [user.gid, ...user.additionalGids.filter((g) => g !== user.gid)],
       rlimits: mergeRlimits(opts.rlimits),
       capabilities: dockerCapabilities(caps),
       noNewPrivileges: opts.noNewPrivileges ?? false,
