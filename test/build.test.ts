@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { build, type BuildEvent } from '@tsbuild/builder';
+import { build, BuildCache, type BuildEvent } from '@tsbuild/builder';
 import { openTestRoot, runImage, writeTree, mountsUnder, type TestRoot } from './helpers/roots';
 
 let t: TestRoot;
@@ -194,6 +194,49 @@ describe('build', () => {
     } finally {
       await other.close();
     }
+  });
+});
+
+describe('builds and the layer sweep', () => {
+  it('a failed stage cancels its siblings: nothing runs or holds a work layer once build() rejects', async () => {
+    const ctx = context({
+      Dockerfile: 'FROM busybox AS a\nRUN false\nFROM busybox AS b\nRUN sleep 30\nFROM busybox\nCOPY --from=a /etc/passwd /a\nCOPY --from=b /etc/passwd /b\n',
+    });
+    await expect(buildCollect(ctx)).rejects.toThrow(/exit code: 1/);
+    expect(t.store.layers.listRW()).toEqual([]);
+    expect(mountsUnder(t.root)).toEqual([]);
+  });
+
+  it('a sweep (rmi or prune from another process) during a build keeps what the build still needs', async () => {
+    const ctx = context({ Dockerfile: 'FROM busybox AS a\nRUN echo a > /a\nFROM busybox AS b\nRUN sleep 1\nFROM b\nCOPY --from=a /a /a\n' });
+    let sweep: Promise<number> | undefined;
+    const names = new Map<number, string>();
+    await buildCollect(ctx).then(() => undefined);
+    await t.store.removeImage('test:latest');
+    await new BuildCache(t.root).clear();
+    await t.store.collectLayers();
+    const result = await build(
+      { context: ctx, tags: ['test:latest'] },
+      {
+        store: t.store,
+        onEvent: (e: BuildEvent) => {
+          if (e.type === 'step-start') names.set(e.vertex, e.name);
+          if (e.type === 'step-done' && names.get(e.vertex)?.includes('echo a')) sweep = t.store.collectLayers();
+        },
+      },
+    );
+    await sweep;
+    expect((await runImage(t.store, result.imageId, ['cat', '/a'])).stdout).toBe('a\n');
+  });
+
+  it('removing an unrelated image keeps the build cache of intermediate stages', async () => {
+    const ctx = context({ Dockerfile: 'FROM busybox AS a\nRUN echo a > /a\nFROM busybox\nCOPY --from=a /a /a\n' });
+    await buildCollect(ctx);
+    await t.store.images.tag('other:1', (await t.store.images.resolve('busybox')).id);
+    await t.store.removeImage('other:1');
+    await t.store.collectLayers();
+    const again = await buildCollect(ctx);
+    expect(again.events.filter((e) => e.type === 'step-cache-miss')).toEqual([]);
   });
 });
 

@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Store } from '@tsbuild/storage';
+import { BuildCache } from '@tsbuild/builder';
 import { makeBusyboxTar } from '../../fixtures/busybox';
 
 export const REPO = path.resolve(__dirname, '..', '..');
@@ -35,7 +36,8 @@ export async function openTestRoot(opts: { driver?: 'overlay2' | 'vfs'; base?: b
   const root = path.join(top, 'root');
   const work = path.join(top, 'work');
   fs.mkdirSync(work);
-  const store = await Store.open(root, { driver: opts.driver ?? 'overlay2' });
+  // As the CLI opens it: the build cache's layers are roots of the layer sweep.
+  const store = await Store.open(root, { driver: opts.driver ?? 'overlay2', liveChains: () => new BuildCache(root).liveChains() });
   if (opts.base !== false) await store.importTarball(busyboxTarball(), 'busybox:latest');
   return {
     root,

@@ -16,6 +16,7 @@ import type { DriverChoice } from './drivers';
 import { isAlive, ownedName, ownerOf } from './drivers/proc';
 import { removeStaleCgroups } from './runtime';
 import { loadArchive, saveDockerArchive, saveOciArchive, type SaveOptions } from './transport';
+import { writeFileAtomic } from './atomic';
 
 export interface StoreOptions {
   /** overlay2 | vfs | aufs; default: what the root already uses, else overlay2 where it works, else vfs. */
@@ -32,6 +33,11 @@ export interface ImportOptions {
   /** Config changes (a subset of docker import -c): CMD/ENTRYPOINT/ENV/WORKDIR/USER as JSON or text. */
   config?: Partial<ImageConfig['config']>;
   onProgress?: (bytes: number) => void;
+}
+
+export interface Lease {
+  add(chain: string | null): Promise<void>;
+  release(): Promise<void>;
 }
 
 export class Store {
@@ -131,6 +137,47 @@ export class Store {
     else await saveOciArchive(this.images, images, out, opts);
   }
 
+  /**
+   * Keeps chains alive for as long as this process runs (a build between committing a layer and
+   * writing its image): the sweep treats a live owner's lease as a root, a dead owner's as garbage.
+   */
+  async lease(): Promise<Lease> {
+    const dir = path.join(this.root, 'leases');
+    await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+    const file = path.join(dir, `${ownedName(randomBytes(6).toString('hex'))}.json`);
+    const chains = new Set<string>();
+    return {
+      async add(chain: string | null) {
+        if (chain === null || chains.has(chain)) return;
+        chains.add(chain);
+        await writeFileAtomic(file, JSON.stringify([...chains]));
+      },
+      async release() {
+        await fs.promises.rm(file, { force: true });
+      },
+    };
+  }
+
+  /** Chains held by the leases of live processes; leases of dead processes are removed. */
+  private async leasedChains(): Promise<string[]> {
+    const dir = path.join(this.root, 'leases');
+    const out: string[] = [];
+    for (const name of await fs.promises.readdir(dir).catch(() => [] as string[])) {
+      const owner = ownerOf(name);
+      const file = path.join(dir, name);
+      if (owner === null || !isAlive(owner)) {
+        await fs.promises.rm(file, { force: true });
+        continue;
+      }
+      try {
+        out.push(...(JSON.parse(await fs.promises.readFile(file, 'utf8')) as string[]));
+      } catch {
+        // Being replaced right now (atomic rename): its chains were committed under the lock we hold.
+      }
+    }
+    return out;
+  }
+
   /** The chain ID of an image's top layer, or null for an image without layers. */
   async imageChain(refOrId: string): Promise<{ id: Digest; chainID: Digest | null; config: ImageConfig }> {
     const img = await this.images.resolve(refOrId);
@@ -151,6 +198,11 @@ export class Store {
    * live build-cache entry. Children go before parents. Returns how many layers were removed.
    */
   async collectLayers(): Promise<number> {
+    // Mark and sweep under the layer lock: no layer can be committed (and leased) in between.
+    return this.layers.lock.withExclusive(() => this.sweepLayers());
+  }
+
+  private async sweepLayers(): Promise<number> {
     const live = new Set<string>();
     const markChain = (chain: string | null) => {
       let cur = chain;
@@ -167,6 +219,7 @@ export class Store {
     }
     for (const rw of this.layers.listRW()) markChain(rw.parent);
     for (const chain of (await this.liveChains?.()) ?? []) markChain(chain);
+    for (const chain of await this.leasedChains()) markChain(chain);
     const dead = this.layers.list().filter((l) => !live.has(l.chainID));
     const depth = new Map<string, number>();
     const depthOf = (l: Layer): number => {

@@ -44,6 +44,8 @@ export interface RunRequest {
   mounts: RunMountRequest[];
   stdout: Writable;
   stderr: Writable;
+  /** Kills the container when aborted. */
+  signal?: AbortSignal;
 }
 
 export type RunMountRequest =
@@ -67,6 +69,9 @@ export interface BuildBackend {
   /** Writes the image (config + manifest) and returns its IDs; tags are applied by `tag`. */
   writeImage(config: ImageConfig, layers: { diffID: string; chainID: string }[]): Promise<{ imageId: string; manifestDigest: string }>;
   tag(ref: string, imageId: string): Promise<string>;
+  /** Keeps a chain from being garbage-collected until releaseHolds (between commit and image). */
+  hold(chainID: string | null): Promise<void>;
+  releaseHolds(): Promise<void>;
   /** An uncompressed tar stream of a committed layer chain's merged tree (for --output). */
   exportRootfs?(chainID: string | null): Promise<Readable>;
 }

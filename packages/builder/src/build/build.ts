@@ -117,6 +117,7 @@ class Builder {
   private readonly results = new Map<PlannedStage, Promise<StageResult>>();
   private readonly created: string;
   private sources: ContextSources | undefined;
+  private readonly abort = new AbortController();
 
   constructor(
     private readonly opts: BuildOptions,
@@ -130,7 +131,23 @@ class Builder {
     this.created = new Date(opts.sourceDateEpoch !== undefined ? opts.sourceDateEpoch * 1000 : Date.now()).toISOString();
   }
 
+  /**
+   * On the first failure, the stages still running are cancelled (their containers killed) and
+   * waited for, so nothing keeps running or holding a work layer once build() has rejected.
+   */
   async run(): Promise<BuildResult> {
+    try {
+      return await this.runStages();
+    } catch (err) {
+      this.abort.abort();
+      await Promise.allSettled([...this.results.values()]);
+      throw err;
+    } finally {
+      await this.backend.releaseHolds();
+    }
+  }
+
+  private async runStages(): Promise<BuildResult> {
     if (this.opts.platform) checkPlatform(this.opts.platform);
     const text = this.readDockerfile();
     let parsed;
@@ -400,6 +417,7 @@ class Builder {
       config = scratchConfig();
     } else if (stage.base.kind === 'image') {
       chainID = stage.base.image.chainID;
+      await this.backend.hold(chainID);
       config = stage.base.image.config;
       layers = chainFromConfig(config, chainID);
     } else {
@@ -420,6 +438,7 @@ class Builder {
       for (const p of pending.splice(0)) history.push(historyEntry(historyText(p), lastCreated, true));
     };
     for (const step of stage.steps) {
+      if (this.abort.signal.aborted) throw new BuildError('canceled: another stage failed');
       const instr = step.instr;
       const isLayerStep = instr.kind === 'run' || instr.kind === 'copy' || instr.kind === 'add' || instr.kind === 'workdir';
       if (!isLayerStep) {
@@ -431,6 +450,7 @@ class Builder {
       try {
         const outcome = await this.executeLayerStep(stage, step, chainID, vertex);
         if (!outcome.empty) {
+          await this.backend.hold(outcome.chainID);
           chainID = outcome.chainID;
           layers.push({ diffID: outcome.diffID, chainID: outcome.chainID });
         }
@@ -500,6 +520,7 @@ class Builder {
       emit: (e) => this.emit({ ...e, vertex } as BuildEvent),
       network: this.opts.network ?? 'default',
       secrets: this.opts.secrets ?? {},
+      signal: this.abort.signal,
       viewOf: (ref) => this.viewFor(ref, stage),
       contextDir: this.contextDir,
       cacheMountsDir: path.join(this.backend.root, 'builder', 'cache-mounts'),

@@ -48,6 +48,26 @@ export class BuildCache {
     this.lineage = path.join(root, 'builder', 'lineage');
   }
 
+  /** Chain IDs the cache refers to: roots for the store's layer sweep. */
+  async liveChains(): Promise<string[]> {
+    const out: string[] = [];
+    for (const name of await fs.promises.readdir(this.entries).catch(() => [] as string[])) {
+      try {
+        const record = JSON.parse(await fs.promises.readFile(path.join(this.entries, name), 'utf8')) as CacheRecord;
+        if (record.chainID) out.push(record.chainID);
+      } catch {
+        // A temporary file mid-rename.
+      }
+    }
+    return out;
+  }
+
+  /** Drops every cache entry and the step history (`tsbuild prune`). */
+  async clear(): Promise<void> {
+    await fs.promises.rm(this.entries, { recursive: true, force: true });
+    await fs.promises.rm(this.lineage, { recursive: true, force: true });
+  }
+
   async lookup(key: string): Promise<CacheRecord | undefined> {
     try {
       return JSON.parse(await fs.promises.readFile(this.entryPath(key), 'utf8')) as CacheRecord;

@@ -2,11 +2,13 @@
 import { Store, type StoreOptions } from '@tsbuild/storage';
 import { build as runBuild, type BuildHooks, type BuildOptions, type BuildResult } from './build';
 import { StoreBackend } from './store-backend';
+import { BuildCache } from './cache';
 
 export type { BuildOptions, BuildHooks, BuildResult } from './build';
 export { BuildError } from './errors';
 export type { BuildBackend } from './backend';
 export { StoreBackend } from './store-backend';
+export { BuildCache } from './cache';
 export { ConfigState, scratchConfig, type ImageConfig, type ContainerConfig, type HistoryEntry } from './image-config';
 
 export interface BuildStoreOptions {
@@ -20,10 +22,12 @@ export interface BuildStoreOptions {
 /** Builds a Dockerfile into an image in the store and tags it; resolves to the image ID and digests. */
 export async function build(opts: BuildOptions, hooks: BuildHooks & BuildStoreOptions = {}): Promise<BuildResult> {
   const own = !hooks.store;
+  const root = hooks.root ?? process.env.TSBUILD_ROOT ?? '/var/lib/tsbuild';
   const store =
     hooks.store ??
-    (await Store.open(hooks.root ?? process.env.TSBUILD_ROOT ?? '/var/lib/tsbuild', {
+    (await Store.open(root, {
       ...(hooks.storageDriver ? { driver: hooks.storageDriver } : {}),
+      liveChains: () => new BuildCache(root).liveChains(),
     }));
   try {
     return await runBuild(opts, new StoreBackend(store), hooks);

@@ -23,6 +23,8 @@ export interface RunContext {
   viewOf(ref: string): Promise<{ rootfs: string; release(): Promise<void> }>;
   contextDir: string;
   cacheMountsDir: string;
+  /** Aborted when another stage failed: the step's container is killed. */
+  signal: AbortSignal;
 }
 
 /** Files the runtime binds into every container; created as stubs when the image lacks them. */
@@ -72,6 +74,7 @@ export async function runStep(ctx: RunContext, rootfs: string, instr: RunInstruc
       mounts,
       stdout,
       stderr,
+      signal: ctx.signal,
     });
     if (result.exitCode !== 0) {
       const status = result.exitCode ?? 128;

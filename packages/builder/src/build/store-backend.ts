@@ -4,7 +4,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Store, runContainer, type Digest, type Descriptor } from '@tsbuild/storage';
+import { Store, runContainer, type Digest, type Descriptor, type Lease } from '@tsbuild/storage';
 import type { BuildBackend, LayerView, ResolvedImage, RunRequest, RunResult, WorkLayer } from './backend';
 import type { ImageConfig } from './image-config';
 
@@ -110,11 +110,15 @@ export class StoreBackend implements BuildBackend {
         stdio: 'pipe',
         noNewPrivileges: false,
       });
+      const cancel = () => container.kill('SIGKILL');
+      if (req.signal?.aborted) cancel();
+      req.signal?.addEventListener('abort', cancel, { once: true });
       const copies = [
         container.stdout ? pipeline(container.stdout, req.stdout, { end: false }) : Promise.resolve(),
         container.stderr ? pipeline(container.stderr, req.stderr, { end: false }) : Promise.resolve(),
       ];
       const exit = await container.wait();
+      req.signal?.removeEventListener('abort', cancel);
       await Promise.allSettled(copies);
       return { exitCode: exit.exitCode, signal: exit.signal, oomKilled: exit.oomKilled };
     } finally {
@@ -133,6 +137,19 @@ export class StoreBackend implements BuildBackend {
       config: config as unknown as Parameters<Store['images']['createImage']>[0]['config'],
     });
     return { imageId: created.id, manifestDigest: created.manifest.digest };
+  }
+
+  private lease: Promise<Lease> | undefined;
+
+  async hold(chainID: string | null): Promise<void> {
+    if (chainID === null) return;
+    this.lease ??= this.store.lease();
+    await (await this.lease).add(chainID);
+  }
+
+  async releaseHolds(): Promise<void> {
+    if (this.lease) await (await this.lease).release();
+    this.lease = undefined;
   }
 
   async tag(ref: string, imageId: string): Promise<string> {

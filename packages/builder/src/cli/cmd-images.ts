@@ -4,6 +4,7 @@ import { CommandError, UsageError } from './errors';
 import { humanSize, parseCommandArgs, table, timeAgo } from './parse';
 import { progressLine } from './progress-line';
 import { withStore } from './store';
+import { BuildCache } from '../build/cache';
 
 const IMPORT_USAGE = `Usage: tsbuild import [OPTIONS] TARBALL|- [NAME[:TAG]]
 
@@ -198,11 +199,12 @@ export const loadCommand: Command = {
 };
 
 export const pruneCommand: Command = {
-  summary: 'Remove untagged images, unused layers and orphan blobs',
+  summary: 'Remove untagged images, the build cache, unused layers and orphan blobs',
   usage: 'Usage: tsbuild prune',
   async run(args, globals) {
     parseCommandArgs(args, {}, this.usage);
     return withStore(globals, async (store) => {
+      await new BuildCache(globals.root).clear();
       const r = await store.prune();
       process.stdout.write(`Deleted ${r.images} images, ${r.layers} layers, ${r.blobs} blobs\nTotal reclaimed space: ${humanSize(r.bytes)}\n`);
       return 0;

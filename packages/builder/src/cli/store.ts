@@ -1,6 +1,7 @@
 // Opening the storage root for a command: checks root first (one line instead of an EPERM deep in a
 // syscall) and prints the driver notice once.
 import { Store } from '@tsbuild/storage';
+import { BuildCache } from '../build/cache';
 import { CommandError } from './errors';
 import type { GlobalOptions } from './globals';
 
@@ -14,6 +15,8 @@ export async function openStore(globals: GlobalOptions): Promise<Store> {
   requireRoot();
   return Store.open(globals.root, {
     ...(globals.storageDriver ? { driver: globals.storageDriver } : {}),
+    // Layers the build cache refers to stay until `tsbuild prune`.
+    liveChains: () => new BuildCache(globals.root).liveChains(),
     onNotice: (message) => process.stderr.write(`tsbuild: ${message}\n`),
   });
 }
