@@ -197,6 +197,51 @@ describe('build', () => {
   });
 });
 
+describe('docker build semantics found in review', () => {
+  it('one wildcard match into a file path; a symlinked destination is followed; local *.git is a path', async () => {
+    const ctx = context({
+      Dockerfile: [
+        'FROM busybox',
+        'RUN mkdir -p /opt/app && ln -s /opt/app /app',
+        'COPY target/*.jar app.jar',
+        'COPY src/ /app/',
+        'COPY repo.git /repo.git',
+      ].join('\n'),
+      'target/only.jar': 'jar',
+      'src/main.txt': 'main',
+      'repo.git/HEAD': 'ref',
+    });
+    await buildCollect(ctx);
+    const out = await runImage(t.store, 'test:latest', ['sh', '-c', 'cat /app.jar; echo; cat /opt/app/main.txt; echo; [ -L /app ] && echo link; cat /repo.git/HEAD']);
+    expect(out.stdout).toBe('jar\nmain\nlink\nref');
+  });
+
+  it('undeclared proxy build args reach RUN but not the key; tmpfs mounts are writable by USER', async () => {
+    const ctx = context({
+      Dockerfile: 'FROM busybox\nUSER 1000\nRUN --mount=type=tmpfs,target=/t touch /t/x && echo "p=$HTTP_PROXY" > /tmp/p\n',
+    });
+    await buildCollect(ctx, { buildArgs: { HTTP_PROXY: 'http://proxy.invalid:3128' } });
+    expect((await runImage(t.store, 'test:latest', ['cat', '/tmp/p'])).stdout).toBe('p=http://proxy.invalid:3128\n');
+    const again = await buildCollect(ctx, { buildArgs: { HTTP_PROXY: 'http://other.invalid:8080' } });
+    expect(again.events.filter((e) => e.type === 'step-cached')).toHaveLength(1);
+  });
+
+  it('ADD of a URL into an existing directory puts the file inside it', async () => {
+    const http = await import('node:http');
+    const server = http.createServer((_req, res) => res.end('downloaded\n'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const ctx = context({ Dockerfile: `FROM busybox\nADD http://127.0.0.1:${port}/file.txt /tmp\n` });
+      await buildCollect(ctx);
+      const out = await runImage(t.store, 'test:latest', ['sh', '-c', 'cat /tmp/file.txt; stat -c %a /tmp']);
+      expect(out.stdout).toBe('downloaded\n1777\n');
+    } finally {
+      server.close();
+    }
+  });
+});
+
 describe('builds and the layer sweep', () => {
   it('a failed stage cancels its siblings: nothing runs or holds a work layer once build() rejects', async () => {
     const ctx = context({
@@ -254,6 +299,7 @@ describe('bad input leaves no tag, layer step or mount behind', () => {
   it('an unknown instruction names its line', () =>
     expectFailure({ Dockerfile: 'FROM busybox\nRUN true\nFROBNICATE x\n' }, /line 3: unknown instruction: FROBNICATE/));
   it('an empty Dockerfile', () => expectFailure({ Dockerfile: '' }, /file with no instructions/));
+  it('a bad EXPOSE names its line', () => expectFailure({ Dockerfile: 'FROM busybox\nRUN true\nEXPOSE abc\n' }, /Dockerfile:3: invalid containerPort: abc/));
   it('a missing source is named', () => expectFailure({ Dockerfile: 'FROM busybox\nRUN true\nCOPY nothere /x\n' }, /nothere/));
   it('a source outside the context', () => expectFailure({ Dockerfile: 'FROM busybox\nCOPY ../../etc/passwd /x\n' }, /outside the build context/));
   it('a missing base image is named', () => expectFailure({ Dockerfile: 'FROM nosuchimage:1\nRUN true\n' }, /nosuchimage/));

@@ -82,6 +82,12 @@ describe('image commands', () => {
     expect(cli(root, ['prune']).status).toBe(0);
   });
 
+  it('a missing image is a user error: exit 1 for inspect, 125 for run', () => {
+    const inspect = cli(root, ['inspect', 'nosuch:1']);
+    expect([inspect.status, inspect.stderr.trim()]).toEqual([1, 'tsbuild: image not found: nosuch:1']);
+    expect(cli(root, ['run', '--rm', 'nosuch:1', 'true']).status).toBe(125);
+  });
+
   it('a missing import file is a clear error', () => {
     const r = cli(root, ['import', '/nonexistent.tar', 'x']);
     expect(r.status).toBe(1);
@@ -113,6 +119,11 @@ describe('run', () => {
       'busybox', 'sh', '-c', 'echo $A $(pwd) $(id -u) $(hostname) $(cat /mnt/f); ls /sys/class/net; touch /mnt/x 2>/dev/null || echo ro',
     ]);
     expect(r.stdout).toBe('1 /tmp 1000 box from host\nlo\nro\n');
+  });
+
+  it("--help among the container's arguments belongs to the container", () => {
+    const r = cli(root, ['run', '--rm', 'busybox', 'ls', '-h', '/bin/busybox']);
+    expect([r.status, r.stdout]).toEqual([0, '/bin/busybox\n']);
   });
 
   it('-i passes stdin', () => {

@@ -73,7 +73,9 @@ interface PlannedStep {
   instr: Instruction;
   /** Env (KEY=value) a RUN sees: image env + in-scope build args. */
   runEnv: string[];
-  /** Build args in scope (for the key; proxy args excluded). */
+  /** The env as the cache key sees it: runEnv without undeclared proxy args. */
+  keyEnv: string[];
+  /** Build args in scope (declared), for the history line. */
   args: string[];
   configBefore: ImageConfig;
   /** The config after this instruction (what WORKDIR created, for example). */
@@ -275,21 +277,24 @@ class Builder {
 
     for (const raw of instructions) {
       number++;
-      const instr = EXPANDED_INSTRUCTIONS.has(raw.kind)
-        ? expandInstructionAt(raw, visible, lexer)
-        : raw;
+      const instr = atLine(raw.startLine, () => (EXPANDED_INSTRUCTIONS.has(raw.kind) ? expandInstruction(raw, visible, lexer) : raw));
       const args = [...scope.values].filter(([k]) => state.getEnv(k) === undefined).map(([k, v]) => `${k}=${v}`);
+      // Proxy build args reach RUN without a declaration, but stay out of the key and the history.
+      const proxies = [...buildArgs]
+        .filter(([k]) => PROXY_ARGS.has(k) && !scope.declared.has(k) && state.getEnv(k) === undefined)
+        .map(([k, v]) => `${k}=${v}`);
       const step: PlannedStep = {
         number,
         name: `[${label}${String(number).padStart(String(total).length)}/${total}] ${raw.original}`,
         instr,
-        runEnv: [...state.env(), ...args],
-        args: args.filter((a) => !PROXY_ARGS.has(a.slice(0, a.indexOf('=')))),
+        runEnv: [...state.env(), ...args, ...proxies],
+        keyEnv: [...state.env(), ...args],
+        args,
         configBefore: structuredClone(state.image),
         configAfter: state.image,
         historyText: raw.original,
       };
-      if (!applyToConfig(state, instr)) {
+      if (!atLine(instr.startLine, () => applyToConfig(state, instr))) {
         switch (instr.kind) {
           case 'arg':
             scope.declare(instr, lexer, visible);
@@ -460,8 +465,8 @@ class Builder {
       } catch (err) {
         const message = (err as Error).message;
         this.emit({ type: 'step-error', vertex, message, time: Date.now() });
-        if (err instanceof BuildError) throw err;
-        throw new BuildError(`${step.name.replace(/^\[[^\]]*\] /, '')}: ${message}`, (err as { exitCode?: number }).exitCode);
+        const where = `Dockerfile:${step.instr.startLine}: ${step.name.replace(/^\[[^\]]*\] /, '')}`;
+        throw new BuildError(`${where}: ${message}`, (err as { runExitCode?: number }).runExitCode);
       }
     }
     flushPending();
@@ -559,7 +564,7 @@ class Builder {
       instruction: canonicalInstruction(instr),
     };
     if (instr.kind === 'run') {
-      parts.env = JSON.stringify(step.runEnv.filter((kv) => !PROXY_ARGS.has(kv.slice(0, kv.indexOf('=')))));
+      parts.env = JSON.stringify(step.keyEnv);
       parts.user = config.User ?? '';
       parts.workdir = config.WorkingDir ?? '';
       parts.shell = JSON.stringify(config.Shell ?? DEFAULT_SHELL);
@@ -627,8 +632,15 @@ export function chainIdOf(parent: string, diffID: string): string {
   return `sha256:${crypto.createHash('sha256').update(`${parent} ${diffID}`).digest('hex')}`;
 }
 
-function expandInstructionAt<T extends Instruction>(instr: T, env: (name: string) => string | undefined, lexer: ShellLexer): T {
-  return expandInstruction(instr, env, lexer);
+/** Runs `fn`; an error it throws becomes a build error naming the Dockerfile line. */
+function atLine<T>(line: number, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof BuildError) throw err;
+    if (err instanceof DockerfileParseError || err instanceof DockerfileExpansionError) throw new BuildError(`Dockerfile: ${err.message}`);
+    throw new BuildError(lineMessage(line, (err as Error).message));
+  }
 }
 
 function lineMessage(line: number, message: string): string {

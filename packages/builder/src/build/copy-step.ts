@@ -90,8 +90,8 @@ export async function copyStep(
     const sourceCount = entries.length + instr.contents.length + instr.sources.filter(isRemote).length;
     const destIsDir = instr.dest.endsWith('/') || instr.dest.endsWith('/.') || instr.dest === '.';
     const destPath = path.posix.isAbsolute(instr.dest) ? instr.dest : path.posix.join(workdir || '/', instr.dest);
-    const wildcard = instr.sources.some((s) => /[*?[]/.test(s));
-    if ((sourceCount > 1 || wildcard) && !destIsDir) {
+    // Counted after wildcard expansion: `COPY target/*.jar app.jar` with one match names a file.
+    if (sourceCount > 1 && !destIsDir) {
       const existing = await statInRoot(rootfs, destPath);
       if (!existing?.isDirectory()) {
         throw new BuildError(`When using ${instr.keyword} with more than one source file, the destination must be a directory and end with a /`);
@@ -124,7 +124,8 @@ export async function copyStep(
 
     for (const url of instr.sources.filter(isRemote)) {
       if (instr.kind !== 'add') throw new BuildError(`${instr.keyword} does not support URLs: ${url} (use ADD)`);
-      await addRemote(rootfs, url, destIsDir, destPath, instr, opts);
+      const intoDir = destIsDir || (await statInRoot(rootfs, destPath))?.isDirectory() === true;
+      await addRemote(rootfs, url, intoDir, destPath, instr, opts);
     }
   } finally {
     await sourceRoot.release();
@@ -149,9 +150,9 @@ function createdDirMode(chmod: string | undefined): number {
  * Resolves `p` inside the rootfs and creates its missing parents as Docker does (classic and
  * BuildKit): with the directory mode, owned by the --chown owner, else by root.
  */
-async function resolveCreating(rootfs: string, p: string, opts: WriteOptions): Promise<string> {
+async function resolveCreating(rootfs: string, p: string, opts: WriteOptions, followFinal = false): Promise<string> {
   const created: string[] = [];
-  const host = await resolveInRoot(rootfs, p, { createParents: true, onCreate: (dir) => created.push(dir) });
+  const host = await resolveInRoot(rootfs, p, { createParents: true, followFinal, onCreate: (dir) => created.push(dir) });
   for (const dir of created) await applyMeta(dir, { mode: opts.dirMode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
   return host;
 }
@@ -165,7 +166,8 @@ async function writeTree(rootfs: string, dest: string, items: CopyItem[], opts: 
     const parentRel = item.rel === '' ? undefined : path.posix.dirname(item.rel) === '.' ? '' : path.posix.dirname(item.rel);
     const host =
       parentRel === undefined
-        ? await resolveCreating(rootfs, dest, opts)
+        ? // A directory's contents go where a symlink at the destination points, as BuildKit follows it.
+          await resolveCreating(rootfs, dest, opts, item.type === 'dir')
         : path.join(hostOf.get(parentRel) ?? (await resolveCreating(rootfs, path.posix.join(dest, parentRel), opts)), path.posix.basename(item.rel));
     hostOf.set(item.rel, host);
     const uid = opts.owner?.uid ?? (opts.keepOwner ? item.uid : 0);
@@ -271,8 +273,9 @@ async function resolveChown(rootfs: string, spec: string): Promise<Owner> {
   }
 }
 
+/** A URL or a git remote; a local path ending in `.git` is just a path. */
 function isRemote(source: string): boolean {
-  return /^https?:\/\//.test(source) || /^git@/.test(source) || /\.git(#.*)?$/.test(source);
+  return /^(https?|git|ssh):\/\//.test(source) || /^git@/.test(source);
 }
 
 /** A local tar (plain, gzip, bzip2, xz, zstd) by its magic bytes, as docker's ADD decides. */

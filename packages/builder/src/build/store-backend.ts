@@ -94,6 +94,7 @@ export class StoreBackend implements BuildBackend {
       else {
         // A private directory stands in for a tmpfs: it is never part of the layer either.
         const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'tsbuild-tmpfs-'));
+        await fsp.chmod(dir, 0o1777); // like a fresh tmpfs: writable by the step's USER too
         scratch.push(dir);
         mounts.push({ source: dir, target: m.target, readonly: false });
       }

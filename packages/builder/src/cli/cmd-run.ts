@@ -51,6 +51,7 @@ const RUN_OPTIONS = {
 export const runCommand: Command = {
   summary: 'Run a command in a new container',
   usage: RUN_USAGE,
+  ownArgs: (args) => splitAtImage(args).options,
   async run(args, globals) {
     // Options stop at the image name: everything after it is the container's command.
     const split = splitAtImage(args);
@@ -64,11 +65,13 @@ export const runCommand: Command = {
       ...(values['pids-limit'] ? { pidsLimit: Math.trunc(parsePositive(values['pids-limit'], '--pids-limit')) } : {}),
     };
     const mounts = (values.volume ?? []).map(parseVolume);
-    const env = (values.env ?? []).map((e) => (e.includes('=') ? e : `${e}=${process.env[e] ?? ''}`)).filter((e) => !e.endsWith('=') || e.includes('='));
+    // A bare `-e K` takes the host's value, and is left out when the host has none (docker run).
+    const env = (values.env ?? []).flatMap((e) => (e.includes('=') ? [e] : process.env[e] !== undefined ? [`${e}=${process.env[e]}`] : []));
 
     return withStore(globals, async (store) => {
       const containers = new Containers(store);
-      const { record, process: proc } = await containers.create({
+      // docker run reports its own failures (no such image, bad name) with 125.
+      const { record, process: proc } = await createOr125(containers, {
         image: split.image!,
         ...(values.name ? { name: values.name } : {}),
         ...(split.command.length > 0 ? { cmd: split.command } : {}),
@@ -94,6 +97,14 @@ export const runCommand: Command = {
     });
   },
 };
+
+async function createOr125(containers: Containers, opts: Parameters<Containers['create']>[0]) {
+  try {
+    return await containers.create(opts);
+  } catch (err) {
+    throw new CommandError((err as Error).message, 125);
+  }
+}
 
 interface AttachOptions {
   network: 'none' | 'host';

@@ -8,6 +8,8 @@ export interface Command {
   summary: string;
   usage: string;
   run(args: string[], globals: GlobalOptions): Promise<number>;
+  /** The arguments that belong to tsbuild (for `run`, those before the image: the rest is the container's). */
+  ownArgs?(args: string[]): string[];
 }
 
 type CommandLoader = () => Command;
@@ -89,7 +91,8 @@ export async function main(argv: string[]): Promise<number> {
     const loader = commands[command];
     if (!loader) throw new UsageError(`unknown command "${command}"; see "tsbuild --help"`);
     const cmd = loader();
-    if (rest.includes('--help') || rest.includes('-h')) {
+    const own = cmd.ownArgs ? cmd.ownArgs(rest) : rest;
+    if (own.includes('--help') || own.includes('-h')) {
       process.stdout.write(`${cmd.usage}\n`);
       return EXIT_OK;
     }
@@ -100,6 +103,9 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** Error codes of the storage layer that describe bad input (a missing image, a corrupt archive…). */
+const USER_ERROR_CODES = new Set(['ENOIMAGE', 'EINVALIDREF', 'ENOLAYER', 'EDIGEST', 'ETARFORMAT', 'EBREAKOUT', 'ENOENT']);
+
 export function reportError(err: unknown, debug: boolean): number {
   if (err instanceof UsageError || (err instanceof TypeError && 'code' in err && String((err as { code: unknown }).code).startsWith('ERR_PARSE_ARGS'))) {
     process.stderr.write(`tsbuild: ${(err as Error).message}\n`);
@@ -109,8 +115,8 @@ export function reportError(err: unknown, debug: boolean): number {
     process.stderr.write(`tsbuild: ${err.message}\n`);
     return err.exitCode;
   }
-  const e = err as Error & { exitCode?: number; userFacing?: boolean };
-  if (e && e.userFacing) {
+  const e = err as Error & { exitCode?: number; userFacing?: boolean; code?: unknown };
+  if (e && (e.userFacing || USER_ERROR_CODES.has(String(e.code)))) {
     process.stderr.write(`tsbuild: ${e.message}\n`);
     return typeof e.exitCode === 'number' ? e.exitCode : EXIT_FAILURE;
   }
