@@ -216,6 +216,14 @@ describe('docker build semantics found in review', () => {
     expect(out.stdout).toBe('jar\nmain\nlink\nref');
   });
 
+  it('COPY --from follows absolute symlinks inside the source image', async () => {
+    const ctx = context({
+      Dockerfile: 'FROM busybox AS s\nRUN mkdir /real && echo inside > /real/f && ln -s /real /abs && ln -s ../../real /rel\nFROM busybox\nCOPY --from=s /abs/f /got\nCOPY --from=s /rel/f /got2\n',
+    });
+    await buildCollect(ctx);
+    expect((await runImage(t.store, 'test:latest', ['cat', '/got', '/got2'])).stdout).toBe('inside\ninside\n');
+  });
+
   it('undeclared proxy build args reach RUN but not the key; tmpfs mounts are writable by USER', async () => {
     const ctx = context({
       Dockerfile: 'FROM busybox\nUSER 1000\nRUN --mount=type=tmpfs,target=/t touch /t/x && echo "p=$HTTP_PROXY" > /tmp/p\n',

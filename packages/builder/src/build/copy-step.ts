@@ -80,7 +80,7 @@ export async function copyStep(
   try {
     let entries = planned?.entries;
     if (!entries) {
-      const view = await BuildContext.open(sourceRoot.dir, { dockerfileText: '', ignoreFile: null });
+      const view = await BuildContext.open(sourceRoot.dir, { dockerfileText: '', ignoreFile: null, symlinks: 'root' });
       entries = await view.resolveSources(instr.sources, { excludes: instr.exclude });
     }
     const owner = instr.chown ? await resolveChown(rootfs, instr.chown) : undefined;

@@ -25,6 +25,12 @@ export interface OpenOptions {
    * Default: `<Dockerfile>.dockerignore` if it exists, else `<context>/.dockerignore`.
    */
   ignoreFile?: string | null;
+  /**
+   * `root`: the directory is a root filesystem (a stage or image for COPY --from): absolute symlink
+   * targets are relative to it and `..` stops at it, as inside the container. Default `context`: a
+   * symlink leading out of the build context is an error.
+   */
+  symlinks?: 'context' | 'root';
 }
 
 export interface ResolveOptions {
@@ -200,7 +206,9 @@ export class BuildContext {
     }
     if (kept) matcher = new PatternMatcher(patterns);
 
-    return new BuildContext(root, givenRoot, dockerfilePath, dockerfile, ignoreFile, patterns, matcher);
+    const ctx = new BuildContext(root, givenRoot, dockerfilePath, dockerfile, ignoreFile, patterns, matcher);
+    ctx.chrootSymlinks = opts.symlinks === 'root';
+    return ctx;
   }
 
   /** Whether .dockerignore excludes this context path by itself (a re-included child may still show). */
@@ -357,6 +365,8 @@ export class BuildContext {
    * and the final one when `followFinal`. Excluded paths do not exist; a symlink leading outside the
    * context is an error naming it.
    */
+  private chrootSymlinks = false;
+
   private async resolvePath(source: string, comps: string[], followFinal: boolean): Promise<Resolved> {
     const done: string[] = [];
     const todo = [...comps];
@@ -367,7 +377,10 @@ export class BuildContext {
       if (c === '' || c === '.') continue;
       if (c === '..') {
         // Only symlink targets bring '..' here (sources are cleaned first).
-        if (done.length === 0) throw this.outside(source, comps);
+        if (done.length === 0) {
+          if (this.chrootSymlinks) continue; // `..` at the root of a root filesystem stays there
+          throw this.outside(source, comps);
+        }
         done.pop();
         st = await fsp.lstat(this.abs(done.join('/')), { bigint: true });
         continue;
@@ -391,7 +404,10 @@ export class BuildContext {
         }
         const target = await fsp.readlink(abs);
         let targetComps: string[];
-        if (path.isAbsolute(target)) {
+        if (path.isAbsolute(target) && this.chrootSymlinks) {
+          done.length = 0;
+          targetComps = target.split('/');
+        } else if (path.isAbsolute(target)) {
           const inside = this.insideRoot(target);
           if (inside === null) throw this.outside(source, comps, rel, target);
           done.length = 0;
@@ -399,7 +415,7 @@ export class BuildContext {
         } else {
           targetComps = target.split('/');
         }
-        if (climbsAboveRoot(done.length, targetComps)) throw this.outside(source, comps, rel, target);
+        if (!this.chrootSymlinks && climbsAboveRoot(done.length, targetComps)) throw this.outside(source, comps, rel, target);
         todo.unshift(...targetComps);
         continue;
       }
