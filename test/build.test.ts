@@ -234,6 +234,21 @@ describe('docker build semantics found in review', () => {
     expect(again.events.filter((e) => e.type === 'step-cached')).toHaveLength(1);
   });
 
+  it('RUN --mount=type=bind from the context: its content is in the key and .dockerignore applies', async () => {
+    const ctx = context({
+      Dockerfile: 'FROM busybox\nRUN --mount=type=bind,target=/src cat /src/a.txt > /out && ls /src > /listing\n',
+      '.dockerignore': 'secret.env\n',
+      'a.txt': 'one\n',
+      'secret.env': 'TOKEN=x\n',
+    });
+    await buildCollect(ctx);
+    fs.writeFileSync(path.join(ctx, 'a.txt'), 'two\n');
+    const again = await buildCollect(ctx);
+    expect(again.events.filter((e) => e.type === 'step-cached')).toEqual([]);
+    const out = await runImage(t.store, 'test:latest', ['cat', '/out', '/listing']);
+    expect(out.stdout).toBe('two\nDockerfile\na.txt\n');
+  });
+
   it('ADD of a URL into an existing directory puts the file inside it', async () => {
     const http = await import('node:http');
     const server = http.createServer((_req, res) => res.end('downloaded\n'));

@@ -82,6 +82,8 @@ interface PlannedStep {
   configAfter: ImageConfig;
   historyText: string;
   copy?: CopySources;
+  /** RUN --mount=type=bind sources in the context, by mount target: in the key, and what is mounted. */
+  binds?: Map<string, CopySources>;
 }
 
 interface PlannedStage {
@@ -301,6 +303,7 @@ class Builder {
             break;
           case 'run':
             await this.planRunMounts(instr, stages, stage, planStage, deps, fromImages);
+            step.binds = await this.planContextBinds(instr);
             break;
           case 'copy':
           case 'add': {
@@ -382,14 +385,33 @@ class Builder {
     }
   }
 
+  private async planContextBinds(instr: RunInstruction): Promise<Map<string, CopySources> | undefined> {
+    const binds = (instr.mounts ?? []).filter((m) => m.type === 'bind' && !m.from);
+    if (binds.length === 0) return undefined;
+    const out = new Map<string, CopySources>();
+    for (const m of binds) {
+      if (m.type !== 'bind') continue;
+      try {
+        out.set(m.target, await (await this.contextSources()).planBind(m.source));
+      } catch (err) {
+        throw new BuildError(lineMessage(instr.startLine, `--mount=type=bind,source=${m.source}: ${(err as Error).message}`));
+      }
+    }
+    return out;
+  }
+
+  private async contextSources(): Promise<ContextSources> {
+    this.sources ??= await ContextSources.open(
+      this.contextDir,
+      this.opts.dockerfileContent !== undefined ? { text: this.opts.dockerfileContent } : { path: this.dockerfilePath },
+      this.backend.root,
+    );
+    return this.sources;
+  }
+
   private async planSources(instr: CopyInstruction | AddInstruction): Promise<CopySources> {
     try {
-      this.sources ??= await ContextSources.open(
-        this.contextDir,
-        this.opts.dockerfileContent !== undefined ? { text: this.opts.dockerfileContent } : { path: this.dockerfilePath },
-        this.backend.root,
-      );
-      return await this.sources.plan(instr);
+      return await (await this.contextSources()).plan(instr);
     } catch (err) {
       if (err instanceof BuildError) throw err;
       throw new BuildError(lineMessage(instr.startLine, (err as Error).message));
@@ -499,7 +521,7 @@ class Builder {
     try {
       const instr = step.instr;
       if (instr.kind === 'run') {
-        await runStep(this.runContext(vertex, stage), work.rootfs, instr, step.runEnv, step.configBefore);
+        await runStep(this.runContext(vertex, stage, step), work.rootfs, instr, step.runEnv, step.configBefore);
       } else if (instr.kind === 'copy' || instr.kind === 'add') {
         await copyStep(work.rootfs, instr, step.copy, await this.copySourceRoot(stage, instr), step.configBefore.config.WorkingDir || '/');
       } else if (instr.kind === 'workdir') {
@@ -519,7 +541,7 @@ class Builder {
     }
   }
 
-  private runContext(vertex: number, stage: PlannedStage): RunContext {
+  private runContext(vertex: number, stage: PlannedStage, step: PlannedStep): RunContext {
     return {
       backend: this.backend,
       emit: (e) => this.emit({ ...e, vertex } as BuildEvent),
@@ -528,6 +550,10 @@ class Builder {
       signal: this.abort.signal,
       viewOf: (ref) => this.viewFor(ref, stage),
       contextDir: this.contextDir,
+      contextBind: (target) => {
+        const planned = step.binds?.get(target);
+        return planned ? { entries: planned.entries, filtered: this.sources?.filtered ?? false } : undefined;
+      },
       cacheMountsDir: path.join(this.backend.root, 'builder', 'cache-mounts'),
     };
   }
@@ -565,6 +591,7 @@ class Builder {
     };
     if (instr.kind === 'run') {
       parts.env = JSON.stringify(step.keyEnv);
+      if (step.binds) parts.content = JSON.stringify([...step.binds].map(([target, b]) => [target, b.contentDigest]));
       parts.user = config.User ?? '';
       parts.workdir = config.WorkingDir ?? '';
       parts.shell = JSON.stringify(config.Shell ?? DEFAULT_SHELL);

@@ -58,6 +58,18 @@ export class ContextSources {
     return { entries, contentDigest: `sha256:${h.digest('hex')}` };
   }
 
+  /** A RUN --mount=type=bind source in the context: what .dockerignore leaves of it, hashed. */
+  async planBind(source: string): Promise<CopySources> {
+    const entries = await this.context.resolveSources([source || '.']);
+    const hash = await hashSources(entries, { statCache: this.statCache });
+    return { entries, contentDigest: hash.digest };
+  }
+
+  /** Whether a .dockerignore hides anything, i.e. whether context paths can be bound as they are. */
+  get filtered(): boolean {
+    return this.context.ignorePatterns.length > 0;
+  }
+
   save(): Promise<void> {
     return this.statCache.save();
   }

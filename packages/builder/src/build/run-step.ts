@@ -11,6 +11,7 @@ import { resolveInRoot } from '@tsbuild/storage';
 import { planRun, type RunInstruction, type RunMount } from '../dockerfile';
 import type { BuildEvent } from '../progress';
 import type { BuildBackend, RunMountRequest } from './backend';
+import type { SourceEntry } from '../context';
 import { BuildError } from './errors';
 import type { ImageConfig } from './image-config';
 
@@ -22,6 +23,8 @@ export interface RunContext {
   /** A read-only view of a stage or image (RUN --mount from=). */
   viewOf(ref: string): Promise<{ rootfs: string; release(): Promise<void> }>;
   contextDir: string;
+  /** What a context bind at this target mounts (planned: .dockerignore applied, in the key). */
+  contextBind(target: string): { entries: SourceEntry[]; filtered: boolean } | undefined;
   cacheMountsDir: string;
   /** Aborted when another stage failed: the step's container is killed. */
   signal: AbortSignal;
@@ -111,6 +114,13 @@ async function prepareMount(
     case 'tmpfs':
       return { type: 'tmpfs', target: m.target, ...(m.size ? { size: m.size } : {}) };
     case 'bind': {
+      const planned = m.from ? undefined : ctx.contextBind(m.target);
+      if (planned && planned.filtered) {
+        // The context as .dockerignore leaves it, as BuildKit sends it: a private view of the entries.
+        const view = path.join(scratch, `ctx-${crypto.randomBytes(4).toString('hex')}`);
+        await materialize(planned.entries, view, m.readOnly);
+        return { type: 'bind', source: view, target: m.target, readonly: m.readOnly };
+      }
       let root = ctx.contextDir;
       if (m.from) {
         const view = await ctx.viewOf(m.from);
@@ -142,6 +152,26 @@ async function prepareMount(
     }
     default:
       throw new BuildError(`RUN --mount=type=${(m as { type: string }).type} is not supported`);
+  }
+}
+
+/**
+ * Builds a view of context entries: directories, symlinks, and files hard-linked in when the view is
+ * mounted read-only (cheap), copied when the step may write to it (the context must not change).
+ */
+async function materialize(entries: SourceEntry[], dest: string, linkFiles: boolean): Promise<void> {
+  for (const entry of entries) {
+    const root = entry.root.type === 'dir' ? dest : path.join(dest, path.posix.basename(entry.matchedPath));
+    for (const item of entry.items) {
+      const target = item.rel === '' ? root : path.join(root, item.rel);
+      if (item.type === 'dir') await fsp.mkdir(target, { recursive: true, mode: item.mode });
+      else if (item.type === 'symlink') await fsp.symlink(item.linkTarget ?? '', target);
+      else if (item.type === 'file') {
+        await fsp.mkdir(path.dirname(target), { recursive: true });
+        if (linkFiles) await fsp.link(item.absPath, target).catch(() => fsp.copyFile(item.absPath, target));
+        else await fsp.copyFile(item.absPath, target);
+      }
+    }
   }
 }
 
