@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from './atomic';
+import { isAlive, tokenOf } from './drivers/proc';
 import type { Digest } from './digest';
 import { runContainer, type ContainerExit, type RunOptions, type RunningContainer } from './runtime';
 import type { Store } from './store';
@@ -18,6 +19,8 @@ export interface ContainerRecord {
   created: string;
   state: 'created' | 'running' | 'exited';
   pid?: number;
+  /** `<pid>.<start time>`: tells the container's PID 1 from a later process that got the same pid. */
+  pidToken?: string;
   exitCode?: number;
   finished?: string;
 }
@@ -76,7 +79,12 @@ export class Containers {
       state: 'created',
     };
     await this.store.layers.createRW(chainID as Digest | null, layerName(id));
-    await this.write(record);
+    try {
+      await this.write(record);
+    } catch (err) {
+      await this.store.layers.removeRW(layerName(id)).catch(() => {});
+      throw err;
+    }
     return { record, process: { args, env, cwd: opts.workdir ?? (c.WorkingDir || '/'), user: opts.user ?? c.User ?? '' } };
   }
 
@@ -105,7 +113,8 @@ export class Containers {
       await this.write({ ...record, state: 'exited', exitCode: (err as { exitCode?: number }).exitCode ?? 125, finished: new Date().toISOString() });
       throw err;
     }
-    await this.write({ ...record, state: 'running', pid: container.pid });
+    const pidToken = tokenOf(container.pid);
+    await this.write({ ...record, state: 'running', pid: container.pid, ...(pidToken ? { pidToken } : {}) });
     const finished = container.wait().then(async (exit) => {
       await rw.unmount().catch(() => {});
       await this.write({ ...record, state: 'exited', exitCode: exit.exitCode, finished: new Date().toISOString() });
@@ -121,7 +130,7 @@ export class Containers {
       try {
         const r = JSON.parse(fs.readFileSync(path.join(this.dir, f), 'utf8')) as ContainerRecord;
         // A record left "running" by a killed tsbuild: its process died with it (PDEATHSIG).
-        if (r.state === 'running' && r.pid !== undefined && !isAlive(r.pid)) r.state = 'exited';
+        if (r.state === 'running' && !runningNow(r)) r.state = 'exited';
         out.push(r);
       } catch {
         // A torn record cannot exist (atomic writes); anything unreadable is not ours.
@@ -141,10 +150,10 @@ export class Containers {
   /** Removes the container's RW layer and record; a running one needs `force` (it is killed). */
   async remove(idOrName: string, opts: { force?: boolean } = {}): Promise<ContainerRecord> {
     const record = this.find(idOrName);
-    if (record.state === 'running' && record.pid !== undefined && isAlive(record.pid)) {
+    if (record.state === 'running' && runningNow(record)) {
       if (!opts.force) throw userError(`container ${record.name} is running: stop it or use --force`);
-      process.kill(record.pid, 'SIGKILL');
-      for (let i = 0; i < 100 && isAlive(record.pid); i++) await new Promise((r) => setTimeout(r, 20));
+      process.kill(record.pid!, 'SIGKILL');
+      for (let i = 0; i < 100 && runningNow(record); i++) await new Promise((r) => setTimeout(r, 20));
     }
     const rw = this.store.layers.getRW(layerName(record.id));
     if (rw) {
@@ -180,13 +189,9 @@ export function mergeEnv(base: string[], overrides: string[]): string[] {
   return out;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+/** Whether the record's PID 1 still runs: the same pid and the same start time, never a reused pid. */
+function runningNow(record: ContainerRecord): boolean {
+  return record.pidToken !== undefined && isAlive(record.pidToken);
 }
 
 function userError(message: string): Error {

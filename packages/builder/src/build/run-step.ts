@@ -142,8 +142,9 @@ async function prepareMount(
         if (m.required) throw new BuildError(`secret ${m.id} not found`);
         return undefined;
       }
-      const value = given.env !== undefined ? process.env[given.env] ?? '' : await readSecret(given.src!, m.id);
-      if (m.env) env.push(`${m.env}=${value}`);
+      // Bytes as given: a secret may be binary (a key file); only an env secret is text.
+      const value = given.env !== undefined ? Buffer.from(process.env[given.env] ?? '') : await readSecret(given.src!, m.id);
+      if (m.env) env.push(`${m.env}=${value.toString('utf8')}`);
       if (!m.target) return undefined;
       const file = path.join(scratch, `secret-${crypto.randomBytes(4).toString('hex')}`);
       await fsp.writeFile(file, value, { mode: m.mode });
@@ -175,9 +176,9 @@ async function materialize(entries: SourceEntry[], dest: string, linkFiles: bool
   }
 }
 
-async function readSecret(src: string, id: string): Promise<string> {
+async function readSecret(src: string, id: string): Promise<Buffer> {
   try {
-    return await fsp.readFile(src, 'utf8');
+    return await fsp.readFile(src);
   } catch (err) {
     throw new BuildError(`secret ${id}: cannot read ${src}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }

@@ -27,6 +27,12 @@ export function isProcessToken(s: string): boolean {
   return TOKEN_RE.test(s);
 }
 
+/** The token of another process, or null when it does not exist. */
+export function tokenOf(pid: number): string | null {
+  const start = startTime(pid);
+  return start === null ? null : `${pid}.${start}`;
+}
+
 /** Whether the process a token names still runs (false for malformed tokens). */
 export function isAlive(token: string): boolean {
   const m = TOKEN_RE.exec(token);
