@@ -249,9 +249,10 @@ describe('docker build semantics found in review', () => {
     expect(out.stdout).toBe('two\nDockerfile\na.txt\n');
   });
 
-  it('ADD of a URL into an existing directory puts the file inside it', async () => {
+  it('ADD of a URL into an existing directory puts the file inside it, and is fetched on every build', async () => {
     const http = await import('node:http');
-    const server = http.createServer((_req, res) => res.end('downloaded\n'));
+    let body = 'downloaded\n';
+    const server = http.createServer((_req, res) => res.end(body));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as { port: number }).port;
     try {
@@ -259,6 +260,11 @@ describe('docker build semantics found in review', () => {
       await buildCollect(ctx);
       const out = await runImage(t.store, 'test:latest', ['sh', '-c', 'cat /tmp/file.txt; stat -c %a /tmp']);
       expect(out.stdout).toBe('downloaded\n1777\n');
+      // Fetched again on the next build: changed bytes miss the cache.
+      body = 'changed\n';
+      const again = await buildCollect(ctx);
+      expect(again.events.filter((e) => e.type === 'step-cached')).toEqual([]);
+      expect((await runImage(t.store, 'test:latest', ['cat', '/tmp/file.txt'])).stdout).toBe('changed\n');
     } finally {
       server.close();
     }

@@ -148,6 +148,7 @@ class Builder {
       throw err;
     } finally {
       await this.backend.releaseHolds();
+      await this.sources?.cleanup();
     }
   }
 

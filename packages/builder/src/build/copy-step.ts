@@ -27,16 +27,26 @@ import { BuildError } from './errors';
 
 export interface CopySources {
   entries: SourceEntry[];
+  /** ADD's URL sources, fetched at plan time. */
+  downloads?: Download[];
   /** Digest over the sources' names, metadata and bytes (not mtimes): the step's content key. */
   contentDigest: string;
 }
 
 /** The build context's side of COPY/ADD: resolution with .dockerignore, hashing with a stat cache. */
 export class ContextSources {
+  private readonly downloaded: string[] = [];
+
   private constructor(
     readonly context: BuildContext,
     private readonly statCache: StatCache,
+    private readonly downloadsDir: string,
   ) {}
+
+  /** Removes what plan() downloaded (call when the build is over). */
+  async cleanup(): Promise<void> {
+    for (const file of this.downloaded.splice(0)) await fsp.rm(file, { force: true });
+  }
 
   static async open(contextDir: string, dockerfile: { path?: string; text?: string }, storageRoot: string): Promise<ContextSources> {
     const opts: { dockerfilePath?: string; dockerfileText?: string } = {};
@@ -45,7 +55,7 @@ export class ContextSources {
     const context = await BuildContext.open(contextDir, opts);
     const id = crypto.createHash('sha256').update(context.root).digest('hex').slice(0, 32);
     const statCache = await StatCache.load(path.join(storageRoot, 'builder', 'statcache', `${id}.json`));
-    return new ContextSources(context, statCache);
+    return new ContextSources(context, statCache, path.join(storageRoot, 'builder', 'downloads'));
   }
 
   async plan(instr: CopyInstruction | AddInstruction): Promise<CopySources> {
@@ -53,9 +63,17 @@ export class ContextSources {
     const entries = await this.context.resolveSources(local, { excludes: instr.exclude });
     const hash = await hashSources(entries, { statCache: this.statCache });
     const h = crypto.createHash('sha256').update(hash.digest);
-    for (const s of instr.sources.filter(isRemote)) h.update(`\0remote:${s}`);
+    const downloads: Download[] = [];
+    for (const url of instr.sources.filter(isRemote)) {
+      if (instr.kind !== 'add') throw new BuildError(`${instr.keyword} does not support URLs: ${url} (use ADD)`);
+      // Fetched on every build, as BuildKit does: a changed resource must not hit the cache.
+      const dl = await download(url, this.downloadsDir, instr.checksum);
+      this.downloaded.push(dl.file);
+      downloads.push(dl);
+      h.update(`\0remote:${url}\0${dl.digest}\0${dl.mtime ?? ''}`);
+    }
     for (const c of instr.contents) h.update(`\0heredoc:${c.path}\0${c.data}`);
-    return { entries, contentDigest: `sha256:${h.digest('hex')}` };
+    return { entries, downloads, contentDigest: `sha256:${h.digest('hex')}` };
   }
 
   /** A RUN --mount=type=bind source in the context: what .dockerignore leaves of it, hashed. */
@@ -134,10 +152,9 @@ export async function copyStep(
       await applyMeta(host, { mode: chmod ? chmod(0o100644) & 0o7777 : 0o644, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0 });
     }
 
-    for (const url of instr.sources.filter(isRemote)) {
-      if (instr.kind !== 'add') throw new BuildError(`${instr.keyword} does not support URLs: ${url} (use ADD)`);
+    for (const dl of planned?.downloads ?? []) {
       const intoDir = destIsDir || (await statInRoot(rootfs, destPath))?.isDirectory() === true;
-      await addRemote(rootfs, url, intoDir, destPath, instr, opts);
+      await addRemote(rootfs, dl, intoDir, destPath, opts);
     }
   } finally {
     await sourceRoot.release();
@@ -313,14 +330,17 @@ async function extractArchive(rootfs: string, dest: string, archive: string): Pr
   await applyTar(decompress(fs.createReadStream(archive)), host, { whiteouts: 'merge' });
 }
 
-async function addRemote(
-  rootfs: string,
-  url: string,
-  destIsDir: boolean,
-  destPath: string,
-  instr: AddInstruction | CopyInstruction,
-  opts: WriteOptions,
-): Promise<void> {
+/** A URL source fetched at plan time: its bytes are part of the step's key. */
+export interface Download {
+  url: string;
+  file: string;
+  name: string;
+  digest: string;
+  mtime?: number;
+}
+
+/** Fetches `url` into `dir` (hashing as it goes) and checks an ADD --checksum. */
+export async function download(url: string, dir: string, checksum: string): Promise<Download> {
   if (!/^https?:\/\//.test(url)) throw new BuildError(`ADD from git (${url}) is not supported by tsbuild yet`);
   let response: Response;
   try {
@@ -329,10 +349,8 @@ async function addRemote(
     throw new BuildError(`failed to download ${url}: ${(err as Error).message}`);
   }
   if (!response.ok || !response.body) throw new BuildError(`failed to download ${url}: HTTP ${response.status}`);
-  const name = path.posix.basename(new URL(url).pathname) || 'index.html';
-  const target = destIsDir ? path.posix.join(destPath, name) : destPath;
-  const host = await resolveCreating(rootfs, target, opts);
-  await fsp.rm(host, { recursive: true, force: true });
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  const file = path.join(dir, crypto.randomBytes(8).toString('hex'));
   const hash = crypto.createHash('sha256');
   const { Readable, Transform } = await import('node:stream');
   await pipeline(
@@ -343,19 +361,29 @@ async function addRemote(
         cb(null, chunk);
       },
     }),
-    fs.createWriteStream(host, { mode: 0o600 }),
+    fs.createWriteStream(file, { mode: 0o600 }),
   );
-  const checksum = instr.kind === 'add' ? instr.checksum : '';
   const digest = `sha256:${hash.digest('hex')}`;
   if (checksum && checksum !== digest) {
-    await fsp.rm(host, { force: true });
+    await fsp.rm(file, { force: true });
     throw new BuildError(`digest mismatch for ${url}: expected ${checksum}, got ${digest}`);
   }
+  const modified = Date.parse(response.headers.get('last-modified') ?? '');
+  return {
+    url,
+    file,
+    name: path.posix.basename(new URL(url).pathname) || 'index.html',
+    digest,
+    ...(Number.isNaN(modified) ? {} : { mtime: modified / 1000 }),
+  };
+}
+
+async function addRemote(rootfs: string, dl: Download, intoDir: boolean, destPath: string, opts: WriteOptions): Promise<void> {
+  const target = intoDir ? path.posix.join(destPath, dl.name) : destPath;
+  const host = await resolveCreating(rootfs, target, opts);
+  await fsp.rm(host, { recursive: true, force: true });
+  await fsp.copyFile(dl.file, host);
   const mode = opts.chmod ? opts.chmod(0o100600) & 0o7777 : 0o600;
   await applyMeta(host, { mode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
-  const modified = response.headers.get('last-modified');
-  if (modified) {
-    const t = Date.parse(modified) / 1000;
-    if (!Number.isNaN(t)) await fsp.utimes(host, t, t);
-  }
+  if (dl.mtime !== undefined) await fsp.utimes(host, dl.mtime, dl.mtime);
 }
