@@ -1,41 +1,13 @@
 // The image config a build produces, mutated one instruction at a time with Docker's semantics.
 // Pure: no I/O, so every rule is testable on its own.
+import type { ContainerConfig, HistoryEntry } from '@tsbuild/storage';
 import type { HealthcheckInstruction, Instruction } from '../dockerfile';
 
-export interface HealthConfig {
-  Test: string[];
-  Interval?: number; // nanoseconds
-  Timeout?: number;
-  StartPeriod?: number;
-  StartInterval?: number;
-  Retries?: number;
-}
+export type { ContainerConfig, HistoryEntry } from '@tsbuild/storage';
 
-/** The `config` object of an OCI / Docker image config, with Docker's field names. */
-export interface ContainerConfig {
-  User?: string;
-  ExposedPorts?: Record<string, Record<string, never>>;
-  Env?: string[];
-  Entrypoint?: string[] | null;
-  Cmd?: string[] | null;
-  Volumes?: Record<string, Record<string, never>>;
-  WorkingDir?: string;
-  Labels?: Record<string, string>;
-  StopSignal?: string;
-  Healthcheck?: HealthConfig;
-  OnBuild?: string[] | null;
-  Shell?: string[];
-  ArgsEscaped?: boolean;
-}
+export type HealthConfig = NonNullable<ContainerConfig['Healthcheck']> & { Test: string[] };
 
-export interface HistoryEntry {
-  created?: string;
-  created_by?: string;
-  author?: string;
-  comment?: string;
-  empty_layer?: boolean;
-}
-
+/** The image config as a build works on it: storage's fields, with config, history and rootfs always there. */
 export interface ImageConfig {
   created?: string;
   author?: string;
