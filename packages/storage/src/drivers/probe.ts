@@ -3,6 +3,7 @@
 // kernel writes 0/0 whiteouts into the upper dir. Capabilities come from these tests, never from names.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as native from '@tsbuild/native';
 import { detach } from './perform';
@@ -67,12 +68,51 @@ const cache = new Map<string, OverlayProbe>();
 /** Probes overlay support at `root` (created if missing), once per root per process. */
 export function probeOverlay(root: string): OverlayProbe {
   const key = path.resolve(root);
-  const cached = cache.get(key);
-  if (cached) return cached;
+  const cached = cache.get(key) ?? readProbeRecord(key);
+  if (cached) {
+    cache.set(key, cached);
+    return cached;
+  }
   fs.mkdirSync(key, { recursive: true });
   const result = runProbe(key);
   cache.set(key, result);
+  writeProbeRecord(key, result);
   return result;
+}
+
+/**
+ * A passed probe is recorded in the root, like a daemon that probes once at start: it holds until the
+ * kernel or the filesystem under the root changes (then the next command probes again). Saves a test
+ * mount on every command.
+ */
+const PROBE_RECORD = '.overlay-probe.json';
+
+function probeIdentity(root: string): string {
+  const st = fs.statSync(root);
+  return `${os.release()} ${st.dev}`;
+}
+
+function readProbeRecord(root: string): OverlayProbe | undefined {
+  try {
+    const rec = JSON.parse(fs.readFileSync(path.join(root, PROBE_RECORD), 'utf8')) as { identity: string; probe: OverlayProbe };
+    if (rec.identity !== probeIdentity(root) || !rec.probe.supported) return undefined;
+    // Module parameters can change without a reboot: re-read the cheap part.
+    return { ...rec.probe, ...overlayFeatures() };
+  } catch {
+    return undefined;
+  }
+}
+
+function writeProbeRecord(root: string, probe: OverlayProbe): void {
+  if (!probe.supported) return;
+  const file = path.join(root, PROBE_RECORD);
+  const tmp = `${file}.${process.pid}`;
+  try {
+    fs.writeFileSync(tmp, JSON.stringify({ identity: probeIdentity(root), probe }));
+    fs.renameSync(tmp, file);
+  } catch {
+    fs.rmSync(tmp, { force: true });
+  }
 }
 
 /** Throws OverlayUnsupportedError unless the probe passed. */
