@@ -1,11 +1,16 @@
 export type {
-  DriverCreateOptions, DiffOptions, Driver, DriverName, GenericMount, Mount, MountCounter, MountPlan, OverlayMount,
-  RepairReport,
+  DriverCreateOptions, DiffOptions, Driver, DriverName, FuseOverlayMount, GenericMount, Mount, MountCounter, MountPlan,
+  OverlayMount, RepairReport,
 } from './types';
-export { isOverlayMount } from './types';
+export { isFuseOverlayMount, isOverlayMount } from './types';
 export { BaseDriver, MemoryMountCounter, type DriverOptions } from './base';
 export { MAX_LOWERS, MaxDepthError, Overlay2Driver, overlayMountPlan, type Overlay2Options, type OverlayPlanInput } from './overlay2';
 export { VfsDriver } from './vfs';
+export {
+  AufsDriver, AufsUnsupportedError, assertAufs, aufsKernelMounts, aufsMountPlan, probeAufs, type AufsBackend,
+  type AufsOptions, type AufsPlanInput, type AufsProbe, type AufsProbeOptions,
+} from './aufs';
+export { fuseOverlayCommand, type FuseOverlayCommand } from './perform';
 export { copyTree } from './treecopy';
 export {
   OverlayUnsupportedError, assertOverlay, baseOverlayOptions, overlayFeatures, probeOverlay, type OverlayFeatures,

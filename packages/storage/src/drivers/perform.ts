@@ -1,9 +1,14 @@
-// The one place that turns mount plans into syscalls (through @tsbuild/native).
+// The one place that turns mount plans into syscalls (through @tsbuild/native), or into a
+// fuse-overlayfs process for the aufs driver on kernels without aufs.
+import * as child from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as native from '@tsbuild/native';
 import type { MountFlag } from '@tsbuild/native';
-import { isOverlayMount, type Mount, type MountPlan } from './types';
-import { isMountPoint } from './mountinfo';
+import { isFuseOverlayMount, isOverlayMount, type FuseOverlayMount, type Mount, type MountPlan } from './types';
+import { isMountPoint, readMountInfo } from './mountinfo';
 
 /** Option words of a generic mount that are mount(2) flags rather than filesystem data. */
 const FLAG_WORDS: ReadonlySet<string> = new Set<MountFlag>([
@@ -13,6 +18,10 @@ const FLAG_WORDS: ReadonlySet<string> = new Set<MountFlag>([
 
 function performOne(m: Mount, defaultTarget: string): void {
   const target = m.target ?? defaultTarget;
+  if (isFuseOverlayMount(m)) {
+    mountFuseOverlay(m, target);
+    return;
+  }
   if (isOverlayMount(m)) {
     native.mountOverlay({ lower: m.lower, upper: m.upper, work: m.work, target, options: m.options });
     return;
@@ -49,6 +58,7 @@ export function detach(target: string): void {
 
 /** Detaches every mount stacked on `target`, then removes the (now plain) directory if empty. */
 export function unmountAndRemove(target: string, warn: (msg: string) => void): void {
+  unmountFuse(target); // a FUSE mount is asked to go cleanly first, so its daemon exits now
   for (let i = 0; i < 64 && isMountPoint(target); i++) {
     try {
       detach(target);
@@ -63,4 +73,174 @@ export function unmountAndRemove(target: string, warn: (msg: string) => void): v
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT') warn(`removing mount point ${target}: ${(err as Error).message}`);
   }
+}
+
+// ---- fuse-overlayfs ----
+
+/** How a fuse-overlayfs mount is run: pure, so the escaping is testable without mounting. */
+export interface FuseOverlayCommand {
+  command: 'fuse-overlayfs';
+  args: string[];
+  /** Set when the layers are named relative to it (a layer path held a ':'). */
+  cwd?: string;
+  env: Record<string, string>;
+}
+
+/** Linux's MAX_ARG_STRLEN: the longest single argv string (the `-o` value). */
+const MAX_ARG = 128 * 1024 - 1;
+
+/** libfuse's `-o` parser reads `\,` as a literal comma and `\\` as a backslash. */
+function fuseOptEscape(value: string): string {
+  return value.replace(/[\\,]/g, (c) => `\\${c}`);
+}
+
+function commonDir(paths: string[]): string {
+  let dir = path.dirname(paths[0]!);
+  while (!paths.every((p) => p === dir || p.startsWith(dir === '/' ? '/' : `${dir}/`))) dir = path.dirname(dir);
+  return dir;
+}
+
+/**
+ * The fuse-overlayfs invocation for a mount (foreground `-f`: the daemon stays our child, so it is
+ * reaped; an init that does not reap would collect zombies of a daemonized one). fuse-overlayfs (1.10)
+ * splits lowerdir at every ':' and has no escape for it, so when a lower path holds one, the lowers are
+ * named relative to their common directory, which becomes the process's cwd. The upper dir cannot be
+ * helped: fuse-overlayfs splits its real path (after realpath) the same way.
+ */
+export function fuseOverlayCommand(m: FuseOverlayMount, target: string): FuseOverlayCommand {
+  if (m.lower.length === 0) throw new Error('fuse-overlayfs: a mount needs at least one lower directory');
+  if (m.upper?.includes(':')) {
+    throw new Error(`fuse-overlayfs cannot use the upper dir ${m.upper}: it splits the path at ':' and has no escape for it`);
+  }
+  const lowers = m.lower.map((p) => path.resolve(p));
+  let cwd: string | undefined;
+  let names = lowers;
+  if (lowers.some((p) => p.includes(':'))) {
+    const base = commonDir(lowers);
+    cwd = base;
+    names = lowers.map((p) => path.relative(base, p) || '.');
+    const bad = names.findIndex((n) => n.includes(':'));
+    if (bad >= 0) throw new Error(`fuse-overlayfs cannot stack ${lowers[bad]}: it splits layer lists at every ':' and the name holds one`);
+  }
+  const opts = [`lowerdir=${names.map(fuseOptEscape).join(':')}`];
+  if (m.upper) opts.push(`upperdir=${fuseOptEscape(path.resolve(m.upper))}`);
+  if (m.work) opts.push(`workdir=${fuseOptEscape(path.resolve(m.work))}`);
+  opts.push(...m.options);
+  const o = opts.join(',');
+  if (Buffer.byteLength(o) > MAX_ARG) {
+    throw Object.assign(new Error(`fuse-overlayfs: the options of ${m.lower.length} layers are ${Buffer.byteLength(o)} bytes, more than one argument can hold (${MAX_ARG})`), { code: 'E2BIG' });
+  }
+  return { command: 'fuse-overlayfs', args: ['-f', '-o', o, target], ...(cwd ? { cwd } : {}), env: { ...m.env } };
+}
+
+/** How long a fuse-overlayfs process may take to put its mount in place. */
+const FUSE_MOUNT_TIMEOUT_MS = 30_000;
+
+/** The daemon serving each fuse-overlayfs mount point of this process. */
+const fuseDaemons = new Map<string, child.ChildProcess>();
+/** Daemons whose mount was unmounted cleanly: they exit on their own, shortly. */
+const exitingDaemons = new Map<string, Promise<void>>();
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Whether a child process still runs (a zombie has exited: the loop is blocked, so none is reaped). */
+function running(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function readAll(fd: number): string {
+  const size = fs.fstatSync(fd).size;
+  const buf = Buffer.alloc(Math.min(size, 64 * 1024));
+  const n = fs.readSync(fd, buf, 0, buf.length, 0);
+  return buf.subarray(0, n).toString('utf8').trim();
+}
+
+/** Spawns fuse-overlayfs and waits (synchronously, like mount(2)) until its mount is in place. */
+function mountFuseOverlay(m: FuseOverlayMount, target: string): void {
+  const cmd = fuseOverlayCommand(m, target);
+  // stderr goes to an unlinked file: nothing to drain while we wait, nothing left behind
+  const errFile = path.join(os.tmpdir(), `tsbuild-fuse-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
+  const errFd = fs.openSync(errFile, 'w+', 0o600);
+  fs.unlinkSync(errFile);
+  try {
+    const proc = child.spawn(cmd.command, cmd.args, {
+      cwd: cmd.cwd,
+      env: { ...process.env, ...cmd.env },
+      stdio: ['ignore', 'ignore', errFd],
+      detached: true, // its own session: a ^C meant for us does not pull the filesystem away
+    });
+    proc.on('error', () => {}); // a failed spawn is reported below (no pid)
+    const pid = proc.pid;
+    if (pid === undefined) throw new Error('cannot run fuse-overlayfs: is it installed? (apt-get install fuse-overlayfs)');
+    const deadline = Date.now() + FUSE_MOUNT_TIMEOUT_MS;
+    for (let wait = 1; !isMountPoint(target); wait = Math.min(wait * 2, 20)) {
+      if (!running(pid)) {
+        const why = readAll(errFd).split('\n').filter((l) => !l.startsWith('unknown argument ignored')).join('; ');
+        throw new Error(`fuse-overlayfs failed: ${why || 'it exited without mounting'}`);
+      }
+      if (Date.now() > deadline) {
+        process.kill(pid, 'SIGKILL');
+        throw new Error(`fuse-overlayfs did not mount ${target} within ${FUSE_MOUNT_TIMEOUT_MS / 1000} s`);
+      }
+      sleepSync(wait);
+    }
+    proc.unref(); // the mount may outlive our event loop's interest; the daemon is still reaped
+    fuseDaemons.set(target, proc);
+  } finally {
+    fs.closeSync(errFd);
+  }
+}
+
+function isFuseMountPoint(target: string): boolean {
+  const t = path.resolve(target);
+  const top = readMountInfo().filter((e) => e.mountPoint === t).pop();
+  return top !== undefined && top.fsType.startsWith('fuse');
+}
+
+/**
+ * If `target` is a FUSE mount: `fusermount3 -u` (then `fusermount -u`), which lets the daemon exit.
+ * A busy mount stays; the caller detaches it lazily and the daemon exits once its last user is gone.
+ */
+export function unmountFuse(target: string): boolean {
+  const t = path.resolve(target);
+  if (!isFuseMountPoint(t)) return false;
+  for (const tool of ['fusermount3', 'fusermount']) {
+    const r = child.spawnSync(tool, ['-u', t], { stdio: 'ignore' });
+    if (r.status === 0) {
+      const proc = fuseDaemons.get(t);
+      fuseDaemons.delete(t);
+      if (proc && proc.exitCode === null && proc.signalCode === null) {
+        exitingDaemons.set(t, new Promise((resolve) => proc.once('exit', () => resolve())));
+      }
+      return true;
+    }
+    if (!r.error) break; // the tool ran and refused (busy): another one would too
+  }
+  fuseDaemons.delete(t); // detached lazily by the caller: nothing to wait for
+  return false;
+}
+
+/**
+ * Resolves once the fuse-overlayfs daemon of a cleanly unmounted `target` has exited (and been
+ * reaped), or after `timeoutMs`. Returns whether it is gone.
+ */
+export async function settleFuseDaemon(target: string, timeoutMs = 10_000): Promise<boolean> {
+  const t = path.resolve(target);
+  const exiting = exitingDaemons.get(t);
+  if (!exiting) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const gone = await Promise.race([
+    exiting.then(() => true),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+  ]);
+  clearTimeout(timer);
+  if (exitingDaemons.get(t) === exiting) exitingDaemons.delete(t);
+  return gone;
 }

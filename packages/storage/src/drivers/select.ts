@@ -2,6 +2,7 @@
 // probe passes, else vfs with a notice for the caller to print.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { AufsDriver } from './aufs';
 import type { DriverOptions } from './base';
 import { Overlay2Driver } from './overlay2';
 import { OverlayUnsupportedError, probeOverlay } from './probe';
@@ -32,6 +33,7 @@ function hasEntries(dir: string, ignore: string[] = []): boolean {
 export function existingDriver(root: string): DriverName | undefined {
   if (hasEntries(path.join(root, 'overlay2'), ['l'])) return 'overlay2';
   if (hasEntries(path.join(root, 'vfs', 'dir'))) return 'vfs';
+  if (hasEntries(path.join(root, 'aufs', 'layers'))) return 'aufs';
   return undefined;
 }
 
@@ -43,15 +45,16 @@ export function openDriver(root: string, opts: OpenDriverOptions = {}): OpenedDr
     case 'vfs':
       return { driver: VfsDriver.open(root, opts) };
     case 'aufs':
-      throw new Error('the aufs driver is not implemented yet; use overlay2 or vfs');
+      return { driver: AufsDriver.open(root, opts) };
     case 'auto':
       break;
     default:
-      throw new Error(`unknown storage driver "${String(choice)}": expected overlay2, vfs or auto`);
+      throw new Error(`unknown storage driver "${String(choice)}": expected overlay2, vfs, aufs or auto`);
   }
   const existing = existingDriver(root);
   if (existing === 'vfs') return { driver: VfsDriver.open(root, opts) };
   if (existing === 'overlay2') return { driver: Overlay2Driver.open(root, opts) };
+  if (existing === 'aufs') return { driver: AufsDriver.open(root, opts) };
   const probe = probeOverlay(root);
   if (probe.supported) return { driver: Overlay2Driver.open(root, { ...opts, features: probe }) };
   const why = new OverlayUnsupportedError(probe.fsType, path.resolve(root), probe.reason ?? 'unknown reason').message;

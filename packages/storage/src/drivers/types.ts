@@ -26,10 +26,31 @@ export interface OverlayMount {
   options: string[];
 }
 
-export type Mount = GenericMount | OverlayMount;
+/**
+ * A FUSE overlay performed by spawning `fuse-overlayfs` (the aufs driver where the kernel has no aufs).
+ * Unmounted with `fusermount3 -u`, falling back to a lazy umount2.
+ */
+export interface FuseOverlayMount {
+  type: 'fuse-overlayfs';
+  /** Lower directories, nearest (topmost) first. */
+  lower: string[];
+  upper?: string;
+  work?: string;
+  target?: string;
+  /** fuse-overlayfs `-o` options other than the layers, e.g. 'dev', 'suid'. */
+  options: string[];
+  /** Environment for the fuse-overlayfs process (e.g. FUSE_OVERLAYFS_DISABLE_OVL_WHITEOUT=1). */
+  env?: Record<string, string>;
+}
+
+export type Mount = GenericMount | OverlayMount | FuseOverlayMount;
 
 export function isOverlayMount(m: Mount): m is OverlayMount {
   return m.type === 'overlay' && Array.isArray((m as OverlayMount).lower);
+}
+
+export function isFuseOverlayMount(m: Mount): m is FuseOverlayMount {
+  return m.type === 'fuse-overlayfs' && Array.isArray((m as FuseOverlayMount).lower);
 }
 
 /** What `get(id)` would do: perform `mounts` in order (each targets `target` unless it names one). */
