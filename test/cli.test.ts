@@ -209,6 +209,11 @@ describe('build', () => {
     expect(cli(root, ['build', '-q', '-o', `type=local,dest=${dest}`, ctx]).status).toBe(0);
     expect(fs.readFileSync(path.join(dest, 'out'), 'utf8')).toBe('out\n');
     expect(fs.existsSync(path.join(dest, 'bin', 'busybox'))).toBe(true);
+    const tar = spawnSync(process.execPath, [CLI, '--root', root, 'build', '-q', '-o', '-', ctx], { maxBuffer: 64 << 20 });
+    expect(tar.status).toBe(0);
+    const listed = spawnSync('tar', ['-t'], { input: tar.stdout, encoding: 'utf8' }).stdout.split('\n');
+    expect(listed).toContain('out');
+    expect(listed).toContain('bin/busybox');
   });
 
   it('--platform other than the host is a clear error', () => {

@@ -3,6 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { pipeline } from 'node:stream/promises';
+import { packDir } from '@tsbuild/storage';
 import { build } from '../build';
 import { createRenderer, type ProgressMode } from '../progress';
 import type { Command } from './main';
@@ -27,7 +29,7 @@ Options:
       --label K=V            add a label to the image (repeatable)
       --network MODE         default | host | none, for RUN
       --secret id=ID,src=F   expose a file (or env=VAR) to RUN --mount=type=secret (repeatable)
-  -o, --output SPEC          also export: type=oci|docker|local,dest=PATH
+  -o, --output SPEC          also export: type=oci|docker|local|tar,dest=PATH (a bare PATH: local; -: tar on stdout)
       --platform P           only the host's platform is supported`;
 
 const OPTIONS = {
@@ -93,21 +95,25 @@ export const command: Command = {
       }
       if (values.iidfile) fs.writeFileSync(values.iidfile, result.imageId);
       if (output) await exportOutput(store, result.tags.length > 0 ? result.tags : [result.imageId], output);
-      if (progress === 'quiet') process.stdout.write(`${result.imageId}\n`);
+      // stdout carries the tar with `-o -`: the ID would corrupt it.
+      if (progress === 'quiet' && output?.dest !== '-') process.stdout.write(`${result.imageId}\n`);
       return 0;
     });
   },
 };
 
 interface OutputSpec {
-  type: 'oci' | 'docker' | 'local';
+  type: 'oci' | 'docker' | 'local' | 'tar';
   dest: string;
 }
 
 function parseOutput(spec: string): OutputSpec {
-  const fields = spec.includes('=') ? parseCsv(spec, '--output') : { type: 'local', dest: spec };
+  // A bare path is a local directory and `-` a tar of the result on stdout, as with buildx.
+  const fields = spec.includes('=') ? parseCsv(spec, '--output') : spec === '-' ? { type: 'tar', dest: '-' } : { type: 'local', dest: spec };
   const type = fields.type ?? 'local';
-  if (type !== 'oci' && type !== 'docker' && type !== 'local') throw new UsageError(`unknown output type "${type}": use oci, docker or local`);
+  if (type !== 'oci' && type !== 'docker' && type !== 'local' && type !== 'tar') {
+    throw new UsageError(`unknown output type "${type}": use oci, docker, local or tar`);
+  }
   if (!fields.dest) throw new UsageError(`--output ${spec}: dest=PATH is required`);
   return { type, dest: fields.dest };
 }
@@ -143,11 +149,16 @@ async function exportOutput(store: import('@tsbuild/storage').Store, refs: strin
     return;
   }
   const { chainID } = await store.imageChain(refs[0]!);
-  fs.mkdirSync(out.dest, { recursive: true });
+  if (out.type === 'local') fs.mkdirSync(out.dest, { recursive: true });
   if (chainID === null) return;
   const rootfs = await store.layers.mount(chainID);
   try {
-    await promisify(execFile)('cp', ['-a', '--', `${rootfs}/.`, out.dest]);
+    if (out.type === 'local') {
+      await promisify(execFile)('cp', ['-a', '--', `${rootfs}/.`, out.dest]);
+    } else {
+      const sink = out.dest === '-' ? process.stdout : fs.createWriteStream(out.dest);
+      await pipeline(packDir(rootfs, { whiteouts: 'none' }), sink, { end: out.dest !== '-' });
+    }
   } finally {
     await store.layers.unmount(chainID);
   }
