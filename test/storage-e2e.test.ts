@@ -124,6 +124,8 @@ describe('crash safety of builds', () => {
     expect(images.stdout).not.toContain('killed');
     expect(mountsUnder(r.root)).toEqual([]);
     expect(fs.readdirSync(rwDir)).toEqual([]);
+    // The step's scratch and the container's state lived under the root: repaired away too.
+    expect(fs.readdirSync(path.join(r.root, 'tmp'))).toEqual([]);
   });
 });
 

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { afterAll } from 'vitest';
 import { Store } from '@tsbuild/storage';
 import { BuildCache } from '@tsbuild/builder';
 import { makeBusyboxTar } from '../../fixtures/busybox';
@@ -11,17 +12,22 @@ import { makeBusyboxTar } from '../../fixtures/busybox';
 export const REPO = path.resolve(__dirname, '..', '..');
 export const CLI = path.join(REPO, 'packages', 'builder', 'bin', 'tsbuild.js');
 
-let busyboxTar: string | undefined;
+let busyboxDir: string | undefined;
 
-/** The busybox base rootfs tarball, generated once per test process. */
+/** The busybox base rootfs tarball, generated once per test file and removed after it. */
 export function busyboxTarball(): string {
-  if (!busyboxTar) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsbuild-bbtar-'));
-    busyboxTar = makeBusyboxTar(path.join(dir, 'busybox.tar'));
-    process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  if (!busyboxDir) {
+    busyboxDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsbuild-bbtar-'));
+    makeBusyboxTar(path.join(busyboxDir, 'busybox.tar'));
   }
-  return busyboxTar;
+  return path.join(busyboxDir, 'busybox.tar');
 }
+
+// Registered at the top level of every test file that imports this helper.
+afterAll(() => {
+  if (busyboxDir) fs.rmSync(busyboxDir, { recursive: true, force: true });
+  busyboxDir = undefined;
+});
 
 export interface TestRoot {
   root: string;

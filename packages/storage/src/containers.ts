@@ -100,6 +100,7 @@ export class Containers {
     let container: RunningContainer;
     try {
       container = await runContainer({
+        stateDir: await this.store.scratch('ctr'),
         ...opts,
         rootfs,
         args: proc.args,

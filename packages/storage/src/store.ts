@@ -57,6 +57,7 @@ export class Store {
     const store = new Store(abs, layers, images, opts.liveChains);
     images.setHooks({ onImageDeleted: () => store.collectLayers().then(() => undefined) });
     await store.removeOrphanWorkLayers();
+    await store.removeOrphanScratch();
     removeStaleCgroups();
     return store;
   }
@@ -67,6 +68,25 @@ export class Store {
    */
   static workLayerName(kind: string): string {
     return ownedName(`${kind}-${randomBytes(6).toString('hex')}`);
+  }
+
+  /**
+   * A new scratch directory under `<root>/tmp`, named after this process: what a killed process leaves
+   * there is removed by the next open.
+   */
+  async scratch(kind: string): Promise<string> {
+    const dir = path.join(this.root, 'tmp', ownedName(`${kind}-${randomBytes(6).toString('hex')}`));
+    await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+    return dir;
+  }
+
+  private async removeOrphanScratch(): Promise<void> {
+    const dir = path.join(this.root, 'tmp');
+    for (const name of await fs.promises.readdir(dir).catch(() => [] as string[])) {
+      const owner = ownerOf(name);
+      if (owner !== null && isAlive(owner)) continue;
+      await fs.promises.rm(path.join(dir, name), { recursive: true, force: true });
+    }
   }
 
   private async removeOrphanWorkLayers(): Promise<void> {

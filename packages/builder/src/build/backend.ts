@@ -61,6 +61,8 @@ export interface RunResult {
 export interface BuildBackend {
   /** Storage root: the builder keeps its cache index and cache mounts below it. */
   readonly root: string;
+  /** A scratch directory that crash repair removes if this process dies (caller removes it otherwise). */
+  scratch(kind: string): Promise<string>;
   resolveImage(ref: string): Promise<ResolvedImage>;
   hasLayer(chainID: string): Promise<boolean>;
   createWorkLayer(parentChainID: string | null): Promise<WorkLayer>;

@@ -4,7 +4,6 @@
 // the run, so they never reach the layer.
 import * as crypto from 'node:crypto';
 import * as fsp from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { resolveInRoot } from '@tsbuild/storage';
@@ -44,7 +43,7 @@ export async function runStep(ctx: RunContext, rootfs: string, instr: RunInstruc
   const shell = config.config.Shell && config.config.Shell.length > 0 ? config.config.Shell : undefined;
   const plan = planRun(instr, shell);
   const cleanups: (() => Promise<void>)[] = [];
-  const scratch = await fsp.mkdtemp(path.join(os.tmpdir(), 'tsbuild-run-'));
+  const scratch = await ctx.backend.scratch('run');
   cleanups.push(() => fsp.rm(scratch, { recursive: true, force: true }));
   const stubs = new StubTracker(rootfs);
   try {

@@ -1,7 +1,6 @@
 // The build backend on a real storage root: work layers are RW layers of the layer store, RUN goes
 // through the container runtime, images are written into the OCI-layout image store.
 import * as fsp from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Store, runContainer, type Digest, type Descriptor, type Lease } from '@tsbuild/storage';
@@ -16,6 +15,10 @@ export class StoreBackend implements BuildBackend {
 
   get root(): string {
     return this.store.root;
+  }
+
+  scratch(kind: string): Promise<string> {
+    return this.store.scratch(kind);
   }
 
   async resolveImage(ref: string): Promise<ResolvedImage> {
@@ -71,7 +74,7 @@ export class StoreBackend implements BuildBackend {
 
   async viewLayer(chainID: string | null): Promise<LayerView> {
     if (chainID === null) {
-      const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'tsbuild-scratch-'));
+      const dir = await this.store.scratch('scratch');
       return { rootfs: dir, release: () => fsp.rm(dir, { recursive: true, force: true }) };
     }
     const rootfs = await this.store.layers.mount(chainID as Digest);
@@ -93,7 +96,7 @@ export class StoreBackend implements BuildBackend {
       if (m.type === 'bind') mounts.push({ source: m.source, target: m.target, readonly: m.readonly });
       else {
         // A private directory stands in for a tmpfs: it is never part of the layer either.
-        const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'tsbuild-tmpfs-'));
+        const dir = await this.store.scratch('tmpfs');
         await fsp.chmod(dir, 0o1777); // like a fresh tmpfs: writable by the step's USER too
         scratch.push(dir);
         mounts.push({ source: dir, target: m.target, readonly: false });
@@ -101,6 +104,7 @@ export class StoreBackend implements BuildBackend {
     }
     try {
       const container = await runContainer({
+        stateDir: await this.store.scratch('ctr'),
         rootfs: req.rootfs,
         args: req.args,
         env: req.env,

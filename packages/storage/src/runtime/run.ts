@@ -50,6 +50,11 @@ export interface RunOptions {
   rlimits?: Rlimit[];
   /** Default: 64 random hex digits. Names the cgroup. */
   id?: string;
+  /**
+   * A directory for the container's own files (/etc/hosts and friends), removed after exit. Default: a
+   * new one under the system temp dir. A store passes one under its root, so that crash repair finds it.
+   */
+  stateDir?: string;
   /** Where the cgroups go (default: detected at /sys/fs/cgroup, under 'tsbuild'). */
   cgroups?: CgroupOptions;
 }
@@ -153,7 +158,8 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
     PATH: DEFAULT_PATH, HOSTNAME: hostname, HOME: user.home, ...(opts.tty ? { TERM: 'xterm' } : {}),
   });
 
-  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), `tsbuild-ctr-${id.slice(0, 12)}-`));
+  const stateDir = opts.stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), `tsbuild-ctr-${id.slice(0, 12)}-`));
+  if (opts.stateDir) fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const cleanups: (() => Promise<void> | void)[] = [() => fs.rmSync(stateDir, { recursive: true, force: true })];
   const cleanup = async () => {
     for (const fn of cleanups.splice(0).reverse()) await fn();
