@@ -194,7 +194,11 @@ export class ImageStore {
 
   private async writeEntries(entries: IndexEntry[]): Promise<void> {
     const index: ImageIndex = { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: entries.map((e) => e.descriptor) };
-    await writeFileAtomic(this.content.indexPath, JSON.stringify(index));
+    const text = JSON.stringify(index);
+    // A rebuild that changes nothing (same image, same tags) costs no write and no fsync.
+    const current = await fsp.readFile(this.content.indexPath, 'utf8').catch(() => undefined);
+    if (current === text) return;
+    await writeFileAtomic(this.content.indexPath, text);
   }
 
   // ---- tags ----
