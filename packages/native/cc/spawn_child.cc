@@ -438,6 +438,12 @@ void SetupCaps(const ChildPlan* p) {
     r = call(SYS_setresuid, p->uid, p->uid, p->uid);
     if (r < 0) Fail(p, kPhaseIds, 0, err_of(r), kSysSetresuid);
     if (p->hasCaps) call(SYS_prctl, PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    // Changing credentials clears the parent-death signal (commit_creds): arm it again, as runc does.
+    if (p->pdeathsig > 0) {
+      r = call(SYS_prctl, PR_SET_PDEATHSIG, p->pdeathsig, 0, 0, 0);
+      if (r < 0) Fail(p, kPhaseDeathSignal, 0, err_of(r), kSysPrctl);
+      if (p->expectedPpid > 0 && call(SYS_getppid) != p->expectedPpid) sys::exit_now(kExitSetup);
+    }
   }
   if (p->hasCaps) {
     __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};

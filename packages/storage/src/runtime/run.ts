@@ -144,6 +144,23 @@ function checkOptions(o: RunOptions): void {
     throw new TypeError(`runContainer: network must be 'none' or 'host' (got ${JSON.stringify(o.network)})`);
   }
   if (o.cwd !== undefined && !o.cwd.startsWith('/')) throw new TypeError(`runContainer: cwd must be absolute (got ${JSON.stringify(o.cwd)})`);
+  checkMountPoints(o.rootfs);
+}
+
+/**
+ * proc, sysfs and the /dev tmpfs are mounted where the image says /proc, /sys and /dev are. An image
+ * that makes them symlinks could send proc to a path the masks and read-only remounts no longer
+ * reach (an unmasked, writable /proc: CVE-2025-31133/52565 shapes), so, as runc 1.2 does, refuse.
+ * Nothing runs in the rootfs while a container starts, so this check cannot be raced.
+ */
+function checkMountPoints(rootfs: string): void {
+  for (const name of ['proc', 'sys', 'dev']) {
+    const st = fs.lstatSync(path.join(rootfs, name), { throwIfNoEntry: false });
+    if (st && !st.isDirectory()) {
+      const what = st.isSymbolicLink() ? `a symlink to ${fs.readlinkSync(path.join(rootfs, name))}` : 'not a directory';
+      throw Object.assign(new Error(`the image's /${name} is ${what}: refusing to mount ${name} there`), { exitCode: 125, userFacing: true });
+    }
+  }
 }
 
 /** Starts a container. Rejects (with exitCode 125/126/127 on the error) when it cannot start. */

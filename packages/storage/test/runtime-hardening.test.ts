@@ -1,0 +1,64 @@
+// Hardening found in review: symlinked mount points in an image are refused, and a container running
+// as a non-root user still dies with the process that started it.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn as spawnProcess } from 'node:child_process';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { makeBusyboxRootfs } from '../../../fixtures/busybox';
+import { removeStaleCgroups, runContainer } from '../src/runtime';
+
+const repo = path.resolve(__dirname, '..', '..', '..');
+// The killed starter cannot remove its container's cgroup: keep it in a parent of our own, swept after.
+const CG_PARENT = `tsbuild-harden-${process.pid}`;
+let tmp: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsbuild-harden-'));
+});
+afterAll(() => {
+  removeStaleCgroups({ parent: CG_PARENT, minAgeMs: 0 });
+  for (const controller of fs.readdirSync('/sys/fs/cgroup')) {
+    try {
+      fs.rmdirSync(path.join('/sys/fs/cgroup', controller, CG_PARENT));
+    } catch {
+      // not created in this controller
+    }
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+for (const name of ['proc', 'sys', 'dev']) {
+  it(`refuses an image whose /${name} is a symlink`, async () => {
+    const rootfs = makeBusyboxRootfs(path.join(tmp, `sym-${name}`));
+    fs.rmSync(path.join(rootfs, name), { recursive: true, force: true });
+    fs.mkdirSync(path.join(rootfs, 'elsewhere'), { recursive: true });
+    fs.symlinkSync('/elsewhere', path.join(rootfs, name));
+    await expect(runContainer({ rootfs, args: ['true'], stdio: 'inherit' })).rejects.toThrow(
+      new RegExp(`the image's /${name} is a symlink to /elsewhere: refusing to mount ${name} there`),
+    );
+  });
+}
+
+it('a container running as uid 1000 dies with the killed process that started it (PDEATHSIG re-armed)', async () => {
+  const rootfs = makeBusyboxRootfs(path.join(tmp, 'pdeath'));
+  const pidFile = path.join(tmp, 'pid');
+  // A separate Node process starts the container and is then SIGKILLed.
+  const script = `
+    const { runContainer } = require(${JSON.stringify(path.join(repo, 'packages/storage/dist/runtime'))});
+    runContainer({ rootfs: ${JSON.stringify(rootfs)}, args: ['sleep', '60'], user: '1000', stdio: 'inherit', init: false, cgroups: { parent: ${JSON.stringify(CG_PARENT)} } })
+      .then((c) => { require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(c.pid)); });
+    setInterval(() => {}, 1000);
+  `;
+  const child = spawnProcess(process.execPath, ['-e', script], { stdio: 'ignore' });
+  for (let i = 0; i < 200 && !fs.existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 25));
+  const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  expect(fs.readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^Uid:\s+1000\b/m);
+  child.kill('SIGKILL');
+  await new Promise((r) => child.on('close', r));
+  let alive = true;
+  for (let i = 0; i < 200 && alive; i++) {
+    alive = fs.existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    if (alive) await new Promise((r) => setTimeout(r, 25));
+  }
+  expect(alive).toBe(false);
+});
