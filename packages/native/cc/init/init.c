@@ -4,7 +4,7 @@
  *   tsbuild-init [-x FILE] [-e] -- CMD [ARG...]
  *
  * Runs CMD as its only direct child (looked up in the container's PATH, or FILE when -x names the
- * already resolved path), forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2/SIGWINCH to it, reaps
+ * already resolved path), forwards every signal but its own faults and terminal stops to it, reaps
  * every process that is orphaned to it, and exits with the child's exit code or 128+signal. Signals are
  * kept blocked and taken with sigwaitinfo: a PID 1 drops signals it has no handler for, but blocked
  * signals are always queued.
@@ -25,7 +25,9 @@
 #include <termios.h>
 #include <unistd.h>
 
-static const int kForwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+/* Signals never taken over (like tini): synchronous faults of this process itself and the terminal
+   stop signals; every other signal is forwarded to the command. */
+static const int kNotForwarded[] = {SIGFPE, SIGILL, SIGSEGV, SIGBUS, SIGABRT, SIGTRAP, SIGSYS, SIGTTIN, SIGTTOU};
 
 static void run_child(const char *file, char **cmd, const sigset_t *mask, int forked) {
   /* With a terminal, the command gets its own foreground process group (like tini), so keyboard
@@ -78,9 +80,8 @@ int main(int argc, char **argv) {
   if (getpid() != 1) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 
   sigset_t waited, original;
-  sigemptyset(&waited);
-  for (size_t k = 0; k < sizeof kForwarded / sizeof kForwarded[0]; k++) sigaddset(&waited, kForwarded[k]);
-  sigaddset(&waited, SIGCHLD);
+  sigfillset(&waited);
+  for (size_t k = 0; k < sizeof kNotForwarded / sizeof kNotForwarded[0]; k++) sigdelset(&waited, kNotForwarded[k]);
   sigprocmask(SIG_BLOCK, &waited, &original);
 
   pid_t child = fork();

@@ -248,10 +248,13 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
     }
 
     const done = (async (): Promise<ContainerExit> => {
-      const status = await proc.exited;
-      const oomKilled = cgroup.oomKilled();
-      await cleanup();
-      return { exitCode: oomKilled ? 137 : exitCodeOf(status), signal: status.signal, oomKilled };
+      try {
+        const status = await proc.exited;
+        const oomKilled = cgroup.oomKilled();
+        return { exitCode: oomKilled ? 137 : exitCodeOf(status), signal: status.signal, oomKilled };
+      } finally {
+        await cleanup(); // the cgroup and the state dir go even when waiting failed
+      }
     })();
     done.catch(() => undefined); // observed through wait()
     return {
