@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sendfile.h>
@@ -548,7 +549,11 @@ void SpawnWorker::Run() {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
+  // A CLONE_VM child that changes its uid makes the shared mm (Node's) non-dumpable (commit_creds):
+  // give Node its flag back once the child has exec'd into its own mm.
+  int wasDumpable = vfork_ ? prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) : -1;
   long pid = vfork_ ? Clone3OnStack(&args, ChildEntry, &plan_) : Clone3Fork(&args, &plan_);
+  if (wasDumpable > 0 && prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != wasDumpable) prctl(PR_SET_DUMPABLE, wasDumpable, 0, 0, 0);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pidJoinFd >= 0) setns(selfPidNs, CLONE_NEWPID);
   close(errPipe[1]);
