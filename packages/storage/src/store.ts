@@ -15,7 +15,7 @@ import { LayerStore, type Layer } from './layers';
 import type { DriverChoice } from './drivers';
 import { isAlive, ownedName, ownerOf } from './drivers/proc';
 import { removeStaleCgroups } from './runtime';
-import { loadArchive, saveDockerArchive, saveOciArchive, type SaveOptions } from './transport';
+import { loadArchive, pullImage, pushImage, saveDockerArchive, saveOciArchive, type PullOptions, type PullResult, type PushOptions, type PushResult, type SaveOptions } from './transport';
 import { writeFileAtomic } from './atomic';
 
 export interface StoreOptions {
@@ -157,6 +157,16 @@ export class Store {
     else await saveOciArchive(this.images, images, out, opts);
   }
 
+  /** Pushes an image to a registry (`dest` defaults to `ref`, which then names the registry). */
+  async push(ref: string, dest?: string, opts: PushOptions = {}): Promise<PushResult> {
+    return pushImage(this.images, ref, dest, opts);
+  }
+
+  /** Pulls an image from a registry into the layer store and tags it. */
+  async pull(ref: string, opts: Omit<PullOptions, 'importer'> = {}): Promise<PullResult> {
+    return pullImage(this.images, ref, { ...opts, importer: this.layers });
+  }
+
   /**
    * Keeps chains alive for as long as this process runs (a build between committing a layer and
    * writing its image): the sweep treats a live owner's lease as a root, a dead owner's as garbage.
@@ -264,7 +274,8 @@ export class Store {
 
   /** `tsbuild prune`: untagged images, orphan blobs, then unreachable layers. */
   async prune(): Promise<{ images: number; blobs: number; layers: number; bytes: number }> {
-    const r = await this.images.prune({ graceMs: 0 });
+    // Blobs younger than the grace period may belong to a pull or load still under way.
+    const r = await this.images.prune();
     const layers = await this.collectLayers();
     return { images: r.deletedImages.length, blobs: r.deletedBlobs, layers, bytes: r.reclaimedBytes };
   }

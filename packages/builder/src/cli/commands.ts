@@ -15,3 +15,5 @@ registerCommand('rmi', () => require('./cmd-images').rmiCommand);
 registerCommand('save', () => require('./cmd-images').saveCommand);
 registerCommand('load', () => require('./cmd-images').loadCommand);
 registerCommand('prune', () => require('./cmd-images').pruneCommand);
+registerCommand('push', () => require('./cmd-registry').pushCommand);
+registerCommand('pull', () => require('./cmd-registry').pullCommand);

@@ -13,3 +13,4 @@ export { saveDockerArchive } from './docker';
 export { loadArchive, type LayerImporter, type LoadOptions, type LoadResult } from './load';
 export { ArchiveWriter } from './archive-writer';
 export { readArchiveMembers, type ArchiveMember } from './archive-reader';
+export * from './registry';

@@ -1,0 +1,350 @@
+// Push to and pull from an OCI distribution registry (docker-registry, Docker Hub, ghcr, quay, ...).
+//
+// Push: every layer goes out gzip-compressed: an image's own compressed blobs as they are, a built
+// or imported uncompressed layer through the archive transport's gzipLayer (compressed once, then
+// kept and reused, so a second push compresses nothing). Each blob is first looked up (HEAD), then
+// mounted from another repository of the same registry that the store knows holds it (a local tag
+// there, or `mountFrom`), else uploaded, streamed from the store and verified on the way out. The
+// manifest goes last: the original bytes when every layer was already compressed (its digest stays),
+// else an OCI manifest naming the gzip blobs.
+//
+// Pull: the manifest (an index is resolved to this host's platform), the config and every missing
+// layer blob are stored verified against their digests; the layers are handed bottom-up to the
+// layer store (LayerImporter) as verified uncompressed streams, keeping the original blobs; the
+// platform manifest is tagged with the reference.
+import { PassThrough, type Readable } from 'node:stream';
+import { MediaTypes, layerCompression, type Descriptor, type Platform } from '../content/types';
+import { DigestMismatchError, chainIDs, isDigest, type Digest } from '../digest';
+import { familiarString, parseReference, type ImageReference } from '../image/reference';
+import { hostPlatform, selectPlatform } from '../image/platform';
+import type { ImageLayer, ImageStore } from '../image/store';
+import type { ImageConfig, ImageIndex, ImageManifest } from '../image/types';
+import { chainInto, exportManifest, gzipLayer, openUncompressedLayer, type ProgressFn } from './common';
+import type { LayerImporter } from './load';
+import { userError } from './registry-auth';
+import { RegistryClient, RegistryError, countBytes, type RegistryClientOptions } from './registry-client';
+
+export { RegistryClient, RegistryError, isLoopback, type RegistryClientOptions } from './registry-client';
+export { authFilePaths, findCredentials, parseChallenge, type Challenge, type CredentialLookup, type Credentials } from './registry-auth';
+
+export interface PushOptions extends RegistryClientOptions {
+  /** Phases: 'compress' (layers, counted), 'write' (bytes sent or found on the registry). */
+  onProgress?: ProgressFn;
+  /** gzip level for layers compressed for this push (default: the archive transport's). */
+  gzipLevel?: number;
+  /** Upload in PATCH requests of this many bytes instead of one streamed PUT per blob. */
+  chunkSize?: number;
+  /** Repositories of the destination registry to try mounting blobs from (`team/base`). */
+  mountFrom?: string[];
+  /** Blob transfers at once (default 3). */
+  concurrency?: number;
+}
+
+export interface PushResult {
+  /** What was pushed: `localhost:5000/app:latest`. */
+  reference: string;
+  /** The manifest's digest and size, as the registry stores them. */
+  digest: Digest;
+  size: number;
+  mediaType: string;
+  blobs: { uploaded: number; existing: number; mounted: number };
+  /** Bytes sent in uploads. */
+  bytesUploaded: number;
+}
+
+export interface PullOptions extends RegistryClientOptions {
+  importer: LayerImporter;
+  /** Phases: 'read' (bytes downloaded or already stored), 'import' (layers, counted). */
+  onProgress?: ProgressFn;
+  /** The platform to pick from an image index (default: this host's). */
+  platform?: Platform;
+  concurrency?: number;
+}
+
+export interface PullResult {
+  /** The reference as tagged (`localhost:5000/app:latest`), or `name@digest` for a pull by digest. */
+  reference: string;
+  /** The image ID (config digest). */
+  id: Digest;
+  /** The platform manifest stored and tagged. */
+  manifestDigest: Digest;
+  /** What the reference resolved to on the registry (an index's digest for a multi-platform image). */
+  digest: Digest;
+  blobs: { downloaded: number; existing: number };
+}
+
+const DEFAULT_CONCURRENCY = 3;
+
+function subjectOf(ref: ImageReference): string {
+  return `${ref.domain}/${ref.path}${ref.digest ? `@${ref.digest}` : `:${ref.tag ?? 'latest'}`}`;
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time; the first failure wins, the rest are awaited. */
+async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const worker = async () => {
+    while (failed === undefined && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failed !== undefined) throw failed;
+}
+
+interface BlobToPush {
+  digest: Digest;
+  size: number;
+  open: () => Promise<Readable>;
+}
+
+/** Pushes image `ref` of the store to `dest` (default: `ref` itself, which then names the registry). */
+export async function pushImage(store: ImageStore, ref: string, dest: string | undefined, opts: PushOptions = {}): Promise<PushResult> {
+  const img = await store.resolve(ref);
+  const hex = ref.replace(/^sha256:/, '');
+  const byId = /^[0-9a-f]{12,64}$/.test(hex) && img.id.startsWith(`sha256:${hex}`);
+  if (dest === undefined && byId) throw userError(`push ${ref}: an image ID needs a destination (REGISTRY/REPOSITORY[:TAG])`);
+  const target = parseReference(dest ?? ref);
+  if (target.digest) throw userError(`cannot push to a digest reference: ${dest ?? ref}; give a tag`);
+  const repo = target.path;
+  const tag = target.tag ?? 'latest';
+  const subject = subjectOf(target);
+
+  // Layers as compressed blobs: kept ones as they are, the others gzipped (once, then reused).
+  const layerDescs: Descriptor[] = [];
+  let original = true;
+  for (const [i, layer] of img.layers.entries()) {
+    const kind = layerCompression(layer.descriptor.mediaType);
+    if ((kind === 'gzip' || kind === 'zstd') && (await store.content.has(layer.descriptor.digest))) {
+      layerDescs.push(layer.descriptor);
+    } else {
+      original = false;
+      layerDescs.push((await gzipLayer(store, layer, opts.gzipLevel)).descriptor);
+    }
+    opts.onProgress?.({ phase: 'compress', done: i + 1, total: img.layers.length, item: layer.diffID });
+  }
+  const manifest = original
+    ? { bytes: await store.content.readBytes(img.manifestDescriptor.digest), mediaType: img.manifestDescriptor.mediaType }
+    : await exportManifest(store, img, layerDescs).then((m) => ({ bytes: m.bytes, mediaType: m.descriptor.mediaType }));
+
+  const blobs = new Map<Digest, BlobToPush>();
+  for (const d of [...layerDescs, img.configDescriptor]) {
+    if (!blobs.has(d.digest)) blobs.set(d.digest, { digest: d.digest, size: d.size, open: () => store.content.open(d.digest, { size: d.size }) });
+  }
+  const client = new RegistryClient(target.domain, repo, opts);
+  await client.ping(subject);
+  const sources = await mountSources(store, target, opts.mountFrom ?? []);
+
+  const result: PushResult = { reference: familiarString({ ...target, tag }), digest: '' as Digest, size: manifest.bytes.length, mediaType: manifest.mediaType, blobs: { uploaded: 0, existing: 0, mounted: 0 }, bytesUploaded: 0 };
+  const total = [...blobs.values()].reduce((n, b) => n + b.size, 0);
+  let done = 0;
+  const advance = (n: number) => {
+    done += n;
+    opts.onProgress?.({ phase: 'write', done, total });
+  };
+  await eachLimit([...blobs.values()], opts.concurrency ?? DEFAULT_CONCURRENCY, async (blob) => {
+    const blobSubject = `${target.domain}/${repo}@${blob.digest}`;
+    if ((await client.headBlob(repo, blob.digest, blobSubject)) !== undefined) {
+      result.blobs.existing++;
+      advance(blob.size);
+      return;
+    }
+    let session: URL | undefined;
+    for (const from of [...(sources.byBlob.get(blob.digest) ?? []), ...sources.always]) {
+      if (from === repo) continue;
+      const mounted = await client.mountBlob(repo, blob.digest, from, blobSubject).catch((err) => {
+        if (err instanceof RegistryError && err.status !== undefined) return undefined; // refused: upload instead
+        throw err;
+      });
+      if (mounted === 'mounted') {
+        result.blobs.mounted++;
+        advance(blob.size);
+        return;
+      }
+      if (mounted) {
+        session = mounted; // the registry opened an ordinary upload instead
+        break;
+      }
+    }
+    session ??= await client.startUpload(repo, blobSubject);
+    await client.uploadBlob(repo, session, blob, {
+      ...(opts.chunkSize ? { chunkSize: opts.chunkSize } : {}),
+      subject: blobSubject,
+      onBytes: (n) => {
+        result.bytesUploaded += n;
+        advance(n);
+      },
+    });
+    result.blobs.uploaded++;
+  });
+  result.digest = await client.putManifest(repo, tag, manifest.bytes, manifest.mediaType, subject);
+  return result;
+}
+
+/**
+ * Repositories on the destination registry that likely hold each blob, as far as the store knows
+ * (its tags there: their manifests' blobs and the compressed forms of their layers), plus `extra`
+ * repositories to try for every blob. A wrong guess costs one refused mount.
+ */
+async function mountSources(store: ImageStore, target: ImageReference, extra: string[]): Promise<{ byBlob: Map<Digest, string[]>; always: string[] }> {
+  const byBlob = new Map<Digest, string[]>();
+  const info = await store.blobInfo.read();
+  for (const summary of await store.list()) {
+    if (!summary.ref) continue;
+    let ref: ImageReference;
+    try {
+      ref = parseReference(summary.ref);
+    } catch {
+      continue;
+    }
+    if (ref.domain !== target.domain || ref.path === target.path) continue;
+    const img = await store.resolve(summary.ref).catch(() => undefined);
+    if (!img) continue;
+    // A pushed image's layers went out as the compressed blobs recorded for their diffIDs.
+    const compressed = img.layers.flatMap((l) => (info.get(l.diffID)?.compressed ?? []).map((c) => c.digest));
+    for (const d of [img.configDescriptor.digest, ...img.manifest.layers.map((l) => l.digest), ...compressed]) {
+      const list = byBlob.get(d) ?? [];
+      if (!list.includes(ref.path)) list.push(ref.path);
+      byBlob.set(d, list);
+    }
+  }
+  return { byBlob, always: extra.filter((r) => r !== target.path) };
+}
+
+/** Pulls `ref` into the store: blobs verified, layers imported through `opts.importer`, tagged. */
+export async function pullImage(store: ImageStore, ref: string, opts: PullOptions): Promise<PullResult> {
+  const parsed = parseReference(ref);
+  const repo = parsed.path;
+  const subject = subjectOf(parsed);
+  const client = new RegistryClient(parsed.domain, repo, opts);
+  const top = await client.getManifest(repo, parsed.digest ?? parsed.tag ?? 'latest', subject);
+
+  // Down through indexes to the platform's image manifest.
+  let current = top;
+  for (let depth = 0; isIndex(current.mediaType, current.bytes); depth++) {
+    if (depth >= 4) throw new RegistryError(`image index nests too deeply: ${subject}`);
+    const index = JSON.parse(current.bytes.toString('utf8')) as ImageIndex;
+    const want = opts.platform ?? hostPlatform();
+    const child = selectPlatform(index.manifests ?? [], want);
+    if (!child) {
+      const have = (index.manifests ?? []).map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}` : '?'));
+      throw new RegistryError(`no image for ${want.os}/${want.architecture} in the index (it has ${have.join(', ') || 'none'}): ${subject}`);
+    }
+    if (!isDigest(child.digest)) throw new RegistryError(`the index names an invalid digest ${JSON.stringify(child.digest)}: ${subject}`);
+    current = await client.getManifest(repo, child.digest, `${parsed.domain}/${repo}@${child.digest}`);
+  }
+  const manifest = JSON.parse(current.bytes.toString('utf8')) as ImageManifest;
+  const manifestSubject = `${parsed.domain}/${repo}@${current.digest}`;
+  if (!manifest.config || !isDigest(manifest.config.digest) || !Array.isArray(manifest.layers)) {
+    throw new RegistryError(`not an image manifest (no config or layers): ${manifestSubject}`);
+  }
+  for (const l of manifest.layers) {
+    if (!isDigest(l.digest)) throw new RegistryError(`the manifest names an invalid layer digest ${JSON.stringify(l.digest)}: ${manifestSubject}`);
+    if (layerCompression(l.mediaType) === undefined) {
+      throw new RegistryError(`blob ${l.digest} has media type ${l.mediaType}, not an image layer (an artifact, not an image?): ${manifestSubject}`);
+    }
+  }
+
+  // Blobs: config and layers, each digest once; the stored ones are not fetched again.
+  const wanted = new Map<Digest, Descriptor>();
+  for (const d of [manifest.config, ...manifest.layers]) if (!wanted.has(d.digest)) wanted.set(d.digest, d);
+  const result: PullResult = { reference: '', id: manifest.config.digest, manifestDigest: current.digest, digest: top.digest, blobs: { downloaded: 0, existing: 0 } };
+  const missing: Descriptor[] = [];
+  for (const d of wanted.values()) {
+    if (await store.content.has(d.digest)) result.blobs.existing++;
+    else missing.push(d);
+  }
+  const total = [...wanted.values()].reduce((n, d) => n + d.size, 0);
+  let done = total - missing.reduce((n, d) => n + d.size, 0);
+  const advance = (n: number) => {
+    done += n;
+    opts.onProgress?.({ phase: 'read', done, total });
+  };
+  await eachLimit(missing, opts.concurrency ?? DEFAULT_CONCURRENCY, async (d) => {
+    await downloadBlob(client, store, repo, d, `${parsed.domain}/${repo}@${d.digest}`, advance);
+    result.blobs.downloaded++;
+  });
+
+  const config = await store.content.readJson<ImageConfig>(manifest.config.digest);
+  const diffIDs = config.rootfs?.diff_ids ?? [];
+  if (diffIDs.length !== manifest.layers.length) {
+    throw new RegistryError(`image ${manifest.config.digest} lists ${diffIDs.length} diff_ids for ${manifest.layers.length} layers: ${manifestSubject}`);
+  }
+  for (const d of diffIDs) if (!isDigest(d)) throw new RegistryError(`image ${manifest.config.digest} has an invalid diff_id ${JSON.stringify(d)}: ${manifestSubject}`);
+  const layers: ImageLayer[] = diffIDs.map((diffID, i) => ({ diffID, descriptor: manifest.layers[i]! }));
+  for (const l of layers) {
+    if (layerCompression(l.descriptor.mediaType) === 'none' && l.descriptor.digest !== l.diffID) {
+      throw new RegistryError(`uncompressed layer ${l.descriptor.digest} does not match its diff_id ${l.diffID}: ${manifestSubject}`);
+    }
+  }
+
+  const manifestDesc = await store.content.putBytes(current.bytes, current.mediaType, current.digest);
+  const sizes = await importLayers(store, layers, opts);
+  const tags = parsed.digest ? [] : [familiarString(parsed)];
+  await store.addImage(manifestDesc, tags, sizes);
+  result.reference = parsed.digest ? familiarString({ domain: parsed.domain, path: parsed.path, digest: parsed.digest }) : tags[0]!;
+  return result;
+}
+
+function isIndex(mediaType: string, bytes: Buffer): boolean {
+  if (mediaType === MediaTypes.ociIndex || mediaType === MediaTypes.dockerManifestList) return true;
+  if (mediaType === MediaTypes.ociManifest || mediaType === MediaTypes.dockerManifest) return false;
+  const doc = JSON.parse(bytes.toString('utf8')) as { manifests?: unknown; config?: unknown };
+  return Array.isArray(doc.manifests) && !doc.config;
+}
+
+/** Streams one blob into the content store, verified against its digest and size. */
+async function downloadBlob(client: RegistryClient, store: ImageStore, repo: string, d: Descriptor, subject: string, onBytes: (n: number) => void): Promise<void> {
+  const body = await client.getBlob(repo, d.digest, subject);
+  async function* sized(): AsyncGenerator<Buffer> {
+    let n = 0;
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      n += chunk.length;
+      if (n > d.size) throw new RegistryError(`blob is larger than the ${d.size} bytes the manifest says: ${subject}`);
+      onBytes(chunk.length);
+      yield chunk;
+    }
+    if (n !== d.size) throw new RegistryError(`blob has ${n} bytes, the manifest says ${d.size}: ${subject}`);
+  }
+  try {
+    await store.content.putStream(sized(), d.digest, d.mediaType);
+  } catch (err) {
+    body.destroy();
+    if (err instanceof DigestMismatchError) throw new RegistryError(`blob is corrupt: its bytes hash to ${err.actual}: ${subject}`);
+    if (err instanceof RegistryError) throw err;
+    throw new RegistryError(`download failed: ${(err as Error).message}: ${subject}`);
+  }
+}
+
+/**
+ * Hands the layers bottom-up to the importer as verified uncompressed streams; returns what to
+ * record about their blobs (uncompressed sizes measured on the way).
+ */
+async function importLayers(store: ImageStore, layers: ImageLayer[], opts: PullOptions): Promise<{ diffID: Digest; blob: Descriptor; size?: number }[]> {
+  const chains = chainIDs(layers.map((l) => l.diffID));
+  const out: { diffID: Digest; blob: Descriptor; size?: number }[] = [];
+  for (const [i, layer] of layers.entries()) {
+    let size: number | undefined;
+    await opts.importer.importLayer(i === 0 ? null : chains[i - 1]!, layer.diffID, () => {
+      const stream = new PassThrough({ highWaterMark: 1 << 20 });
+      let n = 0;
+      openUncompressedLayer(store, layer).then(
+        (src) => {
+          const counter = countBytes(src, (k) => (n += k));
+          counter.on('end', () => (size = n));
+          chainInto(stream, [counter]);
+        },
+        (err: Error) => stream.destroy(err),
+      );
+      return stream;
+    });
+    out.push({ diffID: layer.diffID, blob: { mediaType: layer.descriptor.mediaType, digest: layer.descriptor.digest, size: layer.descriptor.size }, ...(size !== undefined ? { size } : {}) });
+    opts.onProgress?.({ phase: 'import', done: i + 1, total: layers.length, item: layer.diffID });
+  }
+  return out;
+}
