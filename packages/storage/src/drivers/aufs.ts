@@ -18,7 +18,7 @@ import {
   WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, packDir, readTar, tarStream, type TarHeader, type TarWriteEntry,
 } from '../archive';
 import type { Digest } from '../digest';
-import { BaseDriver, type DriverOptions } from './base';
+import { BaseDriver, touch, type DriverOptions } from './base';
 import { REMOVING_SUFFIX, checkLayerId } from './ids';
 import { applyLayerTar } from './layer-tar';
 import { isMountPoint, mountsUnder, readMountInfo } from './mountinfo';
@@ -338,10 +338,6 @@ export function assertAufs(root: string, opts: AufsProbeOptions = {}): AufsBacke
 }
 
 // ---- the driver ----
-
-function touch(file: string): void {
-  fs.closeSync(fs.openSync(file, 'a', 0o644));
-}
 
 export interface AufsOptions extends DriverOptions {
   /** Skip the probe and use this backend (pure plan tests of kernel aufs on hosts without it). */

@@ -1,5 +1,6 @@
 // What every driver shares: refcounted get/put around a mount plan, a per-layer in-process mutex, and
 // the bookkeeping cleanup() needs to put back every get() of this process.
+import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest';
 import { checkLayerId } from './ids';
@@ -154,4 +155,19 @@ export abstract class BaseDriver implements Driver {
       }
     }
   }
+}
+
+/** A small text file's trimmed content, or null when it does not exist. */
+export function readTextOrNull(file: string): string | null {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+/** Creates an empty marker file (or leaves an existing one). */
+export function touch(file: string): void {
+  fs.closeSync(fs.openSync(file, 'a', 0o644));
 }

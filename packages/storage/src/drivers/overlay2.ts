@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest';
 import { applyLayerTar, packLayerDir } from './layer-tar';
-import { BaseDriver, type DriverOptions } from './base';
+import { BaseDriver, readTextOrNull, touch, type DriverOptions } from './base';
 import { REMOVING_SUFFIX, SHORT_ID_RE, checkLayerId, shortId } from './ids';
 import { mountsUnder, readMountInfo } from './mountinfo';
 import { detach } from './perform';
@@ -63,19 +63,6 @@ export function overlayMountPlan(p: OverlayPlanInput): MountPlan {
     readOnly: false,
     mounts: [{ type: 'overlay', lower: lowers, upper: path.join(dir, 'diff'), work: path.join(dir, 'work'), options: [...p.options] }],
   };
-}
-
-function readText(file: string): string | null {
-  try {
-    return fs.readFileSync(file, 'utf8').trim();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
-
-function touch(file: string): void {
-  fs.closeSync(fs.openSync(file, 'a', 0o644));
 }
 
 export interface Overlay2Options extends DriverOptions {
@@ -132,13 +119,13 @@ export class Overlay2Driver extends BaseDriver {
   }
 
   private readLink(id: string): string {
-    const link = readText(path.join(this.dir(id), 'link'));
+    const link = readTextOrNull(path.join(this.dir(id), 'link'));
     if (!link || !SHORT_ID_RE.test(link)) throw new Error(`overlay2: layer ${id} has no valid link file`);
     return link;
   }
 
   private readLower(id: string): string[] {
-    const lower = readText(path.join(this.dir(id), 'lower'));
+    const lower = readTextOrNull(path.join(this.dir(id), 'lower'));
     return lower ? lower.split(':') : [];
   }
 
@@ -224,7 +211,7 @@ export class Overlay2Driver extends BaseDriver {
     if (!fs.existsSync(dir)) return;
     const live = mountsUnder(dir);
     if (live.length > 0) throw new Error(`overlay2: cannot remove layer ${id}: it is mounted at ${live[live.length - 1]}`);
-    const link = readText(path.join(dir, 'link'));
+    const link = readTextOrNull(path.join(dir, 'link'));
     if (link && SHORT_ID_RE.test(link)) fs.rmSync(path.join(this.home, 'l', link), { force: true });
     // Rename first: a crash mid-delete leaves a `-removing` dir that repair finishes, never half a layer.
     const doomed = dir + REMOVING_SUFFIX;
@@ -259,7 +246,7 @@ export class Overlay2Driver extends BaseDriver {
     }
     for (const id of this.list()) {
       const dir = path.join(this.home, id);
-      const link = readText(path.join(dir, 'link'));
+      const link = readTextOrNull(path.join(dir, 'link'));
       if (link && SHORT_ID_RE.test(link)) {
         const linkPath = path.join(this.home, 'l', link);
         const want = path.join('..', id, 'diff');

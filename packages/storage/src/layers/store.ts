@@ -22,7 +22,7 @@ import { HashingStream, digestHex, isDigest, sha256OfBuffer, type Digest } from 
 import { StoreLock } from '../lock';
 import type { LayerBlobSource } from '../content/types';
 import type { LayerImporter } from '../transport/load';
-import { defaultWarn, type DriverOptions } from '../drivers/base';
+import { defaultWarn, readTextOrNull, type DriverOptions } from '../drivers/base';
 import { randomLayerId } from '../drivers/ids';
 import { detach } from '../drivers/perform';
 import { isAlive, ownedName, ownerOf } from '../drivers/proc';
@@ -55,15 +55,6 @@ export interface StoreRepairReport extends RepairReport {
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-
-function readFile(file: string): string | null {
-  try {
-    return fs.readFileSync(file, 'utf8').trim();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
 
 /** A small file written and fsynced (its directory is fsynced by the rename that publishes it). */
 function writeSynced(file: string, data: string): void {
@@ -157,16 +148,16 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     if (cached && fs.existsSync(this.layerDir(chain))) return cached;
     this.cache.delete(chain);
     const dir = this.layerDir(chain);
-    const diff = readFile(path.join(dir, 'diff'));
-    const cacheId = readFile(path.join(dir, 'cache-id'));
+    const diff = readTextOrNull(path.join(dir, 'diff'));
+    const cacheId = readTextOrNull(path.join(dir, 'cache-id'));
     if (diff === null || cacheId === null) return null;
-    const parent = readFile(path.join(dir, 'parent'));
-    const clamp = readFile(path.join(dir, 'clamp-mtime'));
+    const parent = readTextOrNull(path.join(dir, 'parent'));
+    const clamp = readTextOrNull(path.join(dir, 'clamp-mtime'));
     const layer: Layer = {
       chainID: chain,
       diffID: diff as Digest,
       parent: parent ? (parent as Digest) : null,
-      size: Number(readFile(path.join(dir, 'size')) ?? 0),
+      size: Number(readTextOrNull(path.join(dir, 'size')) ?? 0),
       cacheId,
       ...(clamp ? { clampMtime: Number(clamp) } : {}),
     };
@@ -200,7 +191,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   /** References held on the layer (by images or callers). */
   refs(chain: Digest): number {
     this.get(chain);
-    return Number(readFile(path.join(this.layerDir(chain), 'refs')) ?? 0);
+    return Number(readTextOrNull(path.join(this.layerDir(chain), 'refs')) ?? 0);
   }
 
   private async setRefs(chain: Digest, n: number): Promise<void> {
@@ -212,10 +203,10 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
 
   private readRW(name: string): RWEntry | null {
     const dir = this.rwDir(name);
-    const mountId = readFile(path.join(dir, 'mount-id'));
+    const mountId = readTextOrNull(path.join(dir, 'mount-id'));
     if (!mountId) return null;
-    const parent = readFile(path.join(dir, 'parent'));
-    return { name, mountId, initId: readFile(path.join(dir, 'init-id')) || null, parent: parent ? (parent as Digest) : null };
+    const parent = readTextOrNull(path.join(dir, 'parent'));
+    return { name, mountId, initId: readTextOrNull(path.join(dir, 'init-id')) || null, parent: parent ? (parent as Digest) : null };
   }
 
   private rwEntries(): RWEntry[] {
@@ -234,8 +225,8 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       const owner = ownerOf(name);
       if (!owner || !isAlive(owner)) continue;
       const dir = path.join(tmp, name);
-      const parent = readFile(path.join(dir, 'parent'));
-      const ids = ['cache-id', 'mount-id', 'init-id'].map((f) => readFile(path.join(dir, f))).filter((x): x is string => !!x);
+      const parent = readTextOrNull(path.join(dir, 'parent'));
+      const ids = ['cache-id', 'mount-id', 'init-id'].map((f) => readTextOrNull(path.join(dir, f))).filter((x): x is string => !!x);
       out.push({ parent: parent ? (parent as Digest) : null, ids });
     }
     return out;
