@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { spawn as spawnProcess } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makeBusyboxRootfs } from '../../../fixtures/busybox';
-import { removeStaleCgroups, runContainer } from '../src/runtime';
+import { createCgroup, removeStaleCgroups, runContainer } from '../src/runtime';
 
 const repo = path.resolve(__dirname, '..', '..', '..');
 // The killed starter cannot remove its container's cgroup: keep it in a parent of our own, swept after.
@@ -61,4 +61,29 @@ it('a container running as uid 1000 dies with the killed process that started it
     if (alive) await new Promise((r) => setTimeout(r, 25));
   }
   expect(alive).toBe(false);
+});
+
+it('removing a v1 group freezes, kills and thaws every task left in it (no pid-reuse window)', async () => {
+  const parent = `${CG_PARENT}-kill`;
+  const cg = createCgroup('b'.repeat(64), {}, { parent });
+  // Host processes (not in a pid namespace of their own) stand in for a container's stragglers.
+  const children = [0, 1, 2].map(() => spawnProcess('sleep', ['60'], { stdio: 'ignore' }));
+  try {
+    for (const child of children) for (const dir of cg.dirs) fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(child.pid));
+    const freezer = cg.dirs.find((d) => d.includes('/freezer/'))!;
+    expect(fs.readFileSync(path.join(freezer, 'cgroup.procs'), 'utf8').trim().split('\n')).toHaveLength(3);
+    const closed = children.map((c) => new Promise((r) => c.on('close', (_code, signal) => r(signal))));
+    await cg.remove();
+    expect(await Promise.all(closed)).toEqual(['SIGKILL', 'SIGKILL', 'SIGKILL']);
+    for (const dir of cg.dirs) expect(fs.existsSync(dir)).toBe(false);
+  } finally {
+    for (const c of children) c.kill('SIGKILL');
+    for (const controller of fs.readdirSync('/sys/fs/cgroup')) {
+      try {
+        fs.rmdirSync(path.join('/sys/fs/cgroup', controller, parent));
+      } catch {
+        // not created in this controller
+      }
+    }
+  }
 });

@@ -101,20 +101,43 @@ function procsOf(dir: string): number[] {
   return readIfExists(path.join(dir, 'cgroup.procs')).split('\n').filter(Boolean).map(Number);
 }
 
+/**
+ * Kills every task of the container's groups. With a v1 freezer group the tasks are frozen first:
+ * a frozen task can neither exit nor reap, so no pid read from cgroup.procs can be reused by an
+ * unrelated host process before the kill lands (REFERENCE §4.5: freeze, kill, thaw).
+ */
 async function killUntilEmpty(dirs: string[]): Promise<void> {
+  const freezer = dirs.find((d) => fs.existsSync(path.join(d, 'freezer.state')));
   for (let attempt = 0; attempt < 500; attempt++) {
-    const pids = dirs.flatMap(procsOf);
-    if (pids.length === 0) return;
-    for (const pid of pids) {
+    if (dirs.flatMap(procsOf).length === 0) return;
+    const frozen = freezer !== undefined && (await freeze(freezer));
+    for (const pid of dirs.flatMap(procsOf)) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
         // already gone
       }
     }
+    if (frozen) fs.writeFileSync(path.join(freezer!, 'freezer.state'), 'THAWED');
     await sleep(attempt < 20 ? 2 : 10);
   }
   throw new Error(`cgroup: tasks remain in ${dirs.join(', ')} after SIGKILL`);
+}
+
+/** Freezes a v1 freezer group; false when it does not settle (the kill then proceeds unfrozen). */
+async function freeze(dir: string): Promise<boolean> {
+  const state = path.join(dir, 'freezer.state');
+  try {
+    fs.writeFileSync(state, 'FROZEN');
+    for (let i = 0; i < 50; i++) {
+      if (fs.readFileSync(state, 'utf8').trim() === 'FROZEN') return true;
+      await sleep(1);
+    }
+    fs.writeFileSync(state, 'THAWED');
+  } catch {
+    // No freezer after all: kill without it.
+  }
+  return false;
 }
 
 async function rmdirRetrying(dir: string): Promise<void> {
