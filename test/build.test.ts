@@ -177,6 +177,28 @@ describe('build', () => {
     expect(out.stdout).toBe('hello\nhello\nhello\nhello\nnot an archive\n');
   });
 
+  for (const sharing of ['locked', 'private'] as const) {
+    it(`RUN cache mounts with sharing=${sharing} in two parallel stages`, async () => {
+      const step = (name: string) =>
+        `RUN --mount=type=cache,id=c,target=/c,sharing=${sharing} echo ${name}-start >> /c/log && sleep 0.4 && echo ${name}-end >> /c/log && cp /c/log /${name}-log`;
+      const ctx = context({
+        Dockerfile: ['FROM busybox AS a', step('a'), 'FROM busybox AS b', step('b'), 'FROM busybox', 'COPY --from=a /a-log /a-log', 'COPY --from=b /b-log /b-log'].join('\n'),
+      });
+      await buildCollect(ctx);
+      const out = await runImage(t.store, 'test:latest', ['cat', '/a-log', '/b-log']);
+      const [a, b] = [out.stdout.split('\n').filter((l) => l.startsWith('a-')), out.stdout.split('\n').filter((l) => l.startsWith('b-'))];
+      expect(a.length + b.length).toBeGreaterThanOrEqual(4);
+      if (sharing === 'private') {
+        // Each concurrent step had a directory of its own: a log holds one stage's lines only.
+        expect(out.stdout.split('\n').filter(Boolean)).toEqual(['a-start', 'a-end', 'b-start', 'b-end']);
+      } else {
+        // One after the other: in the later log, each stage's start is directly followed by its end.
+        const later = out.stdout.split('\n').filter(Boolean).slice(2);
+        expect([later[0]!.slice(0, 2) === later[1]!.slice(0, 2), later[2]!.slice(0, 2) === later[3]!.slice(0, 2)]).toEqual([true, true]);
+      }
+    });
+  }
+
   it('SOURCE_DATE_EPOCH gives the same image digest in two stores', async () => {
     const ctx = context({ Dockerfile: 'FROM busybox\nRUN echo hi > /hi && mkdir /d\nCOPY f /d/f\n', f: 'x' });
     const a = await buildCollect(ctx, { sourceDateEpoch: 1700000000 });

@@ -3,9 +3,11 @@
 // and the /etc files the runtime binds are stubs: the ones that did not exist before are removed after
 // the run, so they never reach the layer.
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
+import { flock, flockWait } from '@tsbuild/native';
 import { resolveInRoot } from '@tsbuild/storage';
 import { planRun, type RunInstruction, type RunMount } from '../dockerfile';
 import type { BuildEvent } from '../progress';
@@ -102,7 +104,9 @@ async function prepareMount(
   switch (m.type) {
     case 'cache': {
       // The id only names a directory: hash it, so `id=../..` can never point outside (CVE-2024-9675).
-      const dir = path.join(ctx.cacheMountsDir, crypto.createHash('sha256').update(m.id).digest('hex'));
+      const base = path.join(ctx.cacheMountsDir, crypto.createHash('sha256').update(m.id).digest('hex'));
+      await fsp.mkdir(ctx.cacheMountsDir, { recursive: true, mode: 0o700 });
+      const dir = await claimCacheDir(base, m.sharing, cleanups);
       const created = await fsp.mkdir(dir, { recursive: true });
       if (created) {
         await fsp.chown(dir, m.uid, m.gid);
@@ -172,6 +176,35 @@ async function materialize(entries: SourceEntry[], dest: string, linkFiles: bool
         else await fsp.copyFile(item.absPath, target);
       }
     }
+  }
+}
+
+/**
+ * BuildKit's cache `sharing`: `shared` lets concurrent steps use the directory together, `locked`
+ * makes them wait for each other, `private` gives a concurrent step a directory of its own. Locks are
+ * flocks on `<dir>.lock`, held until the step ends (and dropped by the kernel if tsbuild dies).
+ */
+async function claimCacheDir(base: string, sharing: string, cleanups: (() => Promise<void>)[]): Promise<string> {
+  if (sharing === 'shared') return base;
+  const hold = (fd: number) =>
+    cleanups.push(async () => {
+      flock(fd, 'unlock');
+      fs.closeSync(fd);
+    });
+  if (sharing === 'locked') {
+    const fd = fs.openSync(`${base}.lock`, 'a', 0o600);
+    await flockWait(fd, 'exclusive');
+    hold(fd);
+    return base;
+  }
+  for (let n = 0; ; n++) {
+    const dir = n === 0 ? base : `${base}-${n}`;
+    const fd = fs.openSync(`${dir}.lock`, 'a', 0o600);
+    if (flock(fd, 'exclusive', { nonBlocking: true })) {
+      hold(fd);
+      return dir;
+    }
+    fs.closeSync(fd);
   }
 }
 
