@@ -238,6 +238,20 @@ describe('docker build semantics found in review', () => {
     expect(out.stdout).toBe('jar\nmain\nlink\nref');
   });
 
+  it('COPY --parents keeps source paths (with a /./ pivot) and --exclude leaves files out', async () => {
+    const ctx = context({
+      Dockerfile: 'FROM busybox\nCOPY --parents x/a.txt y/*.txt /keep/\nCOPY --parents ./src/./pkg/m.txt /pivot/\nCOPY --exclude=*.log logs/ /logs/\n',
+      'x/a.txt': 'a',
+      'y/b.txt': 'b',
+      'src/pkg/m.txt': 'm',
+      'logs/keep.txt': 'k',
+      'logs/drop.log': 'd',
+    });
+    await buildCollect(ctx);
+    const out = await runImage(t.store, 'test:latest', ['sh', '-c', 'cd / && find keep pivot logs -type f | sort']);
+    expect(out.stdout).toBe('keep/x/a.txt\nkeep/y/b.txt\nlogs/keep.txt\npivot/pkg/m.txt\n');
+  });
+
   it('COPY --from follows absolute symlinks inside the source image', async () => {
     const ctx = context({
       Dockerfile: 'FROM busybox AS s\nRUN mkdir /real && echo inside > /real/f && ln -s /real /abs && ln -s ../../real /rel\nFROM busybox\nCOPY --from=s /abs/f /got\nCOPY --from=s /rel/f /got2\n',

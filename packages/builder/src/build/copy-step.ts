@@ -130,6 +130,11 @@ export async function copyStep(
 
     for (const entry of entries) {
       const rootItem = entry.root;
+      if (instr.kind === 'copy' && instr.parents) {
+        // --parents keeps the source's path (below a `/./` pivot when there is one) under the destination.
+        await writeTree(rootfs, path.posix.join(destPath, keptParents(entry)), entry.items, opts);
+        continue;
+      }
       if (rootItem.type === 'dir') {
         await writeTree(rootfs, destPath, entry.items, opts);
         continue;
@@ -159,6 +164,15 @@ export async function copyStep(
   } finally {
     await sourceRoot.release();
   }
+}
+
+/** The part of a matched source path that COPY --parents keeps: all of it, or what follows `/./`. */
+function keptParents(entry: SourceEntry): string {
+  const matched = entry.matchedPath.replace(/^\/+/, '');
+  const pivot = entry.source.replace(/^(\.\/)+/, '').indexOf('/./');
+  if (pivot < 0) return matched;
+  const prefix = path.posix.normalize(entry.source.replace(/^(\.\/)+/, '').slice(0, pivot)).replace(/^\/+/, '');
+  return path.posix.relative(prefix, matched);
 }
 
 interface WriteOptions {
