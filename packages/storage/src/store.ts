@@ -16,7 +16,6 @@ import type { DriverChoice } from './drivers';
 import { isAlive, ownedName, ownerOf } from './drivers/proc';
 import { removeStaleCgroups } from './runtime';
 import { loadArchive, pullImage, pushImage, saveDockerArchive, saveOciArchive, type PullOptions, type PullResult, type PushOptions, type PushResult, type SaveOptions } from './transport';
-import { writeFileAtomic } from './atomic';
 
 export interface StoreOptions {
   /** overlay2 | vfs | aufs; default: what the root already uses, else overlay2 where it works, else vfs. */
@@ -180,7 +179,11 @@ export class Store {
       async add(chain: string | null) {
         if (chain === null || chains.has(chain)) return;
         chains.add(chain);
-        await writeFileAtomic(file, JSON.stringify([...chains]));
+        // Renamed into place but not synced: a lease matters only while its owner lives, and a crash
+        // ends the owner.
+        const tmp = `${file}.tmp`;
+        await fs.promises.writeFile(tmp, JSON.stringify([...chains]));
+        await fs.promises.rename(tmp, file);
       },
       async release() {
         await fs.promises.rm(file, { force: true });

@@ -99,7 +99,11 @@ export class BuildCache {
   }
 
   async recordLineage(lineageId: string, parts: KeyParts): Promise<void> {
-    await writeJsonAtomic(this.lineagePath(lineageId), parts);
+    const file = this.lineagePath(lineageId);
+    // A cache hit usually records what is already there: skip the write.
+    const current = await fs.promises.readFile(file, 'utf8').catch(() => undefined);
+    if (current === JSON.stringify(parts)) return;
+    await writeJsonAtomic(file, parts);
   }
 
   private entryPath(key: string): string {

@@ -50,8 +50,11 @@ export class LayerBlobInfo {
   /** Read-modify-write; the caller holds the image store's exclusive lock. */
   async update(fn: (layers: Map<Digest, LayerInfo>) => void): Promise<void> {
     const layers = await this.read();
+    const before = JSON.stringify(Object.fromEntries(layers));
     fn(layers);
     const out: BlobInfoFile = { version: 1, layers: Object.fromEntries(layers) };
+    // Nothing new (a rebuild of a known image): no write, no fsync.
+    if (JSON.stringify(out.layers) === before) return;
     await writeFileAtomic(this.file, JSON.stringify(out));
   }
 

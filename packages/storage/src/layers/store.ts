@@ -632,8 +632,15 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       }
     }
     // commit() is idempotent: re-applying it finishes a publish that crashed right after its rename.
+    // commit() returns at once for a committed layer, so the mount table is read only for the rare one
+    // that is not (this runs on every open: keep it cheap for stores with many layers).
     for (const id of committedIds) {
-      if (this.driver.exists(id) && !this.driver.isMounted(id)) await this.driver.commit(id);
+      if (!this.driver.exists(id)) continue;
+      try {
+        await this.driver.commit(id);
+      } catch {
+        // Mounted by a live process right now: its publish completed, the marker follows on a later open.
+      }
     }
     this.lastRepair = report;
   }
