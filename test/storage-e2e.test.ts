@@ -102,6 +102,21 @@ describe('crash safety', () => {
   });
 });
 
+describe('leases', () => {
+  it('concurrent adds (parallel stages) all land in the lease file', async () => {
+    const r = await root({ base: false });
+    const lease = await r.store.lease();
+    const chains = Array.from({ length: 30 }, (_, i) => `sha256:${String(i).padStart(64, '0')}`);
+    await Promise.all(chains.map((c) => lease.add(c)));
+    const dir = path.join(r.root, 'leases');
+    const files = fs.readdirSync(dir);
+    expect(files).toHaveLength(1);
+    expect(new Set(JSON.parse(fs.readFileSync(path.join(dir, files[0]!), 'utf8')))).toEqual(new Set(chains));
+    await lease.release();
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+});
+
 describe('crash safety of builds', () => {
   it('kill -9 during a RUN step: the next command removes the work layer and its mount', async () => {
     const r = await root();

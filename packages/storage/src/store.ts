@@ -175,17 +175,25 @@ export class Store {
     await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
     const file = path.join(dir, `${ownedName(randomBytes(6).toString('hex'))}.json`);
     const chains = new Set<string>();
+    // Parallel stages add to one lease: writes go one after the other, each with the whole set.
+    let writing: Promise<void> = Promise.resolve();
+    let n = 0;
+    const write = async () => {
+      // Renamed into place but not synced: a lease matters only while its owner lives, and a crash
+      // ends the owner.
+      const tmp = `${file}.${n++}.tmp`;
+      await fs.promises.writeFile(tmp, JSON.stringify([...chains]));
+      await fs.promises.rename(tmp, file);
+    };
     return {
-      async add(chain: string | null) {
-        if (chain === null || chains.has(chain)) return;
+      add(chain: string | null) {
+        if (chain === null || chains.has(chain)) return writing;
         chains.add(chain);
-        // Renamed into place but not synced: a lease matters only while its owner lives, and a crash
-        // ends the owner.
-        const tmp = `${file}.tmp`;
-        await fs.promises.writeFile(tmp, JSON.stringify([...chains]));
-        await fs.promises.rename(tmp, file);
+        writing = writing.then(write, write);
+        return writing;
       },
       async release() {
+        await writing.catch(() => {});
         await fs.promises.rm(file, { force: true });
       },
     };
