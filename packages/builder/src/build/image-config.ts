@@ -2,6 +2,7 @@
 // Pure: no I/O, so every rule is testable on its own.
 import type { ContainerConfig, HistoryEntry } from '@tsbuild/storage';
 import type { HealthcheckInstruction, Instruction } from '../dockerfile';
+import { cleanPath } from '../context/paths';
 
 export type { ContainerConfig, HistoryEntry } from '@tsbuild/storage';
 
@@ -264,13 +265,4 @@ export function expandPortSpec(spec: string): string[] {
   return out;
 }
 
-/** Lexical clean of an absolute path, like Go's path.Clean. */
-export function cleanPath(p: string): string {
-  const out: string[] = [];
-  for (const part of p.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') out.pop();
-    else out.push(part);
-  }
-  return `/${out.join('/')}`;
-}
+export { cleanPath };

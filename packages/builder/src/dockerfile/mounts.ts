@@ -3,6 +3,7 @@
 
 import { goQuote, parseGoBool, parseGoUint32, withSuggestion } from './gostr';
 import { ramInBytes } from './units';
+import { cleanPath } from '../context/paths';
 
 export type MountType = 'bind' | 'cache' | 'tmpfs' | 'secret' | 'ssh';
 export type CacheSharing = 'shared' | 'private' | 'locked';
@@ -310,24 +311,7 @@ export function checkMountSpecStatic(spec: string): void {
   }
 }
 
-/** path.Clean for slash paths. */
-export function cleanPath(p: string): string {
-  if (p === '') return '.';
-  const rooted = p.startsWith('/');
-  const out: string[] = [];
-  for (const part of p.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') {
-      if (out.length > 0 && out[out.length - 1] !== '..') out.pop();
-      else if (!rooted) out.push('..');
-      continue;
-    }
-    out.push(part);
-  }
-  const joined = out.join('/');
-  if (rooted) return '/' + joined;
-  return joined === '' ? '.' : joined;
-}
+export { cleanPath };
 
 function baseName(p: string): string {
   if (p === '') return '.';
