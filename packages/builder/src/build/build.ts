@@ -23,6 +23,7 @@ import {
   type CopyInstruction,
   type AddInstruction,
 } from '../dockerfile';
+import { chainIDs, type Digest } from '@tsbuild/storage';
 import type { BuildEvent, EventSink } from '../progress';
 import type { BuildBackend, ResolvedImage } from './backend';
 import { ArgScope, evaluateGlobalArgs, PROXY_ARGS } from './args';
@@ -644,20 +645,10 @@ function canonicalInstruction(instr: Instruction): string {
 
 /** The chain of an image's layers, rebuilt from its diffIDs. */
 function chainFromConfig(config: ImageConfig, top: string | null): { diffID: string; chainID: string }[] {
-  const diffIDs = config.rootfs?.diff_ids ?? [];
-  const out: { diffID: string; chainID: string }[] = [];
-  let chain: string | null = null;
-  for (const diffID of diffIDs) {
-    chain = chain === null ? diffID : chainIdOf(chain, diffID);
-    out.push({ diffID, chainID: chain });
-  }
-  if (top !== null && chain !== top) throw new BuildError(`image layers do not match their chain ID ${top}`);
-  return out;
-}
-
-export function chainIdOf(parent: string, diffID: string): string {
-  const crypto = require('node:crypto') as typeof import('node:crypto');
-  return `sha256:${crypto.createHash('sha256').update(`${parent} ${diffID}`).digest('hex')}`;
+  const diffIDs = (config.rootfs?.diff_ids ?? []) as Digest[];
+  const chains = chainIDs(diffIDs);
+  if (top !== null && chains[chains.length - 1] !== top) throw new BuildError(`image layers do not match their chain ID ${top}`);
+  return diffIDs.map((diffID, i) => ({ diffID, chainID: chains[i]! }));
 }
 
 /** Runs `fn`; an error it throws becomes a build error naming the Dockerfile line. */

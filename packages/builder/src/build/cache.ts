@@ -4,6 +4,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { mkdirp, writeFileAtomic } from '@tsbuild/storage';
 
 /** Ordered named parts of a cache key; values are canonical strings. */
 export type KeyParts = Record<string, string>;
@@ -155,8 +156,6 @@ export function lineageId(...parts: string[]): string {
 }
 
 async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  await fs.promises.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
-  await fs.promises.writeFile(tmp, JSON.stringify(value));
-  await fs.promises.rename(tmp, file);
+  await mkdirp(path.dirname(file));
+  await writeFileAtomic(file, JSON.stringify(value));
 }
