@@ -19,7 +19,7 @@ Options:
   -w, --workdir DIR          working directory inside the container
   -u, --user USER[:GROUP]    user name or uid (resolved in the image's /etc/passwd)
       --entrypoint CMD       override the image's entrypoint
-      --memory SIZE          memory limit (e.g. 64m, 1g)
+  -m, --memory SIZE          memory limit (e.g. 64m, 1g)
       --cpus N               CPU limit (e.g. 0.5)
       --pids-limit N         process limit
       --network MODE         none (default) | host
