@@ -235,3 +235,30 @@ describe('save', () => {
     expect([refused.status, refused.stderr]).toEqual([1, expect.stringContaining('does not exist')]);
   });
 });
+
+describe("build output as docker's", () => {
+  it('history shows expanded instructions; metadata steps carry the build time; step counters count shown steps', () => {
+    const ctx = fs.mkdtempSync(path.join(top, 'hist-'));
+    writeTree(ctx, {
+      Dockerfile: [
+        'FROM busybox', 'ARG V=1.0', 'ENV APP_HOME=/opt/app VERSION=$V', 'WORKDIR $APP_HOME', 'LABEL version=$VERSION',
+        'COPY --chmod=644 Dockerfile $APP_HOME/', 'USER ${U:-root}', 'EXPOSE 80',
+      ].join('\n'),
+    });
+    const started = Date.now();
+    const r = cli(root, ['build', '--progress', 'plain', '-t', 'hist', ctx]);
+    expect(r.status).toBe(0);
+    expect(r.stderr.split('\n').filter((l) => /^#\d+ \[/.test(l))).toEqual([
+      '#1 [1/3] FROM busybox', '#2 [2/3] WORKDIR $APP_HOME', '#3 [3/3] COPY --chmod=644 Dockerfile $APP_HOME/',
+    ]);
+    const created = cli(root, ['inspect', '-f', '{{.Created}}', 'hist']).stdout.trim();
+    expect(Date.parse(created)).toBeGreaterThanOrEqual(started - 1000);
+    const rows = cli(root, ['history', '--no-trunc', 'hist']).stdout.split('\n').slice(1, 8).map((l) => l.replace(/\s{2,}/g, '|').split('|'));
+    expect(rows.map((c) => c[2])).toEqual([
+      'EXPOSE 80 # tsbuild', 'USER root # tsbuild', 'COPY --chmod=644 Dockerfile /opt/app/ # tsbuild', 'LABEL version=1.0 # tsbuild',
+      'WORKDIR /opt/app # tsbuild', 'ENV APP_HOME=/opt/app VERSION=1.0 # tsbuild', 'ARG V=1.0 # tsbuild',
+    ]);
+    // The metadata steps before the first layer step are as new as that step, not the base image.
+    expect(rows.map((c) => c[1]).every((t) => /seconds? ago|Less than a second ago/.test(t!))).toBe(true);
+  });
+});
