@@ -1,5 +1,6 @@
 // @tsbuild/native: the typed, validating surface of the addon.
-export { binding } from './binding';
+export { binding, nativeBinaries } from './binding';
+export type { NativeBinaries } from './binding';
 export * from './types';
 export {
   mount, umount, mountOverlay, overlayApi, pivotRoot, chroot, sethostname, unshare, setns,
