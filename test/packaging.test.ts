@@ -76,11 +76,10 @@ beforeAll(() => {
   const packDir = path.join(top, 'tarballs');
   fs.mkdirSync(packDir);
   // prepack compiles the TypeScript and the prebuilt binaries (skipped when they are up to date).
-  for (const p of PACKAGES) {
-    const out = run('npm', ['pack', '--json', '-w', `packages/${p}`, '--pack-destination', packDir], { cwd: REPO }).stdout;
-    const [info] = JSON.parse(out.slice(out.indexOf('['))) as { filename: string }[];
-    tarballs[p] = path.join(packDir, info!.filename);
-  }
+  const workspaces = PACKAGES.flatMap((p) => ['-w', `packages/${p}`]);
+  const out = run('npm', ['pack', '--json', ...workspaces, '--pack-destination', packDir], { cwd: REPO }).stdout;
+  const packed = JSON.parse(out.slice(out.indexOf('['))) as { name: string; filename: string }[];
+  for (const p of PACKAGES) tarballs[p] = path.join(packDir, packed.find((info) => info.name === `@tsbuild/${p}`)!.filename);
   app = path.join(top, 'app');
   fs.mkdirSync(app);
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));

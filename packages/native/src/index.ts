@@ -1,4 +1,9 @@
-// @tsbuild/native: the typed, validating surface of the addon.
+/**
+ * The typed, validating surface of the addon.
+ *
+ * @packageDocumentation
+ * @module @tsbuild/native
+ */
 export { binding, nativeBinaries } from './binding';
 export type { NativeBinaries } from './binding';
 export * from './types';
