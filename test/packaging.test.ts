@@ -128,6 +128,7 @@ describe('installed from the tarballs', () => {
       console.log(JSON.stringify({ origin: native.nativeBinaries.origin, runContainer: typeof runtime.runContainer, deep }));`;
     const out = run(process.execPath, ['--input-type=module', '-e', script], { cwd: app }).stdout;
     expect(JSON.parse(out)).toEqual({ origin: 'prebuilt', runContainer: 'function', deep: 'ERR_PACKAGE_PATH_NOT_EXPORTED' });
+    expect(run(path.join(app, 'node_modules', '.bin', 'tsbuild'), ['version'], { cwd: app }).stdout).toMatch(/^tsbuild 0\.1\.0\n/);
   });
 
   it('compiles the library example under strict + nodenext, builds, runs and cancels without leftovers', () => {

@@ -46,8 +46,8 @@ function nodeGypCommand() {
   return bundled ? [process.execPath, [bundled, 'rebuild']] : ['node-gyp', ['rebuild']];
 }
 
-function compile(reason) {
-  say(`${reason}; compiling from source with node-gyp (needs python3, make and g++)`);
+function compile(reason, announce = true) {
+  if (announce) say(`${reason}; compiling from source with node-gyp (needs python3, make and g++)`);
   const [command, args] = nodeGypCommand();
   const result = spawnSync(command, args, { cwd: pkgDir, stdio: 'inherit' });
   if (result.status === 0) return 0;
@@ -59,7 +59,7 @@ function compile(reason) {
 
 function main() {
   if (process.env.npm_config_build_from_source === 'true') return compile('--build-from-source was given');
-  if (fs.existsSync(path.join(pkgDir, 'src'))) return compile('a source checkout');
+  if (fs.existsSync(path.join(pkgDir, 'src'))) return compile('a source checkout', false);
   const problem = prebuiltProblem();
   if (problem === null) return 0;
   return compile(problem);
