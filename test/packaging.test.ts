@@ -156,7 +156,7 @@ describe('installed from the tarballs', () => {
     const out = run(process.execPath, [path.join(app, 'out', 'build-and-run.js'), root, base], { cwd: app }).stdout;
     const result = JSON.parse(out) as { tags: string[]; steps: string[]; run: { exitCode: number; stdout: string }; canceled: string };
     expect(result.tags).toEqual(['example:latest']);
-    expect(result.steps).toEqual(['[1/3] FROM base:latest', '[2/3] RUN echo built by tsbuild > /greeting']);
+    expect(result.steps.map((name) => name.replace(/^\[[^\]]*\] /, ''))).toEqual(['FROM base:latest', 'RUN echo built by tsbuild > /greeting']);
     expect(result.run).toEqual({ exitCode: 0, stdout: 'built by tsbuild\n' });
     expect(result.canceled).toBe('build canceled');
 
