@@ -4,9 +4,8 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { binding } from './binding';
+import { binding, nativeBinaries } from './binding';
 import { mknodArgs } from './fsops';
 import { MOUNT_FLAGS, NAMESPACE_FLAGS, checkMountData, mountFlagBits } from './mount';
 import type {
@@ -16,8 +15,8 @@ import {
   checkArray, checkFd, checkInteger, checkMaxBytes, checkName, checkObject, checkOptionalBoolean, checkString, fail,
 } from './validate';
 
-/** The static init built with the addon (cc/init/init.c): pass it as SpawnSpec.initBinary. */
-export const INIT_BINARY = path.join(__dirname, '..', 'build', 'Release', 'tsbuild-init');
+/** The static init built with the loaded addon (cc/init/init.c): pass it as SpawnSpec.initBinary. */
+export const INIT_BINARY = nativeBinaries.init;
 
 /** The PATH used when the container's env has none (Docker's default). */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

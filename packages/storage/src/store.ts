@@ -24,6 +24,20 @@ export interface StoreOptions {
   onNotice?: (message: string) => void;
   /** Extra roots of layer liveness (e.g. the build cache's chain IDs). */
   liveChains?: () => Promise<Iterable<string>> | Iterable<string>;
+  /**
+   * Reserved for a rootless store (user namespaces, fuse-overlayfs). Not supported yet: `true` is
+   * refused. Without it, opening as non-root is refused rather than falling back to vfs and recording
+   * that choice in the root.
+   */
+  rootless?: boolean;
+}
+
+/** The one line a non-root caller gets, from the library and the CLI alike. */
+export const ROOT_REQUIRED_MESSAGE = 'tsbuild needs root: it mounts layers (overlay), creates namespaces and cgroups; run it with sudo';
+
+/** Refuses to go on without root (effective uid 0), before anything touches a storage root. */
+export function requireRoot(): void {
+  if (typeof process.geteuid === 'function' && process.geteuid() !== 0) throw new Error(ROOT_REQUIRED_MESSAGE);
 }
 
 export interface ImportOptions {
@@ -48,6 +62,8 @@ export class Store {
   ) {}
 
   static async open(root: string, opts: StoreOptions = {}): Promise<Store> {
+    if (opts.rootless) throw new Error('Store.open: rootless mode is not supported yet (rootless: true)');
+    requireRoot();
     const abs = path.resolve(root);
     fs.mkdirSync(abs, { recursive: true, mode: 0o711 });
     const layers = await LayerStore.open(abs, { driver: opts.driver ?? 'auto' });

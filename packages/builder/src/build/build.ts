@@ -63,7 +63,15 @@ export interface BuildOptions {
 }
 
 export interface BuildHooks {
+  /** Receives every {@link BuildEvent} of the build, in order, synchronously. */
   onEvent?: EventSink;
+  /**
+   * Cancels the build: running RUN steps are killed, no step commits after it fires, and build()
+   * rejects with a BuildError "build canceled" once everything it started is cleaned up (no mount,
+   * no work layer, no image, no tag). Steps finished before it keep their cache entries. A signal
+   * that fires after the last step, while the image is being written, no longer stops the build.
+   */
+  signal?: AbortSignal;
 }
 
 export interface BuildResult {
@@ -114,7 +122,7 @@ interface StageResult {
 }
 
 export async function build(opts: BuildOptions, backend: BuildBackend, hooks: BuildHooks = {}): Promise<BuildResult> {
-  const builder = new Builder(opts, backend, hooks.onEvent ?? (() => {}));
+  const builder = new Builder(opts, backend, hooks.onEvent ?? (() => {}), hooks.signal);
   return builder.run();
 }
 
@@ -135,6 +143,8 @@ class Builder {
     private readonly opts: BuildOptions,
     private readonly backend: BuildBackend,
     private readonly emit: EventSink,
+    /** The caller's cancellation; the internal controller also fires when a stage fails. */
+    private readonly cancel?: AbortSignal,
   ) {
     this.cache = new BuildCache(backend.root);
     this.lexer = new ShellLexer();
@@ -148,13 +158,19 @@ class Builder {
    * waited for, so nothing keeps running or holding a work layer once build() has rejected.
    */
   async run(): Promise<BuildResult> {
+    const onCancel = () => this.abort.abort();
+    this.cancel?.addEventListener('abort', onCancel, { once: true });
     try {
+      this.checkCanceled();
       return await this.runStages();
     } catch (err) {
       this.abort.abort();
       await Promise.allSettled([...this.results.values()]);
+      // A step killed by the cancel fails in its own words (exit code 137): the cause is the cancel.
+      if (this.cancel?.aborted) throw new BuildError('build canceled');
       throw err;
     } finally {
+      this.cancel?.removeEventListener('abort', onCancel);
       await this.backend.releaseHolds();
       await this.sources?.cleanup();
     }
@@ -199,6 +215,7 @@ class Builder {
     if (unused.length > 0) this.warn(`one or more build args were not consumed: [${unused.sort().join(' ')}]`);
 
     const result = await this.stageResult(finalStage);
+    this.checkCanceled();
     const config = structuredClone(result.config);
     if (this.opts.labels && Object.keys(this.opts.labels).length > 0) {
       config.config.Labels = { ...(config.config.Labels ?? {}), ...this.opts.labels };
@@ -492,7 +509,7 @@ class Builder {
       for (const p of pending.splice(0)) history.push(historyEntry(historyText(p), time, true));
     };
     for (const step of stage.steps) {
-      if (this.abort.signal.aborted) throw new BuildError('canceled: another stage failed');
+      this.checkCanceled();
       const instr = step.instr;
       if (!isLayerKind(instr.kind)) {
         pending.push(step);
@@ -512,7 +529,7 @@ class Builder {
         history.push(historyEntry(historyText(step), lastCreated, outcome.empty));
         this.emit({ type: outcome.cached ? 'step-cached' : 'step-done', vertex, time: Date.now() });
       } catch (err) {
-        const message = (err as Error).message;
+        const message = this.cancel?.aborted ? 'canceled' : (err as Error).message;
         this.emit({ type: 'step-error', vertex, message, time: Date.now() });
         const where = `Dockerfile:${step.instr.startLine}: ${step.name.replace(/^\[[^\]]*\] /, '')}`;
         throw new BuildError(`${where}: ${message}`, (err as { runExitCode?: number }).runExitCode);
@@ -555,6 +572,8 @@ class Builder {
       } else if (instr.kind === 'workdir') {
         await workdirStep(work.rootfs, step.configAfter.config.WorkingDir || '/', step.configBefore.config.User);
       }
+      // A step that finished after a cancel (a COPY, a RUN that exited on its own) is not committed.
+      this.checkCanceled();
       const clamp = this.opts.sourceDateEpoch !== undefined ? { clampMtime: this.opts.sourceDateEpoch } : {};
       const committed = await work.commit(clamp);
       const created = this.created;
@@ -639,6 +658,12 @@ class Builder {
     }
     if (this.opts.sourceDateEpoch !== undefined) parts.epoch = String(this.opts.sourceDateEpoch);
     return parts;
+  }
+
+  /** Throws once the build is canceled: by the caller, or because another stage failed. */
+  private checkCanceled(): void {
+    if (this.cancel?.aborted) throw new BuildError('build canceled');
+    if (this.abort.signal.aborted) throw new BuildError('canceled: another stage failed');
   }
 
   private startVertex(name: string): number {

@@ -1,4 +1,9 @@
-// The container runtime: run a process in a prepared rootfs with Docker's defaults.
+/**
+ * The container runtime: run a process in a prepared rootfs with Docker's defaults.
+ *
+ * @packageDocumentation
+ * @module @tsbuild/storage/runtime
+ */
 export { runContainer } from './run';
 export type { RunOptions, RunningContainer, ContainerExit } from './run';
 export { createCgroup, detectCgroupVersion, removeStaleCgroups, DEFAULT_DEVICE_RULES } from './cgroups';
