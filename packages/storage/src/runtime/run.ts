@@ -8,10 +8,11 @@ import * as path from 'node:path';
 import * as tty from 'node:tty';
 import { Writable, type Readable } from 'node:stream';
 import {
-  DEFAULT_PATH, DOCKER_DEFAULT_CAPABILITIES, INIT_BINARY, dockerCapabilities, exitCodeOf, spawn, spawnWithPipes,
+  CAPABILITIES, DEFAULT_PATH, DOCKER_DEFAULT_CAPABILITIES, INIT_BINARY, dockerCapabilities, exitCodeOf, spawn, spawnWithPipes,
 } from '@tsbuild/native';
 import type { ContainerProcess, Namespace, Rlimit, Signal, SpawnSpec } from '@tsbuild/native';
 import { createCgroup, type CgroupOptions, type ContainerCgroup } from './cgroups';
+import { containerSeccomp, type SeccompOption } from './seccomp';
 import { containerSteps, type BindMount } from './steps';
 import { resolveRootfsUser } from './users';
 
@@ -44,8 +45,18 @@ export interface RunOptions {
    * write it through `terminal` (the output stream owns the master fd). */
   tty?: boolean;
   noNewPrivileges?: boolean;
-  /** The capability set (names without CAP_), or changes to Docker's 14. */
+  /** The capability set (names without CAP_), or changes to Docker's 14 (`ALL` as in docker run). */
   capabilities?: string[] | { add?: string[]; drop?: string[] };
+  /**
+   * The seccomp filter: 'default' (Docker's profile, resolved against the capabilities), a profile
+   * in Docker's JSON format, or 'unconfined' (none). Default 'default'.
+   */
+  seccomp?: SeccompOption;
+  /**
+   * docker run --privileged, dangerous: every capability, no seccomp filter, no masked or read-only
+   * paths, a writable /sys, and the host's devices in /dev (and allowed by the device cgroup).
+   */
+  privileged?: boolean;
   /** Added to (and overriding by type) the default NOFILE 1024:1024. Clamped to the host's hard limits. */
   rlimits?: Rlimit[];
   /** Default: 64 random hex digits. Names the cgroup. */
@@ -82,13 +93,27 @@ export interface RunningContainer {
 
 const DEFAULT_RLIMITS: Rlimit[] = [{ type: 'nofile', soft: 1024, hard: 1024 }];
 
-function capabilitySet(opt: RunOptions['capabilities']): string[] {
+/** Every capability this kernel has (Docker's GetAllCapabilities). */
+export function allCapabilities(): string[] {
+  const last = Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim());
+  return Object.keys(CAPABILITIES).filter((name) => CAPABILITIES[name] <= last);
+}
+
+/** docker run's --cap-add/--cap-drop (moby caps.TweakCapabilities): ALL in either, else drop then add. */
+export function capabilitySet(opt: RunOptions['capabilities'], privileged = false): string[] {
+  if (privileged) return allCapabilities();
   const norm = (c: string) => c.toUpperCase().replace(/^CAP_/, '');
   if (Array.isArray(opt)) return opt.map(norm);
-  const set = new Set(DOCKER_DEFAULT_CAPABILITIES);
-  for (const c of opt?.add ?? []) set.add(norm(c));
-  for (const c of opt?.drop ?? []) set.delete(norm(c));
-  return [...set];
+  const add = (opt?.add ?? []).map(norm);
+  const drop = (opt?.drop ?? []).map(norm);
+  for (const c of [...add, ...drop]) {
+    if (c !== 'ALL' && CAPABILITIES[c] === undefined) {
+      throw Object.assign(new Error(`unknown capability: "${c}"`), { exitCode: 125, userFacing: true });
+    }
+  }
+  if (add.includes('ALL')) return allCapabilities().filter((c) => !drop.includes(c));
+  if (drop.includes('ALL')) return [...new Set(add)];
+  return [...new Set([...DOCKER_DEFAULT_CAPABILITIES.filter((c) => !drop.includes(c)), ...add])];
 }
 
 function mergeRlimits(extra: Rlimit[] = []): Rlimit[] {
@@ -166,6 +191,11 @@ function checkMountPoints(rootfs: string): void {
 /** Starts a container. Rejects (with exitCode 125/126/127 on the error) when it cannot start. */
 export async function runContainer(opts: RunOptions): Promise<RunningContainer> {
   checkOptions(opts);
+  const privileged = opts.privileged === true;
+  const caps = capabilitySet(opts.capabilities, privileged);
+  // Checked and compiled before anything is created for the container. Privileged means unconfined
+  // whatever else is asked, as in Docker.
+  const seccomp = containerSeccomp(privileged ? 'unconfined' : opts.seccomp, caps);
   const id = opts.id ?? randomBytes(32).toString('hex');
   const network = opts.network ?? 'none';
   const hostname = opts.hostname ?? (network === 'host' ? os.hostname() : id.slice(0, 12));
@@ -183,12 +213,11 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
   };
   try {
     const cgroup: ContainerCgroup = createCgroup(
-      id, { memory: opts.memory, cpus: opts.cpus, pidsLimit: opts.pidsLimit }, opts.cgroups,
+      id, { memory: opts.memory, cpus: opts.cpus, pidsLimit: opts.pidsLimit, ...(privileged ? { allDevices: true } : {}) }, opts.cgroups,
     );
     cleanups.push(() => cgroup.remove());
     const namespaces: Namespace[] = ['mount', 'pid', 'uts', 'ipc'];
     if (network === 'none') namespaces.push('net');
-    const caps = capabilitySet(opts.capabilities);
     const spec: Omit<SpawnSpec, 'stdio'> = {
       args: opts.args,
       env,
@@ -197,6 +226,7 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
       steps: containerSteps({
         rootfs: opts.rootfs, hostname, etcFiles: writeEtcFiles(stateDir, hostname, network),
         mounts: opts.mounts, readonlyRootfs: opts.readonlyRootfs, cwd, console: opts.tty === true,
+        ...(privileged ? { privileged, maskedPaths: [], readonlyPaths: [] } : {}),
       }),
       cwd,
       uid: user.uid,
@@ -207,6 +237,7 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
       rlimits: mergeRlimits(opts.rlimits),
       capabilities: dockerCapabilities(caps),
       noNewPrivileges: opts.noNewPrivileges ?? false,
+      ...(seccomp ? { seccomp } : {}),
       parentDeathSignal: 'SIGKILL',
       // Even without an init as PID 1 the command is exec'd from the sealed init (CVE-2019-5736).
       initBinary: INIT_BINARY,
