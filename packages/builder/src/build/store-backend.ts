@@ -114,6 +114,8 @@ export class StoreBackend implements BuildBackend {
         mounts,
         stdio: 'pipe',
         noNewPrivileges: false,
+        ...(req.privileged ? { privileged: true } : {}),
+        ...(req.seccomp !== undefined ? { seccomp: req.seccomp } : {}),
       });
       const cancel = () => container.kill('SIGKILL');
       if (req.signal?.aborted) cancel();

@@ -10,6 +10,7 @@ import { createRenderer, type ProgressMode } from '../progress';
 import type { Command } from './main';
 import { CommandError, UsageError } from './errors';
 import { parseCommandArgs, parseCsv, parseKeyValues } from './parse';
+import { parseSecurityOpts } from './security';
 import { withStore } from './store';
 
 const USAGE = `Usage: tsbuild build [OPTIONS] CONTEXT
@@ -30,7 +31,9 @@ Options:
       --network MODE         default | host | none, for RUN
       --secret id=ID,src=F   expose a file (or env=VAR) to RUN --mount=type=secret (repeatable)
   -o, --output SPEC          also export: type=oci|docker|local|tar,dest=PATH (a bare PATH: local; -: tar on stdout)
-      --platform P           only the host's platform is supported`;
+      --platform P           only the host's platform is supported
+      --security-opt OPT     seccomp=unconfined | seccomp=PROFILE.json for RUN steps (default: Docker's profile)
+      --allow ENTITLEMENT    security.insecure: let RUN --security=insecure run privileged (dangerous)`;
 
 const OPTIONS = {
   tag: { type: 'string', short: 't', multiple: true },
@@ -46,6 +49,8 @@ const OPTIONS = {
   secret: { type: 'string', multiple: true },
   output: { type: 'string', short: 'o' },
   platform: { type: 'string' },
+  'security-opt': { type: 'string', multiple: true },
+  allow: { type: 'string', multiple: true },
 } as const;
 
 export const command: Command = {
@@ -64,6 +69,8 @@ export const command: Command = {
       throw new UsageError(`unknown network mode "${network}": use default, host or none`);
     }
     const output = values.output ? parseOutput(values.output) : undefined;
+    const security = parseSecurityOpts(values['security-opt'], ['seccomp']);
+    const allow = parseAllow(values.allow);
     const dockerfileContent = values.file === '-' ? fs.readFileSync(0, 'utf8') : undefined;
     if (!fs.existsSync(context) || !fs.statSync(context).isDirectory()) {
       throw new CommandError(`unable to prepare context: path "${context}" not found or not a directory`);
@@ -86,6 +93,8 @@ export const command: Command = {
             network,
             secrets: parseSecrets(values.secret),
             ...(values.platform ? { platform: values.platform } : {}),
+            ...(security.seccomp !== undefined ? { seccomp: security.seccomp } : {}),
+            allow,
             ...sourceDateEpoch(),
           },
           { store, onEvent: (e) => renderer.handle(e) },
@@ -101,6 +110,15 @@ export const command: Command = {
     });
   },
 };
+
+/** BuildKit's entitlements (buildx --allow, comma-separated or repeated); only security.insecure exists here. */
+function parseAllow(values: string[] | undefined): string[] {
+  const out = (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  for (const e of out) {
+    if (e !== 'security.insecure') throw new UsageError(`invalid --allow entitlement "${e}": use security.insecure`);
+  }
+  return out;
+}
 
 interface OutputSpec {
   type: 'oci' | 'docker' | 'local' | 'tar';

@@ -1,10 +1,11 @@
 // tsbuild run / ps / rm: containers from images, docker run's flags and exit statuses.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Containers, type RunningContainer, type Store } from '@tsbuild/storage';
+import { Containers, capabilitySet, type RunningContainer, type Store } from '@tsbuild/storage';
 import type { Command } from './main';
 import { CommandError, UsageError } from './errors';
 import { parseCommandArgs, table, timeAgo } from './parse';
+import { parseSecurityOpts, type SecurityOptions } from './security';
 import { withStore } from './store';
 
 const RUN_USAGE = `Usage: tsbuild run [OPTIONS] IMAGE [COMMAND] [ARG...]
@@ -27,7 +28,11 @@ Options:
   -i, --interactive          keep stdin open
   -t, --tty                  allocate a terminal
       --no-init              run the command as PID 1 without tsbuild's init
-      --read-only            mount the root filesystem read-only`;
+      --read-only            mount the root filesystem read-only
+      --security-opt OPT     seccomp=unconfined | seccomp=PROFILE.json (Docker's format) | no-new-privileges
+      --cap-add CAP          add a capability to Docker's default set (ALL: every one; repeatable)
+      --cap-drop CAP         drop a capability (ALL: every one; repeatable)
+      --privileged           DANGEROUS: every capability, no seccomp filter, no masked paths, host devices`;
 
 const RUN_OPTIONS = {
   rm: { type: 'boolean' },
@@ -46,6 +51,10 @@ const RUN_OPTIONS = {
   tty: { type: 'boolean', short: 't' },
   'no-init': { type: 'boolean' },
   'read-only': { type: 'boolean' },
+  'security-opt': { type: 'string', multiple: true },
+  'cap-add': { type: 'string', multiple: true },
+  'cap-drop': { type: 'string', multiple: true },
+  privileged: { type: 'boolean' },
 } as const;
 
 export const runCommand: Command = {
@@ -65,6 +74,13 @@ export const runCommand: Command = {
       ...(values['pids-limit'] ? { pidsLimit: Math.trunc(parsePositive(values['pids-limit'], '--pids-limit')) } : {}),
     };
     const mounts = (values.volume ?? []).map(parseVolume);
+    const security = parseSecurityOpts(values['security-opt']);
+    const capabilities = { add: values['cap-add'] ?? [], drop: values['cap-drop'] ?? [] };
+    try {
+      capabilitySet(capabilities); // an unknown name fails before anything is created
+    } catch (err) {
+      throw new CommandError((err as Error).message, 125);
+    }
     // A bare `-e K` takes the host's value, and is left out when the host has none (docker run).
     const env = (values.env ?? []).flatMap((e) => (e.includes('=') ? [e] : process.env[e] !== undefined ? [`${e}=${process.env[e]}`] : []));
 
@@ -90,6 +106,9 @@ export const runCommand: Command = {
           readonlyRootfs: values['read-only'] === true,
           tty: values.tty === true,
           interactive: values.interactive === true,
+          ...security,
+          capabilities,
+          privileged: values.privileged === true,
         });
       } finally {
         if (values.rm) await containers.remove(record.id, { force: true }).catch(() => {});
@@ -106,7 +125,9 @@ async function createOr125(containers: Containers, opts: Parameters<Containers['
   }
 }
 
-interface AttachOptions {
+interface AttachOptions extends SecurityOptions {
+  capabilities: { add: string[]; drop: string[] };
+  privileged: boolean;
   network: 'none' | 'host';
   memory?: number;
   cpus?: number;

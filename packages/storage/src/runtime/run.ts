@@ -93,10 +93,15 @@ export interface RunningContainer {
 
 const DEFAULT_RLIMITS: Rlimit[] = [{ type: 'nofile', soft: 1024, hard: 1024 }];
 
-/** Every capability this kernel has (Docker's GetAllCapabilities). */
+/**
+ * Every capability this kernel has (Docker's GetAllCapabilities) that tsbuild itself holds: none can
+ * be granted beyond its own bounding set (runc fails with "unable to apply caps" instead).
+ */
 export function allCapabilities(): string[] {
   const last = Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim());
-  return Object.keys(CAPABILITIES).filter((name) => CAPABILITIES[name] <= last);
+  const bnd = /^CapBnd:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  const own = bnd ? BigInt('0x' + bnd[1]) : (1n << BigInt(last + 1)) - 1n;
+  return Object.keys(CAPABILITIES).filter((name) => CAPABILITIES[name] <= last && (own >> BigInt(CAPABILITIES[name])) & 1n);
 }
 
 /** docker run's --cap-add/--cap-drop (moby caps.TweakCapabilities): ALL in either, else drop then add. */

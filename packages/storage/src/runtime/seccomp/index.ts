@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import { compileFilter } from './bpf';
 import { DOCKER_DEFAULT_PROFILE } from './default-profile';
-import { parseProfile, resolveProfile, type SeccompProfile } from './profile';
+import { checkProfile, parseProfile, resolveProfile, type SeccompProfile } from './profile';
 
 export { DOCKER_DEFAULT_PROFILE, DOCKER_PROFILE_VERSION } from './default-profile';
 export { ARCHITECTURES, BPF_MAXINSNS, SeccompCompileError, compileFilter } from './bpf';
@@ -35,7 +35,8 @@ export function containerSeccomp(option: SeccompOption | undefined, capabilities
     }
     return compiled;
   }
-  return compileProfile(option, capabilities);
+  // A caller's object gets the same checks as a file.
+  return compileProfile(checkProfile(option), capabilities);
 }
 
 function compileProfile(profile: SeccompProfile, capabilities: readonly string[]): CompiledSeccomp {

@@ -258,6 +258,8 @@ export function resolveProfile(profile: SeccompProfile, ctx: ResolveContext): Re
   } else {
     architectures = profile.architectures ?? [];
   }
+  // A profile that names no architecture filters the native one only (libseccomp's default).
+  if (architectures.length === 0 && native) architectures = [native];
   const rules: ResolvedRule[] = [];
   for (const rule of profile.syscalls ?? []) {
     const ex = rule.excludes;
