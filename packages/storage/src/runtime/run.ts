@@ -14,6 +14,7 @@ import type { ContainerProcess, Namespace, Rlimit, Signal, SpawnSpec } from '@ts
 import { createCgroup, type CgroupOptions, type ContainerCgroup } from './cgroups';
 import { containerSeccomp, type SeccompOption } from './seccomp';
 import { containerSteps, type BindMount } from './steps';
+import { writeFileExactMode } from '../fsmode';
 import { resolveRootfsUser } from './users';
 
 export interface RunOptions {
@@ -146,9 +147,10 @@ function writeEtcFiles(dir: string, hostname: string, network: 'none' | 'host') 
     network === 'host'
       ? readOr('/etc/hosts', '')
       : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`;
-  fs.writeFileSync(files.hosts, hosts, { mode: 0o644 });
-  fs.writeFileSync(files.hostname, `${hostname}\n`, { mode: 0o644 });
-  fs.writeFileSync(files.resolvConf, readOr('/etc/resolv.conf', ''), { mode: 0o644 });
+  // Bound into the container: 0644 whatever the caller's umask, so a non-root process reads them.
+  writeFileExactMode(files.hosts, hosts, 0o644);
+  writeFileExactMode(files.hostname, `${hostname}\n`, 0o644);
+  writeFileExactMode(files.resolvConf, readOr('/etc/resolv.conf', ''), 0o644);
   return files;
 }
 
@@ -231,6 +233,7 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
       steps: containerSteps({
         rootfs: opts.rootfs, hostname, etcFiles: writeEtcFiles(stateDir, hostname, network),
         mounts: opts.mounts, readonlyRootfs: opts.readonlyRootfs, cwd, console: opts.tty === true,
+        ownNetwork: network === 'none',
         ...(privileged ? { privileged, maskedPaths: [], readonlyPaths: [] } : {}),
       }),
       cwd,

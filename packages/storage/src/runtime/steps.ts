@@ -27,6 +27,8 @@ export interface ContainerStepsOptions {
   readonlyPaths?: string[];
   /** Allocate the container's terminal from its own devpts (the spawn then returns terminalFd). */
   console?: boolean;
+  /** The container has its own network namespace: bring its `lo` up, as Docker and runc do. */
+  ownNetwork?: boolean;
   /** Privileged: the host's device nodes are made in /dev too, and /sys is writable. */
   privileged?: boolean;
 }
@@ -141,6 +143,10 @@ export function containerSteps(o: ContainerStepsOptions): SetupStep[] {
   if (etc.length + mounts.length > 64) throw new RangeError(`at most ${64 - etc.length} bind mounts are supported`);
 
   const steps: SetupStep[] = [
+    // Modes below are exact (device nodes 0666, dirs 0755), whatever umask the caller has; the
+    // container's own umask (022, as Docker's) is set last.
+    { op: 'umask', mask: 0 },
+    ...(o.ownNetwork ? [{ op: 'loopbackUp' } as SetupStep] : []),
     { op: 'mount', target: '/', flags: ['rec', 'slave'] },
     { op: 'mount', source: o.rootfs, target: o.rootfs, flags: ['bind', 'rec'] },
   ];
