@@ -275,6 +275,18 @@ describe('the compiled filter', () => {
     expect(runFilter(filter, AUDIT_ARCH_X86_64, 0x40000000 | 39)).toBe(ERRNO(1));
   });
 
+  it('on arm64, aarch64 is filtered with the generic numbers and the 32-bit arm ABI is killed', () => {
+    const prog = compileFilter(resolveProfile(DOCKER_DEFAULT_PROFILE, { capabilities: defaultCaps, arch: 'arm64', kernel: [6, 1] }));
+    expect(runFilter(prog, AUDIT_ARCH_AARCH64, 172)).toBe(ALLOW); // getpid
+    expect(runFilter(prog, AUDIT_ARCH_AARCH64, 97, [0x10000000n])).toBe(ERRNO(1)); // unshare
+    expect(runFilter(prog, AUDIT_ARCH_AARCH64, 435)).toBe(ERRNO(38)); // clone3
+    expect(runFilter(prog, AUDIT_ARCH_AARCH64, 198, [38n])).toBe(ERRNO(1)); // socket(AF_ALG)
+    expect(runFilter(prog, AUDIT_ARCH_AARCH64, 220, [0x11n])).toBe(ALLOW); // clone(SIGCHLD)
+    expect(runFilter(prog, AUDIT_ARCH_AARCH64, 104)).toBe(ERRNO(1)); // kexec_load
+    expect(runFilter(prog, 0x40000028, 20)).toBe(0x80000000); // AUDIT_ARCH_ARM
+    expect(runFilter(prog, AUDIT_ARCH_X86_64, 39)).toBe(0x80000000);
+  });
+
   it('every operator, against a reference on both sides of the boundary', () => {
     const values = [0n, 1n, 0xffffffffn, 0x100000000n, 0x100000001n, 0xfffffffffffffffen, 0xffffffffffffffffn];
     const ops = {

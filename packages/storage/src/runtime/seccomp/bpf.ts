@@ -7,7 +7,7 @@
 //   is a binary search over ranges of numbers with the same outcome, so a syscall costs ~9 jumps.
 //   A syscall with argument rules gets its own block: rules in order, each an AND of comparisons,
 //   64-bit arguments compared as two 32-bit halves (classic BPF loads 32 bits at a time).
-import { I386_SYSCALLS, X86_64_SYSCALLS } from './syscalls';
+import { AARCH64_SYSCALLS, I386_SYSCALLS, X86_64_SYSCALLS } from './syscalls';
 import type { ResolvedProfile, ResolvedRule, SeccompAction, SeccompArg } from './profile';
 
 export const BPF_MAXINSNS = 4096;
@@ -50,6 +50,8 @@ interface ArchInfo {
 export const ARCHITECTURES: Readonly<Record<string, ArchInfo>> = {
   SCMP_ARCH_X86_64: { audit: 0xc000003e, table: X86_64_SYSCALLS, refuseX32: true },
   SCMP_ARCH_X86: { audit: 0x40000003, table: I386_SYSCALLS },
+  // arm64's 32-bit compat ABI (SCMP_ARCH_ARM) has no table here: such processes are killed.
+  SCMP_ARCH_AARCH64: { audit: 0xc00000b7, table: AARCH64_SYSCALLS },
 };
 
 export class SeccompCompileError extends Error {
