@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { readAll } from '@tsbuild/native';
 import {
   DOCKER_DEFAULT_PROFILE, capabilitySet, compileFilter, containerSeccomp, parseProfile, resolveProfile, runContainer,
@@ -45,7 +46,7 @@ afterAll(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-async function run(opts: Omit<RunOptions, 'rootfs'>) {
+async function run(opts: Omit<RunOptions, 'rootfs'> & { rootfs?: string }) {
   const c = await runContainer({ rootfs, cgroups: { parent: CG_PARENT }, ...opts });
   live.push(c);
   const [stdout, stderr, exit] = await Promise.all([readAll(c.stdout ?? null), readAll(c.stderr ?? null), c.wait()]);
@@ -108,6 +109,44 @@ describe('the default profile in a container', () => {
 
   it('ptrace of a child works with CAP_SYS_PTRACE added', async () => {
     expect(await probeIn(['ptrace-child'], { capabilities: { add: ['SYS_PTRACE'] } })).toEqual({ 'ptrace-child': 'OK' });
+  });
+});
+
+describe('a Debian userland under the default profile (this host\'s /usr, /etc and /var, read-only)', () => {
+  let debian: string;
+  const binds = ['usr', 'etc', 'var'];
+  beforeAll(() => {
+    debian = path.join(tmp, 'debian');
+    fs.mkdirSync(debian, { mode: 0o755 });
+    for (const d of [...binds, 'tmp', 'proc', 'dev', 'sys', 'root', 'run']) fs.mkdirSync(path.join(debian, d));
+    fs.chmodSync(path.join(debian, 'tmp'), 0o1777);
+    for (const l of ['bin', 'lib', 'lib64', 'sbin']) fs.symlinkSync(`usr/${l}`, path.join(debian, l));
+    for (const b of binds) execFileSync('mount', ['--bind', '-o', 'ro', `/${b}`, path.join(debian, b)]);
+  });
+  afterAll(() => {
+    for (const b of binds) execFileSync('umount', [path.join(debian, b)]);
+  });
+  const inDebian = (script: string, opts: Omit<RunOptions, 'rootfs' | 'args'> = {}) =>
+    run({ args: ['sh', '-c', script], env: ['PATH=/usr/sbin:/usr/bin'], ...opts, rootfs: debian });
+
+  it('apt-get, dpkg, perl, python threads and subprocesses, chown, su to another user', async () => {
+    const r = await inDebian([
+      'apt-get check >/dev/null 2>&1 && echo apt-get ok',
+      'test "$(dpkg -l | wc -l)" -gt 100 && echo dpkg ok',
+      'perl -e "print qq(perl ok\\n)"',
+      'python3 -u -c "import subprocess, threading; t = threading.Thread(target=print, args=(\'thread ok\',)); t.start(); t.join(); subprocess.run([\'echo\', \'subprocess ok\'])"',
+      'touch /tmp/f && chown nobody:nogroup /tmp/f && stat -c "chown %U" /tmp/f',
+      'su -s /bin/sh nobody -c "id -un"',
+      'grep ^Seccomp: /proc/self/status',
+    ].join('; '));
+    expect(r.stdout).toBe('apt-get ok\ndpkg ok\nperl ok\nthread ok\nsubprocess ok\nchown nobody\nnobody\nSeccomp:\t2\n');
+  });
+
+  it('a setuid-root program (passwd -S reads /etc/shadow) works for a user, unless no-new-privileges', async () => {
+    const host = execFileSync('passwd', ['-S', 'nobody'], { encoding: 'utf8' });
+    expect((await inDebian('passwd -S', { user: 'nobody' })).stdout).toBe(host);
+    // Without the setuid bit's effect passwd cannot read the shadow file and reports less.
+    expect((await inDebian('passwd -S', { user: 'nobody', noNewPrivileges: true })).stdout).not.toBe(host);
   });
 });
 
