@@ -145,6 +145,8 @@ function checkRule(where: string, v: unknown): SeccompRule {
   const names = v.name !== undefined && v.name !== '' ? [String(v.name)] : checkStringList(`${where}.names`, v.names ?? []);
   const args = v.args === undefined || v.args === null ? [] : v.args;
   if (!Array.isArray(args)) bad(`${where}.args`, 'must be a list');
+  const includes = checkFilter(`${where}.includes`, v.includes);
+  const excludes = checkFilter(`${where}.excludes`, v.excludes);
   return {
     names,
     action: checkAction(`${where}.action`, v.action),
@@ -161,8 +163,8 @@ function checkRule(where: string, v: unknown): SeccompRule {
         op: a.op as SeccompOperator,
       };
     }),
-    ...(checkFilter(`${where}.includes`, v.includes) ? { includes: checkFilter(`${where}.includes`, v.includes) } : {}),
-    ...(checkFilter(`${where}.excludes`, v.excludes) ? { excludes: checkFilter(`${where}.excludes`, v.excludes) } : {}),
+    ...(includes ? { includes } : {}),
+    ...(excludes ? { excludes } : {}),
   };
 }
 
