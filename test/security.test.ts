@@ -93,6 +93,21 @@ describe('tsbuild run', () => {
     expect(bad.status).toBe(125);
     expect(bad.stderr).toBe('tsbuild: unknown capability: "NET_FLY"\n');
   });
+
+  it('a detached container gets the same options (run -d)', () => {
+    const profile = path.join(top, 'deny-chown-d.json');
+    fs.writeFileSync(profile, JSON.stringify({
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [{ names: ['socket'], action: 'SCMP_ACT_ERRNO', errnoRet: 97, args: [{ index: 0, value: 2, op: 'SCMP_CMP_EQ' }] }],
+    }));
+    const d = cli(root, ['run', '-d', '--cap-drop', 'ALL', '--security-opt', `seccomp=${profile}`, 'probe', 'sh', '-c', 'grep ^CapEff: /proc/self/status; /probe socket-inet keyctl']);
+    expect(d.stderr).toBe('');
+    expect(d.status).toBe(0);
+    const id = d.stdout.trim();
+    expect(cli(root, ['wait', id]).stdout).toBe('0\n');
+    expect(cli(root, ['logs', id]).stdout).toBe('CapEff:\t0000000000000000\nsocket-inet=EAFNOSUPPORT\nkeyctl=OK\n');
+    expect(cli(root, ['rm', id]).status).toBe(0);
+  });
 });
 
 describe('RUN steps', () => {

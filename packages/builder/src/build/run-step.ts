@@ -11,7 +11,7 @@ import { flock, flockWait } from '@tsbuild/native';
 import { mkdirExactModeAsync, mkdirpExactMode, resolveInRoot, writeFileExactModeAsync, type SeccompOption } from '@tsbuild/storage';
 import { planRun, type RunInstruction, type RunMount } from '../dockerfile';
 import type { BuildEvent } from '../progress';
-import type { BuildBackend, RunMountRequest } from './backend';
+import type { BuildBackend, RunMountRequest, RunRuntimeOptions } from './backend';
 import type { SourceEntry } from '../context';
 import { BuildError } from './errors';
 import type { ImageConfig } from './image-config';
@@ -31,6 +31,7 @@ export interface RunContext {
   cacheMountsDir: string;
   /** Aborted when another stage failed: the step's container is killed. */
   signal: AbortSignal;
+  runtime?: RunRuntimeOptions;
 }
 
 /** Files the runtime binds into every container; created as stubs when the image lacks them. */
@@ -85,6 +86,7 @@ export async function runStep(ctx: RunContext, rootfs: string, instr: RunInstruc
       stdout,
       stderr,
       signal: ctx.signal,
+      ...(ctx.runtime ? { runtime: ctx.runtime } : {}),
     });
     if (result.exitCode !== 0) {
       const status = result.exitCode ?? 128;

@@ -14,3 +14,5 @@ export {
   DOCKER_DEFAULT_PROFILE, DOCKER_PROFILE_VERSION, SeccompProfileError, SeccompCompileError,
 } from './seccomp';
 export type { SeccompOption, SeccompProfile, CompiledSeccomp, ResolvedProfile } from './seccomp';
+export { execInContainer, cgroupProcsOf } from './exec';
+export type { ExecOptions, ExecProcess } from './exec';

@@ -29,6 +29,8 @@ export interface ContainerStepsOptions {
   console?: boolean;
   /** The container has its own network namespace: bring its `lo` up, as Docker and runc do. */
   ownNetwork?: boolean;
+  /** Bytes of /dev/shm; default 64 MiB as Docker's. */
+  shmSize?: number;
   /** Privileged: the host's device nodes are made in /dev too, and /sys is writable. */
   privileged?: boolean;
 }
@@ -169,7 +171,7 @@ export function containerSteps(o: ContainerStepsOptions): SetupStep[] {
     { op: 'mount', source: 'devpts', target: '/dev/pts', type: 'devpts', flags: ['nosuid', 'noexec'], data: 'newinstance,ptmxmode=0666,mode=0620,gid=5' },
     ...(o.console ? [{ op: 'consolePty' } as SetupStep] : []),
     { op: 'mkdir', path: '/dev/shm' },
-    { op: 'mount', source: 'shm', target: '/dev/shm', type: 'tmpfs', flags: NODEV_NOSUID_NOEXEC, data: 'mode=1777,size=65536k' },
+    { op: 'mount', source: 'shm', target: '/dev/shm', type: 'tmpfs', flags: NODEV_NOSUID_NOEXEC, data: `mode=1777,size=${Math.ceil((o.shmSize ?? 64 * 1024 * 1024) / 1024)}k` },
     { op: 'mkdir', path: '/dev/mqueue' },
     { op: 'mount', source: 'mqueue', target: '/dev/mqueue', type: 'mqueue', flags: NODEV_NOSUID_NOEXEC },
     { op: 'mkdir', path: '/sys' },

@@ -107,10 +107,11 @@ function checkErrno(where: string, v: unknown): number {
   return v as number;
 }
 
-function checkArgValue(where: string, v: unknown): bigint {
+// Kept as given (a number stays a number, so a checked profile still serializes as JSON).
+function checkArgValue(where: string, v: unknown): number | bigint {
   if (typeof v === 'bigint' || (typeof v === 'number' && Number.isSafeInteger(v))) {
     const b = BigInt(v);
-    if (b >= 0n && b < 1n << 64n) return b;
+    if (b >= 0n && b < 1n << 64n) return v;
   }
   return bad(where, `must be an unsigned 64-bit integer (got ${String(v)})`);
 }
