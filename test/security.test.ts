@@ -110,6 +110,23 @@ describe('tsbuild run', () => {
   });
 });
 
+describe('tsbuild exec', () => {
+  it("runs the new process with the container's capabilities and seccomp filter, as docker exec", () => {
+    const started: string[] = [];
+    try {
+      const confined = cli(root, ['run', '-d', 'probe', 'sleep', '60']).stdout.trim();
+      started.push(confined);
+      const open = cli(root, ['run', '-d', '--security-opt', 'seccomp=unconfined', '--cap-add', 'SYS_ADMIN', 'probe', 'sleep', '60']).stdout.trim();
+      started.push(open);
+      const exec = (id: string) => cli(root, ['exec', id, 'sh', '-c', 'grep -E "^(CapEff|Seccomp):" /proc/self/status; /probe unshare-user']).stdout;
+      expect(exec(confined)).toBe('CapEff:\t00000000a80425fb\nSeccomp:\t2\nunshare-user=EPERM\n');
+      expect(exec(open)).toBe('CapEff:\t00000000a82425fb\nSeccomp:\t0\nunshare-user=OK\n');
+    } finally {
+      for (const id of started) cli(root, ['rm', '-f', id]);
+    }
+  });
+});
+
 describe('RUN steps', () => {
   function buildAndExport(dockerfile: string, flags: string[] = []) {
     const dir = path.join(top, `b-${Math.random().toString(36).slice(2)}`);
