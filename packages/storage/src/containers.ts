@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { writeFileAtomic } from './atomic';
 import { isAlive, tokenOf } from './drivers/proc';
 import type { Digest } from './digest';
-import { runContainer, type ContainerExit, type RunOptions, type RunningContainer } from './runtime';
+import { capabilitySet, runContainer, type ContainerExit, type RunOptions, type RunningContainer, type SeccompOption } from './runtime';
 import type { Store } from './store';
 
 export interface ContainerRecord {
@@ -29,6 +29,15 @@ export interface ContainerRecord {
   pidToken?: string;
   exitCode?: number;
   finished?: string;
+  /** The confinement the container was started with: `exec` gives its processes the same, as Docker does. */
+  security?: ContainerSecurity;
+}
+
+export interface ContainerSecurity {
+  /** The capability set (bounding = effective = permitted). */
+  capabilities: string[];
+  seccomp: SeccompOption;
+  noNewPrivileges: boolean;
 }
 
 /** What a container runs: the image's Entrypoint/Cmd/Env/WorkingDir/User with docker run's overrides. */
@@ -123,7 +132,12 @@ export class Containers {
       throw err;
     }
     const pidToken = tokenOf(container.pid);
-    await this.write({ ...record, state: 'running', pid: container.pid, ...(pidToken ? { pidToken } : {}) });
+    const security: ContainerSecurity = {
+      capabilities: capabilitySet(opts.capabilities, opts.privileged),
+      seccomp: opts.privileged ? 'unconfined' : (opts.seccomp ?? 'default'),
+      noNewPrivileges: opts.noNewPrivileges ?? false,
+    };
+    await this.write({ ...record, state: 'running', pid: container.pid, ...(pidToken ? { pidToken } : {}), security });
     const finished = container.wait().then(async (exit) => {
       await rw.unmount().catch(() => {});
       await this.write({ ...record, state: 'exited', exitCode: exit.exitCode, finished: new Date().toISOString() });

@@ -23,7 +23,7 @@ import {
   type CopyInstruction,
   type AddInstruction,
 } from '../dockerfile';
-import { chainIDs, type Digest } from '@tsbuild/storage';
+import { chainIDs, type Digest, type SeccompOption } from '@tsbuild/storage';
 import type { BuildEvent, EventSink } from '../progress';
 import type { BuildBackend, ResolvedImage, RunRuntimeOptions } from './backend';
 import { ArgScope, evaluateGlobalArgs, PROXY_ARGS } from './args';
@@ -53,6 +53,10 @@ export interface BuildOptions {
   platform?: string;
   /** Clamp times (config, history, layer files) for reproducible images. */
   sourceDateEpoch?: number;
+  /** The seccomp filter of RUN steps: Docker's default profile unless 'unconfined' or a profile is given. */
+  seccomp?: SeccompOption;
+  /** Entitlements granted (BuildKit's --allow): 'security.insecure' lets RUN --security=insecure run. */
+  allow?: string[];
   /**
    * Base images: 'missing' (default) uses the local image and pulls one that is not held when its
    * reference names a registry host; 'always' (docker build --pull) pulls every base image first.
@@ -421,8 +425,8 @@ class Builder {
         throw new BuildError(lineMessage(instr.startLine, 'RUN --mount=type=ssh is not supported by tsbuild yet'));
       }
     }
-    if (instr.security === 'insecure') {
-      throw new BuildError(lineMessage(instr.startLine, 'RUN --security=insecure needs the security.insecure entitlement, which tsbuild does not grant'));
+    if (instr.security === 'insecure' && !(this.opts.allow ?? []).includes('security.insecure')) {
+      throw new BuildError(lineMessage(instr.startLine, 'RUN --security=insecure needs the security.insecure entitlement: pass --allow security.insecure'));
     }
   }
 
@@ -593,6 +597,7 @@ class Builder {
       backend: this.backend,
       emit: (e) => this.emit({ ...e, vertex } as BuildEvent),
       network: this.opts.network ?? 'default',
+      ...(this.opts.seccomp !== undefined ? { seccomp: this.opts.seccomp } : {}),
       secrets: this.opts.secrets ?? {},
       signal: this.abort.signal,
       viewOf: (ref) => this.viewFor(ref, stage),

@@ -119,6 +119,8 @@ export class StoreBackend implements BuildBackend {
         stdio: 'pipe',
         noNewPrivileges: false,
         ...req.runtime,
+        ...(req.privileged ? { privileged: true } : {}),
+        ...(req.seccomp !== undefined ? { seccomp: req.seccomp } : {}),
       });
       const cancel = () => container.kill('SIGKILL');
       if (req.signal?.aborted) cancel();

@@ -325,6 +325,7 @@ export const execCommand: Command = {
           ...(values.workdir ? { cwd: values.workdir } : {}),
           ...(values.user ?? c.user ? { user: values.user ?? c.user } : {}),
           ...(values.tty ? { tty: true } : { stdio: [stdin, 1, 2] as [number, number, number] }),
+          ...(c.security ?? {}), // the container's capabilities and seccomp filter, as docker exec
         }).catch((err: Error & { exitCode?: number }) => {
           throw new CommandError(err.message, typeof err.exitCode === 'number' ? err.exitCode : 126);
         });
