@@ -99,6 +99,15 @@ export const command: Command = {
 
     return withStore(globals, async (store) => {
       const renderer = createRenderer(progress);
+      // Ctrl-C or SIGTERM cancel the build: running steps are killed and nothing is committed or tagged.
+      const cancel = new AbortController();
+      let interrupted: NodeJS.Signals | undefined;
+      const onSignal = (signal: NodeJS.Signals) => {
+        interrupted ??= signal;
+        cancel.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       let result;
       try {
         result = await build(
@@ -120,9 +129,14 @@ export const command: Command = {
             ...(values.pull ? { pull: 'always' as const } : {}),
             ...(Object.keys(runtime).length ? { runtime } : {}),
           },
-          { store, onEvent: (e) => renderer.handle(e) },
+          { store, onEvent: (e) => renderer.handle(e), signal: cancel.signal },
         );
+      } catch (err) {
+        if (interrupted) throw new CommandError(`build canceled (${interrupted})`, interrupted === 'SIGINT' ? 130 : 143);
+        throw err;
       } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
         renderer.finish();
       }
       if (values.iidfile) fs.writeFileSync(values.iidfile, result.imageId);
