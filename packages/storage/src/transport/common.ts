@@ -12,6 +12,7 @@ import { familiarString, parseReference } from '../image/reference';
 import type { ImageLayer, ImageStore, ResolvedImage } from '../image/store';
 import type { ImageManifest } from '../image/types';
 import { ArchiveWriter } from './archive-writer';
+import type { LayerImporter } from './load';
 import { decompress } from '../archive/decompress';
 
 /**
@@ -117,6 +118,51 @@ async function storedCompressedForm(store: ImageStore, layer: ImageLayer): Promi
     if (await store.content.has(c.digest)) return c;
   }
   return undefined;
+}
+
+/**
+ * The uncompressed bytes of the layer's own blob (never a substitute such as a stored uncompressed
+ * form), verified against its diffID; `onSize` gets the size once every byte was hashed.
+ */
+export function openLayerBlobVerified(store: ImageStore, layer: ImageLayer, onSize: (n: number) => void): Readable {
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  (async () => {
+    const raw = await store.content.open(layer.descriptor.digest, { size: layer.descriptor.size });
+    // A compressed media type: decompress by the magic bytes (some tools mislabel layers).
+    const streams: Readable[] = [(layerCompression(layer.descriptor.mediaType) ?? 'none') === 'none' ? raw : decompress(raw)];
+    const verify = verifyingStream(layer.diffID);
+    verify.on('end', () => onSize(verify.bytes));
+    streams.push(verify);
+    chainInto(out, streams, (err) => layerBlobError(err, layer));
+  })().catch((err: Error) => out.destroy(layerBlobError(err, layer)));
+  return out;
+}
+
+/** One line naming the blob and its diffID; a mismatch keeps the EDIGEST code (bad input). */
+function layerBlobError(err: Error, layer: ImageLayer): Error {
+  if ((err as { code?: string }).code === 'EDIGEST') {
+    return Object.assign(new Error(`layer ${layer.descriptor.digest} does not match its diff_id ${layer.diffID}: ${err.message}`), { code: 'EDIGEST' });
+  }
+  return Object.assign(new Error(`layer ${layer.descriptor.digest} does not match its diff_id ${layer.diffID}: cannot decompress it: ${err.message}`), {
+    code: 'EDIGEST',
+  });
+}
+
+/**
+ * Hands one layer to the importer as its blob's verified uncompressed stream. An importer that
+ * already has the chain does not read it; the blob is then decompressed and hashed here all the
+ * same, because the caller records it as a form of the diffID, which save and push then ship in
+ * place of the layer. Returns the uncompressed size.
+ */
+export async function importLayerVerified(store: ImageStore, importer: LayerImporter, parent: Digest | null, layer: ImageLayer): Promise<number | undefined> {
+  let size: number | undefined;
+  const open = () => openLayerBlobVerified(store, layer, (n) => (size = n));
+  await importer.importLayer(parent, layer.diffID, open);
+  if (size !== undefined || layer.descriptor.digest === layer.diffID) return size; // hashed, or named by its diffID
+  const recorded = (await store.blobInfo.get(layer.diffID))?.compressed ?? [];
+  if (recorded.some((c) => c.digest === layer.descriptor.digest)) return undefined; // hashed when recorded
+  for await (const _ of open());
+  return size;
 }
 
 /**

@@ -9,10 +9,10 @@
 // `app:latest`). An image without a usable name is loaded untagged (reachable by ID).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { LayerBlobInfo } from '../content/blobinfo';
 import { MediaTypes, layerCompression, type Descriptor } from '../content/types';
-import { chainIDs, isDigest, verifyingStream, type Digest } from '../digest';
+import { chainIDs, isDigest, type Digest } from '../digest';
 import { familiarString, parseReference } from '../image/reference';
 import type { ImageLayer, ImageStore } from '../image/store';
 import {
@@ -25,7 +25,7 @@ import {
 } from '../image/types';
 import { normalizeName, readArchiveMembers } from './archive-reader';
 import { decompress, detectCompression } from '../archive/decompress';
-import { chainInto, type ProgressFn } from './common';
+import { importLayerVerified, type ProgressFn } from './common';
 
 /** Implemented by the layer store: extract one layer on top of its parent chain. */
 export interface LayerImporter {
@@ -271,14 +271,10 @@ async function importAll(store: ImageStore, images: LoadedImage[], opts: LoadOpt
     for (let i = 0; i < img.layers.length; i++) {
       if (done.has(chain[i])) continue;
       const layer = img.layers[i];
-      let size: number | undefined;
-      await opts.importer.importLayer(i === 0 ? null : chain[i - 1], layer.diffID, () =>
-        openVerified(store, layer, (n) => {
-          size = n;
-        }),
-      );
-      // Recorded even when the importer had the layer already: a built image naming this layer by
-      // diffID can then be saved from the original blob (the layer store may not rebuild its bytes).
+      const size = await importLayerVerified(store, opts.importer, i === 0 ? null : chain[i - 1], layer);
+      // Recorded even when the importer had the layer already (importLayerVerified hashed the blob
+      // then): a built image naming this layer by diffID can then be saved from the original blob
+      // (the layer store may not rebuild its bytes).
       sizes.push({ diffID: layer.diffID, blob: layer.descriptor, size });
       done.add(chain[i]);
       opts.onProgress?.({ phase: 'import', done: done.size, total, item: layer.diffID });
@@ -291,25 +287,4 @@ async function importAll(store: ImageStore, images: LoadedImage[], opts: LoadOpt
       }),
     );
   }
-}
-
-/** The layer's uncompressed bytes, verified against its diffID; reports the size when complete. */
-function openVerified(store: ImageStore, layer: ImageLayer, onSize: (n: number) => void): Readable {
-  const out = new PassThrough({ highWaterMark: 1 << 20 });
-  const wrap = (err: Error) =>
-    new Error(
-      (err as { code?: string }).code === 'EDIGEST'
-        ? `layer ${layer.descriptor.digest} does not match its diff_id ${layer.diffID}: ${err.message}`
-        : `layer ${layer.descriptor.digest}: ${err.message}`,
-    );
-  (async () => {
-    const raw = await store.content.open(layer.descriptor.digest, { size: layer.descriptor.size });
-    // A compressed media type: decompress by the magic bytes (some tools mislabel layers).
-    const streams: Readable[] = [(layerCompression(layer.descriptor.mediaType) ?? 'none') === 'none' ? raw : decompress(raw)];
-    const verify = verifyingStream(layer.diffID);
-    verify.on('end', () => onSize(verify.bytes));
-    streams.push(verify);
-    chainInto(out, streams, wrap);
-  })().catch((err: Error) => out.destroy(wrap(err)));
-  return out;
 }

@@ -12,17 +12,17 @@
 // layer blob are stored verified against their digests; the layers are handed bottom-up to the
 // layer store (LayerImporter) as verified uncompressed streams, keeping the original blobs; the
 // platform manifest is tagged with the reference.
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { MediaTypes, layerCompression, type Descriptor, type Platform } from '../content/types';
 import { DigestMismatchError, chainIDs, isDigest, type Digest } from '../digest';
 import { familiarString, parseReference, type ImageReference } from '../image/reference';
 import { hostPlatform, selectPlatform } from '../image/platform';
 import type { ImageLayer, ImageStore } from '../image/store';
 import type { ImageConfig, ImageIndex, ImageManifest } from '../image/types';
-import { chainInto, exportManifest, gzipLayer, openUncompressedLayer, type ProgressFn } from './common';
+import { exportManifest, gzipLayer, importLayerVerified, type ProgressFn } from './common';
 import type { LayerImporter } from './load';
 import { userError } from './registry-auth';
-import { RegistryClient, RegistryError, countBytes, type RegistryClientOptions } from './registry-client';
+import { RegistryClient, RegistryError, type RegistryClientOptions } from './registry-client';
 
 export { RegistryClient, RegistryError, isLoopback, type RegistryClientOptions } from './registry-client';
 export { authFilePaths, findCredentials, parseChallenge, type Challenge, type CredentialLookup, type Credentials } from './registry-auth';
@@ -322,27 +322,14 @@ async function downloadBlob(client: RegistryClient, store: ImageStore, repo: str
 }
 
 /**
- * Hands the layers bottom-up to the importer as verified uncompressed streams; returns what to
- * record about their blobs (uncompressed sizes measured on the way).
+ * Hands the layers bottom-up to the importer as verified uncompressed streams of their own blobs;
+ * returns what to record about their blobs (uncompressed sizes measured on the way).
  */
 async function importLayers(store: ImageStore, layers: ImageLayer[], opts: PullOptions): Promise<{ diffID: Digest; blob: Descriptor; size?: number }[]> {
   const chains = chainIDs(layers.map((l) => l.diffID));
   const out: { diffID: Digest; blob: Descriptor; size?: number }[] = [];
   for (const [i, layer] of layers.entries()) {
-    let size: number | undefined;
-    await opts.importer.importLayer(i === 0 ? null : chains[i - 1]!, layer.diffID, () => {
-      const stream = new PassThrough({ highWaterMark: 1 << 20 });
-      let n = 0;
-      openUncompressedLayer(store, layer).then(
-        (src) => {
-          const counter = countBytes(src, (k) => (n += k));
-          counter.on('end', () => (size = n));
-          chainInto(stream, [counter]);
-        },
-        (err: Error) => stream.destroy(err),
-      );
-      return stream;
-    });
+    const size = await importLayerVerified(store, opts.importer, i === 0 ? null : chains[i - 1]!, layer);
     out.push({ diffID: layer.diffID, blob: { mediaType: layer.descriptor.mediaType, digest: layer.descriptor.digest, size: layer.descriptor.size }, ...(size !== undefined ? { size } : {}) });
     opts.onProgress?.({ phase: 'import', done: i + 1, total: layers.length, item: layer.diffID });
   }
