@@ -23,6 +23,12 @@ import { decompress } from '../archive/decompress';
  */
 export const DEFAULT_GZIP_LEVEL = 1;
 
+/**
+ * Image configs larger than this are refused before they are read (they are parsed in memory; a
+ * config with a thousand history entries is well under 1 MiB).
+ */
+export const CONFIG_MAX = 64 << 20;
+
 export type ProgressPhase = 'compress' | 'write' | 'read' | 'import';
 
 export interface Progress {

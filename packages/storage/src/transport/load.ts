@@ -25,7 +25,7 @@ import {
 } from '../image/types';
 import { normalizeName, readArchiveMembers } from './archive-reader';
 import { decompress, detectCompression } from '../archive/decompress';
-import { importLayerVerified, type ProgressFn } from './common';
+import { CONFIG_MAX, importLayerVerified, type ProgressFn } from './common';
 
 /** Implemented by the layer store: extract one layer on top of its parent chain. */
 export interface LayerImporter {
@@ -185,6 +185,8 @@ async function fromOciLayout(store: ImageStore, members: Members, file: string):
 }
 
 async function describe(store: ImageStore, manifest: ImageManifest, descriptor: Descriptor, file: string): Promise<Omit<LoadedImage, 'names'>> {
+  const configSize = (await store.content.info(manifest.config.digest).catch(() => undefined))?.size ?? 0;
+  if (configSize > CONFIG_MAX) throw new Error(`${file}: config ${manifest.config.digest} of ${configSize} bytes is too large (over ${CONFIG_MAX})`);
   const config = await store.content.readJson<ImageConfig>(manifest.config.digest).catch((err: Error) => {
     throw new Error(`${file}: config ${manifest.config.digest}: ${err.message}`);
   });

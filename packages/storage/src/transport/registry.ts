@@ -19,7 +19,7 @@ import { familiarString, parseReference, type ImageReference } from '../image/re
 import { hostPlatform, selectPlatform } from '../image/platform';
 import type { ImageLayer, ImageStore } from '../image/store';
 import type { ImageConfig, ImageIndex, ImageManifest } from '../image/types';
-import { exportManifest, gzipLayer, importLayerVerified, type ProgressFn } from './common';
+import { CONFIG_MAX, exportManifest, gzipLayer, importLayerVerified, type ProgressFn } from './common';
 import type { LayerImporter } from './load';
 import { userError } from './registry-auth';
 import { RegistryClient, RegistryError, type RegistryClientOptions } from './registry-client';
@@ -243,6 +243,7 @@ export async function pullImage(store: ImageStore, ref: string, opts: PullOption
   if (!manifest.config || !isDigest(manifest.config.digest) || !Array.isArray(manifest.layers)) {
     throw new RegistryError(`not an image manifest (no config or layers): ${manifestSubject}`);
   }
+  if (!(manifest.config.size <= CONFIG_MAX)) throw new RegistryError(`config ${manifest.config.digest} of ${manifest.config.size} bytes is too large (over ${CONFIG_MAX}): ${manifestSubject}`);
   for (const l of manifest.layers) {
     if (!isDigest(l.digest)) throw new RegistryError(`the manifest names an invalid layer digest ${JSON.stringify(l.digest)}: ${manifestSubject}`);
     if (layerCompression(l.mediaType) === undefined) {
