@@ -2,12 +2,13 @@
 // a diff_id only after it was decompressed and hashed to it, whether it comes from an archive or a
 // registry that lies.
 import { execFileSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { sha256OfBuffer, type Digest } from '@tsbuild/storage';
-import { openTestRoot, type TestRoot } from './helpers/roots';
+import { Store, sha256OfBuffer, type Digest } from '@tsbuild/storage';
+import { busyboxTarball, openTestRoot, type TestRoot } from './helpers/roots';
 import { startRegistry, type RegistryPeer } from './peers/registry';
 
 let t: TestRoot;
@@ -66,6 +67,8 @@ describe('a layer blob for a diff_id the store already has', () => {
     await expect(t.store.load(evil)).rejects.toThrow(/layer sha256:[0-9a-f]{64} does not match its diff_id sha256:/);
     expect((await t.store.images.blobInfo.get(diffID))?.compressed ?? []).toEqual([]);
     expect(await t.store.images.list()).toHaveLength(1);
+    // What the failed load wrote is gone at once (issue 9, defect 5).
+    expect(await t.store.images.content.has(sha256OfBuffer(poison))).toBe(false);
 
     const saved = path.join(t.work, 'base.tar');
     await t.store.save(['busybox'], saved, 'docker');
@@ -141,5 +144,76 @@ describe('a lying registry', () => {
     const names = execFileSync('tar', ['-tf', '-'], { input: maybeGunzip(blob), encoding: 'utf8', maxBuffer: 64 << 20 });
     expect(names).not.toContain('BACKDOOR');
     expect(names).toContain('bin/busybox');
+  });
+});
+
+describe('rmi of the base image while a build uses it', () => {
+  it('the built image still saves: the base layer blobs are leased until the image is written', async () => {
+    const { build } = await import('@tsbuild/builder');
+    const http = await import('node:http');
+    // The RUN step asks this server; it removes the base image before answering, so the removal
+    // happens while the step runs, with no timing involved.
+    let removed: unknown;
+    const server = http.createServer((_req, res) => {
+      t.store.removeImage('busybox').then(
+        (r) => {
+          removed = r;
+          res.end('after rmi\n');
+        },
+        (err: Error) => {
+          removed = err;
+          res.end(`rmi failed: ${err.message}\n`);
+        },
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (server.address() as import('node:net').AddressInfo).port;
+      const ctx = fs.mkdtempSync(path.join(t.work, 'ctx-'));
+      fs.writeFileSync(path.join(ctx, 'Dockerfile'), `FROM busybox\nRUN wget -q -O /got http://127.0.0.1:${port}/\n`);
+      await build({ context: ctx, tags: ['built:latest'] }, { store: t.store });
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    expect(removed).toMatchObject({ deleted: [expect.stringMatching(/^sha256:/)] });
+    expect((await t.store.images.list()).map((i) => i.ref)).toEqual(['built:latest']);
+
+    const saved = path.join(t.work, 'built.tar');
+    await t.store.save(['built'], saved, 'docker');
+    const names = archiveLayerNames(saved);
+    expect(names).toContain('bin/busybox');
+    expect(names).toContain('got');
+  });
+});
+
+describe('a load that fails', () => {
+  it('on a full disk (a real 24 MiB tmpfs) removes the blobs it wrote at once', async () => {
+    const top = fs.mkdtempSync(path.join(t.work, 'full-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tsbuild-enospc', top]);
+    let store: Store | undefined;
+    try {
+      store = await Store.open(path.join(top, 'root'), { driver: 'vfs' });
+      const before = await store.images.content.list();
+      // A config, then an 8 MiB layer that fits, then a 20 MiB one that does not (random bytes:
+      // nothing compresses them); the archive itself is on the ordinary disk.
+      const dir = fs.mkdtempSync(path.join(t.work, 'big-'));
+      const layers = [crypto.randomBytes(8 << 20), crypto.randomBytes(20 << 20)];
+      layers.forEach((b, i) => fs.writeFileSync(path.join(dir, `layer${i}.tar`), b));
+      const config = { architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((b) => sha256OfBuffer(b)) } };
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+      fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify([{ Config: 'config.json', RepoTags: ['big:latest'], Layers: ['layer0.tar', 'layer1.tar'] }]));
+      const archive = path.join(t.work, 'big.tar');
+      execFileSync('tar', ['-C', dir, '-cf', archive, 'manifest.json', 'config.json', 'layer0.tar', 'layer1.tar']);
+
+      await expect(store.load(archive)).rejects.toThrow(/ENOSPC/);
+      expect(await store.images.content.list()).toEqual(before);
+      expect(fs.readdirSync(store.images.content.ingestDir)).toEqual([]);
+      expect(fs.readdirSync(path.join(store.root, 'blob-leases'))).toEqual([]);
+      // The space is back: the same store takes a small image now.
+      await store.importTarball(busyboxTarball(), 'busybox:latest');
+    } finally {
+      await store?.close();
+      execFileSync('umount', ['-l', top]);
+    }
   });
 });

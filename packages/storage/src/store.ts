@@ -14,6 +14,7 @@ import { ImageStore, hostPlatform, type ImageConfig, type RemoveResult } from '.
 import { LayerStore, type Layer } from './layers';
 import type { DriverChoice } from './drivers';
 import { isAlive, ownedName, ownerOf } from './drivers/proc';
+import { createLease, readLeases } from './lease';
 import { removeStaleCgroups } from './runtime';
 import { loadArchive, pullImage, pushImage, saveDockerArchive, saveDockerOciArchive, saveOciArchive, type PullOptions, type PullResult, type PushOptions, type PushResult, type SaveOptions } from './transport';
 
@@ -54,7 +55,10 @@ export class Store {
     if (layers.notice) opts.onNotice?.(layers.notice);
     const images = await ImageStore.open(abs, { layerSource: layers });
     const store = new Store(abs, layers, images, opts.liveChains);
-    images.setHooks({ onImageDeleted: () => store.collectLayers().then(() => undefined) });
+    images.setHooks({
+      onImageDeleted: () => store.collectLayers().then(() => undefined),
+      leasedDiffIDs: () => store.leasedDiffIDs(),
+    });
     await store.removeOrphanWorkLayers();
     await store.removeOrphanScratch();
     removeStaleCgroups();
@@ -173,49 +177,33 @@ export class Store {
    * writing its image): the sweep treats a live owner's lease as a root, a dead owner's as garbage.
    */
   async lease(): Promise<Lease> {
-    const dir = path.join(this.root, 'leases');
-    await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
-    const file = path.join(dir, `${ownedName(randomBytes(6).toString('hex'))}.json`);
-    const chains = new Set<string>();
-    // Parallel stages add to one lease: writes go one after the other, each with the whole set.
-    let writing: Promise<void> = Promise.resolve();
-    let n = 0;
-    const write = async () => {
-      // Renamed into place but not synced: a lease matters only while its owner lives, and a crash
-      // ends the owner.
-      const tmp = `${file}.${n++}.tmp`;
-      await fs.promises.writeFile(tmp, JSON.stringify([...chains]));
-      await fs.promises.rename(tmp, file);
-    };
+    const file = await createLease(path.join(this.root, 'leases'));
     return {
-      add(chain: string | null) {
-        if (chain === null || chains.has(chain)) return writing;
-        chains.add(chain);
-        writing = writing.then(write, write);
-        return writing;
-      },
-      async release() {
-        await writing.catch(() => {});
-        await fs.promises.rm(file, { force: true });
-      },
+      add: (chain: string | null) => (chain === null ? Promise.resolve() : file.add(chain)),
+      release: () => file.release(),
     };
   }
 
   /** Chains held by the leases of live processes; leases of dead processes are removed. */
   private async leasedChains(): Promise<string[]> {
-    const dir = path.join(this.root, 'leases');
-    const out: string[] = [];
-    for (const name of await fs.promises.readdir(dir).catch(() => [] as string[])) {
-      const owner = ownerOf(name);
-      const file = path.join(dir, name);
-      if (owner === null || !isAlive(owner)) {
-        await fs.promises.rm(file, { force: true });
-        continue;
-      }
-      try {
-        out.push(...(JSON.parse(await fs.promises.readFile(file, 'utf8')) as string[]));
-      } catch {
-        // Being replaced right now (atomic rename): its chains were committed under the lock we hold.
+    return (await readLeases(path.join(this.root, 'leases'))).live;
+  }
+
+  /**
+   * The diffIDs of every layer under a leased chain: the image store keeps their blobs, so that an
+   * image a build writes later can still be saved from a base whose image was removed meanwhile
+   * (an imported layer's tar cannot be rebuilt from its diff directory byte for byte).
+   */
+  private async leasedDiffIDs(): Promise<Set<Digest>> {
+    const out = new Set<Digest>();
+    const seen = new Set<string>();
+    for (const chain of await this.leasedChains()) {
+      let cur: Digest | null = chain as Digest;
+      while (cur && !seen.has(cur) && this.layers.has(cur)) {
+        seen.add(cur);
+        const layer = this.layers.get(cur);
+        out.add(layer.diffID);
+        cur = layer.parent;
       }
     }
     return out;

@@ -14,7 +14,7 @@ import { LayerBlobInfo } from '../content/blobinfo';
 import { MediaTypes, layerCompression, type Descriptor } from '../content/types';
 import { chainIDs, isDigest, type Digest } from '../digest';
 import { familiarString, parseReference } from '../image/reference';
-import type { ImageLayer, ImageStore } from '../image/store';
+import type { ImageLayer, ImageStore, StagedBlobs } from '../image/store';
 import {
   ANNOTATION_IMAGE_NAME,
   ANNOTATION_REF_NAME,
@@ -63,10 +63,23 @@ export async function loadArchive(store: ImageStore, file: string, opts: LoadOpt
     throw new Error(err.code === 'ENOENT' ? `archive not found: ${file}` : `cannot read archive ${file}: ${err.message}`);
   });
   if (!st.isFile()) throw new Error(`not a file: ${file}`);
-  const members = await readMembers(store, file, st.size, opts.onProgress);
+  // What a failed load wrote is deleted at once, not left to prune's grace period.
+  const staged = await store.stageBlobs();
+  try {
+    const result = await loadStaged(store, file, st.size, staged, opts);
+    await staged.release();
+    return result;
+  } catch (err) {
+    await staged.abandon().catch(() => {});
+    throw err;
+  }
+}
+
+async function loadStaged(store: ImageStore, file: string, fileSize: number, staged: StagedBlobs, opts: LoadOptions): Promise<LoadResult> {
+  const members = await readMembers(store, file, fileSize, staged, opts.onProgress);
   let images: LoadedImage[];
   if (members.meta.has('oci-layout') && members.meta.has('index.json')) images = await fromOciLayout(store, members, file);
-  else if (members.meta.has('manifest.json')) images = await fromDockerArchive(store, members, file);
+  else if (members.meta.has('manifest.json')) images = await fromDockerArchive(store, members, file, staged);
   else if (members.meta.has('repositories')) {
     throw new Error(`${file}: legacy docker-archive (docker < 1.10, no manifest.json) is not supported; re-save it with a newer docker`);
   } else throw new Error(`${file}: not an image archive (no oci-layout + index.json, no manifest.json)`);
@@ -88,7 +101,7 @@ interface Members {
   links: Map<string, string>;
 }
 
-async function readMembers(store: ImageStore, file: string, fileSize: number, onProgress?: ProgressFn): Promise<Members> {
+async function readMembers(store: ImageStore, file: string, fileSize: number, staged: StagedBlobs, onProgress?: ProgressFn): Promise<Members> {
   const raw = fs.createReadStream(file, { highWaterMark: 1 << 20 });
   let read = 0;
   raw.on('data', (chunk) => {
@@ -117,13 +130,14 @@ async function readMembers(store: ImageStore, file: string, fileSize: number, on
       }
       const named = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(m.name);
       const expected = named ? (`sha256:${named[1]}` as Digest) : undefined;
+      if (expected) await staged.hold(expected);
       if (expected && (await store.content.has(expected))) {
         for await (const _ of m.body); // already stored (and verified when it was)
         out.files.set(m.name, { mediaType: MediaTypes.octetStream, digest: expected, size: m.size });
         continue;
       }
       try {
-        out.files.set(m.name, await store.content.putStream(m.body, expected));
+        out.files.set(m.name, await store.content.putStream(m.body, expected, undefined, staged.created));
       } catch (err) {
         throw new Error(`${file}: member ${m.name}: ${(err as Error).message}`);
       }
@@ -206,7 +220,7 @@ async function describe(store: ImageStore, manifest: ImageManifest, descriptor: 
   };
 }
 
-async function fromDockerArchive(store: ImageStore, members: Members, file: string): Promise<LoadedImage[]> {
+async function fromDockerArchive(store: ImageStore, members: Members, file: string, staged: StagedBlobs): Promise<LoadedImage[]> {
   const entries = parseMeta<DockerArchiveManifestEntry[]>(members, 'manifest.json', file);
   if (!Array.isArray(entries)) throw new Error(`${file}: manifest.json is not an array`);
   const out: LoadedImage[] = [];
@@ -231,7 +245,7 @@ async function fromDockerArchive(store: ImageStore, members: Members, file: stri
       config: { mediaType: MediaTypes.ociConfig, digest: configBlob.digest, size: configSize },
       layers,
     };
-    const descriptor = await store.content.putJson(manifest, MediaTypes.ociManifest);
+    const descriptor = await store.content.putJson(manifest, MediaTypes.ociManifest, staged.created);
     const img = await describe(store, manifest, descriptor, file);
     for (const l of img.layers) {
       if (l.descriptor.mediaType === MediaTypes.ociLayer && l.descriptor.digest !== l.diffID) {

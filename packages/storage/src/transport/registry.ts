@@ -17,7 +17,7 @@ import { MediaTypes, layerCompression, type Descriptor, type Platform } from '..
 import { DigestMismatchError, chainIDs, isDigest, type Digest } from '../digest';
 import { familiarString, parseReference, type ImageReference } from '../image/reference';
 import { hostPlatform, selectPlatform } from '../image/platform';
-import type { ImageLayer, ImageStore } from '../image/store';
+import type { ImageLayer, ImageStore, StagedBlobs } from '../image/store';
 import type { ImageConfig, ImageIndex, ImageManifest } from '../image/types';
 import { CONFIG_MAX, exportManifest, gzipLayer, importLayerVerified, type ProgressFn } from './common';
 import type { LayerImporter } from './load';
@@ -251,45 +251,54 @@ export async function pullImage(store: ImageStore, ref: string, opts: PullOption
     }
   }
 
-  // Blobs: config and layers, each digest once; the stored ones are not fetched again.
-  const wanted = new Map<Digest, Descriptor>();
-  for (const d of [manifest.config, ...manifest.layers]) if (!wanted.has(d.digest)) wanted.set(d.digest, d);
-  const result: PullResult = { reference: '', id: manifest.config.digest, manifestDigest: current.digest, digest: top.digest, blobs: { downloaded: 0, existing: 0 } };
-  const missing: Descriptor[] = [];
-  for (const d of wanted.values()) {
-    if (await store.content.has(d.digest)) result.blobs.existing++;
-    else missing.push(d);
-  }
-  const total = [...wanted.values()].reduce((n, d) => n + d.size, 0);
-  let done = total - missing.reduce((n, d) => n + d.size, 0);
-  const advance = (n: number) => {
-    done += n;
-    opts.onProgress?.({ phase: 'read', done, total });
-  };
-  await eachLimit(missing, opts.concurrency ?? DEFAULT_CONCURRENCY, async (d) => {
-    await downloadBlob(client, store, repo, d, `${parsed.domain}/${repo}@${d.digest}`, advance);
-    result.blobs.downloaded++;
-  });
-
-  const config = await store.content.readJson<ImageConfig>(manifest.config.digest);
-  const diffIDs = config.rootfs?.diff_ids ?? [];
-  if (diffIDs.length !== manifest.layers.length) {
-    throw new RegistryError(`image ${manifest.config.digest} lists ${diffIDs.length} diff_ids for ${manifest.layers.length} layers: ${manifestSubject}`);
-  }
-  for (const d of diffIDs) if (!isDigest(d)) throw new RegistryError(`image ${manifest.config.digest} has an invalid diff_id ${JSON.stringify(d)}: ${manifestSubject}`);
-  const layers: ImageLayer[] = diffIDs.map((diffID, i) => ({ diffID, descriptor: manifest.layers[i]! }));
-  for (const l of layers) {
-    if (layerCompression(l.descriptor.mediaType) === 'none' && l.descriptor.digest !== l.diffID) {
-      throw new RegistryError(`uncompressed layer ${l.descriptor.digest} does not match its diff_id ${l.diffID}: ${manifestSubject}`);
+  // What a failed pull wrote is deleted at once, not left to prune's grace period.
+  const staged = await store.stageBlobs();
+  try {
+    // Blobs: config and layers, each digest once; the stored ones are not fetched again.
+    const wanted = new Map<Digest, Descriptor>();
+    for (const d of [manifest.config, ...manifest.layers]) if (!wanted.has(d.digest)) wanted.set(d.digest, d);
+    const result: PullResult = { reference: '', id: manifest.config.digest, manifestDigest: current.digest, digest: top.digest, blobs: { downloaded: 0, existing: 0 } };
+    const missing: Descriptor[] = [];
+    for (const d of wanted.values()) {
+      await staged.hold(d.digest);
+      if (await store.content.has(d.digest)) result.blobs.existing++;
+      else missing.push(d);
     }
-  }
+    const total = [...wanted.values()].reduce((n, d) => n + d.size, 0);
+    let done = total - missing.reduce((n, d) => n + d.size, 0);
+    const advance = (n: number) => {
+      done += n;
+      opts.onProgress?.({ phase: 'read', done, total });
+    };
+    await eachLimit(missing, opts.concurrency ?? DEFAULT_CONCURRENCY, async (d) => {
+      await downloadBlob(client, store, repo, d, `${parsed.domain}/${repo}@${d.digest}`, advance, staged);
+      result.blobs.downloaded++;
+    });
 
-  const manifestDesc = await store.content.putBytes(current.bytes, current.mediaType, current.digest);
-  const sizes = await importLayers(store, layers, opts);
-  const tags = parsed.digest ? [] : [familiarString(parsed)];
-  await store.addImage(manifestDesc, tags, sizes);
-  result.reference = parsed.digest ? familiarString({ domain: parsed.domain, path: parsed.path, digest: parsed.digest }) : tags[0]!;
-  return result;
+    const config = await store.content.readJson<ImageConfig>(manifest.config.digest);
+    const diffIDs = config.rootfs?.diff_ids ?? [];
+    if (diffIDs.length !== manifest.layers.length) {
+      throw new RegistryError(`image ${manifest.config.digest} lists ${diffIDs.length} diff_ids for ${manifest.layers.length} layers: ${manifestSubject}`);
+    }
+    for (const d of diffIDs) if (!isDigest(d)) throw new RegistryError(`image ${manifest.config.digest} has an invalid diff_id ${JSON.stringify(d)}: ${manifestSubject}`);
+    const layers: ImageLayer[] = diffIDs.map((diffID, i) => ({ diffID, descriptor: manifest.layers[i]! }));
+    for (const l of layers) {
+      if (layerCompression(l.descriptor.mediaType) === 'none' && l.descriptor.digest !== l.diffID) {
+        throw new RegistryError(`uncompressed layer ${l.descriptor.digest} does not match its diff_id ${l.diffID}: ${manifestSubject}`);
+      }
+    }
+
+    const manifestDesc = await store.content.putBytes(current.bytes, current.mediaType, current.digest, staged.created);
+    const sizes = await importLayers(store, layers, opts);
+    const tags = parsed.digest ? [] : [familiarString(parsed)];
+    await store.addImage(manifestDesc, tags, sizes);
+    result.reference = parsed.digest ? familiarString({ domain: parsed.domain, path: parsed.path, digest: parsed.digest }) : tags[0]!;
+    await staged.release();
+    return result;
+  } catch (err) {
+    await staged.abandon().catch(() => {});
+    throw err;
+  }
 }
 
 function isIndex(mediaType: string, bytes: Buffer): boolean {
@@ -300,7 +309,7 @@ function isIndex(mediaType: string, bytes: Buffer): boolean {
 }
 
 /** Streams one blob into the content store, verified against its digest and size. */
-async function downloadBlob(client: RegistryClient, store: ImageStore, repo: string, d: Descriptor, subject: string, onBytes: (n: number) => void): Promise<void> {
+async function downloadBlob(client: RegistryClient, store: ImageStore, repo: string, d: Descriptor, subject: string, onBytes: (n: number) => void, staged: StagedBlobs): Promise<void> {
   const body = await client.getBlob(repo, d.digest, subject);
   async function* sized(): AsyncGenerator<Buffer> {
     let n = 0;
@@ -313,7 +322,7 @@ async function downloadBlob(client: RegistryClient, store: ImageStore, repo: str
     if (n !== d.size) throw new RegistryError(`blob has ${n} bytes, the manifest says ${d.size}: ${subject}`);
   }
   try {
-    await store.content.putStream(sized(), d.digest, d.mediaType);
+    await store.content.putStream(sized(), d.digest, d.mediaType, staged.created);
   } catch (err) {
     body.destroy();
     if (err instanceof DigestMismatchError) throw new RegistryError(`blob is corrupt: its bytes hash to ${err.actual}: ${subject}`);
