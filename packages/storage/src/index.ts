@@ -13,3 +13,4 @@ export * from './runtime';
 export * from './containers';
 export * from './drivers';
 export * from './layers';
+export * from './fsck';

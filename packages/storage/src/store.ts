@@ -13,7 +13,10 @@ import { MediaTypes } from './content';
 import { ImageStore, hostPlatform, type ImageConfig, type RemoveResult } from './image';
 import { LayerStore, type Layer } from './layers';
 import type { DriverChoice } from './drivers';
+import { mountsUnder } from './drivers/mountinfo';
+import { detach } from './drivers/perform';
 import { isAlive, ownedName, ownerOf } from './drivers/proc';
+import { fsck, type FsckReport } from './fsck';
 import { createLease, readLeases } from './lease';
 import { removeStaleCgroups } from './runtime';
 import { loadArchive, pullImage, pushImage, saveDockerArchive, saveDockerOciArchive, saveOciArchive, type PullOptions, type PullResult, type PushOptions, type PushResult, type SaveOptions } from './transport';
@@ -25,6 +28,8 @@ export interface StoreOptions {
   onNotice?: (message: string) => void;
   /** Extra roots of layer liveness (e.g. the build cache's chain IDs). */
   liveChains?: () => Promise<Iterable<string>> | Iterable<string>;
+  /** Remove what crashed processes left at open (default true; fsck looks first). */
+  repair?: boolean;
 }
 
 export interface ImportOptions {
@@ -51,7 +56,7 @@ export class Store {
   static async open(root: string, opts: StoreOptions = {}): Promise<Store> {
     const abs = path.resolve(root);
     fs.mkdirSync(abs, { recursive: true, mode: 0o711 });
-    const layers = await LayerStore.open(abs, { driver: opts.driver ?? 'auto' });
+    const layers = await LayerStore.open(abs, { driver: opts.driver ?? 'auto', repair: opts.repair !== false });
     if (layers.notice) opts.onNotice?.(layers.notice);
     const images = await ImageStore.open(abs, { layerSource: layers });
     const store = new Store(abs, layers, images, opts.liveChains);
@@ -59,10 +64,15 @@ export class Store {
       onImageDeleted: () => store.collectLayers().then(() => undefined),
       leasedDiffIDs: () => store.leasedDiffIDs(),
     });
-    await store.removeOrphanWorkLayers();
-    await store.removeOrphanScratch();
-    removeStaleCgroups();
+    if (opts.repair !== false) await store.repairLeftovers();
     return store;
+  }
+
+  /** Removes what dead processes left: work layers, scratch directories, empty cgroups. */
+  async repairLeftovers(): Promise<void> {
+    await this.removeOrphanWorkLayers();
+    await this.removeOrphanScratch();
+    removeStaleCgroups();
   }
 
   /**
@@ -88,6 +98,9 @@ export class Store {
     for (const name of await fs.promises.readdir(dir).catch(() => [] as string[])) {
       const owner = ownerOf(name);
       if (owner !== null && isAlive(owner)) continue;
+      // A mount the dead process left inside (a bind of a host directory) goes first: rm must never
+      // delete through it.
+      for (const m of mountsUnder(path.join(dir, name))) detach(m);
       await fs.promises.rm(path.join(dir, name), { recursive: true, force: true });
     }
   }
@@ -271,6 +284,15 @@ export class Store {
       }
     }
     return removed;
+  }
+
+  /**
+   * `tsbuild fsck`: checks blobs, layer blobs, images, layers, mounts and leftovers; with `repair`
+   * removes what is wrong or orphaned. Open the store with `repair: false` to see what crashed
+   * processes left before open removes it.
+   */
+  fsck(opts: { repair?: boolean } = {}): Promise<FsckReport> {
+    return fsck(this, opts);
   }
 
   /** `tsbuild prune`: untagged images, orphan blobs, then unreachable layers. */

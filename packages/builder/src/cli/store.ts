@@ -11,10 +11,11 @@ export function requireRoot(): void {
   }
 }
 
-export async function openStore(globals: GlobalOptions): Promise<Store> {
+export async function openStore(globals: GlobalOptions, opts: { repair?: boolean } = {}): Promise<Store> {
   requireRoot();
   return Store.open(globals.root, {
     ...(globals.storageDriver ? { driver: globals.storageDriver } : {}),
+    ...(opts.repair === false ? { repair: false } : {}),
     // Layers the build cache refers to stay until `tsbuild prune`.
     liveChains: () => new BuildCache(globals.root).liveChains(),
     onNotice: (message) => process.stderr.write(`tsbuild: ${message}\n`),
@@ -22,8 +23,8 @@ export async function openStore(globals: GlobalOptions): Promise<Store> {
 }
 
 /** Runs `fn` with an open store and always closes it (unmounting what this process mounted). */
-export async function withStore<T>(globals: GlobalOptions, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(globals);
+export async function withStore<T>(globals: GlobalOptions, fn: (store: Store) => Promise<T>, opts: { repair?: boolean } = {}): Promise<T> {
+  const store = await openStore(globals, opts);
   try {
     return await fn(store);
   } finally {

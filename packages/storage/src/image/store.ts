@@ -531,6 +531,30 @@ export class ImageStore {
     return undefined;
   }
 
+  /**
+   * fsck's repair: drops the index entries naming these manifests (an image that cannot be trusted
+   * or used); returns what they were called (tags, or digests of untagged entries).
+   */
+  async forgetEntries(manifests: Set<Digest>): Promise<string[]> {
+    return this.lock.withExclusive(async () => {
+      const entries = await this.entries();
+      const gone = entries.filter((e) => manifests.has(e.descriptor.digest));
+      if (gone.length === 0) return [];
+      await this.writeEntries(entries.filter((e) => !manifests.has(e.descriptor.digest)));
+      return gone.map((e) => (e.name ? familiarString(parseReference(e.name)) : e.descriptor.digest));
+    });
+  }
+
+  /** fsck's repair: forgets that `blob` is a form of `diffID`. */
+  async forgetLayerBlob(diffID: Digest, blob: Digest): Promise<void> {
+    await this.lock.withExclusive(() =>
+      this.blobInfo.update((layers) => {
+        const info = layers.get(diffID);
+        if (info?.compressed) info.compressed = info.compressed.filter((c) => c.digest !== blob);
+      }),
+    );
+  }
+
   /** Writes every blob of an image to disk (materializing built layers), so external tools can copy it. */
   async materializeImage(refOrId: string): Promise<ResolvedImage> {
     const img = await this.resolve(refOrId);

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { fsyncDir, tmpSibling } from '../atomic';
 import { MediaTypes, layerCompression, type Descriptor } from '../content/types';
-import { HashingStream, sha256OfBuffer, verifyingStream, type Digest } from '../digest';
+import { DigestMismatchError, HashingStream, sha256OfBuffer, verifyingStream, type Digest } from '../digest';
 import { familiarString, parseReference } from '../image/reference';
 import type { ImageLayer, ImageStore, ResolvedImage } from '../image/store';
 import type { ImageManifest } from '../image/types';
@@ -144,14 +144,14 @@ export function openLayerBlobVerified(store: ImageStore, layer: ImageLayer, onSi
   return out;
 }
 
-/** One line naming the blob and its diffID; a mismatch keeps the EDIGEST code (bad input). */
+/** One line naming the blob and its diffID; every failure here is bad input (EDIGEST). */
 function layerBlobError(err: Error, layer: ImageLayer): Error {
-  if ((err as { code?: string }).code === 'EDIGEST') {
-    return Object.assign(new Error(`layer ${layer.descriptor.digest} does not match its diff_id ${layer.diffID}: ${err.message}`), { code: 'EDIGEST' });
-  }
-  return Object.assign(new Error(`layer ${layer.descriptor.digest} does not match its diff_id ${layer.diffID}: cannot decompress it: ${err.message}`), {
-    code: 'EDIGEST',
-  });
+  const head = `layer ${layer.descriptor.digest} does not match its diff_id ${layer.diffID}`;
+  let message: string;
+  if (err instanceof DigestMismatchError && err.expected === layer.diffID) message = `${head}: its content hashes to ${err.actual}`;
+  else if ((err as { code?: string }).code === 'EDIGEST' || /^blob sha256:/.test(err.message)) message = `layer ${layer.descriptor.digest}: ${err.message}`;
+  else message = `${head}: cannot decompress it: ${err.message}`;
+  return Object.assign(new Error(message), { code: 'EDIGEST' });
 }
 
 /**
