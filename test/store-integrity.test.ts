@@ -136,6 +136,9 @@ describe('a lying registry', () => {
 
     await expect(t.store.pull(`${reg.host}/evil:latest`)).rejects.toThrow(`layer ${layer.digest} does not match its diff_id ${diffID}`);
     expect((await t.store.images.blobInfo.get(diffID))?.compressed ?? []).toEqual([]);
+    // What the failed pull downloaded is gone at once (defect 5).
+    expect(await t.store.images.content.has(layer.digest)).toBe(false);
+    expect(await t.store.images.content.has(config.digest)).toBe(false);
 
     await t.store.push('busybox', `${reg.host}/base:latest`);
     const pushed = (await (await fetch(`http://${reg.host}/v2/base/manifests/latest`, { headers: { accept: manifest.mediaType } })).json()) as typeof manifest;

@@ -62,16 +62,19 @@ export async function fsck(store: Store, opts: { repair?: boolean } = {}): Promi
   const content = store.images.content;
 
   // Mounts first: the clean-ups below remove directories, never through a mount left on them.
-  const held = store.layers.heldMountTargets();
-  const isHeld = (m: string) => [...held].some((t) => m === t || m.startsWith(`${t}/`));
-  for (const m of mountsUnder(store.root)) {
-    report.checked.mounts++;
-    if (isHeld(m)) continue;
-    await problem('mount', `leftover mount at ${m}: no running tsbuild process holds it`, async () => {
-      detach(m);
-      return 'unmounted';
-    });
-  }
+  // Under the layer lock, which every mount of a layer takes: none can appear between the two looks.
+  await store.layers.lock.withExclusive(async () => {
+    const held = store.layers.heldMountTargets();
+    const isHeld = (m: string) => [...held].some((t) => m === t || m.startsWith(`${t}/`));
+    for (const m of mountsUnder(store.root)) {
+      report.checked.mounts++;
+      if (isHeld(m)) continue;
+      await problem('mount', `leftover mount at ${m}: no running tsbuild process holds it`, async () => {
+        detach(m);
+        return 'unmounted';
+      });
+    }
+  });
 
   // Blobs against their digests.
   const badBlobs = new Set<Digest>();
