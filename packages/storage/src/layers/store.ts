@@ -363,7 +363,8 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       writeSynced(path.join(staging, 'size'), String(size));
       writeSynced(path.join(staging, 'refs'), '1');
       if (hooks.clampMtime !== undefined) writeSynced(path.join(staging, 'clamp-mtime'), String(hooks.clampMtime));
-      if (hooks.rebuildable) writeSynced(path.join(staging, 'rebuildable'), '');
+      // Empty: its existence is all it says, and the fsync of the directory below makes it durable.
+      if (hooks.rebuildable) fs.writeFileSync(path.join(staging, 'rebuildable'), '');
       fsyncDir(staging);
       fs.renameSync(staging, this.layerDir(chain));
       fsyncDir(path.join(this.dir, 'sha256'));
