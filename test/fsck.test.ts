@@ -114,6 +114,23 @@ describe('fsck', () => {
     expect(fs.readFileSync(path.join(precious, 'keep'), 'utf8')).toBe('host data\n');
   });
 
+  it('finds what dead processes left: a work layer, a container layer without its record, an orphan driver layer', async () => {
+    const { layer } = await base();
+    await t.store.layers.createRW(layer.chainID, '1.1-build-leftover');
+    await t.store.layers.createRW(layer.chainID, `ctr-${'ab'.repeat(16)}`);
+    const orphan = path.join(t.root, 'overlay2', 'f'.repeat(64));
+    fs.mkdirSync(path.join(orphan, 'diff'), { recursive: true });
+    const found = (await fsck()).problems.map((p) => `${p.kind}: ${p.message}`);
+    expect(found).toContain('leftover: work layer of a dead process: 1.1-build-leftover');
+    expect(found).toContain(`leftover: container layer without a container: ctr-${'ab'.repeat(16)}`);
+    expect(found).toContain(`leftover: overlay2 layer that nothing names: ${'f'.repeat(64)}`);
+    const repaired = await fsck(true);
+    for (const p of repaired.problems) expect(p.repair, p.message).toBe('removed');
+    expect((await fsck()).problems).toEqual([]);
+    expect(t.store.layers.listRW()).toEqual([]);
+    expect(fs.existsSync(orphan)).toBe(false);
+  });
+
   it('the CLI exits 1 and names each problem, --repair says what it did, then exits 0', async () => {
     const { layer, diffDir } = await base();
     fs.rmSync(path.join(diffDir, 'bin', 'ls'));
