@@ -356,7 +356,7 @@ export class ContentStore {
       if (err instanceof DigestMismatchError) {
         throw new Error(
           `layer ${diffID}: its tar was rebuilt from the diff directory but hashes to ${err.actual}; ` +
-            `the layer on disk changed or the tar writer is not deterministic`,
+            `its files changed, or it came from elsewhere and its original blob is gone (tsbuild fsck tells which)`,
         );
       }
       throw err;
