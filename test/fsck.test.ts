@@ -118,6 +118,9 @@ describe('fsck', () => {
     const { layer } = await base();
     await t.store.layers.createRW(layer.chainID, '1.1-build-leftover');
     await t.store.layers.createRW(layer.chainID, `ctr-${'ab'.repeat(16)}`);
+    // Older than a container being created right now (its layer comes before its record).
+    const hourAgo = new Date(Date.now() - 3600_000);
+    fs.utimesSync(path.join(t.root, 'layers', 'mounts', `ctr-${'ab'.repeat(16)}`), hourAgo, hourAgo);
     const orphan = path.join(t.root, 'overlay2', 'f'.repeat(64));
     fs.mkdirSync(path.join(orphan, 'diff'), { recursive: true });
     const found = (await fsck()).problems.map((p) => `${p.kind}: ${p.message}`);

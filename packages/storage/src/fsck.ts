@@ -38,6 +38,9 @@ export interface FsckReport {
   notes: string[];
 }
 
+/** How long a container's layer or record must have been alone before it counts as left over. */
+const SETTLE_MS = 60_000;
+
 interface LayerBlobUse {
   diffID: Digest;
   blob: Descriptor;
@@ -234,11 +237,14 @@ async function leftovers(store: Store, problem: (kind: FsckKind, message: string
     })());
   for (const message of found) await problem('leftover', message, repairAll);
 
+  // A container is created layer first, record second, and removed in the same order: only what
+  // stayed that way for a while is left over, not a container being created or removed right now.
+  const settled = (createdAt: number | undefined) => createdAt !== undefined && Date.now() - createdAt > SETTLE_MS;
   const containers = new Containers(store);
   const records = containers.list();
   const layerNames = new Set(records.map((r) => containerLayerName(r.id)));
   for (const rw of store.layers.listRW()) {
-    if (!rw.name.startsWith('ctr-') || layerNames.has(rw.name)) continue;
+    if (!rw.name.startsWith('ctr-') || layerNames.has(rw.name) || !settled(store.layers.rwCreatedAt(rw.name))) continue;
     await problem('leftover', `container layer without a container: ${rw.name}`, async () => {
       await rw.unmount().catch(() => {});
       await store.layers.removeRW(rw.name);
@@ -246,7 +252,7 @@ async function leftovers(store: Store, problem: (kind: FsckKind, message: string
     });
   }
   for (const r of records) {
-    if (store.layers.getRW(containerLayerName(r.id))) continue;
+    if (store.layers.getRW(containerLayerName(r.id)) || !settled(Date.parse(r.created))) continue;
     await problem('leftover', `container ${r.name} (${r.id.slice(0, 12)}) has lost its layer`, async () => {
       await containers.remove(r.id, { force: true });
       return 'removed';

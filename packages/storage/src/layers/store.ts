@@ -510,6 +510,16 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     return e ? this.rwHandle(e) : undefined;
   }
 
+  /** When the RW layer named `name` was created (ms since the epoch), or undefined. */
+  rwCreatedAt(name: string): number | undefined {
+    if (!NAME_RE.test(name)) return undefined;
+    try {
+      return fs.statSync(this.rwDir(name)).mtimeMs;
+    } catch {
+      return undefined;
+    }
+  }
+
   listRW(): RWLayer[] {
     return this.rwEntries().map((e) => this.rwHandle(e));
   }
