@@ -13,11 +13,14 @@ containers and cgroups. Exit status 0 when all is well, 1 when problems were fou
 Options:
       --repair   remove or fix what is wrong or orphaned, and say what was done`;
 
+const OPTIONS = { repair: { type: 'boolean' } } as const;
+
 export const fsckCommand: Command = {
   summary: 'Check the storage root (and repair it with --repair)',
   usage: USAGE,
+  options: OPTIONS,
   async run(args, globals) {
-    const { values } = parseCommandArgs(args, { repair: { type: 'boolean' } }, USAGE);
+    const { values } = parseCommandArgs(args, OPTIONS, USAGE);
     // Opened without open's own clean-up, so that what crashed processes left is seen and reported.
     const report = await withStore(globals, (store) => store.fsck({ repair: values.repair === true }), { repair: false });
     process.stdout.write(formatReport(report));
