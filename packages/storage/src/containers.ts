@@ -95,11 +95,11 @@ export class Containers {
       created: new Date().toISOString(),
       state: 'created',
     };
-    await this.store.layers.createRW(chainID as Digest | null, layerName(id));
+    await this.store.layers.createRW(chainID as Digest | null, containerLayerName(id));
     try {
       await this.write(record);
     } catch (err) {
-      await this.store.layers.removeRW(layerName(id)).catch(() => {});
+      await this.store.layers.removeRW(containerLayerName(id)).catch(() => {});
       throw err;
     }
     return { record, process: { args, env, cwd: opts.workdir ?? (c.WorkingDir || '/'), user: opts.user ?? c.User ?? '' } };
@@ -111,7 +111,7 @@ export class Containers {
     proc: { args: string[]; env: string[]; cwd: string; user: string },
     opts: StartOptions,
   ): Promise<{ container: RunningContainer; finished: Promise<ContainerExit> }> {
-    const rw = this.store.layers.getRW(layerName(record.id));
+    const rw = this.store.layers.getRW(containerLayerName(record.id));
     if (!rw) throw userError(`container ${record.name} has no read-write layer`);
     const rootfs = await rw.mount();
     let container: RunningContainer;
@@ -178,10 +178,10 @@ export class Containers {
       process.kill(record.pid!, 'SIGKILL');
       for (let i = 0; i < 100 && runningNow(record); i++) await new Promise((r) => setTimeout(r, 20));
     }
-    const rw = this.store.layers.getRW(layerName(record.id));
+    const rw = this.store.layers.getRW(containerLayerName(record.id));
     if (rw) {
       await rw.unmount().catch(() => {});
-      await this.store.layers.removeRW(layerName(record.id));
+      await this.store.layers.removeRW(containerLayerName(record.id));
     }
     fs.rmSync(this.logPath(record.id), { force: true });
     fs.rmSync(this.recordPath(record.id), { force: true });
@@ -209,7 +209,8 @@ export class Containers {
   }
 }
 
-function layerName(id: string): string {
+/** The RW layer of container `id`. */
+export function containerLayerName(id: string): string {
   return `ctr-${id.slice(0, 32)}`;
 }
 

@@ -18,3 +18,4 @@ export * from './runtime';
 export * from './containers';
 export * from './drivers';
 export * from './layers';
+export * from './fsck';

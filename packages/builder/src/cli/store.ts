@@ -9,10 +9,11 @@ export function requireRoot(): void {
   if (typeof process.geteuid === 'function' && process.geteuid() !== 0) throw new CommandError(ROOT_REQUIRED_MESSAGE);
 }
 
-export async function openStore(globals: GlobalOptions): Promise<Store> {
+export async function openStore(globals: GlobalOptions, opts: { repair?: boolean } = {}): Promise<Store> {
   requireRoot();
   return Store.open(globals.root, {
     ...(globals.storageDriver ? { driver: globals.storageDriver } : {}),
+    ...(opts.repair === false ? { repair: false } : {}),
     // Layers the build cache refers to stay until `tsbuild prune`.
     liveChains: () => new BuildCache(globals.root).liveChains(),
     onNotice: (message) => process.stderr.write(`tsbuild: ${message}\n`),
@@ -20,8 +21,8 @@ export async function openStore(globals: GlobalOptions): Promise<Store> {
 }
 
 /** Runs `fn` with an open store and always closes it (unmounting what this process mounted). */
-export async function withStore<T>(globals: GlobalOptions, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(globals);
+export async function withStore<T>(globals: GlobalOptions, fn: (store: Store) => Promise<T>, opts: { repair?: boolean } = {}): Promise<T> {
+  const store = await openStore(globals, opts);
   try {
     return await fn(store);
   } finally {

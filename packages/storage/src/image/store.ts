@@ -9,8 +9,9 @@
 //
 // Concurrency: every index.json or blobinfo change runs under the exclusive `<root>/images.lock` and
 // is written with writeFileAtomic; reads take it shared. Blob writes take no lock (content-addressed,
-// staged then renamed); prune() spares blobs younger than a grace period so that blobs written just
-// before their manifest is tagged are not swept.
+// staged then renamed); prune() spares blobs that a live load or pull leases (stageBlobs), and other
+// blobs younger than a grace period, so that blobs written just before their manifest is tagged are
+// not swept; a failed load or pull deletes what it wrote itself.
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { TMP_PREFIX, writeFileAtomic } from '../atomic';
@@ -18,6 +19,7 @@ import { LayerBlobInfo, type LayerInfo } from '../content/blobinfo';
 import { ContentStore } from '../content/store';
 import { MediaTypes, layerCompression, type Descriptor, type LayerBlobSource } from '../content/types';
 import { parseDigest, type Digest } from '../digest';
+import { createLease, readLeases } from '../lease';
 import { StoreLock } from '../lock';
 import { selectPlatform } from './platform';
 import { familiarString, formatReference, parseReference, type ImageReference } from './reference';
@@ -35,6 +37,11 @@ export interface ImageStoreOptions {
   isInUse?: (imageId: Digest) => Promise<boolean> | boolean;
   /** Shortest image ID prefix accepted (default 12, docker's short ID). */
   shortIdMinLength?: number;
+  /**
+   * diffIDs that running operations hold (a build's base layers, until its image is written): their
+   * blobs are kept as if an image reached them, since the new image will name them.
+   */
+  leasedDiffIDs?: () => Promise<Iterable<Digest>> | Iterable<Digest>;
 }
 
 export interface ImageLayer {
@@ -121,6 +128,18 @@ interface IndexEntry {
   descriptor: Descriptor;
   /** Normalized reference (`docker.io/library/app:latest`), or null when untagged or unparsable. */
   name: string | null;
+}
+
+/** See ImageStore.stageBlobs. */
+export interface StagedBlobs {
+  /** Leases blob `d`; call it before checking that the blob is there and relying on it. */
+  hold(d: Digest): Promise<void>;
+  /** An OnCreated for the content store's writes: the blob is this operation's (and leased). */
+  created(d: Digest): void;
+  /** The operation succeeded (its images reach what they need): drops the lease. */
+  release(): Promise<void>;
+  /** The operation failed: deletes the blobs it created that nothing reaches or leases. */
+  abandon(): Promise<void>;
 }
 
 export class ImageNotFoundError extends Error {
@@ -512,6 +531,30 @@ export class ImageStore {
     return undefined;
   }
 
+  /**
+   * fsck's repair: drops the index entries naming these manifests (an image that cannot be trusted
+   * or used); returns what they were called (tags, or digests of untagged entries).
+   */
+  async forgetEntries(manifests: Set<Digest>): Promise<string[]> {
+    return this.lock.withExclusive(async () => {
+      const entries = await this.entries();
+      const gone = entries.filter((e) => manifests.has(e.descriptor.digest));
+      if (gone.length === 0) return [];
+      await this.writeEntries(entries.filter((e) => !manifests.has(e.descriptor.digest)));
+      return gone.map((e) => (e.name ? familiarString(parseReference(e.name)) : e.descriptor.digest));
+    });
+  }
+
+  /** fsck's repair: forgets that `blob` is a form of `diffID`. */
+  async forgetLayerBlob(diffID: Digest, blob: Digest): Promise<void> {
+    await this.lock.withExclusive(() =>
+      this.blobInfo.update((layers) => {
+        const info = layers.get(diffID);
+        if (info?.compressed) info.compressed = info.compressed.filter((c) => c.digest !== blob);
+      }),
+    );
+  }
+
   /** Writes every blob of an image to disk (materializing built layers), so external tools can copy it. */
   async materializeImage(refOrId: string): Promise<ResolvedImage> {
     const img = await this.resolve(refOrId);
@@ -522,6 +565,41 @@ export class ImageStore {
       }
     }
     return img;
+  }
+
+  /**
+   * Tracks the blobs an operation (load, pull) relies on before an image names them. They are leased
+   * while this process lives, so prune and other operations' clean-up leave them alone; when the
+   * operation fails, `abandon` deletes those it wrote that nothing else reaches or leases.
+   */
+  async stageBlobs(): Promise<StagedBlobs> {
+    const lease = await createLease(this.blobLeaseDir);
+    const created = new Set<Digest>();
+    let failed: unknown;
+    return {
+      hold: (d) => lease.add(d),
+      created: (d) => {
+        created.add(d);
+        lease.add(d).catch((err) => (failed ??= err));
+      },
+      release: async () => {
+        await lease.release();
+        if (failed !== undefined) throw failed;
+      },
+      abandon: async () => {
+        await lease.release();
+        await this.lock.withExclusive(async () => {
+          const { blobs } = await this.reachable(await this.entries());
+          const { live } = await readLeases(this.blobLeaseDir);
+          const leased = new Set(live);
+          for (const d of created) if (!blobs.has(d) && !leased.has(d)) await this.content.delete(d);
+        });
+      },
+    };
+  }
+
+  private get blobLeaseDir(): string {
+    return path.join(this.root, 'blob-leases');
   }
 
   // ---- removing ----
@@ -600,14 +678,18 @@ export class ImageStore {
       const removed: RemoveResult = { untagged: [], deleted: [] };
       released = await this.deleteUnreferenced(entries, dangling, removed);
       result.deletedImages = removed.deleted;
-      // Orphans: blobs reachable from no entry, except recent ones (see the header).
+      // Orphans: blobs reachable from no entry, except those a live operation leases and recent ones
+      // not known to belong to an operation that died (see the header).
       const { blobs } = await this.reachable(entries);
+      const leases = await readLeases(this.blobLeaseDir);
+      const leased = new Set(leases.live);
+      const abandoned = new Set(leases.dead);
       const now = Date.now();
       for (const d of await this.content.list()) {
-        if (blobs.has(d)) continue;
+        if (blobs.has(d) || leased.has(d)) continue;
         try {
           const st = await fsp.stat(this.content.blobPath(d));
-          if (now - st.mtimeMs < grace) continue;
+          if (now - st.mtimeMs < grace && !abandoned.has(d)) continue;
           await fsp.unlink(this.content.blobPath(d));
           result.deletedBlobs++;
           result.reclaimedBytes += st.size;
@@ -647,6 +729,7 @@ export class ImageStore {
       }
     };
     for (const e of entries) await visit(e.descriptor, 0);
+    for (const d of (await this.opts.leasedDiffIDs?.()) ?? []) diffIDs.add(d);
     // Compressed alternatives of layers still in use are kept for reuse.
     const info = await this.blobInfo.read();
     for (const d of diffIDs) {
