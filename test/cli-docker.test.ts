@@ -262,3 +262,34 @@ describe("build output as docker's", () => {
     expect(rows.map((c) => c[1]).every((t) => /seconds? ago|Less than a second ago/.test(t!))).toBe(true);
   });
 });
+
+describe('rmi of an image other images were built from', () => {
+  it('by name untags it (the children keep working and exporting); by ID it is refused; images -a shows it', () => {
+    expect(cli(root, ['tag', 'busybox', 'parent:1']).status).toBe(0);
+    const ctx = fs.mkdtempSync(path.join(top, 'child-'));
+    writeTree(ctx, { Dockerfile: 'FROM parent:1\nRUN echo child > /child\n' });
+    expect(cli(root, ['build', '-q', '-t', 'child:1', ctx]).status).toBe(0);
+    // A parent of its own: parent2 is busybox plus one layer, child2 is parent2 plus one more.
+    writeTree(ctx, { Dockerfile: 'FROM busybox\nRUN echo p > /p\n' });
+    expect(cli(root, ['build', '-q', '-t', 'parent2:1', ctx]).status).toBe(0);
+    const parentId = cli(root, ['inspect', '-f', '{{.Id}}', 'parent2:1']).stdout.trim();
+    writeTree(ctx, { Dockerfile: 'FROM parent2:1\nRUN echo c > /c\n' });
+    expect(cli(root, ['build', '-q', '-t', 'child2:1', ctx]).status).toBe(0);
+
+    const untag = cli(root, ['rmi', 'parent2:1']);
+    expect([untag.status, untag.stdout]).toEqual([0, 'Untagged: parent2:1\n']);
+    const byId = cli(root, ['rmi', parentId]);
+    expect([byId.status, byId.stderr]).toEqual([1, expect.stringContaining('image has dependent child images')]);
+    expect(cli(root, ['images', '-q', '--no-trunc']).stdout).not.toContain(parentId);
+    expect(cli(root, ['images', '-a', '-q', '--no-trunc']).stdout).toContain(parentId);
+    // image prune keeps a parent too; the child still runs and saves.
+    cli(root, ['image', 'prune', '-f']);
+    expect(cli(root, ['images', '-a', '-q', '--no-trunc']).stdout).toContain(parentId);
+    expect(cli(root, ['run', '--rm', 'child2:1', 'cat', '/p', '/c']).stdout).toBe('p\nc\n');
+    expect(cli(root, ['save', '-o', path.join(top, 'child2.tar'), 'child2:1']).status).toBe(0);
+    // Once the child is gone, the parent is an ordinary dangling image and prune removes it.
+    expect(cli(root, ['rmi', 'child2:1']).status).toBe(0);
+    cli(root, ['image', 'prune', '-f']);
+    expect(cli(root, ['images', '-a', '-q', '--no-trunc']).stdout).not.toContain(parentId);
+  });
+});

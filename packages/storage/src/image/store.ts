@@ -368,8 +368,11 @@ export class ImageStore {
     };
   }
 
-  /** One row per tag, plus one per untagged image. */
-  async list(): Promise<ImageSummary[]> {
+  /**
+   * One row per tag, plus one per untagged image. `hideParents`: leave out untagged images other
+   * images were built from (docker images shows those with -a only).
+   */
+  async list(opts: { hideParents?: boolean } = {}): Promise<ImageSummary[]> {
     return this.lock.withShared(async () => {
       const entries = await this.entries();
       const info = await this.blobInfo.read();
@@ -390,7 +393,14 @@ export class ImageStore {
           size: imageSize(img, info),
         });
       }
-      return out;
+      if (!opts.hideParents) return out;
+      const resolved = [...cache.values()].filter((x): x is ResolvedImage => x !== null);
+      const isParent = (id: Digest) => {
+        const me = resolved.find((r) => r.id === id);
+        if (!me || me.layers.length === 0) return false;
+        return resolved.some((o) => o.id !== id && o.layers.length > me.layers.length && me.layers.every((l, n) => o.layers[n]!.diffID === l.diffID));
+      };
+      return out.filter((row) => row.ref !== null || !isParent(row.id));
     });
   }
 
@@ -636,6 +646,13 @@ export class ImageStore {
             .join(', ')}`,
         );
       }
+      // A parent of other images (they were built FROM it) is only untagged, as docker does: its
+      // layers and blobs are the children's too. By ID it cannot be removed at all.
+      if (await this.hasChildren(entries, img)) {
+        if (!byName) throw new Error(`unable to delete ${shortImageId(img.id)} (cannot be forced): image has dependent child images`);
+        await this.writeEntries(keepDangling(entries, target));
+        return;
+      }
       if (this.opts.isInUse && (await this.opts.isInUse(img.id))) {
         if (!opts.force) throw new Error(`image ${familiarOrId(refOrId, img.id)} is in use by a container; stop and remove it first`);
         for (const e of tagged) if (!result.untagged.includes(familiarString(parseReference(e.name!)))) result.untagged.push(familiarString(parseReference(e.name!)));
@@ -655,6 +672,18 @@ export class ImageStore {
     return result;
   }
 
+  /** Whether another image's layers extend `img`'s (an image built FROM it). */
+  private async hasChildren(entries: IndexEntry[], img: ResolvedImage): Promise<boolean> {
+    const mine = img.layers.map((l) => l.diffID);
+    if (mine.length === 0) return false;
+    for (const e of entries) {
+      const other = await this.load(e.descriptor, entries).catch(() => null);
+      if (!other || other.id === img.id || other.layers.length <= mine.length) continue;
+      if (mine.every((d, i) => other.layers[i]!.diffID === d)) return true;
+    }
+    return false;
+  }
+
   /** Removes untagged images (not in use) and blobs nothing references (older than `graceMs`). */
   async prune(opts: { graceMs?: number } = {}): Promise<PruneResult> {
     const grace = opts.graceMs ?? DEFAULT_PRUNE_GRACE_MS;
@@ -671,6 +700,7 @@ export class ImageStore {
         }
         const img = await this.load(e.descriptor, entries).catch(() => null);
         if (img && this.opts.isInUse && (await this.opts.isInUse(img.id))) keep.push(e);
+        else if (img && (await this.hasChildren(entries, img))) keep.push(e); // a parent: docker keeps it too
         else if (img) dangling.push({ img, entryDigests: [e.descriptor.digest] });
       }
       entries = keep;
