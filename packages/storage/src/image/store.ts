@@ -646,17 +646,17 @@ export class ImageStore {
             .join(', ')}`,
         );
       }
-      // A parent of other images (they were built FROM it) is only untagged, as docker does: its
-      // layers and blobs are the children's too. By ID it cannot be removed at all.
-      if (await this.hasChildren(entries, img)) {
-        if (!byName) throw new Error(`unable to delete ${shortImageId(img.id)} (cannot be forced): image has dependent child images`);
-        await this.writeEntries(keepDangling(entries, target));
-        return;
-      }
       if (this.opts.isInUse && (await this.opts.isInUse(img.id))) {
         if (!opts.force) throw new Error(`image ${familiarOrId(refOrId, img.id)} is in use by a container; stop and remove it first`);
         for (const e of tagged) if (!result.untagged.includes(familiarString(parseReference(e.name!)))) result.untagged.push(familiarString(parseReference(e.name!)));
         entries = entries.filter((e) => !(e.name !== null && manifestDigests.has(e.descriptor.digest)));
+        await this.writeEntries(keepDangling(entries, target));
+        return;
+      }
+      // A parent of other images (they were built FROM it) is only untagged, as docker does: its
+      // layers and blobs are the children's too. By ID it needs force (the children keep their layers).
+      if (!opts.force && (await this.hasChildren(entries, img))) {
+        if (!byName) throw new Error(`unable to delete ${shortImageId(img.id)} (must be forced): image has dependent child images`);
         await this.writeEntries(keepDangling(entries, target));
         return;
       }
