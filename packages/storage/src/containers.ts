@@ -4,11 +4,12 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from './atomic';
+import { writeFileAtomic, mkdirpSync } from './atomic';
 import { isAlive, tokenOf } from './drivers/proc';
 import type { Digest } from './digest';
 import { runContainer, type ContainerExit, type RunOptions, type RunningContainer } from './runtime';
 import type { Store } from './store';
+import { userError } from './errors';
 
 export interface ContainerRecord {
   id: string;
@@ -50,7 +51,7 @@ export class Containers {
 
   constructor(private readonly store: Store) {
     this.dir = path.join(store.root, 'containers');
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    mkdirpSync(this.dir, 0o700);
   }
 
   /** Resolves the image, computes the process and creates the RW layer (not mounted yet). */
@@ -193,8 +194,4 @@ export function mergeEnv(base: string[], overrides: string[]): string[] {
 /** Whether the record's PID 1 still runs: the same pid and the same start time, never a reused pid. */
 function runningNow(record: ContainerRecord): boolean {
   return record.pidToken !== undefined && isAlive(record.pidToken);
-}
-
-function userError(message: string): Error {
-  return Object.assign(new Error(message), { userFacing: true });
 }

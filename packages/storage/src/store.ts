@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { decompress } from './archive';
+import { TsbuildError, describeSystemError, shortName } from './errors';
 import { chainIDs, type Digest } from './digest';
 import { MediaTypes } from './content';
 import { ImageStore, hostPlatform, type ImageConfig, type RemoveResult } from './image';
@@ -16,6 +17,7 @@ import type { DriverChoice } from './drivers';
 import { isAlive, ownedName, ownerOf } from './drivers/proc';
 import { removeStaleCgroups } from './runtime';
 import { loadArchive, pullImage, pushImage, saveDockerArchive, saveOciArchive, type PullOptions, type PullResult, type PushOptions, type PushResult, type SaveOptions } from './transport';
+import { mkdirp, mkdirpSync } from './atomic';
 
 export interface StoreOptions {
   /** overlay2 | vfs | aufs; default: what the root already uses, else overlay2 where it works, else vfs. */
@@ -48,8 +50,7 @@ export class Store {
   ) {}
 
   static async open(root: string, opts: StoreOptions = {}): Promise<Store> {
-    const abs = path.resolve(root);
-    fs.mkdirSync(abs, { recursive: true, mode: 0o711 });
+    const abs = prepareRoot(root);
     const layers = await LayerStore.open(abs, { driver: opts.driver ?? 'auto' });
     if (layers.notice) opts.onNotice?.(layers.notice);
     const images = await ImageStore.open(abs, { layerSource: layers });
@@ -75,7 +76,7 @@ export class Store {
    */
   async scratch(kind: string): Promise<string> {
     const dir = path.join(this.root, 'tmp', ownedName(`${kind}-${randomBytes(6).toString('hex')}`));
-    await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+    await mkdirp(dir, 0o700);
     return dir;
   }
 
@@ -172,7 +173,7 @@ export class Store {
    */
   async lease(): Promise<Lease> {
     const dir = path.join(this.root, 'leases');
-    await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+    await mkdirp(dir, 0o700);
     const file = path.join(dir, `${ownedName(randomBytes(6).toString('hex'))}.json`);
     const chains = new Set<string>();
     // Parallel stages add to one lease: writes go one after the other, each with the whole set.
@@ -296,13 +297,48 @@ export class Store {
   }
 }
 
+/** Pseudo filesystems a storage root must never be on: mkdir there fails or, worse, loops. */
+const PSEUDO_FS_ROOTS = ['/proc', '/sys'];
+
+/**
+ * The storage root as an absolute path, created if missing. Refused with a one-line TsbuildError: a
+ * root under /proc or /sys (checked on the real path of its nearest existing ancestor, so a symlink
+ * into /proc is caught too), an existing non-directory, a path that cannot be created.
+ */
+export function prepareRoot(root: string): string {
+  const abs = path.resolve(root);
+  // Every existing prefix, resolved: a symlink through /proc (`/proc/self/root` is "/") shows on the way.
+  let prefix = '/';
+  for (const part of abs.split('/').filter(Boolean)) {
+    prefix = path.join(prefix, part);
+    let real: string;
+    try {
+      real = fs.realpathSync(prefix);
+    } catch {
+      break; // missing from here on: created below
+    }
+    const pseudo = PSEUDO_FS_ROOTS.find((p) => prefix === p || prefix.startsWith(`${p}/`) || real === p || real.startsWith(`${p}/`));
+    if (pseudo) throw new TsbuildError('EINVALIDROOT', `storage root ${shortName(root)} is under ${pseudo}: use a directory on a real filesystem`);
+    if (real === '/') throw new TsbuildError('EINVALIDROOT', `storage root ${shortName(root)} resolves to /: use a directory of its own`);
+  }
+  if (abs === '/') throw new TsbuildError('EINVALIDROOT', 'storage root / is not allowed: use a directory of its own');
+  const st = fs.statSync(abs, { throwIfNoEntry: false });
+  if (st && !st.isDirectory()) throw new TsbuildError('EINVALIDROOT', `storage root ${shortName(root)} is not a directory`);
+  try {
+    mkdirpSync(abs, 0o711);
+  } catch (err) {
+    throw new TsbuildError('EINVALIDROOT', `cannot create storage root ${shortName(root)}: ${describeSystemError(err as NodeJS.ErrnoException)}`, { cause: err });
+  }
+  return abs;
+}
+
 function openTarball(file: string): Readable {
   let st: fs.Stats;
   try {
     st = fs.statSync(file);
   } catch (err) {
-    throw Object.assign(new Error(`cannot import ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`), { userFacing: true });
+    throw new TsbuildError('ENOENT', `cannot import ${shortName(file)}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : describeSystemError(err as NodeJS.ErrnoException)}`, { cause: err });
   }
-  if (!st.isFile()) throw Object.assign(new Error(`cannot import ${file}: not a regular file`), { userFacing: true });
+  if (!st.isFile()) throw new TsbuildError('EINVAL', `cannot import ${shortName(file)}: not a regular file`);
   return fs.createReadStream(file, { highWaterMark: 1 << 20 });
 }

@@ -10,7 +10,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { lgetxattr, llistxattr, lsetxattr, mknod } from '@tsbuild/native';
-import { applyTar, decompress, resolveInRoot } from '@tsbuild/storage';
+import { applyTar, decompress, resolveInRoot, mkdirp } from '@tsbuild/storage';
 import type { AddInstruction, CopyInstruction } from '../dockerfile';
 import {
   BuildContext,
@@ -340,7 +340,7 @@ async function isArchive(file: string): Promise<boolean> {
 
 async function extractArchive(rootfs: string, dest: string, archive: string): Promise<void> {
   const host = await resolveInRoot(rootfs, dest, { createParents: true, followFinal: true });
-  await fsp.mkdir(host, { recursive: true });
+  await mkdirp(host);
   await applyTar(decompress(fs.createReadStream(archive)), host, { whiteouts: 'merge' });
 }
 
@@ -363,7 +363,7 @@ export async function download(url: string, dir: string, checksum: string): Prom
     throw new BuildError(`failed to download ${url}: ${(err as Error).message}`);
   }
   if (!response.ok || !response.body) throw new BuildError(`failed to download ${url}: HTTP ${response.status}`);
-  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  await mkdirp(dir, 0o700);
   const file = path.join(dir, crypto.randomBytes(8).toString('hex'));
   const hash = crypto.createHash('sha256');
   const { Readable, Transform } = await import('node:stream');

@@ -8,7 +8,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { flock, flockWait } from '@tsbuild/native';
-import { resolveInRoot } from '@tsbuild/storage';
+import { resolveInRoot, mkdirp } from '@tsbuild/storage';
 import { planRun, type RunInstruction, type RunMount } from '../dockerfile';
 import type { BuildEvent } from '../progress';
 import type { BuildBackend, RunMountRequest } from './backend';
@@ -105,9 +105,9 @@ async function prepareMount(
     case 'cache': {
       // The id only names a directory: hash it, so `id=../..` can never point outside (CVE-2024-9675).
       const base = path.join(ctx.cacheMountsDir, crypto.createHash('sha256').update(m.id).digest('hex'));
-      await fsp.mkdir(ctx.cacheMountsDir, { recursive: true, mode: 0o700 });
+      await mkdirp(ctx.cacheMountsDir, 0o700);
       const dir = await claimCacheDir(base, m.sharing, cleanups);
-      const created = await fsp.mkdir(dir, { recursive: true });
+      const created = await mkdirp(dir);
       if (created) {
         await fsp.chown(dir, m.uid, m.gid);
         await fsp.chmod(dir, m.mode);
@@ -168,10 +168,10 @@ async function materialize(entries: SourceEntry[], dest: string, linkFiles: bool
     const root = entry.root.type === 'dir' ? dest : path.join(dest, path.posix.basename(entry.matchedPath));
     for (const item of entry.items) {
       const target = item.rel === '' ? root : path.join(root, item.rel);
-      if (item.type === 'dir') await fsp.mkdir(target, { recursive: true, mode: item.mode });
+      if (item.type === 'dir') await mkdirp(target, item.mode);
       else if (item.type === 'symlink') await fsp.symlink(item.linkTarget ?? '', target);
       else if (item.type === 'file') {
-        await fsp.mkdir(path.dirname(target), { recursive: true });
+        await mkdirp(path.dirname(target));
         if (linkFiles) await fsp.link(item.absPath, target).catch(() => fsp.copyFile(item.absPath, target));
         else await fsp.copyFile(item.absPath, target);
       }

@@ -6,6 +6,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { mkdirp } from '@tsbuild/storage';
 
 /** The stat fields that must all be unchanged for a cached content hash to be reused. */
 export interface StatTuple {
@@ -162,7 +163,7 @@ function isRecord(r: unknown): r is StoredRecord {
 
 async function writeAtomic(file: string, data: string): Promise<void> {
   const dir = path.dirname(file);
-  await fsp.mkdir(dir, { recursive: true });
+  await mkdirp(dir);
   const tmp = path.join(dir, `.tmp-${path.basename(file)}-${crypto.randomBytes(6).toString('hex')}`);
   const fh = await fsp.open(tmp, 'wx', 0o644);
   try {

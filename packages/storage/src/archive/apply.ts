@@ -20,6 +20,7 @@ import {
   classifyWhiteout,
   isOverlayXattr,
 } from './whiteout';
+import { TsbuildError, describeSystemError, shortName, quoteName } from '../errors';
 
 /**
  * - overlay: dest is an overlay upper dir: `.wh.x` becomes a char device 0/0, `.wh..wh..opq` the
@@ -50,22 +51,28 @@ export interface ApplyResult {
 }
 
 /** An entry that cannot be extracted; the message names it. */
-export class ApplyError extends Error {
+export class ApplyError extends TsbuildError {
   constructor(
     readonly entry: string,
     message: string,
-    readonly code?: string,
+    /** The errno code behind the failure, when there is one. */
+    code = 'EAPPLY',
     options?: { cause?: unknown },
   ) {
-    super(message, options);
-    this.name = 'ApplyError';
+    super(code, message, options);
   }
 }
 
+/**
+ * An entry's failure as a one-line ApplyError; anything but a system error escapes as a bug.
+ */
 function entryError(name: string, err: unknown): Error {
   if (err instanceof BreakoutError || err instanceof ApplyError) return err;
+  if (err instanceof TsbuildError) return new ApplyError(name, `cannot extract tar entry ${quoteName(name)}: ${err.message}`, err.code, { cause: err });
+  // A syscall failing on an entry: the archive (an overlong name, a symlink loop) or the machine (a full disk).
   const e = err as NodeJS.ErrnoException;
-  return new ApplyError(name, `cannot extract tar entry ${JSON.stringify(name)}: ${e?.message ?? String(err)}`, e?.code, { cause: err });
+  if (typeof e?.code !== 'string' || typeof e.syscall !== 'string') return err as Error;
+  return new ApplyError(name, `cannot extract tar entry ${quoteName(name)}: ${describeSystemError(e, false)}`, e.code, { cause: err });
 }
 
 function lstatOrNull(p: string): fs.Stats | null {
@@ -120,7 +127,7 @@ class Extractor {
       return cleanRelPath(value);
     } catch (err) {
       if (err instanceof BreakoutError) {
-        throw new BreakoutError(name, `tar entry ${JSON.stringify(name)}: ${what} ${JSON.stringify(value)} climbs above the extraction root`);
+        throw new BreakoutError(name, `tar entry ${quoteName(name)}: ${what} ${quoteName(value)} climbs above the extraction root`);
       }
       throw err;
     }
@@ -137,7 +144,7 @@ class Extractor {
       });
     } catch (err) {
       if (err instanceof BreakoutError) {
-        throw new BreakoutError(name, `tar entry ${JSON.stringify(name)}: ${JSON.stringify(rel)} resolves above the extraction root through a symlink`);
+        throw new BreakoutError(name, `tar entry ${quoteName(name)}: ${quoteName(rel)} resolves above the extraction root through a symlink`);
       }
       throw err;
     }
@@ -155,7 +162,7 @@ class Extractor {
       fs.chmodSync(real, 0o755);
       this.markWritten(real);
     } else if (!st.isDirectory()) {
-      throw new ApplyError(name, `cannot extract tar entry ${JSON.stringify(name)}: its parent ${JSON.stringify(key)} is not a directory`, 'ENOTDIR');
+      throw new ApplyError(name, `cannot extract tar entry ${quoteName(name)}: its parent ${quoteName(key)} is not a directory`, 'ENOTDIR');
     }
     this.parents.set(key, real);
     return real;
@@ -185,7 +192,7 @@ class Extractor {
     const parts = this.parts(h.name, h.name, 'name');
     if (parts.length === 0) {
       if (h.type !== 'dir') {
-        throw new ApplyError(h.name, `tar entry ${JSON.stringify(h.name)} names the extraction root but is not a directory`);
+        throw new ApplyError(h.name, `tar entry ${quoteName(h.name)} names the extraction root but is not a directory`);
       }
       this.chown(this.root, h);
       this.setXattrs(this.root, h);
@@ -207,7 +214,7 @@ class Extractor {
 
     const wo = classifyWhiteout(base);
     if (wo.kind === 'invalid') {
-      throw new ApplyError(h.name, `invalid whiteout entry ${JSON.stringify(h.name)}`, 'EINVAL');
+      throw new ApplyError(h.name, `invalid whiteout entry ${quoteName(h.name)}`, 'EINVAL');
     }
     if (wo.kind === 'meta') return;
     if (mode === 'aufs' || wo.kind === 'none') return this.extract(e, parts);
@@ -266,23 +273,23 @@ class Extractor {
 
   private linkSource(h: TarHeader): string | PseudoLink {
     const parts = this.parts(h.name, h.linkname, 'hard link target');
-    if (parts.length === 0) throw new ApplyError(h.name, `tar entry ${JSON.stringify(h.name)}: a hard link cannot point at the extraction root`);
+    if (parts.length === 0) throw new ApplyError(h.name, `tar entry ${quoteName(h.name)}: a hard link cannot point at the extraction root`);
     if (this.opts.whiteouts !== 'aufs' && parts.length === 2 && parts[0] === WHITEOUT_LINK_DIR) {
       const p = this.plnk.get(parts[1]!);
-      if (!p) throw new ApplyError(h.name, `tar entry ${JSON.stringify(h.name)}: hard link target ${JSON.stringify(h.linkname)} (an aufs pseudo-link) is not in the layer`, 'ENOENT');
+      if (!p) throw new ApplyError(h.name, `tar entry ${quoteName(h.name)}: hard link target ${quoteName(h.linkname)} (an aufs pseudo-link) is not in the layer`, 'ENOENT');
       return p;
     }
     const src = this.resolve(h.name, parts.join('/'), { followFinal: false, create: false });
     const st = lstatOrNull(src);
-    if (!st) throw new ApplyError(h.name, `tar entry ${JSON.stringify(h.name)}: hard link target ${JSON.stringify(h.linkname)} does not exist`, 'ENOENT');
-    if (st.isDirectory()) throw new ApplyError(h.name, `tar entry ${JSON.stringify(h.name)}: hard link target ${JSON.stringify(h.linkname)} is a directory`, 'EPERM');
+    if (!st) throw new ApplyError(h.name, `tar entry ${quoteName(h.name)}: hard link target ${quoteName(h.linkname)} does not exist`, 'ENOENT');
+    if (st.isDirectory()) throw new ApplyError(h.name, `tar entry ${quoteName(h.name)}: hard link target ${quoteName(h.linkname)} is a directory`, 'EPERM');
     return src;
   }
 
   private async extract(e: TarEntry, parts: string[]): Promise<void> {
     const h = e.header;
     if (h.type === 'other') {
-      throw new ApplyError(h.name, `tar entry ${JSON.stringify(h.name)} has an unsupported type '${h.typeflag}'`, 'ENOTSUP');
+      throw new ApplyError(h.name, `tar entry ${quoteName(h.name)} has an unsupported type '${h.typeflag}'`, 'ENOTSUP');
     }
     const dir = this.parentDir(h.name, parts.slice(0, -1));
     const target = this.join(dir, parts[parts.length - 1]!);

@@ -15,18 +15,17 @@ import {
   type RawHeader,
   type TarHeader,
 } from './tar-format';
+import { TsbuildError } from '../errors';
 
 export type { TarHeader } from './tar-format';
 
 /** A malformed or truncated archive. `offset` is the byte offset where the problem was found. */
-export class TarFormatError extends Error {
-  readonly code = 'ETARFORMAT';
+export class TarFormatError extends TsbuildError {
   constructor(
     message: string,
     readonly offset: number,
   ) {
-    super(message);
-    this.name = 'TarFormatError';
+    super('ETARFORMAT', message);
   }
 }
 

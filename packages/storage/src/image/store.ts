@@ -22,6 +22,7 @@ import { StoreLock } from '../lock';
 import { selectPlatform } from './platform';
 import { familiarString, formatReference, parseReference, type ImageReference } from './reference';
 import { ANNOTATION_REF_NAME, type HistoryEntry, type ImageConfig, type ImageIndex, type ImageManifest } from './types';
+import { TsbuildError, shortName } from '../errors';
 
 export interface ImageStoreOptions {
   /** Produces built layers' tars for manifests that name a layer blob not yet on disk. */
@@ -123,10 +124,9 @@ interface IndexEntry {
   name: string | null;
 }
 
-export class ImageNotFoundError extends Error {
-  readonly code = 'ENOIMAGE';
+export class ImageNotFoundError extends TsbuildError {
   constructor(readonly ref: string) {
-    super(`image not found: ${ref}`);
+    super('ENOIMAGE', `image not found: ${shortName(ref)}`);
   }
 }
 

@@ -32,6 +32,7 @@ import { MountState } from './mountstate';
 import {
   DiffIDMismatchError, LayerNotFoundError, type CommitOptions, type CreateRWOptions, type Layer, type RWLayer,
 } from './types';
+import { mkdirpSync } from '../atomic';
 
 /** The OCI chainID of a layer with diffID `diffID` on top of the chain `parent`. */
 export function chainID(parent: Digest | null, diffID: Digest): Digest {
@@ -110,7 +111,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   /** Opens (creating) the store at `root`, takes the lock and repairs what a crash left. */
   static async open(root: string, opts: LayerStoreOptions = {}): Promise<LayerStore> {
     const abs = path.resolve(root);
-    for (const d of ['sha256', 'mounts', 'tmp']) fs.mkdirSync(path.join(abs, 'layers', d), { recursive: true, mode: 0o700 });
+    for (const d of ['sha256', 'mounts', 'tmp']) mkdirpSync(path.join(abs, 'layers', d), 0o700);
     let driver: Driver;
     let notice: string | undefined;
     if (opts.driver && typeof opts.driver === 'object') {

@@ -14,6 +14,8 @@ import type { ContainerProcess, Namespace, Rlimit, Signal, SpawnSpec } from '@ts
 import { createCgroup, type CgroupOptions, type ContainerCgroup } from './cgroups';
 import { containerSteps, type BindMount } from './steps';
 import { resolveRootfsUser } from './users';
+import { TsbuildError } from '../errors';
+import { mkdirpSync } from '../atomic';
 
 export interface RunOptions {
   /** The container's root directory, already populated (and mounted, if it is an overlay). */
@@ -158,7 +160,7 @@ function checkMountPoints(rootfs: string): void {
     const st = fs.lstatSync(path.join(rootfs, name), { throwIfNoEntry: false });
     if (st && !st.isDirectory()) {
       const what = st.isSymbolicLink() ? `a symlink to ${fs.readlinkSync(path.join(rootfs, name))}` : 'not a directory';
-      throw Object.assign(new Error(`the image's /${name} is ${what}: refusing to mount ${name} there`), { exitCode: 125, userFacing: true });
+      throw new TsbuildError('EBADROOTFS', `the image's /${name} is ${what}: refusing to mount ${name} there`, { exitCode: 125 });
     }
   }
 }
@@ -176,7 +178,7 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
   });
 
   const stateDir = opts.stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), `tsbuild-ctr-${id.slice(0, 12)}-`));
-  if (opts.stateDir) fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  if (opts.stateDir) mkdirpSync(stateDir, 0o700);
   const cleanups: (() => Promise<void> | void)[] = [() => fs.rmSync(stateDir, { recursive: true, force: true })];
   const cleanup = async () => {
     for (const fn of cleanups.splice(0).reverse()) await fn();

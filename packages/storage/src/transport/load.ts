@@ -26,6 +26,7 @@ import {
 import { normalizeName, readArchiveMembers } from './archive-reader';
 import { decompress, detectCompression } from '../archive/decompress';
 import { chainInto, type ProgressFn } from './common';
+import { TsbuildError, archiveError, describeSystemError, shortName, withContext } from '../errors';
 
 /** Implemented by the layer store: extract one layer on top of its parent chain. */
 export interface LayerImporter {
@@ -60,16 +61,16 @@ interface LoadedImage {
 
 export async function loadArchive(store: ImageStore, file: string, opts: LoadOptions): Promise<LoadResult> {
   const st = await fs.promises.stat(file).catch((err: NodeJS.ErrnoException) => {
-    throw new Error(err.code === 'ENOENT' ? `archive not found: ${file}` : `cannot read archive ${file}: ${err.message}`);
+    throw new TsbuildError(err.code ?? 'EIO', err.code === 'ENOENT' ? `archive not found: ${shortName(file)}` : `cannot read archive ${shortName(file)}: ${describeSystemError(err)}`, { cause: err });
   });
-  if (!st.isFile()) throw new Error(`not a file: ${file}`);
+  if (!st.isFile()) throw new TsbuildError('EINVAL', `cannot load ${shortName(file)}: not a regular file`);
   const members = await readMembers(store, file, st.size, opts.onProgress);
   let images: LoadedImage[];
   if (members.meta.has('oci-layout') && members.meta.has('index.json')) images = await fromOciLayout(store, members, file);
   else if (members.meta.has('manifest.json')) images = await fromDockerArchive(store, members, file);
   else if (members.meta.has('repositories')) {
-    throw new Error(`${file}: legacy docker-archive (docker < 1.10, no manifest.json) is not supported; re-save it with a newer docker`);
-  } else throw new Error(`${file}: not an image archive (no oci-layout + index.json, no manifest.json)`);
+    throw archiveError(file, `legacy docker-archive (docker < 1.10, no manifest.json) is not supported; re-save it with a newer docker`);
+  } else throw archiveError(file, `not an image archive (no oci-layout + index.json, no manifest.json)`);
   await importAll(store, images, opts);
   const result: LoadResult = { images: [], ids: [] };
   for (const img of images) {
@@ -109,7 +110,7 @@ async function readMembers(store: ImageStore, file: string, fileSize: number, on
       }
       if (m.type !== 'file') continue;
       if (METADATA.has(m.name)) {
-        if (m.size > METADATA_MAX) throw new Error(`${file}: ${m.name} is ${m.size} bytes, too large`);
+        if (m.size > METADATA_MAX) throw archiveError(file, `${m.name} is ${m.size} bytes, too large`);
         const chunks: Buffer[] = [];
         for await (const c of m.body) chunks.push(Buffer.from(c));
         out.meta.set(m.name, Buffer.concat(chunks));
@@ -125,7 +126,7 @@ async function readMembers(store: ImageStore, file: string, fileSize: number, on
       try {
         out.files.set(m.name, await store.content.putStream(m.body, expected));
       } catch (err) {
-        throw new Error(`${file}: member ${m.name}: ${(err as Error).message}`);
+        throw withContext(`${shortName(file)}: member ${m.name}`, err);
       }
     }
   } finally {
@@ -138,7 +139,7 @@ function lookup(members: Members, name: string, file: string, what: string): Des
   let p = normalizeName(name);
   for (let hops = 0; hops < 16 && !members.files.has(p) && members.links.has(p); hops++) p = members.links.get(p)!;
   const d = members.files.get(p);
-  if (!d) throw new Error(`${file}: ${what} ${name} is missing from the archive`);
+  if (!d) throw archiveError(file, `${what} ${name} is missing from the archive`);
   return d;
 }
 
@@ -146,7 +147,7 @@ function parseMeta<T>(members: Members, name: string, file: string): T {
   try {
     return JSON.parse(members.meta.get(name)!.toString('utf8')) as T;
   } catch (err) {
-    throw new Error(`${file}: ${name} is not valid JSON: ${(err as Error).message}`);
+    throw archiveError(file, `${name} is not valid JSON: ${(err as Error).message}`);
   }
 }
 
@@ -167,12 +168,12 @@ function ociEntryNames(desc: Descriptor): string[] {
 
 async function fromOciLayout(store: ImageStore, members: Members, file: string): Promise<LoadedImage[]> {
   const layout = parseMeta<{ imageLayoutVersion?: string }>(members, 'oci-layout', file);
-  if (layout.imageLayoutVersion !== '1.0.0') throw new Error(`${file}: unsupported OCI layout version ${JSON.stringify(layout.imageLayoutVersion)}`);
+  if (layout.imageLayoutVersion !== '1.0.0') throw archiveError(file, `unsupported OCI layout version ${JSON.stringify(layout.imageLayoutVersion)}`);
   const index = parseMeta<ImageIndex>(members, 'index.json', file);
-  if (!Array.isArray(index.manifests)) throw new Error(`${file}: index.json has no "manifests" array`);
+  if (!Array.isArray(index.manifests)) throw archiveError(file, `index.json has no "manifests" array`);
   const out: LoadedImage[] = [];
   for (const entry of index.manifests) {
-    if (!isDigest(entry.digest)) throw new Error(`${file}: index.json names an invalid digest ${JSON.stringify(entry.digest)}`);
+    if (!isDigest(entry.digest)) throw archiveError(file, `index.json names an invalid digest ${JSON.stringify(entry.digest)}`);
     lookup(members, `blobs/sha256/${entry.digest.slice(7)}`, file, 'manifest');
     const { manifest, descriptor } = await store.readManifest(entry);
     const img = await describe(store, manifest, descriptor, file);
@@ -186,16 +187,16 @@ async function fromOciLayout(store: ImageStore, members: Members, file: string):
 
 async function describe(store: ImageStore, manifest: ImageManifest, descriptor: Descriptor, file: string): Promise<Omit<LoadedImage, 'names'>> {
   const config = await store.content.readJson<ImageConfig>(manifest.config.digest).catch((err: Error) => {
-    throw new Error(`${file}: config ${manifest.config.digest}: ${err.message}`);
+    throw withContext(`${shortName(file)}: config ${manifest.config.digest}`, err);
   });
   const diffIDs = config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== manifest.layers.length) {
-    throw new Error(`${file}: image ${manifest.config.digest} lists ${diffIDs.length} diff_ids for ${manifest.layers.length} layers`);
+    throw archiveError(file, `image ${manifest.config.digest} lists ${diffIDs.length} diff_ids for ${manifest.layers.length} layers`);
   }
-  for (const d of diffIDs) if (!isDigest(d)) throw new Error(`${file}: image ${manifest.config.digest}: invalid diff_id ${JSON.stringify(d)}`);
+  for (const d of diffIDs) if (!isDigest(d)) throw archiveError(file, `image ${manifest.config.digest}: invalid diff_id ${JSON.stringify(d)}`);
   for (const l of manifest.layers) {
-    if (layerCompression(l.mediaType) === undefined) throw new Error(`${file}: blob ${l.digest} has media type ${l.mediaType}, not a layer`);
-    if (!(await store.content.has(l.digest))) throw new Error(`${file}: layer blob ${l.digest} is missing from the archive`);
+    if (layerCompression(l.mediaType) === undefined) throw archiveError(file, `blob ${l.digest} has media type ${l.mediaType}, not a layer`);
+    if (!(await store.content.has(l.digest))) throw archiveError(file, `layer blob ${l.digest} is missing from the archive`);
   }
   return {
     manifest: { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size },
@@ -206,10 +207,10 @@ async function describe(store: ImageStore, manifest: ImageManifest, descriptor: 
 
 async function fromDockerArchive(store: ImageStore, members: Members, file: string): Promise<LoadedImage[]> {
   const entries = parseMeta<DockerArchiveManifestEntry[]>(members, 'manifest.json', file);
-  if (!Array.isArray(entries)) throw new Error(`${file}: manifest.json is not an array`);
+  if (!Array.isArray(entries)) throw archiveError(file, `manifest.json is not an array`);
   const out: LoadedImage[] = [];
   for (const e of entries) {
-    if (typeof e?.Config !== 'string' || !Array.isArray(e.Layers)) throw new Error(`${file}: manifest.json entry without Config or Layers`);
+    if (typeof e?.Config !== 'string' || !Array.isArray(e.Layers)) throw archiveError(file, `manifest.json entry without Config or Layers`);
     const configBlob = lookup(members, e.Config, file, 'config');
     const layers: Descriptor[] = [];
     for (const p of e.Layers) {
@@ -217,7 +218,7 @@ async function fromDockerArchive(store: ImageStore, members: Members, file: stri
       const head = await readHead(store, blob.digest);
       const kind = detectCompression(head);
       if (kind !== 'gzip' && kind !== 'zstd' && kind !== 'none') {
-        throw new Error(`${file}: layer ${p} is ${kind}-compressed; only uncompressed, gzip and zstd layers are supported`);
+        throw archiveError(file, `layer ${p} is ${kind}-compressed; only uncompressed, gzip and zstd layers are supported`);
       }
       const mediaType = kind === 'gzip' ? MediaTypes.ociLayerGzip : kind === 'zstd' ? MediaTypes.ociLayerZstd : MediaTypes.ociLayer;
       layers.push({ mediaType, digest: blob.digest, size: (await store.content.info(blob.digest)).size });
@@ -233,7 +234,7 @@ async function fromDockerArchive(store: ImageStore, members: Members, file: stri
     const img = await describe(store, manifest, descriptor, file);
     for (const l of img.layers) {
       if (l.descriptor.mediaType === MediaTypes.ociLayer && l.descriptor.digest !== l.diffID) {
-        throw new Error(`${file}: image ${img.id}: layer ${l.descriptor.digest} does not match its diff_id ${l.diffID}`);
+        throw archiveError(file, `image ${img.id}: layer ${l.descriptor.digest} does not match its diff_id ${l.diffID}`);
       }
     }
     const names: string[] = [];
@@ -242,7 +243,7 @@ async function fromDockerArchive(store: ImageStore, members: Members, file: stri
         const ref = parseReference(t);
         if (!ref.digest) names.push(familiarString(ref));
       } catch (err) {
-        throw new Error(`${file}: RepoTags: ${(err as Error).message}`);
+        throw withContext(`${shortName(file)}: RepoTags`, err);
       }
     }
     out.push({ ...img, names });
@@ -297,11 +298,7 @@ async function importAll(store: ImageStore, images: LoadedImage[], opts: LoadOpt
 function openVerified(store: ImageStore, layer: ImageLayer, onSize: (n: number) => void): Readable {
   const out = new PassThrough({ highWaterMark: 1 << 20 });
   const wrap = (err: Error) =>
-    new Error(
-      (err as { code?: string }).code === 'EDIGEST'
-        ? `layer ${layer.descriptor.digest} does not match its diff_id ${layer.diffID}: ${err.message}`
-        : `layer ${layer.descriptor.digest}: ${err.message}`,
-    );
+    withContext((err as { code?: string }).code === 'EDIGEST' ? `layer ${layer.descriptor.digest} does not match its diff_id ${layer.diffID}` : `layer ${layer.descriptor.digest}`, err);
   (async () => {
     const raw = await store.content.open(layer.descriptor.digest, { size: layer.descriptor.size });
     // A compressed media type: decompress by the magic bytes (some tools mislabel layers).
