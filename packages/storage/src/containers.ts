@@ -24,6 +24,8 @@ export interface ContainerRecord {
   pidToken?: string;
   exitCode?: number;
   finished?: string;
+  /** docker run --rm: removed when it exits, or by the next open of the store if its tsbuild was killed. */
+  autoRemove?: boolean;
 }
 
 /** What a container runs: the image's Entrypoint/Cmd/Env/WorkingDir/User with docker run's overrides. */
@@ -42,7 +44,11 @@ export type StartOptions = Omit<RunOptions, 'rootfs' | 'args' | 'env' | 'cwd' | 
 export interface CreateOptions extends ProcessOverrides {
   image: string;
   name?: string;
+  autoRemove?: boolean;
 }
+
+/** The status of a container whose tsbuild was killed: its PID 1 got SIGKILL with it (parent-death signal). */
+const KILLED_WITH_TSBUILD = 128 + 9;
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
@@ -78,6 +84,7 @@ export class Containers {
       args,
       created: new Date().toISOString(),
       state: 'created',
+      ...(opts.autoRemove ? { autoRemove: true } : {}),
     };
     await this.store.layers.createRW(chainID as Digest | null, layerName(id));
     try {
@@ -132,7 +139,7 @@ export class Containers {
       try {
         const r = JSON.parse(fs.readFileSync(path.join(this.dir, f), 'utf8')) as ContainerRecord;
         // A record left "running" by a killed tsbuild: its process died with it (PDEATHSIG).
-        if (r.state === 'running' && !runningNow(r)) r.state = 'exited';
+        if (r.state === 'running' && !runningNow(r)) Object.assign(r, { state: 'exited', exitCode: KILLED_WITH_TSBUILD });
         out.push(r);
       } catch {
         // A torn record cannot exist (atomic writes); anything unreadable is not ours.
@@ -164,6 +171,25 @@ export class Containers {
     }
     fs.rmSync(this.recordPath(record.id), { force: true });
     return record;
+  }
+
+  /**
+   * Settles containers whose tsbuild was killed: the record says exited 137 (it was killed), and a
+   * --rm one is removed with its RW layer. Run when the store opens.
+   */
+  async settleOrphans(): Promise<void> {
+    for (const f of fs.readdirSync(this.dir)) {
+      if (!f.endsWith('.json')) continue;
+      let record: ContainerRecord;
+      try {
+        record = JSON.parse(fs.readFileSync(path.join(this.dir, f), 'utf8')) as ContainerRecord;
+      } catch {
+        continue;
+      }
+      if (record.state !== 'running' || runningNow(record)) continue;
+      if (record.autoRemove) await this.remove(record.id, { force: true }).catch(() => {});
+      else await this.write({ ...record, state: 'exited', exitCode: KILLED_WITH_TSBUILD, finished: new Date().toISOString() });
+    }
   }
 
   private write(record: ContainerRecord): Promise<void> {

@@ -16,6 +16,7 @@ import { LayerStore, type Layer } from './layers';
 import type { DriverChoice } from './drivers';
 import { isAlive, ownedName, ownerOf } from './drivers/proc';
 import { removeStaleCgroups } from './runtime';
+import { Containers } from './containers';
 import { loadArchive, pullImage, pushImage, saveDockerArchive, saveOciArchive, type PullOptions, type PullResult, type PushOptions, type PushResult, type SaveOptions } from './transport';
 import { mkdirp, mkdirpSync } from './atomic';
 
@@ -58,6 +59,7 @@ export class Store {
     images.setHooks({ onImageDeleted: () => store.collectLayers().then(() => undefined) });
     await store.removeOrphanWorkLayers();
     await store.removeOrphanScratch();
+    await new Containers(store).settleOrphans();
     removeStaleCgroups();
     return store;
   }

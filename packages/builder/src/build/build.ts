@@ -23,7 +23,7 @@ import {
   type CopyInstruction,
   type AddInstruction,
 } from '../dockerfile';
-import { chainIDs, type Digest } from '@tsbuild/storage';
+import { InvalidReferenceError, chainIDs, parseReference, type Digest } from '@tsbuild/storage';
 import type { BuildEvent, EventSink } from '../progress';
 import type { BuildBackend, ResolvedImage } from './backend';
 import { ArgScope, evaluateGlobalArgs, PROXY_ARGS } from './args';
@@ -107,6 +107,15 @@ interface StageResult {
 }
 
 export async function build(opts: BuildOptions, backend: BuildBackend, hooks: BuildHooks = {}): Promise<BuildResult> {
+  // A bad tag is refused before any step runs, not after the whole build (docker build does the same).
+  for (const tag of opts.tags ?? []) {
+    try {
+      parseReference(tag);
+    } catch (err) {
+      if (err instanceof InvalidReferenceError) throw new BuildError(`invalid tag ${JSON.stringify(tag)}: ${err.reason}`);
+      throw err;
+    }
+  }
   const builder = new Builder(opts, backend, hooks.onEvent ?? (() => {}));
   return builder.run();
 }

@@ -28,7 +28,7 @@ export interface ImageReference {
 export class InvalidReferenceError extends TsbuildError {
   constructor(
     readonly input: string,
-    reason: string,
+    readonly reason: string,
   ) {
     super('EINVALIDREF', `invalid reference "${shortName(input)}": ${reason}`);
   }

@@ -15,6 +15,7 @@ import { createCgroup, type CgroupOptions, type ContainerCgroup } from './cgroup
 import { containerSteps, type BindMount } from './steps';
 import { resolveRootfsUser } from './users';
 import { TsbuildError } from '../errors';
+import { resolveInRootSync } from '../archive/resolve';
 import { mkdirpSync } from '../atomic';
 
 export interface RunOptions {
@@ -165,6 +166,13 @@ function checkMountPoints(rootfs: string): void {
   }
 }
 
+/** `containerPath` with every symlink on it resolved inside `rootfs` (missing components kept as written). */
+function inRootfs(rootfs: string, containerPath: string): string {
+  if (!containerPath.startsWith('/')) return containerPath; // refused with a clear message by the step checks
+  const host = resolveInRootSync(rootfs, containerPath, { followFinal: true });
+  return `/${path.relative(rootfs, host)}`;
+}
+
 /** Starts a container. Rejects (with exitCode 125/126/127 on the error) when it cannot start. */
 export async function runContainer(opts: RunOptions): Promise<RunningContainer> {
   checkOptions(opts);
@@ -172,7 +180,10 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
   const network = opts.network ?? 'none';
   const hostname = opts.hostname ?? (network === 'host' ? os.hostname() : id.slice(0, 12));
   const user = resolveRootfsUser(opts.rootfs, opts.user);
-  const cwd = opts.cwd ?? '/';
+  // Paths in the container are resolved in its rootfs, as runc does: an image's absolute symlink on
+  // the way (/link -> /real) leads to /real inside, never to the host's /real.
+  const cwd = inRootfs(opts.rootfs, opts.cwd ?? '/');
+  const mounts = opts.mounts?.map((m) => ({ ...m, target: inRootfs(opts.rootfs, m.target) }));
   const env = containerEnv(opts.env ?? [], {
     PATH: DEFAULT_PATH, HOSTNAME: hostname, HOME: user.home, ...(opts.tty ? { TERM: 'xterm' } : {}),
   });
@@ -198,7 +209,7 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
       ...cgroup.spawnOptions,
       steps: containerSteps({
         rootfs: opts.rootfs, hostname, etcFiles: writeEtcFiles(stateDir, hostname, network),
-        mounts: opts.mounts, readonlyRootfs: opts.readonlyRootfs, cwd, console: opts.tty === true,
+        mounts, readonlyRootfs: opts.readonlyRootfs, cwd, console: opts.tty === true,
       }),
       cwd,
       uid: user.uid,
