@@ -9,26 +9,10 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirpSync, prepareRoot } from '@tsbuild/storage';
 import { makeTar } from '../fixtures/tars';
-import { CLI, busyboxTarball, cli, mountsUnder } from './helpers/roots';
+import { CLI, cli, cliRootWithBusybox } from './helpers/roots';
 import { startRegistry, type RegistryPeer } from './peers/registry';
 
-let top: string;
-let root: string;
-
-beforeAll(() => {
-  top = fs.mkdtempSync('/tmp/tsbuild-clierr-');
-  root = path.join(top, 'root');
-  const r = cli(root, ['import', busyboxTarball(), 'busybox:latest']);
-  expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
-});
-
-afterAll(() => {
-  const left = mountsUnder(top);
-  for (const m of left.reverse()) spawnSync('umount', ['-l', m]);
-  fs.rmSync(top, { recursive: true, force: true });
-  expect(left).toEqual([]);
-});
+const paths = cliRootWithBusybox('tsbuild-clierr-');
 
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
@@ -44,7 +28,7 @@ function dockerArchive(layer: Buffer, opts: { diffID?: string; repoTags?: string
     ['manifest.json', manifest],
   ]);
   opts.edit?.(files, layerName);
-  const file = path.join(top, `archive-${crypto.randomBytes(4).toString('hex')}.tar`);
+  const file = path.join(paths.top, `archive-${crypto.randomBytes(4).toString('hex')}.tar`);
   fs.writeFileSync(file, makeTar([...files].map(([name, content]) => ({ name, content }))));
   return file;
 }
@@ -64,7 +48,7 @@ function expectUserError(rootDir: string, args: string[], pattern: RegExp): stri
 }
 
 describe('refused archives are user errors', () => {
-  const fresh = () => path.join(top, `r-${crypto.randomBytes(4).toString('hex')}`);
+  const fresh = () => path.join(paths.top, `r-${crypto.randomBytes(4).toString('hex')}`);
   const hello = () => layerOf([{ name: 'hello', content: 'hi\n' }]);
 
   it('a missing layer', () => {
@@ -111,15 +95,15 @@ describe('refused archives are user errors', () => {
   });
 
   it('load -i of a missing file or a directory', () => {
-    expectUserError(root, ['load', '-i', '/nonexistent'], /^tsbuild: archive not found: \/nonexistent$/m);
-    expectUserError(root, ['load', '-i', top], /not a regular file$/m);
+    expectUserError(paths.root, ['load', '-i', '/nonexistent'], /^tsbuild: archive not found: \/nonexistent$/m);
+    expectUserError(paths.root, ['load', '-i', paths.top], /not a regular file$/m);
   });
 });
 
 describe('a full disk is the machine, not a bug', () => {
   let small: string;
   beforeAll(() => {
-    small = path.join(top, 'small');
+    small = path.join(paths.top, 'small');
     fs.mkdirSync(small);
     expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small]).status).toBe(0);
   });
@@ -129,13 +113,13 @@ describe('a full disk is the machine, not a bug', () => {
 
   it('ENOSPC in save names the output; nothing is left behind', () => {
     const out = path.join(small, 'busybox.tar');
-    expectUserError(root, ['save', '-o', out, 'busybox'], /^tsbuild: cannot write .*busybox.tar: no space left on device$/m);
+    expectUserError(paths.root, ['save', '-o', out, 'busybox'], /^tsbuild: cannot write .*busybox.tar: no space left on device$/m);
     expect(fs.readdirSync(small)).toEqual([]);
   });
 
   it('ENOSPC in load', () => {
-    const archive = path.join(top, 'busybox-save.tar');
-    expect(cli(root, ['save', '-o', archive, 'busybox']).status).toBe(0);
+    const archive = path.join(paths.top, 'busybox-save.tar');
+    expect(cli(paths.root, ['save', '-o', archive, 'busybox']).status).toBe(0);
     expectUserError(path.join(small, 'root'), ['load', '-i', archive], /no space left on device/);
   });
 });
@@ -151,7 +135,7 @@ describe('a corrupt layer from a registry', () => {
 
   it('pull refuses it with exit 1', () => {
     const ref = `${registry.host}/corrupt:1`;
-    expect(cli(root, ['push', 'busybox', ref]).status).toBe(0);
+    expect(cli(paths.root, ['push', 'busybox', ref]).status).toBe(0);
     // Overwrite every layer-sized blob in the registry's storage with other bytes of the same length.
     const blobs = path.join(registry.dir, 'data', 'docker', 'registry', 'v2', 'blobs', 'sha256');
     let corrupted = 0;
@@ -165,7 +149,7 @@ describe('a corrupt layer from a registry', () => {
       }
     }
     expect(corrupted).toBe(1);
-    expectUserError(path.join(top, 'pulled'), ['pull', ref], /sha256:[0-9a-f]{64}/);
+    expectUserError(path.join(paths.top, 'pulled'), ['pull', ref], /sha256:[0-9a-f]{64}/);
   });
 });
 
@@ -177,35 +161,35 @@ describe('the storage root', () => {
       expect(r.status).toBe(1);
     }
     // also through a symlink into /proc (never through /proc/self/root here: that is the host's /)
-    const link = path.join(top, 'proc-link');
+    const link = path.join(paths.top, 'proc-link');
     fs.symlinkSync('/proc/self/fd', link);
     expectUserError(path.join(link, 'root'), ['images'], /is under \/proc/);
   });
 
   it('a root that is or resolves to / is refused before anything is touched', () => {
     expect(() => prepareRoot('/')).toThrow('storage root / is not allowed');
-    const link = path.join(top, 'self-link');
+    const link = path.join(paths.top, 'self-link');
     fs.symlinkSync('/proc/self', link);
     expect(() => prepareRoot(path.join(link, 'root'))).toThrow(/is under \/proc/);
-    const slash = path.join(top, 'slash-link');
+    const slash = path.join(paths.top, 'slash-link');
     fs.symlinkSync('/', slash);
     expect(() => prepareRoot(slash)).toThrow(/resolves to \//);
   });
 
   it('a root that is a file, or below one', () => {
-    const file = path.join(top, 'a-file');
+    const file = path.join(paths.top, 'a-file');
     fs.writeFileSync(file, '');
     expectUserError(file, ['images'], /^tsbuild: storage root .*a-file is not a directory$/m);
     expectUserError(path.join(file, 'sub'), ['images'], /not a directory/);
   });
 
   it('mkdirpSync creates missing parents, refuses files on the way and never loops under /proc', () => {
-    const deep = path.join(top, 'm', 'a', 'b');
-    expect(mkdirpSync(deep)).toBe(path.join(top, 'm'));
+    const deep = path.join(paths.top, 'm', 'a', 'b');
+    expect(mkdirpSync(deep)).toBe(path.join(paths.top, 'm'));
     expect(fs.statSync(deep).isDirectory()).toBe(true);
     expect(mkdirpSync(deep)).toBeUndefined();
-    fs.writeFileSync(path.join(top, 'm', 'f'), '');
-    expect(() => mkdirpSync(path.join(top, 'm', 'f', 'x'))).toThrow(expect.objectContaining({ code: 'ENOTDIR' }));
+    fs.writeFileSync(path.join(paths.top, 'm', 'f'), '');
+    expect(() => mkdirpSync(path.join(paths.top, 'm', 'f', 'x'))).toThrow(expect.objectContaining({ code: 'ENOTDIR' }));
     expect(() => mkdirpSync('/proc/tsbuild-x/y')).toThrow(expect.objectContaining({ code: 'ENOENT' }));
   });
 });

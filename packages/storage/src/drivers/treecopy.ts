@@ -2,6 +2,7 @@
 // setuid/sticky bits, times, xattrs (security.capability included), hard links, symlinks, devices,
 // fifos and sockets. Used by vfs to start a layer from its parent. Data is cloned when the filesystem
 // can (FICLONE), else copied in the kernel (copy_file_range).
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as native from '@tsbuild/native';
@@ -70,9 +71,56 @@ class TreeCopier {
     fs.lutimesSync(dst, seconds(st.atimeNs), seconds(st.mtimeNs));
   }
 
+  /**
+   * Puts a copy of `src` at `dst` without following anything already there: directories meet
+   * directories and are merged into; anything else is made under a temporary name in the same
+   * directory and renamed over `dst`, which replaces a symlink (or a file, or a directory) rather
+   * than writing through it.
+   */
+  merge(src: string, dst: string, st: Stats): void {
+    const existing = fs.lstatSync(dst, { throwIfNoEntry: false, bigint: true });
+    if (st.isDirectory() && existing?.isDirectory()) {
+      for (const name of fs.readdirSync(src)) {
+        const s = path.join(src, name);
+        this.merge(s, path.join(dst, name), fs.lstatSync(s, { bigint: true }));
+      }
+      this.attrs(src, dst, st);
+      this.dirs.push({ dst, st });
+      return;
+    }
+    const tmp = path.join(path.dirname(dst), `.tsbuild-tmp-${randomBytes(6).toString('hex')}`);
+    try {
+      this.copy(src, tmp, st);
+      // rename replaces a non-directory with a non-directory; anything else goes first (rm never follows symlinks)
+      if (existing && (existing.isDirectory() || st.isDirectory())) fs.rmSync(dst, { recursive: true, force: true });
+      fs.renameSync(tmp, dst);
+    } catch (err) {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      throw err;
+    }
+    this.moved(tmp, dst);
+  }
+
+  /** Paths remembered under `from` (first links, directories awaiting their times) now live under `to`. */
+  private moved(from: string, to: string): void {
+    const rebase = (p: string) => (p === from ? to : p.startsWith(`${from}/`) ? to + p.slice(from.length) : p);
+    for (const [key, p] of this.links) this.links.set(key, rebase(p));
+    for (const d of this.dirs) d.dst = rebase(d.dst);
+  }
+
   finish(): void {
     for (const { dst, st } of this.dirs) fs.lutimesSync(dst, seconds(st.atimeNs), seconds(st.mtimeNs));
   }
+}
+
+/**
+ * Copies the tree at `from` into the directory `to`, keeping what `to` holds that `from` does not, and
+ * replacing, never following, what both hold (a symlink left in `to` is replaced, not written through).
+ */
+export function mergeTree(from: string, to: string): void {
+  const c = new TreeCopier();
+  c.merge(from, to, fs.lstatSync(from, { bigint: true }));
+  c.finish();
 }
 
 /** Copies the tree at `from` to `to` (which must not exist). */
