@@ -1,6 +1,7 @@
 // @tsbuild/storage: everything on disk — digests, the content store (an OCI layout), images,
 // transports, the tar codec, layers and drivers, and the container runtime.
 export * from './errors';
+export * from './names';
 export * from './digest';
 export * from './atomic';
 export * from './lock';

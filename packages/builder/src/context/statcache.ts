@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { mkdirp } from '@tsbuild/storage';
+import { fsPath } from '@tsbuild/storage';
 
 /** The stat fields that must all be unchanged for a cached content hash to be reused. */
 export interface StatTuple {
@@ -115,7 +116,7 @@ export class StatCache {
     let dropped = 0;
     await Promise.all(
       [...this.records].map(async ([p, r]) => {
-        const st = await fsp.lstat(p, { bigint: true }).catch(() => null);
+        const st = await fsp.lstat(fsPath(p), { bigint: true }).catch(() => null);
         if (st && st.isFile() && st.dev.toString() === r.dev && st.ino.toString() === r.ino) return;
         this.records.delete(p);
         dropped++;

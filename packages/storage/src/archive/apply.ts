@@ -21,6 +21,7 @@ import {
   isOverlayXattr,
 } from './whiteout';
 import { TsbuildError, describeSystemError, shortName, quoteName } from '../errors';
+import { decodeName, fsPath } from '../names';
 
 /**
  * - overlay: dest is an overlay upper dir: `.wh.x` becomes a char device 0/0, `.wh..wh..opq` the
@@ -76,7 +77,7 @@ function entryError(name: string, err: unknown): Error {
 }
 
 function lstatOrNull(p: string): fs.Stats | null {
-  return fs.lstatSync(p, { throwIfNoEntry: false }) ?? null;
+  return fs.lstatSync(fsPath(p), { throwIfNoEntry: false }) ?? null;
 }
 
 const XATTR_SOFT_ERRORS = new Set(['ENOTSUP', 'EOPNOTSUPP', 'EPERM']);
@@ -158,8 +159,8 @@ class Extractor {
     const real = parts.length === 0 ? this.root : this.resolve(name, key, { followFinal: true, create: true });
     const st = lstatOrNull(real);
     if (!st) {
-      fs.mkdirSync(real);
-      fs.chmodSync(real, 0o755);
+      fs.mkdirSync(fsPath(real));
+      fs.chmodSync(fsPath(real), 0o755);
       this.markWritten(real);
     } else if (!st.isDirectory()) {
       throw new ApplyError(name, `cannot extract tar entry ${quoteName(name)}: its parent ${quoteName(key)} is not a directory`, 'ENOTDIR');
@@ -178,10 +179,10 @@ class Extractor {
   /** Removes whatever is at `p` (recursively for dirs) so a new entry can take its place. */
   private removeExisting(p: string, st: fs.Stats): void {
     if (st.isDirectory()) {
-      fs.rmSync(p, { recursive: true, force: true });
+      fs.rmSync(fsPath(p), { recursive: true, force: true });
       for (const d of this.dirs.keys()) if (d === p || d.startsWith(`${p}/`)) this.dirs.delete(d);
     } else {
-      fs.unlinkSync(p);
+      fs.unlinkSync(fsPath(p));
       this.dirs.delete(p);
     }
     this.parents.clear();
@@ -222,7 +223,7 @@ class Extractor {
     const dirParts = parts.slice(0, -1);
     if (wo.kind === 'opaque') {
       if (mode === 'overlay') {
-        lsetxattr(this.parentDir(h.name, dirParts), OVERLAY_OPAQUE_XATTR, Buffer.from('y'));
+        lsetxattr(fsPath(this.parentDir(h.name, dirParts)), OVERLAY_OPAQUE_XATTR, Buffer.from('y'));
       } else {
         const dir = this.existingDir(h.name, dirParts);
         if (dir) this.removeHidden(dir);
@@ -236,9 +237,9 @@ class Extractor {
       if (this.written.has(target)) return; // whiteouts hide lower layers only
       const st = lstatOrNull(target);
       if (st) this.removeExisting(target, st);
-      mknod(target, { type: 'char', mode: 0, major: 0, minor: 0 });
-      if (!this.opts.noChown && (h.uid !== 0 || h.gid !== 0)) fs.lchownSync(target, h.uid, h.gid);
-      fs.lutimesSync(target, h.mtime, h.mtime);
+      mknod(fsPath(target), { type: 'char', mode: 0, major: 0, minor: 0 });
+      if (!this.opts.noChown && (h.uid !== 0 || h.gid !== 0)) fs.lchownSync(fsPath(target), h.uid, h.gid);
+      fs.lutimesSync(fsPath(target), h.mtime, h.mtime);
       this.markWritten(target);
     } else {
       const dir = this.existingDir(h.name, dirParts);
@@ -252,9 +253,9 @@ class Extractor {
 
   /** Opaque dir in merge mode: removes every child that this layer did not create. */
   private removeHidden(dir: string): void {
-    for (const name of fs.readdirSync(dir)) {
+    for (const name of fs.readdirSync(fsPath(dir), { encoding: 'buffer' }).map(decodeName)) {
       const child = this.join(dir, name);
-      const st = fs.lstatSync(child);
+      const st = fs.lstatSync(fsPath(child));
       if (this.written.has(child) || this.above.has(child)) {
         if (st.isDirectory()) this.removeHidden(child);
       } else {
@@ -266,7 +267,7 @@ class Extractor {
   private async stashPseudoLink(e: TarEntry, base: string): Promise<void> {
     this.plnkDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'tsbuild-plnk-'));
     const file = path.join(this.plnkDir, base);
-    fs.rmSync(file, { force: true });
+    fs.rmSync(fsPath(file), { force: true });
     await this.writeBody(file, e);
     this.plnk.set(base, { header: e.header, file });
   }
@@ -304,7 +305,7 @@ class Extractor {
 
     switch (h.type) {
       case 'dir':
-        if (!keepDir) fs.mkdirSync(target, { mode: 0o700 });
+        if (!keepDir) fs.mkdirSync(fsPath(target), { mode: 0o700 });
         this.chown(target, h);
         this.setXattrs(target, h);
         this.dirs.set(target, h);
@@ -314,20 +315,20 @@ class Extractor {
         this.metadata(target, h);
         break;
       case 'symlink':
-        fs.symlinkSync(h.linkname, target);
+        fs.symlinkSync(fsPath(h.linkname), fsPath(target));
         this.metadata(target, h);
         break;
       case 'hardlink':
-        if (typeof source === 'string') fs.linkSync(source, target);
+        if (typeof source === 'string') fs.linkSync(fsPath(source), fsPath(target));
         else this.materializePseudoLink(source!, target);
         break;
       case 'char':
       case 'block':
-        mknod(target, { type: h.type, mode: 0o600, major: h.devmajor, minor: h.devminor });
+        mknod(fsPath(target), { type: h.type, mode: 0o600, major: h.devmajor, minor: h.devminor });
         this.metadata(target, h);
         break;
       case 'fifo':
-        mknod(target, { type: 'fifo', mode: 0o600 });
+        mknod(fsPath(target), { type: 'fifo', mode: 0o600 });
         this.metadata(target, h);
         break;
     }
@@ -337,10 +338,10 @@ class Extractor {
   /** A hard link into aufs' `.wh..wh.plnk/`: the first becomes a copy, later ones link to it. */
   private materializePseudoLink(p: PseudoLink, target: string): void {
     if (p.materialized && lstatOrNull(p.materialized)?.isFile()) {
-      fs.linkSync(p.materialized, target);
+      fs.linkSync(fsPath(p.materialized), fsPath(target));
       return;
     }
-    fs.copyFileSync(p.file, target, fs.constants.COPYFILE_EXCL);
+    fs.copyFileSync(fsPath(p.file), fsPath(target), fs.constants.COPYFILE_EXCL);
     this.size += p.header.size;
     this.metadata(target, p.header);
     p.materialized = target;
@@ -349,7 +350,7 @@ class Extractor {
   /** Writes the entry's content into a new file; returns the bytes written. */
   private async writeBody(file: string, e: TarEntry): Promise<number> {
     const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
-    const fd = fs.openSync(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+    const fd = fs.openSync(fsPath(file), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
     let written = 0;
     try {
       for await (const chunk of e.body as AsyncIterable<Buffer>) {
@@ -364,7 +365,7 @@ class Extractor {
   }
 
   private chown(p: string, h: TarHeader): void {
-    if (!this.opts.noChown) fs.lchownSync(p, h.uid, h.gid);
+    if (!this.opts.noChown) fs.lchownSync(fsPath(p), h.uid, h.gid);
   }
 
   private setXattrs(p: string, h: TarHeader): void {
@@ -374,7 +375,7 @@ class Extractor {
         continue;
       }
       try {
-        lsetxattr(p, name, value);
+        lsetxattr(fsPath(p), name, value);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? '';
         if (!XATTR_SOFT_ERRORS.has(code)) throw err;
@@ -386,16 +387,16 @@ class Extractor {
   /** Owner, then mode (chown clears setuid bits), then xattrs (chown clears file capabilities), then times. */
   private metadata(p: string, h: TarHeader): void {
     this.chown(p, h);
-    if (h.type !== 'symlink') fs.chmodSync(p, h.mode);
+    if (h.type !== 'symlink') fs.chmodSync(fsPath(p), h.mode);
     this.setXattrs(p, h);
-    fs.lutimesSync(p, atimeOf(h), h.mtime);
+    fs.lutimesSync(fsPath(p), atimeOf(h), h.mtime);
   }
 
   /** Dir modes and times, once nothing more is created inside them. */
   finish(): void {
     for (const [dir, h] of [...this.dirs].reverse()) {
-      fs.chmodSync(dir, h.mode);
-      fs.lutimesSync(dir, atimeOf(h), h.mtime);
+      fs.chmodSync(fsPath(dir), h.mode);
+      fs.lutimesSync(fsPath(dir), atimeOf(h), h.mtime);
     }
   }
 

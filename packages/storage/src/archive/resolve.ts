@@ -4,6 +4,7 @@
 // modifies meanwhile (a private staging dir, a stopped container's rootfs); openat2(RESOLVE_IN_ROOT) in
 // the addon is the answer for trees under attack (REFERENCE §5.2).
 import * as fs from 'node:fs';
+import { decodeName, fsPath } from '../names';
 import { TsbuildError, shortName, quoteName } from '../errors';
 
 /** A path that would leave the root. `code` is 'EBREAKOUT'; `entry` names the offending tar entry/path. */
@@ -136,15 +137,15 @@ export async function resolveInRoot(root: string, relPath: string, opts: Resolve
     const step = r.value;
     let answer: Kind | string | undefined;
     if (step.op === 'lstat') {
-      answer = kindOf(await fs.promises.lstat(step.path).catch((e: NodeJS.ErrnoException) => {
+      answer = kindOf(await fs.promises.lstat(fsPath(step.path)).catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'ENOENT') return undefined;
         throw e;
       }));
     } else if (step.op === 'readlink') {
-      answer = await fs.promises.readlink(step.path);
+      answer = decodeName(await fs.promises.readlink(fsPath(step.path), { encoding: 'buffer' }));
     } else {
-      await fs.promises.mkdir(step.path);
-      await fs.promises.chmod(step.path, 0o755); // exactly 0755 whatever the umask
+      await fs.promises.mkdir(fsPath(step.path));
+      await fs.promises.chmod(fsPath(step.path), 0o755); // exactly 0755 whatever the umask
     }
     r = gen.next(answer);
   }
@@ -158,11 +159,11 @@ export function resolveInRootSync(root: string, relPath: string, opts: ResolveOp
   while (!r.done) {
     const step = r.value;
     let answer: Kind | string | undefined;
-    if (step.op === 'lstat') answer = kindOf(fs.lstatSync(step.path, { throwIfNoEntry: false }));
-    else if (step.op === 'readlink') answer = fs.readlinkSync(step.path);
+    if (step.op === 'lstat') answer = kindOf(fs.lstatSync(fsPath(step.path), { throwIfNoEntry: false }));
+    else if (step.op === 'readlink') answer = decodeName(fs.readlinkSync(fsPath(step.path), { encoding: 'buffer' }));
     else {
-      fs.mkdirSync(step.path);
-      fs.chmodSync(step.path, 0o755);
+      fs.mkdirSync(fsPath(step.path));
+      fs.chmodSync(fsPath(step.path), 0o755);
     }
     r = gen.next(answer);
   }

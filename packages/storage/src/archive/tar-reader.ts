@@ -16,6 +16,7 @@ import {
   type TarHeader,
 } from './tar-format';
 import { TsbuildError } from '../errors';
+import { decodeName } from '../names';
 
 export type { TarHeader } from './tar-format';
 
@@ -121,7 +122,7 @@ async function readMeta(src: ByteSource, raw: RawHeader, at: number, max: number
 /** A GNU long name: the bytes up to the first NUL. */
 function cString(data: Buffer): string {
   const nul = data.indexOf(0);
-  return data.subarray(0, nul < 0 ? data.length : nul).toString('utf8');
+  return decodeName(data.subarray(0, nul < 0 ? data.length : nul));
 }
 
 function paxInteger(key: string, value: string, at: number): number {
@@ -133,7 +134,8 @@ function paxInteger(key: string, value: string, at: number): number {
 
 function applyPax(h: TarHeader, records: Array<[string, Buffer]>, at: number): void {
   for (const [key, raw] of records) {
-    const value = raw.toString('utf8');
+    // UTF-8 by the standard, raw bytes with hdrcharset=BINARY: decoded losslessly either way
+    const value = decodeName(raw);
     h.pax[key] = value;
     if (key.startsWith(PAX_XATTR_PREFIX)) {
       h.xattrs.set(key.slice(PAX_XATTR_PREFIX.length), raw);
