@@ -143,7 +143,13 @@ function applyPax(h: TarHeader, records: Array<[string, Buffer]>, at: number): v
     }
     if (key.startsWith(LIBARCHIVE_XATTR_PREFIX)) {
       // libarchive: URL-encoded name, base64 value
-      h.xattrs.set(decodeURIComponent(key.slice(LIBARCHIVE_XATTR_PREFIX.length)), Buffer.from(value, 'base64'));
+      let name: string;
+      try {
+        name = decodeURIComponent(key.slice(LIBARCHIVE_XATTR_PREFIX.length));
+      } catch {
+        throw new TarFormatError(`invalid pax header at offset ${at}: ${JSON.stringify(key)} is not a URL-encoded xattr name`, at);
+      }
+      h.xattrs.set(name, Buffer.from(value, 'base64'));
       continue;
     }
     if (key.startsWith('GNU.sparse.')) {
