@@ -94,6 +94,34 @@ describe('refused archives are user errors', () => {
     expectUserError(fresh(), ['load', '-i', longPath], /cannot extract tar entry "d+…d+": name too long$/m);
   });
 
+  // Found by the metadata fuzzer (test/fuzz/manifests.fuzz.test.ts): each was a TypeError (exit 125).
+  it('malformed metadata: a manifest config that is not a descriptor, a null oci-layout, RepoTags not an array, diff_ids not an array', () => {
+    const layer = hello();
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${sha(layer)}`] } }));
+    const manifest = Buffer.from(
+      JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: `sha256:${sha(config)}`, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${sha(layer)}`, size: layer.length }] }),
+    );
+    const oci = (layout: unknown) => {
+      const file = path.join(paths.top, `oci-${crypto.randomBytes(4).toString('hex')}.tar`);
+      const index = { schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${sha(manifest)}`, size: manifest.length }] };
+      const members = [['oci-layout', Buffer.from(JSON.stringify(layout))], ['index.json', Buffer.from(JSON.stringify(index))], ...[config, layer, manifest].map((b) => [`blobs/sha256/${sha(b)}`, b])] as [string, Buffer][];
+      fs.writeFileSync(file, makeTar(members.map(([name, content]) => ({ name, content }))));
+      return file;
+    };
+    expectUserError(fresh(), ['load', '-i', oci({ imageLayoutVersion: '1.0.0' })], /manifest sha256:[0-9a-f]{64}: config is malformed: a descriptor must be an object$/m);
+    expectUserError(fresh(), ['load', '-i', oci(null)], /unsupported OCI layout version undefined$/m);
+    expectUserError(fresh(), ['load', '-i', dockerArchive(layer, { edit: (files) => files.set('manifest.json', Buffer.from(JSON.stringify([{ Config: [...files.keys()][0], RepoTags: 'x:1', Layers: [[...files.keys()][1]] }]))) })], /RepoTags must be an array of strings$/m);
+    const badDiffIDs = dockerArchive(layer, {
+      edit: (files, layerName) => {
+        const cfg = Buffer.from(JSON.stringify({ rootfs: { type: 'layers', diff_ids: 7 } }));
+        files.clear();
+        files.set(`blobs/sha256/${sha(cfg)}`, cfg).set(layerName, layer);
+        files.set('manifest.json', Buffer.from(JSON.stringify([{ Config: `blobs/sha256/${sha(cfg)}`, RepoTags: ['x:1'], Layers: [layerName] }])));
+      },
+    });
+    expectUserError(fresh(), ['load', '-i', badDiffIDs], /config sha256:[0-9a-f]{64} is malformed: no rootfs.diff_ids array$/m);
+  });
+
   it('load -i of a missing file or a directory', () => {
     expectUserError(paths.root, ['load', '-i', '/nonexistent'], /^tsbuild: archive not found: \/nonexistent$/m);
     expectUserError(paths.root, ['load', '-i', paths.top], /not a regular file$/m);

@@ -26,3 +26,15 @@ export function fuzzOptions(ciSeconds: number, hangMs = 10_000): fc.Parameters<u
 export function fuzzTestTimeout(ciSeconds: number): number {
   return fuzzSeconds(ciSeconds) * 1000 + 120_000;
 }
+
+/**
+ * Runs a property for its budget. A counterexample throws fast-check's report (the shrunk input, the
+ * seed and path to replay it) with the property's own error as the cause; TSBUILD_FUZZ_REPORT=1
+ * prints how many inputs were tried.
+ */
+export async function fuzz<T>(name: string, property: fc.IProperty<T> | fc.IAsyncProperty<T>, ciSeconds: number, hangMs?: number): Promise<number> {
+  const details = await fc.check(property as fc.IAsyncProperty<T>, fuzzOptions(ciSeconds, hangMs) as fc.Parameters<T>);
+  if (details.failed) throw new Error(fc.defaultReportMessage(details) ?? `${name}: property failed`, { cause: details.errorInstance });
+  if (process.env.TSBUILD_FUZZ_REPORT) process.stderr.write(`fuzz ${name}: ${details.numRuns} inputs, no failure\n`);
+  return details.numRuns;
+}

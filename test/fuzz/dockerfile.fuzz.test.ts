@@ -6,7 +6,7 @@ import * as fc from 'fast-check';
 import { describe, it } from 'vitest';
 import { TsbuildError } from '@tsbuild/storage';
 import { parse, parseInstructions, processWord, processWords } from '../../packages/builder/src/dockerfile';
-import { fuzzOptions, fuzzTestTimeout } from './budget';
+import { fuzz, fuzzTestTimeout } from './budget';
 
 const CI_SECONDS = 6;
 
@@ -41,27 +41,21 @@ const env = new Map([
 describe('fuzz: Dockerfile front end', () => {
   it(
     'parse and parseInstructions: any text is parsed or refused with a TsbuildError',
-    () => {
-      fc.assert(
-        fc.property(dockerfile, (text) => {
+    async () => {
+      await fuzz('dockerfile-parse', fc.property(dockerfile, (text) => {
           succeedsOrRefuses(() => parseInstructions(parse(text)));
-        }),
-        fuzzOptions(CI_SECONDS),
-      );
+        }), CI_SECONDS);
     },
     fuzzTestTimeout(CI_SECONDS),
   );
 
   it(
     'shell lexer: any word expands or is refused with a TsbuildError',
-    () => {
-      fc.assert(
-        fc.property(word, fc.constantFrom('\\', '`'), (w, escapeToken) => {
+    async () => {
+      await fuzz('shell-lexer', fc.property(word, fc.constantFrom('\\', '`'), (w, escapeToken) => {
           succeedsOrRefuses(() => processWord(w, env, { escapeToken }));
           succeedsOrRefuses(() => processWords(w, env, { escapeToken }));
-        }),
-        fuzzOptions(CI_SECONDS),
-      );
+        }), CI_SECONDS);
     },
     fuzzTestTimeout(CI_SECONDS),
   );

@@ -6,7 +6,7 @@ import * as fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { buildTar, decodeName, encodeName, readTar, TsbuildError, type TarHeader, type TarWriteHeader } from '@tsbuild/storage';
 import { globalPaxEntry, gnuLongEntry, makeTar, paxEntry } from '../../fixtures/tars';
-import { fuzzOptions, fuzzTestTimeout } from './budget';
+import { fuzz, fuzzTestTimeout } from './budget';
 
 const CI_SECONDS = 6;
 
@@ -66,10 +66,7 @@ describe('fuzz: tar reader', () => {
   it(
     'any bytes: read or refused with a TsbuildError',
     async () => {
-      await fc.assert(
-        fc.asyncProperty(fc.uint8Array({ maxLength: 4096 }), fc.integer({ min: 1, max: 700 }), (bytes, chunk) => readsOrRefuses(bytes, chunk)),
-        fuzzOptions(CI_SECONDS),
-      );
+      await fuzz('tar-any-bytes', fc.asyncProperty(fc.uint8Array({ maxLength: 4096 }), fc.integer({ min: 1, max: 700 }), (bytes, chunk) => readsOrRefuses(bytes, chunk)), CI_SECONDS);
     },
     fuzzTestTimeout(CI_SECONDS),
   );
@@ -82,14 +79,11 @@ describe('fuzz: tar reader', () => {
         cut: fc.option(fc.nat()),
         chunk: fc.integer({ min: 1, max: 1024 }),
       });
-      await fc.assert(
-        fc.asyncProperty(tarEntries, mutation, async (entries, m) => {
+      await fuzz('tar-mutated', fc.asyncProperty(tarEntries, mutation, async (entries, m) => {
           const tar = buildTar(entries);
           for (const [at, value] of m.writes) tar[at % tar.length] = value;
           await readsOrRefuses(m.cut === null ? tar : tar.subarray(0, m.cut % (tar.length + 1)), m.chunk);
-        }),
-        fuzzOptions(CI_SECONDS),
-      );
+        }), CI_SECONDS);
     },
     fuzzTestTimeout(CI_SECONDS),
   );
@@ -111,12 +105,9 @@ describe('fuzz: tar reader', () => {
         fc.tuple(fc.constantFrom('L' as const, 'K' as const), fc.string({ maxLength: 300 })).map(([k, v]) => gnuLongEntry(k, v)),
       );
       const body = fc.record({ name: fc.string({ minLength: 1, maxLength: 30 }).filter((n) => !n.includes('\0')), content: fc.string({ maxLength: 40 }) });
-      await fc.assert(
-        fc.asyncProperty(fc.array(fc.tuple(fc.array(header, { maxLength: 3 }), body), { maxLength: 4 }), fc.integer({ min: 1, max: 600 }), async (list, chunk) => {
+      await fuzz('tar-pax-gnu-headers', fc.asyncProperty(fc.array(fc.tuple(fc.array(header, { maxLength: 3 }), body), { maxLength: 4 }), fc.integer({ min: 1, max: 600 }), async (list, chunk) => {
           await readsOrRefuses(makeTar(list.flatMap(([headers, b]) => [...headers, b])), chunk);
-        }),
-        fuzzOptions(CI_SECONDS),
-      );
+        }), CI_SECONDS);
     },
     fuzzTestTimeout(CI_SECONDS),
   );
@@ -124,8 +115,7 @@ describe('fuzz: tar reader', () => {
   it(
     'round trip: names of any bytes, modes, ids, times, xattrs and contents read back as written',
     async () => {
-      await fc.assert(
-        fc.asyncProperty(tarEntries, fc.integer({ min: 1, max: 2048 }), async (entries, chunk) => {
+      await fuzz('tar-round-trip', fc.asyncProperty(tarEntries, fc.integer({ min: 1, max: 2048 }), async (entries, chunk) => {
           const read = await readAll(buildTar(entries), chunk);
           expect(read).toHaveLength(entries.length);
           read.forEach(({ header, body }, i) => {
@@ -137,28 +127,20 @@ describe('fuzz: tar reader', () => {
             expect(body).toEqual(w.body ?? Buffer.alloc(0));
             expect(Object.fromEntries(header.xattrs)).toEqual(w.header.xattrs);
           });
-        }),
-        fuzzOptions(CI_SECONDS),
-      );
+        }), CI_SECONDS);
     },
     fuzzTestTimeout(CI_SECONDS),
   );
 
   it(
     'file names: decodeName/encodeName keep any bytes; UTF-8 names decode to themselves',
-    () => {
-      fc.assert(
-        fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {
+    async () => {
+      await fuzz('names-bytes', fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {
           expect(encodeName(decodeName(Buffer.from(b)))).toEqual(Buffer.from(b));
-        }),
-        fuzzOptions(2),
-      );
-      fc.assert(
-        fc.property(fc.string({ unit: 'grapheme', maxLength: 32 }), (s) => {
+        }), 2);
+      await fuzz('names-utf8', fc.property(fc.string({ unit: 'grapheme', maxLength: 32 }), (s) => {
           expect(decodeName(Buffer.from(s, 'utf8'))).toBe(s);
-        }),
-        fuzzOptions(2),
-      );
+        }), 2);
     },
     fuzzTestTimeout(4),
   );

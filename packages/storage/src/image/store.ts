@@ -23,6 +23,7 @@ import { selectPlatform } from './platform';
 import { familiarString, formatReference, parseReference, type ImageReference } from './reference';
 import { ANNOTATION_REF_NAME, type HistoryEntry, type ImageConfig, type ImageIndex, type ImageManifest } from './types';
 import { TsbuildError, shortName } from '../errors';
+import { checkConfig, checkIndex, checkManifest } from './decode';
 
 export interface ImageStoreOptions {
   /** Produces built layers' tars for manifests that name a layer blob not yet on disk. */
@@ -313,23 +314,25 @@ export class ImageStore {
 
   /** Reads the image manifest that `desc` names, descending through image indexes to this platform. */
   async readManifest(desc: Descriptor, depth = 0): Promise<{ manifest: ImageManifest; descriptor: Descriptor }> {
-    const doc = await this.content.readJson<ImageManifest & ImageIndex>(desc.digest);
-    const mediaType = doc.mediaType ?? desc.mediaType;
+    const raw = await this.content.readJson<unknown>(desc.digest);
+    const doc = (typeof raw === 'object' && raw !== null ? raw : {}) as Partial<ImageManifest & ImageIndex>;
+    const mediaType = typeof doc.mediaType === 'string' ? doc.mediaType : desc.mediaType;
     if (INDEX_TYPES.has(mediaType) || (!doc.config && Array.isArray(doc.manifests))) {
-      if (depth > 4) throw new Error(`image index ${desc.digest} nests too deeply`);
-      const child = selectPlatform(doc.manifests);
+      if (depth > 4) throw new TsbuildError('EBADMETA', `image index ${desc.digest} nests too deeply`);
+      const index = checkIndex(raw, `image index ${desc.digest}`);
+      const child = selectPlatform(index.manifests);
       if (!child) throw new Error(`image index ${desc.digest} has no manifest for this platform`);
       return this.readManifest(child, depth + 1);
     }
     if (!MANIFEST_TYPES.has(mediaType) && !doc.config) throw new Error(`blob ${desc.digest} is not an image manifest (${mediaType})`);
-    if (!doc.config || !Array.isArray(doc.layers)) throw new Error(`manifest ${desc.digest} has no config or layers`);
-    return { manifest: doc, descriptor: { mediaType, digest: desc.digest, size: desc.size } };
+    const manifest = checkManifest(raw, `manifest ${desc.digest}`);
+    return { manifest, descriptor: { mediaType, digest: desc.digest, size: desc.size } };
   }
 
   private async load(entryDesc: Descriptor, entries: IndexEntry[]): Promise<ResolvedImage> {
     const { manifest, descriptor } = await this.readManifest(entryDesc);
-    const config = await this.content.readJson<ImageConfig>(manifest.config.digest);
-    const diffIDs = config.rootfs?.diff_ids ?? [];
+    const config = checkConfig(await this.content.readJson<unknown>(manifest.config.digest), `image config ${manifest.config.digest}`);
+    const diffIDs = config.rootfs.diff_ids;
     if (diffIDs.length !== manifest.layers.length) {
       throw new Error(
         `image ${manifest.config.digest}: config lists ${diffIDs.length} diff_ids but manifest ${descriptor.digest} has ${manifest.layers.length} layers`,

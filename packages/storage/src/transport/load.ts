@@ -27,6 +27,7 @@ import { normalizeName, readArchiveMembers } from './archive-reader';
 import { decompress, detectCompression } from '../archive/decompress';
 import { chainInto, type ProgressFn } from './common';
 import { TsbuildError, archiveError, describeSystemError, shortName, withContext } from '../errors';
+import { checkConfig, checkIndex } from '../image/decode';
 
 /** Implemented by the layer store: extract one layer on top of its parent chain. */
 export interface LayerImporter {
@@ -167,10 +168,9 @@ function ociEntryNames(desc: Descriptor): string[] {
 }
 
 async function fromOciLayout(store: ImageStore, members: Members, file: string): Promise<LoadedImage[]> {
-  const layout = parseMeta<{ imageLayoutVersion?: string }>(members, 'oci-layout', file);
-  if (layout.imageLayoutVersion !== '1.0.0') throw archiveError(file, `unsupported OCI layout version ${JSON.stringify(layout.imageLayoutVersion)}`);
-  const index = parseMeta<ImageIndex>(members, 'index.json', file);
-  if (!Array.isArray(index.manifests)) throw archiveError(file, `index.json has no "manifests" array`);
+  const layout = parseMeta<{ imageLayoutVersion?: unknown } | null>(members, 'oci-layout', file);
+  if (layout?.imageLayoutVersion !== '1.0.0') throw archiveError(file, `unsupported OCI layout version ${JSON.stringify(layout?.imageLayoutVersion)?.slice(0, 40)}`);
+  const index = checkIndex(parseMeta<unknown>(members, 'index.json', file), `${shortName(file)}: index.json`);
   const out: LoadedImage[] = [];
   for (const entry of index.manifests) {
     if (!isDigest(entry.digest)) throw archiveError(file, `index.json names an invalid digest ${JSON.stringify(entry.digest)}`);
@@ -186,10 +186,13 @@ async function fromOciLayout(store: ImageStore, members: Members, file: string):
 }
 
 async function describe(store: ImageStore, manifest: ImageManifest, descriptor: Descriptor, file: string): Promise<Omit<LoadedImage, 'names'>> {
-  const config = await store.content.readJson<ImageConfig>(manifest.config.digest).catch((err: Error) => {
-    throw withContext(`${shortName(file)}: config ${manifest.config.digest}`, err);
-  });
-  const diffIDs = config.rootfs?.diff_ids ?? [];
+  const config = await store.content
+    .readJson<unknown>(manifest.config.digest)
+    .then((doc) => checkConfig(doc, `${shortName(file)}: config ${manifest.config.digest}`))
+    .catch((err: Error) => {
+      throw withContext(`${shortName(file)}: config ${manifest.config.digest}`, err);
+    });
+  const diffIDs = config.rootfs.diff_ids;
   if (diffIDs.length !== manifest.layers.length) {
     throw archiveError(file, `image ${manifest.config.digest} lists ${diffIDs.length} diff_ids for ${manifest.layers.length} layers`);
   }
@@ -211,6 +214,9 @@ async function fromDockerArchive(store: ImageStore, members: Members, file: stri
   const out: LoadedImage[] = [];
   for (const e of entries) {
     if (typeof e?.Config !== 'string' || !Array.isArray(e.Layers)) throw archiveError(file, `manifest.json entry without Config or Layers`);
+    if (e.Layers.some((l) => typeof l !== 'string')) throw archiveError(file, `manifest.json: Layers must name archive members`);
+    const repoTags: unknown = e.RepoTags ?? [];
+    if (!Array.isArray(repoTags) || repoTags.some((t) => typeof t !== 'string')) throw archiveError(file, `manifest.json: RepoTags must be an array of strings`);
     const configBlob = lookup(members, e.Config, file, 'config');
     const layers: Descriptor[] = [];
     for (const p of e.Layers) {
@@ -238,7 +244,7 @@ async function fromDockerArchive(store: ImageStore, members: Members, file: stri
       }
     }
     const names: string[] = [];
-    for (const t of e.RepoTags ?? []) {
+    for (const t of repoTags as string[]) {
       try {
         const ref = parseReference(t);
         if (!ref.digest) names.push(familiarString(ref));
