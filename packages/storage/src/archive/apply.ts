@@ -20,7 +20,7 @@ import {
   classifyWhiteout,
   isOverlayXattr,
 } from './whiteout';
-import { TsbuildError, describeSystemError, shortName, quoteName } from '../errors';
+import { TsbuildError, describeSystemError, quoteName } from '../errors';
 import { decodeName, fsPath } from '../names';
 
 /**

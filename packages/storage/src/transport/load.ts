@@ -19,8 +19,6 @@ import {
   ANNOTATION_IMAGE_NAME,
   ANNOTATION_REF_NAME,
   type DockerArchiveManifestEntry,
-  type ImageConfig,
-  type ImageIndex,
   type ImageManifest,
 } from '../image/types';
 import { normalizeName, readArchiveMembers } from './archive-reader';
