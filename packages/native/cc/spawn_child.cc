@@ -4,6 +4,8 @@
 #include <errno.h>  // the E* constants only; the child never reads errno
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -15,6 +17,7 @@
 #include <sys/sysmacros.h>
 #include <sys/ioctl.h>
 #include <termios.h>
+#include <net/if.h>
 
 #include "spawn_plan.h"
 #include "spawn_sys.h"
@@ -335,6 +338,26 @@ int DoConsolePty(const ChildPlan* p, const ChildStep& s, int* sc) {
   return e;
 }
 
+// A new network namespace starts with `lo` down; Docker and runc bring it up so 127.0.0.1 works.
+int DoLoopbackUp(int* sc) {
+  *sc = kSysSocket;
+  long fd = call(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return err_of(fd);
+  struct ifreq ifr;
+  char* raw = reinterpret_cast<char*>(&ifr);
+  for (size_t i = 0; i < sizeof ifr; i++) raw[i] = 0;
+  ifr.ifr_name[0] = 'l';
+  ifr.ifr_name[1] = 'o';
+  *sc = kSysIoctl;
+  int e = err_of(call(SYS_ioctl, fd, SIOCGIFFLAGS, L(&ifr)));
+  if (!e) {
+    ifr.ifr_flags = (short)(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+    e = err_of(call(SYS_ioctl, fd, SIOCSIFFLAGS, L(&ifr)));
+  }
+  call(SYS_close, fd);
+  return e;
+}
+
 int RunStep(Child& c, const ChildStep& s, int* sc) {
   switch (s.op) {
     case kStepMount:
@@ -381,6 +404,8 @@ int RunStep(Child& c, const ChildStep& s, int* sc) {
       return DoAttachTree(c, s, sc);
     case kStepConsolePty:
       return DoConsolePty(c.plan, s, sc);
+    case kStepLoopbackUp:
+      return DoLoopbackUp(sc);
   }
   return EINVAL;
 }
@@ -487,6 +512,17 @@ void UnblockSignals() {
   call(SYS_rt_sigprocmask, SIG_SETMASK, L(&none), 0, 8);
 }
 
+// Loads the caller's seccomp filter. From here on every syscall of this process and its children
+// goes through it, including the few the child still makes before execve.
+void InstallSeccomp(const ChildPlan* p) {
+  if (p->seccompLen == 0) return;
+  struct sock_fprog prog;
+  prog.len = p->seccompLen;
+  prog.filter = static_cast<struct sock_filter*>(const_cast<void*>(p->seccompFilter));
+  long r = call(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccompFlags, L(&prog));
+  if (r < 0) Fail(p, kPhaseSeccomp, 0, err_of(r), kSysSeccomp);
+}
+
 bool IsNotFound(int e) { return e == ENOENT || e == ENOTDIR; }
 
 // execvp's rules over the prepared candidates: not-found moves on, EACCES is remembered, anything
@@ -588,9 +624,14 @@ void ChildMain(const ChildPlan* p) {
     if (r < 0 && r != -EACCES) Fail(p, kPhaseCwd, 0, err_of(r), kSysChdir);
     cwdDone = r == 0;
   }
+  // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the container's own capability
+  // set usually lacks: load it while the child still has all of them (runc's order). With
+  // no_new_privs it goes last, so the filter never sees the setup.
+  if (!p->noNewPrivs) InstallSeccomp(p);
   SetupCaps(p);
   SetupCwd(p, cwdDone);
   ResetSignals();
+  if (p->noNewPrivs) InstallSeccomp(p);
   if (p->memfd >= 0) ExecInit(p);
   UnblockSignals();
   ExecDirect(p);

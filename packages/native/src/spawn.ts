@@ -4,9 +4,8 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { binding } from './binding';
+import { binding, nativeBinaries } from './binding';
 import { mknodArgs } from './fsops';
 import { MOUNT_FLAGS, NAMESPACE_FLAGS, checkMountData, mountFlagBits } from './mount';
 import type {
@@ -16,8 +15,8 @@ import {
   checkArray, checkFd, checkInteger, checkMaxBytes, checkName, checkObject, checkOptionalBoolean, checkString, fail,
 } from './validate';
 
-/** The static init built with the addon (cc/init/init.c): pass it as SpawnSpec.initBinary. */
-export const INIT_BINARY = path.join(__dirname, '..', 'build', 'Release', 'tsbuild-init');
+/** The static init built with the loaded addon (cc/init/init.c): pass it as SpawnSpec.initBinary. */
+export const INIT_BINARY = nativeBinaries.init;
 
 /** The PATH used when the container's env has none (Docker's default). */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -54,6 +53,10 @@ const MS_BIND = MOUNT_FLAGS.bind;
 const MAX_TREE_SLOTS = 64;
 const ATTACH_FLAGS: readonly string[] = ['ro', 'nosuid', 'nodev', 'noexec'];
 const ID_MAX = 0xfffffffe;
+const BPF_MAXINSNS = 4096;
+const SOCK_FILTER_SIZE = 8;
+// SECCOMP_FILTER_FLAG_TSYNC | LOG | SPEC_ALLOW: the ones that need no listener or extra fd.
+const SECCOMP_FLAGS_ALLOWED = 0x1 | 0x2 | 0x4;
 
 // ---- signals and exit statuses ----
 
@@ -129,6 +132,8 @@ interface NativeSpec {
   caps: { bounding: number; effective: number; permitted: number; inheritable: number; ambient: number } | null;
   lastCap: number;
   noNewPrivs: boolean;
+  seccomp?: Buffer;
+  seccompFlags?: number;
   terminal: boolean;
   pdeathsig: number;
   stdio: number[];
@@ -138,10 +143,14 @@ interface NativeSpec {
 
 const FN = 'spawn';
 
-function checkStrings(what: string, value: unknown, allowEmpty = false): string[] {
+/** An argv or env list: strings without NUL bytes; empty strings are valid arguments (execve passes them). */
+function checkStrings(what: string, value: unknown, allowEmptyList = false): string[] {
   const arr = checkArray(FN, what, value);
-  if (!allowEmpty && arr.length === 0) fail(FN, what, 'a non-empty array', value);
-  return arr.map((v) => checkString(FN, `each of ${what}`, v));
+  if (!allowEmptyList && arr.length === 0) fail(FN, what, 'a non-empty array', value);
+  return arr.map((v) => {
+    if (typeof v !== 'string' || v.includes('\0')) fail(FN, `each of ${what}`, 'a string without NUL bytes', v);
+    return v;
+  });
 }
 
 function checkAbsolute(what: string, value: unknown): string {
@@ -158,6 +167,8 @@ function checkMode(what: string, value: unknown, def: number): number {
 export function execCandidates(args: string[], env: string[], file?: string): string[] {
   if (file !== undefined) return [file];
   const cmd = args[0];
+  // An empty command names no file (execvp fails with ENOENT; docker: not found, 127).
+  if (cmd === '') return [];
   if (cmd.includes('/')) return [cmd];
   let searchPath = DEFAULT_PATH;
   for (const entry of env) if (entry.startsWith('PATH=')) searchPath = entry.slice(5);
@@ -294,6 +305,8 @@ function normalizeStep(raw: unknown, index: number, openSlots: Set<number>): Nat
     }
     case 'consolePty':
       return { op: 'consolePty', path: s.ptmx === undefined ? '/dev/pts/ptmx' : str('ptmx') };
+    case 'loopbackUp':
+      return { op: 'loopbackUp' };
     default:
       return fail(FN, `${what}.op`, 'a SetupStep op such as mount, mkdir or pivotRoot', s.op);
   }
@@ -305,6 +318,19 @@ function checkNamespace(what: string, value: unknown): Namespace {
     throw new Error('spawn: user namespaces are not supported (spawn writes no uid/gid maps); run as root without one');
   }
   return value as Namespace;
+}
+
+function normalizeSeccomp(value: unknown): Pick<NativeSpec, 'seccomp' | 'seccompFlags'> {
+  if (value === undefined) return {};
+  const o = checkObject(FN, 'seccomp', value);
+  if (!(o.filter instanceof Uint8Array)) fail(FN, 'seccomp.filter', 'a Buffer of struct sock_filter', o.filter);
+  const filter = o.filter as Uint8Array;
+  const count = filter.length / SOCK_FILTER_SIZE;
+  if (!Number.isInteger(count) || count < 1 || count > BPF_MAXINSNS) {
+    fail(FN, 'seccomp.filter', `1 to ${BPF_MAXINSNS} instructions of ${SOCK_FILTER_SIZE} bytes`, `${filter.length} bytes`);
+  }
+  const flags = o.flags === undefined ? 0 : checkInteger(FN, 'seccomp.flags', o.flags, 0, SECCOMP_FLAGS_ALLOWED);
+  return { seccomp: Buffer.from(filter), seccompFlags: flags };
 }
 
 /** Validates a SpawnSpec and turns it into what the addon takes. Exported for tests and benchmarks. */
@@ -361,6 +387,7 @@ export function normalizeSpawnSpec(spec: SpawnSpec): NativeSpec {
     caps: normalizeCaps(s.capabilities),
     lastCap: s.capabilities === undefined ? 0 : lastCap(),
     noNewPrivs: checkOptionalBoolean(FN, 'noNewPrivileges', s.noNewPrivileges),
+    ...normalizeSeccomp(s.seccomp),
     terminal: checkOptionalBoolean(FN, 'terminal', s.terminal),
     pdeathsig: s.parentDeathSignal === undefined ? 0 : signalNumber(s.parentDeathSignal, FN),
     stdio: stdio.map((fd, i) => checkFd(FN, `stdio[${i}]`, fd)),

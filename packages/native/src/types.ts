@@ -87,7 +87,9 @@ export type SetupStep =
   /** Allocate a pseudo-terminal from the container's devpts (mount it with newinstance first) by opening
    * `ptmx` (default /dev/pts/ptmx): its slave becomes fds 0-2 (pass `terminal` to make it the
    * controlling tty), its master comes back as ContainerProcess.terminalFd. Inside, ttyname works. */
-  | { op: 'consolePty'; ptmx?: string };
+  | { op: 'consolePty'; ptmx?: string }
+  /** Bring the loopback interface up (a new network namespace starts with `lo` down). */
+  | { op: 'loopbackUp' };
 
 export interface Rlimit {
   /** 'nofile', 'nproc', 'core', 'memlock', 'stack', ... (RLIMIT_ name in lower case, without the prefix) */
@@ -133,6 +135,12 @@ export interface SpawnSpec {
   clampRlimits?: boolean;
   capabilities?: Capabilities;
   noNewPrivileges?: boolean;
+  /**
+   * A seccomp filter: a classic BPF program (struct sock_filter[], 8 bytes per instruction, at most
+   * 4096) and SECCOMP_FILTER_FLAG_* bits. The child loads it with seccomp(SECCOMP_SET_MODE_FILTER)
+   * last before execve when noNewPrivileges is set, else just before its capabilities drop.
+   */
+  seccomp?: { filter: Uint8Array; flags?: number };
   /** fds to become the child's 0,1,2 (from native.pipe(), native.openPty(), or open files). */
   stdio: [number, number, number];
   /** setsid() and make fd 0 the controlling terminal (for -t). */

@@ -108,6 +108,21 @@ describe.each(['vfork', 'fork'] as const)('spawn (%s clone)', (cloneMode) => {
     expect(interfaces.filter((i) => i !== 'Inter-|   Receive' && i !== 'face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed')).toEqual(['lo']);
   });
 
+  it('brings lo up with a loopbackUp step; without it lo stays down', async () => {
+    const show = ['sh', '-c', 'ip link show lo | head -1 | cut -d" " -f3'];
+    const up = await run({ cloneMode, args: show, steps: [{ op: 'loopbackUp' }, ...container()] });
+    expect(up.status).toEqual({ exitCode: 0, signal: null });
+    expect(up.stdout).toBe('<LOOPBACK,UP,LOWER_UP>\n');
+    const down = await run({ cloneMode, args: show });
+    expect(down.stdout).toBe('<LOOPBACK>\n');
+  });
+
+  it('passes empty-string arguments through to execve', async () => {
+    const r = await run({ cloneMode, args: ['sh', '-c', 'echo "$#:[$1][$2]"', 'sh', '', 'x'] });
+    expect(r.status).toEqual({ exitCode: 0, signal: null });
+    expect(r.stdout).toBe('2:[][x]\n');
+  });
+
   it('reports the exit code', async () => {
     const r = await run({ cloneMode, args: ['sh', '-c', 'exit 7'] });
     expect(r.status).toEqual({ exitCode: 7, signal: null });
@@ -430,6 +445,31 @@ describe('spawn', () => {
     expect(on.stdout).toMatch(/NoNewPrivs:\s+1/);
     const off = await run({ args: ['grep', 'NoNewPrivs', '/proc/self/status'] });
     expect(off.stdout).toMatch(/NoNewPrivs:\s+0/);
+  });
+
+  it('loads a seccomp filter given as BPF bytes, and reports a filter the kernel refuses', async () => {
+    // A hand-assembled program: uname (63 on x86-64, 160 on aarch64) returns EACCES, the rest is allowed.
+    const uname = process.arch === 'arm64' ? 160 : 63;
+    const insn = (code: number, jt: number, jf: number, k: number) => {
+      const b = Buffer.alloc(8);
+      b.writeUInt16LE(code, 0); b.writeUInt8(jt, 2); b.writeUInt8(jf, 3); b.writeUInt32LE(k >>> 0, 4);
+      return b;
+    };
+    const filter = Buffer.concat([
+      insn(0x20, 0, 0, 0), // ld nr
+      insn(0x15, 0, 1, uname), // jeq uname
+      insn(0x06, 0, 0, 0x00050000 | 13), // ret ERRNO(EACCES)
+      insn(0x06, 0, 0, 0x7fff0000), // ret ALLOW
+    ]);
+    // busybox's uname prints an empty name when uname(2) fails; without the filter it prints Linux.
+    const r = await run({ args: ['sh', '-c', 'uname -s; grep ^Seccomp: /proc/self/status'], seccomp: { filter } });
+    expect(r.stdout).toBe('\nSeccomp:\t2\n');
+    expect((await run({ args: ['uname', '-s'] })).stdout).toBe('Linux\n');
+    // ld from an offset past seccomp_data: the kernel's checker refuses the program.
+    await expect(run({ args: ['true'], seccomp: { filter: Buffer.concat([insn(0x20, 0, 0, 4096), insn(0x06, 0, 0, 0x7fff0000)]) } }))
+      .rejects.toMatchObject({ message: 'installing the seccomp filter: EINVAL (Invalid argument)', syscall: 'seccomp', exitCode: 125 });
+    expect(() => normalizeSpawnSpec({ args: ['true'], env: [], stdio: [0, 1, 2], seccomp: { filter: Buffer.alloc(12) } }))
+      .toThrow(/seccomp\.filter/);
   });
 
   it('chooses vfork only with a fresh PID namespace', () => {

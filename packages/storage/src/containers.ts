@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { writeFileAtomic, mkdirpSync } from './atomic';
 import { isAlive, tokenOf } from './drivers/proc';
 import type { Digest } from './digest';
-import { runContainer, type ContainerExit, type RunOptions, type RunningContainer } from './runtime';
+import { capabilitySet, runContainer, type ContainerExit, type RunOptions, type RunningContainer, type SeccompOption } from './runtime';
 import type { Store } from './store';
 import { userError } from './errors';
 
@@ -17,6 +17,12 @@ export interface ContainerRecord {
   image: string;
   imageId: string;
   args: string[];
+  /** The process environment (image Env with the overrides): what `exec` starts from. */
+  env?: string[];
+  /** The user the container runs as (`exec` defaults to it). */
+  user?: string;
+  /** Started detached (`run -d`): output goes to logPath(). */
+  detached?: boolean;
   created: string;
   state: 'created' | 'running' | 'exited';
   pid?: number;
@@ -26,6 +32,15 @@ export interface ContainerRecord {
   finished?: string;
   /** docker run --rm: removed when it exits, or by the next open of the store if its tsbuild was killed. */
   autoRemove?: boolean;
+  /** The confinement the container was started with: `exec` gives its processes the same, as Docker does. */
+  security?: ContainerSecurity;
+}
+
+export interface ContainerSecurity {
+  /** The capability set (bounding = effective = permitted). */
+  capabilities: string[];
+  seccomp: SeccompOption;
+  noNewPrivileges: boolean;
 }
 
 /** What a container runs: the image's Entrypoint/Cmd/Env/WorkingDir/User with docker run's overrides. */
@@ -82,6 +97,8 @@ export class Containers {
       image: opts.image,
       imageId,
       args,
+      env,
+      user: opts.user ?? c.User ?? '',
       created: new Date().toISOString(),
       state: 'created',
       ...(opts.autoRemove ? { autoRemove: true } : {}),
@@ -123,7 +140,12 @@ export class Containers {
       throw err;
     }
     const pidToken = tokenOf(container.pid);
-    await this.write({ ...record, state: 'running', pid: container.pid, ...(pidToken ? { pidToken } : {}) });
+    const security: ContainerSecurity = {
+      capabilities: capabilitySet(opts.capabilities, opts.privileged),
+      seccomp: opts.privileged ? 'unconfined' : (opts.seccomp ?? 'default'),
+      noNewPrivileges: opts.noNewPrivileges ?? false,
+    };
+    await this.write({ ...record, state: 'running', pid: container.pid, ...(pidToken ? { pidToken } : {}), security });
     const finished = container.wait().then(async (exit) => {
       await rw.unmount().catch(() => {});
       await this.write({ ...record, state: 'exited', exitCode: exit.exitCode, finished: new Date().toISOString() });
@@ -169,6 +191,7 @@ export class Containers {
       await rw.unmount().catch(() => {});
       await this.store.layers.removeRW(layerName(record.id));
     }
+    fs.rmSync(this.logPath(record.id), { force: true });
     fs.rmSync(this.recordPath(record.id), { force: true });
     return record;
   }
@@ -190,6 +213,18 @@ export class Containers {
       if (record.autoRemove) await this.remove(record.id, { force: true }).catch(() => {});
       else await this.write({ ...record, state: 'exited', exitCode: KILLED_WITH_TSBUILD, finished: new Date().toISOString() });
     }
+  }
+
+  /** Where a detached container's output goes (`logs`). */
+  logPath(id: string): string {
+    return path.join(this.dir, `${id}.log`);
+  }
+
+  /** Marks a created container as detached before it starts (its output goes to logPath()). */
+  async markDetached(record: ContainerRecord): Promise<ContainerRecord> {
+    const next = { ...record, detached: true };
+    await this.write(next);
+    return next;
   }
 
   private write(record: ContainerRecord): Promise<void> {

@@ -1,9 +1,15 @@
-// @tsbuild/storage: everything on disk — digests, the content store (an OCI layout), images,
-// transports, the tar codec, layers and drivers, and the container runtime.
+/**
+ * Everything on disk — digests, the content store (an OCI layout), images, transports, the tar
+ * codec, layers and drivers, and the container runtime.
+ *
+ * @packageDocumentation
+ * @module @tsbuild/storage
+ */
 export * from './errors';
 export * from './names';
 export * from './digest';
 export * from './atomic';
+export * from './fsmode';
 export * from './lock';
 export * from './content';
 export * from './image';

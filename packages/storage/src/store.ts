@@ -17,7 +17,7 @@ import type { DriverChoice } from './drivers';
 import { isAlive, ownedName, ownerOf } from './drivers/proc';
 import { removeStaleCgroups } from './runtime';
 import { Containers } from './containers';
-import { loadArchive, pullImage, pushImage, saveDockerArchive, saveOciArchive, type PullOptions, type PullResult, type PushOptions, type PushResult, type SaveOptions } from './transport';
+import { loadArchive, pullImage, pushImage, saveDockerArchive, saveDockerOciArchive, saveOciArchive, type PullOptions, type PullResult, type PushOptions, type PushResult, type SaveOptions } from './transport';
 import { mkdirp, mkdirpSync } from './atomic';
 
 export interface StoreOptions {
@@ -27,6 +27,20 @@ export interface StoreOptions {
   onNotice?: (message: string) => void;
   /** Extra roots of layer liveness (e.g. the build cache's chain IDs). */
   liveChains?: () => Promise<Iterable<string>> | Iterable<string>;
+  /**
+   * Reserved for a rootless store (user namespaces, fuse-overlayfs). Not supported yet: `true` is
+   * refused. Without it, opening as non-root is refused rather than falling back to vfs and recording
+   * that choice in the root.
+   */
+  rootless?: boolean;
+}
+
+/** The one line a non-root caller gets, from the library and the CLI alike. */
+export const ROOT_REQUIRED_MESSAGE = 'tsbuild needs root: it mounts layers (overlay), creates namespaces and cgroups; run it with sudo';
+
+/** Refuses to go on without root (effective uid 0), before anything touches a storage root. */
+export function requireRoot(): void {
+  if (typeof process.geteuid === 'function' && process.geteuid() !== 0) throw new TsbuildError('EPERM', ROOT_REQUIRED_MESSAGE);
 }
 
 export interface ImportOptions {
@@ -51,6 +65,8 @@ export class Store {
   ) {}
 
   static async open(root: string, opts: StoreOptions = {}): Promise<Store> {
+    if (opts.rootless) throw new Error('Store.open: rootless mode is not supported yet (rootless: true)');
+    requireRoot();
     const abs = prepareRoot(root);
     const layers = await LayerStore.open(abs, { driver: opts.driver ?? 'auto' });
     if (layers.notice) opts.onNotice?.(layers.notice);
@@ -154,8 +170,10 @@ export class Store {
     return loadArchive(this.images, file, { importer: this.layers, ...(onProgress ? { onProgress } : {}) });
   }
 
-  async save(images: string[], out: string, format: 'oci' | 'docker', opts: SaveOptions = {}): Promise<void> {
+  /** `docker-oci` (what docker save writes since Docker 25): read by docker load, podman load and OCI tools. */
+  async save(images: string[], out: string, format: 'oci' | 'docker' | 'docker-oci', opts: SaveOptions = {}): Promise<void> {
     if (format === 'docker') await saveDockerArchive(this.images, images, out, opts);
+    else if (format === 'docker-oci') await saveDockerOciArchive(this.images, images, out, opts);
     else await saveOciArchive(this.images, images, out, opts);
   }
 

@@ -2,6 +2,7 @@
 // implementation (store-backend.ts) sits on @tsbuild/storage; keeping this narrow keeps the
 // orchestrator testable and its dependencies obvious.
 import type { Readable, Writable } from 'node:stream';
+import type { SeccompOption } from '@tsbuild/storage';
 import type { ImageConfig } from './image-config';
 
 export interface ResolvedImage {
@@ -42,10 +43,23 @@ export interface RunRequest {
   network: 'host' | 'none';
   /** Extra mounts (cache dirs, binds, secrets, tmpfs), target paths inside the container. */
   mounts: RunMountRequest[];
+  /** RUN --security=insecure (granted with --allow security.insecure). */
+  privileged?: boolean;
+  /** Default: Docker's seccomp profile. */
+  seccomp?: SeccompOption;
   stdout: Writable;
   stderr: Writable;
   /** Kills the container when aborted. */
   signal?: AbortSignal;
+  /** docker build's --add-host, --ulimit and --shm-size for every RUN. */
+  runtime?: RunRuntimeOptions;
+}
+
+export interface RunRuntimeOptions {
+  extraHosts?: { host: string; ip: string }[];
+  rlimits?: { type: string; soft: number; hard: number }[];
+  /** Bytes of /dev/shm. */
+  shmSize?: number;
 }
 
 export type RunMountRequest =
@@ -64,6 +78,8 @@ export interface BuildBackend {
   /** A scratch directory that crash repair removes if this process dies (caller removes it otherwise). */
   scratch(kind: string): Promise<string>;
   resolveImage(ref: string): Promise<ResolvedImage>;
+  /** Fetches `ref` from its registry into the store (build --pull, or a base image not held locally). */
+  pullImage?(ref: string): Promise<void>;
   hasLayer(chainID: string): Promise<boolean>;
   createWorkLayer(parentChainID: string | null): Promise<WorkLayer>;
   viewLayer(chainID: string | null): Promise<LayerView>;

@@ -7,7 +7,8 @@ import { build } from '../build';
 import { createRenderer, type ProgressMode } from '../progress';
 import type { Command } from './main';
 import { CommandError, UsageError } from './errors';
-import { parseCommandArgs, parseCsv, parseKeyValues } from './parse';
+import { parseAddHost, parseCommandArgs, parseCsv, parseKeyValues, parseSize, parseUlimit } from './parse';
+import { parseSecurityOpts } from './security';
 import { withStore } from './store';
 
 const USAGE = `Usage: tsbuild build [OPTIONS] CONTEXT
@@ -28,7 +29,15 @@ Options:
       --network MODE         default | host | none, for RUN
       --secret id=ID,src=F   expose a file (or env=VAR) to RUN --mount=type=secret (repeatable)
   -o, --output SPEC          also export: type=oci|docker|local|tar,dest=PATH (a bare PATH: local; -: tar on stdout)
-      --platform P           only the host's platform is supported`;
+      --platform P           only the host's platform is supported
+      --pull                 pull every base image from its registry first (default: use the local one)
+      --add-host HOST:IP     add a line to /etc/hosts in RUN steps (repeatable)
+      --ulimit T=SOFT[:HARD] resource limits for RUN steps, e.g. nofile=4096 (repeatable)
+      --shm-size SIZE        size of /dev/shm in RUN steps (e.g. 128m; default 64m)
+      --cache-from SPEC      refused for now: a registry build cache is not implemented yet
+      --cache-to SPEC        refused for now: a registry build cache is not implemented yet
+      --security-opt OPT     seccomp=unconfined | seccomp=PROFILE.json for RUN steps (default: Docker's profile)
+      --allow ENTITLEMENT    security.insecure: let RUN --security=insecure run privileged (dangerous)`;
 
 const OPTIONS = {
   tag: { type: 'string', short: 't', multiple: true },
@@ -44,11 +53,20 @@ const OPTIONS = {
   secret: { type: 'string', multiple: true },
   output: { type: 'string', short: 'o' },
   platform: { type: 'string' },
+  'security-opt': { type: 'string', multiple: true },
+  allow: { type: 'string', multiple: true },
+  pull: { type: 'boolean' },
+  'add-host': { type: 'string', multiple: true },
+  ulimit: { type: 'string', multiple: true },
+  'shm-size': { type: 'string' },
+  'cache-from': { type: 'string', multiple: true },
+  'cache-to': { type: 'string', multiple: true },
 } as const;
 
 export const command: Command = {
   summary: 'Build an image from a Dockerfile',
   usage: USAGE,
+  options: OPTIONS,
   async run(args, globals) {
     const { values, positionals } = parseCommandArgs(args, OPTIONS, USAGE);
     if (positionals.length !== 1) throw new UsageError(`"build" needs exactly one context directory\n${USAGE}`);
@@ -62,6 +80,16 @@ export const command: Command = {
       throw new UsageError(`unknown network mode "${network}": use default, host or none`);
     }
     const output = values.output ? parseOutput(values.output) : undefined;
+    const security = parseSecurityOpts(values['security-opt'], ['seccomp']);
+    const allow = parseAllow(values.allow);
+    for (const flag of ['cache-from', 'cache-to'] as const) {
+      if (values[flag]) throw new UsageError(`--${flag} is not supported yet: tsbuild has no registry build cache; its local cache lives in --root`);
+    }
+    const runtime = {
+      ...(values['add-host'] ? { extraHosts: values['add-host'].map(parseAddHost) } : {}),
+      ...(values.ulimit ? { rlimits: values.ulimit.map(parseUlimit) } : {}),
+      ...(values['shm-size'] ? { shmSize: parseSize(values['shm-size'], '--shm-size') } : {}),
+    };
     const dockerfileContent = values.file === '-' ? fs.readFileSync(0, 'utf8') : undefined;
     if (!fs.existsSync(context) || !fs.statSync(context).isDirectory()) {
       throw new CommandError(`unable to prepare context: path "${context}" not found or not a directory`);
@@ -69,6 +97,15 @@ export const command: Command = {
 
     return withStore(globals, async (store) => {
       const renderer = createRenderer(progress);
+      // Ctrl-C or SIGTERM cancel the build: running steps are killed and nothing is committed or tagged.
+      const cancel = new AbortController();
+      let interrupted: NodeJS.Signals | undefined;
+      const onSignal = (signal: NodeJS.Signals) => {
+        interrupted ??= signal;
+        cancel.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       let result;
       try {
         result = await build(
@@ -84,11 +121,20 @@ export const command: Command = {
             network,
             secrets: parseSecrets(values.secret),
             ...(values.platform ? { platform: values.platform } : {}),
+            ...(security.seccomp !== undefined ? { seccomp: security.seccomp } : {}),
+            allow,
             ...sourceDateEpoch(),
+            ...(values.pull ? { pull: 'always' as const } : {}),
+            ...(Object.keys(runtime).length ? { runtime } : {}),
           },
-          { store, onEvent: (e) => renderer.handle(e) },
+          { store, onEvent: (e) => renderer.handle(e), signal: cancel.signal },
         );
+      } catch (err) {
+        if (interrupted) throw new CommandError(`build canceled (${interrupted})`, interrupted === 'SIGINT' ? 130 : 143);
+        throw err;
       } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
         renderer.finish();
       }
       if (values.iidfile) fs.writeFileSync(values.iidfile, result.imageId);
@@ -99,6 +145,15 @@ export const command: Command = {
     });
   },
 };
+
+/** BuildKit's entitlements (buildx --allow, comma-separated or repeated); only security.insecure exists here. */
+function parseAllow(values: string[] | undefined): string[] {
+  const out = (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  for (const e of out) {
+    if (e !== 'security.insecure') throw new UsageError(`invalid --allow entitlement "${e}": use security.insecure`);
+  }
+  return out;
+}
 
 interface OutputSpec {
   type: 'oci' | 'docker' | 'local' | 'tar';

@@ -1,14 +1,12 @@
 // Opening the storage root for a command: checks root first (one line instead of an EPERM deep in a
 // syscall) and prints the driver notice once.
-import { Store } from '@tsbuild/storage';
+import { ROOT_REQUIRED_MESSAGE, Store } from '@tsbuild/storage';
 import { BuildCache } from '../build/cache';
 import { CommandError } from './errors';
 import type { GlobalOptions } from './globals';
 
 export function requireRoot(): void {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    throw new CommandError('tsbuild needs root: it mounts layers (overlay), creates namespaces and cgroups; run it with sudo');
-  }
+  if (typeof process.geteuid === 'function' && process.geteuid() !== 0) throw new CommandError(ROOT_REQUIRED_MESSAGE);
 }
 
 export async function openStore(globals: GlobalOptions): Promise<Store> {

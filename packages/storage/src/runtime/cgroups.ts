@@ -12,6 +12,8 @@ export interface CgroupLimits {
   cpus?: number;
   /** Maximum number of tasks. */
   pidsLimit?: number;
+  /** Every device may be used (privileged containers): the device cgroup allows `a`. */
+  allDevices?: boolean;
 }
 
 export interface CgroupOptions {
@@ -216,8 +218,12 @@ class V1Cgroup implements ContainerCgroup {
     }
     const devices = this.byController.get('devices');
     if (devices) {
-      write(path.join(devices, 'devices.deny'), 'a');
-      for (const rule of DEFAULT_DEVICE_RULES) write(path.join(devices, 'devices.allow'), rule);
+      if (limits.allDevices) {
+        write(path.join(devices, 'devices.allow'), 'a');
+      } else {
+        write(path.join(devices, 'devices.deny'), 'a');
+        for (const rule of DEFAULT_DEVICE_RULES) write(path.join(devices, 'devices.allow'), rule);
+      }
     }
   }
 
