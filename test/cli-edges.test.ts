@@ -21,7 +21,7 @@ describe('build and save check their arguments first', () => {
   it('save -o into a missing directory is an error and creates nothing', () => {
     const out = path.join(paths.top, 'missing', 'dir', 'x.tar');
     const r = cli(paths.root, ['save', '-o', out, 'busybox']);
-    expect(r.stderr).toBe(`tsbuild: invalid output path: directory "${path.dirname(out)}" does not exist\n`);
+    expect(r.stderr).toBe(`tsbuild: cannot write ${out}: the directory ${path.dirname(out)} does not exist\n`);
     expect(r.status).toBe(1);
     expect(fs.existsSync(path.join(paths.top, 'missing'))).toBe(false);
   });
