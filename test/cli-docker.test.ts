@@ -101,7 +101,8 @@ describe('commands', () => {
 
   it('a word that is not a command is never a build context, even when such a directory exists', () => {
     const cwd = fs.mkdtempSync(path.join(top, 'cwd-'));
-    writeTree(cwd, { 'exec/Dockerfile': 'FROM busybox\n', 'logs/Dockerfile': 'FROM busybox\n' });
+    // (A layer of its own: an image with only busybox's layers would be a "parent" of every image built on busybox.)
+    writeTree(cwd, { 'exec/Dockerfile': 'FROM busybox\nRUN echo exec > /exec\n', 'logs/Dockerfile': 'FROM busybox\n' });
     for (const word of ['exec', 'logs']) {
       // `exec` and `logs` are commands now: they answer with their own usage, not a build.
       const r = spawnSync(process.execPath, [path.join(REPO, 'packages/builder/bin/tsbuild.js'), '--root', root, word], { cwd, encoding: 'utf8' });
