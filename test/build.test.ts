@@ -75,6 +75,24 @@ describe('build', () => {
     expect((await runImage(t.store, 'only-b', ['ls', '/'])).stdout).not.toContain('got-a');
   });
 
+  it('empty arguments: RUN ["x", ""], an empty RUN line (sh -c ""), CMD [""] after an ENTRYPOINT', async () => {
+    const ctx = context({
+      Dockerfile: [
+        'FROM busybox',
+        'RUN ["sh", "-c", "echo \\"$#[$1]\\" > /args", "sh", ""]',
+        'RUN',
+        'ENTRYPOINT ["sh", "-c", "echo \\"[$0]\\"; cat /args"]',
+        'CMD [""]',
+      ].join('\n'),
+    });
+    const { result } = await buildCollect(ctx);
+    expect(result.config.config.Cmd).toEqual(['']);
+    const run = await runImage(t.store, 'test:latest');
+    expect([run.exitCode, run.stdout]).toEqual([0, '[]\n1[]\n']);
+    const history = result.config.history!.map((h) => h.created_by);
+    expect(history).toContain('RUN /bin/sh -c  # tsbuild');
+  });
+
   it('ENV in one instruction sees the environment from before it; ARG and --build-arg', async () => {
     const ctx = context({
       Dockerfile: 'FROM busybox\nARG WHO=nobody\nENV A=1\nENV A=2 B=$A C=${WHO}\nRUN echo "$A $B $C" > /out\n',

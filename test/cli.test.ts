@@ -105,6 +105,14 @@ describe('run', () => {
     expect(cli(root, ['run', '--rm', 'busybox', '/etc/passwd']).status).toBe(126);
   });
 
+  it("passes empty arguments through as docker does; an empty command is not found (127)", () => {
+    const r = cli(root, ['run', '--rm', 'busybox', 'sh', '-c', 'echo "$#[$1][$2]"', 'sh', '', 'x']);
+    expect([r.status, r.stdout, r.stderr]).toEqual([0, '2[][x]\n', '']);
+    const empty = cli(root, ['run', '--rm', 'busybox', '']);
+    expect(empty.status).toBe(127);
+    expect(empty.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
   it('the command is PID 1 with --no-init; the default init reaps and the command sees pid 2', () => {
     expect(cli(root, ['run', '--rm', '--no-init', 'busybox', 'sh', '-c', 'echo $$']).stdout).toBe('1\n');
     expect(cli(root, ['run', '--rm', 'busybox', 'sh', '-c', 'cat /proc/1/cmdline | tr "\\0" " "']).stdout).toMatch(/tsbuild-init|^\S*init/);

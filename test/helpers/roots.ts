@@ -37,7 +37,7 @@ export interface TestRoot {
   close(): Promise<void>;
 }
 
-export async function openTestRoot(opts: { driver?: 'overlay2' | 'vfs'; base?: boolean } = {}): Promise<TestRoot> {
+export async function openTestRoot(opts: { driver?: 'overlay2' | 'aufs' | 'vfs'; base?: boolean } = {}): Promise<TestRoot> {
   const top = fs.mkdtempSync(path.join(os.tmpdir(), 'tsbuild-e2e-'));
   const root = path.join(top, 'root');
   const work = path.join(top, 'work');

@@ -46,7 +46,7 @@ constexpr size_t kChildStackSize = 256 * 1024;
 const char* const kStepNames[] = {"mount",        "bindRemount", "mkdir",       "mknod",    "symlink",
                                   "writeFile",    "pivotRoot",   "chroot",      "maskPath", "readonlyPath",
                                   "sethostname",  "chdir",       "umask",       "openTree", "attachTree",
-                                  "consolePty"};
+                                  "consolePty",   "loopbackUp"};
 
 const char* const kSyscallNames[] = {
     "",         "prctl",      "getppid",   "dup",         "write",        "setns",      "close_range",
@@ -54,7 +54,7 @@ const char* const kSyscallNames[] = {
     "chdir",    "fchdir",     "chroot",    "stat",        "statfs",       "sethostname", "open_tree",
     "move_mount", "mount_setattr", "prlimit", "setsid",   "ioctl(TIOCSCTTY)", "capset", "setgroups",
     "setresgid", "setresuid", "getcwd",    "execve",      "execveat",     "mount",      "getcwd",
-    "sendmsg"};
+    "sendmsg",  "socket"};
 static_assert(sizeof kSyscallNames / sizeof kSyscallNames[0] == kSysCount, "one name per ChildSyscall");
 
 int StepOpFromName(const std::string& name) {

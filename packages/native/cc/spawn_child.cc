@@ -15,6 +15,7 @@
 #include <sys/sysmacros.h>
 #include <sys/ioctl.h>
 #include <termios.h>
+#include <net/if.h>
 
 #include "spawn_plan.h"
 #include "spawn_sys.h"
@@ -335,6 +336,26 @@ int DoConsolePty(const ChildPlan* p, const ChildStep& s, int* sc) {
   return e;
 }
 
+// A new network namespace starts with `lo` down; Docker and runc bring it up so 127.0.0.1 works.
+int DoLoopbackUp(int* sc) {
+  *sc = kSysSocket;
+  long fd = call(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return err_of(fd);
+  struct ifreq ifr;
+  char* raw = reinterpret_cast<char*>(&ifr);
+  for (size_t i = 0; i < sizeof ifr; i++) raw[i] = 0;
+  ifr.ifr_name[0] = 'l';
+  ifr.ifr_name[1] = 'o';
+  *sc = kSysIoctl;
+  int e = err_of(call(SYS_ioctl, fd, SIOCGIFFLAGS, L(&ifr)));
+  if (!e) {
+    ifr.ifr_flags = (short)(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+    e = err_of(call(SYS_ioctl, fd, SIOCSIFFLAGS, L(&ifr)));
+  }
+  call(SYS_close, fd);
+  return e;
+}
+
 int RunStep(Child& c, const ChildStep& s, int* sc) {
   switch (s.op) {
     case kStepMount:
@@ -381,6 +402,8 @@ int RunStep(Child& c, const ChildStep& s, int* sc) {
       return DoAttachTree(c, s, sc);
     case kStepConsolePty:
       return DoConsolePty(c.plan, s, sc);
+    case kStepLoopbackUp:
+      return DoLoopbackUp(sc);
   }
   return EINVAL;
 }

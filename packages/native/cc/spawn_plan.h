@@ -23,6 +23,7 @@ enum StepOp : int32_t {
   kStepOpenTree,
   kStepAttachTree,
   kStepConsolePty,
+  kStepLoopbackUp,
 };
 
 struct ChildStep {
@@ -102,6 +103,7 @@ enum ChildSyscall : int32_t {
   kSysNotDevNull,  // the mask source is not char 1:3 (CVE-2025-31133)
   kSysCwdOutside,  // getcwd is not below the container root (CVE-2024-21626)
   kSysSendmsg,
+  kSysSocket,
   kSysCount
 };
 

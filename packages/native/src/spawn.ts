@@ -138,10 +138,14 @@ interface NativeSpec {
 
 const FN = 'spawn';
 
-function checkStrings(what: string, value: unknown, allowEmpty = false): string[] {
+/** An argv or env list: strings without NUL bytes; empty strings are valid arguments (execve passes them). */
+function checkStrings(what: string, value: unknown, allowEmptyList = false): string[] {
   const arr = checkArray(FN, what, value);
-  if (!allowEmpty && arr.length === 0) fail(FN, what, 'a non-empty array', value);
-  return arr.map((v) => checkString(FN, `each of ${what}`, v));
+  if (!allowEmptyList && arr.length === 0) fail(FN, what, 'a non-empty array', value);
+  return arr.map((v) => {
+    if (typeof v !== 'string' || v.includes('\0')) fail(FN, `each of ${what}`, 'a string without NUL bytes', v);
+    return v;
+  });
 }
 
 function checkAbsolute(what: string, value: unknown): string {
@@ -158,6 +162,8 @@ function checkMode(what: string, value: unknown, def: number): number {
 export function execCandidates(args: string[], env: string[], file?: string): string[] {
   if (file !== undefined) return [file];
   const cmd = args[0];
+  // An empty command names no file (execvp fails with ENOENT; docker: not found, 127).
+  if (cmd === '') return [];
   if (cmd.includes('/')) return [cmd];
   let searchPath = DEFAULT_PATH;
   for (const entry of env) if (entry.startsWith('PATH=')) searchPath = entry.slice(5);
@@ -294,6 +300,8 @@ function normalizeStep(raw: unknown, index: number, openSlots: Set<number>): Nat
     }
     case 'consolePty':
       return { op: 'consolePty', path: s.ptmx === undefined ? '/dev/pts/ptmx' : str('ptmx') };
+    case 'loopbackUp':
+      return { op: 'loopbackUp' };
     default:
       return fail(FN, `${what}.op`, 'a SetupStep op such as mount, mkdir or pivotRoot', s.op);
   }

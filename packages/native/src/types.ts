@@ -87,7 +87,9 @@ export type SetupStep =
   /** Allocate a pseudo-terminal from the container's devpts (mount it with newinstance first) by opening
    * `ptmx` (default /dev/pts/ptmx): its slave becomes fds 0-2 (pass `terminal` to make it the
    * controlling tty), its master comes back as ContainerProcess.terminalFd. Inside, ttyname works. */
-  | { op: 'consolePty'; ptmx?: string };
+  | { op: 'consolePty'; ptmx?: string }
+  /** Bring the loopback interface up (a new network namespace starts with `lo` down). */
+  | { op: 'loopbackUp' };
 
 export interface Rlimit {
   /** 'nofile', 'nproc', 'core', 'memlock', 'stack', ... (RLIMIT_ name in lower case, without the prefix) */

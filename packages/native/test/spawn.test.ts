@@ -108,6 +108,21 @@ describe.each(['vfork', 'fork'] as const)('spawn (%s clone)', (cloneMode) => {
     expect(interfaces.filter((i) => i !== 'Inter-|   Receive' && i !== 'face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed')).toEqual(['lo']);
   });
 
+  it('brings lo up with a loopbackUp step; without it lo stays down', async () => {
+    const show = ['sh', '-c', 'ip link show lo | head -1 | cut -d" " -f3'];
+    const up = await run({ cloneMode, args: show, steps: [{ op: 'loopbackUp' }, ...container()] });
+    expect(up.status).toEqual({ exitCode: 0, signal: null });
+    expect(up.stdout).toBe('<LOOPBACK,UP,LOWER_UP>\n');
+    const down = await run({ cloneMode, args: show });
+    expect(down.stdout).toBe('<LOOPBACK>\n');
+  });
+
+  it('passes empty-string arguments through to execve', async () => {
+    const r = await run({ cloneMode, args: ['sh', '-c', 'echo "$#:[$1][$2]"', 'sh', '', 'x'] });
+    expect(r.status).toEqual({ exitCode: 0, signal: null });
+    expect(r.stdout).toBe('2:[][x]\n');
+  });
+
   it('reports the exit code', async () => {
     const r = await run({ cloneMode, args: ['sh', '-c', 'exit 7'] });
     expect(r.status).toEqual({ exitCode: 7, signal: null });

@@ -16,6 +16,12 @@ export interface ContainerRecord {
   image: string;
   imageId: string;
   args: string[];
+  /** The process environment (image Env with the overrides): what `exec` starts from. */
+  env?: string[];
+  /** The user the container runs as (`exec` defaults to it). */
+  user?: string;
+  /** Started detached (`run -d`): output goes to logPath(). */
+  detached?: boolean;
   created: string;
   state: 'created' | 'running' | 'exited';
   pid?: number;
@@ -75,6 +81,8 @@ export class Containers {
       image: opts.image,
       imageId,
       args,
+      env,
+      user: opts.user ?? c.User ?? '',
       created: new Date().toISOString(),
       state: 'created',
     };
@@ -161,8 +169,21 @@ export class Containers {
       await rw.unmount().catch(() => {});
       await this.store.layers.removeRW(layerName(record.id));
     }
+    fs.rmSync(this.logPath(record.id), { force: true });
     fs.rmSync(this.recordPath(record.id), { force: true });
     return record;
+  }
+
+  /** Where a detached container's output goes (`logs`). */
+  logPath(id: string): string {
+    return path.join(this.dir, `${id}.log`);
+  }
+
+  /** Marks a created container as detached before it starts (its output goes to logPath()). */
+  async markDetached(record: ContainerRecord): Promise<ContainerRecord> {
+    const next = { ...record, detached: true };
+    await this.write(next);
+    return next;
   }
 
   private write(record: ContainerRecord): Promise<void> {

@@ -2,6 +2,7 @@
 // transports, the tar codec, layers and drivers, and the container runtime.
 export * from './digest';
 export * from './atomic';
+export * from './fsmode';
 export * from './lock';
 export * from './content';
 export * from './image';

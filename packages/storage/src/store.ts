@@ -15,7 +15,7 @@ import { LayerStore, type Layer } from './layers';
 import type { DriverChoice } from './drivers';
 import { isAlive, ownedName, ownerOf } from './drivers/proc';
 import { removeStaleCgroups } from './runtime';
-import { loadArchive, pullImage, pushImage, saveDockerArchive, saveOciArchive, type PullOptions, type PullResult, type PushOptions, type PushResult, type SaveOptions } from './transport';
+import { loadArchive, pullImage, pushImage, saveDockerArchive, saveDockerOciArchive, saveOciArchive, type PullOptions, type PullResult, type PushOptions, type PushResult, type SaveOptions } from './transport';
 
 export interface StoreOptions {
   /** overlay2 | vfs | aufs; default: what the root already uses, else overlay2 where it works, else vfs. */
@@ -151,8 +151,10 @@ export class Store {
     return loadArchive(this.images, file, { importer: this.layers, ...(onProgress ? { onProgress } : {}) });
   }
 
-  async save(images: string[], out: string, format: 'oci' | 'docker', opts: SaveOptions = {}): Promise<void> {
+  /** `docker-oci` (what docker save writes since Docker 25): read by docker load, podman load and OCI tools. */
+  async save(images: string[], out: string, format: 'oci' | 'docker' | 'docker-oci', opts: SaveOptions = {}): Promise<void> {
     if (format === 'docker') await saveDockerArchive(this.images, images, out, opts);
+    else if (format === 'docker-oci') await saveDockerOciArchive(this.images, images, out, opts);
     else await saveOciArchive(this.images, images, out, opts);
   }
 

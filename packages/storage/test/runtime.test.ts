@@ -134,6 +134,21 @@ describe('runContainer: isolation', () => {
     expect(host.stdout.split(/\s+/).filter(Boolean).sort()).toEqual(fs.readdirSync('/sys/class/net').sort());
   });
 
+  it('brings lo up with network none: a server and a client on 127.0.0.1 in one container', async () => {
+    const r = await run({
+      args: ['sh', '-c', 'mkdir /tmp/www && echo served > /tmp/www/index.html && httpd -p 127.0.0.1:8080 -h /tmp/www && wget -qO- http://127.0.0.1:8080/'],
+    });
+    expect(r.stderr).toBe('');
+    expect(r.exit.exitCode).toBe(0);
+    expect(r.stdout).toBe('served\n');
+  });
+
+  it('passes empty arguments through and reports an empty command as not found (127)', async () => {
+    const r = await run({ args: ['sh', '-c', 'echo "$#[$1]"', 'sh', ''] });
+    expect(r.stdout).toBe('1[]\n');
+    await expect(runContainer({ rootfs, cgroups: { parent: CG_PARENT }, args: [''] })).rejects.toMatchObject({ exitCode: 127 });
+  });
+
   it('builds /dev: device nodes, symlinks, devpts, shm, mqueue; only fds 0-2', async () => {
     const r = await sh(
       'ls /dev | sort | tr "\\n" " "; echo; head -c 4 /dev/zero | wc -c; readlink /dev/ptmx; readlink /dev/fd; ' +

@@ -46,6 +46,15 @@ export interface RunRequest {
   stderr: Writable;
   /** Kills the container when aborted. */
   signal?: AbortSignal;
+  /** docker build's --add-host, --ulimit and --shm-size for every RUN. */
+  runtime?: RunRuntimeOptions;
+}
+
+export interface RunRuntimeOptions {
+  extraHosts?: { host: string; ip: string }[];
+  rlimits?: { type: string; soft: number; hard: number }[];
+  /** Bytes of /dev/shm. */
+  shmSize?: number;
 }
 
 export type RunMountRequest =
@@ -64,6 +73,8 @@ export interface BuildBackend {
   /** A scratch directory that crash repair removes if this process dies (caller removes it otherwise). */
   scratch(kind: string): Promise<string>;
   resolveImage(ref: string): Promise<ResolvedImage>;
+  /** Fetches `ref` from its registry into the store (build --pull, or a base image not held locally). */
+  pullImage?(ref: string): Promise<void>;
   hasLayer(chainID: string): Promise<boolean>;
   createWorkLayer(parentChainID: string | null): Promise<WorkLayer>;
   viewLayer(chainID: string | null): Promise<LayerView>;

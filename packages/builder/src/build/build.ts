@@ -25,7 +25,7 @@ import {
 } from '../dockerfile';
 import { chainIDs, type Digest } from '@tsbuild/storage';
 import type { BuildEvent, EventSink } from '../progress';
-import type { BuildBackend, ResolvedImage } from './backend';
+import type { BuildBackend, ResolvedImage, RunRuntimeOptions } from './backend';
 import { ArgScope, evaluateGlobalArgs, PROXY_ARGS } from './args';
 import { BuildCache, cacheKey, lineageId, type KeyParts } from './cache';
 import { ConfigState, DEFAULT_SHELL, applyToConfig, historyEntry, scratchConfig, type ImageConfig } from './image-config';
@@ -53,6 +53,13 @@ export interface BuildOptions {
   platform?: string;
   /** Clamp times (config, history, layer files) for reproducible images. */
   sourceDateEpoch?: number;
+  /**
+   * Base images: 'missing' (default) uses the local image and pulls one that is not held when its
+   * reference names a registry host; 'always' (docker build --pull) pulls every base image first.
+   */
+  pull?: 'missing' | 'always';
+  /** For every RUN: extra /etc/hosts lines, rlimits and the /dev/shm size (docker build's flags). */
+  runtime?: RunRuntimeOptions;
 }
 
 export interface BuildHooks {
@@ -335,9 +342,22 @@ class Builder {
   }
 
   private async resolveImage(ref: string, line: number): Promise<ResolvedImage> {
+    const pull = async (why: string) => {
+      if (!this.backend.pullImage) throw new BuildError(lineMessage(line, `base image "${ref}": this backend cannot pull`));
+      try {
+        await this.backend.pullImage(ref);
+      } catch (err) {
+        throw new BuildError(lineMessage(line, `base image "${ref}" ${why}, and pulling it failed: ${(err as Error).message}`));
+      }
+    };
+    if (this.opts.pull === 'always' && ref !== 'scratch') await pull('was to be pulled (--pull)');
     try {
       return await this.backend.resolveImage(ref);
     } catch (err) {
+      if (this.opts.pull !== 'always' && namesRegistryHost(ref)) {
+        await pull('is not in the store');
+        return await this.backend.resolveImage(ref);
+      }
       throw new BuildError(lineMessage(line, `base image "${ref}" not found: ${(err as Error).message}`));
     }
   }
@@ -557,6 +577,7 @@ class Builder {
         return planned ? { entries: planned.entries, filtered: this.sources?.filtered ?? false } : undefined;
       },
       cacheMountsDir: path.join(this.backend.root, 'builder', 'cache-mounts'),
+      ...(this.opts.runtime ? { runtime: this.opts.runtime } : {}),
     };
   }
 
@@ -671,4 +692,12 @@ function wrapParseError(err: unknown, file: string): Error {
     return new BuildError(`${path.basename(file)}: ${err.message}`);
   }
   return err as Error;
+}
+
+/** Whether a reference's first component is a registry host (`localhost:5000/app`, `ghcr.io/x/y`). */
+function namesRegistryHost(ref: string): boolean {
+  const slash = ref.indexOf('/');
+  if (slash < 0) return false;
+  const first = ref.slice(0, slash);
+  return first === 'localhost' || first.includes('.') || first.includes(':');
 }

@@ -69,6 +69,45 @@ export class BuildCache {
     await fs.promises.rm(this.lineage, { recursive: true, force: true });
   }
 
+  /** Every entry with its key (for `builder prune` and `system df`). */
+  async list(): Promise<{ key: string; record: CacheRecord }[]> {
+    const out: { key: string; record: CacheRecord }[] = [];
+    for (const name of await fs.promises.readdir(this.entries).catch(() => [] as string[])) {
+      if (!/^[0-9a-f]{64}$/.test(name)) continue; // temporaries mid-rename
+      const record = await this.lookup(`sha256:${name}`);
+      if (record) out.push({ key: `sha256:${name}`, record });
+    }
+    return out;
+  }
+
+  /**
+   * `builder prune`: drops entries made before `before` (ms since 1970), then the oldest until the
+   * entries' layers add up to at most `keepBytes`. No option: every entry. Returns what it dropped.
+   */
+  async prune(opts: { before?: number; keepBytes?: number } = {}): Promise<{ entries: number; bytes: number }> {
+    const all = (await this.list()).sort((a, b) => Date.parse(a.record.created) - Date.parse(b.record.created));
+    const drop = new Set<string>();
+    if (opts.before === undefined && opts.keepBytes === undefined) for (const e of all) drop.add(e.key);
+    if (opts.before !== undefined) for (const e of all) if (Date.parse(e.record.created) < opts.before) drop.add(e.key);
+    if (opts.keepBytes !== undefined) {
+      let total = all.filter((e) => !drop.has(e.key)).reduce((n, e) => n + e.record.size, 0);
+      for (const e of all) {
+        if (total <= opts.keepBytes) break;
+        if (drop.has(e.key)) continue;
+        drop.add(e.key);
+        total -= e.record.size;
+      }
+    }
+    let bytes = 0;
+    for (const e of all) {
+      if (!drop.has(e.key)) continue;
+      await this.forget(e.key);
+      bytes += e.record.size;
+    }
+    if (drop.size === all.length) await fs.promises.rm(this.lineage, { recursive: true, force: true });
+    return { entries: drop.size, bytes };
+  }
+
   async lookup(key: string): Promise<CacheRecord | undefined> {
     try {
       return JSON.parse(await fs.promises.readFile(this.entryPath(key), 'utf8')) as CacheRecord;

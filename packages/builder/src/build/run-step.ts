@@ -8,10 +8,10 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { flock, flockWait } from '@tsbuild/native';
-import { resolveInRoot } from '@tsbuild/storage';
+import { mkdirExactModeAsync, mkdirpExactMode, resolveInRoot, writeFileExactModeAsync } from '@tsbuild/storage';
 import { planRun, type RunInstruction, type RunMount } from '../dockerfile';
 import type { BuildEvent } from '../progress';
-import type { BuildBackend, RunMountRequest } from './backend';
+import type { BuildBackend, RunMountRequest, RunRuntimeOptions } from './backend';
 import type { SourceEntry } from '../context';
 import { BuildError } from './errors';
 import type { ImageConfig } from './image-config';
@@ -29,6 +29,7 @@ export interface RunContext {
   cacheMountsDir: string;
   /** Aborted when another stage failed: the step's container is killed. */
   signal: AbortSignal;
+  runtime?: RunRuntimeOptions;
 }
 
 /** Files the runtime binds into every container; created as stubs when the image lacks them. */
@@ -57,8 +58,9 @@ export async function runStep(ctx: RunContext, rootfs: string, instr: RunInstruc
     }
     if (plan.scriptFile) {
       const dir = path.join(scratch, 'pipes');
-      await fsp.mkdir(dir);
-      await fsp.writeFile(path.join(dir, plan.scriptFile.name), plan.scriptFile.data, { mode: 0o755 });
+      // Read by the step's user, whatever the caller's umask.
+      await mkdirExactModeAsync(dir, 0o755);
+      await writeFileExactModeAsync(path.join(dir, plan.scriptFile.name), plan.scriptFile.data, 0o755);
       mounts.push({ type: 'bind', source: dir, target: path.posix.dirname(plan.scriptFile.path), readonly: true });
     }
     for (const stub of RUNTIME_STUBS) await stubs.note(stub.path);
@@ -79,6 +81,7 @@ export async function runStep(ctx: RunContext, rootfs: string, instr: RunInstruc
       stdout,
       stderr,
       signal: ctx.signal,
+      ...(ctx.runtime ? { runtime: ctx.runtime } : {}),
     });
     if (result.exitCode !== 0) {
       const status = result.exitCode ?? 128;
@@ -150,7 +153,7 @@ async function prepareMount(
       if (m.env) env.push(`${m.env}=${value.toString('utf8')}`);
       if (!m.target) return undefined;
       const file = path.join(scratch, `secret-${crypto.randomBytes(4).toString('hex')}`);
-      await fsp.writeFile(file, value, { mode: m.mode });
+      await writeFileExactModeAsync(file, value, m.mode);
       await fsp.chown(file, m.uid, m.gid);
       return { type: 'bind', source: file, target: m.target, readonly: true };
     }
@@ -168,10 +171,12 @@ async function materialize(entries: SourceEntry[], dest: string, linkFiles: bool
     const root = entry.root.type === 'dir' ? dest : path.join(dest, path.posix.basename(entry.matchedPath));
     for (const item of entry.items) {
       const target = item.rel === '' ? root : path.join(root, item.rel);
-      if (item.type === 'dir') await fsp.mkdir(target, { recursive: true, mode: item.mode });
-      else if (item.type === 'symlink') await fsp.symlink(item.linkTarget ?? '', target);
+      if (item.type === 'dir') {
+        await mkdirpExactMode(target, 0o755);
+        await fsp.chmod(target, item.mode & 0o7777);
+      } else if (item.type === 'symlink') await fsp.symlink(item.linkTarget ?? '', target);
       else if (item.type === 'file') {
-        await fsp.mkdir(path.dirname(target), { recursive: true });
+        await mkdirpExactMode(path.dirname(target), 0o755);
         if (linkFiles) await fsp.link(item.absPath, target).catch(() => fsp.copyFile(item.absPath, target));
         else await fsp.copyFile(item.absPath, target);
       }

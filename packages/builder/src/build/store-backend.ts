@@ -28,6 +28,10 @@ export class StoreBackend implements BuildBackend {
     return { id: img.id, ref, config: img.config as unknown as ImageConfig, chainID };
   }
 
+  async pullImage(ref: string): Promise<void> {
+    await this.store.pull(ref);
+  }
+
   async hasLayer(chainID: string): Promise<boolean> {
     return this.store.layers.has(chainID as Digest);
   }
@@ -114,6 +118,7 @@ export class StoreBackend implements BuildBackend {
         mounts,
         stdio: 'pipe',
         noNewPrivileges: false,
+        ...req.runtime,
       });
       const cancel = () => container.kill('SIGKILL');
       if (req.signal?.aborted) cancel();

@@ -9,7 +9,7 @@ import { build } from '../build';
 import { createRenderer, type ProgressMode } from '../progress';
 import type { Command } from './main';
 import { CommandError, UsageError } from './errors';
-import { parseCommandArgs, parseCsv, parseKeyValues } from './parse';
+import { parseAddHost, parseCommandArgs, parseCsv, parseKeyValues, parseSize, parseUlimit } from './parse';
 import { withStore } from './store';
 
 const USAGE = `Usage: tsbuild build [OPTIONS] CONTEXT
@@ -30,7 +30,13 @@ Options:
       --network MODE         default | host | none, for RUN
       --secret id=ID,src=F   expose a file (or env=VAR) to RUN --mount=type=secret (repeatable)
   -o, --output SPEC          also export: type=oci|docker|local|tar,dest=PATH (a bare PATH: local; -: tar on stdout)
-      --platform P           only the host's platform is supported`;
+      --platform P           only the host's platform is supported
+      --pull                 pull every base image from its registry first (default: use the local one)
+      --add-host HOST:IP     add a line to /etc/hosts in RUN steps (repeatable)
+      --ulimit T=SOFT[:HARD] resource limits for RUN steps, e.g. nofile=4096 (repeatable)
+      --shm-size SIZE        size of /dev/shm in RUN steps (e.g. 128m; default 64m)
+      --cache-from SPEC      refused for now: a registry build cache is not implemented yet
+      --cache-to SPEC        refused for now: a registry build cache is not implemented yet`;
 
 const OPTIONS = {
   tag: { type: 'string', short: 't', multiple: true },
@@ -46,11 +52,18 @@ const OPTIONS = {
   secret: { type: 'string', multiple: true },
   output: { type: 'string', short: 'o' },
   platform: { type: 'string' },
+  pull: { type: 'boolean' },
+  'add-host': { type: 'string', multiple: true },
+  ulimit: { type: 'string', multiple: true },
+  'shm-size': { type: 'string' },
+  'cache-from': { type: 'string', multiple: true },
+  'cache-to': { type: 'string', multiple: true },
 } as const;
 
 export const command: Command = {
   summary: 'Build an image from a Dockerfile',
   usage: USAGE,
+  options: OPTIONS,
   async run(args, globals) {
     const { values, positionals } = parseCommandArgs(args, OPTIONS, USAGE);
     if (positionals.length !== 1) throw new UsageError(`"build" needs exactly one context directory\n${USAGE}`);
@@ -64,6 +77,14 @@ export const command: Command = {
       throw new UsageError(`unknown network mode "${network}": use default, host or none`);
     }
     const output = values.output ? parseOutput(values.output) : undefined;
+    for (const flag of ['cache-from', 'cache-to'] as const) {
+      if (values[flag]) throw new UsageError(`--${flag} is not supported yet: tsbuild has no registry build cache; its local cache lives in --root`);
+    }
+    const runtime = {
+      ...(values['add-host'] ? { extraHosts: values['add-host'].map(parseAddHost) } : {}),
+      ...(values.ulimit ? { rlimits: values.ulimit.map(parseUlimit) } : {}),
+      ...(values['shm-size'] ? { shmSize: parseSize(values['shm-size'], '--shm-size') } : {}),
+    };
     const dockerfileContent = values.file === '-' ? fs.readFileSync(0, 'utf8') : undefined;
     if (!fs.existsSync(context) || !fs.statSync(context).isDirectory()) {
       throw new CommandError(`unable to prepare context: path "${context}" not found or not a directory`);
@@ -87,6 +108,8 @@ export const command: Command = {
             secrets: parseSecrets(values.secret),
             ...(values.platform ? { platform: values.platform } : {}),
             ...sourceDateEpoch(),
+            ...(values.pull ? { pull: 'always' as const } : {}),
+            ...(Object.keys(runtime).length ? { runtime } : {}),
           },
           { store, onEvent: (e) => renderer.handle(e) },
         );

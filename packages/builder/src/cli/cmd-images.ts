@@ -1,10 +1,13 @@
 // Image commands: import, images, inspect, history, tag, rmi, save, load, prune.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import type { Command } from './main';
 import { CommandError, UsageError } from './errors';
-import { humanSize, parseCommandArgs, table, timeAgo } from './parse';
+import { compileTemplate, formatList } from './gotemplate';
+import { humanSize, parseCommandArgs, parseKeyValues, table, timeAgo } from './parse';
 import { progressLine } from './progress-line';
 import { withStore } from './store';
-import { BuildCache } from '../build/cache';
 
 const IMPORT_USAGE = `Usage: tsbuild import [OPTIONS] TARBALL|- [NAME[:TAG]]
 
@@ -16,6 +19,7 @@ Options:
 export const importCommand: Command = {
   summary: 'Create an image from a rootfs tarball',
   usage: IMPORT_USAGE,
+  options: { message: { type: 'string', short: 'm' } },
   async run(args, globals) {
     const { values, positionals } = parseCommandArgs(args, { message: { type: 'string', short: 'm' } }, IMPORT_USAGE);
     if (positionals.length < 1 || positionals.length > 2) throw new UsageError(`"import" needs a tarball and an optional name\n${IMPORT_USAGE}`);
@@ -34,40 +38,91 @@ export const importCommand: Command = {
   },
 };
 
-const IMAGES_USAGE = `Usage: tsbuild images [OPTIONS]
+const IMAGES_USAGE = `Usage: tsbuild images [OPTIONS] [REPOSITORY[:TAG]]
 
-List images.
+List images (untagged "dangling" images too, as docker images does).
 
 Options:
-  -q, --quiet      only image IDs
-      --no-trunc   full image IDs
-  -a, --all        include untagged images`;
+  -q, --quiet           only image IDs
+      --no-trunc        full image IDs
+  -a, --all             every image (the same list: tsbuild keeps no intermediate images)
+  -f, --filter K=V      dangling=true|false, reference=PATTERN (repeatable)
+      --format TEMPLATE Go template: {{.Repository}} {{.Tag}} {{.ID}} {{.Digest}} {{.CreatedSince}}
+                        {{.CreatedAt}} {{.Size}}; "table …" adds a header; "json" one JSON object a line
+      --digests         show the manifest digest`;
+
+const IMAGES_OPTIONS = {
+  quiet: { type: 'boolean', short: 'q' },
+  'no-trunc': { type: 'boolean' },
+  all: { type: 'boolean', short: 'a' },
+  filter: { type: 'string', short: 'f', multiple: true },
+  format: { type: 'string' },
+  digests: { type: 'boolean' },
+} as const;
+
+/** docker's reference filter: a glob over the familiar name, e.g. app* or library/app:1.* */
+function referenceMatches(pattern: string, ref: string | null): boolean {
+  if (ref === null) return false;
+  const escaped = pattern.replace(/[.+^$(){}|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
+  const re = new RegExp('^' + escaped + '$');
+  const [repo] = splitRef(ref);
+  return re.test(ref) || re.test(repo);
+}
 
 export const imagesCommand: Command = {
   summary: 'List images',
   usage: IMAGES_USAGE,
+  options: IMAGES_OPTIONS,
   async run(args, globals) {
-    const { values } = parseCommandArgs(
-      args,
-      { quiet: { type: 'boolean', short: 'q' }, 'no-trunc': { type: 'boolean' }, all: { type: 'boolean', short: 'a' } },
-      IMAGES_USAGE,
-    );
+    const { values, positionals } = parseCommandArgs(args, IMAGES_OPTIONS, IMAGES_USAGE);
+    if (positionals.length > 1) throw new UsageError(`"images" takes at most one repository\n${IMAGES_USAGE}`);
+    const filters = parseKeyValues(values.filter, 'filter');
+    for (const k of Object.keys(filters)) {
+      if (k !== 'dangling' && k !== 'reference') throw new UsageError(`unsupported filter "${k}": use dangling=true|false or reference=PATTERN`);
+    }
+    if (filters.dangling !== undefined && filters.dangling !== 'true' && filters.dangling !== 'false') {
+      throw new UsageError(`invalid filter dangling=${filters.dangling}: use true or false`);
+    }
+    const template = values.format;
+    const render = template && template !== 'json' && !template.startsWith('table') ? compileTemplate(template) : undefined;
     return withStore(globals, async (store) => {
-      const list = (await store.images.list()).filter((i) => values.all || i.ref !== null);
+      let list = await store.images.list();
+      if (filters.dangling !== undefined) list = list.filter((i) => (i.ref === null) === (filters.dangling === 'true'));
+      if (filters.reference !== undefined) list = list.filter((i) => referenceMatches(filters.reference!, i.ref));
+      if (positionals[0] !== undefined) {
+        const want = positionals[0];
+        list = list.filter((i) => i.ref !== null && (i.ref === want || splitRef(i.ref)[0] === want || referenceMatches(want, i.ref)));
+      }
       const id = (d: string) => (values['no-trunc'] ? d : d.replace(/^sha256:/, '').slice(0, 12));
       if (values.quiet) {
         process.stdout.write([...new Set(list.map((i) => id(i.id)))].map((x) => `${x}\n`).join(''));
         return 0;
       }
-      const rows = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE']];
-      for (const img of list) {
+      const items = list.map((img) => {
         const [repo, tag] = splitRef(img.ref);
-        rows.push([repo, tag, id(img.id), timeAgo(img.created), humanSize(img.size)]);
+        return {
+          Repository: repo, Tag: tag, ID: id(img.id), Digest: img.manifestDigest,
+          CreatedSince: timeAgo(img.created), CreatedAt: img.created ?? '', Size: humanSize(img.size),
+        };
+      });
+      if (template === 'json') {
+        process.stdout.write(items.map((i) => `${JSON.stringify(i)}\n`).join(''));
+      } else if (render) {
+        process.stdout.write(items.map((i) => `${render(i)}\n`).join(''));
+      } else if (template) {
+        process.stdout.write(formatList(template, items, IMAGE_HEADERS));
+      } else {
+        const head = ['REPOSITORY', 'TAG', ...(values.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
+        const rows = [head, ...items.map((i) => [i.Repository, i.Tag, ...(values.digests ? [i.Digest] : []), i.ID, i.CreatedSince, i.Size])];
+        process.stdout.write(table(rows));
       }
-      process.stdout.write(table(rows));
       return 0;
     });
   },
+};
+
+const IMAGE_HEADERS: Record<string, string> = {
+  Repository: 'REPOSITORY', Tag: 'TAG', ID: 'IMAGE ID', Digest: 'DIGEST', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', Size: 'SIZE',
 };
 
 function splitRef(ref: string | null): [string, string] {
@@ -79,16 +134,29 @@ function splitRef(ref: string | null): [string, string] {
   return [name, at >= 0 ? '<none>' : 'latest'];
 }
 
+const INSPECT_USAGE = `Usage: tsbuild inspect [OPTIONS] IMAGE [IMAGE...]
+
+Show images as JSON (docker image inspect's fields).
+
+Options:
+  -f, --format TEMPLATE  Go template per image, e.g. '{{.Id}}', '{{json .Config.Env}}',
+                         '{{index .Config.Labels "version"}}', '{{range .RepoTags}}{{.}} {{end}}'`;
+
+const INSPECT_OPTIONS = { format: { type: 'string', short: 'f' } } as const;
+
 export const inspectCommand: Command = {
   summary: 'Show an image as JSON',
-  usage: 'Usage: tsbuild inspect IMAGE [IMAGE...]',
+  usage: INSPECT_USAGE,
+  options: INSPECT_OPTIONS,
   async run(args, globals) {
-    const { positionals } = parseCommandArgs(args, {}, this.usage);
-    if (positionals.length === 0) throw new UsageError(`"inspect" needs at least one image\n${this.usage}`);
+    const { values, positionals } = parseCommandArgs(args, INSPECT_OPTIONS, INSPECT_USAGE);
+    if (positionals.length === 0) throw new UsageError(`"inspect" needs at least one image\n${INSPECT_USAGE}`);
+    const render = values.format ? compileTemplate(values.format) : undefined;
     return withStore(globals, async (store) => {
       const out = [];
       for (const ref of positionals) out.push(await store.images.inspect(ref));
-      process.stdout.write(`${JSON.stringify(out, null, 4)}\n`);
+      if (render) process.stdout.write(out.map((o) => `${render(o)}\n`).join(''));
+      else process.stdout.write(`${JSON.stringify(out, null, 4)}\n`);
       return 0;
     });
   },
@@ -97,6 +165,7 @@ export const inspectCommand: Command = {
 export const historyCommand: Command = {
   summary: 'Show the history of an image',
   usage: 'Usage: tsbuild history [--no-trunc] IMAGE',
+  options: { 'no-trunc': { type: 'boolean' } },
   async run(args, globals) {
     const { values, positionals } = parseCommandArgs(args, { 'no-trunc': { type: 'boolean' } }, this.usage);
     if (positionals.length !== 1) throw new UsageError(`"history" needs exactly one image\n${this.usage}`);
@@ -122,6 +191,7 @@ export const historyCommand: Command = {
 export const tagCommand: Command = {
   summary: 'Tag an image with another name',
   usage: 'Usage: tsbuild tag SOURCE_IMAGE TARGET_IMAGE[:TAG]',
+  options: {},
   async run(args, globals) {
     const { positionals } = parseCommandArgs(args, {}, this.usage);
     if (positionals.length !== 2) throw new UsageError(`"tag" needs a source and a target\n${this.usage}`);
@@ -134,7 +204,8 @@ export const tagCommand: Command = {
 
 export const rmiCommand: Command = {
   summary: 'Remove images',
-  usage: 'Usage: tsbuild rmi [-f] IMAGE [IMAGE...]',
+  usage: 'Usage: tsbuild rmi [-f|--force] IMAGE [IMAGE...]',
+  options: { force: { type: 'boolean', short: 'f' } },
   async run(args, globals) {
     const { values, positionals } = parseCommandArgs(args, { force: { type: 'boolean', short: 'f' } }, this.usage);
     if (positionals.length === 0) throw new UsageError(`"rmi" needs at least one image\n${this.usage}`);
@@ -155,27 +226,50 @@ export const rmiCommand: Command = {
   },
 };
 
-const SAVE_USAGE = `Usage: tsbuild save [OPTIONS] -o FILE IMAGE [IMAGE...]
+const SAVE_USAGE = `Usage: tsbuild save [OPTIONS] IMAGE [IMAGE...]
 
-Save images to an archive.
+Save images to an archive (to stdout when -o is absent and stdout is not a terminal).
 
 Options:
-  -o, --output FILE    the archive to write (required)
-      --format FORMAT  oci (default) or docker (docker-archive, what docker load and podman load read)`;
+  -o, --output FILE    the archive to write
+      --format FORMAT  docker-oci (default: what docker save writes since Docker 25, read by docker load,
+                       podman load and skopeo/umoci as oci-archive), oci (OCI archive, gzip layers) or
+                       docker (docker-archive only)`;
+
+const SAVE_OPTIONS = { output: { type: 'string', short: 'o' }, format: { type: 'string' } } as const;
+const SAVE_FORMATS: Record<string, 'docker-oci' | 'oci' | 'docker'> = {
+  'docker-oci': 'docker-oci', oci: 'oci', 'oci-archive': 'oci', docker: 'docker', 'docker-archive': 'docker',
+};
 
 export const saveCommand: Command = {
-  summary: 'Save images to an OCI or docker archive',
+  summary: 'Save images to an archive docker load, podman load and OCI tools read',
   usage: SAVE_USAGE,
+  options: SAVE_OPTIONS,
   async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, { output: { type: 'string', short: 'o' }, format: { type: 'string' } }, SAVE_USAGE);
-    if (!values.output) throw new UsageError(`"save" needs -o FILE\n${SAVE_USAGE}`);
+    const { values, positionals } = parseCommandArgs(args, SAVE_OPTIONS, SAVE_USAGE);
     if (positionals.length === 0) throw new UsageError(`"save" needs at least one image\n${SAVE_USAGE}`);
-    const format = values.format ?? 'oci';
-    if (format !== 'oci' && format !== 'docker') throw new UsageError(`unknown format "${format}": use oci or docker`);
+    const format = SAVE_FORMATS[values.format ?? 'docker-oci'];
+    if (!format) throw new UsageError(`unknown format "${values.format}": use docker-oci, oci or docker`);
+    const toStdout = values.output === undefined || values.output === '-';
+    if (toStdout && process.stdout.isTTY) {
+      throw new UsageError('refusing to write an archive to a terminal: use -o FILE or redirect stdout');
+    }
+    if (!toStdout) {
+      const dir = path.dirname(path.resolve(values.output!));
+      if (!fs.existsSync(dir)) throw new CommandError(`cannot write ${values.output}: the directory ${dir} does not exist`);
+    }
     return withStore(globals, async (store) => {
       const progress = progressLine('Saving');
-      await store.save(positionals, values.output!, format, { onProgress: (p) => progress.update(p.done, p.total) });
-      progress.done();
+      // stdout may be a pipe: the archive is staged in the store's scratch, then streamed.
+      const scratch = toStdout ? await store.scratch('save') : undefined;
+      const out = scratch ? path.join(scratch, 'archive.tar') : values.output!;
+      try {
+        await store.save(positionals, out, format, { onProgress: (p) => progress.update(p.done, p.total) });
+        progress.done();
+        if (scratch) await pipeline(fs.createReadStream(out), process.stdout, { end: false });
+      } finally {
+        if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+      }
       return 0;
     });
   },
@@ -183,7 +277,8 @@ export const saveCommand: Command = {
 
 export const loadCommand: Command = {
   summary: 'Load images from an OCI or docker archive',
-  usage: 'Usage: tsbuild load -i FILE',
+  usage: 'Usage: tsbuild load -i|--input FILE',
+  options: { input: { type: 'string', short: 'i' } },
   async run(args, globals) {
     const { values } = parseCommandArgs(args, { input: { type: 'string', short: 'i' } }, this.usage);
     if (!values.input) throw new UsageError(`"load" needs -i FILE\n${this.usage}`);
@@ -193,20 +288,6 @@ export const loadCommand: Command = {
       progress.done();
       for (const ref of result.images) process.stdout.write(`Loaded image: ${ref}\n`);
       if (result.images.length === 0) for (const id of result.ids) process.stdout.write(`Loaded image ID: ${id}\n`);
-      return 0;
-    });
-  },
-};
-
-export const pruneCommand: Command = {
-  summary: 'Remove untagged images, the build cache, unused layers and orphan blobs',
-  usage: 'Usage: tsbuild prune',
-  async run(args, globals) {
-    parseCommandArgs(args, {}, this.usage);
-    return withStore(globals, async (store) => {
-      await new BuildCache(globals.root).clear();
-      const r = await store.prune();
-      process.stdout.write(`Deleted ${r.images} images, ${r.layers} layers, ${r.blobs} blobs\nTotal reclaimed space: ${humanSize(r.bytes)}\n`);
       return 0;
     });
   },

@@ -70,6 +70,7 @@ function progressFor(label: string, phase: Progress['phase'], quiet: boolean) {
 export const pushCommand: Command = {
   summary: 'Push an image to a registry',
   usage: PUSH_USAGE,
+  options: { ...OPTIONS, 'chunk-size': { type: 'string' } },
   async run(args, globals) {
     const { values, positionals } = parseCommandArgs(normalizeArgs(args), { ...OPTIONS, 'chunk-size': { type: 'string' } }, PUSH_USAGE);
     if (positionals.length < 1 || positionals.length > 2) throw new UsageError(`"push" needs an image and an optional destination\n${PUSH_USAGE}`);
@@ -93,6 +94,7 @@ export const pushCommand: Command = {
 export const pullCommand: Command = {
   summary: 'Pull an image from a registry',
   usage: PULL_USAGE,
+  options: OPTIONS,
   async run(args, globals) {
     const { values, positionals } = parseCommandArgs(normalizeArgs(args), OPTIONS, PULL_USAGE);
     if (positionals.length !== 1) throw new UsageError(`"pull" needs exactly one image\n${PULL_USAGE}`);

@@ -4,8 +4,10 @@ import * as path from 'node:path';
 import { Containers, type RunningContainer, type Store } from '@tsbuild/storage';
 import type { Command } from './main';
 import { CommandError, UsageError } from './errors';
-import { parseCommandArgs, table, timeAgo } from './parse';
+import { parseAddHost, parseCommandArgs, parseSize, parseUlimit, table, timeAgo } from './parse';
 import { withStore } from './store';
+import { startDetached } from './cmd-containers';
+import { attachTerminal } from './terminal';
 
 const RUN_USAGE = `Usage: tsbuild run [OPTIONS] IMAGE [COMMAND] [ARG...]
 
@@ -27,7 +29,13 @@ Options:
   -i, --interactive          keep stdin open
   -t, --tty                  allocate a terminal
       --no-init              run the command as PID 1 without tsbuild's init
-      --read-only            mount the root filesystem read-only`;
+      --read-only            mount the root filesystem read-only
+  -d, --detach               run in the background and print the container ID (see logs, stop, wait, exec)
+      --env-file FILE        read KEY=VALUE lines from FILE (repeatable; # comments)
+      --add-host HOST:IP     add a line to /etc/hosts (repeatable)
+      --ulimit T=SOFT[:HARD] set a resource limit, e.g. nofile=4096:8192 (repeatable)
+      --shm-size SIZE        size of /dev/shm (default 64m)
+  -p, --publish            refused: tsbuild has no bridge network (use --network host)`;
 
 const RUN_OPTIONS = {
   rm: { type: 'boolean' },
@@ -46,11 +54,18 @@ const RUN_OPTIONS = {
   tty: { type: 'boolean', short: 't' },
   'no-init': { type: 'boolean' },
   'read-only': { type: 'boolean' },
+  detach: { type: 'boolean', short: 'd' },
+  'env-file': { type: 'string', multiple: true },
+  'add-host': { type: 'string', multiple: true },
+  ulimit: { type: 'string', multiple: true },
+  'shm-size': { type: 'string' },
+  publish: { type: 'string', short: 'p', multiple: true },
 } as const;
 
 export const runCommand: Command = {
   summary: 'Run a command in a new container',
   usage: RUN_USAGE,
+  options: RUN_OPTIONS,
   ownArgs: (args) => splitAtImage(args).options,
   async run(args, globals) {
     // Options stop at the image name: everything after it is the container's command.
@@ -59,14 +74,22 @@ export const runCommand: Command = {
     if (positionals.length > 0 || split.image === undefined) throw new UsageError(`"run" needs an image\n${RUN_USAGE}`);
     const network = values.network ?? 'none';
     if (network !== 'none' && network !== 'host') throw new UsageError(`unknown network "${network}": use none or host`);
+    const networkMode: 'none' | 'host' = network;
     const limits = {
       ...(values.memory ? { memory: parseMemory(values.memory) } : {}),
       ...(values.cpus ? { cpus: parsePositive(values.cpus, '--cpus') } : {}),
       ...(values['pids-limit'] ? { pidsLimit: Math.trunc(parsePositive(values['pids-limit'], '--pids-limit')) } : {}),
     };
+    if (values.publish) {
+      throw new UsageError(`-p ${values.publish[0]}: tsbuild has no bridge network to publish ports from; use --network host (the container then listens on the host's ports)`);
+    }
+    if (values.detach && (values.tty || values.interactive)) throw new UsageError('-d cannot be combined with -i or -t: a detached container has no terminal');
     const mounts = (values.volume ?? []).map(parseVolume);
     // A bare `-e K` takes the host's value, and is left out when the host has none (docker run).
-    const env = (values.env ?? []).flatMap((e) => (e.includes('=') ? [e] : process.env[e] !== undefined ? [`${e}=${process.env[e]}`] : []));
+    const env = [...(values['env-file'] ?? []).flatMap(readEnvFile), ...(values.env ?? [])]
+      .flatMap((e) => (e.includes('=') ? [e] : process.env[e] !== undefined ? [`${e}=${process.env[e]}`] : []));
+    const extraHosts = (values['add-host'] ?? []).map(parseAddHost);
+    const rlimits = (values.ulimit ?? []).map(parseUlimit);
 
     return withStore(globals, async (store) => {
       const containers = new Containers(store);
@@ -80,14 +103,31 @@ export const runCommand: Command = {
         ...(values.workdir ? { workdir: values.workdir } : {}),
         ...(values.user ? { user: values.user } : {}),
       });
+      const startOptions = {
+        network: networkMode,
+        ...limits,
+        mounts,
+        ...(values.hostname ? { hostname: values.hostname } : {}),
+        init: values['no-init'] !== true,
+        readonlyRootfs: values['read-only'] === true,
+        ...(extraHosts.length ? { extraHosts } : {}),
+        ...(rlimits.length ? { rlimits } : {}),
+        ...(values['shm-size'] ? { shmSize: parseSize(values['shm-size'], '--shm-size') } : {}),
+      };
+      if (values.detach) {
+        await containers.markDetached(record);
+        try {
+          await startDetached(globals, containers, { id: record.id, process: proc, options: startOptions, remove: values.rm === true });
+        } catch (err) {
+          if (values.rm) await containers.remove(record.id, { force: true }).catch(() => {});
+          throw err;
+        }
+        process.stdout.write(`${record.id}\n`);
+        return 0;
+      }
       try {
         return await runAttached(containers, record, proc, {
-          network,
-          ...limits,
-          mounts,
-          ...(values.hostname ? { hostname: values.hostname } : {}),
-          init: values['no-init'] !== true,
-          readonlyRootfs: values['read-only'] === true,
+          ...startOptions,
           tty: values.tty === true,
           interactive: values.interactive === true,
         });
@@ -108,6 +148,9 @@ async function createOr125(containers: Containers, opts: Parameters<Containers['
 
 interface AttachOptions {
   network: 'none' | 'host';
+  extraHosts?: { host: string; ip: string }[];
+  rlimits?: { type: string; soft: number; hard: number }[];
+  shmSize?: number;
   memory?: number;
   cpus?: number;
   pidsLimit?: number;
@@ -143,16 +186,7 @@ async function runAttached(
     });
     container = started.container;
     for (const s of queued.splice(0)) container.kill(s);
-    if (tty && container.terminal) {
-      container.terminal.output.pipe(process.stdout);
-      if (interactive) {
-        if (process.stdin.isTTY) {
-          process.stdin.setRawMode(true);
-          restoreRaw = () => process.stdin.setRawMode(false);
-        }
-        process.stdin.pipe(container.terminal.input);
-      }
-    }
+    if (tty && container.terminal) restoreRaw = attachTerminal(container.terminal, interactive);
     const exit = await started.finished;
     if (exit.oomKilled) process.stderr.write('tsbuild: the container was OOM killed (memory limit reached)\n');
     return exit.exitCode;
@@ -161,10 +195,6 @@ async function runAttached(
     throw new CommandError(e.message, typeof e.exitCode === 'number' ? e.exitCode : 125);
   } finally {
     restoreRaw();
-    if (o.tty) {
-      process.stdin.unpipe();
-      process.stdin.pause();
-    }
     for (const s of signals) process.off(s, forward);
     if (devnull >= 0) fs.closeSync(devnull);
   }
@@ -189,11 +219,23 @@ function splitAtImage(args: string[]): { options: string[]; image?: string; comm
   return { options: args, command: [] };
 }
 
+/** docker's --env-file: KEY=VALUE lines, a bare KEY takes the host's value, # starts a comment. */
+function readEnvFile(file: string): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--env-file ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+  return text
+    .split('\n')
+    .map((l) => l.replace(/\r$/, ''))
+    .filter((l) => l.trim() !== '' && !l.trimStart().startsWith('#'))
+    .map((l) => l.trimStart());
+}
+
 export function parseMemory(v: string): number {
-  const m = /^(\d+(?:\.\d+)?)([bkmg]?)b?$/i.exec(v.trim());
-  if (!m) throw new UsageError(`invalid memory size "${v}": use e.g. 64m or 1g`);
-  const mult = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
-  const bytes = Math.floor(Number(m[1]) * mult);
+  const bytes = parseSize(v, '--memory');
   if (bytes < 6 * 1024 * 1024) throw new UsageError(`memory limit ${v} is too small: the minimum is 6m`);
   return bytes;
 }
@@ -217,7 +259,8 @@ function parseVolume(spec: string): { source: string; target: string; readonly: 
 
 export const psCommand: Command = {
   summary: 'List containers',
-  usage: 'Usage: tsbuild ps [-a] [-q]',
+  usage: 'Usage: tsbuild ps [-a|--all] [-q|--quiet]',
+  options: { all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' } },
   async run(args, globals) {
     const { values } = parseCommandArgs(args, { all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' } }, this.usage);
     return withStore(globals, async (store: Store) => {
@@ -240,7 +283,8 @@ export const psCommand: Command = {
 
 export const rmCommand: Command = {
   summary: 'Remove containers',
-  usage: 'Usage: tsbuild rm [-f] CONTAINER [CONTAINER...]',
+  usage: 'Usage: tsbuild rm [-f|--force] CONTAINER [CONTAINER...]',
+  options: { force: { type: 'boolean', short: 'f' } },
   async run(args, globals) {
     const { values, positionals } = parseCommandArgs(args, { force: { type: 'boolean', short: 'f' } }, this.usage);
     if (positionals.length === 0) throw new UsageError(`"rm" needs at least one container\n${this.usage}`);

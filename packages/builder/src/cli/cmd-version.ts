@@ -3,6 +3,7 @@ import type { Command } from './main';
 export const command: Command = {
   summary: 'Print the version of tsbuild, Node and the kernel',
   usage: 'Usage: tsbuild version',
+  options: {},
   async run() {
     const os = await import('node:os');
     const pkg = require('../../package.json') as { version: string };

@@ -1,5 +1,6 @@
 // The command table. Each entry loads its module only when used.
-import { registerCommand } from './main';
+import { hideCommand, registerCommand } from './main';
+import { GROUPS, UNSUPPORTED, groupCommand, unsupportedCommand } from './groups';
 
 registerCommand('build', () => require('./cmd-build').command);
 registerCommand('run', () => require('./cmd-run').runCommand);
@@ -14,6 +15,31 @@ registerCommand('tag', () => require('./cmd-images').tagCommand);
 registerCommand('rmi', () => require('./cmd-images').rmiCommand);
 registerCommand('save', () => require('./cmd-images').saveCommand);
 registerCommand('load', () => require('./cmd-images').loadCommand);
-registerCommand('prune', () => require('./cmd-images').pruneCommand);
+registerCommand('prune', () => require('./cmd-system').systemPruneCommand);
 registerCommand('push', () => require('./cmd-registry').pushCommand);
+registerCommand('logs', () => require('./cmd-containers').logsCommand);
+registerCommand('stop', () => require('./cmd-containers').stopCommand);
+registerCommand('kill', () => require('./cmd-containers').killCommand);
+registerCommand('wait', () => require('./cmd-containers').waitCommand);
+registerCommand('exec', () => require('./cmd-containers').execCommand);
 registerCommand('pull', () => require('./cmd-registry').pullCommand);
+
+// Reached through docker's grouped forms (`image prune`, `system df`, …): not listed on their own.
+const grouped: Record<string, () => unknown> = {
+  'image-prune': () => require('./cmd-system').imagePruneCommand,
+  'container-prune': () => require('./cmd-system').containerPruneCommand,
+  'container-inspect': () => require('./cmd-system').containerInspectCommand,
+  'builder-prune': () => require('./cmd-system').builderPruneCommand,
+  'system-df': () => require('./cmd-system').systemDfCommand,
+  'system-prune': () => require('./cmd-system').systemPruneCommand,
+  __supervise: () => require('./cmd-containers').superviseCommand,
+};
+for (const [name, load] of Object.entries(grouped)) {
+  registerCommand(name, load as never);
+  hideCommand(name);
+}
+for (const group of Object.keys(GROUPS)) registerCommand(group, () => groupCommand(group));
+for (const name of Object.keys(UNSUPPORTED)) {
+  registerCommand(name, () => unsupportedCommand(name));
+  hideCommand(name);
+}

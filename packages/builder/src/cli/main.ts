@@ -7,6 +7,8 @@ import { resolveGlobals, GLOBAL_USAGE } from './globals';
 export interface Command {
   summary: string;
   usage: string;
+  /** The command's flags (node:util parseArgs options): every one must appear in `usage`. */
+  options?: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
   run(args: string[], globals: GlobalOptions): Promise<number>;
   /** The arguments that belong to tsbuild (for `run`, those before the image: the rest is the container's). */
   ownArgs?(args: string[]): string[];
@@ -21,8 +23,16 @@ export function registerCommand(name: string, loader: CommandLoader): void {
   commands[name] = loader;
 }
 
+/** Commands that exist for scripts or internal use but are not listed in the usage. */
+const HIDDEN = new Set<string>();
+
+export function hideCommand(name: string): void {
+  HIDDEN.add(name);
+}
+
 function usage(): string {
   const lines = Object.keys(commands)
+    .filter((name) => !HIDDEN.has(name))
     .sort()
     .map((name) => `  ${name.padEnd(10)} ${commands[name]!().summary}`);
   return [
@@ -58,11 +68,61 @@ function splitGlobals(argv: string[]): { globalArgs: string[]; command: string |
   }
   const first = argv[i];
   if (first !== undefined && commands[first]) return { globalArgs, command: first, rest: argv.slice(i + 1) };
-  // `tsbuild -t app .` and `tsbuild .` are builds.
-  if (first !== undefined && first !== '--help' && first !== '-h' && first !== '--version' && commands.build) {
+  // `tsbuild -t app .`, `tsbuild .` and `tsbuild ./dir` are builds; a bare word is a command, so a
+  // mistyped or docker-only command never starts a build of a directory that happens to share its name.
+  if (first !== undefined && first !== '--help' && first !== '-h' && first !== '--version' && commands.build && looksLikeBuild(first)) {
     return { globalArgs, command: 'build', rest: argv.slice(i) };
   }
   return { globalArgs, command: first, rest: argv.slice(i + 1) };
+}
+
+/** A build shorthand starts with build flags or a path-like context (`.`, `..`, or containing `/`). */
+function looksLikeBuild(first: string): boolean {
+  return first.startsWith('-') || first === '.' || first === '..' || first.includes('/');
+}
+
+/** The known command closest to `word` (edit distance ≤ 2), for "did you mean". */
+export function closest(word: string, names: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const name of names) {
+    const d = editDistance(word, name);
+    if (d < bestDistance) {
+      best = name;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** `unknown command "X"`, with the closest command when there is one. */
+export function unknownCommand(word: string, names: string[], scope = 'tsbuild'): UsageError {
+  const hint = closest(word, names);
+  return new UsageError(`unknown command "${word}" for "${scope}"${hint ? `; did you mean "${hint}"?` : ''}; see "${scope} --help"`);
+}
+
+/** Every registered command name (for suggestions and the docker-compatibility test). */
+export function commandNames(): string[] {
+  loadCommands();
+  return Object.keys(commands);
+}
+
+/** The command registered under `name` (groups dispatch through this). */
+export function lookupCommand(name: string): Command | undefined {
+  loadCommands();
+  return commands[name]?.();
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -89,7 +149,7 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT_OK;
     }
     const loader = commands[command];
-    if (!loader) throw new UsageError(`unknown command "${command}"; see "tsbuild --help"`);
+    if (!loader) throw unknownCommand(command, Object.keys(commands).filter((n) => !HIDDEN.has(n)));
     const cmd = loader();
     const own = cmd.ownArgs ? cmd.ownArgs(rest) : rest;
     if (own.includes('--help') || own.includes('-h')) {

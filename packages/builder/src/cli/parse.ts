@@ -84,3 +84,33 @@ export function table(rows: string[][]): string {
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
   return rows.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n') + '\n';
 }
+
+/** docker's --add-host HOST:IP. */
+export function parseAddHost(spec: string): { host: string; ip: string } {
+  const i = spec.indexOf(':');
+  const host = spec.slice(0, i);
+  const ip = spec.slice(i + 1);
+  if (i <= 0 || ip === '' || !/^[A-Za-z0-9.-]+$/.test(host) || !/^[0-9A-Fa-f:.]+$/.test(ip.replace(/^\[|\]$/g, ''))) {
+    throw new UsageError(`invalid --add-host "${spec}": use HOST:IP`);
+  }
+  return { host, ip: ip.replace(/^\[|\]$/g, '') };
+}
+
+/** docker's --ulimit TYPE=SOFT[:HARD] (-1 or unlimited: no limit). */
+export function parseUlimit(spec: string): { type: string; soft: number; hard: number } {
+  const m = /^([a-z]+)=(-?\d+|unlimited)(?::(-?\d+|unlimited))?$/.exec(spec);
+  if (!m) throw new UsageError(`invalid --ulimit "${spec}": use TYPE=SOFT[:HARD], e.g. nofile=1024:2048`);
+  const value = (v: string) => (v === 'unlimited' || v === '-1' ? Infinity : Number(v));
+  const soft = value(m[2]!);
+  const hard = m[3] === undefined ? soft : value(m[3]);
+  if (soft > hard) throw new UsageError(`invalid --ulimit "${spec}": the soft limit is above the hard limit`);
+  return { type: m[1]!, soft, hard };
+}
+
+/** docker's sizes: 64m, 1g, 512k, 1024 (bytes); binary units. */
+export function parseSize(v: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)([bkmg]?)b?$/i.exec(v.trim());
+  if (!m) throw new UsageError(`invalid ${flag} size "${v}": use e.g. 64m or 1g`);
+  const mult = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
+  return Math.floor(Number(m[1]) * mult);
+}

@@ -7,3 +7,5 @@ export { containerSteps, thermalThrottlePaths, DOCKER_MASKED_PATHS, DOCKER_READO
 export type { BindMount, ContainerStepsOptions } from './steps';
 export { resolveUser, resolveRootfsUser, readRootfsEtcFile, lookupUser, parsePasswd, parseGroup } from './users';
 export type { ExecUser, PasswdEntry, GroupEntry } from './users';
+export { execInContainer, cgroupProcsOf } from './exec';
+export type { ExecOptions, ExecProcess } from './exec';

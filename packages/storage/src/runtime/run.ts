@@ -5,15 +5,16 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as tty from 'node:tty';
-import { Writable, type Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import {
   DEFAULT_PATH, DOCKER_DEFAULT_CAPABILITIES, INIT_BINARY, dockerCapabilities, exitCodeOf, spawn, spawnWithPipes,
 } from '@tsbuild/native';
 import type { ContainerProcess, Namespace, Rlimit, Signal, SpawnSpec } from '@tsbuild/native';
 import { createCgroup, type CgroupOptions, type ContainerCgroup } from './cgroups';
 import { containerSteps, type BindMount } from './steps';
+import { writeFileExactMode } from '../fsmode';
 import { resolveRootfsUser } from './users';
+import { terminalStreams } from './terminal';
 
 export interface RunOptions {
   /** The container's root directory, already populated (and mounted, if it is an overlay). */
@@ -29,6 +30,10 @@ export interface RunOptions {
   hostname?: string;
   /** 'none' (default): a network namespace with only lo. 'host': the host's network. */
   network?: 'none' | 'host';
+  /** Extra /etc/hosts lines (docker run --add-host HOST:IP). */
+  extraHosts?: { host: string; ip: string }[];
+  /** Bytes of /dev/shm (docker's --shm-size); default 64 MiB. */
+  shmSize?: number;
   /** Run tsbuild-init as PID 1 (reaps zombies, forwards signals). Default true. With false the command
    * is PID 1 (exec'd through the sealed init all the same). */
   init?: boolean;
@@ -106,19 +111,21 @@ function containerEnv(env: string[], defaults: Record<string, string>): string[]
 }
 
 /** Per-container /etc/hosts, /etc/hostname and /etc/resolv.conf, bound over the rootfs's. */
-function writeEtcFiles(dir: string, hostname: string, network: 'none' | 'host') {
+function writeEtcFiles(dir: string, hostname: string, network: 'none' | 'host', extraHosts: { host: string; ip: string }[] = []) {
   const files = {
     hosts: path.join(dir, 'hosts'),
     hostname: path.join(dir, 'hostname'),
     resolvConf: path.join(dir, 'resolv.conf'),
   };
   const hosts =
-    network === 'host'
+    (network === 'host'
       ? readOr('/etc/hosts', '')
-      : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`;
-  fs.writeFileSync(files.hosts, hosts, { mode: 0o644 });
-  fs.writeFileSync(files.hostname, `${hostname}\n`, { mode: 0o644 });
-  fs.writeFileSync(files.resolvConf, readOr('/etc/resolv.conf', ''), { mode: 0o644 });
+      : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`) +
+    extraHosts.map((h) => `${h.ip}\t${h.host}\n`).join('');
+  // Bound into the container: 0644 whatever the caller's umask, so a non-root process reads them.
+  writeFileExactMode(files.hosts, hosts, 0o644);
+  writeFileExactMode(files.hostname, `${hostname}\n`, 0o644);
+  writeFileExactMode(files.resolvConf, readOr('/etc/resolv.conf', ''), 0o644);
   return files;
 }
 
@@ -195,8 +202,10 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
       namespaces,
       ...cgroup.spawnOptions,
       steps: containerSteps({
-        rootfs: opts.rootfs, hostname, etcFiles: writeEtcFiles(stateDir, hostname, network),
+        rootfs: opts.rootfs, hostname, etcFiles: writeEtcFiles(stateDir, hostname, network, opts.extraHosts),
         mounts: opts.mounts, readonlyRootfs: opts.readonlyRootfs, cwd, console: opts.tty === true,
+        ownNetwork: network === 'none',
+        ...(opts.shmSize !== undefined ? { shmSize: opts.shmSize } : {}),
       }),
       cwd,
       uid: user.uid,
@@ -223,19 +232,7 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
       } finally {
         fs.closeSync(devNull);
       }
-      const master = proc.terminalFd!;
-      const output = new tty.ReadStream(master);
-      // When the last holder of the terminal's slave side exits, reading the master gives EIO: that is
-      // the terminal's end of file, not an error.
-      output.on('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === 'EIO') output.push(null);
-      });
-      const input = new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          fs.write(master, chunk, (err) => cb(err));
-        },
-      });
-      streams.terminal = { output, input };
+      streams.terminal = terminalStreams(proc.terminalFd!);
     } else if (Array.isArray(opts.stdio)) {
       proc = await spawn({ ...spec, stdio: opts.stdio });
     } else if (opts.stdio === 'inherit') {

@@ -27,6 +27,10 @@ export interface ContainerStepsOptions {
   readonlyPaths?: string[];
   /** Allocate the container's terminal from its own devpts (the spawn then returns terminalFd). */
   console?: boolean;
+  /** The container has its own network namespace: bring its `lo` up, as Docker and runc do. */
+  ownNetwork?: boolean;
+  /** Bytes of /dev/shm; default 64 MiB as Docker's. */
+  shmSize?: number;
 }
 
 /** Docker's masked paths (moby/moby:daemon/pkg/oci/defaults.go). */
@@ -100,6 +104,10 @@ export function containerSteps(o: ContainerStepsOptions): SetupStep[] {
   if (etc.length + mounts.length > 64) throw new RangeError(`at most ${64 - etc.length} bind mounts are supported`);
 
   const steps: SetupStep[] = [
+    // Modes below are exact (device nodes 0666, dirs 0755), whatever umask the caller has; the
+    // container's own umask (022, as Docker's) is set last.
+    { op: 'umask', mask: 0 },
+    ...(o.ownNetwork ? [{ op: 'loopbackUp' } as SetupStep] : []),
     { op: 'mount', target: '/', flags: ['rec', 'slave'] },
     { op: 'mount', source: o.rootfs, target: o.rootfs, flags: ['bind', 'rec'] },
   ];
@@ -121,7 +129,7 @@ export function containerSteps(o: ContainerStepsOptions): SetupStep[] {
     { op: 'mount', source: 'devpts', target: '/dev/pts', type: 'devpts', flags: ['nosuid', 'noexec'], data: 'newinstance,ptmxmode=0666,mode=0620,gid=5' },
     ...(o.console ? [{ op: 'consolePty' } as SetupStep] : []),
     { op: 'mkdir', path: '/dev/shm' },
-    { op: 'mount', source: 'shm', target: '/dev/shm', type: 'tmpfs', flags: NODEV_NOSUID_NOEXEC, data: 'mode=1777,size=65536k' },
+    { op: 'mount', source: 'shm', target: '/dev/shm', type: 'tmpfs', flags: NODEV_NOSUID_NOEXEC, data: `mode=1777,size=${Math.ceil((o.shmSize ?? 64 * 1024 * 1024) / 1024)}k` },
     { op: 'mkdir', path: '/dev/mqueue' },
     { op: 'mount', source: 'mqueue', target: '/dev/mqueue', type: 'mqueue', flags: NODEV_NOSUID_NOEXEC },
     { op: 'mkdir', path: '/sys' },

@@ -42,6 +42,8 @@ export interface SaveOptions {
   compression?: 'gzip' | 'none';
   /** mtime of archive members (seconds); default 0 so the same images give the same archive. */
   mtime?: number;
+  /** OCI archives: also write docker load's manifest.json (with compression 'none'). */
+  dockerManifest?: boolean;
 }
 
 export interface ExportImage {

@@ -8,7 +8,7 @@ export {
   type ProgressPhase,
   type SaveOptions,
 } from './common';
-export { saveOciArchive, saveOciDir } from './oci';
+export { saveDockerOciArchive, saveOciArchive, saveOciDir } from './oci';
 export { saveDockerArchive } from './docker';
 export { loadArchive, type LayerImporter, type LoadOptions, type LoadResult } from './load';
 export { ArchiveWriter } from './archive-writer';

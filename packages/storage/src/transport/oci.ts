@@ -15,7 +15,7 @@ import { MediaTypes, type Descriptor } from '../content/types';
 import type { Digest } from '../digest';
 import { formatReference, parseReference } from '../image/reference';
 import type { ImageStore } from '../image/store';
-import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, type ImageIndex } from '../image/types';
+import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, type DockerArchiveManifestEntry, type ImageIndex } from '../image/types';
 import {
   blobMember,
   exportManifest,
@@ -35,6 +35,8 @@ interface BlobToWrite {
 
 interface PreparedLayout {
   index: ImageIndex;
+  /** docker load's manifest.json over the same blobs (uncompressed layers only). */
+  dockerManifest: DockerArchiveManifestEntry[];
   /** In write order: layers, configs, manifests; each digest once. */
   blobs: BlobToWrite[];
 }
@@ -46,6 +48,7 @@ async function prepareLayout(store: ImageStore, refs: string[], opts: SaveOption
     if (!blobs.has(b.digest)) blobs.set(b.digest, b);
   };
   const index: ImageIndex = { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [] };
+  const dockerManifest: DockerArchiveManifestEntry[] = [];
   const totalLayers = images.reduce((n, i) => n + i.resolved.layers.length, 0);
   let layersDone = 0;
   for (const { resolved, names } of images) {
@@ -68,6 +71,11 @@ async function prepareLayout(store: ImageStore, refs: string[], opts: SaveOption
     const manifest = await exportManifest(store, resolved, layerDescs);
     add({ digest: manifest.descriptor.digest, size: manifest.descriptor.size, open: async () => manifest.bytes });
     const base = { mediaType: manifest.descriptor.mediaType, digest: manifest.descriptor.digest, size: manifest.descriptor.size };
+    dockerManifest.push({
+      Config: blobMember(cfg.digest),
+      RepoTags: names.map((n) => formatReference(parseReference(n))),
+      Layers: layerDescs.map((d) => blobMember(d.digest)),
+    });
     if (names.length === 0) index.manifests.push(base);
     for (const name of names) {
       index.manifests.push({
@@ -76,7 +84,7 @@ async function prepareLayout(store: ImageStore, refs: string[], opts: SaveOption
       });
     }
   }
-  return { index, blobs: [...blobs.values()] };
+  return { index, dockerManifest, blobs: [...blobs.values()] };
 }
 
 /** Saves images as an OCI archive (a tar of an OCI image layout). */
@@ -100,7 +108,17 @@ export async function saveOciArchive(store: ImageStore, images: string[], out: s
       }
     }
     await w.addBuffer(INDEX_FILE, JSON.stringify(layout.index));
+    if (opts.dockerManifest) await w.addBuffer('manifest.json', JSON.stringify(layout.dockerManifest));
   });
+}
+
+/**
+ * What `docker save` writes since Docker 25: an OCI layout whose layers are uncompressed tars, plus a
+ * docker-archive manifest.json naming the same blobs, so docker load (any version), podman load and
+ * OCI tools (skopeo oci-archive:, umoci) all read one file.
+ */
+export async function saveDockerOciArchive(store: ImageStore, images: string[], out: string, opts: SaveOptions = {}): Promise<void> {
+  await saveOciArchive(store, images, out, { ...opts, compression: 'none', dockerManifest: true });
 }
 
 /**

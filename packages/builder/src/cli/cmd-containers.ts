@@ -1,0 +1,335 @@
+// Detached containers and what docker users do with them: run -d (a supervisor process that owns the
+// container and writes its output to a log file), logs, stop, kill, wait, exec.
+import * as fs from 'node:fs';
+import { spawn as spawnProcess } from 'node:child_process';
+import { Containers, execInContainer, type ContainerRecord, type StartOptions } from '@tsbuild/storage';
+import type { Command } from './main';
+import { CommandError, UsageError } from './errors';
+import { parseCommandArgs } from './parse';
+import { withStore } from './store';
+import type { GlobalOptions } from './globals';
+import { attachTerminal } from './terminal';
+
+const CLI_ENTRY = require.resolve('../../bin/tsbuild.js');
+const SUPERVISOR = '__supervise';
+
+interface DetachedStart {
+  id: string;
+  process: { args: string[]; env: string[]; cwd: string; user: string };
+  options: StartOptions;
+  remove: boolean;
+}
+
+/**
+ * `run -d`: a supervisor in its own session owns the container (its death kills the container, as
+ * with an attached run) and appends the container's output to the log file. Resolves once the
+ * container has started, or rejects with why it could not.
+ */
+export async function startDetached(globals: GlobalOptions, containers: Containers, start: DetachedStart): Promise<void> {
+  const log = fs.openSync(containers.logPath(start.id), 'a', 0o600);
+  const child = spawnProcess(
+    process.execPath,
+    [CLI_ENTRY, '--root', globals.root, ...(globals.storageDriver ? ['--storage-driver', globals.storageDriver] : []), SUPERVISOR, JSON.stringify(start)],
+    { detached: true, stdio: ['ignore', log, log, 'pipe'] },
+  );
+  fs.closeSync(log);
+  const report = child.stdio[3] as NodeJS.ReadableStream;
+  let text = '';
+  for await (const chunk of report) text += chunk.toString();
+  child.unref();
+  if (!text.startsWith('started')) {
+    const exited = child.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => child.once('exit', () => r()));
+    await exited;
+    const logged = fs.readFileSync(containers.logPath(start.id), 'utf8').trim().split('\n').pop() ?? '';
+    throw new CommandError(text.trim() || logged.replace(/^tsbuild: /, '') || 'the container did not start', 125);
+  }
+}
+
+/** The hidden supervisor command a detached run re-executes. */
+export const superviseCommand: Command = {
+  summary: 'internal: supervises a detached container',
+  usage: `Usage: tsbuild ${SUPERVISOR} JSON (internal)`,
+  async run(args, globals) {
+    const start = JSON.parse(args[0] ?? '{}') as DetachedStart;
+    const report = fs.createWriteStream('', { fd: 3 });
+    process.on('SIGHUP', () => {}); // a closed terminal does not stop a detached container
+    return withStore(globals, async (store) => {
+      const containers = new Containers(store);
+      const record = containers.find(start.id);
+      const devnull = fs.openSync('/dev/null', 'r');
+      let started;
+      try {
+        started = await containers.start(record, start.process, { ...start.options, stdio: [devnull, 1, 2] });
+      } catch (err) {
+        report.end(`${(err as Error).message}\n`);
+        if (start.remove) await containers.remove(record.id, { force: true }).catch(() => {});
+        return 125;
+      } finally {
+        fs.closeSync(devnull);
+      }
+      report.end(`started ${started.container.pid}\n`);
+      const exit = await started.finished;
+      if (start.remove) await containers.remove(record.id, { force: true }).catch(() => {});
+      return exit.exitCode;
+    });
+  },
+};
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls until the container is no longer running; its record then carries the exit code. */
+async function waitExited(containers: Containers, ref: string, timeoutMs = Infinity): Promise<ContainerRecord | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let c: ContainerRecord;
+    try {
+      c = containers.find(ref);
+    } catch {
+      return undefined; // removed (--rm)
+    }
+    if (c.state !== 'running') return c;
+    if (Date.now() >= deadline) return c;
+    await sleep(50);
+  }
+}
+
+function signalOf(value: string): NodeJS.Signals {
+  const name = /^\d+$/.test(value) ? undefined : (value.toUpperCase().startsWith('SIG') ? value.toUpperCase() : `SIG${value.toUpperCase()}`);
+  if (name && name in (require('node:os') as typeof import('node:os')).constants.signals) return name as NodeJS.Signals;
+  const byNumber = Object.entries((require('node:os') as typeof import('node:os')).constants.signals).find(([, n]) => String(n) === value);
+  if (byNumber) return byNumber[0] as NodeJS.Signals;
+  throw new UsageError(`invalid signal "${value}"`);
+}
+
+function signalContainer(c: ContainerRecord, signal: NodeJS.Signals): void {
+  if (c.state !== 'running' || !c.pid) throw new CommandError(`container ${c.name} is not running`);
+  try {
+    process.kill(c.pid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
+const LOGS_USAGE = `Usage: tsbuild logs [OPTIONS] CONTAINER
+
+Print the output of a detached container (run -d).
+
+Options:
+  -f, --follow      keep printing until the container exits
+  -n, --tail N      only the last N lines`;
+
+const LOGS_OPTIONS = { follow: { type: 'boolean', short: 'f' }, tail: { type: 'string', short: 'n' } } as const;
+
+export const logsCommand: Command = {
+  summary: 'Print the output of a detached container',
+  usage: LOGS_USAGE,
+  options: LOGS_OPTIONS,
+  async run(args, globals) {
+    const { values, positionals } = parseCommandArgs(args, LOGS_OPTIONS, LOGS_USAGE);
+    if (positionals.length !== 1) throw new UsageError(`"logs" needs exactly one container\n${LOGS_USAGE}`);
+    return withStore(globals, async (store) => {
+      const containers = new Containers(store);
+      const c = containers.find(positionals[0]!);
+      if (!c.detached) throw new CommandError(`container ${c.name} was not started with -d: its output went to the terminal that ran it`);
+      const file = containers.logPath(c.id);
+      let offset = 0;
+      const text = fs.existsSync(file) ? fs.readFileSync(file) : Buffer.alloc(0);
+      let out = text;
+      if (values.tail !== undefined && values.tail !== 'all') {
+        const n = Number(values.tail);
+        if (!Number.isInteger(n) || n < 0) throw new UsageError(`invalid --tail "${values.tail}": a number of lines or all`);
+        const lines = text.toString('latin1').split('\n');
+        if (lines[lines.length - 1] === '') lines.pop();
+        const kept = n === 0 ? [] : lines.slice(-n);
+        out = Buffer.from(kept.length ? `${kept.join('\n')}\n` : '', 'latin1');
+      }
+      process.stdout.write(out);
+      offset = text.length;
+      if (!values.follow) return 0;
+      for (;;) {
+        const running = (await waitExited(containers, c.id, 100))?.state === 'running';
+        const size = fs.existsSync(file) ? fs.statSync(file).size : offset;
+        if (size > offset) {
+          const fd = fs.openSync(file, 'r');
+          const buf = Buffer.alloc(size - offset);
+          fs.readSync(fd, buf, 0, buf.length, offset);
+          fs.closeSync(fd);
+          process.stdout.write(buf);
+          offset = size;
+        }
+        if (!running) return 0;
+      }
+    });
+  },
+};
+
+const STOP_USAGE = `Usage: tsbuild stop [OPTIONS] CONTAINER [CONTAINER...]
+
+Stop running containers: SIGTERM, then SIGKILL after the grace period.
+
+Options:
+  -t, --time SECONDS   grace period before SIGKILL (default 10)
+  -s, --signal SIG     the signal sent first (default SIGTERM)`;
+
+const STOP_OPTIONS = { time: { type: 'string', short: 't' }, signal: { type: 'string', short: 's' } } as const;
+
+export const stopCommand: Command = {
+  summary: 'Stop running containers',
+  usage: STOP_USAGE,
+  options: STOP_OPTIONS,
+  async run(args, globals) {
+    const { values, positionals } = parseCommandArgs(args, STOP_OPTIONS, STOP_USAGE);
+    if (positionals.length === 0) throw new UsageError(`"stop" needs at least one container\n${STOP_USAGE}`);
+    const grace = values.time === undefined ? 10 : Number(values.time);
+    if (!Number.isFinite(grace) || grace < 0) throw new UsageError(`invalid --time "${values.time}": seconds`);
+    const first = signalOf(values.signal ?? 'SIGTERM');
+    return withStore(globals, async (store) => {
+      const containers = new Containers(store);
+      let failed = 0;
+      await Promise.all(positionals.map(async (ref) => {
+        try {
+          const c = containers.find(ref);
+          if (c.state === 'running') {
+            signalContainer(c, first);
+            const after = await waitExited(containers, c.id, grace * 1000);
+            if (after?.state === 'running') signalContainer(after, 'SIGKILL');
+            await waitExited(containers, c.id, 10_000);
+          }
+          process.stdout.write(`${ref}\n`);
+        } catch (err) {
+          process.stderr.write(`tsbuild: ${(err as Error).message}\n`);
+          failed++;
+        }
+      }));
+      return failed > 0 ? 1 : 0;
+    });
+  },
+};
+
+const KILL_USAGE = `Usage: tsbuild kill [OPTIONS] CONTAINER [CONTAINER...]
+
+Send a signal to running containers.
+
+Options:
+  -s, --signal SIG   the signal (default SIGKILL)`;
+
+const KILL_OPTIONS = { signal: { type: 'string', short: 's' } } as const;
+
+export const killCommand: Command = {
+  summary: 'Send a signal to running containers',
+  usage: KILL_USAGE,
+  options: KILL_OPTIONS,
+  async run(args, globals) {
+    const { values, positionals } = parseCommandArgs(args, KILL_OPTIONS, KILL_USAGE);
+    if (positionals.length === 0) throw new UsageError(`"kill" needs at least one container\n${KILL_USAGE}`);
+    const signal = signalOf(values.signal ?? 'SIGKILL');
+    return withStore(globals, async (store) => {
+      const containers = new Containers(store);
+      let failed = 0;
+      for (const ref of positionals) {
+        try {
+          signalContainer(containers.find(ref), signal);
+          process.stdout.write(`${ref}\n`);
+        } catch (err) {
+          process.stderr.write(`tsbuild: ${(err as Error).message}\n`);
+          failed++;
+        }
+      }
+      return failed > 0 ? 1 : 0;
+    });
+  },
+};
+
+export const waitCommand: Command = {
+  summary: 'Wait for containers to stop and print their exit codes',
+  usage: 'Usage: tsbuild wait CONTAINER [CONTAINER...]\n\nBlock until the containers stop, then print each exit code.',
+  options: {},
+  async run(args, globals) {
+    const { positionals } = parseCommandArgs(args, {}, this.usage);
+    if (positionals.length === 0) throw new UsageError(`"wait" needs at least one container\n${this.usage}`);
+    return withStore(globals, async (store) => {
+      const containers = new Containers(store);
+      for (const ref of positionals) containers.find(ref); // unknown names fail before any waiting
+      for (const ref of positionals) {
+        const c = await waitExited(containers, ref);
+        process.stdout.write(`${c?.exitCode ?? 0}\n`);
+      }
+      return 0;
+    });
+  },
+};
+
+const EXEC_USAGE = `Usage: tsbuild exec [OPTIONS] CONTAINER COMMAND [ARG...]
+
+Run a command in a running container (its namespaces and cgroups).
+
+Options:
+  -i, --interactive        keep stdin open
+  -t, --tty                allocate a terminal
+  -e, --env K=V            set an environment variable (repeatable)
+  -w, --workdir DIR        working directory inside the container
+  -u, --user USER[:GROUP]  user name or uid (default: the container's user)`;
+
+const EXEC_OPTIONS = {
+  interactive: { type: 'boolean', short: 'i' },
+  tty: { type: 'boolean', short: 't' },
+  env: { type: 'string', short: 'e', multiple: true },
+  workdir: { type: 'string', short: 'w' },
+  user: { type: 'string', short: 'u' },
+} as const;
+
+/** Options stop at the container name: the rest is the command. */
+function splitExec(args: string[]): { options: string[]; container?: string; command: string[] } {
+  const valued = new Set(['-e', '--env', '-w', '--workdir', '-u', '--user']);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') return { options: args.slice(0, i), container: args[i + 1], command: args.slice(i + 2) };
+    if (a.startsWith('-')) {
+      if (valued.has(a)) i++;
+      continue;
+    }
+    return { options: args.slice(0, i), container: a, command: args.slice(i + 1) };
+  }
+  return { options: args, command: [] };
+}
+
+export const execCommand: Command = {
+  summary: 'Run a command in a running container',
+  usage: EXEC_USAGE,
+  options: EXEC_OPTIONS,
+  ownArgs: (args) => splitExec(args).options,
+  async run(args, globals) {
+    const split = splitExec(args);
+    const { values } = parseCommandArgs(split.options, EXEC_OPTIONS, EXEC_USAGE);
+    if (split.container === undefined || split.command.length === 0) throw new UsageError(`"exec" needs a container and a command\n${EXEC_USAGE}`);
+    return withStore(globals, async (store) => {
+      const c = new Containers(store).find(split.container!);
+      if (c.state !== 'running' || !c.pid) throw new CommandError(`container ${c.name} is not running`);
+      const devnull = fs.openSync('/dev/null', 'r+');
+      try {
+        const stdin = values.interactive ? 0 : devnull;
+        const proc = await execInContainer({
+          pid: c.pid,
+          args: split.command,
+          baseEnv: c.env ?? [],
+          env: (values.env ?? []).flatMap((e) => (e.includes('=') ? [e] : process.env[e] !== undefined ? [`${e}=${process.env[e]}`] : [])),
+          ...(values.workdir ? { cwd: values.workdir } : {}),
+          ...(values.user ?? c.user ? { user: values.user ?? c.user } : {}),
+          ...(values.tty ? { tty: true } : { stdio: [stdin, 1, 2] as [number, number, number] }),
+        }).catch((err: Error & { exitCode?: number }) => {
+          throw new CommandError(err.message, typeof err.exitCode === 'number' ? err.exitCode : 126);
+        });
+        const detach = proc.terminal ? attachTerminal(proc.terminal, values.interactive === true) : () => {};
+        try {
+          return (await proc.wait()).exitCode;
+        } finally {
+          detach();
+        }
+      } finally {
+        fs.closeSync(devnull);
+      }
+    });
+  },
+};
