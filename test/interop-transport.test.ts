@@ -1,7 +1,7 @@
 // The image store and transports against real peers: skopeo and umoci read the live store and our
 // OCI archives, podman and a throwaway dockerd load our docker-archives and run them, and we load
 // what podman saves.
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -14,6 +14,7 @@ import { ImageStore } from '../packages/storage/src/image';
 import { loadArchive, saveDockerArchive, saveOciArchive } from '../packages/storage/src/transport';
 import { makeBusyboxImage, recordingImporter } from '../packages/storage/test/image-fixtures';
 import { startDockerd, type Dockerd } from './peers/dockerd';
+import { CLI, busyboxTarball, cli, mountsUnder } from './helpers/roots';
 import { makePodman, type Podman } from './peers/podman';
 
 const run = promisify(execFile);
@@ -169,6 +170,22 @@ describe('interop: image store and transports with real peers', () => {
       const { importer, seen } = recordingImporter();
       expect(await loadArchive(target, saved, { importer })).toEqual({ images: ['tsb-busybox:1.0'], ids: [bb.id] });
       expect(seen.map((x) => [x.parent, x.diffID, x.digest])).toEqual([[null, bb.diffID, bb.diffID]]);
+    });
+
+    it('tsbuild save IMAGE | docker load: the default archive format, written to a pipe', async () => {
+      const root = path.join(tmp, 'cli-root');
+      expect(cli(root, ['import', busyboxTarball(), 'piped:1']).status).toBe(0);
+      const d = dockerd!;
+      const piped = spawnSync('sh', ['-c', `"${process.execPath}" "${CLI}" --root "${root}" save piped:1 | docker load`], {
+        encoding: 'utf8',
+        env: { ...process.env, DOCKER_HOST: d.host, DOCKER_CONFIG: path.join(d.dir, 'cli') },
+      });
+      expect(piped.stderr).toBe('');
+      expect(piped.stdout).toMatch(/Loaded image: piped:1/);
+      const ran = await d.docker(['run', '--rm', '--network', 'none', 'piped:1', 'echo', 'piped']);
+      expect(ran.stdout).toBe('piped\n');
+      const mounts = mountsUnder(root);
+      expect(mounts).toEqual([]);
     });
   });
 });

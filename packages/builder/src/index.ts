@@ -1,4 +1,9 @@
-// @tsbuild/builder: the Dockerfile front end, build context, the build orchestrator and the CLI.
+/**
+ * The Dockerfile front end, build context, the build orchestrator and the CLI.
+ *
+ * @packageDocumentation
+ * @module @tsbuild/builder
+ */
 export * from './dockerfile';
 export * from './context';
 export * from './progress';

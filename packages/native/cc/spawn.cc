@@ -54,7 +54,7 @@ const char* const kSyscallNames[] = {
     "chdir",    "fchdir",     "chroot",    "stat",        "statfs",       "sethostname", "open_tree",
     "move_mount", "mount_setattr", "prlimit", "setsid",   "ioctl(TIOCSCTTY)", "capset", "setgroups",
     "setresgid", "setresuid", "getcwd",    "execve",      "execveat",     "mount",      "getcwd",
-    "sendmsg",  "socket"};
+    "sendmsg",  "socket",     "seccomp"};
 static_assert(sizeof kSyscallNames / sizeof kSyscallNames[0] == kSysCount, "one name per ChildSyscall");
 
 int StepOpFromName(const std::string& name) {
@@ -291,6 +291,7 @@ class SpawnWorker : public Napi::AsyncWorker {
   std::vector<ChildRlimit> rlimits_;
   std::vector<std::string> rlimitNames_;
   std::vector<uint32_t> groups_;
+  std::vector<uint8_t> seccomp_;  // struct sock_filter[], 8 bytes each
   std::string cwd_, cgroupDir_, initPath_, initName_ = "tsbuild-init";
   bool hasCwd_ = false, hasCgroupDir_ = false, useInit_ = false, vfork_ = true;
   uint64_t cloneFlags_ = 0;
@@ -375,6 +376,11 @@ void SpawnWorker::Parse(Napi::Object spec) {
   }
   p.lastCap = (int)Num(spec, "lastCap", 40);
   p.noNewPrivs = Bool(spec, "noNewPrivs");
+  if (Has(spec, "seccomp")) {
+    Napi::Buffer<uint8_t> filter = spec.Get("seccomp").As<Napi::Buffer<uint8_t>>();
+    seccomp_.assign(filter.Data(), filter.Data() + filter.Length());
+    p.seccompFlags = (unsigned)Num(spec, "seccompFlags");
+  }
   p.terminal = Bool(spec, "terminal");
   p.pdeathsig = (int)Num(spec, "pdeathsig");
   Napi::Array stdio = spec.Get("stdio").As<Napi::Array>();
@@ -418,6 +424,8 @@ void SpawnWorker::BuildPlan() {
   p.nsteps = (int)childSteps_.size();
   p.rlimits = rlimits_.data();
   p.nrlimits = (int)rlimits_.size();
+  p.seccompFilter = seccomp_.empty() ? nullptr : seccomp_.data();
+  p.seccompLen = (unsigned short)(seccomp_.size() / 8);
   p.groups = groups_.data();
   p.ngroups = (int)groups_.size();
   p.cwd = hasCwd_ ? cwd_.c_str() : nullptr;
@@ -660,6 +668,9 @@ Napi::Error SpawnWorker::ChildFailure(Napi::Env env) {
       break;
     case kPhaseDeathSignal:
       what = "setting the parent-death signal";
+      break;
+    case kPhaseSeccomp:
+      what = "installing the seccomp filter";
       break;
     default:
       what = "setting up the child: " + syscall;

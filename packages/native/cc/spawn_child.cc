@@ -4,6 +4,8 @@
 #include <errno.h>  // the E* constants only; the child never reads errno
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -510,6 +512,17 @@ void UnblockSignals() {
   call(SYS_rt_sigprocmask, SIG_SETMASK, L(&none), 0, 8);
 }
 
+// Loads the caller's seccomp filter. From here on every syscall of this process and its children
+// goes through it, including the few the child still makes before execve.
+void InstallSeccomp(const ChildPlan* p) {
+  if (p->seccompLen == 0) return;
+  struct sock_fprog prog;
+  prog.len = p->seccompLen;
+  prog.filter = static_cast<struct sock_filter*>(const_cast<void*>(p->seccompFilter));
+  long r = call(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccompFlags, L(&prog));
+  if (r < 0) Fail(p, kPhaseSeccomp, 0, err_of(r), kSysSeccomp);
+}
+
 bool IsNotFound(int e) { return e == ENOENT || e == ENOTDIR; }
 
 // execvp's rules over the prepared candidates: not-found moves on, EACCES is remembered, anything
@@ -611,9 +624,14 @@ void ChildMain(const ChildPlan* p) {
     if (r < 0 && r != -EACCES) Fail(p, kPhaseCwd, 0, err_of(r), kSysChdir);
     cwdDone = r == 0;
   }
+  // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the container's own capability
+  // set usually lacks: load it while the child still has all of them (runc's order). With
+  // no_new_privs it goes last, so the filter never sees the setup.
+  if (!p->noNewPrivs) InstallSeccomp(p);
   SetupCaps(p);
   SetupCwd(p, cwdDone);
   ResetSignals();
+  if (p->noNewPrivs) InstallSeccomp(p);
   if (p->memfd >= 0) ExecInit(p);
   UnblockSignals();
   ExecDirect(p);

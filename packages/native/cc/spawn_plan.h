@@ -63,6 +63,7 @@ enum ChildPhase : int32_t {
   kPhaseIds,
   kPhaseCwd,
   kPhaseExec,
+  kPhaseSeccomp,
 };
 
 // Which syscall failed inside a phase (an index into kChildSyscallNames).
@@ -104,6 +105,7 @@ enum ChildSyscall : int32_t {
   kSysCwdOutside,  // getcwd is not below the container root (CVE-2024-21626)
   kSysSendmsg,
   kSysSocket,
+  kSysSeccomp,
   kSysCount
 };
 
@@ -147,6 +149,12 @@ struct ChildPlan {
   uint64_t bounding, effective, permitted, inheritable, ambient;
   int lastCap;
   bool noNewPrivs;
+  // A classic BPF seccomp filter (struct sock_filter[seccompLen]; 0: none), compiled by the caller.
+  // Installed last before execve when noNewPrivs is set; without it, before the capabilities drop
+  // (loading a filter then needs CAP_SYS_ADMIN), as runc does.
+  const void* seccompFilter;
+  unsigned short seccompLen;
+  unsigned int seccompFlags;  // SECCOMP_FILTER_FLAG_*
   bool terminal;
   int pdeathsig;
   int expectedPpid;  // > 0: SIGKILL self when the parent died before PDEATHSIG was armed

@@ -1,5 +1,11 @@
-// @tsbuild/native: the typed, validating surface of the addon.
-export { binding } from './binding';
+/**
+ * The typed, validating surface of the addon.
+ *
+ * @packageDocumentation
+ * @module @tsbuild/native
+ */
+export { binding, nativeBinaries } from './binding';
+export type { NativeBinaries } from './binding';
 export * from './types';
 export {
   mount, umount, mountOverlay, overlayApi, pivotRoot, chroot, sethostname, unshare, setns,

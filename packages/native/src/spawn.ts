@@ -4,9 +4,8 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { binding } from './binding';
+import { binding, nativeBinaries } from './binding';
 import { mknodArgs } from './fsops';
 import { MOUNT_FLAGS, NAMESPACE_FLAGS, checkMountData, mountFlagBits } from './mount';
 import type {
@@ -16,8 +15,8 @@ import {
   checkArray, checkFd, checkInteger, checkMaxBytes, checkName, checkObject, checkOptionalBoolean, checkString, fail,
 } from './validate';
 
-/** The static init built with the addon (cc/init/init.c): pass it as SpawnSpec.initBinary. */
-export const INIT_BINARY = path.join(__dirname, '..', 'build', 'Release', 'tsbuild-init');
+/** The static init built with the loaded addon (cc/init/init.c): pass it as SpawnSpec.initBinary. */
+export const INIT_BINARY = nativeBinaries.init;
 
 /** The PATH used when the container's env has none (Docker's default). */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -54,6 +53,10 @@ const MS_BIND = MOUNT_FLAGS.bind;
 const MAX_TREE_SLOTS = 64;
 const ATTACH_FLAGS: readonly string[] = ['ro', 'nosuid', 'nodev', 'noexec'];
 const ID_MAX = 0xfffffffe;
+const BPF_MAXINSNS = 4096;
+const SOCK_FILTER_SIZE = 8;
+// SECCOMP_FILTER_FLAG_TSYNC | LOG | SPEC_ALLOW: the ones that need no listener or extra fd.
+const SECCOMP_FLAGS_ALLOWED = 0x1 | 0x2 | 0x4;
 
 // ---- signals and exit statuses ----
 
@@ -129,6 +132,8 @@ interface NativeSpec {
   caps: { bounding: number; effective: number; permitted: number; inheritable: number; ambient: number } | null;
   lastCap: number;
   noNewPrivs: boolean;
+  seccomp?: Buffer;
+  seccompFlags?: number;
   terminal: boolean;
   pdeathsig: number;
   stdio: number[];
@@ -315,6 +320,19 @@ function checkNamespace(what: string, value: unknown): Namespace {
   return value as Namespace;
 }
 
+function normalizeSeccomp(value: unknown): Pick<NativeSpec, 'seccomp' | 'seccompFlags'> {
+  if (value === undefined) return {};
+  const o = checkObject(FN, 'seccomp', value);
+  if (!(o.filter instanceof Uint8Array)) fail(FN, 'seccomp.filter', 'a Buffer of struct sock_filter', o.filter);
+  const filter = o.filter as Uint8Array;
+  const count = filter.length / SOCK_FILTER_SIZE;
+  if (!Number.isInteger(count) || count < 1 || count > BPF_MAXINSNS) {
+    fail(FN, 'seccomp.filter', `1 to ${BPF_MAXINSNS} instructions of ${SOCK_FILTER_SIZE} bytes`, `${filter.length} bytes`);
+  }
+  const flags = o.flags === undefined ? 0 : checkInteger(FN, 'seccomp.flags', o.flags, 0, SECCOMP_FLAGS_ALLOWED);
+  return { seccomp: Buffer.from(filter), seccompFlags: flags };
+}
+
 /** Validates a SpawnSpec and turns it into what the addon takes. Exported for tests and benchmarks. */
 export function normalizeSpawnSpec(spec: SpawnSpec): NativeSpec {
   const s = checkObject(FN, 'spec', spec) as Partial<SpawnSpec>;
@@ -369,6 +387,7 @@ export function normalizeSpawnSpec(spec: SpawnSpec): NativeSpec {
     caps: normalizeCaps(s.capabilities),
     lastCap: s.capabilities === undefined ? 0 : lastCap(),
     noNewPrivs: checkOptionalBoolean(FN, 'noNewPrivileges', s.noNewPrivileges),
+    ...normalizeSeccomp(s.seccomp),
     terminal: checkOptionalBoolean(FN, 'terminal', s.terminal),
     pdeathsig: s.parentDeathSignal === undefined ? 0 : signalNumber(s.parentDeathSignal, FN),
     stdio: stdio.map((fd, i) => checkFd(FN, `stdio[${i}]`, fd)),

@@ -135,6 +135,12 @@ export interface SpawnSpec {
   clampRlimits?: boolean;
   capabilities?: Capabilities;
   noNewPrivileges?: boolean;
+  /**
+   * A seccomp filter: a classic BPF program (struct sock_filter[], 8 bytes per instruction, at most
+   * 4096) and SECCOMP_FILTER_FLAG_* bits. The child loads it with seccomp(SECCOMP_SET_MODE_FILTER)
+   * last before execve when noNewPrivileges is set, else just before its capabilities drop.
+   */
+  seccomp?: { filter: Uint8Array; flags?: number };
   /** fds to become the child's 0,1,2 (from native.pipe(), native.openPty(), or open files). */
   stdio: [number, number, number];
   /** setsid() and make fd 0 the controlling terminal (for -t). */

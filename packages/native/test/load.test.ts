@@ -1,8 +1,21 @@
 import { describe, it, expect } from 'vitest';
-import { binding } from '@tsbuild/native';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { binding, INIT_BINARY, nativeBinaries } from '@tsbuild/native';
 
 describe('addon', () => {
   it('loads', () => {
     expect(typeof binding).toBe('object');
+  });
+
+  it('prefers the local build of a source checkout, with the init built alongside', () => {
+    const release = path.resolve(__dirname, '..', 'build', 'Release');
+    expect(nativeBinaries).toEqual({
+      addon: path.join(release, 'tsbuild_native.node'),
+      init: path.join(release, 'tsbuild-init'),
+      origin: 'local-build',
+    });
+    expect(INIT_BINARY).toBe(nativeBinaries.init);
+    expect(fs.statSync(INIT_BINARY).mode & 0o111).not.toBe(0);
   });
 });

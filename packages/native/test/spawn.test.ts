@@ -447,6 +447,31 @@ describe('spawn', () => {
     expect(off.stdout).toMatch(/NoNewPrivs:\s+0/);
   });
 
+  it('loads a seccomp filter given as BPF bytes, and reports a filter the kernel refuses', async () => {
+    // A hand-assembled program: uname (63 on x86-64, 160 on aarch64) returns EACCES, the rest is allowed.
+    const uname = process.arch === 'arm64' ? 160 : 63;
+    const insn = (code: number, jt: number, jf: number, k: number) => {
+      const b = Buffer.alloc(8);
+      b.writeUInt16LE(code, 0); b.writeUInt8(jt, 2); b.writeUInt8(jf, 3); b.writeUInt32LE(k >>> 0, 4);
+      return b;
+    };
+    const filter = Buffer.concat([
+      insn(0x20, 0, 0, 0), // ld nr
+      insn(0x15, 0, 1, uname), // jeq uname
+      insn(0x06, 0, 0, 0x00050000 | 13), // ret ERRNO(EACCES)
+      insn(0x06, 0, 0, 0x7fff0000), // ret ALLOW
+    ]);
+    // busybox's uname prints an empty name when uname(2) fails; without the filter it prints Linux.
+    const r = await run({ args: ['sh', '-c', 'uname -s; grep ^Seccomp: /proc/self/status'], seccomp: { filter } });
+    expect(r.stdout).toBe('\nSeccomp:\t2\n');
+    expect((await run({ args: ['uname', '-s'] })).stdout).toBe('Linux\n');
+    // ld from an offset past seccomp_data: the kernel's checker refuses the program.
+    await expect(run({ args: ['true'], seccomp: { filter: Buffer.concat([insn(0x20, 0, 0, 4096), insn(0x06, 0, 0, 0x7fff0000)]) } }))
+      .rejects.toMatchObject({ message: 'installing the seccomp filter: EINVAL (Invalid argument)', syscall: 'seccomp', exitCode: 125 });
+    expect(() => normalizeSpawnSpec({ args: ['true'], env: [], stdio: [0, 1, 2], seccomp: { filter: Buffer.alloc(12) } }))
+      .toThrow(/seccomp\.filter/);
+  });
+
   it('chooses vfork only with a fresh PID namespace', () => {
     const base = { args: ['true'], env: [], stdio: [0, 1, 2] as [number, number, number] };
     expect(normalizeSpawnSpec({ ...base, namespaces: ['pid'] }).vfork).toBe(true);

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { writeFileAtomic } from './atomic';
 import { isAlive, tokenOf } from './drivers/proc';
 import type { Digest } from './digest';
-import { runContainer, type ContainerExit, type RunOptions, type RunningContainer } from './runtime';
+import { capabilitySet, runContainer, type ContainerExit, type RunOptions, type RunningContainer, type SeccompOption } from './runtime';
 import type { Store } from './store';
 
 export interface ContainerRecord {
@@ -29,6 +29,15 @@ export interface ContainerRecord {
   pidToken?: string;
   exitCode?: number;
   finished?: string;
+  /** The confinement the container was started with: `exec` gives its processes the same, as Docker does. */
+  security?: ContainerSecurity;
+}
+
+export interface ContainerSecurity {
+  /** The capability set (bounding = effective = permitted). */
+  capabilities: string[];
+  seccomp: SeccompOption;
+  noNewPrivileges: boolean;
 }
 
 /** What a container runs: the image's Entrypoint/Cmd/Env/WorkingDir/User with docker run's overrides. */
@@ -86,11 +95,11 @@ export class Containers {
       created: new Date().toISOString(),
       state: 'created',
     };
-    await this.store.layers.createRW(chainID as Digest | null, layerName(id));
+    await this.store.layers.createRW(chainID as Digest | null, containerLayerName(id));
     try {
       await this.write(record);
     } catch (err) {
-      await this.store.layers.removeRW(layerName(id)).catch(() => {});
+      await this.store.layers.removeRW(containerLayerName(id)).catch(() => {});
       throw err;
     }
     return { record, process: { args, env, cwd: opts.workdir ?? (c.WorkingDir || '/'), user: opts.user ?? c.User ?? '' } };
@@ -102,7 +111,7 @@ export class Containers {
     proc: { args: string[]; env: string[]; cwd: string; user: string },
     opts: StartOptions,
   ): Promise<{ container: RunningContainer; finished: Promise<ContainerExit> }> {
-    const rw = this.store.layers.getRW(layerName(record.id));
+    const rw = this.store.layers.getRW(containerLayerName(record.id));
     if (!rw) throw userError(`container ${record.name} has no read-write layer`);
     const rootfs = await rw.mount();
     let container: RunningContainer;
@@ -123,7 +132,12 @@ export class Containers {
       throw err;
     }
     const pidToken = tokenOf(container.pid);
-    await this.write({ ...record, state: 'running', pid: container.pid, ...(pidToken ? { pidToken } : {}) });
+    const security: ContainerSecurity = {
+      capabilities: capabilitySet(opts.capabilities, opts.privileged),
+      seccomp: opts.privileged ? 'unconfined' : (opts.seccomp ?? 'default'),
+      noNewPrivileges: opts.noNewPrivileges ?? false,
+    };
+    await this.write({ ...record, state: 'running', pid: container.pid, ...(pidToken ? { pidToken } : {}), security });
     const finished = container.wait().then(async (exit) => {
       await rw.unmount().catch(() => {});
       await this.write({ ...record, state: 'exited', exitCode: exit.exitCode, finished: new Date().toISOString() });
@@ -164,10 +178,10 @@ export class Containers {
       process.kill(record.pid!, 'SIGKILL');
       for (let i = 0; i < 100 && runningNow(record); i++) await new Promise((r) => setTimeout(r, 20));
     }
-    const rw = this.store.layers.getRW(layerName(record.id));
+    const rw = this.store.layers.getRW(containerLayerName(record.id));
     if (rw) {
       await rw.unmount().catch(() => {});
-      await this.store.layers.removeRW(layerName(record.id));
+      await this.store.layers.removeRW(containerLayerName(record.id));
     }
     fs.rmSync(this.logPath(record.id), { force: true });
     fs.rmSync(this.recordPath(record.id), { force: true });
@@ -195,7 +209,8 @@ export class Containers {
   }
 }
 
-function layerName(id: string): string {
+/** The RW layer of container `id`. */
+export function containerLayerName(id: string): string {
   return `ctr-${id.slice(0, 32)}`;
 }
 

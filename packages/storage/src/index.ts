@@ -1,5 +1,10 @@
-// @tsbuild/storage: everything on disk — digests, the content store (an OCI layout), images,
-// transports, the tar codec, layers and drivers, and the container runtime.
+/**
+ * Everything on disk — digests, the content store (an OCI layout), images, transports, the tar
+ * codec, layers and drivers, and the container runtime.
+ *
+ * @packageDocumentation
+ * @module @tsbuild/storage
+ */
 export * from './digest';
 export * from './atomic';
 export * from './fsmode';
@@ -13,3 +18,4 @@ export * from './runtime';
 export * from './containers';
 export * from './drivers';
 export * from './layers';
+export * from './fsck';

@@ -13,7 +13,11 @@ import { MediaTypes } from './content';
 import { ImageStore, hostPlatform, type ImageConfig, type RemoveResult } from './image';
 import { LayerStore, type Layer } from './layers';
 import type { DriverChoice } from './drivers';
+import { mountsUnder } from './drivers/mountinfo';
+import { detach } from './drivers/perform';
 import { isAlive, ownedName, ownerOf } from './drivers/proc';
+import { fsck, type FsckReport } from './fsck';
+import { createLease, readLeases } from './lease';
 import { removeStaleCgroups } from './runtime';
 import { loadArchive, pullImage, pushImage, saveDockerArchive, saveDockerOciArchive, saveOciArchive, type PullOptions, type PullResult, type PushOptions, type PushResult, type SaveOptions } from './transport';
 
@@ -24,6 +28,22 @@ export interface StoreOptions {
   onNotice?: (message: string) => void;
   /** Extra roots of layer liveness (e.g. the build cache's chain IDs). */
   liveChains?: () => Promise<Iterable<string>> | Iterable<string>;
+  /** Remove what crashed processes left at open (default true; fsck looks first). */
+  repair?: boolean;
+  /**
+   * Reserved for a rootless store (user namespaces, fuse-overlayfs). Not supported yet: `true` is
+   * refused. Without it, opening as non-root is refused rather than falling back to vfs and recording
+   * that choice in the root.
+   */
+  rootless?: boolean;
+}
+
+/** The one line a non-root caller gets, from the library and the CLI alike. */
+export const ROOT_REQUIRED_MESSAGE = 'tsbuild needs root: it mounts layers (overlay), creates namespaces and cgroups; run it with sudo';
+
+/** Refuses to go on without root (effective uid 0), before anything touches a storage root. */
+export function requireRoot(): void {
+  if (typeof process.geteuid === 'function' && process.geteuid() !== 0) throw new Error(ROOT_REQUIRED_MESSAGE);
 }
 
 export interface ImportOptions {
@@ -48,17 +68,27 @@ export class Store {
   ) {}
 
   static async open(root: string, opts: StoreOptions = {}): Promise<Store> {
+    if (opts.rootless) throw new Error('Store.open: rootless mode is not supported yet (rootless: true)');
+    requireRoot();
     const abs = path.resolve(root);
     fs.mkdirSync(abs, { recursive: true, mode: 0o711 });
-    const layers = await LayerStore.open(abs, { driver: opts.driver ?? 'auto' });
+    const layers = await LayerStore.open(abs, { driver: opts.driver ?? 'auto', repair: opts.repair !== false });
     if (layers.notice) opts.onNotice?.(layers.notice);
     const images = await ImageStore.open(abs, { layerSource: layers });
     const store = new Store(abs, layers, images, opts.liveChains);
-    images.setHooks({ onImageDeleted: () => store.collectLayers().then(() => undefined) });
-    await store.removeOrphanWorkLayers();
-    await store.removeOrphanScratch();
-    removeStaleCgroups();
+    images.setHooks({
+      onImageDeleted: () => store.collectLayers().then(() => undefined),
+      leasedDiffIDs: () => store.leasedDiffIDs(),
+    });
+    if (opts.repair !== false) await store.repairLeftovers();
     return store;
+  }
+
+  /** Removes what dead processes left: work layers, scratch directories, empty cgroups. */
+  async repairLeftovers(): Promise<void> {
+    await this.removeOrphanWorkLayers();
+    await this.removeOrphanScratch();
+    removeStaleCgroups();
   }
 
   /**
@@ -84,6 +114,9 @@ export class Store {
     for (const name of await fs.promises.readdir(dir).catch(() => [] as string[])) {
       const owner = ownerOf(name);
       if (owner !== null && isAlive(owner)) continue;
+      // A mount the dead process left inside (a bind of a host directory) goes first: rm must never
+      // delete through it.
+      for (const m of mountsUnder(path.join(dir, name))) detach(m);
       await fs.promises.rm(path.join(dir, name), { recursive: true, force: true });
     }
   }
@@ -173,49 +206,33 @@ export class Store {
    * writing its image): the sweep treats a live owner's lease as a root, a dead owner's as garbage.
    */
   async lease(): Promise<Lease> {
-    const dir = path.join(this.root, 'leases');
-    await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
-    const file = path.join(dir, `${ownedName(randomBytes(6).toString('hex'))}.json`);
-    const chains = new Set<string>();
-    // Parallel stages add to one lease: writes go one after the other, each with the whole set.
-    let writing: Promise<void> = Promise.resolve();
-    let n = 0;
-    const write = async () => {
-      // Renamed into place but not synced: a lease matters only while its owner lives, and a crash
-      // ends the owner.
-      const tmp = `${file}.${n++}.tmp`;
-      await fs.promises.writeFile(tmp, JSON.stringify([...chains]));
-      await fs.promises.rename(tmp, file);
-    };
+    const file = await createLease(path.join(this.root, 'leases'));
     return {
-      add(chain: string | null) {
-        if (chain === null || chains.has(chain)) return writing;
-        chains.add(chain);
-        writing = writing.then(write, write);
-        return writing;
-      },
-      async release() {
-        await writing.catch(() => {});
-        await fs.promises.rm(file, { force: true });
-      },
+      add: (chain: string | null) => (chain === null ? Promise.resolve() : file.add(chain)),
+      release: () => file.release(),
     };
   }
 
   /** Chains held by the leases of live processes; leases of dead processes are removed. */
   private async leasedChains(): Promise<string[]> {
-    const dir = path.join(this.root, 'leases');
-    const out: string[] = [];
-    for (const name of await fs.promises.readdir(dir).catch(() => [] as string[])) {
-      const owner = ownerOf(name);
-      const file = path.join(dir, name);
-      if (owner === null || !isAlive(owner)) {
-        await fs.promises.rm(file, { force: true });
-        continue;
-      }
-      try {
-        out.push(...(JSON.parse(await fs.promises.readFile(file, 'utf8')) as string[]));
-      } catch {
-        // Being replaced right now (atomic rename): its chains were committed under the lock we hold.
+    return (await readLeases(path.join(this.root, 'leases'))).live;
+  }
+
+  /**
+   * The diffIDs of every layer under a leased chain: the image store keeps their blobs, so that an
+   * image a build writes later can still be saved from a base whose image was removed meanwhile
+   * (an imported layer's tar cannot be rebuilt from its diff directory byte for byte).
+   */
+  private async leasedDiffIDs(): Promise<Set<Digest>> {
+    const out = new Set<Digest>();
+    const seen = new Set<string>();
+    for (const chain of await this.leasedChains()) {
+      let cur: Digest | null = chain as Digest;
+      while (cur && !seen.has(cur) && this.layers.has(cur)) {
+        seen.add(cur);
+        const layer = this.layers.get(cur);
+        out.add(layer.diffID);
+        cur = layer.parent;
       }
     }
     return out;
@@ -283,6 +300,15 @@ export class Store {
       }
     }
     return removed;
+  }
+
+  /**
+   * `tsbuild fsck`: checks blobs, layer blobs, images, layers, mounts and leftovers; with `repair`
+   * removes what is wrong or orphaned. Open the store with `repair: false` to see what crashed
+   * processes left before open removes it.
+   */
+  fsck(opts: { repair?: boolean } = {}): Promise<FsckReport> {
+    return fsck(this, opts);
   }
 
   /** `tsbuild prune`: untagged images, orphan blobs, then unreachable layers. */

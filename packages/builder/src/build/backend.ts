@@ -2,6 +2,7 @@
 // implementation (store-backend.ts) sits on @tsbuild/storage; keeping this narrow keeps the
 // orchestrator testable and its dependencies obvious.
 import type { Readable, Writable } from 'node:stream';
+import type { SeccompOption } from '@tsbuild/storage';
 import type { ImageConfig } from './image-config';
 
 export interface ResolvedImage {
@@ -42,6 +43,10 @@ export interface RunRequest {
   network: 'host' | 'none';
   /** Extra mounts (cache dirs, binds, secrets, tmpfs), target paths inside the container. */
   mounts: RunMountRequest[];
+  /** RUN --security=insecure (granted with --allow security.insecure). */
+  privileged?: boolean;
+  /** Default: Docker's seccomp profile. */
+  seccomp?: SeccompOption;
   stdout: Writable;
   stderr: Writable;
   /** Kills the container when aborted. */

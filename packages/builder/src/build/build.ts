@@ -23,7 +23,7 @@ import {
   type CopyInstruction,
   type AddInstruction,
 } from '../dockerfile';
-import { chainIDs, type Digest } from '@tsbuild/storage';
+import { chainIDs, type Digest, type SeccompOption } from '@tsbuild/storage';
 import type { BuildEvent, EventSink } from '../progress';
 import type { BuildBackend, ResolvedImage, RunRuntimeOptions } from './backend';
 import { ArgScope, evaluateGlobalArgs, PROXY_ARGS } from './args';
@@ -53,6 +53,10 @@ export interface BuildOptions {
   platform?: string;
   /** Clamp times (config, history, layer files) for reproducible images. */
   sourceDateEpoch?: number;
+  /** The seccomp filter of RUN steps: Docker's default profile unless 'unconfined' or a profile is given. */
+  seccomp?: SeccompOption;
+  /** Entitlements granted (BuildKit's --allow): 'security.insecure' lets RUN --security=insecure run. */
+  allow?: string[];
   /**
    * Base images: 'missing' (default) uses the local image and pulls one that is not held when its
    * reference names a registry host; 'always' (docker build --pull) pulls every base image first.
@@ -63,7 +67,15 @@ export interface BuildOptions {
 }
 
 export interface BuildHooks {
+  /** Receives every {@link BuildEvent} of the build, in order, synchronously. */
   onEvent?: EventSink;
+  /**
+   * Cancels the build: running RUN steps are killed, no step commits after it fires, and build()
+   * rejects with a BuildError "build canceled" once everything it started is cleaned up (no mount,
+   * no work layer, no image, no tag). Steps finished before it keep their cache entries. A signal
+   * that fires after the last step, while the image is being written, no longer stops the build.
+   */
+  signal?: AbortSignal;
 }
 
 export interface BuildResult {
@@ -114,7 +126,7 @@ interface StageResult {
 }
 
 export async function build(opts: BuildOptions, backend: BuildBackend, hooks: BuildHooks = {}): Promise<BuildResult> {
-  const builder = new Builder(opts, backend, hooks.onEvent ?? (() => {}));
+  const builder = new Builder(opts, backend, hooks.onEvent ?? (() => {}), hooks.signal);
   return builder.run();
 }
 
@@ -135,6 +147,8 @@ class Builder {
     private readonly opts: BuildOptions,
     private readonly backend: BuildBackend,
     private readonly emit: EventSink,
+    /** The caller's cancellation; the internal controller also fires when a stage fails. */
+    private readonly cancel?: AbortSignal,
   ) {
     this.cache = new BuildCache(backend.root);
     this.lexer = new ShellLexer();
@@ -148,13 +162,19 @@ class Builder {
    * waited for, so nothing keeps running or holding a work layer once build() has rejected.
    */
   async run(): Promise<BuildResult> {
+    const onCancel = () => this.abort.abort();
+    this.cancel?.addEventListener('abort', onCancel, { once: true });
     try {
+      this.checkCanceled();
       return await this.runStages();
     } catch (err) {
       this.abort.abort();
       await Promise.allSettled([...this.results.values()]);
+      // A step killed by the cancel fails in its own words (exit code 137): the cause is the cancel.
+      if (this.cancel?.aborted) throw new BuildError('build canceled');
       throw err;
     } finally {
+      this.cancel?.removeEventListener('abort', onCancel);
       await this.backend.releaseHolds();
       await this.sources?.cleanup();
     }
@@ -199,6 +219,7 @@ class Builder {
     if (unused.length > 0) this.warn(`one or more build args were not consumed: [${unused.sort().join(' ')}]`);
 
     const result = await this.stageResult(finalStage);
+    this.checkCanceled();
     const config = structuredClone(result.config);
     if (this.opts.labels && Object.keys(this.opts.labels).length > 0) {
       config.config.Labels = { ...(config.config.Labels ?? {}), ...this.opts.labels };
@@ -280,7 +301,9 @@ class Builder {
       triggers.push(cmd);
     }
     const instructions = [...triggers, ...stage.instructions];
-    const total = instructions.length + 1;
+    // BuildKit numbers the steps it shows: FROM and the layer steps, not metadata instructions.
+    const total = 1 + instructions.filter((i) => isLayerKind(i.kind)).length;
+    let shown = 1;
     const label = stage.name !== '' ? `${stage.name} ` : stages.length > 1 ? `stage-${stage.index} ` : '';
     const fromImages = new Map<string, ResolvedImage>();
     const steps: PlannedStep[] = [];
@@ -296,7 +319,7 @@ class Builder {
         .map(([k, v]) => `${k}=${v}`);
       const step: PlannedStep = {
         number,
-        name: `[${label}${String(number).padStart(String(total).length)}/${total}] ${raw.original}`,
+        name: `[${label}${String(isLayerKind(raw.kind) ? ++shown : shown).padStart(String(total).length)}/${total}] ${raw.original}`,
         instr,
         runEnv: [...state.env(), ...args, ...proxies],
         keyEnv: [...state.env(), ...args],
@@ -402,8 +425,8 @@ class Builder {
         throw new BuildError(lineMessage(instr.startLine, 'RUN --mount=type=ssh is not supported by tsbuild yet'));
       }
     }
-    if (instr.security === 'insecure') {
-      throw new BuildError(lineMessage(instr.startLine, 'RUN --security=insecure needs the security.insecure entitlement, which tsbuild does not grant'));
+    if (instr.security === 'insecure' && !(this.opts.allow ?? []).includes('security.insecure')) {
+      throw new BuildError(lineMessage(instr.startLine, 'RUN --security=insecure needs the security.insecure entitlement: pass --allow security.insecure'));
     }
   }
 
@@ -458,7 +481,8 @@ class Builder {
     const depResults = await Promise.all([...stage.deps].map((d) => this.stageResult(d)));
     void depResults;
 
-    const fromVertex = this.startVertex(`[${stage.label}1/${stage.steps.length + 1}] FROM ${stage.baseDisplay}`);
+    const shownSteps = 1 + stage.steps.filter((st) => isLayerKind(st.instr.kind)).length;
+    const fromVertex = this.startVertex(`[${stage.label}${'1'.padStart(String(shownSteps).length)}/${shownSteps}] FROM ${stage.baseDisplay}`);
     let chainID: string | null = null;
     let layers: { diffID: string; chainID: string }[] = [];
     let config: ImageConfig;
@@ -479,25 +503,27 @@ class Builder {
 
     const history = [...(config.history ?? [])];
     // Times come from when layers were made (cache records included), so a fully cached build gives
-    // the same image ID; metadata steps take the time of the layer step before them.
+    // the same image ID; metadata steps take the time of the layer step before them, and those
+    // before the stage's first layer step the time of that step (never the base image's time). A
+    // stage of metadata steps only takes the build's time.
     const epoch = this.opts.sourceDateEpoch !== undefined ? this.created : undefined;
-    let lastCreated = epoch ?? config.created ?? this.created;
+    let lastCreated: string | undefined = epoch;
     const pending: PlannedStep[] = [];
-    const flushPending = () => {
-      for (const p of pending.splice(0)) history.push(historyEntry(historyText(p), lastCreated, true));
+    const flushPending = (time: string) => {
+      for (const p of pending.splice(0)) history.push(historyEntry(historyText(p), time, true));
     };
     for (const step of stage.steps) {
-      if (this.abort.signal.aborted) throw new BuildError('canceled: another stage failed');
+      this.checkCanceled();
       const instr = step.instr;
-      const isLayerStep = instr.kind === 'run' || instr.kind === 'copy' || instr.kind === 'add' || instr.kind === 'workdir';
-      if (!isLayerStep) {
+      if (!isLayerKind(instr.kind)) {
         pending.push(step);
         continue;
       }
-      flushPending();
+      if (lastCreated !== undefined) flushPending(lastCreated);
       const vertex = this.startVertex(step.name);
       try {
         const outcome = await this.executeLayerStep(stage, step, chainID, vertex);
+        flushPending(epoch ?? outcome.created);
         if (!outcome.empty) {
           await this.backend.hold(outcome.chainID);
           chainID = outcome.chainID;
@@ -507,13 +533,14 @@ class Builder {
         history.push(historyEntry(historyText(step), lastCreated, outcome.empty));
         this.emit({ type: outcome.cached ? 'step-cached' : 'step-done', vertex, time: Date.now() });
       } catch (err) {
-        const message = (err as Error).message;
+        const message = this.cancel?.aborted ? 'canceled' : (err as Error).message;
         this.emit({ type: 'step-error', vertex, message, time: Date.now() });
         const where = `Dockerfile:${step.instr.startLine}: ${step.name.replace(/^\[[^\]]*\] /, '')}`;
         throw new BuildError(`${where}: ${message}`, (err as { runExitCode?: number }).runExitCode);
       }
     }
-    flushPending();
+    lastCreated ??= this.created;
+    flushPending(lastCreated);
     const final = structuredClone(stage.finalConfig);
     final.history = history;
     final.created = lastCreated;
@@ -549,6 +576,8 @@ class Builder {
       } else if (instr.kind === 'workdir') {
         await workdirStep(work.rootfs, step.configAfter.config.WorkingDir || '/', step.configBefore.config.User);
       }
+      // A step that finished after a cancel (a COPY, a RUN that exited on its own) is not committed.
+      this.checkCanceled();
       const clamp = this.opts.sourceDateEpoch !== undefined ? { clampMtime: this.opts.sourceDateEpoch } : {};
       const committed = await work.commit(clamp);
       const created = this.created;
@@ -568,6 +597,7 @@ class Builder {
       backend: this.backend,
       emit: (e) => this.emit({ ...e, vertex } as BuildEvent),
       network: this.opts.network ?? 'default',
+      ...(this.opts.seccomp !== undefined ? { seccomp: this.opts.seccomp } : {}),
       secrets: this.opts.secrets ?? {},
       signal: this.abort.signal,
       viewOf: (ref) => this.viewFor(ref, stage),
@@ -635,6 +665,12 @@ class Builder {
     return parts;
   }
 
+  /** Throws once the build is canceled: by the caller, or because another stage failed. */
+  private checkCanceled(): void {
+    if (this.cancel?.aborted) throw new BuildError('build canceled');
+    if (this.abort.signal.aborted) throw new BuildError('canceled: another stage failed');
+  }
+
   private startVertex(name: string): number {
     const vertex = ++this.vertex;
     this.emit({ type: 'step-start', vertex, name, time: Date.now() });
@@ -655,7 +691,43 @@ function historyText(step: PlannedStep): string {
     const args = step.args.length > 0 ? `|${step.args.length} ${step.args.join(' ')} ` : '';
     return `RUN ${args}${instr.prependShell ? '/bin/sh -c ' : ''}${instr.cmdLine.join(' ')} # tsbuild`;
   }
-  return `${step.historyText} # tsbuild`;
+  return `${expandedText(instr) ?? step.historyText} # tsbuild`;
+}
+
+/** The instruction with its variables expanded, as BuildKit records it in the history. */
+function expandedText(instr: Instruction): string | undefined {
+  const pairs = (list: { key: string; value: string }[]) => list.map((p) => `${p.key}=${p.value}`).join(' ');
+  switch (instr.kind) {
+    case 'workdir':
+      return `WORKDIR ${instr.path}`;
+    case 'env':
+      return `ENV ${pairs(instr.pairs)}`;
+    case 'label':
+      return `LABEL ${pairs(instr.labels)}`;
+    case 'user':
+      return `USER ${instr.user}`;
+    case 'expose':
+      return `EXPOSE ${instr.ports.join(' ')}`;
+    case 'volume':
+      return `VOLUME [${instr.volumes.map((v) => JSON.stringify(v)).join(', ')}]`;
+    case 'stopsignal':
+      return `STOPSIGNAL ${instr.signal}`;
+    case 'arg':
+      return `ARG ${instr.args.map((a) => (a.value === undefined ? a.key : `${a.key}=${a.value}`)).join(' ')}`;
+    case 'copy':
+    case 'add': {
+      if (instr.contents.length > 0) return undefined; // heredoc sources: the original text says more
+      const flags = [
+        ...(instr.kind === 'copy' && instr.from ? [`--from=${instr.from}`] : []),
+        ...(instr.chown ? [`--chown=${instr.chown}`] : []),
+        ...(instr.chmod ? [`--chmod=${instr.chmod}`] : []),
+        ...(instr.link ? ['--link'] : []),
+      ];
+      return [instr.kind.toUpperCase(), ...flags, ...instr.sources, instr.dest].join(' ');
+    }
+    default:
+      return undefined;
+  }
 }
 
 /** The instruction as the key sees it: its kind and its expanded fields, not its line number. */
@@ -700,4 +772,9 @@ function namesRegistryHost(ref: string): boolean {
   if (slash < 0) return false;
   const first = ref.slice(0, slash);
   return first === 'localhost' || first.includes('.') || first.includes(':');
+}
+
+/** Instructions that make a layer (and a progress step); the others only change the config. */
+function isLayerKind(kind: Instruction['kind']): boolean {
+  return kind === 'run' || kind === 'copy' || kind === 'add' || kind === 'workdir';
 }

@@ -8,7 +8,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { flock, flockWait } from '@tsbuild/native';
-import { mkdirExactModeAsync, mkdirpExactMode, resolveInRoot, writeFileExactModeAsync } from '@tsbuild/storage';
+import { mkdirExactModeAsync, mkdirpExactMode, resolveInRoot, writeFileExactModeAsync, type SeccompOption } from '@tsbuild/storage';
 import { planRun, type RunInstruction, type RunMount } from '../dockerfile';
 import type { BuildEvent } from '../progress';
 import type { BuildBackend, RunMountRequest, RunRuntimeOptions } from './backend';
@@ -20,6 +20,8 @@ export interface RunContext {
   backend: BuildBackend;
   emit: (event: Omit<Extract<BuildEvent, { type: 'step-log' }>, 'vertex'>) => void;
   network: 'default' | 'host' | 'none';
+  /** RUN's seccomp filter (default: Docker's profile). */
+  seccomp?: SeccompOption;
   secrets: Record<string, { src?: string; env?: string }>;
   /** A read-only view of a stage or image (RUN --mount from=). */
   viewOf(ref: string): Promise<{ rootfs: string; release(): Promise<void> }>;
@@ -78,6 +80,9 @@ export async function runStep(ctx: RunContext, rootfs: string, instr: RunInstruc
       user: config.config.User ?? '',
       network: (instr.network !== 'default' ? instr.network : ctx.network) === 'none' ? 'none' : 'host',
       mounts,
+      // BuildKit's insecure mode is a privileged container (all capabilities, no seccomp, no masks).
+      ...(instr.security === 'insecure' ? { privileged: true } : {}),
+      ...(ctx.seccomp !== undefined ? { seccomp: ctx.seccomp } : {}),
       stdout,
       stderr,
       signal: ctx.signal,

@@ -23,8 +23,12 @@ export class StoreBackend implements BuildBackend {
 
   async resolveImage(ref: string): Promise<ResolvedImage> {
     const img = await this.store.images.resolve(ref);
-    for (const l of img.layers) this.baseBlobs.set(l.diffID, l.descriptor);
     const { chainID } = await this.store.imageChain(img.id);
+    // Leased at once: an rmi of the base from now on keeps its layers and blobs for our image. One
+    // that ran before the lease was written has deleted the image, which resolving again tells.
+    await this.hold(chainID);
+    await this.store.images.resolve(img.id);
+    for (const l of img.layers) this.baseBlobs.set(l.diffID, l.descriptor);
     return { id: img.id, ref, config: img.config as unknown as ImageConfig, chainID };
   }
 
@@ -119,6 +123,8 @@ export class StoreBackend implements BuildBackend {
         stdio: 'pipe',
         noNewPrivileges: false,
         ...req.runtime,
+        ...(req.privileged ? { privileged: true } : {}),
+        ...(req.seccomp !== undefined ? { seccomp: req.seccomp } : {}),
       });
       const cancel = () => container.kill('SIGKILL');
       if (req.signal?.aborted) cancel();

@@ -10,6 +10,7 @@ import { createRenderer, type ProgressMode } from '../progress';
 import type { Command } from './main';
 import { CommandError, UsageError } from './errors';
 import { parseAddHost, parseCommandArgs, parseCsv, parseKeyValues, parseSize, parseUlimit } from './parse';
+import { parseSecurityOpts } from './security';
 import { withStore } from './store';
 
 const USAGE = `Usage: tsbuild build [OPTIONS] CONTEXT
@@ -36,7 +37,9 @@ Options:
       --ulimit T=SOFT[:HARD] resource limits for RUN steps, e.g. nofile=4096 (repeatable)
       --shm-size SIZE        size of /dev/shm in RUN steps (e.g. 128m; default 64m)
       --cache-from SPEC      refused for now: a registry build cache is not implemented yet
-      --cache-to SPEC        refused for now: a registry build cache is not implemented yet`;
+      --cache-to SPEC        refused for now: a registry build cache is not implemented yet
+      --security-opt OPT     seccomp=unconfined | seccomp=PROFILE.json for RUN steps (default: Docker's profile)
+      --allow ENTITLEMENT    security.insecure: let RUN --security=insecure run privileged (dangerous)`;
 
 const OPTIONS = {
   tag: { type: 'string', short: 't', multiple: true },
@@ -52,6 +55,8 @@ const OPTIONS = {
   secret: { type: 'string', multiple: true },
   output: { type: 'string', short: 'o' },
   platform: { type: 'string' },
+  'security-opt': { type: 'string', multiple: true },
+  allow: { type: 'string', multiple: true },
   pull: { type: 'boolean' },
   'add-host': { type: 'string', multiple: true },
   ulimit: { type: 'string', multiple: true },
@@ -77,6 +82,8 @@ export const command: Command = {
       throw new UsageError(`unknown network mode "${network}": use default, host or none`);
     }
     const output = values.output ? parseOutput(values.output) : undefined;
+    const security = parseSecurityOpts(values['security-opt'], ['seccomp']);
+    const allow = parseAllow(values.allow);
     for (const flag of ['cache-from', 'cache-to'] as const) {
       if (values[flag]) throw new UsageError(`--${flag} is not supported yet: tsbuild has no registry build cache; its local cache lives in --root`);
     }
@@ -92,6 +99,15 @@ export const command: Command = {
 
     return withStore(globals, async (store) => {
       const renderer = createRenderer(progress);
+      // Ctrl-C or SIGTERM cancel the build: running steps are killed and nothing is committed or tagged.
+      const cancel = new AbortController();
+      let interrupted: NodeJS.Signals | undefined;
+      const onSignal = (signal: NodeJS.Signals) => {
+        interrupted ??= signal;
+        cancel.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       let result;
       try {
         result = await build(
@@ -107,13 +123,20 @@ export const command: Command = {
             network,
             secrets: parseSecrets(values.secret),
             ...(values.platform ? { platform: values.platform } : {}),
+            ...(security.seccomp !== undefined ? { seccomp: security.seccomp } : {}),
+            allow,
             ...sourceDateEpoch(),
             ...(values.pull ? { pull: 'always' as const } : {}),
             ...(Object.keys(runtime).length ? { runtime } : {}),
           },
-          { store, onEvent: (e) => renderer.handle(e) },
+          { store, onEvent: (e) => renderer.handle(e), signal: cancel.signal },
         );
+      } catch (err) {
+        if (interrupted) throw new CommandError(`build canceled (${interrupted})`, interrupted === 'SIGINT' ? 130 : 143);
+        throw err;
       } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
         renderer.finish();
       }
       if (values.iidfile) fs.writeFileSync(values.iidfile, result.imageId);
@@ -124,6 +147,15 @@ export const command: Command = {
     });
   },
 };
+
+/** BuildKit's entitlements (buildx --allow, comma-separated or repeated); only security.insecure exists here. */
+function parseAllow(values: string[] | undefined): string[] {
+  const out = (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  for (const e of out) {
+    if (e !== 'security.insecure') throw new UsageError(`invalid --allow entitlement "${e}": use security.insecure`);
+  }
+  return out;
+}
 
 interface OutputSpec {
   type: 'oci' | 'docker' | 'local' | 'tar';

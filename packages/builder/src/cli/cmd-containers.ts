@@ -36,22 +36,28 @@ export async function startDetached(globals: GlobalOptions, containers: Containe
   const report = child.stdio[3] as NodeJS.ReadableStream;
   let text = '';
   for await (const chunk of report) text += chunk.toString();
-  child.unref();
-  if (!text.startsWith('started')) {
-    const exited = child.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => child.once('exit', () => r()));
-    await exited;
-    const logged = fs.readFileSync(containers.logPath(start.id), 'utf8').trim().split('\n').pop() ?? '';
-    throw new CommandError(text.trim() || logged.replace(/^tsbuild: /, '') || 'the container did not start', 125);
+  if (text.startsWith('started')) {
+    child.unref(); // the supervisor goes on alone
+    return;
   }
+  const failed = /^failed (\d+) (.*)$/s.exec(text.trim());
+  if (failed) throw new CommandError(failed[2]!, Number(failed[1]));
+  await new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', () => resolve())));
+  throw new CommandError(`the container's supervisor exited (${child.exitCode ?? child.signalCode}) before it started`, 125);
 }
 
 /** The hidden supervisor command a detached run re-executes. */
 export const superviseCommand: Command = {
   summary: 'internal: supervises a detached container',
-  usage: `Usage: tsbuild ${SUPERVISOR} JSON (internal)`,
+  usage: `Usage: tsbuild ${SUPERVISOR} JSON (internal: the supervisor run -d starts; it does not take flags)`,
+  options: {},
   async run(args, globals) {
     const start = JSON.parse(args[0] ?? '{}') as DetachedStart;
-    const report = fs.createWriteStream('', { fd: 3 });
+    // fd 3 is the pipe the starting `run -d` reads: one line, written synchronously before any exit.
+    const report = (line: string) => {
+      fs.writeSync(3, `${line.replace(/\n/g, ' ')}\n`);
+      fs.closeSync(3);
+    };
     process.on('SIGHUP', () => {}); // a closed terminal does not stop a detached container
     return withStore(globals, async (store) => {
       const containers = new Containers(store);
@@ -61,13 +67,14 @@ export const superviseCommand: Command = {
       try {
         started = await containers.start(record, start.process, { ...start.options, stdio: [devnull, 1, 2] });
       } catch (err) {
-        report.end(`${(err as Error).message}\n`);
+        const code = (err as { exitCode?: unknown }).exitCode;
+        report(`failed ${typeof code === 'number' ? code : 125} ${(err as Error).message}`);
         if (start.remove) await containers.remove(record.id, { force: true }).catch(() => {});
         return 125;
       } finally {
         fs.closeSync(devnull);
       }
-      report.end(`started ${started.container.pid}\n`);
+      report(`started ${started.container.pid}`);
       const exit = await started.finished;
       if (start.remove) await containers.remove(record.id, { force: true }).catch(() => {});
       return exit.exitCode;
@@ -318,6 +325,7 @@ export const execCommand: Command = {
           ...(values.workdir ? { cwd: values.workdir } : {}),
           ...(values.user ?? c.user ? { user: values.user ?? c.user } : {}),
           ...(values.tty ? { tty: true } : { stdio: [stdin, 1, 2] as [number, number, number] }),
+          ...(c.security ?? {}), // the container's capabilities and seccomp filter, as docker exec
         }).catch((err: Error & { exitCode?: number }) => {
           throw new CommandError(err.message, typeof err.exitCode === 'number' ? err.exitCode : 126);
         });

@@ -45,7 +45,7 @@ List images (untagged "dangling" images too, as docker images does).
 Options:
   -q, --quiet           only image IDs
       --no-trunc        full image IDs
-  -a, --all             every image (the same list: tsbuild keeps no intermediate images)
+  -a, --all             also untagged images that other images were built from (hidden, as docker does)
   -f, --filter K=V      dangling=true|false, reference=PATTERN (repeatable)
       --format TEMPLATE Go template: {{.Repository}} {{.Tag}} {{.ID}} {{.Digest}} {{.CreatedSince}}
                         {{.CreatedAt}} {{.Size}}; "table …" adds a header; "json" one JSON object a line
@@ -86,7 +86,7 @@ export const imagesCommand: Command = {
     const template = values.format;
     const render = template && template !== 'json' && !template.startsWith('table') ? compileTemplate(template) : undefined;
     return withStore(globals, async (store) => {
-      let list = await store.images.list();
+      let list = await store.images.list({ hideParents: values.all !== true });
       if (filters.dangling !== undefined) list = list.filter((i) => (i.ref === null) === (filters.dangling === 'true'));
       if (filters.reference !== undefined) list = list.filter((i) => referenceMatches(filters.reference!, i.ref));
       if (positionals[0] !== undefined) {

@@ -3,10 +3,11 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { pipe } from '@tsbuild/native';
-import { Containers, type RunningContainer, type Store } from '@tsbuild/storage';
+import { Containers, capabilitySet, type RunningContainer, type Store } from '@tsbuild/storage';
 import type { Command } from './main';
 import { CommandError, UsageError } from './errors';
 import { parseAddHost, parseCommandArgs, parseSize, parseUlimit, table, timeAgo } from './parse';
+import { parseSecurityOpts, type SecurityOptions } from './security';
 import { withStore } from './store';
 import { startDetached } from './cmd-containers';
 import { attachTerminal } from './terminal';
@@ -21,7 +22,7 @@ Options:
   -w, --workdir DIR          working directory inside the container
   -u, --user USER[:GROUP]    user name or uid (resolved in the image's /etc/passwd)
       --entrypoint CMD       override the image's entrypoint
-      --memory SIZE          memory limit (e.g. 64m, 1g)
+  -m, --memory SIZE          memory limit (e.g. 64m, 1g)
       --cpus N               CPU limit (e.g. 0.5)
       --pids-limit N         process limit
       --network MODE         none (default) | host
@@ -37,7 +38,11 @@ Options:
       --add-host HOST:IP     add a line to /etc/hosts (repeatable)
       --ulimit T=SOFT[:HARD] set a resource limit, e.g. nofile=4096:8192 (repeatable)
       --shm-size SIZE        size of /dev/shm (default 64m)
-  -p, --publish            refused: tsbuild has no bridge network (use --network host)`;
+  -p, --publish            refused: tsbuild has no bridge network (use --network host)
+      --security-opt OPT     seccomp=unconfined | seccomp=PROFILE.json (Docker's format) | no-new-privileges
+      --cap-add CAP          add a capability to Docker's default set (ALL: every one; repeatable)
+      --cap-drop CAP         drop a capability (ALL: every one; repeatable)
+      --privileged           DANGEROUS: every capability, no seccomp filter, no masked paths, host devices`;
 
 const RUN_OPTIONS = {
   rm: { type: 'boolean' },
@@ -56,6 +61,10 @@ const RUN_OPTIONS = {
   tty: { type: 'boolean', short: 't' },
   'no-init': { type: 'boolean' },
   'read-only': { type: 'boolean' },
+  'security-opt': { type: 'string', multiple: true },
+  'cap-add': { type: 'string', multiple: true },
+  'cap-drop': { type: 'string', multiple: true },
+  privileged: { type: 'boolean' },
   detach: { type: 'boolean', short: 'd' },
   'env-file': { type: 'string', multiple: true },
   'add-host': { type: 'string', multiple: true },
@@ -87,6 +96,13 @@ export const runCommand: Command = {
     }
     if (values.detach && (values.tty || values.interactive)) throw new UsageError('-d cannot be combined with -i or -t: a detached container has no terminal');
     const mounts = (values.volume ?? []).map(parseVolume);
+    const security = parseSecurityOpts(values['security-opt']);
+    const capabilities = { add: values['cap-add'] ?? [], drop: values['cap-drop'] ?? [] };
+    try {
+      capabilitySet(capabilities); // an unknown name fails before anything is created
+    } catch (err) {
+      throw new CommandError((err as Error).message, 125);
+    }
     // A bare `-e K` takes the host's value, and is left out when the host has none (docker run).
     const env = [...(values['env-file'] ?? []).flatMap(readEnvFile), ...(values.env ?? [])]
       .flatMap((e) => (e.includes('=') ? [e] : process.env[e] !== undefined ? [`${e}=${process.env[e]}`] : []));
@@ -115,6 +131,9 @@ export const runCommand: Command = {
         ...(extraHosts.length ? { extraHosts } : {}),
         ...(rlimits.length ? { rlimits } : {}),
         ...(values['shm-size'] ? { shmSize: parseSize(values['shm-size'], '--shm-size') } : {}),
+        ...security,
+        capabilities,
+        privileged: values.privileged === true,
       };
       if (values.detach) {
         await containers.markDetached(record);
@@ -148,7 +167,9 @@ async function createOr125(containers: Containers, opts: Parameters<Containers['
   }
 }
 
-interface AttachOptions {
+interface AttachOptions extends SecurityOptions {
+  capabilities: { add: string[]; drop: string[] };
+  privileged: boolean;
   network: 'none' | 'host';
   extraHosts?: { host: string; ip: string }[];
   rlimits?: { type: string; soft: number; hard: number }[];

@@ -60,7 +60,8 @@ Show the store's disk usage: images, containers, build cache. Sizes are uncompre
 layers shared by several images count once per image.
 
 Options:
-      --format TEMPLATE  Go template per row: {{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}`;
+      --format TEMPLATE  Go template per row: {{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}
+  -v, --verbose          accepted for docker's sake; the summary is all there is`;
 
 const DF_OPTIONS = { format: { type: 'string' }, verbose: { type: 'boolean', short: 'v' } } as const;
 
@@ -208,7 +209,7 @@ async function removeStopped(store: Store): Promise<number> {
   return n;
 }
 
-const CONTAINER_PRUNE_USAGE = `Usage: tsbuild container prune [-f]
+const CONTAINER_PRUNE_USAGE = `Usage: tsbuild container prune [-f|--force]
 
 Remove every stopped container.`;
 

@@ -16,6 +16,7 @@ registerCommand('rmi', () => require('./cmd-images').rmiCommand);
 registerCommand('save', () => require('./cmd-images').saveCommand);
 registerCommand('load', () => require('./cmd-images').loadCommand);
 registerCommand('prune', () => require('./cmd-system').systemPruneCommand);
+registerCommand('fsck', () => require('./cmd-fsck').fsckCommand);
 registerCommand('push', () => require('./cmd-registry').pushCommand);
 registerCommand('logs', () => require('./cmd-containers').logsCommand);
 registerCommand('stop', () => require('./cmd-containers').stopCommand);

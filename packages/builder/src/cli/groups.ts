@@ -99,7 +99,7 @@ export function groupCommand(group: string): Command {
 export function unsupportedCommand(name: string): Command {
   return {
     summary: UNSUPPORTED[name]!,
-    usage: `tsbuild ${name}: ${UNSUPPORTED[name]}`,
+    usage: `tsbuild ${name}: a docker command tsbuild does not have: ${UNSUPPORTED[name]}`,
     ownArgs: () => [],
     async run() {
       throw new UsageError(`"${name}" is a docker command tsbuild does not have: ${UNSUPPORTED[name]}`);

@@ -1,20 +1,19 @@
 // Opening the storage root for a command: checks root first (one line instead of an EPERM deep in a
 // syscall) and prints the driver notice once.
-import { Store } from '@tsbuild/storage';
+import { ROOT_REQUIRED_MESSAGE, Store } from '@tsbuild/storage';
 import { BuildCache } from '../build/cache';
 import { CommandError } from './errors';
 import type { GlobalOptions } from './globals';
 
 export function requireRoot(): void {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    throw new CommandError('tsbuild needs root: it mounts layers (overlay), creates namespaces and cgroups; run it with sudo');
-  }
+  if (typeof process.geteuid === 'function' && process.geteuid() !== 0) throw new CommandError(ROOT_REQUIRED_MESSAGE);
 }
 
-export async function openStore(globals: GlobalOptions): Promise<Store> {
+export async function openStore(globals: GlobalOptions, opts: { repair?: boolean } = {}): Promise<Store> {
   requireRoot();
   return Store.open(globals.root, {
     ...(globals.storageDriver ? { driver: globals.storageDriver } : {}),
+    ...(opts.repair === false ? { repair: false } : {}),
     // Layers the build cache refers to stay until `tsbuild prune`.
     liveChains: () => new BuildCache(globals.root).liveChains(),
     onNotice: (message) => process.stderr.write(`tsbuild: ${message}\n`),
@@ -22,8 +21,8 @@ export async function openStore(globals: GlobalOptions): Promise<Store> {
 }
 
 /** Runs `fn` with an open store and always closes it (unmounting what this process mounted). */
-export async function withStore<T>(globals: GlobalOptions, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(globals);
+export async function withStore<T>(globals: GlobalOptions, fn: (store: Store) => Promise<T>, opts: { repair?: boolean } = {}): Promise<T> {
+  const store = await openStore(globals, opts);
   try {
     return await fn(store);
   } finally {

@@ -34,10 +34,16 @@ export interface IngestWriter {
   readonly stream: Writable;
   /** Bytes written so far. */
   readonly bytes: number;
-  /** Verifies (when `expected` is given), fsyncs and renames the blob into place. */
-  commit(expected?: Digest, mediaType?: string): Promise<Descriptor>;
+  /**
+   * Verifies (when `expected` is given), fsyncs and renames the blob into place; `onCreated` hears
+   * when the blob was not there before.
+   */
+  commit(expected?: Digest, mediaType?: string, onCreated?: OnCreated): Promise<Descriptor>;
   abort(): Promise<void>;
 }
+
+/** Told the digest of a blob a write put into the store (one that was not there before). */
+export type OnCreated = (d: Digest) => void;
 
 /** Writes into an fd while hashing; fsyncs in _final so that commit only has to rename. */
 class StagingWritable extends Writable {
@@ -268,7 +274,7 @@ export class ContentStore {
       get bytes() {
         return stream.bytes;
       },
-      commit: async (expected?: Digest, mediaType: string = MediaTypes.octetStream): Promise<Descriptor> => {
+      commit: async (expected?: Digest, mediaType: string = MediaTypes.octetStream, onCreated?: OnCreated): Promise<Descriptor> => {
         if (done) throw new Error('ingest: already committed or aborted');
         try {
           if (!stream.writableEnded) stream.end();
@@ -281,6 +287,7 @@ export class ContentStore {
           if (!fs.existsSync(target)) {
             await fsp.rename(file, target);
             await fsyncDir(this.blobsDir);
+            onCreated?.(digest);
           }
           await cleanup();
           return { mediaType, digest, size };
@@ -298,7 +305,7 @@ export class ContentStore {
   }
 
   /** Stores everything `source` yields; verified against `expected` when given. */
-  async putStream(source: Readable | AsyncIterable<Buffer>, expected?: Digest, mediaType?: string): Promise<Descriptor> {
+  async putStream(source: Readable | AsyncIterable<Buffer>, expected?: Digest, mediaType?: string, onCreated?: OnCreated): Promise<Descriptor> {
     const w = await this.ingest();
     try {
       await pipeline(source, w.stream);
@@ -306,24 +313,24 @@ export class ContentStore {
       await w.abort();
       throw err;
     }
-    return w.commit(expected, mediaType);
+    return w.commit(expected, mediaType, onCreated);
   }
 
-  async putBytes(data: Buffer | string, mediaType: string = MediaTypes.octetStream, expected?: Digest): Promise<Descriptor> {
+  async putBytes(data: Buffer | string, mediaType: string = MediaTypes.octetStream, expected?: Digest, onCreated?: OnCreated): Promise<Descriptor> {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     const digest = sha256OfBuffer(buf);
     if (expected !== undefined && digest !== expected) throw new DigestMismatchError(parseDigest(expected), digest);
     if (!(await this.has(digest))) {
       const w = await this.ingest();
       w.stream.write(buf);
-      return w.commit(digest, mediaType);
+      return w.commit(digest, mediaType, onCreated);
     }
     return { mediaType, digest, size: buf.length };
   }
 
   /** Stores `obj` as canonical JSON (no spaces, keys in the order the object was built). */
-  putJson(obj: unknown, mediaType: string): Promise<Descriptor> {
-    return this.putBytes(Buffer.from(JSON.stringify(obj)), mediaType);
+  putJson(obj: unknown, mediaType: string, onCreated?: OnCreated): Promise<Descriptor> {
+    return this.putBytes(Buffer.from(JSON.stringify(obj)), mediaType, undefined, onCreated);
   }
 
   /**
@@ -349,7 +356,7 @@ export class ContentStore {
       if (err instanceof DigestMismatchError) {
         throw new Error(
           `layer ${diffID}: its tar was rebuilt from the diff directory but hashes to ${err.actual}; ` +
-            `the layer on disk changed or the tar writer is not deterministic`,
+            `its files changed, or it came from elsewhere and its original blob is gone (tsbuild fsck tells which)`,
         );
       }
       throw err;

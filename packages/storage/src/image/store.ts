@@ -9,8 +9,9 @@
 //
 // Concurrency: every index.json or blobinfo change runs under the exclusive `<root>/images.lock` and
 // is written with writeFileAtomic; reads take it shared. Blob writes take no lock (content-addressed,
-// staged then renamed); prune() spares blobs younger than a grace period so that blobs written just
-// before their manifest is tagged are not swept.
+// staged then renamed); prune() spares blobs that a live load or pull leases (stageBlobs), and other
+// blobs younger than a grace period, so that blobs written just before their manifest is tagged are
+// not swept; a failed load or pull deletes what it wrote itself.
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { TMP_PREFIX, writeFileAtomic } from '../atomic';
@@ -18,6 +19,7 @@ import { LayerBlobInfo, type LayerInfo } from '../content/blobinfo';
 import { ContentStore } from '../content/store';
 import { MediaTypes, layerCompression, type Descriptor, type LayerBlobSource } from '../content/types';
 import { parseDigest, type Digest } from '../digest';
+import { createLease, readLeases } from '../lease';
 import { StoreLock } from '../lock';
 import { selectPlatform } from './platform';
 import { familiarString, formatReference, parseReference, type ImageReference } from './reference';
@@ -35,6 +37,11 @@ export interface ImageStoreOptions {
   isInUse?: (imageId: Digest) => Promise<boolean> | boolean;
   /** Shortest image ID prefix accepted (default 12, docker's short ID). */
   shortIdMinLength?: number;
+  /**
+   * diffIDs that running operations hold (a build's base layers, until its image is written): their
+   * blobs are kept as if an image reached them, since the new image will name them.
+   */
+  leasedDiffIDs?: () => Promise<Iterable<Digest>> | Iterable<Digest>;
 }
 
 export interface ImageLayer {
@@ -121,6 +128,18 @@ interface IndexEntry {
   descriptor: Descriptor;
   /** Normalized reference (`docker.io/library/app:latest`), or null when untagged or unparsable. */
   name: string | null;
+}
+
+/** See ImageStore.stageBlobs. */
+export interface StagedBlobs {
+  /** Leases blob `d`; call it before checking that the blob is there and relying on it. */
+  hold(d: Digest): Promise<void>;
+  /** An OnCreated for the content store's writes: the blob is this operation's (and leased). */
+  created(d: Digest): void;
+  /** The operation succeeded (its images reach what they need): drops the lease. */
+  release(): Promise<void>;
+  /** The operation failed: deletes the blobs it created that nothing reaches or leases. */
+  abandon(): Promise<void>;
 }
 
 export class ImageNotFoundError extends Error {
@@ -349,8 +368,11 @@ export class ImageStore {
     };
   }
 
-  /** One row per tag, plus one per untagged image. */
-  async list(): Promise<ImageSummary[]> {
+  /**
+   * One row per tag, plus one per untagged image. `hideParents`: leave out untagged images other
+   * images were built from (docker images shows those with -a only).
+   */
+  async list(opts: { hideParents?: boolean } = {}): Promise<ImageSummary[]> {
     return this.lock.withShared(async () => {
       const entries = await this.entries();
       const info = await this.blobInfo.read();
@@ -371,7 +393,14 @@ export class ImageStore {
           size: imageSize(img, info),
         });
       }
-      return out;
+      if (!opts.hideParents) return out;
+      const resolved = [...cache.values()].filter((x): x is ResolvedImage => x !== null);
+      const isParent = (id: Digest) => {
+        const me = resolved.find((r) => r.id === id);
+        if (!me || me.layers.length === 0) return false;
+        return resolved.some((o) => o.id !== id && o.layers.length > me.layers.length && me.layers.every((l, n) => o.layers[n]!.diffID === l.diffID));
+      };
+      return out.filter((row) => row.ref !== null || !isParent(row.id));
     });
   }
 
@@ -512,6 +541,30 @@ export class ImageStore {
     return undefined;
   }
 
+  /**
+   * fsck's repair: drops the index entries naming these manifests (an image that cannot be trusted
+   * or used); returns what they were called (tags, or digests of untagged entries).
+   */
+  async forgetEntries(manifests: Set<Digest>): Promise<string[]> {
+    return this.lock.withExclusive(async () => {
+      const entries = await this.entries();
+      const gone = entries.filter((e) => manifests.has(e.descriptor.digest));
+      if (gone.length === 0) return [];
+      await this.writeEntries(entries.filter((e) => !manifests.has(e.descriptor.digest)));
+      return gone.map((e) => (e.name ? familiarString(parseReference(e.name)) : e.descriptor.digest));
+    });
+  }
+
+  /** fsck's repair: forgets that `blob` is a form of `diffID`. */
+  async forgetLayerBlob(diffID: Digest, blob: Digest): Promise<void> {
+    await this.lock.withExclusive(() =>
+      this.blobInfo.update((layers) => {
+        const info = layers.get(diffID);
+        if (info?.compressed) info.compressed = info.compressed.filter((c) => c.digest !== blob);
+      }),
+    );
+  }
+
   /** Writes every blob of an image to disk (materializing built layers), so external tools can copy it. */
   async materializeImage(refOrId: string): Promise<ResolvedImage> {
     const img = await this.resolve(refOrId);
@@ -522,6 +575,41 @@ export class ImageStore {
       }
     }
     return img;
+  }
+
+  /**
+   * Tracks the blobs an operation (load, pull) relies on before an image names them. They are leased
+   * while this process lives, so prune and other operations' clean-up leave them alone; when the
+   * operation fails, `abandon` deletes those it wrote that nothing else reaches or leases.
+   */
+  async stageBlobs(): Promise<StagedBlobs> {
+    const lease = await createLease(this.blobLeaseDir);
+    const created = new Set<Digest>();
+    let failed: unknown;
+    return {
+      hold: (d) => lease.add(d),
+      created: (d) => {
+        created.add(d);
+        lease.add(d).catch((err) => (failed ??= err));
+      },
+      release: async () => {
+        await lease.release();
+        if (failed !== undefined) throw failed;
+      },
+      abandon: async () => {
+        await lease.release();
+        await this.lock.withExclusive(async () => {
+          const { blobs } = await this.reachable(await this.entries());
+          const { live } = await readLeases(this.blobLeaseDir);
+          const leased = new Set(live);
+          for (const d of created) if (!blobs.has(d) && !leased.has(d)) await this.content.delete(d);
+        });
+      },
+    };
+  }
+
+  private get blobLeaseDir(): string {
+    return path.join(this.root, 'blob-leases');
   }
 
   // ---- removing ----
@@ -558,6 +646,13 @@ export class ImageStore {
             .join(', ')}`,
         );
       }
+      // A parent of other images (they were built FROM it) is only untagged, as docker does: its
+      // layers and blobs are the children's too. By ID it cannot be removed at all.
+      if (await this.hasChildren(entries, img)) {
+        if (!byName) throw new Error(`unable to delete ${shortImageId(img.id)} (cannot be forced): image has dependent child images`);
+        await this.writeEntries(keepDangling(entries, target));
+        return;
+      }
       if (this.opts.isInUse && (await this.opts.isInUse(img.id))) {
         if (!opts.force) throw new Error(`image ${familiarOrId(refOrId, img.id)} is in use by a container; stop and remove it first`);
         for (const e of tagged) if (!result.untagged.includes(familiarString(parseReference(e.name!)))) result.untagged.push(familiarString(parseReference(e.name!)));
@@ -577,6 +672,18 @@ export class ImageStore {
     return result;
   }
 
+  /** Whether another image's layers extend `img`'s (an image built FROM it). */
+  private async hasChildren(entries: IndexEntry[], img: ResolvedImage): Promise<boolean> {
+    const mine = img.layers.map((l) => l.diffID);
+    if (mine.length === 0) return false;
+    for (const e of entries) {
+      const other = await this.load(e.descriptor, entries).catch(() => null);
+      if (!other || other.id === img.id || other.layers.length <= mine.length) continue;
+      if (mine.every((d, i) => other.layers[i]!.diffID === d)) return true;
+    }
+    return false;
+  }
+
   /** Removes untagged images (not in use) and blobs nothing references (older than `graceMs`). */
   async prune(opts: { graceMs?: number } = {}): Promise<PruneResult> {
     const grace = opts.graceMs ?? DEFAULT_PRUNE_GRACE_MS;
@@ -593,6 +700,7 @@ export class ImageStore {
         }
         const img = await this.load(e.descriptor, entries).catch(() => null);
         if (img && this.opts.isInUse && (await this.opts.isInUse(img.id))) keep.push(e);
+        else if (img && (await this.hasChildren(entries, img))) keep.push(e); // a parent: docker keeps it too
         else if (img) dangling.push({ img, entryDigests: [e.descriptor.digest] });
       }
       entries = keep;
@@ -600,14 +708,18 @@ export class ImageStore {
       const removed: RemoveResult = { untagged: [], deleted: [] };
       released = await this.deleteUnreferenced(entries, dangling, removed);
       result.deletedImages = removed.deleted;
-      // Orphans: blobs reachable from no entry, except recent ones (see the header).
+      // Orphans: blobs reachable from no entry, except those a live operation leases and recent ones
+      // not known to belong to an operation that died (see the header).
       const { blobs } = await this.reachable(entries);
+      const leases = await readLeases(this.blobLeaseDir);
+      const leased = new Set(leases.live);
+      const abandoned = new Set(leases.dead);
       const now = Date.now();
       for (const d of await this.content.list()) {
-        if (blobs.has(d)) continue;
+        if (blobs.has(d) || leased.has(d)) continue;
         try {
           const st = await fsp.stat(this.content.blobPath(d));
-          if (now - st.mtimeMs < grace) continue;
+          if (now - st.mtimeMs < grace && !abandoned.has(d)) continue;
           await fsp.unlink(this.content.blobPath(d));
           result.deletedBlobs++;
           result.reclaimedBytes += st.size;
@@ -647,6 +759,7 @@ export class ImageStore {
       }
     };
     for (const e of entries) await visit(e.descriptor, 0);
+    for (const d of (await this.opts.leasedDiffIDs?.()) ?? []) diffIDs.add(d);
     // Compressed alternatives of layers still in use are kept for reuse.
     const info = await this.blobInfo.read();
     for (const d of diffIDs) {

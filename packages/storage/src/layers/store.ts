@@ -6,6 +6,10 @@
 //   <root>/layers/sha256/<chainHex>/cache-id  the driver's id for the layer's files
 //   <root>/layers/sha256/<chainHex>/refs      references held by images/callers (decimal; rewritten atomically)
 //   <root>/layers/sha256/<chainHex>/clamp-mtime  SOURCE_DATE_EPOCH the tar was made with (only when set)
+//   <root>/layers/sha256/<chainHex>/rebuildable  present when the tar is our own packing of the diff
+//                                             directory (built layers), so fsck can rebuild and compare
+//   <root>/layers/sha256/<chainHex>/tree-digest  other layers: the digest of our packing of the diff
+//                                             directory, once fsck found it equal to the original tar's
 //   <root>/layers/mounts/<name>/{mount-id,init-id,parent}   RW layers (init-id only with an init layer)
 //   <root>/layers/mounts.json                 mount refcounts per driver id and holder process
 //   <root>/layers/tmp/<pid>.<start>-<rand>/   staging (and trash) owned by a process
@@ -33,6 +37,13 @@ import {
   DiffIDMismatchError, LayerNotFoundError, type CommitOptions, type CreateRWOptions, type Layer, type RWLayer,
 } from './types';
 
+/** The sha256 of everything a stream yields. */
+async function digestOfStream(stream: Readable): Promise<Digest> {
+  const hash = new HashingStream();
+  await pipeline(stream, hash, new Writable({ write: (_c, _e, cb) => cb() }));
+  return hash.digest();
+}
+
 /** The OCI chainID of a layer with diffID `diffID` on top of the chain `parent`. */
 export function chainID(parent: Digest | null, diffID: Digest): Digest {
   return parent === null ? diffID : sha256OfBuffer(`${parent} ${diffID}`);
@@ -41,7 +52,20 @@ export function chainID(parent: Digest | null, diffID: Digest): Digest {
 export interface LayerStoreOptions extends DriverOptions {
   /** A driver instance, or which one to open under the same root (default 'auto'). */
   driver?: Driver | DriverChoice;
+  /** Repair what a crash left at open (default true; fsck looks first, then calls repairNow). */
+  repair?: boolean;
 }
+
+/** What LayerStore.checkDiff found about a layer's diff directory. */
+export type DiffCheck =
+  /** It gives the layer's tar again, or the same tree as its original tar extracted afresh. */
+  | 'ok'
+  /** It differs from what the diffID names. */
+  | 'changed'
+  /** It was changed and has been replaced by a fresh extraction of the original tar. */
+  | 'repaired'
+  /** Not a tar we can rebuild (imported, loaded, pulled) and no original tar to compare with. */
+  | 'unverifiable';
 
 /** What the last open() repaired (for logs and tests). */
 export interface StoreRepairReport extends RepairReport {
@@ -122,8 +146,13 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       ({ driver, notice } = openDriver(abs, { driver: opts.driver, warn: opts.warn }));
     }
     const store = new LayerStore(abs, driver, notice, opts.warn ?? defaultWarn);
-    await store.lock.withExclusive(() => store.repair());
+    if (opts.repair !== false) await store.repairNow();
     return store;
+  }
+
+  /** Repairs what a crash left (what open does); the report is in lastRepair. */
+  repairNow(): Promise<void> {
+    return this.lock.withExclusive(() => this.repair());
   }
 
   // ---- paths and metadata ----
@@ -280,6 +309,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     parent: Digest | null,
     fill: (cacheId: string) => Promise<{ diffID: Digest; size: number }>,
     expected?: Digest,
+    rebuildable = false,
   ): Promise<Layer> {
     const cacheId = randomLayerId();
     // Staged under the lock: from here on the parent counts this registration as a child.
@@ -296,6 +326,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       if (expected !== undefined && diffID !== expected) throw new DiffIDMismatchError(expected, diffID);
       return await this.publish(staging, parent, diffID, size, cacheId, {
         dedupe: () => this.driver.remove(cacheId),
+        rebuildable,
       });
     } catch (err) {
       // Once published (staging renamed away) the files belong to the layer: never discard them.
@@ -314,7 +345,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     diffID: Digest,
     size: number,
     cacheId: string,
-    hooks: { dedupe: () => Promise<void>; check?: () => void; published?: () => Promise<void>; clampMtime?: number },
+    hooks: { dedupe: () => Promise<void>; check?: () => void; published?: () => Promise<void>; clampMtime?: number; rebuildable?: boolean },
   ): Promise<Layer> {
     const chain = chainID(parent, diffID);
     return this.lock.withExclusive(async () => {
@@ -332,6 +363,8 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       writeSynced(path.join(staging, 'size'), String(size));
       writeSynced(path.join(staging, 'refs'), '1');
       if (hooks.clampMtime !== undefined) writeSynced(path.join(staging, 'clamp-mtime'), String(hooks.clampMtime));
+      // Empty: its existence is all it says, and the fsync of the directory below makes it durable.
+      if (hooks.rebuildable) fs.writeFileSync(path.join(staging, 'rebuildable'), '');
       fsyncDir(staging);
       fs.renameSync(staging, this.layerDir(chain));
       fsyncDir(path.join(this.dir, 'sha256'));
@@ -477,6 +510,16 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     return e ? this.rwHandle(e) : undefined;
   }
 
+  /** When the RW layer named `name` was created (ms since the epoch), or undefined. */
+  rwCreatedAt(name: string): number | undefined {
+    if (!NAME_RE.test(name)) return undefined;
+    try {
+      return fs.statSync(this.rwDir(name)).mtimeMs;
+    } catch {
+      return undefined;
+    }
+  }
+
   listRW(): RWLayer[] {
     return this.rwEntries().map((e) => this.rwHandle(e));
   }
@@ -495,7 +538,8 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     const diffOpts = opts.clampMtime === undefined ? {} : { clampMtime: opts.clampMtime };
     if (e.initId) {
       // The clamp is baked into the copied tar's bytes: the new layer's files carry the clamped times.
-      const layer = await this.register(e.parent, this.driver.diff(e.mountId, diffOpts));
+      const tar = this.driver.diff(e.mountId, diffOpts);
+      const layer = await this.ingest(e.parent, (cacheId) => this.driver.applyDiff(cacheId, tar), undefined, true);
       await this.removeRW(name);
       return layer;
     }
@@ -509,6 +553,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
         },
         dedupe: () => this.removeRWLocked(name),
         published: () => this.dropRWEntry(name),
+        rebuildable: true,
         ...diffOpts,
       });
     } catch (err) {
@@ -567,6 +612,107 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   /** Unmounts everything this process mounted through the store. */
   async close(): Promise<void> {
     await this.lock.withExclusive(() => this.driver.cleanup());
+  }
+
+  // ---- fsck ----
+
+  /** Whether the layer's tar is our own packing of its diff directory (a built layer). */
+  isRebuildable(chain: Digest): boolean {
+    return fs.existsSync(path.join(this.layerDir(this.get(chain).chainID), 'rebuildable'));
+  }
+
+  /**
+   * Whether the layer's diff directory still holds what its diffID names: the tar rebuilt from it
+   * hashes to the diffID, or (a layer whose tar came from elsewhere) `original()`, its verified
+   * uncompressed tar, extracted afresh on the same parent gives the same tree. With `repair`, a
+   * changed directory is replaced by that fresh extraction (refused while any layer is mounted).
+   */
+  async checkDiff(chain: Digest, original: (() => Promise<Readable>) | undefined, opts: { repair?: boolean } = {}): Promise<DiffCheck> {
+    const layer = this.get(chain);
+    const rebuilt = await digestOfStream(this.tarOf(layer));
+    if (rebuilt === layer.diffID) return 'ok';
+    // The digest of our packing of a tree once verified against the original tar: a later check that
+    // packs the same bytes needs no extraction.
+    const treeFile = path.join(this.layerDir(chain), 'tree-digest');
+    if (!this.isRebuildable(chain) && readTextOrNull(treeFile) === rebuilt) return 'ok';
+    if (!original) return this.isRebuildable(chain) ? 'changed' : 'unverifiable';
+    const remember = (digest: Digest) =>
+      this.lock.withExclusive(async () => {
+        if (!this.has(chain)) return;
+        const tmp = `${treeFile}.${ownedName('tmp')}`;
+        writeSynced(tmp, digest);
+        fs.renameSync(tmp, treeFile);
+      });
+    const freshId = randomLayerId();
+    const staging = await this.lock.withExclusive(() => {
+      const dir = this.newTmp('fsck');
+      writeSynced(path.join(dir, 'cache-id'), freshId);
+      if (layer.parent !== null) writeSynced(path.join(dir, 'parent'), layer.parent);
+      return dir;
+    });
+    try {
+      await this.driver.create(freshId, layer.parent === null ? null : this.get(layer.parent).cacheId, {});
+      const applied = await this.driver.applyDiff(freshId, await original());
+      if (applied.diffID !== layer.diffID) throw new DiffIDMismatchError(layer.diffID, applied.diffID);
+      const fresh = await digestOfStream(this.driver.diff(freshId, layer.clampMtime === undefined ? {} : { clampMtime: layer.clampMtime }));
+      if (fresh === rebuilt) {
+        await remember(fresh);
+        return 'ok';
+      }
+      if (!opts.repair) return 'changed';
+      await this.lock.withExclusive(async () => {
+        const mounted = this.driver.list().filter((id) => this.isMountedId(id));
+        if (mounted.length > 0) throw new Error(`layer ${chain}: cannot replace its diff directory while layers are mounted (${mounted.length}); stop containers and builds first`);
+        // Swap the directories: the layer gets the fresh tree, the throwaway layer the changed one.
+        const mine = this.driver.diffPath(layer.cacheId);
+        const aside = `${mine}.fsck-${freshId}`;
+        fs.renameSync(this.driver.diffPath(freshId), aside);
+        fs.renameSync(mine, this.driver.diffPath(freshId));
+        fs.renameSync(aside, mine);
+      });
+      await remember(fresh);
+      return 'repaired';
+    } finally {
+      await this.discard(staging, [freshId]);
+    }
+  }
+
+  /** Driver mount points that a live process holds through the mount counts. */
+  heldMountTargets(): Set<string> {
+    const out = new Set<string>();
+    const table = this.mountState.load();
+    for (const [id, holders] of Object.entries(table)) {
+      const live = Object.entries(holders).some(([holder, n]) => n > 0 && isAlive(holder));
+      if (!live || !this.driver.exists(id)) continue;
+      try {
+        out.add(this.driver.mounts(id).target);
+      } catch {
+        // No valid plan: nothing of ours can be mounted from it.
+      }
+    }
+    return out;
+  }
+
+  /** Driver layers that no committed layer, RW layer or live registration names (repairNow removes them). */
+  orphanDriverLayers(): string[] {
+    const referenced = new Set(this.list().map((l) => l.cacheId));
+    for (const e of this.rwEntries()) {
+      referenced.add(e.mountId);
+      if (e.initId) referenced.add(e.initId);
+    }
+    for (const s of this.liveStaging()) for (const id of s.ids) referenced.add(id);
+    return this.driver.list().filter((id) => !referenced.has(id));
+  }
+
+  /** Staged entries of dead processes: what repairNow() removes. */
+  staleStaging(): string[] {
+    const out: string[] = [];
+    const tmp = path.join(this.dir, 'tmp');
+    for (const name of fs.readdirSync(tmp)) {
+      const owner = ownerOf(name);
+      if (!owner || !isAlive(owner)) out.push(path.join(tmp, name));
+    }
+    return out;
   }
 
   // ---- repair ----

@@ -11,6 +11,8 @@ export interface CgroupLimits {
   cpus?: number;
   /** Maximum number of tasks. */
   pidsLimit?: number;
+  /** Every device may be used (privileged containers): the device cgroup allows `a`. */
+  allDevices?: boolean;
 }
 
 export interface CgroupOptions {
@@ -215,8 +217,12 @@ class V1Cgroup implements ContainerCgroup {
     }
     const devices = this.byController.get('devices');
     if (devices) {
-      write(path.join(devices, 'devices.deny'), 'a');
-      for (const rule of DEFAULT_DEVICE_RULES) write(path.join(devices, 'devices.allow'), rule);
+      if (limits.allDevices) {
+        write(path.join(devices, 'devices.allow'), 'a');
+      } else {
+        write(path.join(devices, 'devices.deny'), 'a');
+        for (const rule of DEFAULT_DEVICE_RULES) write(path.join(devices, 'devices.allow'), rule);
+      }
     }
   }
 
@@ -322,6 +328,20 @@ export function createCgroup(id: string, limits: CgroupLimits = {}, opts: Cgroup
  * being set up right now is never touched. Returns how many directories were removed.
  */
 export function removeStaleCgroups(opts: CgroupOptions & { minAgeMs?: number } = {}): number {
+  let removed = 0;
+  for (const dir of staleCgroups(opts)) {
+    try {
+      fs.rmdirSync(dir);
+      removed++;
+    } catch {
+      // Busy or already gone: not stale, or someone else cleaned it.
+    }
+  }
+  return removed;
+}
+
+/** The groups removeStaleCgroups would remove. */
+export function staleCgroups(opts: CgroupOptions & { minAgeMs?: number } = {}): string[] {
   const root = opts.root ?? '/sys/fs/cgroup';
   const parentName = opts.parent ?? 'tsbuild';
   const minAge = opts.minAgeMs ?? 60_000;
@@ -329,7 +349,7 @@ export function removeStaleCgroups(opts: CgroupOptions & { minAgeMs?: number } =
     (opts.version ?? detectCgroupVersion(root)) === 2
       ? [path.join(root, parentName)]
       : V1_CONTROLLERS.map((c) => path.join(root, c, parentName));
-  let removed = 0;
+  const out: string[] = [];
   for (const parent of parents) {
     let children: fs.Dirent[];
     try {
@@ -343,12 +363,11 @@ export function removeStaleCgroups(opts: CgroupOptions & { minAgeMs?: number } =
       try {
         if (Date.now() - fs.statSync(dir).mtimeMs < minAge) continue;
         if (fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').trim() !== '') continue;
-        fs.rmdirSync(dir);
-        removed++;
+        out.push(dir);
       } catch {
-        // Busy or already gone: not stale, or someone else cleaned it.
+        // Gone meanwhile.
       }
     }
   }
-  return removed;
+  return out;
 }

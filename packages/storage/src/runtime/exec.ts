@@ -9,6 +9,7 @@ import {
 } from '@tsbuild/native';
 import type { ContainerProcess, Namespace, SpawnSpec } from '@tsbuild/native';
 import type { ContainerExit } from './run';
+import { containerSeccomp, type SeccompOption } from './seccomp';
 import { resolveRootfsUser } from './users';
 import { terminalStreams } from './terminal';
 import type { Readable, Writable } from 'node:stream';
@@ -27,6 +28,11 @@ export interface ExecOptions {
   stdio?: [number, number, number];
   /** A terminal from the container's devpts (docker exec -t): read and write it through `terminal`. */
   tty?: boolean;
+  /** The container's capability set (default Docker's 14), seccomp filter (default Docker's profile)
+   * and no_new_privs: docker exec gives the new process the container's. */
+  capabilities?: string[];
+  seccomp?: SeccompOption;
+  noNewPrivileges?: boolean;
 }
 
 export interface ExecProcess {
@@ -78,6 +84,8 @@ export async function execInContainer(o: ExecOptions): Promise<ExecProcess> {
     throw Object.assign(new Error(`the container's process ${o.pid} is not running`), { userFacing: true, exitCode: 1 });
   }
   const user = resolveRootfsUser(rootfs, o.user);
+  const caps = o.capabilities ?? [...DOCKER_DEFAULT_CAPABILITIES];
+  const seccomp = containerSeccomp(o.seccomp, caps);
   let env = mergeEnv(o.baseEnv ?? [], o.env ?? []);
   if (!env.some((e) => e.startsWith('PATH='))) env = [`PATH=${DEFAULT_PATH}`, ...env];
   if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);
@@ -91,7 +99,9 @@ export async function execInContainer(o: ExecOptions): Promise<ExecProcess> {
     gid: user.gid,
     additionalGids: [user.gid, ...user.additionalGids.filter((g) => g !== user.gid)],
     rlimits: [{ type: 'nofile', soft: 1024, hard: 1024 }],
-    capabilities: dockerCapabilities([...DOCKER_DEFAULT_CAPABILITIES]),
+    capabilities: dockerCapabilities(caps),
+    noNewPrivileges: o.noNewPrivileges ?? false,
+    ...(seccomp ? { seccomp } : {}),
     parentDeathSignal: 'SIGKILL',
     // The sealed init forks the command: after the pid namespace join only its children are inside.
     initBinary: INIT_BINARY,

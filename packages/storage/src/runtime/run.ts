@@ -7,10 +7,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import {
-  DEFAULT_PATH, DOCKER_DEFAULT_CAPABILITIES, INIT_BINARY, dockerCapabilities, exitCodeOf, spawn, spawnWithPipes,
+  CAPABILITIES, DEFAULT_PATH, DOCKER_DEFAULT_CAPABILITIES, INIT_BINARY, dockerCapabilities, exitCodeOf, spawn, spawnWithPipes,
 } from '@tsbuild/native';
 import type { ContainerProcess, Namespace, Rlimit, Signal, SpawnSpec } from '@tsbuild/native';
 import { createCgroup, type CgroupOptions, type ContainerCgroup } from './cgroups';
+import { containerSeccomp, type SeccompOption } from './seccomp';
 import { containerSteps, type BindMount } from './steps';
 import { writeFileExactMode } from '../fsmode';
 import { resolveRootfsUser } from './users';
@@ -49,8 +50,18 @@ export interface RunOptions {
    * write it through `terminal` (the output stream owns the master fd). */
   tty?: boolean;
   noNewPrivileges?: boolean;
-  /** The capability set (names without CAP_), or changes to Docker's 14. */
+  /** The capability set (names without CAP_), or changes to Docker's 14 (`ALL` as in docker run). */
   capabilities?: string[] | { add?: string[]; drop?: string[] };
+  /**
+   * The seccomp filter: 'default' (Docker's profile, resolved against the capabilities), a profile
+   * in Docker's JSON format, or 'unconfined' (none). Default 'default'.
+   */
+  seccomp?: SeccompOption;
+  /**
+   * docker run --privileged, dangerous: every capability, no seccomp filter, no masked or read-only
+   * paths, a writable /sys, and the host's devices in /dev (and allowed by the device cgroup).
+   */
+  privileged?: boolean;
   /** Added to (and overriding by type) the default NOFILE 1024:1024. Clamped to the host's hard limits. */
   rlimits?: Rlimit[];
   /** Default: 64 random hex digits. Names the cgroup. */
@@ -87,13 +98,32 @@ export interface RunningContainer {
 
 const DEFAULT_RLIMITS: Rlimit[] = [{ type: 'nofile', soft: 1024, hard: 1024 }];
 
-function capabilitySet(opt: RunOptions['capabilities']): string[] {
+/**
+ * Every capability this kernel has (Docker's GetAllCapabilities) that tsbuild itself holds: none can
+ * be granted beyond its own bounding set (runc fails with "unable to apply caps" instead).
+ */
+export function allCapabilities(): string[] {
+  const last = Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim());
+  const bnd = /^CapBnd:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  const own = bnd ? BigInt('0x' + bnd[1]) : (1n << BigInt(last + 1)) - 1n;
+  return Object.keys(CAPABILITIES).filter((name) => CAPABILITIES[name] <= last && (own >> BigInt(CAPABILITIES[name])) & 1n);
+}
+
+/** docker run's --cap-add/--cap-drop (moby caps.TweakCapabilities): ALL in either, else drop then add. */
+export function capabilitySet(opt: RunOptions['capabilities'], privileged = false): string[] {
+  if (privileged) return allCapabilities();
   const norm = (c: string) => c.toUpperCase().replace(/^CAP_/, '');
   if (Array.isArray(opt)) return opt.map(norm);
-  const set = new Set(DOCKER_DEFAULT_CAPABILITIES);
-  for (const c of opt?.add ?? []) set.add(norm(c));
-  for (const c of opt?.drop ?? []) set.delete(norm(c));
-  return [...set];
+  const add = (opt?.add ?? []).map(norm);
+  const drop = (opt?.drop ?? []).map(norm);
+  for (const c of [...add, ...drop]) {
+    if (c !== 'ALL' && CAPABILITIES[c] === undefined) {
+      throw Object.assign(new Error(`unknown capability: "${c}"`), { exitCode: 125, userFacing: true });
+    }
+  }
+  if (add.includes('ALL')) return allCapabilities().filter((c) => !drop.includes(c));
+  if (drop.includes('ALL')) return [...new Set(add)];
+  return [...new Set([...DOCKER_DEFAULT_CAPABILITIES.filter((c) => !drop.includes(c)), ...add])];
 }
 
 function mergeRlimits(extra: Rlimit[] = []): Rlimit[] {
@@ -173,6 +203,11 @@ function checkMountPoints(rootfs: string): void {
 /** Starts a container. Rejects (with exitCode 125/126/127 on the error) when it cannot start. */
 export async function runContainer(opts: RunOptions): Promise<RunningContainer> {
   checkOptions(opts);
+  const privileged = opts.privileged === true;
+  const caps = capabilitySet(opts.capabilities, privileged);
+  // Checked and compiled before anything is created for the container. Privileged means unconfined
+  // whatever else is asked, as in Docker.
+  const seccomp = containerSeccomp(privileged ? 'unconfined' : opts.seccomp, caps);
   const id = opts.id ?? randomBytes(32).toString('hex');
   const network = opts.network ?? 'none';
   const hostname = opts.hostname ?? (network === 'host' ? os.hostname() : id.slice(0, 12));
@@ -190,12 +225,11 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
   };
   try {
     const cgroup: ContainerCgroup = createCgroup(
-      id, { memory: opts.memory, cpus: opts.cpus, pidsLimit: opts.pidsLimit }, opts.cgroups,
+      id, { memory: opts.memory, cpus: opts.cpus, pidsLimit: opts.pidsLimit, ...(privileged ? { allDevices: true } : {}) }, opts.cgroups,
     );
     cleanups.push(() => cgroup.remove());
     const namespaces: Namespace[] = ['mount', 'pid', 'uts', 'ipc'];
     if (network === 'none') namespaces.push('net');
-    const caps = capabilitySet(opts.capabilities);
     const spec: Omit<SpawnSpec, 'stdio'> = {
       args: opts.args,
       env,
@@ -206,6 +240,7 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
         mounts: opts.mounts, readonlyRootfs: opts.readonlyRootfs, cwd, console: opts.tty === true,
         ownNetwork: network === 'none',
         ...(opts.shmSize !== undefined ? { shmSize: opts.shmSize } : {}),
+        ...(privileged ? { privileged, maskedPaths: [], readonlyPaths: [] } : {}),
       }),
       cwd,
       uid: user.uid,
@@ -216,6 +251,7 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
       rlimits: mergeRlimits(opts.rlimits),
       capabilities: dockerCapabilities(caps),
       noNewPrivileges: opts.noNewPrivileges ?? false,
+      ...(seccomp ? { seccomp } : {}),
       parentDeathSignal: 'SIGKILL',
       // Even without an init as PID 1 the command is exec'd from the sealed init (CVE-2019-5736).
       initBinary: INIT_BINARY,

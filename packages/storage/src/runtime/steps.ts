@@ -31,6 +31,8 @@ export interface ContainerStepsOptions {
   ownNetwork?: boolean;
   /** Bytes of /dev/shm; default 64 MiB as Docker's. */
   shmSize?: number;
+  /** Privileged: the host's device nodes are made in /dev too, and /sys is writable. */
+  privileged?: boolean;
 }
 
 /** Docker's masked paths (moby/moby:daemon/pkg/oci/defaults.go). */
@@ -84,6 +86,45 @@ function mountPoint(target: string, isDir: boolean): SetupStep[] {
   ];
 }
 
+// Made by the container's own /dev setup, or mounts of their own: never copied from the host.
+const OWN_DEV_ENTRIES = new Set(['pts', 'shm', 'mqueue', 'ptmx', 'console', 'fd', 'stdin', 'stdout', 'stderr', ...DEFAULT_DEVICES.map((d) => d.name)]);
+
+/**
+ * The host's device nodes as mknod steps, as Docker gives a privileged container (devices.HostDevices):
+ * every char and block device under /dev, same path, mode and numbers.
+ */
+export function hostDeviceSteps(dev = '/dev'): SetupStep[] {
+  const steps: SetupStep[] = [];
+  const walk = (dir: string, rel: string) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (rel === '' && OWN_DEV_ENTRIES.has(e.name)) continue;
+      const full = path.join(dir, e.name);
+      const inside = path.posix.join('/dev', rel, e.name);
+      if (e.isDirectory()) {
+        steps.push({ op: 'mkdir', path: inside });
+        walk(full, path.posix.join(rel, e.name));
+      } else if (e.isCharacterDevice() || e.isBlockDevice()) {
+        const st = fs.statSync(full, { bigint: true, throwIfNoEntry: false });
+        if (!st) continue;
+        const rdev = st.rdev; // glibc's gnu_dev_major/minor split
+        steps.push({
+          op: 'mknod', path: inside, type: e.isCharacterDevice() ? 'char' : 'block', mode: Number(st.mode) & 0o7777,
+          major: Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)),
+          minor: Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn)),
+        });
+      }
+    }
+  };
+  walk(dev, '');
+  return steps;
+}
+
 export function containerSteps(o: ContainerStepsOptions): SetupStep[] {
   const mounts = (o.mounts ?? []).map((m, i) => {
     let isDir: boolean;
@@ -120,6 +161,7 @@ export function containerSteps(o: ContainerStepsOptions): SetupStep[] {
     { op: 'mkdir', path: '/dev' },
     { op: 'mount', source: 'tmpfs', target: '/dev', type: 'tmpfs', flags: ['nosuid', 'strictatime'], data: 'mode=755,size=65536k' },
     ...DEFAULT_DEVICES.map((d): SetupStep => ({ op: 'mknod', path: `/dev/${d.name}`, type: 'char', mode: 0o666, major: d.major, minor: d.minor })),
+    ...(o.privileged ? hostDeviceSteps() : []),
     { op: 'symlink', target: '/proc/self/fd', path: '/dev/fd' },
     { op: 'symlink', target: '/proc/self/fd/0', path: '/dev/stdin' },
     { op: 'symlink', target: '/proc/self/fd/1', path: '/dev/stdout' },
@@ -133,7 +175,7 @@ export function containerSteps(o: ContainerStepsOptions): SetupStep[] {
     { op: 'mkdir', path: '/dev/mqueue' },
     { op: 'mount', source: 'mqueue', target: '/dev/mqueue', type: 'mqueue', flags: NODEV_NOSUID_NOEXEC },
     { op: 'mkdir', path: '/sys' },
-    { op: 'mount', source: 'sysfs', target: '/sys', type: 'sysfs', flags: [...NODEV_NOSUID_NOEXEC, 'ro'] },
+    { op: 'mount', source: 'sysfs', target: '/sys', type: 'sysfs', flags: o.privileged ? NODEV_NOSUID_NOEXEC : [...NODEV_NOSUID_NOEXEC, 'ro'] },
   );
   if (etc.length) steps.push({ op: 'mkdir', path: '/etc' });
   [...etc.map((m) => ({ ...m, isDir: false, readonly: false })), ...mounts].forEach((m, slot) => {

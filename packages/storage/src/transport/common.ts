@@ -7,11 +7,12 @@ import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { fsyncDir, tmpSibling } from '../atomic';
 import { MediaTypes, layerCompression, type Descriptor } from '../content/types';
-import { HashingStream, sha256OfBuffer, verifyingStream, type Digest } from '../digest';
+import { DigestMismatchError, HashingStream, sha256OfBuffer, verifyingStream, type Digest } from '../digest';
 import { familiarString, parseReference } from '../image/reference';
 import type { ImageLayer, ImageStore, ResolvedImage } from '../image/store';
 import type { ImageManifest } from '../image/types';
 import { ArchiveWriter } from './archive-writer';
+import type { LayerImporter } from './load';
 import { decompress } from '../archive/decompress';
 
 /**
@@ -21,6 +22,12 @@ import { decompress } from '../archive/decompress';
  * saves and pushes, the wait on the first save matters more than the bytes. Callers may pass another.
  */
 export const DEFAULT_GZIP_LEVEL = 1;
+
+/**
+ * Image configs larger than this are refused before they are read (they are parsed in memory; a
+ * config with a thousand history entries is well under 1 MiB).
+ */
+export const CONFIG_MAX = 64 << 20;
 
 export type ProgressPhase = 'compress' | 'write' | 'read' | 'import';
 
@@ -117,6 +124,50 @@ async function storedCompressedForm(store: ImageStore, layer: ImageLayer): Promi
     if (await store.content.has(c.digest)) return c;
   }
   return undefined;
+}
+
+/**
+ * The uncompressed bytes of the layer's own blob (never a substitute such as a stored uncompressed
+ * form), verified against its diffID; `onSize` gets the size once every byte was hashed.
+ */
+export function openLayerBlobVerified(store: ImageStore, layer: ImageLayer, onSize: (n: number) => void): Readable {
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  (async () => {
+    const raw = await store.content.open(layer.descriptor.digest, { size: layer.descriptor.size });
+    // A compressed media type: decompress by the magic bytes (some tools mislabel layers).
+    const streams: Readable[] = [(layerCompression(layer.descriptor.mediaType) ?? 'none') === 'none' ? raw : decompress(raw)];
+    const verify = verifyingStream(layer.diffID);
+    verify.on('end', () => onSize(verify.bytes));
+    streams.push(verify);
+    chainInto(out, streams, (err) => layerBlobError(err, layer));
+  })().catch((err: Error) => out.destroy(layerBlobError(err, layer)));
+  return out;
+}
+
+/** One line naming the blob and its diffID; every failure here is bad input (EDIGEST). */
+function layerBlobError(err: Error, layer: ImageLayer): Error {
+  const head = `layer ${layer.descriptor.digest} does not match its diff_id ${layer.diffID}`;
+  let message: string;
+  if (err instanceof DigestMismatchError && err.expected === layer.diffID) message = `${head}: its content hashes to ${err.actual}`;
+  else if ((err as { code?: string }).code === 'EDIGEST' || /^blob sha256:/.test(err.message)) message = `layer ${layer.descriptor.digest}: ${err.message}`;
+  else message = `${head}: cannot decompress it: ${err.message}`;
+  return Object.assign(new Error(message), { code: 'EDIGEST' });
+}
+
+/**
+ * Hands one layer to the importer as its blob's verified uncompressed stream. An importer that
+ * already has the chain does not read it; the blob is then decompressed and hashed here all the
+ * same, because the caller records it as a form of the diffID, which save and push then ship in
+ * place of the layer. Returns the uncompressed size.
+ */
+export async function importLayerVerified(store: ImageStore, importer: LayerImporter, parent: Digest | null, layer: ImageLayer): Promise<number | undefined> {
+  let size: number | undefined;
+  const open = () => openLayerBlobVerified(store, layer, (n) => (size = n));
+  await importer.importLayer(parent, layer.diffID, open);
+  if (size !== undefined || layer.descriptor.digest === layer.diffID) return size; // hashed, or named by its diffID
+  // Not even a blob recorded before is trusted: a store written before this check may hold a bad one.
+  for await (const _ of open());
+  return size;
 }
 
 /**

@@ -9,12 +9,12 @@
 // `app:latest`). An image without a usable name is loaded untagged (reachable by ID).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { LayerBlobInfo } from '../content/blobinfo';
 import { MediaTypes, layerCompression, type Descriptor } from '../content/types';
-import { chainIDs, isDigest, verifyingStream, type Digest } from '../digest';
+import { chainIDs, isDigest, type Digest } from '../digest';
 import { familiarString, parseReference } from '../image/reference';
-import type { ImageLayer, ImageStore } from '../image/store';
+import type { ImageLayer, ImageStore, StagedBlobs } from '../image/store';
 import {
   ANNOTATION_IMAGE_NAME,
   ANNOTATION_REF_NAME,
@@ -25,7 +25,7 @@ import {
 } from '../image/types';
 import { normalizeName, readArchiveMembers } from './archive-reader';
 import { decompress, detectCompression } from '../archive/decompress';
-import { chainInto, type ProgressFn } from './common';
+import { CONFIG_MAX, importLayerVerified, type ProgressFn } from './common';
 
 /** Implemented by the layer store: extract one layer on top of its parent chain. */
 export interface LayerImporter {
@@ -63,10 +63,23 @@ export async function loadArchive(store: ImageStore, file: string, opts: LoadOpt
     throw new Error(err.code === 'ENOENT' ? `archive not found: ${file}` : `cannot read archive ${file}: ${err.message}`);
   });
   if (!st.isFile()) throw new Error(`not a file: ${file}`);
-  const members = await readMembers(store, file, st.size, opts.onProgress);
+  // What a failed load wrote is deleted at once, not left to prune's grace period.
+  const staged = await store.stageBlobs();
+  try {
+    const result = await loadStaged(store, file, st.size, staged, opts);
+    await staged.release();
+    return result;
+  } catch (err) {
+    await staged.abandon().catch(() => {});
+    throw err;
+  }
+}
+
+async function loadStaged(store: ImageStore, file: string, fileSize: number, staged: StagedBlobs, opts: LoadOptions): Promise<LoadResult> {
+  const members = await readMembers(store, file, fileSize, staged, opts.onProgress);
   let images: LoadedImage[];
   if (members.meta.has('oci-layout') && members.meta.has('index.json')) images = await fromOciLayout(store, members, file);
-  else if (members.meta.has('manifest.json')) images = await fromDockerArchive(store, members, file);
+  else if (members.meta.has('manifest.json')) images = await fromDockerArchive(store, members, file, staged);
   else if (members.meta.has('repositories')) {
     throw new Error(`${file}: legacy docker-archive (docker < 1.10, no manifest.json) is not supported; re-save it with a newer docker`);
   } else throw new Error(`${file}: not an image archive (no oci-layout + index.json, no manifest.json)`);
@@ -88,7 +101,7 @@ interface Members {
   links: Map<string, string>;
 }
 
-async function readMembers(store: ImageStore, file: string, fileSize: number, onProgress?: ProgressFn): Promise<Members> {
+async function readMembers(store: ImageStore, file: string, fileSize: number, staged: StagedBlobs, onProgress?: ProgressFn): Promise<Members> {
   const raw = fs.createReadStream(file, { highWaterMark: 1 << 20 });
   let read = 0;
   raw.on('data', (chunk) => {
@@ -117,13 +130,14 @@ async function readMembers(store: ImageStore, file: string, fileSize: number, on
       }
       const named = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(m.name);
       const expected = named ? (`sha256:${named[1]}` as Digest) : undefined;
+      if (expected) await staged.hold(expected);
       if (expected && (await store.content.has(expected))) {
         for await (const _ of m.body); // already stored (and verified when it was)
         out.files.set(m.name, { mediaType: MediaTypes.octetStream, digest: expected, size: m.size });
         continue;
       }
       try {
-        out.files.set(m.name, await store.content.putStream(m.body, expected));
+        out.files.set(m.name, await store.content.putStream(m.body, expected, undefined, staged.created));
       } catch (err) {
         throw new Error(`${file}: member ${m.name}: ${(err as Error).message}`);
       }
@@ -185,6 +199,8 @@ async function fromOciLayout(store: ImageStore, members: Members, file: string):
 }
 
 async function describe(store: ImageStore, manifest: ImageManifest, descriptor: Descriptor, file: string): Promise<Omit<LoadedImage, 'names'>> {
+  const configSize = (await store.content.info(manifest.config.digest).catch(() => undefined))?.size ?? 0;
+  if (configSize > CONFIG_MAX) throw new Error(`${file}: config ${manifest.config.digest} of ${configSize} bytes is too large (over ${CONFIG_MAX})`);
   const config = await store.content.readJson<ImageConfig>(manifest.config.digest).catch((err: Error) => {
     throw new Error(`${file}: config ${manifest.config.digest}: ${err.message}`);
   });
@@ -204,7 +220,7 @@ async function describe(store: ImageStore, manifest: ImageManifest, descriptor: 
   };
 }
 
-async function fromDockerArchive(store: ImageStore, members: Members, file: string): Promise<LoadedImage[]> {
+async function fromDockerArchive(store: ImageStore, members: Members, file: string, staged: StagedBlobs): Promise<LoadedImage[]> {
   const entries = parseMeta<DockerArchiveManifestEntry[]>(members, 'manifest.json', file);
   if (!Array.isArray(entries)) throw new Error(`${file}: manifest.json is not an array`);
   const out: LoadedImage[] = [];
@@ -229,7 +245,7 @@ async function fromDockerArchive(store: ImageStore, members: Members, file: stri
       config: { mediaType: MediaTypes.ociConfig, digest: configBlob.digest, size: configSize },
       layers,
     };
-    const descriptor = await store.content.putJson(manifest, MediaTypes.ociManifest);
+    const descriptor = await store.content.putJson(manifest, MediaTypes.ociManifest, staged.created);
     const img = await describe(store, manifest, descriptor, file);
     for (const l of img.layers) {
       if (l.descriptor.mediaType === MediaTypes.ociLayer && l.descriptor.digest !== l.diffID) {
@@ -271,14 +287,10 @@ async function importAll(store: ImageStore, images: LoadedImage[], opts: LoadOpt
     for (let i = 0; i < img.layers.length; i++) {
       if (done.has(chain[i])) continue;
       const layer = img.layers[i];
-      let size: number | undefined;
-      await opts.importer.importLayer(i === 0 ? null : chain[i - 1], layer.diffID, () =>
-        openVerified(store, layer, (n) => {
-          size = n;
-        }),
-      );
-      // Recorded even when the importer had the layer already: a built image naming this layer by
-      // diffID can then be saved from the original blob (the layer store may not rebuild its bytes).
+      const size = await importLayerVerified(store, opts.importer, i === 0 ? null : chain[i - 1], layer);
+      // Recorded even when the importer had the layer already (importLayerVerified hashed the blob
+      // then): a built image naming this layer by diffID can then be saved from the original blob
+      // (the layer store may not rebuild its bytes).
       sizes.push({ diffID: layer.diffID, blob: layer.descriptor, size });
       done.add(chain[i]);
       opts.onProgress?.({ phase: 'import', done: done.size, total, item: layer.diffID });
@@ -291,25 +303,4 @@ async function importAll(store: ImageStore, images: LoadedImage[], opts: LoadOpt
       }),
     );
   }
-}
-
-/** The layer's uncompressed bytes, verified against its diffID; reports the size when complete. */
-function openVerified(store: ImageStore, layer: ImageLayer, onSize: (n: number) => void): Readable {
-  const out = new PassThrough({ highWaterMark: 1 << 20 });
-  const wrap = (err: Error) =>
-    new Error(
-      (err as { code?: string }).code === 'EDIGEST'
-        ? `layer ${layer.descriptor.digest} does not match its diff_id ${layer.diffID}: ${err.message}`
-        : `layer ${layer.descriptor.digest}: ${err.message}`,
-    );
-  (async () => {
-    const raw = await store.content.open(layer.descriptor.digest, { size: layer.descriptor.size });
-    // A compressed media type: decompress by the magic bytes (some tools mislabel layers).
-    const streams: Readable[] = [(layerCompression(layer.descriptor.mediaType) ?? 'none') === 'none' ? raw : decompress(raw)];
-    const verify = verifyingStream(layer.diffID);
-    verify.on('end', () => onSize(verify.bytes));
-    streams.push(verify);
-    chainInto(out, streams, wrap);
-  })().catch((err: Error) => out.destroy(wrap(err)));
-  return out;
 }

@@ -35,7 +35,11 @@ export class RegistryError extends Error {
 
 export const MANIFEST_ACCEPT = [MediaTypes.ociManifest, MediaTypes.ociIndex, MediaTypes.dockerManifest, MediaTypes.dockerManifestList].join(', ');
 /** Manifests and indexes larger than this are refused (containerd's limit). */
-const MANIFEST_MAX = 4 << 20;
+export const MANIFEST_MAX = 4 << 20;
+/** Token responses (a JWT or two and their lifetimes) larger than this are refused. */
+const TOKEN_MAX = 1 << 20;
+/** Error bodies are read up to this size for their message; a larger one is ignored. */
+const ERROR_BODY_MAX = 64 << 10;
 const USER_AGENT = 'tsbuild';
 
 /** The API host of a registry name: docker.io is served by registry-1.docker.io. */
@@ -140,7 +144,7 @@ export class RegistryClient {
         lastError = err;
         continue;
       }
-      await res.arrayBuffer().catch(() => undefined);
+      await discardBody(res);
       if (res.status === 401) {
         const ch = parseChallenge(res.headers.get('www-authenticate'));
         if (ch) {
@@ -215,7 +219,14 @@ export class RegistryClient {
           : `token request to ${realm.origin}${realm.pathname} failed`;
       throw new RegistryError(`unauthorized: ${why}${detail ? ` (${detail})` : ''}: ${subject} (HTTP ${res.status})`, res.status);
     }
-    const body = (await res.json().catch(() => ({}))) as { token?: string; access_token?: string };
+    const raw = await readBody(res, TOKEN_MAX);
+    if (raw === null) throw new RegistryError(`the token server of ${this.host} answered with more than ${TOKEN_MAX} bytes: ${subject}`);
+    let body: { token?: string; access_token?: string } = {};
+    try {
+      body = JSON.parse(raw.toString('utf8')) as typeof body;
+    } catch {
+      // not JSON: no token, said below
+    }
     const token = body.token ?? body.access_token;
     if (!token) throw new RegistryError(`the token server of ${this.host} answered without a token: ${subject}`);
     return token;
@@ -248,7 +259,7 @@ export class RegistryClient {
       } else if (before?.scheme === 'basic' || !(await this.credentials())) {
         return res; // Basic again, or nothing to send: the 401 stands
       }
-      await res.arrayBuffer().catch(() => undefined);
+      await discardBody(res);
     }
   }
 
@@ -269,10 +280,8 @@ export class RegistryClient {
       headers: { accept: MANIFEST_ACCEPT },
     });
     if (!res.ok) await this.fail(res, subject, res.status === 404 ? 'manifest unknown' : undefined);
-    const announced = Number(res.headers.get('content-length') ?? '0');
-    if (announced > MANIFEST_MAX) throw new RegistryError(`manifest of ${announced} bytes is too large: ${subject}`);
-    const bytes = Buffer.from(await res.arrayBuffer());
-    if (bytes.length > MANIFEST_MAX) throw new RegistryError(`manifest of ${bytes.length} bytes is too large: ${subject}`);
+    const bytes = await readBody(res, MANIFEST_MAX);
+    if (bytes === null) throw new RegistryError(`manifest is too large (over ${MANIFEST_MAX} bytes): ${subject}`);
     const digest = sha256OfBuffer(bytes);
     const claimed = reference.startsWith('sha256:') ? reference : res.headers.get('docker-content-digest');
     if (claimed && claimed !== digest) {
@@ -300,7 +309,7 @@ export class RegistryClient {
       body: bytes,
     });
     if (res.status !== 201 && !res.ok) await this.fail(res, subject);
-    await res.arrayBuffer().catch(() => undefined);
+    await discardBody(res);
     const digest = sha256OfBuffer(bytes);
     const reported = res.headers.get('docker-content-digest');
     if (reported && reported !== digest) throw new RegistryError(`the registry stored manifest ${reported}, expected ${digest}: ${subject}`);
@@ -335,7 +344,7 @@ export class RegistryClient {
       scopes: [`repository:${repo}:pull,push`, `repository:${from}:pull`],
       subject,
     });
-    await res.arrayBuffer().catch(() => undefined);
+    await discardBody(res);
     if (res.status === 201) return 'mounted';
     if (res.status === 202) return this.location(res, subject);
     return this.fail(res, subject);
@@ -344,7 +353,7 @@ export class RegistryClient {
   /** Opens an upload session. */
   async startUpload(repo: string, subject: string): Promise<URL> {
     const res = await this.request('POST', `/v2/${repo}/blobs/uploads/`, { scopes: [`repository:${repo}:pull,push`], subject });
-    await res.arrayBuffer().catch(() => undefined);
+    await discardBody(res);
     if (res.status !== 202) await this.fail(res, subject);
     return this.location(res, subject);
   }
@@ -388,7 +397,7 @@ export class RegistryClient {
             },
             body: chunk,
           });
-          await res.arrayBuffer().catch(() => undefined);
+          await discardBody(res);
           if (res.status !== 202) await this.fail(res, opts.subject);
           location = this.location(res, opts.subject);
           offset += chunk.length;
@@ -396,7 +405,7 @@ export class RegistryClient {
         const done = new URL(location);
         done.searchParams.set('digest', blob.digest);
         const res = await this.request('PUT', done.href, { scopes, subject: opts.subject, headers: { 'content-length': '0' } });
-        await res.arrayBuffer().catch(() => undefined);
+        await discardBody(res);
         if (res.status !== 201) await this.fail(res, opts.subject);
       } else {
         const done = new URL(location);
@@ -407,18 +416,46 @@ export class RegistryClient {
           headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.size) },
           body: counted,
         });
-        await res.arrayBuffer().catch(() => undefined);
+        await discardBody(res);
         if (res.status !== 201) await this.fail(res, opts.subject);
       }
     } catch (err) {
-      await this.request('DELETE', location.href, { scopes, subject: opts.subject }).then(
-        (r) => r.arrayBuffer(),
-        () => undefined,
-      ).catch(() => undefined);
+      await this.request('DELETE', location.href, { scopes, subject: opts.subject }).then(discardBody, () => undefined);
       if (sourceError) throw new RegistryError(`upload aborted: ${sourceError.message}: ${opts.subject}`);
       throw err;
     }
   }
+}
+
+/**
+ * A response body, read while counting: null (and the rest of the body cancelled) as soon as it
+ * passes `max` bytes, so a body without Content-Length cannot make us buffer it whole.
+ */
+export async function readBody(res: Response, max: number): Promise<Buffer | null> {
+  if (!res.body) return Buffer.alloc(0);
+  const announced = Number(res.headers.get('content-length') ?? '0');
+  if (announced > max) {
+    await res.body.cancel().catch(() => undefined);
+    return null;
+  }
+  const chunks: Buffer[] = [];
+  let n = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return Buffer.concat(chunks, n);
+    n += value.length;
+    if (n > max) {
+      await reader.cancel().catch(() => undefined);
+      return null;
+    }
+    chunks.push(Buffer.from(value.buffer, value.byteOffset, value.length));
+  }
+}
+
+/** Reads and drops a body we do not need (a small one keeps the connection reusable; a big one is cut). */
+async function discardBody(res: Response): Promise<void> {
+  await readBody(res, ERROR_BODY_MAX).catch(() => undefined);
 }
 
 function scopeKey(scopes: string[]): string {
@@ -462,7 +499,9 @@ async function* chunks(source: Readable, size: number): AsyncGenerator<Buffer> {
 async function registryErrorBody(res: Response): Promise<{ code?: string; message?: string }> {
   let text = '';
   try {
-    text = await res.text();
+    const bytes = await readBody(res, ERROR_BODY_MAX);
+    if (bytes === null) return {}; // not an error document of the API: the status says enough
+    text = bytes.toString('utf8');
   } catch {
     return {};
   }

@@ -12,17 +12,17 @@
 // layer blob are stored verified against their digests; the layers are handed bottom-up to the
 // layer store (LayerImporter) as verified uncompressed streams, keeping the original blobs; the
 // platform manifest is tagged with the reference.
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { MediaTypes, layerCompression, type Descriptor, type Platform } from '../content/types';
 import { DigestMismatchError, chainIDs, isDigest, type Digest } from '../digest';
 import { familiarString, parseReference, type ImageReference } from '../image/reference';
 import { hostPlatform, selectPlatform } from '../image/platform';
-import type { ImageLayer, ImageStore } from '../image/store';
+import type { ImageLayer, ImageStore, StagedBlobs } from '../image/store';
 import type { ImageConfig, ImageIndex, ImageManifest } from '../image/types';
-import { chainInto, exportManifest, gzipLayer, openUncompressedLayer, type ProgressFn } from './common';
+import { CONFIG_MAX, exportManifest, gzipLayer, importLayerVerified, type ProgressFn } from './common';
 import type { LayerImporter } from './load';
 import { userError } from './registry-auth';
-import { RegistryClient, RegistryError, countBytes, type RegistryClientOptions } from './registry-client';
+import { RegistryClient, RegistryError, type RegistryClientOptions } from './registry-client';
 
 export { RegistryClient, RegistryError, isLoopback, type RegistryClientOptions } from './registry-client';
 export { authFilePaths, findCredentials, parseChallenge, type Challenge, type CredentialLookup, type Credentials } from './registry-auth';
@@ -243,6 +243,7 @@ export async function pullImage(store: ImageStore, ref: string, opts: PullOption
   if (!manifest.config || !isDigest(manifest.config.digest) || !Array.isArray(manifest.layers)) {
     throw new RegistryError(`not an image manifest (no config or layers): ${manifestSubject}`);
   }
+  if (!(manifest.config.size <= CONFIG_MAX)) throw new RegistryError(`config ${manifest.config.digest} of ${manifest.config.size} bytes is too large (over ${CONFIG_MAX}): ${manifestSubject}`);
   for (const l of manifest.layers) {
     if (!isDigest(l.digest)) throw new RegistryError(`the manifest names an invalid layer digest ${JSON.stringify(l.digest)}: ${manifestSubject}`);
     if (layerCompression(l.mediaType) === undefined) {
@@ -250,45 +251,54 @@ export async function pullImage(store: ImageStore, ref: string, opts: PullOption
     }
   }
 
-  // Blobs: config and layers, each digest once; the stored ones are not fetched again.
-  const wanted = new Map<Digest, Descriptor>();
-  for (const d of [manifest.config, ...manifest.layers]) if (!wanted.has(d.digest)) wanted.set(d.digest, d);
-  const result: PullResult = { reference: '', id: manifest.config.digest, manifestDigest: current.digest, digest: top.digest, blobs: { downloaded: 0, existing: 0 } };
-  const missing: Descriptor[] = [];
-  for (const d of wanted.values()) {
-    if (await store.content.has(d.digest)) result.blobs.existing++;
-    else missing.push(d);
-  }
-  const total = [...wanted.values()].reduce((n, d) => n + d.size, 0);
-  let done = total - missing.reduce((n, d) => n + d.size, 0);
-  const advance = (n: number) => {
-    done += n;
-    opts.onProgress?.({ phase: 'read', done, total });
-  };
-  await eachLimit(missing, opts.concurrency ?? DEFAULT_CONCURRENCY, async (d) => {
-    await downloadBlob(client, store, repo, d, `${parsed.domain}/${repo}@${d.digest}`, advance);
-    result.blobs.downloaded++;
-  });
-
-  const config = await store.content.readJson<ImageConfig>(manifest.config.digest);
-  const diffIDs = config.rootfs?.diff_ids ?? [];
-  if (diffIDs.length !== manifest.layers.length) {
-    throw new RegistryError(`image ${manifest.config.digest} lists ${diffIDs.length} diff_ids for ${manifest.layers.length} layers: ${manifestSubject}`);
-  }
-  for (const d of diffIDs) if (!isDigest(d)) throw new RegistryError(`image ${manifest.config.digest} has an invalid diff_id ${JSON.stringify(d)}: ${manifestSubject}`);
-  const layers: ImageLayer[] = diffIDs.map((diffID, i) => ({ diffID, descriptor: manifest.layers[i]! }));
-  for (const l of layers) {
-    if (layerCompression(l.descriptor.mediaType) === 'none' && l.descriptor.digest !== l.diffID) {
-      throw new RegistryError(`uncompressed layer ${l.descriptor.digest} does not match its diff_id ${l.diffID}: ${manifestSubject}`);
+  // What a failed pull wrote is deleted at once, not left to prune's grace period.
+  const staged = await store.stageBlobs();
+  try {
+    // Blobs: config and layers, each digest once; the stored ones are not fetched again.
+    const wanted = new Map<Digest, Descriptor>();
+    for (const d of [manifest.config, ...manifest.layers]) if (!wanted.has(d.digest)) wanted.set(d.digest, d);
+    const result: PullResult = { reference: '', id: manifest.config.digest, manifestDigest: current.digest, digest: top.digest, blobs: { downloaded: 0, existing: 0 } };
+    const missing: Descriptor[] = [];
+    for (const d of wanted.values()) {
+      await staged.hold(d.digest);
+      if (await store.content.has(d.digest)) result.blobs.existing++;
+      else missing.push(d);
     }
-  }
+    const total = [...wanted.values()].reduce((n, d) => n + d.size, 0);
+    let done = total - missing.reduce((n, d) => n + d.size, 0);
+    const advance = (n: number) => {
+      done += n;
+      opts.onProgress?.({ phase: 'read', done, total });
+    };
+    await eachLimit(missing, opts.concurrency ?? DEFAULT_CONCURRENCY, async (d) => {
+      await downloadBlob(client, store, repo, d, `${parsed.domain}/${repo}@${d.digest}`, advance, staged);
+      result.blobs.downloaded++;
+    });
 
-  const manifestDesc = await store.content.putBytes(current.bytes, current.mediaType, current.digest);
-  const sizes = await importLayers(store, layers, opts);
-  const tags = parsed.digest ? [] : [familiarString(parsed)];
-  await store.addImage(manifestDesc, tags, sizes);
-  result.reference = parsed.digest ? familiarString({ domain: parsed.domain, path: parsed.path, digest: parsed.digest }) : tags[0]!;
-  return result;
+    const config = await store.content.readJson<ImageConfig>(manifest.config.digest);
+    const diffIDs = config.rootfs?.diff_ids ?? [];
+    if (diffIDs.length !== manifest.layers.length) {
+      throw new RegistryError(`image ${manifest.config.digest} lists ${diffIDs.length} diff_ids for ${manifest.layers.length} layers: ${manifestSubject}`);
+    }
+    for (const d of diffIDs) if (!isDigest(d)) throw new RegistryError(`image ${manifest.config.digest} has an invalid diff_id ${JSON.stringify(d)}: ${manifestSubject}`);
+    const layers: ImageLayer[] = diffIDs.map((diffID, i) => ({ diffID, descriptor: manifest.layers[i]! }));
+    for (const l of layers) {
+      if (layerCompression(l.descriptor.mediaType) === 'none' && l.descriptor.digest !== l.diffID) {
+        throw new RegistryError(`uncompressed layer ${l.descriptor.digest} does not match its diff_id ${l.diffID}: ${manifestSubject}`);
+      }
+    }
+
+    const manifestDesc = await store.content.putBytes(current.bytes, current.mediaType, current.digest, staged.created);
+    const sizes = await importLayers(store, layers, opts);
+    const tags = parsed.digest ? [] : [familiarString(parsed)];
+    await store.addImage(manifestDesc, tags, sizes);
+    result.reference = parsed.digest ? familiarString({ domain: parsed.domain, path: parsed.path, digest: parsed.digest }) : tags[0]!;
+    await staged.release();
+    return result;
+  } catch (err) {
+    await staged.abandon().catch(() => {});
+    throw err;
+  }
 }
 
 function isIndex(mediaType: string, bytes: Buffer): boolean {
@@ -299,7 +309,7 @@ function isIndex(mediaType: string, bytes: Buffer): boolean {
 }
 
 /** Streams one blob into the content store, verified against its digest and size. */
-async function downloadBlob(client: RegistryClient, store: ImageStore, repo: string, d: Descriptor, subject: string, onBytes: (n: number) => void): Promise<void> {
+async function downloadBlob(client: RegistryClient, store: ImageStore, repo: string, d: Descriptor, subject: string, onBytes: (n: number) => void, staged: StagedBlobs): Promise<void> {
   const body = await client.getBlob(repo, d.digest, subject);
   async function* sized(): AsyncGenerator<Buffer> {
     let n = 0;
@@ -312,7 +322,7 @@ async function downloadBlob(client: RegistryClient, store: ImageStore, repo: str
     if (n !== d.size) throw new RegistryError(`blob has ${n} bytes, the manifest says ${d.size}: ${subject}`);
   }
   try {
-    await store.content.putStream(sized(), d.digest, d.mediaType);
+    await store.content.putStream(sized(), d.digest, d.mediaType, staged.created);
   } catch (err) {
     body.destroy();
     if (err instanceof DigestMismatchError) throw new RegistryError(`blob is corrupt: its bytes hash to ${err.actual}: ${subject}`);
@@ -322,27 +332,14 @@ async function downloadBlob(client: RegistryClient, store: ImageStore, repo: str
 }
 
 /**
- * Hands the layers bottom-up to the importer as verified uncompressed streams; returns what to
- * record about their blobs (uncompressed sizes measured on the way).
+ * Hands the layers bottom-up to the importer as verified uncompressed streams of their own blobs;
+ * returns what to record about their blobs (uncompressed sizes measured on the way).
  */
 async function importLayers(store: ImageStore, layers: ImageLayer[], opts: PullOptions): Promise<{ diffID: Digest; blob: Descriptor; size?: number }[]> {
   const chains = chainIDs(layers.map((l) => l.diffID));
   const out: { diffID: Digest; blob: Descriptor; size?: number }[] = [];
   for (const [i, layer] of layers.entries()) {
-    let size: number | undefined;
-    await opts.importer.importLayer(i === 0 ? null : chains[i - 1]!, layer.diffID, () => {
-      const stream = new PassThrough({ highWaterMark: 1 << 20 });
-      let n = 0;
-      openUncompressedLayer(store, layer).then(
-        (src) => {
-          const counter = countBytes(src, (k) => (n += k));
-          counter.on('end', () => (size = n));
-          chainInto(stream, [counter]);
-        },
-        (err: Error) => stream.destroy(err),
-      );
-      return stream;
-    });
+    const size = await importLayerVerified(store, opts.importer, i === 0 ? null : chains[i - 1]!, layer);
     out.push({ diffID: layer.diffID, blob: { mediaType: layer.descriptor.mediaType, digest: layer.descriptor.digest, size: layer.descriptor.size }, ...(size !== undefined ? { size } : {}) });
     opts.onProgress?.({ phase: 'import', done: i + 1, total: layers.length, item: layer.diffID });
   }

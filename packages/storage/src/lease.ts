@@ -1,0 +1,69 @@
+// Leases: what a running operation holds, as one JSON list per operation in a directory, the file
+// named after the owner process. A live owner's items are kept by garbage collection; a dead
+// owner's lease is stale, so no count can drift after a `kill -9`.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { isAlive, ownedName, ownerOf } from './drivers/proc';
+
+export interface LeaseFile {
+  /** Adds an item; resolves once the lease on disk holds it. */
+  add(item: string): Promise<void>;
+  /** Removes the lease. */
+  release(): Promise<void>;
+}
+
+/** A new lease in `dir`, owned by this process. */
+export async function createLease(dir: string): Promise<LeaseFile> {
+  await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+  const file = path.join(dir, `${ownedName(randomBytes(6).toString('hex'))}.json`);
+  const items = new Set<string>();
+  // Parallel callers add to one lease: writes go one after the other, each with the whole set.
+  let writing: Promise<void> = Promise.resolve();
+  let n = 0;
+  const write = async () => {
+    // Renamed into place but not synced: a lease matters only while its owner lives, and a crash
+    // ends the owner.
+    const tmp = `${file}.${n++}.tmp`;
+    await fs.promises.writeFile(tmp, JSON.stringify([...items]));
+    await fs.promises.rename(tmp, file);
+  };
+  return {
+    add(item: string) {
+      if (items.has(item)) return writing;
+      items.add(item);
+      writing = writing.then(write, write);
+      return writing;
+    },
+    async release() {
+      await writing.catch(() => {});
+      await fs.promises.rm(file, { force: true });
+    },
+  };
+}
+
+/**
+ * The items of the leases in `dir`: those of live owners, and those of dead owners, whose lease
+ * files are removed.
+ */
+export async function readLeases(dir: string): Promise<{ live: string[]; dead: string[] }> {
+  const out = { live: [] as string[], dead: [] as string[] };
+  for (const name of await fs.promises.readdir(dir).catch(() => [] as string[])) {
+    const owner = ownerOf(name);
+    const file = path.join(dir, name);
+    const alive = owner !== null && isAlive(owner);
+    if (alive && name.endsWith('.tmp')) continue;
+    let items: string[] = [];
+    try {
+      items = JSON.parse(await fs.promises.readFile(file, 'utf8')) as string[];
+    } catch {
+      // Being replaced right now (atomic rename), or torn by a crash.
+    }
+    if (alive) out.live.push(...items);
+    else {
+      out.dead.push(...items);
+      await fs.promises.rm(file, { force: true });
+    }
+  }
+  return out;
+}
