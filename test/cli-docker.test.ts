@@ -279,7 +279,7 @@ describe('rmi of an image other images were built from', () => {
     const untag = cli(root, ['rmi', 'parent2:1']);
     expect([untag.status, untag.stdout]).toEqual([0, 'Untagged: parent2:1\n']);
     const byId = cli(root, ['rmi', parentId]);
-    expect([byId.status, byId.stderr]).toEqual([1, expect.stringContaining('image has dependent child images')]);
+    expect([byId.status, byId.stderr]).toEqual([1, expect.stringContaining('(must be forced): image has dependent child images')]);
     expect(cli(root, ['images', '-q', '--no-trunc']).stdout).not.toContain(parentId);
     expect(cli(root, ['images', '-a', '-q', '--no-trunc']).stdout).toContain(parentId);
     // image prune keeps a parent too; the child still runs and saves.

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { afterAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { Store } from '@tsbuild/storage';
 import { BuildCache } from '@tsbuild/builder';
 import { makeBusyboxTar } from '../../fixtures/busybox';
@@ -109,4 +109,26 @@ export async function runImage(store: Store, image: string, cmd?: string[]): Pro
   } finally {
     await containers.remove(record.id, { force: true });
   }
+}
+
+/**
+ * A temp dir with a CLI storage root holding the busybox base, set up before the file's tests and
+ * removed after them (failing if anything is left mounted). Read `top` and `root` inside tests.
+ */
+export function cliRootWithBusybox(prefix: string): { top: string; root: string } {
+  const paths = { top: '', root: '' };
+  beforeAll(() => {
+    paths.top = fs.mkdtempSync(path.join('/tmp', prefix));
+    paths.root = path.join(paths.top, 'root');
+    const r = cli(paths.root, ['import', busyboxTarball(), 'busybox:latest']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+  afterAll(() => {
+    const left = mountsUnder(paths.top);
+    for (const m of left.reverse()) spawnSync('umount', ['-l', m]);
+    fs.rmSync(paths.top, { recursive: true, force: true });
+    expect(left).toEqual([]);
+  });
+  return paths;
 }

@@ -12,6 +12,15 @@ namespace tsb {
 
 inline std::string Str(const Napi::Value& v) { return v.As<Napi::String>().Utf8Value(); }
 
+// A path: a string, or a Buffer holding its bytes (Linux names need not be UTF-8).
+inline std::string PathStr(const Napi::Value& v) {
+  if (v.IsBuffer()) {
+    auto b = v.As<Napi::Buffer<char>>();
+    return std::string(b.Data(), b.Length());
+  }
+  return Str(v);
+}
+
 // null/undefined become nullopt, for optional syscall arguments such as mount's source and data.
 inline std::optional<std::string> OptStr(const Napi::Value& v) {
   if (!v.IsString()) return std::nullopt;

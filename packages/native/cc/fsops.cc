@@ -28,7 +28,7 @@ char* XattrScratch() {
 
 // mknod(path, mode, major, minor): mode already carries the S_IF* type bits.
 Napi::Value Mknod(const Napi::CallbackInfo& info) {
-  std::string path = Str(info[0]);
+  std::string path = PathStr(info[0]);
   dev_t dev = makedev(Uint(info[2]), Uint(info[3]));
   if (mknod(path.c_str(), Uint(info[1]), dev) != 0) ThrowSystemError(info.Env(), errno, "mknod", path);
   return info.Env().Undefined();
@@ -36,7 +36,7 @@ Napi::Value Mknod(const Napi::CallbackInfo& info) {
 
 // lgetxattr(path, name): Buffer, or null when the attribute does not exist.
 Napi::Value Lgetxattr(const Napi::CallbackInfo& info) {
-  std::string path = Str(info[0]), name = Str(info[1]);
+  std::string path = PathStr(info[0]), name = Str(info[1]);
   char* buf = XattrScratch();
   ssize_t n = lgetxattr(path.c_str(), name.c_str(), buf, kXattrMax);
   if (n < 0) {
@@ -48,7 +48,7 @@ Napi::Value Lgetxattr(const Napi::CallbackInfo& info) {
 
 // lsetxattr(path, name, value: Buffer, flags: 0 | XATTR_CREATE | XATTR_REPLACE)
 Napi::Value Lsetxattr(const Napi::CallbackInfo& info) {
-  std::string path = Str(info[0]), name = Str(info[1]);
+  std::string path = PathStr(info[0]), name = Str(info[1]);
   auto value = info[2].As<Napi::Buffer<char>>();
   if (lsetxattr(path.c_str(), name.c_str(), value.Data(), value.Length(), Int(info[3])) != 0)
     ThrowSystemError(info.Env(), errno, "lsetxattr", path, name);
@@ -57,7 +57,7 @@ Napi::Value Lsetxattr(const Napi::CallbackInfo& info) {
 
 // llistxattr(path): the kernel's NUL-separated name list as one string; TypeScript splits it.
 Napi::Value Llistxattr(const Napi::CallbackInfo& info) {
-  std::string path = Str(info[0]);
+  std::string path = PathStr(info[0]);
   char* buf = XattrScratch();
   ssize_t n = llistxattr(path.c_str(), buf, kXattrMax);
   if (n < 0) ThrowSystemError(info.Env(), errno, "llistxattr", path);
@@ -65,7 +65,7 @@ Napi::Value Llistxattr(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Lremovexattr(const Napi::CallbackInfo& info) {
-  std::string path = Str(info[0]), name = Str(info[1]);
+  std::string path = PathStr(info[0]), name = Str(info[1]);
   if (lremovexattr(path.c_str(), name.c_str()) != 0) ThrowSystemError(info.Env(), errno, "lremovexattr", path, name);
   return info.Env().Undefined();
 }

@@ -4,7 +4,7 @@ import { binding } from './binding';
 import type { MknodType } from './types';
 import {
   checkFd, checkInteger, checkMaxBytes, checkName, checkObject, checkOptionalBoolean, checkOptionalObject,
-  checkPath, checkString, fail,
+  checkFsPath, checkPath, checkString, fail,
 } from './validate';
 
 /** S_IF* file type bits for each MknodType. */
@@ -38,8 +38,8 @@ export function mknodArgs(fn: string, opts: unknown): { mode: number; major: num
 }
 
 /** mknod(2): a device node, fifo, socket or empty file. The umask applies to `mode`. */
-export function mknod(path: string, opts: MknodOptions): void {
-  checkPath('mknod', 'path', path);
+export function mknod(path: string | Buffer, opts: MknodOptions): void {
+  checkFsPath('mknod', 'path', path);
   const { mode, major, minor } = mknodArgs('mknod', opts);
   binding.mknod(path, mode, major, minor);
 }
@@ -55,14 +55,14 @@ function checkXattrName(fn: string, name: unknown): string {
 }
 
 /** lgetxattr(2): the value's bytes, or null when the attribute is absent (ENODATA). */
-export function lgetxattr(path: string, name: string): Buffer | null {
-  return binding.lgetxattr(checkPath('lgetxattr', 'path', path), checkXattrName('lgetxattr', name));
+export function lgetxattr(path: string | Buffer, name: string): Buffer | null {
+  return binding.lgetxattr(checkFsPath('lgetxattr', 'path', path), checkXattrName('lgetxattr', name));
 }
 
 /** lsetxattr(2) with any bytes (e.g. a security.capability blob); 'create'/'replace' as in XATTR_*. */
-export function lsetxattr(path: string, name: string, value: Buffer | Uint8Array, flags?: 'create' | 'replace'): void {
+export function lsetxattr(path: string | Buffer, name: string, value: Buffer | Uint8Array, flags?: 'create' | 'replace'): void {
   const fn = 'lsetxattr';
-  checkPath(fn, 'path', path);
+  checkFsPath(fn, 'path', path);
   checkXattrName(fn, name);
   if (!(value instanceof Uint8Array)) fail(fn, 'value', 'a Buffer or Uint8Array', value);
   if (value.byteLength > XATTR_SIZE_MAX) fail(fn, 'value', `at most ${XATTR_SIZE_MAX} bytes`, `${value.byteLength} bytes`);
@@ -72,13 +72,13 @@ export function lsetxattr(path: string, name: string, value: Buffer | Uint8Array
 }
 
 /** llistxattr(2): the attribute names, in the kernel's order. */
-export function llistxattr(path: string): string[] {
-  const list: string = binding.llistxattr(checkPath('llistxattr', 'path', path));
+export function llistxattr(path: string | Buffer): string[] {
+  const list: string = binding.llistxattr(checkFsPath('llistxattr', 'path', path));
   return list === '' ? [] : list.slice(0, -1).split('\0');
 }
 
-export function lremovexattr(path: string, name: string): void {
-  binding.lremovexattr(checkPath('lremovexattr', 'path', path), checkXattrName('lremovexattr', name));
+export function lremovexattr(path: string | Buffer, name: string): void {
+  binding.lremovexattr(checkFsPath('lremovexattr', 'path', path), checkXattrName('lremovexattr', name));
 }
 
 // ---- statfs ----

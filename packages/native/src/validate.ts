@@ -22,6 +22,15 @@ export function checkString(fn: string, what: string, value: unknown): string {
 
 export const checkPath = checkString;
 
+/** A path as a string or as its bytes (a Buffer: Linux names need not be UTF-8), non-empty, without NUL. */
+export function checkFsPath(fn: string, what: string, value: unknown): string | Buffer {
+  if (Buffer.isBuffer(value)) {
+    if (value.length === 0 || value.includes(0)) fail(fn, what, 'a non-empty path without NUL bytes', `${value.length} bytes`);
+    return value;
+  }
+  return checkString(fn, what, value);
+}
+
 /** Like checkString, but undefined passes through (optional syscall arguments become null). */
 export function checkOptionalString(fn: string, what: string, value: unknown): string | null {
   return value === undefined ? null : checkString(fn, what, value);

@@ -8,8 +8,57 @@ import * as path from 'node:path';
 
 export const TMP_PREFIX = '.tmp-';
 
-export async function mkdirp(dir: string, mode = 0o755): Promise<void> {
-  await fsp.mkdir(dir, { recursive: true, mode });
+/**
+ * The missing directories of `dir`, outermost first, found with stat from `dir` up. An existing
+ * non-directory on the way is ENOTDIR, as mkdir -p says.
+ */
+function missingDirs(dir: string, stat: (p: string) => fs.Stats | undefined): string[] {
+  const missing: string[] = [];
+  for (let p = path.resolve(dir); ; p = path.dirname(p)) {
+    const st = stat(p);
+    if (st) {
+      if (!st.isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${p}'`), { code: 'ENOTDIR', syscall: 'mkdir', path: p });
+      break;
+    }
+    missing.push(p);
+    if (path.dirname(p) === p) break;
+  }
+  return missing.reverse();
+}
+
+function existsAsDir(p: string): boolean {
+  return fs.statSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
+}
+
+/**
+ * mkdir -p, one mkdir per missing component. Node 20's `mkdir({ recursive: true })` spins forever on
+ * some paths (under /proc: the parent exists, mkdir says ENOENT, it retries), so it is never used.
+ * Returns the first directory created, like Node's (undefined when all existed).
+ */
+export function mkdirpSync(dir: string, mode = 0o755): string | undefined {
+  const missing = missingDirs(dir, (p) => fs.statSync(p, { throwIfNoEntry: false }));
+  for (const d of missing) {
+    try {
+      fs.mkdirSync(d, mode);
+    } catch (err) {
+      // created meanwhile by someone else: fine if it is a directory
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !existsAsDir(d)) throw err;
+    }
+  }
+  return missing[0];
+}
+
+/** mkdirpSync with the mkdir calls awaited (the stat walk is a few inline calls). */
+export async function mkdirp(dir: string, mode = 0o755): Promise<string | undefined> {
+  const missing = missingDirs(dir, (p) => fs.statSync(p, { throwIfNoEntry: false }));
+  for (const d of missing) {
+    try {
+      await fsp.mkdir(d, mode);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !existsAsDir(d)) throw err;
+    }
+  }
+  return missing[0];
 }
 
 /** fsync a directory so that a rename or unlink inside it is durable. */

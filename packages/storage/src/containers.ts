@@ -4,11 +4,12 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from './atomic';
+import { writeFileAtomic, mkdirpSync } from './atomic';
 import { isAlive, tokenOf } from './drivers/proc';
 import type { Digest } from './digest';
 import { capabilitySet, runContainer, type ContainerExit, type RunOptions, type RunningContainer, type SeccompOption } from './runtime';
 import type { Store } from './store';
+import { userError } from './errors';
 
 export interface ContainerRecord {
   id: string;
@@ -29,6 +30,8 @@ export interface ContainerRecord {
   pidToken?: string;
   exitCode?: number;
   finished?: string;
+  /** docker run --rm: removed when it exits, or by the next open of the store if its tsbuild was killed. */
+  autoRemove?: boolean;
   /** The confinement the container was started with: `exec` gives its processes the same, as Docker does. */
   security?: ContainerSecurity;
 }
@@ -56,7 +59,11 @@ export type StartOptions = Omit<RunOptions, 'rootfs' | 'args' | 'env' | 'cwd' | 
 export interface CreateOptions extends ProcessOverrides {
   image: string;
   name?: string;
+  autoRemove?: boolean;
 }
+
+/** The status of a container whose tsbuild was killed: its PID 1 got SIGKILL with it (parent-death signal). */
+const KILLED_WITH_TSBUILD = 128 + 9;
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
@@ -65,7 +72,7 @@ export class Containers {
 
   constructor(private readonly store: Store) {
     this.dir = path.join(store.root, 'containers');
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    mkdirpSync(this.dir, 0o700);
   }
 
   /** Resolves the image, computes the process and creates the RW layer (not mounted yet). */
@@ -94,6 +101,7 @@ export class Containers {
       user: opts.user ?? c.User ?? '',
       created: new Date().toISOString(),
       state: 'created',
+      ...(opts.autoRemove ? { autoRemove: true } : {}),
     };
     await this.store.layers.createRW(chainID as Digest | null, containerLayerName(id));
     try {
@@ -153,7 +161,7 @@ export class Containers {
       try {
         const r = JSON.parse(fs.readFileSync(path.join(this.dir, f), 'utf8')) as ContainerRecord;
         // A record left "running" by a killed tsbuild: its process died with it (PDEATHSIG).
-        if (r.state === 'running' && !runningNow(r)) r.state = 'exited';
+        if (r.state === 'running' && !runningNow(r)) Object.assign(r, { state: 'exited', exitCode: KILLED_WITH_TSBUILD });
         out.push(r);
       } catch {
         // A torn record cannot exist (atomic writes); anything unreadable is not ours.
@@ -186,6 +194,25 @@ export class Containers {
     fs.rmSync(this.logPath(record.id), { force: true });
     fs.rmSync(this.recordPath(record.id), { force: true });
     return record;
+  }
+
+  /**
+   * Settles containers whose tsbuild was killed: the record says exited 137 (it was killed), and a
+   * --rm one is removed with its RW layer. Run when the store opens.
+   */
+  async settleOrphans(): Promise<void> {
+    for (const f of fs.readdirSync(this.dir)) {
+      if (!f.endsWith('.json')) continue;
+      let record: ContainerRecord;
+      try {
+        record = JSON.parse(fs.readFileSync(path.join(this.dir, f), 'utf8')) as ContainerRecord;
+      } catch {
+        continue;
+      }
+      if (record.state !== 'running' || runningNow(record)) continue;
+      if (record.autoRemove) await this.remove(record.id, { force: true }).catch(() => {});
+      else await this.write({ ...record, state: 'exited', exitCode: KILLED_WITH_TSBUILD, finished: new Date().toISOString() });
+    }
   }
 
   /** Where a detached container's output goes (`logs`). */
@@ -229,8 +256,4 @@ export function mergeEnv(base: string[], overrides: string[]): string[] {
 /** Whether the record's PID 1 still runs: the same pid and the same start time, never a reused pid. */
 function runningNow(record: ContainerRecord): boolean {
   return record.pidToken !== undefined && isAlive(record.pidToken);
-}
-
-function userError(message: string): Error {
-  return Object.assign(new Error(message), { userFacing: true });
 }

@@ -3,6 +3,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
+import { TsbuildError } from './errors';
 
 export type Digest = `sha256:${string}`;
 
@@ -65,14 +66,13 @@ export class HashingStream extends Transform {
 }
 
 /** The error a corrupt blob produces; `code` lets callers tell it from I/O errors. */
-export class DigestMismatchError extends Error {
-  readonly code = 'EDIGEST';
+export class DigestMismatchError extends TsbuildError {
   constructor(
     readonly expected: Digest,
     readonly actual: Digest,
     detail?: string,
   ) {
-    super(`blob ${expected} is corrupt: expected ${expected}, got ${actual}${detail ? ` (${detail})` : ''}`);
+    super('EDIGEST', `blob ${expected} is corrupt: expected ${expected}, got ${actual}${detail ? ` (${detail})` : ''}`);
   }
 }
 

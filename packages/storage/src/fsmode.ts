@@ -3,6 +3,7 @@
 // process umask, so the mode is set again with chmod after creation.
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import { mkdirp } from './atomic';
 
 /** Writes `data` to `file` (created or truncated) and gives it exactly `mode`. */
 export function writeFileExactMode(file: string, data: string | Uint8Array, mode: number): void {
@@ -43,7 +44,7 @@ export async function mkdirExactModeAsync(dir: string, mode: number): Promise<bo
  * 0755). Existing directories are left alone. Returns the first directory it created, if any.
  */
 export async function mkdirpExactMode(dir: string, mode: number): Promise<string | undefined> {
-  const first = await fsp.mkdir(dir, { recursive: true, mode });
+  const first = await mkdirp(dir, mode); // never Node's recursive mkdir (see atomic.ts)
   if (first === undefined) return undefined;
   // Every path from `first` down to `dir` was created by this call.
   let p = dir;

@@ -5,6 +5,8 @@
  * @packageDocumentation
  * @module @tsbuild/storage
  */
+export * from './errors';
+export * from './names';
 export * from './digest';
 export * from './atomic';
 export * from './fsmode';

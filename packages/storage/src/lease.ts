@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isAlive, ownedName, ownerOf } from './drivers/proc';
+import { mkdirp } from './atomic';
 
 export interface LeaseFile {
   /** Adds an item; resolves once the lease on disk holds it. */
@@ -15,7 +16,7 @@ export interface LeaseFile {
 
 /** A new lease in `dir`, owned by this process. */
 export async function createLease(dir: string): Promise<LeaseFile> {
-  await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+  await mkdirp(dir, 0o700);
   const file = path.join(dir, `${ownedName(randomBytes(6).toString('hex'))}.json`);
   const items = new Set<string>();
   // Parallel callers add to one lease: writes go one after the other, each with the whole set.

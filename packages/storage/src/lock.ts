@@ -15,6 +15,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as native from '@tsbuild/native';
+import { mkdirpSync } from './atomic';
 
 export type LockMode = 'shared' | 'exclusive';
 
@@ -41,7 +42,7 @@ class LockFile {
       this.fd = null;
     }
     if (this.fd === null) {
-      fs.mkdirSync(path.dirname(this.file), { recursive: true });
+      mkdirpSync(path.dirname(this.file));
       this.fd = fs.openSync(this.file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
     }
     return this.fd;

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { decompress } from './archive';
+import { TsbuildError, describeSystemError, shortName } from './errors';
 import { chainIDs, type Digest } from './digest';
 import { MediaTypes } from './content';
 import { ImageStore, hostPlatform, type ImageConfig, type RemoveResult } from './image';
@@ -19,7 +20,9 @@ import { isAlive, ownedName, ownerOf } from './drivers/proc';
 import { fsck, type FsckReport } from './fsck';
 import { createLease, readLeases } from './lease';
 import { removeStaleCgroups } from './runtime';
+import { Containers } from './containers';
 import { loadArchive, pullImage, pushImage, saveDockerArchive, saveDockerOciArchive, saveOciArchive, type PullOptions, type PullResult, type PushOptions, type PushResult, type SaveOptions } from './transport';
+import { mkdirp, mkdirpSync } from './atomic';
 
 export interface StoreOptions {
   /** overlay2 | vfs | aufs; default: what the root already uses, else overlay2 where it works, else vfs. */
@@ -43,7 +46,7 @@ export const ROOT_REQUIRED_MESSAGE = 'tsbuild needs root: it mounts layers (over
 
 /** Refuses to go on without root (effective uid 0), before anything touches a storage root. */
 export function requireRoot(): void {
-  if (typeof process.geteuid === 'function' && process.geteuid() !== 0) throw new Error(ROOT_REQUIRED_MESSAGE);
+  if (typeof process.geteuid === 'function' && process.geteuid() !== 0) throw new TsbuildError('EPERM', ROOT_REQUIRED_MESSAGE);
 }
 
 export interface ImportOptions {
@@ -70,8 +73,7 @@ export class Store {
   static async open(root: string, opts: StoreOptions = {}): Promise<Store> {
     if (opts.rootless) throw new Error('Store.open: rootless mode is not supported yet (rootless: true)');
     requireRoot();
-    const abs = path.resolve(root);
-    fs.mkdirSync(abs, { recursive: true, mode: 0o711 });
+    const abs = prepareRoot(root);
     const layers = await LayerStore.open(abs, { driver: opts.driver ?? 'auto', repair: opts.repair !== false });
     if (layers.notice) opts.onNotice?.(layers.notice);
     const images = await ImageStore.open(abs, { layerSource: layers });
@@ -88,6 +90,7 @@ export class Store {
   async repairLeftovers(): Promise<void> {
     await this.removeOrphanWorkLayers();
     await this.removeOrphanScratch();
+    await new Containers(this).settleOrphans();
     removeStaleCgroups();
   }
 
@@ -105,7 +108,7 @@ export class Store {
    */
   async scratch(kind: string): Promise<string> {
     const dir = path.join(this.root, 'tmp', ownedName(`${kind}-${randomBytes(6).toString('hex')}`));
-    await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+    await mkdirp(dir, 0o700);
     return dir;
   }
 
@@ -324,13 +327,48 @@ export class Store {
   }
 }
 
+/** Pseudo filesystems a storage root must never be on: mkdir there fails or, worse, loops. */
+const PSEUDO_FS_ROOTS = ['/proc', '/sys'];
+
+/**
+ * The storage root as an absolute path, created if missing. Refused with a one-line TsbuildError: a
+ * root under /proc or /sys (checked on the real path of its nearest existing ancestor, so a symlink
+ * into /proc is caught too), an existing non-directory, a path that cannot be created.
+ */
+export function prepareRoot(root: string): string {
+  const abs = path.resolve(root);
+  // Every existing prefix, resolved: a symlink through /proc (`/proc/self/root` is "/") shows on the way.
+  let prefix = '/';
+  for (const part of abs.split('/').filter(Boolean)) {
+    prefix = path.join(prefix, part);
+    let real: string;
+    try {
+      real = fs.realpathSync(prefix);
+    } catch {
+      break; // missing from here on: created below
+    }
+    const pseudo = PSEUDO_FS_ROOTS.find((p) => prefix === p || prefix.startsWith(`${p}/`) || real === p || real.startsWith(`${p}/`));
+    if (pseudo) throw new TsbuildError('EINVALIDROOT', `storage root ${shortName(root)} is under ${pseudo}: use a directory on a real filesystem`);
+    if (real === '/') throw new TsbuildError('EINVALIDROOT', `storage root ${shortName(root)} resolves to /: use a directory of its own`);
+  }
+  if (abs === '/') throw new TsbuildError('EINVALIDROOT', 'storage root / is not allowed: use a directory of its own');
+  const st = fs.statSync(abs, { throwIfNoEntry: false });
+  if (st && !st.isDirectory()) throw new TsbuildError('EINVALIDROOT', `storage root ${shortName(root)} is not a directory`);
+  try {
+    mkdirpSync(abs, 0o711);
+  } catch (err) {
+    throw new TsbuildError('EINVALIDROOT', `cannot create storage root ${shortName(root)}: ${describeSystemError(err as NodeJS.ErrnoException)}`, { cause: err });
+  }
+  return abs;
+}
+
 function openTarball(file: string): Readable {
   let st: fs.Stats;
   try {
     st = fs.statSync(file);
   } catch (err) {
-    throw Object.assign(new Error(`cannot import ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`), { userFacing: true });
+    throw new TsbuildError('ENOENT', `cannot import ${shortName(file)}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : describeSystemError(err as NodeJS.ErrnoException)}`, { cause: err });
   }
-  if (!st.isFile()) throw Object.assign(new Error(`cannot import ${file}: not a regular file`), { userFacing: true });
+  if (!st.isFile()) throw new TsbuildError('EINVAL', `cannot import ${shortName(file)}: not a regular file`);
   return fs.createReadStream(file, { highWaterMark: 1 << 20 });
 }

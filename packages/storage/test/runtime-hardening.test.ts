@@ -42,10 +42,13 @@ for (const name of ['proc', 'sys', 'dev']) {
 it('a container running as uid 1000 dies with the killed process that started it (PDEATHSIG re-armed)', async () => {
   const rootfs = makeBusyboxRootfs(path.join(tmp, 'pdeath'));
   const pidFile = path.join(tmp, 'pid');
-  // A separate Node process starts the container and is then SIGKILLed.
+  // A separate Node process starts the container and is then SIGKILLed. Its state dir goes in this
+  // test's tmp: the killed process cannot remove it, and one in $TMPDIR would outlive the suite.
+  const id = 'd'.repeat(64);
+  const stateDir = path.join(tmp, 'pdeath-state');
   const script = `
     const { runContainer } = require(${JSON.stringify(path.join(repo, 'packages/storage/dist/runtime'))});
-    runContainer({ rootfs: ${JSON.stringify(rootfs)}, args: ['sleep', '60'], user: '1000', stdio: 'inherit', init: false, cgroups: { parent: ${JSON.stringify(CG_PARENT)} } })
+    runContainer({ id: '${id}', stateDir: ${JSON.stringify(stateDir)}, rootfs: ${JSON.stringify(rootfs)}, args: ['sleep', '60'], user: '1000', stdio: 'inherit', init: false, cgroups: { parent: ${JSON.stringify(CG_PARENT)} } })
       .then((c) => { require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(c.pid)); });
     setInterval(() => {}, 1000);
   `;
@@ -61,6 +64,7 @@ it('a container running as uid 1000 dies with the killed process that started it
     if (alive) await new Promise((r) => setTimeout(r, 25));
   }
   expect(alive).toBe(false);
+  expect(fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith(`tsbuild-ctr-${id.slice(0, 12)}-`))).toEqual([]);
 });
 
 it('removing a v1 group freezes, kills and thaws every task left in it (no pid-reuse window)', async () => {

@@ -23,7 +23,7 @@ import {
   type CopyInstruction,
   type AddInstruction,
 } from '../dockerfile';
-import { chainIDs, type Digest, type SeccompOption } from '@tsbuild/storage';
+import { InvalidReferenceError, chainIDs, parseReference, type Digest, type SeccompOption } from '@tsbuild/storage';
 import type { BuildEvent, EventSink } from '../progress';
 import type { BuildBackend, ResolvedImage, RunRuntimeOptions } from './backend';
 import { ArgScope, evaluateGlobalArgs, PROXY_ARGS } from './args';
@@ -126,6 +126,15 @@ interface StageResult {
 }
 
 export async function build(opts: BuildOptions, backend: BuildBackend, hooks: BuildHooks = {}): Promise<BuildResult> {
+  // A bad tag is refused before any step runs, not after the whole build (docker build does the same).
+  for (const tag of opts.tags ?? []) {
+    try {
+      parseReference(tag);
+    } catch (err) {
+      if (err instanceof InvalidReferenceError) throw new BuildError(`invalid tag ${JSON.stringify(tag)}: ${err.reason}`);
+      throw err;
+    }
+  }
   const builder = new Builder(opts, backend, hooks.onEvent ?? (() => {}), hooks.signal);
   return builder.run();
 }

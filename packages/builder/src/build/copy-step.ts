@@ -10,7 +10,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { lgetxattr, llistxattr, lsetxattr, mknod } from '@tsbuild/native';
-import { applyTar, decompress, resolveInRoot } from '@tsbuild/storage';
+import { applyTar, decompress, fsPath, resolveInRoot, mkdirp } from '@tsbuild/storage';
 import type { AddInstruction, CopyInstruction } from '../dockerfile';
 import {
   BuildContext,
@@ -216,47 +216,47 @@ async function writeTree(rootfs: string, dest: string, items: CopyItem[], opts: 
     const uid = opts.owner?.uid ?? (opts.keepOwner ? item.uid : 0);
     const gid = opts.owner?.gid ?? (opts.keepOwner ? item.gid : 0);
     const mode = opts.chmod ? opts.chmod(item.mode | typeBits(item), item.type === 'dir') & 0o7777 : item.mode;
-    const existing = await fsp.lstat(host).catch(() => undefined);
+    const existing = await fsp.lstat(fsPath(host)).catch(() => undefined);
     if (item.type === 'dir' && item.rel === '') {
       // A directory source copies its contents: the destination is not a copy of the source directory.
       // An existing one keeps its metadata; a new one is made like a missing parent (moby/buildkit#585).
       if (existing?.isDirectory()) continue;
-      if (existing) await fsp.rm(host, { recursive: true, force: true });
-      await fsp.mkdir(host);
+      if (existing) await fsp.rm(fsPath(host), { recursive: true, force: true });
+      await fsp.mkdir(fsPath(host));
       await applyMeta(host, { mode: opts.dirMode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
       continue;
     }
     if (item.type === 'dir') {
-      if (existing && !existing.isDirectory()) await fsp.rm(host, { recursive: true, force: true });
-      if (!existing || !existing.isDirectory()) await fsp.mkdir(host);
+      if (existing && !existing.isDirectory()) await fsp.rm(fsPath(host), { recursive: true, force: true });
+      if (!existing || !existing.isDirectory()) await fsp.mkdir(fsPath(host));
       dirs.push({ host, item });
       await applyMeta(host, { mode, uid, gid });
       await copyXattrs(item.absPath, host);
       continue;
     }
-    if (existing) await fsp.rm(host, { recursive: true, force: true });
+    if (existing) await fsp.rm(fsPath(host), { recursive: true, force: true });
     switch (item.type) {
       case 'file': {
         const first = item.hardlinkTo !== undefined ? linked.get(item.hardlinkTo) : undefined;
         if (first) {
-          await fsp.link(first, host);
+          await fsp.link(fsPath(first), fsPath(host));
           continue;
         }
-        await fsp.copyFile(item.absPath, host);
+        await fsp.copyFile(fsPath(item.absPath), fsPath(host));
         linked.set(item.path, host);
         break;
       }
       case 'symlink':
-        await fsp.symlink(item.linkTarget ?? '', host);
-        await fsp.lchown(host, uid, gid);
+        await fsp.symlink(fsPath(item.linkTarget ?? ''), fsPath(host));
+        await fsp.lchown(fsPath(host), uid, gid);
         await setTimes(host, item, true);
         continue;
       case 'fifo':
-        mknod(host, { type: 'fifo', mode: mode });
+        mknod(fsPath(host), { type: 'fifo', mode: mode });
         break;
       case 'char':
       case 'block':
-        mknod(host, { type: item.type, mode, major: Math.floor(item.rdev / 256) & 0xfff, minor: item.rdev & 0xff });
+        mknod(fsPath(host), { type: item.type, mode, major: Math.floor(item.rdev / 256) & 0xfff, minor: item.rdev & 0xff });
         break;
       case 'socket':
         continue; // sockets are not copied, as with docker
@@ -274,28 +274,28 @@ function typeBits(item: CopyItem): number {
 }
 
 async function applyMeta(host: string, meta: { mode: number; uid: number; gid: number }): Promise<void> {
-  await fsp.lchown(host, meta.uid, meta.gid);
+  await fsp.lchown(fsPath(host), meta.uid, meta.gid);
   // chmod after chown: chown clears setuid/setgid bits.
-  await fsp.chmod(host, meta.mode);
+  await fsp.chmod(fsPath(host), meta.mode);
 }
 
 async function setTimes(host: string, item: CopyItem, isLink: boolean): Promise<void> {
   const seconds = Number(item.mtimeNs) / 1e9;
-  if (isLink) await fsp.lutimes(host, seconds, seconds);
-  else await fsp.utimes(host, seconds, seconds);
+  if (isLink) await fsp.lutimes(fsPath(host), seconds, seconds);
+  else await fsp.utimes(fsPath(host), seconds, seconds);
 }
 
 async function copyXattrs(from: string, to: string): Promise<void> {
   let names: string[];
   try {
-    names = llistxattr(from);
+    names = llistxattr(fsPath(from));
   } catch {
     return;
   }
   for (const name of names) {
     if (name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.')) continue;
-    const value = lgetxattr(from, name);
-    if (value) lsetxattr(to, name, value);
+    const value = lgetxattr(fsPath(from), name);
+    if (value) lsetxattr(fsPath(to), name, value);
   }
 }
 
@@ -340,7 +340,7 @@ async function isArchive(file: string): Promise<boolean> {
 
 async function extractArchive(rootfs: string, dest: string, archive: string): Promise<void> {
   const host = await resolveInRoot(rootfs, dest, { createParents: true, followFinal: true });
-  await fsp.mkdir(host, { recursive: true });
+  await mkdirp(host);
   await applyTar(decompress(fs.createReadStream(archive)), host, { whiteouts: 'merge' });
 }
 
@@ -363,7 +363,7 @@ export async function download(url: string, dir: string, checksum: string): Prom
     throw new BuildError(`failed to download ${url}: ${(err as Error).message}`);
   }
   if (!response.ok || !response.body) throw new BuildError(`failed to download ${url}: HTTP ${response.status}`);
-  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  await mkdirp(dir, 0o700);
   const file = path.join(dir, crypto.randomBytes(8).toString('hex'));
   const hash = crypto.createHash('sha256');
   const { Readable, Transform } = await import('node:stream');

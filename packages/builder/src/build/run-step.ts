@@ -8,7 +8,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { flock, flockWait } from '@tsbuild/native';
-import { mkdirExactModeAsync, mkdirpExactMode, resolveInRoot, writeFileExactModeAsync, type SeccompOption } from '@tsbuild/storage';
+import { mkdirExactModeAsync, mkdirp, mkdirpExactMode, resolveInRoot, writeFileExactModeAsync, type SeccompOption } from '@tsbuild/storage';
 import { planRun, type RunInstruction, type RunMount } from '../dockerfile';
 import type { BuildEvent } from '../progress';
 import type { BuildBackend, RunMountRequest, RunRuntimeOptions } from './backend';
@@ -113,9 +113,9 @@ async function prepareMount(
     case 'cache': {
       // The id only names a directory: hash it, so `id=../..` can never point outside (CVE-2024-9675).
       const base = path.join(ctx.cacheMountsDir, crypto.createHash('sha256').update(m.id).digest('hex'));
-      await fsp.mkdir(ctx.cacheMountsDir, { recursive: true, mode: 0o700 });
+      await mkdirp(ctx.cacheMountsDir, 0o700);
       const dir = await claimCacheDir(base, m.sharing, cleanups);
-      const created = await fsp.mkdir(dir, { recursive: true });
+      const created = await mkdirp(dir);
       if (created) {
         await fsp.chown(dir, m.uid, m.gid);
         await fsp.chmod(dir, m.mode);

@@ -1,10 +1,8 @@
 // tsbuild build (and the shorthand `tsbuild -t app .`): docker build's flags, BuildKit's progress.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { pipeline } from 'node:stream/promises';
-import { packDir } from '@tsbuild/storage';
+import { mergeTree, mkdirpSync, packDir } from '@tsbuild/storage';
 import { build } from '../build';
 import { createRenderer, type ProgressMode } from '../progress';
 import type { Command } from './main';
@@ -197,6 +195,17 @@ function sourceDateEpoch(): { sourceDateEpoch?: number } {
   return { sourceDateEpoch: Number(v) };
 }
 
+/**
+ * The directory of a local export, created if missing. A DEST that is a symlink is refused: the export
+ * would land wherever it points (BuildKit writes into DEST; nothing in it is followed either).
+ */
+function prepareLocalDest(dest: string): void {
+  const st = fs.lstatSync(dest, { throwIfNoEntry: false });
+  if (st?.isSymbolicLink()) throw new CommandError(`--output ${dest}: the destination is a symlink; give the directory it points to`);
+  if (st && !st.isDirectory()) throw new CommandError(`--output ${dest}: the destination exists and is not a directory`);
+  if (!st) mkdirpSync(dest);
+}
+
 /** Exports the built image under its tags (or its ID when untagged). */
 async function exportOutput(store: import('@tsbuild/storage').Store, refs: string[], out: OutputSpec): Promise<void> {
   if (out.type === 'oci' || out.type === 'docker') {
@@ -204,12 +213,12 @@ async function exportOutput(store: import('@tsbuild/storage').Store, refs: strin
     return;
   }
   const { chainID } = await store.imageChain(refs[0]!);
-  if (out.type === 'local') fs.mkdirSync(out.dest, { recursive: true });
+  if (out.type === 'local') prepareLocalDest(out.dest);
   if (chainID === null) return;
   const rootfs = await store.layers.mount(chainID);
   try {
     if (out.type === 'local') {
-      await promisify(execFile)('cp', ['-a', '--', `${rootfs}/.`, out.dest]);
+      mergeTree(rootfs, out.dest);
     } else {
       const sink = out.dest === '-' ? process.stdout : fs.createWriteStream(out.dest);
       await pipeline(packDir(rootfs, { whiteouts: 'none' }), sink, { end: out.dest !== '-' });

@@ -115,6 +115,7 @@ export const runCommand: Command = {
       const { record, process: proc } = await createOr125(containers, {
         image: split.image!,
         ...(values.name ? { name: values.name } : {}),
+        ...(values.rm ? { autoRemove: true } : {}),
         ...(split.command.length > 0 ? { cmd: split.command } : {}),
         ...(values.entrypoint !== undefined ? { entrypoint: values.entrypoint === '' ? [] : [values.entrypoint] } : {}),
         env,

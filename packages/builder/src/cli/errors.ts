@@ -1,18 +1,18 @@
 // Errors the CLI reports in one line, with the exit code tsbuild promises: 1 build/run failure,
-// 2 usage, 125 internal. Anything else that escapes is an internal error.
+// 2 usage, 125 internal. Both are TsbuildErrors (the user's or the machine's fault); anything else that
+// escapes is an internal error.
+import { TsbuildError } from '@tsbuild/storage';
 
-export class UsageError extends Error {
-  override name = 'UsageError';
+export class UsageError extends TsbuildError {
+  constructor(message: string) {
+    super('EUSAGE', message, { exitCode: EXIT_USAGE });
+  }
 }
 
 /** A failure with a clear message and an exit code (e.g. a failing build, a container's own status). */
-export class CommandError extends Error {
-  override name = 'CommandError';
-  constructor(
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(message);
+export class CommandError extends TsbuildError {
+  constructor(message: string, exitCode = EXIT_FAILURE, options?: { cause?: unknown }) {
+    super('ECOMMAND', message, { exitCode, cause: options?.cause });
   }
 }
 

@@ -1,6 +1,7 @@
 // The tsbuild command line: global options, subcommand dispatch, one-line errors and exit codes.
 import { parseArgs } from 'node:util';
-import { CommandError, UsageError, EXIT_FAILURE, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE } from './errors';
+import { asTsbuildError } from '@tsbuild/storage';
+import { UsageError, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE } from './errors';
 import type { GlobalOptions } from './globals';
 import { resolveGlobals, GLOBAL_USAGE } from './globals';
 
@@ -163,23 +164,22 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** Error codes of the storage layer that describe bad input (a missing image, a corrupt archive…). */
-const USER_ERROR_CODES = new Set(['ENOIMAGE', 'EINVALIDREF', 'ENOLAYER', 'EDIGEST', 'ETARFORMAT', 'EBREAKOUT', 'ENOENT']);
-
+/**
+ * Prints an error in one line. A TsbuildError (or a system error the machine explains, such as ENOSPC)
+ * is the input's or the environment's fault: its own exit code, 1 by default. Anything else is a bug: 125.
+ */
 export function reportError(err: unknown, debug: boolean): number {
-  if (err instanceof UsageError || (err instanceof TypeError && 'code' in err && String((err as { code: unknown }).code).startsWith('ERR_PARSE_ARGS'))) {
+  if (err instanceof TypeError && 'code' in err && String((err as { code: unknown }).code).startsWith('ERR_PARSE_ARGS')) {
     process.stderr.write(`tsbuild: ${(err as Error).message}\n`);
     return EXIT_USAGE;
   }
-  if (err instanceof CommandError) {
-    process.stderr.write(`tsbuild: ${err.message}\n`);
-    return err.exitCode;
+  const known = asTsbuildError(err);
+  if (known) {
+    process.stderr.write(`tsbuild: ${known.message}\n`);
+    if (debug && known.stack) process.stderr.write(`${known.stack}\n`);
+    return known.exitCode;
   }
-  const e = err as Error & { exitCode?: number; userFacing?: boolean; code?: unknown };
-  if (e && (e.userFacing || USER_ERROR_CODES.has(String(e.code)))) {
-    process.stderr.write(`tsbuild: ${e.message}\n`);
-    return typeof e.exitCode === 'number' ? e.exitCode : EXIT_FAILURE;
-  }
+  const e = err as Error | undefined;
   process.stderr.write(`tsbuild: internal error: ${e && e.message ? e.message : String(err)}\n`);
   if (debug && e && e.stack) process.stderr.write(`${e.stack}\n`);
   return EXIT_INTERNAL;

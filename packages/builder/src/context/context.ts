@@ -11,6 +11,7 @@ import { type ContextEntry, toEntry } from './entry';
 import { BadPatternError, filepathMatch } from './filepath-match';
 import { PatternMatcher, readDockerignore } from './patternmatcher';
 import { cleanPath, compareBytes, joinRel } from './paths';
+import { decodeName, fsPath } from '@tsbuild/storage';
 
 export interface OpenOptions {
   /**
@@ -228,7 +229,7 @@ export class BuildContext {
     const abs = this.abs(rel);
     let st: fs.BigIntStats;
     try {
-      st = await fsp.lstat(abs, { bigint: true });
+      st = await fsp.lstat(fsPath(abs), { bigint: true });
     } catch (err) {
       if (isNotFound(err)) throw notFound(relDir, rel);
       throw err;
@@ -307,10 +308,10 @@ export class BuildContext {
   /** Sorted lstat of a directory's children; entries vanishing meanwhile are skipped. */
   private async children(rel: string): Promise<{ name: string; rel: string; abs: string; st: fs.BigIntStats }[]> {
     const dirAbs = this.abs(rel);
-    const names = (await fsp.readdir(dirAbs)).sort(compareBytes);
+    const names = (await fsp.readdir(fsPath(dirAbs), { encoding: 'buffer' })).map(decodeName).sort(compareBytes);
     const stats = await Promise.all(
       names.map((name) =>
-        fsp.lstat(path.join(dirAbs, name), { bigint: true }).catch((err: unknown) => {
+        fsp.lstat(fsPath(path.join(dirAbs, name)), { bigint: true }).catch((err: unknown) => {
           if (isNotFound(err)) return null;
           throw err;
         }),
@@ -340,7 +341,7 @@ export class BuildContext {
         continue;
       }
       if (excluded) continue;
-      const target = c.st.isSymbolicLink() ? await fsp.readlink(c.abs) : undefined;
+      const target = c.st.isSymbolicLink() ? await readLink(c.abs) : undefined;
       out.push(toEntry(c.rel, c.abs, c.st, target));
     }
   }
@@ -382,13 +383,13 @@ export class BuildContext {
           throw this.outside(source, comps);
         }
         done.pop();
-        st = await fsp.lstat(this.abs(done.join('/')), { bigint: true });
+        st = await fsp.lstat(fsPath(this.abs(done.join('/'))), { bigint: true });
         continue;
       }
       const rel = joinRel(done.join('/'), c);
       const abs = this.abs(rel);
       try {
-        st = await fsp.lstat(abs, { bigint: true });
+        st = await fsp.lstat(fsPath(abs), { bigint: true });
       } catch (err) {
         if (isNotFound(err)) throw notFound(source, comps.join('/'));
         throw err;
@@ -402,7 +403,7 @@ export class BuildContext {
         if (++hops > MAX_SYMLINK_HOPS) {
           throw new ContextError('SYMLINK_LOOP', `failed to compute cache key: "/${comps.join('/')}": too many levels of symbolic links`, source);
         }
-        const target = await fsp.readlink(abs);
+        const target = await readLink(abs);
         let targetComps: string[];
         if (path.isAbsolute(target) && this.chrootSymlinks) {
           done.length = 0;
@@ -465,7 +466,7 @@ export class BuildContext {
   }
 
   private async sourceEntry(source: string, matchedPath: string, r: Resolved, excludes?: PatternMatcher): Promise<SourceEntry> {
-    const target = r.st.isSymbolicLink() ? await fsp.readlink(r.abs) : undefined;
+    const target = r.st.isSymbolicLink() ? await readLink(r.abs) : undefined;
     const root: CopyItem = { ...toEntry(r.rel, r.abs, r.st, target), rel: '' };
     const items: CopyItem[] = [root];
     if (r.st.isDirectory()) {
@@ -533,4 +534,9 @@ function linkHardlinks(sources: SourceEntry[]): void {
       else if (prev !== item.path) item.hardlinkTo = prev;
     }
   }
+}
+
+/** A symlink's target, any bytes kept (see @tsbuild/storage's names.ts). */
+async function readLink(abs: string): Promise<string> {
+  return decodeName(await fsp.readlink(fsPath(abs), { encoding: 'buffer' }));
 }

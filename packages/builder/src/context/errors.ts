@@ -1,4 +1,5 @@
 // Errors a user causes through the build context: each names the source or file at fault.
+import { TsbuildError } from '@tsbuild/storage';
 
 export type ContextErrorCode =
   /** The context directory or the Dockerfile is missing. */
@@ -18,16 +19,15 @@ export type ContextErrorCode =
   /** A file changed while it was being hashed. */
   | 'CHANGED_DURING_HASH';
 
-export class ContextError extends Error {
+export class ContextError extends TsbuildError {
   constructor(
-    readonly code: ContextErrorCode,
+    override readonly code: ContextErrorCode,
     message: string,
     /** The COPY/ADD source as written, when the error is about one. */
     readonly source?: string,
     /** The host path involved, when there is one. */
     readonly path?: string,
   ) {
-    super(message);
-    this.name = 'ContextError';
+    super(code, message);
   }
 }

@@ -1,13 +1,12 @@
 // Go's path/filepath.Match (Unix flavour) for COPY/ADD source wildcards: `*` and `?` never match '/',
 // `[...]` classes with ranges and `^` negation, `\` escapes. A malformed pattern is reported even when
 // the name does not match (as Go ≥1.16 does), so a typo fails loudly instead of matching nothing.
+import { TsbuildError } from '@tsbuild/storage';
 
 /** Go's filepath.ErrBadPattern. */
-export class BadPatternError extends Error {
-  readonly code = 'ERR_BAD_PATTERN';
+export class BadPatternError extends TsbuildError {
   constructor(readonly pattern: string) {
-    super(`syntax error in pattern: ${JSON.stringify(pattern)}`);
-    this.name = 'BadPatternError';
+    super('ERR_BAD_PATTERN', `syntax error in pattern: ${JSON.stringify(pattern)}`);
   }
 }
 

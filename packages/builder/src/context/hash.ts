@@ -10,6 +10,7 @@ import type { CopyItem, SourceEntry } from './context';
 import { ContextError } from './errors';
 import { nowNs, type StatCache, type StatTuple } from './statcache';
 import { defaultXattrReader, xattrCounts, type XattrReader } from './xattrs';
+import { fsPath } from '@tsbuild/storage';
 
 export interface HashOptions {
   /** Reuses content hashes of unchanged files; call its save() afterwards to persist it. */
@@ -86,7 +87,7 @@ export async function hashSources(sources: readonly SourceEntry[], opts: HashOpt
 
 /** The sha256 (hex) of one file's content, streamed; `buf` is scratch space for the reads. */
 export async function sha256File(absPath: string, buf: Buffer = Buffer.allocUnsafe(CHUNK)): Promise<{ sha256: string; bytes: number }> {
-  const fh = await fsp.open(absPath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  const fh = await fsp.open(fsPath(absPath), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
     return await hashOpenFile(fh, buf);
   } finally {
@@ -125,7 +126,7 @@ async function contentHash(item: CopyItem, buf: Buffer, cache: StatCache | undef
   const readStart = nowNs();
   let fh: fsp.FileHandle;
   try {
-    fh = await fsp.open(item.absPath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    fh = await fsp.open(fsPath(item.absPath), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch (err) {
     throw new ContextError('CHANGED_DURING_HASH', `failed to compute cache key: cannot read ${item.path}: ${(err as Error).message}`, undefined, item.absPath);
   }

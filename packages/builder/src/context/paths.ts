@@ -1,5 +1,7 @@
 // Go's path.Clean and path.Dir for slash paths: Node's path.posix.normalize keeps trailing slashes and
 // differs on edge cases, and .dockerignore semantics depend on the exact Go results.
+import { compareNames } from '@tsbuild/storage';
+
 
 /** Go's path.Clean: the shortest equivalent path ("" → ".", rooted ".." dropped, no trailing slash). */
 export function cleanPath(p: string): string {
@@ -31,7 +33,7 @@ export function compareBytes(a: string, b: string): number {
   if (a === b) return 0;
   // UTF-16 order equals UTF-8 byte order unless surrogates meet U+E000..U+FFFF.
   if (!HIGH_UNITS.test(a) && !HIGH_UNITS.test(b)) return a < b ? -1 : 1;
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  return compareNames(a, b);
 }
 
 const HIGH_UNITS = /[\ud800-\uffff]/;

@@ -6,6 +6,8 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { mkdirp } from '@tsbuild/storage';
+import { fsPath } from '@tsbuild/storage';
 
 /** The stat fields that must all be unchanged for a cached content hash to be reused. */
 export interface StatTuple {
@@ -114,7 +116,7 @@ export class StatCache {
     let dropped = 0;
     await Promise.all(
       [...this.records].map(async ([p, r]) => {
-        const st = await fsp.lstat(p, { bigint: true }).catch(() => null);
+        const st = await fsp.lstat(fsPath(p), { bigint: true }).catch(() => null);
         if (st && st.isFile() && st.dev.toString() === r.dev && st.ino.toString() === r.ino) return;
         this.records.delete(p);
         dropped++;
@@ -162,7 +164,7 @@ function isRecord(r: unknown): r is StoredRecord {
 
 async function writeAtomic(file: string, data: string): Promise<void> {
   const dir = path.dirname(file);
-  await fsp.mkdir(dir, { recursive: true });
+  await mkdirp(dir);
   const tmp = path.join(dir, `.tmp-${path.basename(file)}-${crypto.randomBytes(6).toString('hex')}`);
   const fh = await fsp.open(tmp, 'wx', 0o644);
   try {

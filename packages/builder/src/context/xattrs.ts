@@ -1,5 +1,6 @@
 // Extended attributes that count for cache keys: BuildKit drops security.* and system.* (SELinux labels,
 // ACL encodings the host adds) but keeps security.capability, which changes what a binary can do.
+import { fsPath } from '@tsbuild/storage';
 
 /** Reads a path's extended attributes without following symlinks: name → value. */
 export type XattrReader = (absPath: string) => Map<string, Buffer>;
@@ -11,8 +12,8 @@ export function xattrCounts(name: string): boolean {
 }
 
 interface NativeXattrs {
-  llistxattr(path: string): string[];
-  lgetxattr(path: string, name: string): Buffer | null;
+  llistxattr(path: string | Buffer): string[];
+  lgetxattr(path: string | Buffer, name: string): Buffer | null;
 }
 
 let nativeReader: Promise<XattrReader | null> | undefined;
@@ -34,7 +35,7 @@ function nativeXattrReader(n: NativeXattrs): XattrReader {
     const out = new Map<string, Buffer>();
     let names: string[];
     try {
-      names = n.llistxattr(absPath);
+      names = n.llistxattr(fsPath(absPath));
     } catch (err) {
       // Filesystems without xattr support have none to hash.
       if ((err as { code?: string }).code === 'ENOTSUP' || (err as { code?: string }).code === 'EOPNOTSUPP') return out;
@@ -42,7 +43,7 @@ function nativeXattrReader(n: NativeXattrs): XattrReader {
     }
     for (const name of names) {
       if (!xattrCounts(name)) continue;
-      const value = n.lgetxattr(absPath, name);
+      const value = n.lgetxattr(fsPath(absPath), name);
       if (value !== null) out.set(name, value);
     }
     return out;

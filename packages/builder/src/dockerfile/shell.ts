@@ -3,6 +3,7 @@
 // Written from the documented behaviour and the conformance vectors.
 
 import { goQuote, isGoDigit, isGoLetter, isGoSpace } from './gostr';
+import { TsbuildError } from '@tsbuild/storage';
 
 /** Where variables come from. Names are case-sensitive (Unix semantics). */
 export type EnvSource =
@@ -35,13 +36,12 @@ export interface ProcessWordResult {
 }
 
 /** An expansion failure, e.g. `failed to process "${X:?}": X: is not allowed to be unset`. */
-export class ShellExpansionError extends Error {
+export class ShellExpansionError extends TsbuildError {
   constructor(
     readonly word: string,
     readonly reason: string,
   ) {
-    super(`failed to process ${goQuote(word)}: ${reason}`);
-    this.name = 'ShellExpansionError';
+    super('EDOCKERFILE', `failed to process ${goQuote(word)}: ${reason}`);
   }
 }
 

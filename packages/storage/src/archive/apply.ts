@@ -20,6 +20,8 @@ import {
   classifyWhiteout,
   isOverlayXattr,
 } from './whiteout';
+import { TsbuildError, describeSystemError, quoteName } from '../errors';
+import { decodeName, fsPath } from '../names';
 
 /**
  * - overlay: dest is an overlay upper dir: `.wh.x` becomes a char device 0/0, `.wh..wh..opq` the
@@ -50,26 +52,32 @@ export interface ApplyResult {
 }
 
 /** An entry that cannot be extracted; the message names it. */
-export class ApplyError extends Error {
+export class ApplyError extends TsbuildError {
   constructor(
     readonly entry: string,
     message: string,
-    readonly code?: string,
+    /** The errno code behind the failure, when there is one. */
+    code = 'EAPPLY',
     options?: { cause?: unknown },
   ) {
-    super(message, options);
-    this.name = 'ApplyError';
+    super(code, message, options);
   }
 }
 
+/**
+ * An entry's failure as a one-line ApplyError; anything but a system error escapes as a bug.
+ */
 function entryError(name: string, err: unknown): Error {
   if (err instanceof BreakoutError || err instanceof ApplyError) return err;
+  if (err instanceof TsbuildError) return new ApplyError(name, `cannot extract tar entry ${quoteName(name)}: ${err.message}`, err.code, { cause: err });
+  // A syscall failing on an entry: the archive (an overlong name, a symlink loop) or the machine (a full disk).
   const e = err as NodeJS.ErrnoException;
-  return new ApplyError(name, `cannot extract tar entry ${JSON.stringify(name)}: ${e?.message ?? String(err)}`, e?.code, { cause: err });
+  if (typeof e?.code !== 'string' || typeof e.syscall !== 'string') return err as Error;
+  return new ApplyError(name, `cannot extract tar entry ${quoteName(name)}: ${describeSystemError(e, false)}`, e.code, { cause: err });
 }
 
 function lstatOrNull(p: string): fs.Stats | null {
-  return fs.lstatSync(p, { throwIfNoEntry: false }) ?? null;
+  return fs.lstatSync(fsPath(p), { throwIfNoEntry: false }) ?? null;
 }
 
 const XATTR_SOFT_ERRORS = new Set(['ENOTSUP', 'EOPNOTSUPP', 'EPERM']);
@@ -120,7 +128,7 @@ class Extractor {
       return cleanRelPath(value);
     } catch (err) {
       if (err instanceof BreakoutError) {
-        throw new BreakoutError(name, `tar entry ${JSON.stringify(name)}: ${what} ${JSON.stringify(value)} climbs above the extraction root`);
+        throw new BreakoutError(name, `tar entry ${quoteName(name)}: ${what} ${quoteName(value)} climbs above the extraction root`);
       }
       throw err;
     }
@@ -137,7 +145,7 @@ class Extractor {
       });
     } catch (err) {
       if (err instanceof BreakoutError) {
-        throw new BreakoutError(name, `tar entry ${JSON.stringify(name)}: ${JSON.stringify(rel)} resolves above the extraction root through a symlink`);
+        throw new BreakoutError(name, `tar entry ${quoteName(name)}: ${quoteName(rel)} resolves above the extraction root through a symlink`);
       }
       throw err;
     }
@@ -151,11 +159,11 @@ class Extractor {
     const real = parts.length === 0 ? this.root : this.resolve(name, key, { followFinal: true, create: true });
     const st = lstatOrNull(real);
     if (!st) {
-      fs.mkdirSync(real);
-      fs.chmodSync(real, 0o755);
+      fs.mkdirSync(fsPath(real));
+      fs.chmodSync(fsPath(real), 0o755);
       this.markWritten(real);
     } else if (!st.isDirectory()) {
-      throw new ApplyError(name, `cannot extract tar entry ${JSON.stringify(name)}: its parent ${JSON.stringify(key)} is not a directory`, 'ENOTDIR');
+      throw new ApplyError(name, `cannot extract tar entry ${quoteName(name)}: its parent ${quoteName(key)} is not a directory`, 'ENOTDIR');
     }
     this.parents.set(key, real);
     return real;
@@ -171,10 +179,10 @@ class Extractor {
   /** Removes whatever is at `p` (recursively for dirs) so a new entry can take its place. */
   private removeExisting(p: string, st: fs.Stats): void {
     if (st.isDirectory()) {
-      fs.rmSync(p, { recursive: true, force: true });
+      fs.rmSync(fsPath(p), { recursive: true, force: true });
       for (const d of this.dirs.keys()) if (d === p || d.startsWith(`${p}/`)) this.dirs.delete(d);
     } else {
-      fs.unlinkSync(p);
+      fs.unlinkSync(fsPath(p));
       this.dirs.delete(p);
     }
     this.parents.clear();
@@ -185,7 +193,7 @@ class Extractor {
     const parts = this.parts(h.name, h.name, 'name');
     if (parts.length === 0) {
       if (h.type !== 'dir') {
-        throw new ApplyError(h.name, `tar entry ${JSON.stringify(h.name)} names the extraction root but is not a directory`);
+        throw new ApplyError(h.name, `tar entry ${quoteName(h.name)} names the extraction root but is not a directory`);
       }
       this.chown(this.root, h);
       this.setXattrs(this.root, h);
@@ -207,7 +215,7 @@ class Extractor {
 
     const wo = classifyWhiteout(base);
     if (wo.kind === 'invalid') {
-      throw new ApplyError(h.name, `invalid whiteout entry ${JSON.stringify(h.name)}`, 'EINVAL');
+      throw new ApplyError(h.name, `invalid whiteout entry ${quoteName(h.name)}`, 'EINVAL');
     }
     if (wo.kind === 'meta') return;
     if (mode === 'aufs' || wo.kind === 'none') return this.extract(e, parts);
@@ -215,7 +223,7 @@ class Extractor {
     const dirParts = parts.slice(0, -1);
     if (wo.kind === 'opaque') {
       if (mode === 'overlay') {
-        lsetxattr(this.parentDir(h.name, dirParts), OVERLAY_OPAQUE_XATTR, Buffer.from('y'));
+        lsetxattr(fsPath(this.parentDir(h.name, dirParts)), OVERLAY_OPAQUE_XATTR, Buffer.from('y'));
       } else {
         const dir = this.existingDir(h.name, dirParts);
         if (dir) this.removeHidden(dir);
@@ -229,9 +237,9 @@ class Extractor {
       if (this.written.has(target)) return; // whiteouts hide lower layers only
       const st = lstatOrNull(target);
       if (st) this.removeExisting(target, st);
-      mknod(target, { type: 'char', mode: 0, major: 0, minor: 0 });
-      if (!this.opts.noChown && (h.uid !== 0 || h.gid !== 0)) fs.lchownSync(target, h.uid, h.gid);
-      fs.lutimesSync(target, h.mtime, h.mtime);
+      mknod(fsPath(target), { type: 'char', mode: 0, major: 0, minor: 0 });
+      if (!this.opts.noChown && (h.uid !== 0 || h.gid !== 0)) fs.lchownSync(fsPath(target), h.uid, h.gid);
+      fs.lutimesSync(fsPath(target), h.mtime, h.mtime);
       this.markWritten(target);
     } else {
       const dir = this.existingDir(h.name, dirParts);
@@ -245,9 +253,9 @@ class Extractor {
 
   /** Opaque dir in merge mode: removes every child that this layer did not create. */
   private removeHidden(dir: string): void {
-    for (const name of fs.readdirSync(dir)) {
+    for (const name of fs.readdirSync(fsPath(dir), { encoding: 'buffer' }).map(decodeName)) {
       const child = this.join(dir, name);
-      const st = fs.lstatSync(child);
+      const st = fs.lstatSync(fsPath(child));
       if (this.written.has(child) || this.above.has(child)) {
         if (st.isDirectory()) this.removeHidden(child);
       } else {
@@ -259,30 +267,30 @@ class Extractor {
   private async stashPseudoLink(e: TarEntry, base: string): Promise<void> {
     this.plnkDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'tsbuild-plnk-'));
     const file = path.join(this.plnkDir, base);
-    fs.rmSync(file, { force: true });
+    fs.rmSync(fsPath(file), { force: true });
     await this.writeBody(file, e);
     this.plnk.set(base, { header: e.header, file });
   }
 
   private linkSource(h: TarHeader): string | PseudoLink {
     const parts = this.parts(h.name, h.linkname, 'hard link target');
-    if (parts.length === 0) throw new ApplyError(h.name, `tar entry ${JSON.stringify(h.name)}: a hard link cannot point at the extraction root`);
+    if (parts.length === 0) throw new ApplyError(h.name, `tar entry ${quoteName(h.name)}: a hard link cannot point at the extraction root`);
     if (this.opts.whiteouts !== 'aufs' && parts.length === 2 && parts[0] === WHITEOUT_LINK_DIR) {
       const p = this.plnk.get(parts[1]!);
-      if (!p) throw new ApplyError(h.name, `tar entry ${JSON.stringify(h.name)}: hard link target ${JSON.stringify(h.linkname)} (an aufs pseudo-link) is not in the layer`, 'ENOENT');
+      if (!p) throw new ApplyError(h.name, `tar entry ${quoteName(h.name)}: hard link target ${quoteName(h.linkname)} (an aufs pseudo-link) is not in the layer`, 'ENOENT');
       return p;
     }
     const src = this.resolve(h.name, parts.join('/'), { followFinal: false, create: false });
     const st = lstatOrNull(src);
-    if (!st) throw new ApplyError(h.name, `tar entry ${JSON.stringify(h.name)}: hard link target ${JSON.stringify(h.linkname)} does not exist`, 'ENOENT');
-    if (st.isDirectory()) throw new ApplyError(h.name, `tar entry ${JSON.stringify(h.name)}: hard link target ${JSON.stringify(h.linkname)} is a directory`, 'EPERM');
+    if (!st) throw new ApplyError(h.name, `tar entry ${quoteName(h.name)}: hard link target ${quoteName(h.linkname)} does not exist`, 'ENOENT');
+    if (st.isDirectory()) throw new ApplyError(h.name, `tar entry ${quoteName(h.name)}: hard link target ${quoteName(h.linkname)} is a directory`, 'EPERM');
     return src;
   }
 
   private async extract(e: TarEntry, parts: string[]): Promise<void> {
     const h = e.header;
     if (h.type === 'other') {
-      throw new ApplyError(h.name, `tar entry ${JSON.stringify(h.name)} has an unsupported type '${h.typeflag}'`, 'ENOTSUP');
+      throw new ApplyError(h.name, `tar entry ${quoteName(h.name)} has an unsupported type '${h.typeflag}'`, 'ENOTSUP');
     }
     const dir = this.parentDir(h.name, parts.slice(0, -1));
     const target = this.join(dir, parts[parts.length - 1]!);
@@ -297,7 +305,7 @@ class Extractor {
 
     switch (h.type) {
       case 'dir':
-        if (!keepDir) fs.mkdirSync(target, { mode: 0o700 });
+        if (!keepDir) fs.mkdirSync(fsPath(target), { mode: 0o700 });
         this.chown(target, h);
         this.setXattrs(target, h);
         this.dirs.set(target, h);
@@ -307,20 +315,20 @@ class Extractor {
         this.metadata(target, h);
         break;
       case 'symlink':
-        fs.symlinkSync(h.linkname, target);
+        fs.symlinkSync(fsPath(h.linkname), fsPath(target));
         this.metadata(target, h);
         break;
       case 'hardlink':
-        if (typeof source === 'string') fs.linkSync(source, target);
+        if (typeof source === 'string') fs.linkSync(fsPath(source), fsPath(target));
         else this.materializePseudoLink(source!, target);
         break;
       case 'char':
       case 'block':
-        mknod(target, { type: h.type, mode: 0o600, major: h.devmajor, minor: h.devminor });
+        mknod(fsPath(target), { type: h.type, mode: 0o600, major: h.devmajor, minor: h.devminor });
         this.metadata(target, h);
         break;
       case 'fifo':
-        mknod(target, { type: 'fifo', mode: 0o600 });
+        mknod(fsPath(target), { type: 'fifo', mode: 0o600 });
         this.metadata(target, h);
         break;
     }
@@ -330,10 +338,10 @@ class Extractor {
   /** A hard link into aufs' `.wh..wh.plnk/`: the first becomes a copy, later ones link to it. */
   private materializePseudoLink(p: PseudoLink, target: string): void {
     if (p.materialized && lstatOrNull(p.materialized)?.isFile()) {
-      fs.linkSync(p.materialized, target);
+      fs.linkSync(fsPath(p.materialized), fsPath(target));
       return;
     }
-    fs.copyFileSync(p.file, target, fs.constants.COPYFILE_EXCL);
+    fs.copyFileSync(fsPath(p.file), fsPath(target), fs.constants.COPYFILE_EXCL);
     this.size += p.header.size;
     this.metadata(target, p.header);
     p.materialized = target;
@@ -342,7 +350,7 @@ class Extractor {
   /** Writes the entry's content into a new file; returns the bytes written. */
   private async writeBody(file: string, e: TarEntry): Promise<number> {
     const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
-    const fd = fs.openSync(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+    const fd = fs.openSync(fsPath(file), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
     let written = 0;
     try {
       for await (const chunk of e.body as AsyncIterable<Buffer>) {
@@ -357,7 +365,7 @@ class Extractor {
   }
 
   private chown(p: string, h: TarHeader): void {
-    if (!this.opts.noChown) fs.lchownSync(p, h.uid, h.gid);
+    if (!this.opts.noChown) fs.lchownSync(fsPath(p), h.uid, h.gid);
   }
 
   private setXattrs(p: string, h: TarHeader): void {
@@ -367,7 +375,7 @@ class Extractor {
         continue;
       }
       try {
-        lsetxattr(p, name, value);
+        lsetxattr(fsPath(p), name, value);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? '';
         if (!XATTR_SOFT_ERRORS.has(code)) throw err;
@@ -379,16 +387,16 @@ class Extractor {
   /** Owner, then mode (chown clears setuid bits), then xattrs (chown clears file capabilities), then times. */
   private metadata(p: string, h: TarHeader): void {
     this.chown(p, h);
-    if (h.type !== 'symlink') fs.chmodSync(p, h.mode);
+    if (h.type !== 'symlink') fs.chmodSync(fsPath(p), h.mode);
     this.setXattrs(p, h);
-    fs.lutimesSync(p, atimeOf(h), h.mtime);
+    fs.lutimesSync(fsPath(p), atimeOf(h), h.mtime);
   }
 
   /** Dir modes and times, once nothing more is created inside them. */
   finish(): void {
     for (const [dir, h] of [...this.dirs].reverse()) {
-      fs.chmodSync(dir, h.mode);
-      fs.lutimesSync(dir, atimeOf(h), h.mtime);
+      fs.chmodSync(fsPath(dir), h.mode);
+      fs.lutimesSync(fsPath(dir), atimeOf(h), h.mtime);
     }
   }
 

@@ -64,6 +64,7 @@ export class ByteSource {
 
   /** Exactly n bytes; null when the input ends before the first of them; throws `partial` when it ends midway. */
   async readExact(n: number): Promise<Buffer | null> {
+    if (n === 0) return Buffer.alloc(0); // (an empty pax header): nothing to take, even when no chunk is buffered
     while (this.available < n) {
       if (!(await this.fill())) {
         if (this.available === 0) return null;

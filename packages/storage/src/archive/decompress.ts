@@ -5,6 +5,7 @@ import * as zlib from 'node:zlib';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Decompress as ZstdDecompress } from 'fzstd';
+import { TsbuildError } from '../errors';
 
 export type Compression = 'gzip' | 'zstd' | 'bzip2' | 'xz' | 'none';
 
@@ -35,7 +36,7 @@ export function zstdDecompressor(): Transform {
         decoder.push(chunk);
         cb();
       } catch (err) {
-        cb(new Error(`zstd: invalid compressed data (${(err as Error).message})`));
+        cb(new TsbuildError('ECORRUPT', `zstd: invalid compressed data (${(err as Error).message})`));
       }
     },
     flush(cb: TransformCallback) {
@@ -43,7 +44,7 @@ export function zstdDecompressor(): Transform {
         decoder.push(new Uint8Array(0), true);
         cb();
       } catch (err) {
-        cb(new Error(`zstd: truncated or invalid compressed data (${(err as Error).message})`));
+        cb(new TsbuildError('ECORRUPT', `zstd: truncated or invalid compressed data (${(err as Error).message})`));
       }
     },
   });
@@ -83,7 +84,7 @@ async function external(cmd: 'bzip2' | 'xz', src: Readable, out: PassThrough): P
   const exited = new Promise<number | null>((resolve, reject) => {
     child.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') {
-        reject(new Error(`decompressing a ${cmd} stream needs the "${cmd}" command, which is not installed (apt-get install ${cmd === 'xz' ? 'xz-utils' : 'bzip2'})`));
+        reject(new TsbuildError('ENOTOOL', `decompressing a ${cmd} stream needs the "${cmd}" command, which is not installed (apt-get install ${cmd === 'xz' ? 'xz-utils' : 'bzip2'})`));
       } else reject(new Error(`${cmd} -dc: ${err.message}`));
     });
     child.on('close', (code) => resolve(code));
@@ -94,7 +95,7 @@ async function external(cmd: 'bzip2' | 'xz', src: Readable, out: PassThrough): P
   });
   const drain = pipeline(child.stdout, out, { end: false });
   const [code] = await Promise.all([exited, feed, drain]);
-  if (code !== 0) throw new Error(`${cmd} -dc failed (exit ${code}): ${stderr.trim() || 'invalid compressed data'}`);
+  if (code !== 0) throw new TsbuildError('ECORRUPT', `${cmd} -dc failed (exit ${code}): ${stderr.trim() || 'invalid compressed data'}`);
   out.end();
 }
 

@@ -7,6 +7,7 @@ import { Transform, Writable, type Readable, type TransformCallback } from 'node
 import { pipeline } from 'node:stream/promises';
 import { lgetxattr, llistxattr } from '@tsbuild/native';
 import { tarStream, type TarWriteEntry } from './tar-writer';
+import { decodeName, fsPath } from '../names';
 import { OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, isOverlayXattr, whiteoutNameFor } from './whiteout';
 
 export interface PackOptions {
@@ -47,7 +48,7 @@ async function* fileChunks(file: string, size: number): AsyncGenerator<Buffer> {
     if (size === 0) return;
     const buf = Buffer.allocUnsafe(size);
     let got = 0;
-    const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    const fd = fs.openSync(fsPath(file), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
     try {
       while (got < size) {
         const n = fs.readSync(fd, buf, got, size - got, null);
@@ -60,7 +61,7 @@ async function* fileChunks(file: string, size: number): AsyncGenerator<Buffer> {
     yield got === size ? buf : buf.subarray(0, got);
     return;
   }
-  const fh = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  const fh = await fs.promises.open(fsPath(file), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
     let left = size;
     while (left > 0) {
@@ -77,20 +78,13 @@ async function* fileChunks(file: string, size: number): AsyncGenerator<Buffer> {
 
 function readXattrs(file: string): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
-  for (const name of llistxattr(file).sort()) {
+  const p = fsPath(file);
+  for (const name of llistxattr(p).sort()) {
     if (isOverlayXattr(name)) continue;
-    const value = lgetxattr(file, name);
+    const value = lgetxattr(p, name);
     if (value !== null) out.set(name, value);
   }
   return out;
-}
-
-function utf8Name(dir: string, raw: Buffer): string {
-  const name = raw.toString('utf8');
-  if (!Buffer.from(name, 'utf8').equals(raw)) {
-    throw new Error(`cannot pack ${dir}/${raw.toString('latin1')}: the file name is not valid UTF-8`);
-  }
-  return name;
 }
 
 interface WalkState {
@@ -119,7 +113,7 @@ async function* entriesFor(abs: string, rel: string, st: fs.BigIntStats, state: 
   if (st.isDirectory()) {
     const xattrs = readXattrs(abs);
     yield { header: { name: `${rel}/`, type: 'dir', mode, uid, gid, mtime, xattrs } };
-    if (opts.whiteouts === 'overlay' && lgetxattr(abs, OVERLAY_OPAQUE_XATTR)?.toString() === 'y') {
+    if (opts.whiteouts === 'overlay' && lgetxattr(fsPath(abs), OVERLAY_OPAQUE_XATTR)?.toString() === 'y') {
       yield { header: { name: `${rel}/${WHITEOUT_OPAQUE}`, type: 'file', mode: mode & 0o777, uid, gid, mtime, size: 0 } };
     }
     return;
@@ -143,7 +137,7 @@ async function* entriesFor(abs: string, rel: string, st: fs.BigIntStats, state: 
     const size = Number(st.size);
     yield { header: { ...common, type: 'file', size }, body: fileChunks(abs, size) };
   } else if (st.isSymbolicLink()) {
-    const target = utf8Name(abs, fs.readlinkSync(abs, { encoding: 'buffer' }));
+    const target = decodeName(fs.readlinkSync(fsPath(abs), { encoding: 'buffer' }));
     yield { header: { ...common, type: 'symlink', linkname: target } };
   } else if (st.isCharacterDevice() || st.isBlockDevice()) {
     const type = st.isCharacterDevice() ? 'char' : 'block';
@@ -160,9 +154,9 @@ function isWhiteoutDevice(st: fs.BigIntStats, opts: PackOptions): boolean {
 async function* walkDir(abs: string, rel: string, state: WalkState): AsyncGenerator<TarWriteEntry> {
   const children: Array<{ name: string; key: Buffer; st: fs.BigIntStats }> = [];
   // metadata calls inline (see SYNC_READ_MAX): each is a few µs, a pool round trip ten times that
-  for (const raw of fs.readdirSync(abs, { encoding: 'buffer' })) {
-    const name = utf8Name(abs, raw);
-    const st = fs.lstatSync(`${abs}/${name}`, { bigint: true });
+  for (const raw of fs.readdirSync(fsPath(abs), { encoding: 'buffer' })) {
+    const name = decodeName(raw); // any bytes: see names.ts
+    const st = fs.lstatSync(fsPath(`${abs}/${name}`), { bigint: true });
     // sorted by the name the entry gets in the tar (a whiteout `x` is `.wh.x`)
     const key = isWhiteoutDevice(st, state.opts) ? Buffer.from(whiteoutNameFor(name)) : raw;
     children.push({ name, key, st });

@@ -4,16 +4,16 @@
 // modifies meanwhile (a private staging dir, a stopped container's rootfs); openat2(RESOLVE_IN_ROOT) in
 // the addon is the answer for trees under attack (REFERENCE §5.2).
 import * as fs from 'node:fs';
+import { decodeName, fsPath } from '../names';
+import { TsbuildError, shortName, quoteName } from '../errors';
 
 /** A path that would leave the root. `code` is 'EBREAKOUT'; `entry` names the offending tar entry/path. */
-export class BreakoutError extends Error {
-  readonly code = 'EBREAKOUT';
+export class BreakoutError extends TsbuildError {
   constructor(
     readonly entry: string,
     message: string,
   ) {
-    super(`${message} (path breakout)`);
-    this.name = 'BreakoutError';
+    super('EBREAKOUT', `${message} (path breakout)`);
   }
 }
 
@@ -46,7 +46,7 @@ export function cleanRelPath(name: string, what = 'path'): string[] {
   const out: string[] = [];
   for (const c of splitPath(name)) {
     if (c === '..') {
-      if (out.length === 0) throw new BreakoutError(name, `${what} ${JSON.stringify(name)} climbs above the root with ".."`);
+      if (out.length === 0) throw new BreakoutError(name, `${what} ${quoteName(name)} climbs above the root with ".."`);
       out.pop();
     } else out.push(c);
   }
@@ -56,11 +56,20 @@ export function cleanRelPath(name: string, what = 'path'): string[] {
 type Kind = 'dir' | 'symlink' | 'other' | 'missing';
 type Step = { op: 'lstat'; path: string } | { op: 'readlink'; path: string } | { op: 'mkdir'; path: string };
 
+/** A path that cannot be resolved inside the root because of what is on it (a file as a parent, a symlink loop). */
+export class ResolveError extends TsbuildError {
+  constructor(
+    code: 'ENOTDIR' | 'ELOOP',
+    message: string,
+    /** The host path where resolution stopped. */
+    readonly path: string,
+  ) {
+    super(code, message);
+  }
+}
+
 function notDirError(path: string, rel: string): Error {
-  return Object.assign(new Error(`cannot resolve ${JSON.stringify(rel)}: ${path} is not a directory`), {
-    code: 'ENOTDIR',
-    path,
-  });
+  return new ResolveError('ENOTDIR', `cannot resolve ${quoteName(rel)}: ${shortName(path)} is not a directory`, path);
 }
 
 /** The resolution algorithm, as a generator of filesystem requests so sync and async share it. */
@@ -79,7 +88,7 @@ function* resolveSteps(root: string, rel: string, opts: ResolveOptions): Generat
     if (c === '..') {
       if (resolved.length) resolved.pop();
       else if (opts.escape === 'error') {
-        throw new BreakoutError(rel, `path ${JSON.stringify(rel)} resolves above the root via ".." (in the path or a symlink on it)`);
+        throw new BreakoutError(rel, `path ${quoteName(rel)} resolves above the root via ".." (in the path or a symlink on it)`);
       }
       continue;
     }
@@ -92,7 +101,7 @@ function* resolveSteps(root: string, rel: string, opts: ResolveOptions): Generat
     const kind = (yield { op: 'lstat', path: p }) as Kind;
     if (kind === 'symlink') {
       if (++links > MAX_SYMLINKS) {
-        throw Object.assign(new Error(`cannot resolve ${JSON.stringify(rel)}: too many levels of symbolic links`), { code: 'ELOOP', path: p });
+        throw new ResolveError('ELOOP', `cannot resolve ${quoteName(rel)}: too many levels of symbolic links`, p);
       }
       const target = (yield { op: 'readlink', path: p }) as string;
       if (target.startsWith('/')) resolved.length = 0;
@@ -128,15 +137,15 @@ export async function resolveInRoot(root: string, relPath: string, opts: Resolve
     const step = r.value;
     let answer: Kind | string | undefined;
     if (step.op === 'lstat') {
-      answer = kindOf(await fs.promises.lstat(step.path).catch((e: NodeJS.ErrnoException) => {
+      answer = kindOf(await fs.promises.lstat(fsPath(step.path)).catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'ENOENT') return undefined;
         throw e;
       }));
     } else if (step.op === 'readlink') {
-      answer = await fs.promises.readlink(step.path);
+      answer = decodeName(await fs.promises.readlink(fsPath(step.path), { encoding: 'buffer' }));
     } else {
-      await fs.promises.mkdir(step.path);
-      await fs.promises.chmod(step.path, 0o755); // exactly 0755 whatever the umask
+      await fs.promises.mkdir(fsPath(step.path));
+      await fs.promises.chmod(fsPath(step.path), 0o755); // exactly 0755 whatever the umask
     }
     r = gen.next(answer);
   }
@@ -150,11 +159,11 @@ export function resolveInRootSync(root: string, relPath: string, opts: ResolveOp
   while (!r.done) {
     const step = r.value;
     let answer: Kind | string | undefined;
-    if (step.op === 'lstat') answer = kindOf(fs.lstatSync(step.path, { throwIfNoEntry: false }));
-    else if (step.op === 'readlink') answer = fs.readlinkSync(step.path);
+    if (step.op === 'lstat') answer = kindOf(fs.lstatSync(fsPath(step.path), { throwIfNoEntry: false }));
+    else if (step.op === 'readlink') answer = decodeName(fs.readlinkSync(fsPath(step.path), { encoding: 'buffer' }));
     else {
-      fs.mkdirSync(step.path);
-      fs.chmodSync(step.path, 0o755);
+      fs.mkdirSync(fsPath(step.path));
+      fs.chmodSync(fsPath(step.path), 0o755);
     }
     r = gen.next(answer);
   }

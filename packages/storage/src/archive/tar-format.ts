@@ -1,5 +1,6 @@
 // The tar format itself: ustar header blocks, numeric fields (octal and base-256), pax records with
 // binary-safe values. Pure functions over Buffers; the streaming writer and reader build on these.
+import { decodeName } from '../names';
 
 export const BLOCK = 512;
 
@@ -135,11 +136,11 @@ export function readNumeric(buf: Buffer, offset: number, width: number): number 
   return digits === 0 ? 0 : v;
 }
 
-/** A NUL-terminated byte string field as UTF-8. */
+/** A NUL-terminated byte string field (any bytes kept: see names.ts). */
 export function readString(buf: Buffer, offset: number, width: number): string {
   const field = buf.subarray(offset, offset + width);
   const nul = field.indexOf(0);
-  return field.subarray(0, nul < 0 ? width : nul).toString('utf8');
+  return decodeName(field.subarray(0, nul < 0 ? width : nul));
 }
 
 /** The unsigned checksum of a header block, counting the chksum field as spaces. */

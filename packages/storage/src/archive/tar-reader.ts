@@ -15,18 +15,18 @@ import {
   type RawHeader,
   type TarHeader,
 } from './tar-format';
+import { TsbuildError } from '../errors';
+import { decodeName } from '../names';
 
 export type { TarHeader } from './tar-format';
 
 /** A malformed or truncated archive. `offset` is the byte offset where the problem was found. */
-export class TarFormatError extends Error {
-  readonly code = 'ETARFORMAT';
+export class TarFormatError extends TsbuildError {
   constructor(
     message: string,
     readonly offset: number,
   ) {
-    super(message);
-    this.name = 'TarFormatError';
+    super('ETARFORMAT', message);
   }
 }
 
@@ -122,7 +122,7 @@ async function readMeta(src: ByteSource, raw: RawHeader, at: number, max: number
 /** A GNU long name: the bytes up to the first NUL. */
 function cString(data: Buffer): string {
   const nul = data.indexOf(0);
-  return data.subarray(0, nul < 0 ? data.length : nul).toString('utf8');
+  return decodeName(data.subarray(0, nul < 0 ? data.length : nul));
 }
 
 function paxInteger(key: string, value: string, at: number): number {
@@ -134,7 +134,8 @@ function paxInteger(key: string, value: string, at: number): number {
 
 function applyPax(h: TarHeader, records: Array<[string, Buffer]>, at: number): void {
   for (const [key, raw] of records) {
-    const value = raw.toString('utf8');
+    // UTF-8 by the standard, raw bytes with hdrcharset=BINARY: decoded losslessly either way
+    const value = decodeName(raw);
     h.pax[key] = value;
     if (key.startsWith(PAX_XATTR_PREFIX)) {
       h.xattrs.set(key.slice(PAX_XATTR_PREFIX.length), raw);
@@ -142,7 +143,13 @@ function applyPax(h: TarHeader, records: Array<[string, Buffer]>, at: number): v
     }
     if (key.startsWith(LIBARCHIVE_XATTR_PREFIX)) {
       // libarchive: URL-encoded name, base64 value
-      h.xattrs.set(decodeURIComponent(key.slice(LIBARCHIVE_XATTR_PREFIX.length)), Buffer.from(value, 'base64'));
+      let name: string;
+      try {
+        name = decodeURIComponent(key.slice(LIBARCHIVE_XATTR_PREFIX.length));
+      } catch {
+        throw new TarFormatError(`invalid pax header at offset ${at}: ${JSON.stringify(key)} is not a URL-encoded xattr name`, at);
+      }
+      h.xattrs.set(name, Buffer.from(value, 'base64'));
       continue;
     }
     if (key.startsWith('GNU.sparse.')) {

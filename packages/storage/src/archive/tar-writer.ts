@@ -2,6 +2,7 @@
 // xattr values; layers need both (REFERENCE §6). Deterministic: the same entries give the same bytes
 // (empty uname/gname, sorted pax records, fixed pax header names, no atime/ctime). Streaming: content
 // flows through as the consumer pulls, never buffered whole.
+import { compareNames, encodeName } from '../names';
 import { Readable } from 'node:stream';
 import {
   BLOCK,
@@ -69,10 +70,6 @@ function xattrEntries(x: TarWriteHeader['xattrs']): Array<[string, Buffer]> {
   return pairs.map(([k, v]) => [k, Buffer.isBuffer(v) ? v : Buffer.from(v, 'utf8')]);
 }
 
-function compareBytes(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
-
 function checkInt(what: string, name: string, v: number, max = Number.MAX_SAFE_INTEGER): number {
   if (!Number.isSafeInteger(v) || v < 0 || v > max) {
     throw new Error(`tar: entry "${name}": invalid ${what} ${v}`);
@@ -106,7 +103,7 @@ export function encodeEntryHeader(h: TarWriteHeader): Buffer {
   const devminor = isDev ? checkInt('devminor', name, h.devminor ?? 0) : undefined;
 
   const pax: Array<[string, Buffer | string]> = [];
-  const nameBuf = Buffer.from(name, 'utf8');
+  const nameBuf = encodeName(name);
   let ustarName: Buffer = nameBuf;
   let prefix: Buffer | undefined;
   if (nameBuf.length > USTAR_NAME || !isAscii(nameBuf)) {
@@ -115,12 +112,12 @@ export function encodeEntryHeader(h: TarWriteHeader): Buffer {
       ustarName = split.name;
       prefix = split.prefix;
     } else {
-      pax.push(['path', name]);
+      pax.push(['path', nameBuf]); // the name's bytes as they are, UTF-8 or not, as Go's archive/tar (Docker) writes
       ustarName = nameBuf.subarray(0, USTAR_NAME);
     }
   }
-  const linkBuf = Buffer.from(linkname, 'utf8');
-  if (linkBuf.length > USTAR_NAME || !isAscii(linkBuf)) pax.push(['linkpath', linkname]);
+  const linkBuf = encodeName(linkname);
+  if (linkBuf.length > USTAR_NAME || !isAscii(linkBuf)) pax.push(['linkpath', linkBuf]);
   if (uid > MAX_ID) pax.push(['uid', String(uid)]);
   if (gid > MAX_ID) pax.push(['gid', String(gid)]);
   if (size > MAX_SIZE) pax.push(['size', String(size)]);
@@ -147,11 +144,11 @@ export function encodeEntryHeader(h: TarWriteHeader): Buffer {
   });
   if (pax.length === 0) return block;
 
-  pax.sort((a, b) => compareBytes(a[0], b[0]));
+  pax.sort((a, b) => compareNames(a[0], b[0]));
   const records = Buffer.concat(pax.map(([k, v]) => encodePaxRecord(k, v)));
   const base = name.replace(/\/+$/, '').split('/').pop() || 'entry';
   const paxBlock = encodeHeader({
-    name: Buffer.from(`PaxHeaders.0/${base}`, 'utf8').subarray(0, USTAR_NAME),
+    name: encodeName(`PaxHeaders.0/${base}`).subarray(0, USTAR_NAME),
     typeflag: 'x',
     mode: 0o644,
     uid: 0,

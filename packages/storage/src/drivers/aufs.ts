@@ -28,6 +28,8 @@ import {
   isFuseOverlayMount, type DiffOptions, type DriverCreateOptions, type FuseOverlayMount, type GenericMount, type MountPlan,
   type RepairReport,
 } from './types';
+import { TsbuildError } from '../errors';
+import { mkdirpSync } from '../atomic';
 
 /** How the branches are stacked. */
 export type AufsBackend =
@@ -184,10 +186,9 @@ export function dropNeedlessOpaque(branch: string, lowers: string[]): void {
 
 // ---- probe ----
 
-export class AufsUnsupportedError extends Error {
-  readonly code = 'EAUFSUNSUPPORTED';
+export class AufsUnsupportedError extends TsbuildError {
   constructor(readonly reason?: string) {
-    super(`the aufs driver needs kernel aufs or fuse-overlayfs (apt-get install fuse-overlayfs)${reason ? `: ${reason}` : ''}`);
+    super('EAUFSUNSUPPORTED', `the aufs driver needs kernel aufs or fuse-overlayfs (apt-get install fuse-overlayfs)${reason ? `: ${reason}` : ''}`);
   }
 }
 
@@ -226,7 +227,7 @@ function pageSize(): number {
 
 function withProbeDir<T>(root: string, fn: (dir: string) => T): T {
   const dir = path.join(root, `${PROBE_PREFIX}${ownedName(crypto.randomBytes(6).toString('hex'))}`);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirpSync(dir, 0o700);
   try {
     return fn(dir);
   } finally {
@@ -324,7 +325,7 @@ export function probeAufs(root: string, opts: AufsProbeOptions = {}): AufsProbe 
   const key = path.resolve(root);
   const cached = opts.filesystems === undefined ? probes.get(key) : undefined;
   if (cached) return cached;
-  fs.mkdirSync(key, { recursive: true });
+  mkdirpSync(key);
   const result = runProbe(key, opts.filesystems ?? fs.readFileSync('/proc/filesystems', 'utf8'));
   if (opts.filesystems === undefined) probes.set(key, result);
   return result;
@@ -363,7 +364,7 @@ export class AufsDriver extends BaseDriver {
     super(path.resolve(root), opts);
     this.home = path.join(this.root, 'aufs');
     this.backend = backend;
-    for (const d of ['layers', 'diff', 'mnt', 'committed', 'work']) fs.mkdirSync(path.join(this.home, d), { recursive: true, mode: 0o700 });
+    for (const d of ['layers', 'diff', 'mnt', 'committed', 'work']) mkdirpSync(path.join(this.home, d), 0o700);
   }
 
   private at(kind: 'layers' | 'diff' | 'mnt' | 'committed' | 'work', id: string): string {
@@ -423,7 +424,7 @@ export class AufsDriver extends BaseDriver {
       fs.mkdirSync(staged, { mode: 0o755 });
       fs.chmodSync(staged, 0o755); // not subject to the umask
       if (!opts.readWrite) touch(this.at('committed', id));
-      else if (parent !== null) fs.mkdirSync(this.at('work', id), { recursive: true, mode: 0o700 });
+      else if (parent !== null) mkdirpSync(this.at('work', id), 0o700);
       fs.writeFileSync(layersTmp, ancestors.map((a) => `${a}\n`).join(''), { mode: 0o644 });
       fs.renameSync(layersTmp, this.at('layers', id));
       fs.renameSync(staged, this.at('diff', id));
@@ -443,7 +444,7 @@ export class AufsDriver extends BaseDriver {
 
   protected override beforeMount(_id: string, plan: MountPlan): void {
     for (const m of plan.mounts) {
-      if ('work' in m && m.work) fs.mkdirSync(m.work, { recursive: true, mode: 0o700 });
+      if ('work' in m && m.work) mkdirpSync(m.work, 0o700);
     }
   }
 

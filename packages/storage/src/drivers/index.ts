@@ -11,7 +11,7 @@ export {
   type AufsOptions, type AufsPlanInput, type AufsProbe, type AufsProbeOptions,
 } from './aufs';
 export { fuseOverlayCommand, type FuseOverlayCommand } from './perform';
-export { copyTree } from './treecopy';
+export { copyTree, mergeTree } from './treecopy';
 export {
   OverlayUnsupportedError, assertOverlay, baseOverlayOptions, overlayFeatures, probeOverlay, type OverlayFeatures,
   type OverlayProbe,

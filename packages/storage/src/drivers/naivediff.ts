@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as native from '@tsbuild/native';
 import { copyXattrs, readXattrs, sameXattrs } from './xattrs';
+import { decodeName, fsPath } from '../names';
 
 type Stats = fs.BigIntStats;
 
@@ -25,7 +26,7 @@ function seconds(ns: bigint): number {
 }
 
 function lstat(p: string): Stats | undefined {
-  return fs.lstatSync(p, { bigint: true, throwIfNoEntry: false });
+  return fs.lstatSync(fsPath(p), { bigint: true, throwIfNoEntry: false });
 }
 
 /**
@@ -40,8 +41,8 @@ function sameTime(a: bigint, b: bigint): boolean {
 }
 
 function sameContent(a: string, b: string): boolean {
-  const fa = fs.openSync(a, 'r');
-  const fb = fs.openSync(b, 'r');
+  const fa = fs.openSync(fsPath(a), 'r');
+  const fb = fs.openSync(fsPath(b), 'r');
   try {
     const ba = Buffer.allocUnsafe(1 << 16);
     const bb = Buffer.allocUnsafe(1 << 16);
@@ -61,7 +62,7 @@ function changed(lowerPath: string, lo: Stats, upperPath: string, up: Stats, bas
   if (lo.mode !== up.mode || lo.uid !== up.uid || lo.gid !== up.gid) return true;
   if (!up.isDirectory()) {
     if (!sameTime(lo.mtimeNs, up.mtimeNs) || lo.size !== up.size || lo.rdev !== up.rdev) return true;
-    if (up.isSymbolicLink() && fs.readlinkSync(lowerPath) !== fs.readlinkSync(upperPath)) return true;
+    if (up.isSymbolicLink() && decodeName(fs.readlinkSync(fsPath(lowerPath), { encoding: 'buffer' })) !== decodeName(fs.readlinkSync(fsPath(upperPath), { encoding: 'buffer' }))) return true;
     if (baseline !== undefined && up.ctimeNs > baseline) return true;
     if ((baseline === undefined || up.ctimeNs === baseline) && up.isFile() && !sameContent(lowerPath, upperPath)) return true;
   }
@@ -86,10 +87,10 @@ class Stager {
     if (rel !== '') this.stageDir(path.dirname(rel) === '.' ? '' : path.dirname(rel));
     const src = path.join(this.upper, rel);
     const dst = path.join(this.staging, rel);
-    const st = fs.lstatSync(src, { bigint: true });
-    if (rel !== '') fs.mkdirSync(dst);
-    fs.lchownSync(dst, Number(st.uid), Number(st.gid));
-    fs.chmodSync(dst, Number(st.mode & 0o7777n));
+    const st = fs.lstatSync(fsPath(src), { bigint: true });
+    if (rel !== '') fs.mkdirSync(fsPath(dst));
+    fs.lchownSync(fsPath(dst), Number(st.uid), Number(st.gid));
+    fs.chmodSync(fsPath(dst), Number(st.mode & 0o7777n));
     copyXattrs(src, dst);
     this.dirs.push({ staged: dst, st });
     this.madeDirs.add(rel);
@@ -102,18 +103,18 @@ class Stager {
 
   private stageLink(rel: string): void {
     this.stageDir(this.parentOf(rel));
-    fs.linkSync(path.join(this.upper, rel), path.join(this.staging, rel));
+    fs.linkSync(fsPath(path.join(this.upper, rel)), fsPath(path.join(this.staging, rel)));
   }
 
   private stageWhiteout(rel: string): void {
     const parent = this.parentOf(rel);
     this.stageDir(parent);
     const wh = path.join(this.staging, rel);
-    native.mknod(wh, { type: 'char', mode: 0, major: 0, minor: 0 });
+    native.mknod(fsPath(wh), { type: 'char', mode: 0, major: 0, minor: 0 });
     // Its time goes into the tar: take the deleted entry's, a function of the trees (never "now", and
     // not the parent dir's: the layer root's time is not carried by tars).
-    const t = seconds(fs.lstatSync(path.join(this.lower, rel), { bigint: true }).mtimeNs);
-    fs.utimesSync(wh, t, t);
+    const t = seconds(fs.lstatSync(fsPath(path.join(this.lower, rel)), { bigint: true }).mtimeNs);
+    fs.utimesSync(fsPath(wh), t, t);
   }
 
   /** Stages `rel` and everything below it. */
@@ -123,9 +124,9 @@ class Stager {
       return;
     }
     this.stageDir(rel);
-    for (const name of fs.readdirSync(path.join(this.upper, rel)).sort()) {
+    for (const name of fs.readdirSync(fsPath(path.join(this.upper, rel)), { encoding: 'buffer' }).map(decodeName).sort()) {
       const child = path.join(rel, name);
-      this.stageTree(child, fs.lstatSync(path.join(this.upper, child), { bigint: true }));
+      this.stageTree(child, fs.lstatSync(fsPath(path.join(this.upper, child)), { bigint: true }));
     }
   }
 
@@ -133,11 +134,11 @@ class Stager {
   walk(rel: string): void {
     const upperDir = path.join(this.upper, rel);
     const lowerDir = path.join(this.lower, rel);
-    const upperNames = fs.readdirSync(upperDir).sort();
-    const lowerNames = new Set(fs.readdirSync(lowerDir));
+    const upperNames = fs.readdirSync(fsPath(upperDir), { encoding: 'buffer' }).map(decodeName).sort();
+    const lowerNames = new Set(fs.readdirSync(fsPath(lowerDir), { encoding: 'buffer' }).map(decodeName));
     for (const name of upperNames) {
       const child = path.join(rel, name);
-      const up = fs.lstatSync(path.join(upperDir, name), { bigint: true });
+      const up = fs.lstatSync(fsPath(path.join(upperDir, name)), { bigint: true });
       const lo = lowerNames.has(name) ? lstat(path.join(lowerDir, name)) : undefined;
       if (!lo || (lo.mode & TYPE_MASK) !== (up.mode & TYPE_MASK)) {
         this.stageTree(child, up);
@@ -157,7 +158,7 @@ class Stager {
   /** Directory times last, deepest first: creating children bumped them. */
   finish(): void {
     for (const { staged, st } of this.dirs.reverse()) {
-      fs.utimesSync(staged, seconds(st.atimeNs), seconds(st.mtimeNs));
+      fs.utimesSync(fsPath(staged), seconds(st.atimeNs), seconds(st.mtimeNs));
     }
   }
 
@@ -183,8 +184,8 @@ export function ctimeNow(dir: string, name: string): bigint {
   const probe = path.join(dir, name);
   fs.writeFileSync(probe, '');
   try {
-    return fs.lstatSync(probe, { bigint: true }).ctimeNs;
+    return fs.lstatSync(fsPath(probe), { bigint: true }).ctimeNs;
   } finally {
-    fs.rmSync(probe, { force: true });
+    fs.rmSync(fsPath(probe), { force: true });
   }
 }

@@ -19,14 +19,15 @@ import { mountsUnder, readMountInfo } from './mountinfo';
 import { detach } from './perform';
 import { assertOverlay, isStaleProbe, baseOverlayOptions, type OverlayFeatures } from './probe';
 import type { DriverCreateOptions, DiffOptions, MountPlan, RepairReport } from './types';
+import { TsbuildError } from '../errors';
+import { mkdirpSync } from '../atomic';
 
 /** The kernel's OVL_MAX_STACK: lower layers one overlay mount can stack. */
 export const MAX_LOWERS = 500;
 
-export class MaxDepthError extends Error {
-  readonly code = 'EMAXDEPTH';
+export class MaxDepthError extends TsbuildError {
   constructor(readonly depth: number) {
-    super(`max depth exceeded: ${depth} layers, the limit is ${MAX_LOWERS}`);
+    super('EMAXDEPTH', `max depth exceeded: ${depth} layers, the limit is ${MAX_LOWERS}`);
   }
 }
 
@@ -91,7 +92,7 @@ export class Overlay2Driver extends BaseDriver {
     this.home = path.join(this.root, 'overlay2');
     this.features = features;
     this.options = baseOverlayOptions(features);
-    fs.mkdirSync(path.join(this.home, 'l'), { recursive: true, mode: 0o700 });
+    mkdirpSync(path.join(this.home, 'l'), 0o700);
   }
 
   private dir(id: string): string {
@@ -233,7 +234,7 @@ export class Overlay2Driver extends BaseDriver {
 
   async repair(inUse: (id: string) => boolean): Promise<RepairReport> {
     const report: RepairReport = { unmounted: [], relinked: [], removed: [] };
-    fs.mkdirSync(path.join(this.home, 'l'), { recursive: true, mode: 0o700 });
+    mkdirpSync(path.join(this.home, 'l'), 0o700);
     const table = readMountInfo();
     const leftovers = [
       ...fs.readdirSync(this.root).filter(isStaleProbe).map((n) => path.join(this.root, n)),

@@ -9,6 +9,7 @@ import * as native from '@tsbuild/native';
 import type { MountFlag } from '@tsbuild/native';
 import { isFuseOverlayMount, isOverlayMount, type FuseOverlayMount, type Mount, type MountPlan } from './types';
 import { isMountPoint, readMountInfo } from './mountinfo';
+import { mkdirpSync } from '../atomic';
 
 /** Option words of a generic mount that are mount(2) flags rather than filesystem data. */
 const FLAG_WORDS: ReadonlySet<string> = new Set<MountFlag>([
@@ -33,7 +34,7 @@ function performOne(m: Mount, defaultTarget: string): void {
 
 /** Creates the mount point and performs every mount of the plan; on failure undoes what it did. */
 export function performPlan(plan: MountPlan): void {
-  fs.mkdirSync(plan.target, { recursive: true, mode: 0o755 });
+  mkdirpSync(plan.target, 0o755);
   const done: string[] = [];
   try {
     for (const m of plan.mounts) {

@@ -9,6 +9,8 @@ import * as native from '@tsbuild/native';
 import { detach } from './perform';
 import { isMountPoint } from './mountinfo';
 import { isAlive, ownedName, ownerOf } from './proc';
+import { TsbuildError } from '../errors';
+import { mkdirpSync } from '../atomic';
 
 const OVERLAY_PARAMS = '/sys/module/overlay/parameters';
 
@@ -29,14 +31,13 @@ export interface OverlayProbe extends OverlayFeatures {
   reason?: string;
 }
 
-export class OverlayUnsupportedError extends Error {
-  readonly code = 'EOVERLAYUNSUPPORTED';
+export class OverlayUnsupportedError extends TsbuildError {
   constructor(
     readonly fsType: string,
     readonly root: string,
     readonly reason: string,
   ) {
-    super(`overlay not supported on ${fsType} at ${root}: ${reason}`);
+    super('EOVERLAYUNSUPPORTED', `overlay not supported on ${fsType} at ${root}: ${reason}`);
   }
 }
 
@@ -73,7 +74,7 @@ export function probeOverlay(root: string): OverlayProbe {
     cache.set(key, cached);
     return cached;
   }
-  fs.mkdirSync(key, { recursive: true });
+  mkdirpSync(key);
   const result = runProbe(key);
   cache.set(key, result);
   writeProbeRecord(key, result);
@@ -144,7 +145,7 @@ function runProbe(root: string): OverlayProbe {
   const [l1, l2, upper, work, merged] = ['l1', 'l2', 'upper', 'work', 'merged'].map((d) => path.join(dir, d));
   try {
     for (const d of [l1, l2, upper, work, merged, path.join(l1, 'd'), path.join(l2, 'd')]) {
-      fs.mkdirSync(d, { recursive: true });
+      mkdirpSync(d);
     }
     fs.writeFileSync(path.join(l1, 'a'), 'a');
     fs.writeFileSync(path.join(l1, 'x'), 'x');

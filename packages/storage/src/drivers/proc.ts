@@ -2,11 +2,13 @@
 // whether the owner of a staged directory or of a mount reference is still alive.
 import * as fs from 'node:fs';
 
+/** The process's start time, or null when it is gone (a zombie has exited: it only waits to be reaped). */
 function startTime(pid: number): string | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) is in parentheses and may hold spaces: count fields after the last ')'.
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (rest[0] === 'Z' || rest[0] === 'X') return null; // field 3: the state
     return rest[19] ?? null; // field 22 overall
   } catch {
     return null;

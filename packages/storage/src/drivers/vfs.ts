@@ -15,6 +15,7 @@ import { ctimeNow, stageChanges } from './naivediff';
 import { copyTree } from './treecopy';
 import { isAlive, ownedName, ownerOf } from './proc';
 import type { DriverCreateOptions, DiffOptions, MountPlan, RepairReport } from './types';
+import { mkdirpSync } from '../atomic';
 
 interface VfsMeta {
   parent: string | null;
@@ -31,7 +32,7 @@ export class VfsDriver extends BaseDriver {
   constructor(root: string, opts: DriverOptions = {}) {
     super(path.resolve(root), opts);
     this.home = path.join(this.root, 'vfs');
-    for (const d of ['dir', 'meta', 'tmp']) fs.mkdirSync(path.join(this.home, d), { recursive: true, mode: 0o700 });
+    for (const d of ['dir', 'meta', 'tmp']) mkdirpSync(path.join(this.home, d), 0o700);
   }
 
   static open(root: string, opts: DriverOptions = {}): VfsDriver {

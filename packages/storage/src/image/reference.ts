@@ -3,6 +3,7 @@
 // `docker.io/` and `library/` again (`app:latest`), and is what users see and what the store writes
 // into `org.opencontainers.image.ref.name`.
 import { parseDigest, type Digest } from '../digest';
+import { TsbuildError, shortName } from '../errors';
 
 export const DEFAULT_DOMAIN = 'docker.io';
 export const OFFICIAL_REPO_PREFIX = 'library/';
@@ -24,13 +25,12 @@ export interface ImageReference {
   digest?: Digest;
 }
 
-export class InvalidReferenceError extends Error {
-  readonly code = 'EINVALIDREF';
+export class InvalidReferenceError extends TsbuildError {
   constructor(
     readonly input: string,
-    reason: string,
+    readonly reason: string,
   ) {
-    super(`invalid reference "${input}": ${reason}`);
+    super('EINVALIDREF', `invalid reference "${shortName(input)}": ${reason}`);
   }
 }
 

@@ -24,6 +24,8 @@ import { StoreLock } from '../lock';
 import { selectPlatform } from './platform';
 import { familiarString, formatReference, parseReference, type ImageReference } from './reference';
 import { ANNOTATION_REF_NAME, type HistoryEntry, type ImageConfig, type ImageIndex, type ImageManifest } from './types';
+import { TsbuildError, shortName, userError } from '../errors';
+import { checkConfig, checkIndex, checkManifest } from './decode';
 
 export interface ImageStoreOptions {
   /** Produces built layers' tars for manifests that name a layer blob not yet on disk. */
@@ -142,10 +144,9 @@ export interface StagedBlobs {
   abandon(): Promise<void>;
 }
 
-export class ImageNotFoundError extends Error {
-  readonly code = 'ENOIMAGE';
+export class ImageNotFoundError extends TsbuildError {
   constructor(readonly ref: string) {
-    super(`image not found: ${ref}`);
+    super('ENOIMAGE', `image not found: ${shortName(ref)}`);
   }
 }
 
@@ -265,7 +266,7 @@ export class ImageStore {
   }
 
   private async findManifest(entries: IndexEntry[], input: string): Promise<Descriptor> {
-    if (typeof input !== 'string' || input.trim() === '') throw new Error('image reference is empty');
+    if (typeof input !== 'string' || input.trim() === '') throw userError('image reference is empty');
     const hex = input.startsWith('sha256:') ? input.slice(7) : input;
     if (/^[0-9a-f]{64}$/.test(hex)) {
       const d = `sha256:${hex}` as Digest;
@@ -298,7 +299,7 @@ export class ImageStore {
     if (isPrefix) {
       const matches = await this.manifestsWithConfig(entries, (id) => id.startsWith(`sha256:${hex}`));
       const ids = new Set(matches.map((m) => m.id));
-      if (ids.size > 1) throw new Error(`image ID prefix "${input}" is ambiguous: it matches ${ids.size} images; give more digits`);
+      if (ids.size > 1) throw userError(`image ID prefix "${input}" is ambiguous: it matches ${ids.size} images; give more digits`);
       if (matches.length > 0) return matches[0].descriptor;
     }
     if (refError && !isPrefix) throw refError;
@@ -332,23 +333,25 @@ export class ImageStore {
 
   /** Reads the image manifest that `desc` names, descending through image indexes to this platform. */
   async readManifest(desc: Descriptor, depth = 0): Promise<{ manifest: ImageManifest; descriptor: Descriptor }> {
-    const doc = await this.content.readJson<ImageManifest & ImageIndex>(desc.digest);
-    const mediaType = doc.mediaType ?? desc.mediaType;
+    const raw = await this.content.readJson<unknown>(desc.digest);
+    const doc = (typeof raw === 'object' && raw !== null ? raw : {}) as Partial<ImageManifest & ImageIndex>;
+    const mediaType = typeof doc.mediaType === 'string' ? doc.mediaType : desc.mediaType;
     if (INDEX_TYPES.has(mediaType) || (!doc.config && Array.isArray(doc.manifests))) {
-      if (depth > 4) throw new Error(`image index ${desc.digest} nests too deeply`);
-      const child = selectPlatform(doc.manifests);
+      if (depth > 4) throw new TsbuildError('EBADMETA', `image index ${desc.digest} nests too deeply`);
+      const index = checkIndex(raw, `image index ${desc.digest}`);
+      const child = selectPlatform(index.manifests);
       if (!child) throw new Error(`image index ${desc.digest} has no manifest for this platform`);
       return this.readManifest(child, depth + 1);
     }
     if (!MANIFEST_TYPES.has(mediaType) && !doc.config) throw new Error(`blob ${desc.digest} is not an image manifest (${mediaType})`);
-    if (!doc.config || !Array.isArray(doc.layers)) throw new Error(`manifest ${desc.digest} has no config or layers`);
-    return { manifest: doc, descriptor: { mediaType, digest: desc.digest, size: desc.size } };
+    const manifest = checkManifest(raw, `manifest ${desc.digest}`);
+    return { manifest, descriptor: { mediaType, digest: desc.digest, size: desc.size } };
   }
 
   private async load(entryDesc: Descriptor, entries: IndexEntry[]): Promise<ResolvedImage> {
     const { manifest, descriptor } = await this.readManifest(entryDesc);
-    const config = await this.content.readJson<ImageConfig>(manifest.config.digest);
-    const diffIDs = config.rootfs?.diff_ids ?? [];
+    const config = checkConfig(await this.content.readJson<unknown>(manifest.config.digest), `image config ${manifest.config.digest}`);
+    const diffIDs = config.rootfs.diff_ids;
     if (diffIDs.length !== manifest.layers.length) {
       throw new Error(
         `image ${manifest.config.digest}: config lists ${diffIDs.length} diff_ids but manifest ${descriptor.digest} has ${manifest.layers.length} layers`,
@@ -640,23 +643,23 @@ export class ImageStore {
           return;
         }
       } else if (tagged.length > 1 && !opts.force) {
-        throw new Error(
+        throw userError(
           `unable to delete image ${shortImageId(img.id)} (must be forced): it is tagged as ${tagged
             .map((e) => familiarString(parseReference(e.name!)))
             .join(', ')}`,
         );
       }
-      // A parent of other images (they were built FROM it) is only untagged, as docker does: its
-      // layers and blobs are the children's too. By ID it cannot be removed at all.
-      if (await this.hasChildren(entries, img)) {
-        if (!byName) throw new Error(`unable to delete ${shortImageId(img.id)} (cannot be forced): image has dependent child images`);
+      if (this.opts.isInUse && (await this.opts.isInUse(img.id))) {
+        if (!opts.force) throw userError(`image ${familiarOrId(refOrId, img.id)} is in use by a container; stop and remove it first`);
+        for (const e of tagged) if (!result.untagged.includes(familiarString(parseReference(e.name!)))) result.untagged.push(familiarString(parseReference(e.name!)));
+        entries = entries.filter((e) => !(e.name !== null && manifestDigests.has(e.descriptor.digest)));
         await this.writeEntries(keepDangling(entries, target));
         return;
       }
-      if (this.opts.isInUse && (await this.opts.isInUse(img.id))) {
-        if (!opts.force) throw new Error(`image ${familiarOrId(refOrId, img.id)} is in use by a container; stop and remove it first`);
-        for (const e of tagged) if (!result.untagged.includes(familiarString(parseReference(e.name!)))) result.untagged.push(familiarString(parseReference(e.name!)));
-        entries = entries.filter((e) => !(e.name !== null && manifestDigests.has(e.descriptor.digest)));
+      // A parent of other images (they were built FROM it) is only untagged, as docker does: its
+      // layers and blobs are the children's too. By ID it needs force (the children keep their layers).
+      if (!opts.force && (await this.hasChildren(entries, img))) {
+        if (!byName) throw userError(`unable to delete ${shortImageId(img.id)} (must be forced): image has dependent child images`);
         await this.writeEntries(keepDangling(entries, target));
         return;
       }
@@ -827,7 +830,7 @@ function entryName(desc: Descriptor): string | null {
 
 function parseTagReference(ref: string): ImageReference {
   const parsed = parseReference(ref);
-  if (parsed.digest) throw new Error(`cannot tag with a digest reference: ${ref}`);
+  if (parsed.digest) throw userError(`cannot tag with a digest reference: ${ref}`);
   return parsed;
 }
 

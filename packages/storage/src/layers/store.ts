@@ -36,6 +36,7 @@ import { MountState } from './mountstate';
 import {
   DiffIDMismatchError, LayerNotFoundError, type CommitOptions, type CreateRWOptions, type Layer, type RWLayer,
 } from './types';
+import { mkdirpSync } from '../atomic';
 
 /** The sha256 of everything a stream yields. */
 async function digestOfStream(stream: Readable): Promise<Digest> {
@@ -134,7 +135,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   /** Opens (creating) the store at `root`, takes the lock and repairs what a crash left. */
   static async open(root: string, opts: LayerStoreOptions = {}): Promise<LayerStore> {
     const abs = path.resolve(root);
-    for (const d of ['sha256', 'mounts', 'tmp']) fs.mkdirSync(path.join(abs, 'layers', d), { recursive: true, mode: 0o700 });
+    for (const d of ['sha256', 'mounts', 'tmp']) mkdirpSync(path.join(abs, 'layers', d), 0o700);
     let driver: Driver;
     let notice: string | undefined;
     if (opts.driver && typeof opts.driver === 'object') {

@@ -1,4 +1,5 @@
 import type { Digest } from '../digest';
+import { TsbuildError } from '../errors';
 
 /** A committed, read-only layer, keyed by its chainID. */
 export interface Layer {
@@ -49,19 +50,17 @@ export interface CreateRWOptions {
   volatile?: boolean;
 }
 
-export class LayerNotFoundError extends Error {
-  readonly code = 'ENOLAYER';
+export class LayerNotFoundError extends TsbuildError {
   constructor(readonly chainID: string) {
-    super(`layer ${chainID} not found`);
+    super('ENOLAYER', `layer ${chainID} not found`);
   }
 }
 
-export class DiffIDMismatchError extends Error {
-  readonly code = 'EDIGEST';
+export class DiffIDMismatchError extends TsbuildError {
   constructor(
     readonly expected: Digest,
     readonly actual: Digest,
   ) {
-    super(`layer diffID mismatch: expected ${expected}, got ${actual}`);
+    super('EDIGEST', `layer diffID mismatch: expected ${expected}, got ${actual}`);
   }
 }

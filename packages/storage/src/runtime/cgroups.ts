@@ -3,6 +3,7 @@
 // joined at birth with CLONE_INTO_CGROUP, controllers enabled down the tree.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { mkdirpSync } from '../atomic';
 
 export interface CgroupLimits {
   /** Memory limit in bytes. Swap: as much again (Docker's default when --memory-swap is unset). */
@@ -173,7 +174,7 @@ class V1Cgroup implements ContainerCgroup {
         const hierarchy = fs.realpathSync(mount);
         let dir = byHierarchy.get(hierarchy);
         if (!dir) {
-          fs.mkdirSync(path.join(hierarchy, parent), { recursive: true });
+          mkdirpSync(path.join(hierarchy, parent));
           dir = path.join(hierarchy, parent, id);
           fs.mkdirSync(dir);
           this.dirs.push(dir);
@@ -262,7 +263,7 @@ class V2Cgroup implements ContainerCgroup {
       }
     }
     const parentDir = path.join(root, parent);
-    fs.mkdirSync(parentDir, { recursive: true });
+    mkdirpSync(parentDir);
     // Controllers are enabled top-down; a group with processes cannot enable them, so only leaves run.
     for (const dir of [root, parentDir]) {
       const enabled = readIfExists(path.join(dir, 'cgroup.subtree_control')).split(/\s+/).filter(Boolean);

@@ -13,6 +13,7 @@ import { containerSeccomp, type SeccompOption } from './seccomp';
 import { resolveRootfsUser } from './users';
 import { terminalStreams } from './terminal';
 import type { Readable, Writable } from 'node:stream';
+import { TsbuildError } from '../errors';
 
 export interface ExecOptions {
   /** Host pid of the container's PID 1. */
@@ -81,7 +82,7 @@ export async function execInContainer(o: ExecOptions): Promise<ExecProcess> {
   if (!Array.isArray(o.args) || o.args.length === 0) throw new TypeError('execInContainer: args must name a command');
   const rootfs = `/proc/${o.pid}/root`;
   if (!fs.existsSync(rootfs)) {
-    throw Object.assign(new Error(`the container's process ${o.pid} is not running`), { userFacing: true, exitCode: 1 });
+    throw new TsbuildError('ENOTRUNNING', `the container's process ${o.pid} is not running`);
   }
   const user = resolveRootfsUser(rootfs, o.user);
   const caps = o.capabilities ?? [...DOCKER_DEFAULT_CAPABILITIES];

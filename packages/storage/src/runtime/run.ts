@@ -15,6 +15,9 @@ import { containerSeccomp, type SeccompOption } from './seccomp';
 import { containerSteps, type BindMount } from './steps';
 import { writeFileExactMode } from '../fsmode';
 import { resolveRootfsUser } from './users';
+import { TsbuildError } from '../errors';
+import { resolveInRootSync } from '../archive/resolve';
+import { mkdirpSync } from '../atomic';
 import { terminalStreams } from './terminal';
 
 export interface RunOptions {
@@ -118,7 +121,7 @@ export function capabilitySet(opt: RunOptions['capabilities'], privileged = fals
   const drop = (opt?.drop ?? []).map(norm);
   for (const c of [...add, ...drop]) {
     if (c !== 'ALL' && CAPABILITIES[c] === undefined) {
-      throw Object.assign(new Error(`unknown capability: "${c}"`), { exitCode: 125, userFacing: true });
+      throw new TsbuildError('EINVAL', `unknown capability: "${c}"`, { exitCode: 125 });
     }
   }
   if (add.includes('ALL')) return allCapabilities().filter((c) => !drop.includes(c));
@@ -195,9 +198,16 @@ function checkMountPoints(rootfs: string): void {
     const st = fs.lstatSync(path.join(rootfs, name), { throwIfNoEntry: false });
     if (st && !st.isDirectory()) {
       const what = st.isSymbolicLink() ? `a symlink to ${fs.readlinkSync(path.join(rootfs, name))}` : 'not a directory';
-      throw Object.assign(new Error(`the image's /${name} is ${what}: refusing to mount ${name} there`), { exitCode: 125, userFacing: true });
+      throw new TsbuildError('EBADROOTFS', `the image's /${name} is ${what}: refusing to mount ${name} there`, { exitCode: 125 });
     }
   }
+}
+
+/** `containerPath` with every symlink on it resolved inside `rootfs` (missing components kept as written). */
+function inRootfs(rootfs: string, containerPath: string): string {
+  if (!containerPath.startsWith('/')) return containerPath; // refused with a clear message by the step checks
+  const host = resolveInRootSync(rootfs, containerPath, { followFinal: true });
+  return `/${path.relative(rootfs, host)}`;
 }
 
 /** Starts a container. Rejects (with exitCode 125/126/127 on the error) when it cannot start. */
@@ -212,13 +222,16 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
   const network = opts.network ?? 'none';
   const hostname = opts.hostname ?? (network === 'host' ? os.hostname() : id.slice(0, 12));
   const user = resolveRootfsUser(opts.rootfs, opts.user);
-  const cwd = opts.cwd ?? '/';
+  // Paths in the container are resolved in its rootfs, as runc does: an image's absolute symlink on
+  // the way (/link -> /real) leads to /real inside, never to the host's /real.
+  const cwd = inRootfs(opts.rootfs, opts.cwd ?? '/');
+  const mounts = opts.mounts?.map((m) => ({ ...m, target: inRootfs(opts.rootfs, m.target) }));
   const env = containerEnv(opts.env ?? [], {
     PATH: DEFAULT_PATH, HOSTNAME: hostname, HOME: user.home, ...(opts.tty ? { TERM: 'xterm' } : {}),
   });
 
   const stateDir = opts.stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), `tsbuild-ctr-${id.slice(0, 12)}-`));
-  if (opts.stateDir) fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  if (opts.stateDir) mkdirpSync(stateDir, 0o700);
   const cleanups: (() => Promise<void> | void)[] = [() => fs.rmSync(stateDir, { recursive: true, force: true })];
   const cleanup = async () => {
     for (const fn of cleanups.splice(0).reverse()) await fn();
@@ -237,7 +250,7 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
       ...cgroup.spawnOptions,
       steps: containerSteps({
         rootfs: opts.rootfs, hostname, etcFiles: writeEtcFiles(stateDir, hostname, network, opts.extraHosts),
-        mounts: opts.mounts, readonlyRootfs: opts.readonlyRootfs, cwd, console: opts.tty === true,
+        mounts, readonlyRootfs: opts.readonlyRootfs, cwd, console: opts.tty === true,
         ownNetwork: network === 'none',
         ...(opts.shmSize !== undefined ? { shmSize: opts.shmSize } : {}),
         ...(privileged ? { privileged, maskedPaths: [], readonlyPaths: [] } : {}),

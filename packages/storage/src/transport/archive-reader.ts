@@ -2,6 +2,7 @@
 // linkpath records and GNU long names. Members are yielded one at a time; a member's body must be read
 // (or is skipped) before the next one is produced, so archives are never buffered whole.
 // Layer tars are NOT read with this: they go to the layer codec.
+import { TsbuildError } from '../errors';
 
 const BLOCK = 512;
 
@@ -45,7 +46,7 @@ class ByteReader {
   async *chunks(n: number, what: string): AsyncGenerator<Buffer> {
     let left = n;
     while (left > 0) {
-      if (this.buf.length === 0 && !(await this.more())) throw new Error(`archive truncated inside ${what}`);
+      if (this.buf.length === 0 && !(await this.more())) throw new TsbuildError('ETARFORMAT', `archive truncated inside ${what}`);
       const take = Math.min(left, this.buf.length);
       const out = this.buf.subarray(0, take);
       this.buf = this.buf.subarray(take);
@@ -108,16 +109,16 @@ export async function* readArchiveMembers(source: AsyncIterable<Buffer>): AsyncG
   for (;;) {
     const h = await r.read(BLOCK);
     if (h.length === 0) return; // no end marker: accept, like GNU tar
-    if (h.length < BLOCK) throw new Error('archive truncated inside a header');
+    if (h.length < BLOCK) throw new TsbuildError('ETARFORMAT', 'archive truncated inside a header');
     if (h.every((b) => b === 0)) return;
-    if (!checksumOk(h)) throw new Error('not a tar archive (bad header checksum)');
+    if (!checksumOk(h)) throw new TsbuildError('ETARFORMAT', 'not a tar archive (bad header checksum)');
     const flag = String.fromCharCode(h[156]);
     let size = parseNumber(h, 124, 12);
     const padded = Math.ceil(size / BLOCK) * BLOCK;
     if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
-      if (size > 1 << 20) throw new Error(`archive: ${flag} header of ${size} bytes is too large`);
+      if (size > 1 << 20) throw new TsbuildError('ETARFORMAT', `archive: ${flag} header of ${size} bytes is too large`);
       const data = await r.read(padded);
-      if (data.length < padded) throw new Error('archive truncated inside an extended header');
+      if (data.length < padded) throw new TsbuildError('ETARFORMAT', 'archive truncated inside an extended header');
       const body = data.subarray(0, size);
       if (flag === 'x') pax = { ...pax, ...parsePax(body) };
       else if (flag === 'L') longName = cstring(body, 0, body.length);

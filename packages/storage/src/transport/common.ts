@@ -14,6 +14,7 @@ import type { ImageManifest } from '../image/types';
 import { ArchiveWriter } from './archive-writer';
 import type { LayerImporter } from './load';
 import { decompress } from '../archive/decompress';
+import { TsbuildError, quoteName, shortName, userError, withContext } from '../errors';
 
 /**
  * gzip level for blobs we produce. Measured on the busybox layer (2.1 MB tar, node:zlib, this machine):
@@ -61,7 +62,7 @@ export interface ExportImage {
 
 /** Resolves the requested images; names given by the user become the archive's tags. */
 export async function resolveForExport(store: ImageStore, refs: string[]): Promise<ExportImage[]> {
-  if (refs.length === 0) throw new Error('no images to save');
+  if (refs.length === 0) throw userError('no images to save');
   const out: ExportImage[] = [];
   for (const ref of refs) {
     const resolved = await store.resolve(ref);
@@ -103,9 +104,9 @@ export async function uncompressedSize(store: ImageStore, layer: ImageLayer): Pr
  */
 export async function openUncompressedLayer(store: ImageStore, layer: ImageLayer): Promise<Readable> {
   const kind = layerCompression(layer.descriptor.mediaType);
-  if (kind === undefined) throw new Error(`blob ${layer.descriptor.digest} has media type ${layer.descriptor.mediaType}, not a layer`);
+  if (kind === undefined) throw new TsbuildError('EDIGEST', `blob ${layer.descriptor.digest} has media type ${layer.descriptor.mediaType}, not a layer`);
   if (kind === 'none' && layer.descriptor.digest !== layer.diffID) {
-    throw new Error(`layer ${layer.diffID}: uncompressed blob ${layer.descriptor.digest} does not match its diff_id`);
+    throw new TsbuildError('EDIGEST', `layer ${layer.diffID}: uncompressed blob ${layer.descriptor.digest} does not match its diff_id`);
   }
   if (await store.content.has(layer.diffID)) return store.content.open(layer.diffID);
   const compressed = await storedCompressedForm(store, layer);
@@ -151,7 +152,7 @@ function layerBlobError(err: Error, layer: ImageLayer): Error {
   if (err instanceof DigestMismatchError && err.expected === layer.diffID) message = `${head}: its content hashes to ${err.actual}`;
   else if ((err as { code?: string }).code === 'EDIGEST' || /^blob sha256:/.test(err.message)) message = `layer ${layer.descriptor.digest}: ${err.message}`;
   else message = `${head}: cannot decompress it: ${err.message}`;
-  return Object.assign(new Error(message), { code: 'EDIGEST' });
+  return new TsbuildError('EDIGEST', message, { cause: err });
 }
 
 /**
@@ -193,10 +194,10 @@ export function chainInto(out: PassThrough, streams: Readable[], wrap: (err: Err
 
 function wrapDiffIDError(err: Error, layer: ImageLayer): Error {
   if ((err as { code?: string }).code === 'EDIGEST') {
-    return new Error(`layer ${layer.descriptor.digest} does not decompress to its diff_id ${layer.diffID}: ${err.message}`);
+    return withContext(`layer ${layer.descriptor.digest} does not decompress to its diff_id ${layer.diffID}`, err);
   }
   if (/blob sha256/.test(err.message)) return err;
-  return new Error(`layer ${layer.descriptor.digest}: cannot decompress: ${err.message}`);
+  return withContext(`layer ${layer.descriptor.digest}: cannot decompress`, err);
 }
 
 /** A gzip blob for `layer`: the layer's own if already compressed, a kept one, or a new one (kept). */
@@ -253,9 +254,15 @@ export async function exportManifest(
 /** Writes an archive to `out` atomically (tmp next to it, fsync, rename). */
 export async function writeArchiveFile(out: string, mtime: number, fill: (w: ArchiveWriter) => Promise<void>): Promise<void> {
   const target = path.resolve(out);
-  await fsp.mkdir(path.dirname(target), { recursive: true });
+  // As docker save: the directory must exist (no directories made on a typo).
+  const dir = path.dirname(target);
+  if (!(await fsp.stat(dir).catch(() => undefined))?.isDirectory()) {
+    throw userError(`invalid output path: directory ${quoteName(dir)} does not exist`);
+  }
   const tmp = tmpSibling(target);
-  const fh = await fsp.open(tmp, 'wx', 0o644);
+  const fh = await fsp.open(tmp, 'wx', 0o644).catch((err: unknown) => {
+    throw withContext(`cannot write ${shortName(out)}`, err);
+  });
   try {
     const w = new ArchiveWriter(fh, mtime);
     await fill(w);
@@ -267,7 +274,8 @@ export async function writeArchiveFile(out: string, mtime: number, fill: (w: Arc
   } catch (err) {
     await fh.close().catch(() => {});
     await fsp.rm(tmp, { force: true });
-    throw err;
+    // The machine's failures (a full disk) name the output; anything else keeps its own message.
+    throw (err as NodeJS.ErrnoException).syscall ? withContext(`cannot write ${shortName(out)}`, err) : err;
   }
 }
 

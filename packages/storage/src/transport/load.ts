@@ -19,13 +19,13 @@ import {
   ANNOTATION_IMAGE_NAME,
   ANNOTATION_REF_NAME,
   type DockerArchiveManifestEntry,
-  type ImageConfig,
-  type ImageIndex,
   type ImageManifest,
 } from '../image/types';
 import { normalizeName, readArchiveMembers } from './archive-reader';
 import { decompress, detectCompression } from '../archive/decompress';
 import { CONFIG_MAX, importLayerVerified, type ProgressFn } from './common';
+import { TsbuildError, archiveError, describeSystemError, shortName, withContext } from '../errors';
+import { checkConfig, checkIndex } from '../image/decode';
 
 /** Implemented by the layer store: extract one layer on top of its parent chain. */
 export interface LayerImporter {
@@ -60,9 +60,9 @@ interface LoadedImage {
 
 export async function loadArchive(store: ImageStore, file: string, opts: LoadOptions): Promise<LoadResult> {
   const st = await fs.promises.stat(file).catch((err: NodeJS.ErrnoException) => {
-    throw new Error(err.code === 'ENOENT' ? `archive not found: ${file}` : `cannot read archive ${file}: ${err.message}`);
+    throw new TsbuildError(err.code ?? 'EIO', err.code === 'ENOENT' ? `archive not found: ${shortName(file)}` : `cannot read archive ${shortName(file)}: ${describeSystemError(err)}`, { cause: err });
   });
-  if (!st.isFile()) throw new Error(`not a file: ${file}`);
+  if (!st.isFile()) throw new TsbuildError('EINVAL', `cannot load ${shortName(file)}: not a regular file`);
   // What a failed load wrote is deleted at once, not left to prune's grace period.
   const staged = await store.stageBlobs();
   try {
@@ -81,8 +81,8 @@ async function loadStaged(store: ImageStore, file: string, fileSize: number, sta
   if (members.meta.has('oci-layout') && members.meta.has('index.json')) images = await fromOciLayout(store, members, file);
   else if (members.meta.has('manifest.json')) images = await fromDockerArchive(store, members, file, staged);
   else if (members.meta.has('repositories')) {
-    throw new Error(`${file}: legacy docker-archive (docker < 1.10, no manifest.json) is not supported; re-save it with a newer docker`);
-  } else throw new Error(`${file}: not an image archive (no oci-layout + index.json, no manifest.json)`);
+    throw archiveError(file, `legacy docker-archive (docker < 1.10, no manifest.json) is not supported; re-save it with a newer docker`);
+  } else throw archiveError(file, `not an image archive (no oci-layout + index.json, no manifest.json)`);
   await importAll(store, images, opts);
   const result: LoadResult = { images: [], ids: [] };
   for (const img of images) {
@@ -122,7 +122,7 @@ async function readMembers(store: ImageStore, file: string, fileSize: number, st
       }
       if (m.type !== 'file') continue;
       if (METADATA.has(m.name)) {
-        if (m.size > METADATA_MAX) throw new Error(`${file}: ${m.name} is ${m.size} bytes, too large`);
+        if (m.size > METADATA_MAX) throw archiveError(file, `${m.name} is ${m.size} bytes, too large`);
         const chunks: Buffer[] = [];
         for await (const c of m.body) chunks.push(Buffer.from(c));
         out.meta.set(m.name, Buffer.concat(chunks));
@@ -139,7 +139,7 @@ async function readMembers(store: ImageStore, file: string, fileSize: number, st
       try {
         out.files.set(m.name, await store.content.putStream(m.body, expected, undefined, staged.created));
       } catch (err) {
-        throw new Error(`${file}: member ${m.name}: ${(err as Error).message}`);
+        throw withContext(`${shortName(file)}: member ${m.name}`, err);
       }
     }
   } finally {
@@ -152,7 +152,7 @@ function lookup(members: Members, name: string, file: string, what: string): Des
   let p = normalizeName(name);
   for (let hops = 0; hops < 16 && !members.files.has(p) && members.links.has(p); hops++) p = members.links.get(p)!;
   const d = members.files.get(p);
-  if (!d) throw new Error(`${file}: ${what} ${name} is missing from the archive`);
+  if (!d) throw archiveError(file, `${what} ${name} is missing from the archive`);
   return d;
 }
 
@@ -160,7 +160,7 @@ function parseMeta<T>(members: Members, name: string, file: string): T {
   try {
     return JSON.parse(members.meta.get(name)!.toString('utf8')) as T;
   } catch (err) {
-    throw new Error(`${file}: ${name} is not valid JSON: ${(err as Error).message}`);
+    throw archiveError(file, `${name} is not valid JSON: ${(err as Error).message}`);
   }
 }
 
@@ -180,13 +180,12 @@ function ociEntryNames(desc: Descriptor): string[] {
 }
 
 async function fromOciLayout(store: ImageStore, members: Members, file: string): Promise<LoadedImage[]> {
-  const layout = parseMeta<{ imageLayoutVersion?: string }>(members, 'oci-layout', file);
-  if (layout.imageLayoutVersion !== '1.0.0') throw new Error(`${file}: unsupported OCI layout version ${JSON.stringify(layout.imageLayoutVersion)}`);
-  const index = parseMeta<ImageIndex>(members, 'index.json', file);
-  if (!Array.isArray(index.manifests)) throw new Error(`${file}: index.json has no "manifests" array`);
+  const layout = parseMeta<{ imageLayoutVersion?: unknown } | null>(members, 'oci-layout', file);
+  if (layout?.imageLayoutVersion !== '1.0.0') throw archiveError(file, `unsupported OCI layout version ${JSON.stringify(layout?.imageLayoutVersion)?.slice(0, 40)}`);
+  const index = checkIndex(parseMeta<unknown>(members, 'index.json', file), `${shortName(file)}: index.json`);
   const out: LoadedImage[] = [];
   for (const entry of index.manifests) {
-    if (!isDigest(entry.digest)) throw new Error(`${file}: index.json names an invalid digest ${JSON.stringify(entry.digest)}`);
+    if (!isDigest(entry.digest)) throw archiveError(file, `index.json names an invalid digest ${JSON.stringify(entry.digest)}`);
     lookup(members, `blobs/sha256/${entry.digest.slice(7)}`, file, 'manifest');
     const { manifest, descriptor } = await store.readManifest(entry);
     const img = await describe(store, manifest, descriptor, file);
@@ -200,18 +199,21 @@ async function fromOciLayout(store: ImageStore, members: Members, file: string):
 
 async function describe(store: ImageStore, manifest: ImageManifest, descriptor: Descriptor, file: string): Promise<Omit<LoadedImage, 'names'>> {
   const configSize = (await store.content.info(manifest.config.digest).catch(() => undefined))?.size ?? 0;
-  if (configSize > CONFIG_MAX) throw new Error(`${file}: config ${manifest.config.digest} of ${configSize} bytes is too large (over ${CONFIG_MAX})`);
-  const config = await store.content.readJson<ImageConfig>(manifest.config.digest).catch((err: Error) => {
-    throw new Error(`${file}: config ${manifest.config.digest}: ${err.message}`);
-  });
-  const diffIDs = config.rootfs?.diff_ids ?? [];
+  if (configSize > CONFIG_MAX) throw archiveError(file, `config ${manifest.config.digest} of ${configSize} bytes is too large (over ${CONFIG_MAX})`);
+  const config = await store.content
+    .readJson<unknown>(manifest.config.digest)
+    .then((doc) => checkConfig(doc, `${shortName(file)}: config ${manifest.config.digest}`))
+    .catch((err: Error) => {
+      throw withContext(`${shortName(file)}: config ${manifest.config.digest}`, err);
+    });
+  const diffIDs = config.rootfs.diff_ids;
   if (diffIDs.length !== manifest.layers.length) {
-    throw new Error(`${file}: image ${manifest.config.digest} lists ${diffIDs.length} diff_ids for ${manifest.layers.length} layers`);
+    throw archiveError(file, `image ${manifest.config.digest} lists ${diffIDs.length} diff_ids for ${manifest.layers.length} layers`);
   }
-  for (const d of diffIDs) if (!isDigest(d)) throw new Error(`${file}: image ${manifest.config.digest}: invalid diff_id ${JSON.stringify(d)}`);
+  for (const d of diffIDs) if (!isDigest(d)) throw archiveError(file, `image ${manifest.config.digest}: invalid diff_id ${JSON.stringify(d)}`);
   for (const l of manifest.layers) {
-    if (layerCompression(l.mediaType) === undefined) throw new Error(`${file}: blob ${l.digest} has media type ${l.mediaType}, not a layer`);
-    if (!(await store.content.has(l.digest))) throw new Error(`${file}: layer blob ${l.digest} is missing from the archive`);
+    if (layerCompression(l.mediaType) === undefined) throw archiveError(file, `blob ${l.digest} has media type ${l.mediaType}, not a layer`);
+    if (!(await store.content.has(l.digest))) throw archiveError(file, `layer blob ${l.digest} is missing from the archive`);
   }
   return {
     manifest: { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size },
@@ -222,10 +224,13 @@ async function describe(store: ImageStore, manifest: ImageManifest, descriptor: 
 
 async function fromDockerArchive(store: ImageStore, members: Members, file: string, staged: StagedBlobs): Promise<LoadedImage[]> {
   const entries = parseMeta<DockerArchiveManifestEntry[]>(members, 'manifest.json', file);
-  if (!Array.isArray(entries)) throw new Error(`${file}: manifest.json is not an array`);
+  if (!Array.isArray(entries)) throw archiveError(file, `manifest.json is not an array`);
   const out: LoadedImage[] = [];
   for (const e of entries) {
-    if (typeof e?.Config !== 'string' || !Array.isArray(e.Layers)) throw new Error(`${file}: manifest.json entry without Config or Layers`);
+    if (typeof e?.Config !== 'string' || !Array.isArray(e.Layers)) throw archiveError(file, `manifest.json entry without Config or Layers`);
+    if (e.Layers.some((l) => typeof l !== 'string')) throw archiveError(file, `manifest.json: Layers must name archive members`);
+    const repoTags: unknown = e.RepoTags ?? [];
+    if (!Array.isArray(repoTags) || repoTags.some((t) => typeof t !== 'string')) throw archiveError(file, `manifest.json: RepoTags must be an array of strings`);
     const configBlob = lookup(members, e.Config, file, 'config');
     const layers: Descriptor[] = [];
     for (const p of e.Layers) {
@@ -233,7 +238,7 @@ async function fromDockerArchive(store: ImageStore, members: Members, file: stri
       const head = await readHead(store, blob.digest);
       const kind = detectCompression(head);
       if (kind !== 'gzip' && kind !== 'zstd' && kind !== 'none') {
-        throw new Error(`${file}: layer ${p} is ${kind}-compressed; only uncompressed, gzip and zstd layers are supported`);
+        throw archiveError(file, `layer ${p} is ${kind}-compressed; only uncompressed, gzip and zstd layers are supported`);
       }
       const mediaType = kind === 'gzip' ? MediaTypes.ociLayerGzip : kind === 'zstd' ? MediaTypes.ociLayerZstd : MediaTypes.ociLayer;
       layers.push({ mediaType, digest: blob.digest, size: (await store.content.info(blob.digest)).size });
@@ -249,16 +254,16 @@ async function fromDockerArchive(store: ImageStore, members: Members, file: stri
     const img = await describe(store, manifest, descriptor, file);
     for (const l of img.layers) {
       if (l.descriptor.mediaType === MediaTypes.ociLayer && l.descriptor.digest !== l.diffID) {
-        throw new Error(`${file}: image ${img.id}: layer ${l.descriptor.digest} does not match its diff_id ${l.diffID}`);
+        throw archiveError(file, `image ${img.id}: layer ${l.descriptor.digest} does not match its diff_id ${l.diffID}`);
       }
     }
     const names: string[] = [];
-    for (const t of e.RepoTags ?? []) {
+    for (const t of repoTags as string[]) {
       try {
         const ref = parseReference(t);
         if (!ref.digest) names.push(familiarString(ref));
       } catch (err) {
-        throw new Error(`${file}: RepoTags: ${(err as Error).message}`);
+        throw withContext(`${shortName(file)}: RepoTags`, err);
       }
     }
     out.push({ ...img, names });

@@ -13,6 +13,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { describeSystemError, userError } from '../errors';
 
 export interface Credentials {
   username?: string;
@@ -102,7 +103,7 @@ function readAuthFile(file: string): AuthFile | undefined {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
-    throw userError(`cannot read ${file}: ${(err as Error).message}`);
+    throw userError(`cannot read ${file}: ${describeSystemError(err as NodeJS.ErrnoException)}`);
   }
   try {
     const parsed = JSON.parse(text) as AuthFile;
@@ -211,6 +212,4 @@ export function basicHeader(creds: Credentials): string {
   return `Basic ${Buffer.from(`${creds.username ?? ''}:${creds.password ?? ''}`).toString('base64')}`;
 }
 
-export function userError(message: string): Error {
-  return Object.assign(new Error(message), { userFacing: true });
-}
+export { userError } from '../errors';

@@ -7,6 +7,7 @@ import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { sha256OfBuffer, type Digest } from '../digest';
 import { MediaTypes } from '../content/types';
 import { basicHeader, findCredentials, parseChallenge, type Challenge, type CredentialLookup, type Credentials } from './registry-auth';
+import { TsbuildError } from '../errors';
 
 export interface RegistryClientOptions extends CredentialLookup {
   /**
@@ -21,15 +22,13 @@ export interface RegistryClientOptions extends CredentialLookup {
 }
 
 /** A registry said no, or could not be reached. The message is one line for users. */
-export class RegistryError extends Error {
-  readonly code = 'EREGISTRY';
-  readonly userFacing = true;
+export class RegistryError extends TsbuildError {
   constructor(
     message: string,
     readonly status?: number,
     readonly registryCode?: string,
   ) {
-    super(message);
+    super('EREGISTRY', message);
   }
 }
 

@@ -330,6 +330,22 @@ describe('tar reader', () => {
     expect(consumed).toBe(tar.length);
   });
 
+  // Found by the tar fuzzer (test/fuzz): an empty pax header read block by block crashed in ByteSource.
+  it('reads an empty pax header (global or local) whatever the chunking', async () => {
+    const tar = makeTar([globalPaxEntry({}), paxEntry({}), { name: 'after', content: 'x' }]);
+    for (const chunk of [1, 7, 512, tar.length]) {
+      expect((await listTar(chunked(tar, chunk))).map((h) => h.name)).toEqual(['after']);
+    }
+  });
+
+  // Found by the tar fuzzer: a libarchive xattr name that is not URL-encoded threw a URIError.
+  it('refuses a malformed LIBARCHIVE.xattr name with a TarFormatError', async () => {
+    const tar = makeTar([paxEntry({ 'LIBARCHIVE.xattr.%': '' }), { name: 'x', content: '' }]);
+    const err = await errorOf(() => listTar(bufferStream(tar)));
+    expect(err).toBeInstanceOf(TarFormatError);
+    expect(err.message).toMatch(/"LIBARCHIVE\.xattr\.%" is not a URL-encoded xattr name/);
+  });
+
   it('refuses GNU sparse files clearly', async () => {
     const tar = makeTar([paxEntry({ 'GNU.sparse.major': '1', 'GNU.sparse.minor': '0' }), { name: 'sparse', content: '' }]);
     const err = await errorOf(() => listTar(bufferStream(tar)));

@@ -9,6 +9,7 @@
 //   64-bit arguments compared as two 32-bit halves (classic BPF loads 32 bits at a time).
 import { AARCH64_SYSCALLS, I386_SYSCALLS, X86_64_SYSCALLS } from './syscalls';
 import type { ResolvedProfile, ResolvedRule, SeccompAction, SeccompArg } from './profile';
+import { TsbuildError } from '../../errors';
 
 export const BPF_MAXINSNS = 4096;
 
@@ -54,9 +55,10 @@ export const ARCHITECTURES: Readonly<Record<string, ArchInfo>> = {
   SCMP_ARCH_AARCH64: { audit: 0xc00000b7, table: AARCH64_SYSCALLS },
 };
 
-export class SeccompCompileError extends Error {
-  readonly userFacing = true;
-  readonly exitCode = 125;
+export class SeccompCompileError extends TsbuildError {
+  constructor(message: string) {
+    super('ESECCOMP', message, { exitCode: 125 });
+  }
 }
 
 /** The SECCOMP_RET_* value of an action. */

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import { compileFilter } from './bpf';
 import { DOCKER_DEFAULT_PROFILE } from './default-profile';
 import { checkProfile, parseProfile, resolveProfile, type SeccompProfile } from './profile';
+import { TsbuildError } from '../../errors';
 
 export { DOCKER_DEFAULT_PROFILE, DOCKER_PROFILE_VERSION } from './default-profile';
 export { ARCHITECTURES, BPF_MAXINSNS, SeccompCompileError, compileFilter } from './bpf';
@@ -55,9 +56,7 @@ export function seccompOptionFromFlag(value: string): SeccompOption {
   try {
     text = fs.readFileSync(value, 'utf8');
   } catch (err) {
-    throw Object.assign(new Error(`seccomp profile ${value} cannot be read: ${(err as NodeJS.ErrnoException).code}`), {
-      userFacing: true, exitCode: 125,
-    });
+    throw new TsbuildError('EINVAL', `seccomp profile ${value} cannot be read: ${(err as NodeJS.ErrnoException).code}`, { exitCode: 125 });
   }
   return parseProfile(text, value);
 }

@@ -3,6 +3,7 @@
 // rules are kept or dropped by the native architecture, the container's bounding capabilities and the
 // running kernel's version, leaving plain rules for the compiler.
 import * as os from 'node:os';
+import { TsbuildError } from '../../errors';
 
 export type SeccompAction =
   | 'SCMP_ACT_KILL' | 'SCMP_ACT_KILL_PROCESS' | 'SCMP_ACT_KILL_THREAD' | 'SCMP_ACT_TRAP' | 'SCMP_ACT_ERRNO'
@@ -84,9 +85,10 @@ export const SECCOMP_FILTER_FLAGS: Readonly<Record<string, number>> = {
 };
 
 /** A profile that cannot be used: the message names the field. */
-export class SeccompProfileError extends Error {
-  readonly userFacing = true;
-  readonly exitCode = 125;
+export class SeccompProfileError extends TsbuildError {
+  constructor(message: string) {
+    super('ESECCOMP', message, { exitCode: 125 });
+  }
 }
 
 function bad(where: string, what: string): never {

@@ -1,0 +1,114 @@
+// Smaller things a docker user expects (issue 9, defect 9): a bad tag refused before the build runs,
+// save refusing a missing output directory, a container whose tsbuild was killed reported as killed
+// (and removed when it was --rm), -v and -w through an image's absolute symlinks resolved inside it.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { CLI, cli, cliRootWithBusybox, writeTree } from './helpers/roots';
+
+const paths = cliRootWithBusybox('tsbuild-edges-');
+
+describe('build and save check their arguments first', () => {
+  it('build -t Bad:Tag is refused before any step runs', () => {
+    const ctx = writeTree(path.join(paths.top, 'ctx-tag'), { Dockerfile: 'FROM busybox\nRUN echo step-ran\n' });
+    const r = cli(paths.root, ['build', '--progress', 'plain', '-t', 'ok:1', '-t', 'Bad:Tag', ctx]);
+    expect(r.stderr).toBe('tsbuild: invalid tag "Bad:Tag": repository name must be lowercase\n');
+    expect(r.status).toBe(1);
+    expect(cli(paths.root, ['inspect', 'ok:1']).status).toBe(1);
+  });
+
+  it('save -o into a missing directory is an error and creates nothing', () => {
+    const out = path.join(paths.top, 'missing', 'dir', 'x.tar');
+    const r = cli(paths.root, ['save', '-o', out, 'busybox']);
+    expect(r.stderr).toBe(`tsbuild: cannot write ${out}: the directory ${path.dirname(out)} does not exist\n`);
+    expect(r.status).toBe(1);
+    expect(fs.existsSync(path.join(paths.top, 'missing'))).toBe(false);
+  });
+});
+
+describe('a container whose tsbuild was killed', () => {
+  it('is reported Exited (137), and a --rm one is removed by the next command', async () => {
+    const start = (args: string[]) => spawn(process.execPath, [CLI, '--root', paths.root, 'run', ...args, 'busybox', 'sleep', '1000'], { stdio: 'ignore' });
+    const kept = start(['--name', 'kept']);
+    const removed = start(['--rm', '--name', 'removed']);
+    try {
+      // Both are up once ps lists them as such (each run writes its record after the start).
+      for (let i = 0; i < 300; i++) {
+        const ps = cli(paths.root, ['ps']).stdout;
+        if (/Up\s+kept$/m.test(ps) && /Up\s+removed$/m.test(ps)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(cli(paths.root, ['ps']).stdout).toMatch(/Up\s+kept$/m);
+    } finally {
+      kept.kill('SIGKILL');
+      removed.kill('SIGKILL');
+    }
+    await Promise.all([kept, removed].map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r)))));
+    const ps = cli(paths.root, ['ps', '-a']);
+    expect(ps.status).toBe(0);
+    expect(ps.stdout).toMatch(/Exited \(137\) .*\s+kept$/m);
+    expect(ps.stdout).not.toMatch(/removed/);
+    // Its record and read-write layer are gone; the kept one still has both until rm.
+    expect(cli(paths.root, ['rm', 'removed']).stderr).toBe('tsbuild: no such container: removed\n');
+    expect(cli(paths.root, ['rm', 'kept']).status).toBe(0);
+  });
+});
+
+describe('paths in the container are resolved inside its rootfs', () => {
+  it('-v SRC:/link/x and -w /link/w where /link is an absolute symlink in the image', () => {
+    const ctx = writeTree(path.join(paths.top, 'ctx-link'), { Dockerfile: 'FROM busybox\nRUN mkdir /real-in-image && ln -s /real-in-image /link\n' });
+    expect(cli(paths.root, ['build', '-q', '-t', 'linked', ctx]).status).toBe(0);
+    const src = writeTree(path.join(paths.top, 'vol'), { f: 'from the host\n' });
+    const r = cli(paths.root, ['run', '--rm', '-v', `${src}:/link/x`, '-w', '/link/w', 'linked', 'sh', '-c', 'pwd; cat /real-in-image/x/f']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('/real-in-image/w\nfrom the host\n');
+    expect(r.status).toBe(0);
+    expect(fs.existsSync('/real-in-image')).toBe(false);
+  });
+
+  it('the same through a symlink whose target does not exist yet (runc creates it inside)', () => {
+    const ctx = writeTree(path.join(paths.top, 'ctx-dangling'), { Dockerfile: 'FROM busybox\nRUN ln -s /dangling-real /link\n' });
+    expect(cli(paths.root, ['build', '-q', '-t', 'dangling', ctx]).status).toBe(0);
+    const src = writeTree(path.join(paths.top, 'vol2'), { f: 'through a dangling link\n' });
+    const r = cli(paths.root, ['run', '--rm', '-v', `${src}:/link/x`, '-w', '/link/w', 'dangling', 'sh', '-c', 'pwd; cat /dangling-real/x/f']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('/dangling-real/w\nthrough a dangling link\n');
+    expect(r.status).toBe(0);
+    expect(fs.existsSync('/dangling-real')).toBe(false);
+  });
+});
+
+describe('build -o type=local never writes through what DEST holds', () => {
+  it('replaces symlinks left in DEST (a file and a directory) instead of following them; refuses a DEST symlink', () => {
+    const hostFile = path.join(paths.top, 'host-file');
+    fs.writeFileSync(hostFile, 'precious\n');
+    const hostDir = fs.mkdtempSync(path.join(paths.top, 'host-dir-'));
+    const dest = path.join(paths.top, 'export');
+    fs.mkdirSync(dest);
+    // What an earlier export of a hostile image leaves behind, plus a file of the user's.
+    fs.symlinkSync(hostFile, path.join(dest, 'evil'));
+    fs.symlinkSync(hostDir, path.join(dest, 'etc'));
+    fs.writeFileSync(path.join(dest, 'keep.txt'), 'mine\n');
+    const ctx = writeTree(path.join(paths.top, 'ctx-export'), { Dockerfile: 'FROM busybox\nRUN echo new > /evil && echo conf > /etc/new.conf\n' });
+
+    const r = cli(paths.root, ['build', '-q', '-o', `type=local,dest=${dest}`, ctx]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(fs.readFileSync(hostFile, 'utf8')).toBe('precious\n');
+    expect(fs.readdirSync(hostDir)).toEqual([]);
+    expect(fs.lstatSync(path.join(dest, 'evil')).isFile()).toBe(true);
+    expect(fs.readFileSync(path.join(dest, 'evil'), 'utf8')).toBe('new\n');
+    expect(fs.lstatSync(path.join(dest, 'etc')).isDirectory()).toBe(true);
+    expect(fs.readFileSync(path.join(dest, 'etc', 'new.conf'), 'utf8')).toBe('conf\n');
+    expect(fs.readFileSync(path.join(dest, 'keep.txt'), 'utf8')).toBe('mine\n');
+    expect(fs.readdirSync(dest).filter((n) => n.startsWith('.tsbuild-tmp-'))).toEqual([]);
+
+    const linkDest = path.join(paths.top, 'export-link');
+    fs.symlinkSync(hostDir, linkDest);
+    const refused = cli(paths.root, ['build', '-q', '-o', `type=local,dest=${linkDest}`, ctx]);
+    expect(refused.stderr).toBe(`tsbuild: --output ${linkDest}: the destination is a symlink; give the directory it points to\n`);
+    expect(refused.status).toBe(1);
+    expect(fs.readdirSync(hostDir)).toEqual([]);
+  });
+});
