@@ -201,7 +201,14 @@ interface OutputRelay {
  * pipe whose output tsbuild copies through.
  */
 function outputFd(fd: 1 | 2, relays: OutputRelay[]): number {
-  if (!fs.fstatSync(fd).isSocket()) return fd;
+  const isSocket = (() => {
+    try {
+      return fs.fstatSync(fd).isSocket();
+    } catch {
+      return false; // closed: the container gets the same closed fd, as before
+    }
+  })();
+  if (!isSocket) return fd;
   const [readFd, writeFd] = pipe();
   const source = new net.Socket({ fd: readFd, readable: true, writable: false });
   const target = fd === 1 ? process.stdout : process.stderr;
