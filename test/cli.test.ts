@@ -138,6 +138,15 @@ describe('run', () => {
     expect(cli(root, ['run', '--rm', '-i', 'busybox', 'cat'], { input: 'piped\n' }).stdout).toBe('piped\n');
   });
 
+  it('/dev/stdout and /dev/stderr open when tsbuild\'s own stdio are sockets (as Node spawns it)', () => {
+    // Images link logs to /dev/stdout (nginx); Docker's containers always write to pipes. The cli
+    // helper's stdio are socketpairs, where opening /proc/self/fd/1 fails with ENXIO.
+    const r = cli(root, ['run', '--rm', 'busybox', 'sh', '-c', 'echo out > /dev/stdout && echo err > /dev/stderr && echo direct']);
+    expect(r.stderr).toBe('err\n');
+    expect(r.stdout).toBe('out\ndirect\n');
+    expect(r.status).toBe(0);
+  });
+
   it('SIGTERM to tsbuild run reaches the process', async () => {
     const child = spawn(process.execPath, [CLI, '--root', root, 'run', '--rm', 'busybox', 'sh', '-c', 'trap "echo got TERM; exit 3" TERM; echo ready; while true; do sleep 0.05; done'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

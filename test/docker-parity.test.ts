@@ -17,21 +17,16 @@
 // stays clear (nothing runs after VOLUME: classic discards a RUN's writes under a volume; no
 // BuildKit-only syntax: heredocs, --chmod, --mount, --link) or states the exact expected difference
 // with its reason (KnownClassicDifferences below); any other difference fails.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { build } from '@tsbuild/builder';
 import { openTestRoot, writeTree, type TestRoot } from './helpers/roots';
-import { captureTree, diffTrees, type TreeEntry } from './helpers/tree';
+import { diffTrees, type TreeEntry } from './helpers/tree';
+import { dockerBuild, dockerImage, normalizeConfig, storeImage, type Built, type KnownClassicDifferences } from './helpers/parity';
 import { startDockerd, type Dockerd } from './peers/dockerd';
-
-const execFileP = promisify(execFile);
-
-/** The config fields a Dockerfile sets: these must match Docker's exactly. */
-const CONFIG_FIELDS = ['Env', 'Cmd', 'Entrypoint', 'WorkingDir', 'User', 'ExposedPorts', 'Volumes', 'Labels', 'StopSignal', 'Healthcheck', 'OnBuild', 'Shell'] as const;
 
 type Files = Record<string, string | { content: string; mode: number }>;
 
@@ -77,76 +72,12 @@ function context(files: Files, prepare?: (dir: string) => void): string {
   return dir;
 }
 
-async function dockerBuild(ctx: string, tag: string): Promise<void> {
-  const env = { ...process.env, DOCKER_HOST: dockerd.host, DOCKER_BUILDKIT: '0', DOCKER_CONFIG: path.join(dockerd.dir, 'cli') };
-  try {
-    await execFileP('docker', ['build', '--force-rm', '-t', tag, ctx], { env, timeout: 120_000, maxBuffer: 64 << 20 });
-  } catch (err) {
-    const e = err as Error & { stdout?: string; stderr?: string };
-    throw new Error(`docker build of ${tag} failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
-  }
-}
-
-interface Built {
-  config: Record<string, unknown>;
-  tree: TreeEntry[];
-}
-
-/** Docker's image: its config, and its tree read from the image's own overlay2 layer directories. */
-async function dockerImage(tag: string): Promise<Built> {
-  const [info] = JSON.parse((await dockerd.docker(['image', 'inspect', tag])).stdout) as {
-    Config: Record<string, unknown>;
-    GraphDriver: { Name: string; Data: { UpperDir: string; LowerDir?: string } };
-  }[];
-  if (!info || info.GraphDriver.Name !== 'overlay2') throw new Error(`docker image ${tag}: expected an overlay2 image, got ${JSON.stringify(info?.GraphDriver)}`);
-  const layers = [info.GraphDriver.Data.UpperDir, ...(info.GraphDriver.Data.LowerDir?.split(':') ?? [])];
-  if (layers.length === 1) return { config: info.Config, tree: captureTree(layers[0]!) };
-  const target = fs.mkdtempSync(path.join(t.work, 'docker-rootfs-'));
-  execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `ro,lowerdir=${layers.join(':')}`, target]);
-  try {
-    return { config: info.Config, tree: captureTree(target) };
-  } finally {
-    execFileSync('umount', [target]);
-    fs.rmdirSync(target);
-  }
-}
-
 /** tsbuild's image: built with the library, its tree read from the store's own mount of the chain. */
 async function tsbuildImage(ctx: string, tag: string): Promise<Built> {
   const result = await build({ context: ctx, tags: [tag] }, { store: t.store });
-  const { chainID, config } = await t.store.imageChain(tag);
-  expect(config.config).toEqual(result.config.config);
-  if (chainID === null) return { config: result.config.config as Record<string, unknown>, tree: [] };
-  const rootfs = await t.store.layers.mount(chainID);
-  try {
-    return { config: result.config.config as Record<string, unknown>, tree: captureTree(rootfs) };
-  } finally {
-    await t.store.layers.unmount(chainID);
-  }
-}
-
-/** null, missing, [] and {} all mean "no value" in an image config. */
-function normalizeConfig(config: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const field of CONFIG_FIELDS) {
-    const v = config[field];
-    if (v === null || v === undefined || v === '') continue;
-    if (Array.isArray(v) && v.length === 0) continue;
-    if (typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0) continue;
-    out[field] = v;
-  }
-  return out;
-}
-
-/**
- * Where the classic builder is known to differ from BuildKit (whose semantics tsbuild follows), a
- * case states the difference exactly, with the reason beside it: `treeDiff` lists the expected
- * diffTrees lines (any other line, or a missing one, fails), `dockerConfig` maps Docker's config to
- * what BuildKit makes of the same Dockerfile.
- */
-interface KnownClassicDifferences {
-  treeDiff?: string[];
-  dockerConfig?: (config: Record<string, unknown>) => Record<string, unknown>;
+  const built = await storeImage(t.store, tag);
+  expect(built.config).toEqual(result.config.config);
+  return built;
 }
 
 /**
@@ -154,8 +85,8 @@ interface KnownClassicDifferences {
  * Returns both sides for case-specific checks.
  */
 async function parity(ctx: string, tag: string, known: KnownClassicDifferences = {}): Promise<{ docker: Built; tsbuild: Built }> {
-  await dockerBuild(ctx, tag);
-  const docker = await dockerImage(tag);
+  await dockerBuild(dockerd, ctx, tag);
+  const docker = await dockerImage(dockerd, tag, t.work);
   const tsbuild = await tsbuildImage(ctx, tag);
   const expected = known.dockerConfig ? known.dockerConfig(structuredClone(docker.config)) : docker.config;
   expect(normalizeConfig(tsbuild.config), `config of ${tag}`).toEqual(normalizeConfig(expected));

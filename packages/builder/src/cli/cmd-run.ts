@@ -1,6 +1,8 @@
 // tsbuild run / ps / rm: containers from images, docker run's flags and exit statuses.
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
+import { pipe } from '@tsbuild/native';
 import { Containers, capabilitySet, type RunningContainer, type Store } from '@tsbuild/storage';
 import type { Command } from './main';
 import { CommandError, UsageError } from './errors';
@@ -184,6 +186,47 @@ interface AttachOptions extends SecurityOptions {
   interactive: boolean;
 }
 
+interface OutputRelay {
+  /** Settles once everything the container wrote has been copied out. */
+  done: Promise<void>;
+  /** Closes tsbuild's copy of the write end (idempotent): the container holds its own. */
+  closeWriteEnd(): void;
+}
+
+/**
+ * The fd the container writes its stdout (1) or stderr (2) to: tsbuild's own, unless that is a socket
+ * (a parent that spawned tsbuild with socketpairs, as Node does, or journald). Opening /dev/stdout
+ * (/proc/self/fd/1) fails with ENXIO on a socket, so images that link their logs to /dev/stdout, as
+ * nginx's do, would fail where Docker, whose containers always write to pipes, works: a socket gets a
+ * pipe whose output tsbuild copies through.
+ */
+function outputFd(fd: 1 | 2, relays: OutputRelay[]): number {
+  const isSocket = (() => {
+    try {
+      return fs.fstatSync(fd).isSocket();
+    } catch {
+      return false; // closed: the container gets the same closed fd, as before
+    }
+  })();
+  if (!isSocket) return fd;
+  const [readFd, writeFd] = pipe();
+  const source = new net.Socket({ fd: readFd, readable: true, writable: false });
+  const target = fd === 1 ? process.stdout : process.stderr;
+  let open = true;
+  relays.push({
+    done: new Promise((resolve, reject) => {
+      source.on('error', reject);
+      source.on('end', () => resolve());
+      source.pipe(target, { end: false });
+    }),
+    closeWriteEnd() {
+      if (open) fs.closeSync(writeFd);
+      open = false;
+    },
+  });
+  return writeFd;
+}
+
 /** Starts the container with the terminal's stdio and forwards Ctrl-C / SIGTERM to it. */
 async function runAttached(
   containers: Containers,
@@ -200,16 +243,17 @@ async function runAttached(
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
   for (const s of signals) process.on(s, forward);
   let restoreRaw = () => {};
+  const relays: OutputRelay[] = [];
   try {
     const { interactive, tty, ...rest } = o;
-    const started = await containers.start(record, proc, {
-      ...rest,
-      ...(tty ? { tty: true } : { stdio: [interactive ? 0 : devnull, 1, 2] as [number, number, number] }),
-    });
+    const stdio = (): [number, number, number] => [interactive ? 0 : devnull, outputFd(1, relays), outputFd(2, relays)];
+    const started = await containers.start(record, proc, { ...rest, ...(tty ? { tty: true } : { stdio: stdio() }) });
+    for (const relay of relays) relay.closeWriteEnd();
     container = started.container;
     for (const s of queued.splice(0)) container.kill(s);
     if (tty && container.terminal) restoreRaw = attachTerminal(container.terminal, interactive);
     const exit = await started.finished;
+    await Promise.all(relays.map((relay) => relay.done));
     if (exit.oomKilled) process.stderr.write('tsbuild: the container was OOM killed (memory limit reached)\n');
     return exit.exitCode;
   } catch (err) {
@@ -219,6 +263,7 @@ async function runAttached(
     restoreRaw();
     for (const s of signals) process.off(s, forward);
     if (devnull >= 0) fs.closeSync(devnull);
+    for (const relay of relays) relay.closeWriteEnd();
   }
 }
 

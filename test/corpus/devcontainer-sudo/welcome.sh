@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "welcome, $(id -un) ($(id -u):$(id -g)) in $(pwd)"
