@@ -294,3 +294,16 @@ describe('rmi of an image other images were built from', () => {
     expect(cli(root, ['images', '-a', '-q', '--no-trunc']).stdout).not.toContain(parentId);
   });
 });
+
+describe('sizes as docker counts them', () => {
+  it('image and history sizes are the bytes of the files (a WORKDIR is 0B), not of the tars', () => {
+    const ctx = fs.mkdtempSync(path.join(top, 'sizes-'));
+    writeTree(ctx, { Dockerfile: 'FROM busybox\nWORKDIR /opt/app\nRUN head -c 10000 /dev/zero > /opt/app/f && ln -s /opt/app/f /opt/app/l\n' });
+    expect(cli(root, ['build', '-q', '-t', 'sizes', ctx]).status).toBe(0);
+    const rows = cli(root, ['history', 'sizes']).stdout.split('\n').slice(1, 3).map((l) => l.replace(/\s{2,}/g, '|').split('|')[3]);
+    // 10,000 bytes of file and a 10-byte link target; the WORKDIR layer holds a directory only.
+    expect(rows).toEqual(['10kB', '0B']);
+    const base = Number(cli(root, ['inspect', '-f', '{{.Size}}', 'busybox']).stdout);
+    expect(Number(cli(root, ['inspect', '-f', '{{.Size}}', 'sizes']).stdout)).toBe(base + 10_010);
+  });
+});

@@ -5,7 +5,7 @@ import { spawn as spawnProcess } from 'node:child_process';
 import { Containers, execInContainer, type ContainerRecord, type StartOptions } from '@tsbuild/storage';
 import type { Command } from './main';
 import { CommandError, UsageError } from './errors';
-import { parseCommandArgs } from './parse';
+import { forEachRef, parseCommandArgs } from './parse';
 import { withStore } from './store';
 import type { GlobalOptions } from './globals';
 import { attachTerminal } from './terminal';
@@ -194,23 +194,16 @@ export const stopCommand: Command = {
     const first = signalOf(values.signal ?? 'SIGTERM');
     return withStore(globals, async (store) => {
       const containers = new Containers(store);
-      let failed = 0;
-      await Promise.all(positionals.map(async (ref) => {
-        try {
-          const c = containers.find(ref);
-          if (c.state === 'running') {
-            signalContainer(c, first);
-            const after = await waitExited(containers, c.id, grace * 1000);
-            if (after?.state === 'running') signalContainer(after, 'SIGKILL');
-            await waitExited(containers, c.id, 10_000);
-          }
-          process.stdout.write(`${ref}\n`);
-        } catch (err) {
-          process.stderr.write(`tsbuild: ${(err as Error).message}\n`);
-          failed++;
+      return forEachRef(positionals, async (ref) => {
+        const c = containers.find(ref);
+        if (c.state === 'running') {
+          signalContainer(c, first);
+          const after = await waitExited(containers, c.id, grace * 1000);
+          if (after?.state === 'running') signalContainer(after, 'SIGKILL');
+          await waitExited(containers, c.id, 10_000);
         }
-      }));
-      return failed > 0 ? 1 : 0;
+        process.stdout.write(`${ref}\n`);
+      }, true);
     });
   },
 };
@@ -234,17 +227,10 @@ export const killCommand: Command = {
     const signal = signalOf(values.signal ?? 'SIGKILL');
     return withStore(globals, async (store) => {
       const containers = new Containers(store);
-      let failed = 0;
-      for (const ref of positionals) {
-        try {
-          signalContainer(containers.find(ref), signal);
-          process.stdout.write(`${ref}\n`);
-        } catch (err) {
-          process.stderr.write(`tsbuild: ${(err as Error).message}\n`);
-          failed++;
-        }
-      }
-      return failed > 0 ? 1 : 0;
+      return forEachRef(positionals, (ref) => {
+        signalContainer(containers.find(ref), signal);
+        process.stdout.write(`${ref}\n`);
+      });
     });
   },
 };

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from './main';
 import { CommandError, UsageError } from './errors';
 import { compileTemplate, formatList } from './gotemplate';
-import { humanSize, parseCommandArgs, parseKeyValues, table, timeAgo } from './parse';
+import { forEachRef, humanSize, parseCommandArgs, parseKeyValues, table, timeAgo } from './parse';
 import { progressLine } from './progress-line';
 import { withStore } from './store';
 
@@ -210,18 +210,11 @@ export const rmiCommand: Command = {
     const { values, positionals } = parseCommandArgs(args, { force: { type: 'boolean', short: 'f' } }, this.usage);
     if (positionals.length === 0) throw new UsageError(`"rmi" needs at least one image\n${this.usage}`);
     return withStore(globals, async (store) => {
-      let failed = 0;
-      for (const ref of positionals) {
-        try {
-          const r = await store.removeImage(ref, { force: values.force === true });
-          for (const t of r.untagged) process.stdout.write(`Untagged: ${t}\n`);
-          for (const d of r.deleted) process.stdout.write(`Deleted: ${d}\n`);
-        } catch (err) {
-          process.stderr.write(`tsbuild: ${(err as Error).message}\n`);
-          failed++;
-        }
-      }
-      return failed > 0 ? 1 : 0;
+      return forEachRef(positionals, async (ref) => {
+        const r = await store.removeImage(ref, { force: values.force === true });
+        for (const t of r.untagged) process.stdout.write(`Untagged: ${t}\n`);
+        for (const d of r.deleted) process.stdout.write(`Deleted: ${d}\n`);
+      });
     });
   },
 };

@@ -6,7 +6,7 @@ import { pipe } from '@tsbuild/native';
 import { Containers, capabilitySet, type RunningContainer, type Store } from '@tsbuild/storage';
 import type { Command } from './main';
 import { CommandError, UsageError } from './errors';
-import { parseAddHost, parseCommandArgs, parseSize, parseUlimit, table, timeAgo } from './parse';
+import { forEachRef, parseAddHost, parseCommandArgs, parseSize, parseUlimit, table, timeAgo } from './parse';
 import { parseSecurityOpts, type SecurityOptions } from './security';
 import { withStore } from './store';
 import { startDetached } from './cmd-containers';
@@ -357,17 +357,10 @@ export const rmCommand: Command = {
     if (positionals.length === 0) throw new UsageError(`"rm" needs at least one container\n${this.usage}`);
     return withStore(globals, async (store) => {
       const containers = new Containers(store);
-      let failed = 0;
-      for (const ref of positionals) {
-        try {
-          await containers.remove(ref, { force: values.force === true });
-          process.stdout.write(`${ref}\n`);
-        } catch (err) {
-          process.stderr.write(`tsbuild: ${(err as Error).message}\n`);
-          failed++;
-        }
-      }
-      return failed > 0 ? 1 : 0;
+      return forEachRef(positionals, async (ref) => {
+        await containers.remove(ref, { force: values.force === true });
+        process.stdout.write(`${ref}\n`);
+      });
     });
   },
 };

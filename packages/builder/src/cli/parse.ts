@@ -56,7 +56,8 @@ export function humanSize(bytes: number): string {
     v /= 1000;
     i++;
   }
-  return i === 0 ? `${v}${units[i]}` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)}${units[i]}`;
+  // docker's units.HumanSize: three significant digits (%.3g), so 10010 bytes is 10kB.
+  return i === 0 ? `${v}${units[i]}` : `${Number(v.toPrecision(3))}${units[i]}`;
 }
 
 /** "3 minutes ago" style, as docker images prints CREATED. */
@@ -113,4 +114,23 @@ export function parseSize(v: string, flag: string): number {
   if (!m) throw new UsageError(`invalid ${flag} size "${v}": use e.g. 64m or 1g`);
   const mult = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
   return Math.floor(Number(m[1]) * mult);
+}
+
+/**
+ * Runs `fn` for each name, as docker does for several containers or images: a failure is reported in
+ * one line and the others still run. Exit 1 when any failed.
+ */
+export async function forEachRef(refs: string[], fn: (ref: string) => Promise<void> | void, parallel = false): Promise<number> {
+  let failed = 0;
+  const one = async (ref: string) => {
+    try {
+      await fn(ref);
+    } catch (err) {
+      process.stderr.write(`tsbuild: ${(err as Error).message}\n`);
+      failed++;
+    }
+  };
+  if (parallel) await Promise.all(refs.map(one));
+  else for (const ref of refs) await one(ref);
+  return failed > 0 ? 1 : 0;
 }

@@ -19,3 +19,4 @@ export {
   splitPath,
   type ResolveOptions,
 } from './resolve';
+export { TarContentCounter } from './content-size';

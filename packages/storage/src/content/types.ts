@@ -26,6 +26,8 @@ export interface Platform {
  */
 export interface LayerBlobSource {
   openLayerTar(diffID: Digest): Promise<Readable> | null;
+  /** Bytes of the files in the layer of this chain, when the source counted them (docker's size). */
+  contentSize?(chainID: Digest): number | undefined;
 }
 
 export const MediaTypes = {

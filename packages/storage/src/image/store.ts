@@ -18,7 +18,7 @@ import { TMP_PREFIX, writeFileAtomic } from '../atomic';
 import { LayerBlobInfo, type LayerInfo } from '../content/blobinfo';
 import { ContentStore } from '../content/store';
 import { MediaTypes, layerCompression, type Descriptor, type LayerBlobSource } from '../content/types';
-import { parseDigest, type Digest } from '../digest';
+import { chainIDs, parseDigest, type Digest } from '../digest';
 import { createLease, readLeases } from '../lease';
 import { StoreLock } from '../lock';
 import { selectPlatform } from './platform';
@@ -393,7 +393,7 @@ export class ImageStore {
           id: img.id,
           manifestDigest: img.manifestDescriptor.digest,
           created: img.config.created ?? null,
-          size: imageSize(img, info),
+          size: this.imageSize(img, info),
         });
       }
       if (!opts.hideParents) return out;
@@ -407,10 +407,24 @@ export class ImageStore {
     });
   }
 
+  /**
+   * Each layer's size as docker shows it: the bytes of its files where the layer store counted them,
+   * else its uncompressed tar (or blob) size.
+   */
+  private layerSizes(img: ResolvedImage, info: Map<Digest, LayerInfo>): number[] {
+    const chains = chainIDs(img.layers.map((l) => l.diffID));
+    return img.layers.map((l, i) => this.opts.layerSource?.contentSize?.(chains[i]!) ?? layerSize(l, info));
+  }
+
+  private imageSize(img: ResolvedImage, info: Map<Digest, LayerInfo>): number {
+    return this.layerSizes(img, info).reduce((a, b) => a + b, 0);
+  }
+
   /** Build history, newest first (like `docker history`). */
   async history(refOrId: string): Promise<ImageHistoryItem[]> {
     const img = await this.resolve(refOrId);
     const info = await this.blobInfo.read();
+    const sizes = this.layerSizes(img, info);
     const history: HistoryEntry[] = img.config.history ?? [];
     const items: ImageHistoryItem[] = [];
     let layer = 0;
@@ -423,14 +437,14 @@ export class ImageStore {
         createdBy: h.created_by ?? '',
         comment: h.comment ?? '',
         emptyLayer: empty,
-        size: l ? layerSize(l, info) : 0,
+        size: l ? sizes[layer - 1]! : 0,
         diffID: l?.diffID ?? null,
       });
     }
     // Layers the history does not account for (configs without history).
     for (; layer < img.layers.length; layer++) {
       const l = img.layers[layer];
-      items.push({ id: null, created: null, createdBy: '', comment: '', emptyLayer: false, size: layerSize(l, info), diffID: l.diffID });
+      items.push({ id: null, created: null, createdBy: '', comment: '', emptyLayer: false, size: sizes[layer]!, diffID: l.diffID });
     }
     items.reverse();
     if (items.length > 0) items[0].id = img.id;
@@ -453,7 +467,7 @@ export class ImageStore {
       Config: c.config ?? {},
       Architecture: c.architecture,
       Os: c.os,
-      Size: imageSize(img, info),
+      Size: this.imageSize(img, info),
       RootFS: { Type: 'layers', Layers: img.layers.map((l) => l.diffID) },
       Metadata: { ManifestDigest: img.manifestDescriptor.digest, ManifestMediaType: img.manifestDescriptor.mediaType },
     };
@@ -890,6 +904,3 @@ function layerSize(l: ImageLayer, info: Map<Digest, LayerInfo>): number {
   return l.descriptor.size;
 }
 
-function imageSize(img: ResolvedImage, info: Map<Digest, LayerInfo>): number {
-  return img.layers.reduce((sum, l) => sum + layerSize(l, info), 0);
-}

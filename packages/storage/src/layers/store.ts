@@ -37,6 +37,7 @@ import {
   DiffIDMismatchError, LayerNotFoundError, type CommitOptions, type CreateRWOptions, type Layer, type RWLayer,
 } from './types';
 import { mkdirpSync } from '../atomic';
+import { TarContentCounter } from '../archive/content-size';
 
 /** The sha256 of everything a stream yields. */
 async function digestOfStream(stream: Readable): Promise<Digest> {
@@ -183,6 +184,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     if (diff === null || cacheId === null) return null;
     const parent = readTextOrNull(path.join(dir, 'parent'));
     const clamp = readTextOrNull(path.join(dir, 'clamp-mtime'));
+    const contentSize = readTextOrNull(path.join(dir, 'content-size'));
     const layer: Layer = {
       chainID: chain,
       diffID: diff as Digest,
@@ -190,6 +192,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       size: Number(readTextOrNull(path.join(dir, 'size')) ?? 0),
       cacheId,
       ...(clamp ? { clampMtime: Number(clamp) } : {}),
+      ...(contentSize !== null ? { contentSize: Number(contentSize) } : {}),
     };
     this.cache.set(chain, layer);
     return layer;
@@ -283,7 +286,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
    * copy is discarded. Either way the caller gets one reference on the returned layer.
    */
   register(parent: Digest | null, tar: Readable): Promise<Layer> {
-    return this.ingest(parent, (cacheId) => this.driver.applyDiff(cacheId, tar));
+    return this.ingest(parent, () => tar);
   }
 
   /**
@@ -303,12 +306,12 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       return layer;
     });
     if (existing) return existing;
-    return this.ingest(parent, (cacheId) => this.driver.applyDiff(cacheId, open()), diffID);
+    return this.ingest(parent, open, diffID);
   }
 
   private async ingest(
     parent: Digest | null,
-    fill: (cacheId: string) => Promise<{ diffID: Digest; size: number }>,
+    openTar: () => Readable,
     expected?: Digest,
     rebuildable = false,
   ): Promise<Layer> {
@@ -323,11 +326,19 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     });
     try {
       await this.driver.create(cacheId, parentCacheId, {});
-      const { diffID, size } = await fill(cacheId);
+      const tar = openTar();
+      const counter = new TarContentCounter();
+      tar.on('error', (err) => counter.destroy(err));
+      // A driver that gives up destroys the stream it read: release the source too.
+      counter.on('close', () => {
+        if (!tar.readableEnded) tar.destroy();
+      });
+      const { diffID, size } = await this.driver.applyDiff(cacheId, tar.pipe(counter));
       if (expected !== undefined && diffID !== expected) throw new DiffIDMismatchError(expected, diffID);
       return await this.publish(staging, parent, diffID, size, cacheId, {
         dedupe: () => this.driver.remove(cacheId),
         rebuildable,
+        contentSize: counter.bytes,
       });
     } catch (err) {
       // Once published (staging renamed away) the files belong to the layer: never discard them.
@@ -346,7 +357,15 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     diffID: Digest,
     size: number,
     cacheId: string,
-    hooks: { dedupe: () => Promise<void>; check?: () => void; published?: () => Promise<void>; clampMtime?: number; rebuildable?: boolean },
+    hooks: {
+      dedupe: () => Promise<void>;
+      check?: () => void;
+      published?: () => Promise<void>;
+      clampMtime?: number;
+      rebuildable?: boolean;
+      /** Bytes of the files in the layer (docker's size), when counted. */
+      contentSize?: number;
+    },
   ): Promise<Layer> {
     const chain = chainID(parent, diffID);
     return this.lock.withExclusive(async () => {
@@ -362,6 +381,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       if (parent !== null) writeSynced(path.join(staging, 'parent'), parent);
       writeSynced(path.join(staging, 'diff'), diffID);
       writeSynced(path.join(staging, 'size'), String(size));
+      if (hooks.contentSize !== undefined) writeSynced(path.join(staging, 'content-size'), String(hooks.contentSize));
       writeSynced(path.join(staging, 'refs'), '1');
       if (hooks.clampMtime !== undefined) writeSynced(path.join(staging, 'clamp-mtime'), String(hooks.clampMtime));
       // Empty: its existence is all it says, and the fsync of the directory below makes it durable.
@@ -402,6 +422,11 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   openLayerTar(diffID: Digest): Promise<Readable> | null {
     const layer = this.list().find((l) => l.diffID === diffID);
     return layer ? Promise.resolve(this.tarOf(layer)) : null;
+  }
+
+  /** LayerBlobSource: the bytes of the layer's files, when counted at commit or import. */
+  contentSize(chain: Digest): number | undefined {
+    return isDigest(chain) ? (this.readLayer(chain)?.contentSize ?? undefined) : undefined;
   }
 
   /** Adds a reference (e.g. a second image using the layer). */
@@ -540,12 +565,13 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     if (e.initId) {
       // The clamp is baked into the copied tar's bytes: the new layer's files carry the clamped times.
       const tar = this.driver.diff(e.mountId, diffOpts);
-      const layer = await this.ingest(e.parent, (cacheId) => this.driver.applyDiff(cacheId, tar), undefined, true);
+      const layer = await this.ingest(e.parent, () => tar, undefined, true);
       await this.removeRW(name);
       return layer;
     }
     const hash = new HashingStream();
-    await pipeline(this.driver.diff(e.mountId, diffOpts), hash, new Writable({ write: (_c, _e, cb) => cb() }));
+    const counter = new TarContentCounter();
+    await pipeline(this.driver.diff(e.mountId, diffOpts), counter, hash, new Writable({ write: (_c, _e, cb) => cb() }));
     const staging = await this.lock.withExclusive(() => this.newTmp('commit'));
     try {
       return await this.publish(staging, e.parent, hash.digest(), hash.bytes, e.mountId, {
@@ -555,6 +581,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
         dedupe: () => this.removeRWLocked(name),
         published: () => this.dropRWEntry(name),
         rebuildable: true,
+        contentSize: counter.bytes,
         ...diffOpts,
       });
     } catch (err) {

@@ -10,6 +10,9 @@ export interface Layer {
   parent: Digest | null;
   /** Bytes of the uncompressed tar. */
   size: number;
+  /** Bytes of the files in the layer (docker's layer size: file sizes and link targets); absent in
+   * layers committed before it was recorded. */
+  contentSize?: number;
   /** The driver's id for the layer's files. */
   cacheId: string;
   /** Set when committed with a SOURCE_DATE_EPOCH clamp: the layer's tar clamps mtimes to it. */
