@@ -8,6 +8,7 @@ import { writeFileAtomic, mkdirpSync } from './atomic';
 import { isAlive, tokenOf } from './drivers/proc';
 import type { Digest } from './digest';
 import { capabilitySet, runContainer, type ContainerExit, type RunOptions, type RunningContainer, type SeccompOption } from './runtime';
+import { mergeEnv } from './runtime/env';
 import type { Store } from './store';
 import { userError } from './errors';
 
@@ -241,19 +242,9 @@ export function containerLayerName(id: string): string {
   return `ctr-${id.slice(0, 32)}`;
 }
 
-/** Image env, then overrides replacing same-named entries (docker run -e). */
-export function mergeEnv(base: string[], overrides: string[]): string[] {
-  const out = [...base];
-  for (const kv of overrides) {
-    const key = kv.includes('=') ? kv.slice(0, kv.indexOf('=')) : kv;
-    const i = out.findIndex((e) => e === key || e.startsWith(`${key}=`));
-    if (i >= 0) out[i] = kv;
-    else out.push(kv);
-  }
-  return out;
-}
-
 /** Whether the record's PID 1 still runs: the same pid and the same start time, never a reused pid. */
 function runningNow(record: ContainerRecord): boolean {
   return record.pidToken !== undefined && isAlive(record.pidToken);
 }
+
+export { mergeEnv };

@@ -5,7 +5,7 @@ import { spawn as spawnProcess } from 'node:child_process';
 import { Containers, execInContainer, type ContainerRecord, type StartOptions } from '@tsbuild/storage';
 import type { Command } from './main';
 import { CommandError, UsageError } from './errors';
-import { forEachRef, parseCommandArgs } from './parse';
+import { forEachRef, parseCommandArgs, splitAtFirstPositional } from './parse';
 import { withStore } from './store';
 import type { GlobalOptions } from './globals';
 import { attachTerminal } from './terminal';
@@ -275,17 +275,8 @@ const EXEC_OPTIONS = {
 
 /** Options stop at the container name: the rest is the command. */
 function splitExec(args: string[]): { options: string[]; container?: string; command: string[] } {
-  const valued = new Set(['-e', '--env', '-w', '--workdir', '-u', '--user']);
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--') return { options: args.slice(0, i), container: args[i + 1], command: args.slice(i + 2) };
-    if (a.startsWith('-')) {
-      if (valued.has(a)) i++;
-      continue;
-    }
-    return { options: args.slice(0, i), container: a, command: args.slice(i + 1) };
-  }
-  return { options: args, command: [] };
+  const { options, first, rest } = splitAtFirstPositional(args, EXEC_OPTIONS);
+  return { options, ...(first !== undefined ? { container: first } : {}), command: rest };
 }
 
 export const execCommand: Command = {

@@ -6,7 +6,7 @@ import { pipe } from '@tsbuild/native';
 import { Containers, capabilitySet, type RunningContainer, type Store } from '@tsbuild/storage';
 import type { Command } from './main';
 import { CommandError, UsageError } from './errors';
-import { forEachRef, parseAddHost, parseCommandArgs, parseSize, parseUlimit, table, timeAgo } from './parse';
+import { forEachRef, parseAddHost, parseCommandArgs, splitAtFirstPositional, parseSize, parseUlimit, table, timeAgo } from './parse';
 import { parseSecurityOpts, type SecurityOptions } from './security';
 import { withStore } from './store';
 import { startDetached } from './cmd-containers';
@@ -269,21 +269,8 @@ async function runAttached(
 
 /** The first positional is the image; what follows belongs to the container. */
 function splitAtImage(args: string[]): { options: string[]; image?: string; command: string[] } {
-  const valued = new Set(
-    Object.entries(RUN_OPTIONS)
-      .filter(([, v]) => v.type === 'string')
-      .flatMap(([k, v]) => [`--${k}`, ...('short' in v ? [`-${v.short}`] : [])]),
-  );
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--') return { options: args.slice(0, i), image: args[i + 1], command: args.slice(i + 2) };
-    if (a.startsWith('-')) {
-      if (valued.has(a)) i++;
-      continue;
-    }
-    return { options: args.slice(0, i), image: a, command: args.slice(i + 1) };
-  }
-  return { options: args, command: [] };
+  const { options, first, rest } = splitAtFirstPositional(args, RUN_OPTIONS);
+  return { options, ...(first !== undefined ? { image: first } : {}), command: rest };
 }
 
 /** docker's --env-file: KEY=VALUE lines, a bare KEY takes the host's value, # starts a comment. */

@@ -134,3 +134,25 @@ export async function forEachRef(refs: string[], fn: (ref: string) => Promise<vo
   else for (const ref of refs) await one(ref);
   return failed > 0 ? 1 : 0;
 }
+
+/**
+ * Splits `run IMAGE CMD…` / `exec CONTAINER CMD…`: options stop at the first positional (skipping the
+ * values of `options`' string flags); what follows it belongs to the container.
+ */
+export function splitAtFirstPositional(args: string[], options: Options): { options: string[]; first?: string; rest: string[] } {
+  const valued = new Set(
+    Object.entries(options)
+      .filter(([, v]) => v.type === 'string')
+      .flatMap(([k, v]) => [`--${k}`, ...(v.short ? [`-${v.short}`] : [])]),
+  );
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') return { options: args.slice(0, i), ...(args[i + 1] !== undefined ? { first: args[i + 1] } : {}), rest: args.slice(i + 2) };
+    if (a.startsWith('-')) {
+      if (valued.has(a)) i++;
+      continue;
+    }
+    return { options: args.slice(0, i), first: a, rest: args.slice(i + 1) };
+  }
+  return { options: args, rest: [] };
+}

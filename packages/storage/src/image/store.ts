@@ -397,13 +397,8 @@ export class ImageStore {
         });
       }
       if (!opts.hideParents) return out;
-      const resolved = [...cache.values()].filter((x): x is ResolvedImage => x !== null);
-      const isParent = (id: Digest) => {
-        const me = resolved.find((r) => r.id === id);
-        if (!me || me.layers.length === 0) return false;
-        return resolved.some((o) => o.id !== id && o.layers.length > me.layers.length && me.layers.every((l, n) => o.layers[n]!.diffID === l.diffID));
-      };
-      return out.filter((row) => row.ref !== null || !isParent(row.id));
+      const parents = parentIds([...cache.values()].filter((x): x is ResolvedImage => x !== null));
+      return out.filter((row) => row.ref !== null || !parents.has(row.id));
     });
   }
 
@@ -672,7 +667,7 @@ export class ImageStore {
       }
       // A parent of other images (they were built FROM it) is only untagged, as docker does: its
       // layers and blobs are the children's too. By ID it needs force (the children keep their layers).
-      if (!opts.force && (await this.hasChildren(entries, img))) {
+      if (!opts.force && parentIds([img, ...(await this.loadAll(entries))]).has(img.id)) {
         if (!byName) throw userError(`unable to delete ${shortImageId(img.id)} (must be forced): image has dependent child images`);
         await this.writeEntries(keepDangling(entries, target));
         return;
@@ -689,16 +684,14 @@ export class ImageStore {
     return result;
   }
 
-  /** Whether another image's layers extend `img`'s (an image built FROM it). */
-  private async hasChildren(entries: IndexEntry[], img: ResolvedImage): Promise<boolean> {
-    const mine = img.layers.map((l) => l.diffID);
-    if (mine.length === 0) return false;
+  /** Every image `entries` name, loaded (unreadable ones left out). */
+  private async loadAll(entries: IndexEntry[]): Promise<ResolvedImage[]> {
+    const out: ResolvedImage[] = [];
     for (const e of entries) {
-      const other = await this.load(e.descriptor, entries).catch(() => null);
-      if (!other || other.id === img.id || other.layers.length <= mine.length) continue;
-      if (mine.every((d, i) => other.layers[i]!.diffID === d)) return true;
+      const img = await this.load(e.descriptor, entries).catch(() => null);
+      if (img) out.push(img);
     }
-    return false;
+    return out;
   }
 
   /** Removes untagged images (not in use) and blobs nothing references (older than `graceMs`). */
@@ -710,6 +703,7 @@ export class ImageStore {
       let entries = await this.entries();
       const dangling: { img: ResolvedImage; entryDigests: Digest[] }[] = [];
       const keep: IndexEntry[] = [];
+      const parents = parentIds(await this.loadAll(entries));
       for (const e of entries) {
         if (e.name !== null) {
           keep.push(e);
@@ -717,7 +711,7 @@ export class ImageStore {
         }
         const img = await this.load(e.descriptor, entries).catch(() => null);
         if (img && this.opts.isInUse && (await this.opts.isInUse(img.id))) keep.push(e);
-        else if (img && (await this.hasChildren(entries, img))) keep.push(e); // a parent: docker keeps it too
+        else if (img && parents.has(img.id)) keep.push(e); // a parent: docker keeps it too
         else if (img) dangling.push({ img, entryDigests: [e.descriptor.digest] });
       }
       entries = keep;
@@ -875,6 +869,23 @@ function applyTag(entries: IndexEntry[], ref: ImageReference, desc: Descriptor):
 }
 
 /** Re-adds `desc` as an untagged entry if no entry names its digest any more. */
+/**
+ * IDs of the images whose layers another image's layers extend: images built FROM them (docker's
+ * parents). One pass over every proper prefix of every image's layer list.
+ */
+function parentIds(images: ResolvedImage[]): Set<Digest> {
+  const prefixes = new Set<string>();
+  for (const img of images) {
+    let key = '';
+    for (let n = 0; n < img.layers.length - 1; n++) prefixes.add((key += `${img.layers[n]!.diffID},`));
+  }
+  const out = new Set<Digest>();
+  for (const img of images) {
+    if (img.layers.length > 0 && prefixes.has(img.layers.map((l) => `${l.diffID},`).join(''))) out.add(img.id);
+  }
+  return out;
+}
+
 function keepDangling(entries: IndexEntry[], desc: Descriptor): IndexEntry[] {
   if (entries.some((e) => e.descriptor.digest === desc.digest)) return entries;
   return [...entries, { descriptor: withoutRefName(desc), name: null }];

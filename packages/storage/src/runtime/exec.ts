@@ -10,6 +10,7 @@ import {
 import type { ContainerProcess, Namespace, SpawnSpec } from '@tsbuild/native';
 import type { ContainerExit } from './run';
 import { containerSeccomp, type SeccompOption } from './seccomp';
+import { mergeEnv } from './env';
 import { resolveRootfsUser } from './users';
 import { terminalStreams } from './terminal';
 import type { Readable, Writable } from 'node:stream';
@@ -63,17 +64,6 @@ export function cgroupProcsOf(pid: number, root = '/sys/fs/cgroup'): string[] {
     const dir = controllers === '' ? 'unified' : controllers.replace(/^name=/, '');
     const procs = path.join(root, dir, m[2]!, 'cgroup.procs');
     if (fs.existsSync(procs)) out.push(procs);
-  }
-  return out;
-}
-
-function mergeEnv(base: string[], overrides: string[]): string[] {
-  const out = [...base];
-  for (const kv of overrides) {
-    const key = kv.slice(0, kv.indexOf('=') < 0 ? kv.length : kv.indexOf('='));
-    const i = out.findIndex((e) => e.startsWith(`${key}=`));
-    if (i >= 0) out[i] = kv;
-    else out.push(kv);
   }
   return out;
 }
