@@ -1,4 +1,6 @@
 // File-level syscalls Node lacks: mknod, l*xattr (binary safe), statfs, flock, pipe2, pseudo-terminals.
+// Waiting for a lock can take any time, so flockWait runs on the pool. The rest stay on the calling
+// thread: metadata calls made per file inside the tar codec's loops, like the fs.*Sync calls beside them.
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/file.h>

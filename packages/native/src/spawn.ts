@@ -11,7 +11,7 @@ import type { NativeExitCallback, NativeProcess, NativeSpawnSpec, NativeSpawnSte
 import { mknodArgs } from './fsops';
 import { MOUNT_FLAGS, NAMESPACE_FLAGS, checkMountData, mountFlagBits } from './mount';
 import type {
-  Capabilities, ContainerProcess, ExitStatus, Namespace, Rlimit, SetupStep, Signal, SpawnSpec,
+  Capabilities, ContainerProcess, ExitStatus, Namespace, Rlimit, Signal, SpawnSpec,
 } from './types';
 import {
   checkArray, checkFd, checkInteger, checkMaxBytes, checkName, checkObject, checkOptionalBoolean, checkString, fail,

@@ -181,7 +181,8 @@ describe('namespaces and roots (in a child process)', () => {
   });
 
   it('mount() runs on a pool thread: after unshare() on the JS thread only mountSync acts in the new namespace', () => {
-    const [viaPool, viaJsThread] = ['pool', 'js'].map((d) => path.join(root, d));
+    const viaPool = path.join(root, 'pool');
+    const viaJsThread = path.join(root, 'js');
     fs.mkdirSync(viaPool);
     fs.mkdirSync(viaJsThread);
     // libuv starts all its pool threads at the first request: started before unshare, they stay behind.
