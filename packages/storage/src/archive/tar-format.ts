@@ -239,7 +239,7 @@ export interface HeaderBlockFields {
   gid: number;
   size: number;
   mtime: number;
-  linkname?: Buffer;
+  linkname?: Buffer | undefined;
   devmajor?: number | undefined;
   devminor?: number | undefined;
 }
