@@ -208,7 +208,7 @@ function fsconfigArgs(fn: string, plan: OverlayPlan): Parameters<NativeBinding['
   }
   for (const [key, value] of plan.options) add(key, value);
   let attrs = 0;
-  for (const name of plan.flagNames) attrs |= MOUNT_ATTRS[name] ?? 0;
+  for (const name of plan.flagNames) attrs |= MOUNT_ATTRS[name]!; // checked against MOUNT_ATTRS by the plan
   return ['overlay', keys, values, attrs, plan.target];
 }
 

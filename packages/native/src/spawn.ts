@@ -93,7 +93,7 @@ function lastCap(): number {
 function hasCapSysResource(): boolean {
   const status = fs.readFileSync('/proc/self/status', 'utf8');
   const eff = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
-  return eff !== null && (BigInt('0x' + eff[1]) & (1n << BigInt(CAPABILITIES.SYS_RESOURCE))) !== 0n;
+  return eff !== null && (BigInt('0x' + eff[1]!) & (1n << BigInt(CAPABILITIES.SYS_RESOURCE!))) !== 0n;
 }
 
 // ---- normalization ----
@@ -123,7 +123,7 @@ function checkMode(what: string, value: unknown, def: number): number {
 /** Where execve will look for args[0]: `path`, args[0] itself when it has a slash, else each PATH dir. */
 export function execCandidates(args: string[], env: string[], file?: string): string[] {
   if (file !== undefined) return [file];
-  const cmd = args[0];
+  const cmd = args[0] ?? '';
   // An empty command names no file (execvp fails with ENOENT; docker: not found, 127).
   if (cmd === '') return [];
   if (cmd.includes('/')) return [cmd];

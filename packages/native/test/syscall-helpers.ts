@@ -21,7 +21,7 @@ export async function withoutNative(name: keyof NativeBinding, fn: () => void | 
 }
 
 function mountTargets(): string[] {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).map((line) => line.split(' ')[4] ?? '');
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).map((line) => line.split(' ')[4]!);
 }
 
 /** The /proc/self/mountinfo line of the mount at target, if any. */
