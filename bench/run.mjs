@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { killLive } from './lib/exec.mjs';
 import { killProcessesUnder, removeTree, unmountUnder } from './lib/cleanup.mjs';
 import { makeBaseTar, ensureWorkloads, WORKLOADS } from './lib/fixtures.mjs';
-import { caseTable, goalTable } from './lib/report.mjs';
+import { caseTable, goalTable, rssGoalTable, RSS_NOTE } from './lib/report.mjs';
 import { caseJson } from './lib/measure.mjs';
 import { tsbuildTool } from './lib/tools/tsbuild.mjs';
 import { dockerTool } from './lib/tools/docker.mjs';
@@ -18,20 +18,21 @@ import { podmanTool, buildahTool } from './lib/tools/containers.mjs';
 import { runcTool } from './lib/tools/runc.mjs';
 import { importSuite, IMPORT_TOOLS } from './lib/suites/import.mjs';
 import { runSuite, RUN_TOOLS } from './lib/suites/run.mjs';
+import { querySuite, QUERY_TOOLS } from './lib/suites/query.mjs';
 import { buildSuite, BUILD_TOOLS } from './lib/suites/build.mjs';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SUITES = { import: [importSuite, IMPORT_TOOLS], run: [runSuite, RUN_TOOLS], build: [buildSuite, BUILD_TOOLS] };
+const SUITES = { import: [importSuite, IMPORT_TOOLS], run: [runSuite, RUN_TOOLS], query: [querySuite, QUERY_TOOLS], build: [buildSuite, BUILD_TOOLS] };
 const ALL_TOOLS = ['tsbuild', 'docker', 'podman', 'buildah', 'runc'];
 const FACTORIES = { tsbuild: tsbuildTool, docker: dockerTool, podman: podmanTool, buildah: buildahTool, runc: runcTool };
 
 const USAGE = `Usage: node bench/run.mjs [SUITE...] [OPTIONS]     (as root)
 
-Suites: import, run, build (default: all three, in that order)
+Suites: import, run, query, build (default: all four, in that order)
 
 Options:
   --runs N               runs per case in every suite (the per-suite options below win over it)
-  --run-runs N           runs of "run --rm true" per tool (default 30, after 3 warm-up runs)
+  --run-runs N           runs of "run --rm true", "images" and "inspect" per tool (default 30, after 3 warm-ups)
   --build-runs N         runs per build case (default 3)
   --bigcopy-runs N       runs of the cold bigcopy build (default 2)
   --import-runs N        runs of the import suite (default 3)
@@ -174,13 +175,18 @@ async function main() {
       `commit ${result.host.commit ?? '?'}${result.host.dirty ? ' (dirty)' : ''}, page cache ${opts.dropCaches ? 'dropped before cold runs' : 'warm'}\n\n` +
       Object.entries(result.tools).map(([n, t]) => `- ${n}: ${t.version ?? ''} ${t.status === 'ok' ? '' : `(${t.status})`} ${t.note ?? ''}`.replace(/\s+/g, ' ').trim()).join('\n'));
 
+    say(`Every table: ${RSS_NOTE}.`);
     const env = { tools, opts, log, tmp, workloads };
+    const allCases = [];
     for (const suite of opts.suites) {
       log(`suite: ${suite}`);
       const { cases, goals } = await SUITES[suite][0](env);
-      say(`### ${suite}\n\n${cases.map((c) => caseTable(c.title, c.rows)).join('\n\n')}${goals.length ? `\n\n${goalTable(`${suite}: goals (median ratios)`, goals)}` : ''}`);
+      allCases.push(...cases);
+      say(`### ${suite}\n\n${cases.map((c) => caseTable(c.title, c.rows, c.notes)).join('\n\n')}${goals.length ? `\n\n${goalTable(`${suite}: goals (median ratios)`, goals)}` : ''}`);
       result.suites[suite] = { cases: cases.map(caseJson), goals };
     }
+    const memory = rssGoalTable(allCases);
+    if (memory) say(`### memory\n\n${memory}`);
     return 0;
   } catch (err) {
     log(`bench: ${err.message}`);

@@ -1,13 +1,28 @@
 // Running commands: timed, with a timeout, output captured for error cells. Every child gets its own
 // process group so a timeout or Ctrl-C can stop it with everything it started.
+import * as fs from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 
 const live = new Set();
 let stopping = false;
 const OUTPUT_CAP = 256 * 1024;
 
-/** Spawns `cmd args`, resolves when it exits; never rejects. `ms` is wall time from spawn to exit. */
-export function run(cmd, args, { env, cwd, timeoutMs = 10 * 60_000 } = {}) {
+// GNU time reports the child's peak RSS from wait4's rusage (ru_maxrss, KiB): the largest single process
+// among the command and the descendants it waited for. Its line goes to stderr after the child's output,
+// behind a marker that no tool prints.
+const GNU_TIME = '/usr/bin/time';
+const RSS_MARK = '@@tsbuild-bench-maxrss-kib ';
+export const canMeasureRss = fs.existsSync(GNU_TIME);
+
+/**
+ * Spawns `cmd args`, resolves when it exits; never rejects. `ms` is wall time from spawn to exit.
+ * With `rss`, the command runs under GNU time (one extra fork+exec, well under a millisecond, paid by
+ * every tool alike) and `rssKiB` is its peak RSS.
+ */
+export function run(cmd, args, { env, cwd, timeoutMs = 10 * 60_000, rss = false } = {}) {
+  if (rss && canMeasureRss) {
+    return run(GNU_TIME, ['-f', `\n${RSS_MARK}%M`, cmd, ...args], { env, cwd, timeoutMs }).then(splitRss);
+  }
   return new Promise((resolve) => {
     if (stopping) {
       resolve({ ms: 0, code: -1, stdout: '', stderr: 'interrupted' });
@@ -42,6 +57,16 @@ export function run(cmd, args, { env, cwd, timeoutMs = 10 * 60_000 } = {}) {
       resolve({ ms, code: code ?? (signal ? 128 : -1), signal, stdout, stderr });
     });
   });
+}
+
+/** Takes GNU time's line off stderr; keeps the child's exit status (time passes it through). */
+function splitRss(r) {
+  const at = r.stderr.lastIndexOf(`\n${RSS_MARK}`);
+  if (at < 0) return r;
+  const rssKiB = Number(r.stderr.slice(at + 1 + RSS_MARK.length).trim());
+  // GNU time adds "Command exited with non-zero status N" before its line; drop that too.
+  const stderr = r.stderr.slice(0, at).replace(/\n?Command (exited with non-zero status \d+|terminated by signal \d+)\s*$/, '');
+  return { ...r, stderr, rssKiB: Number.isFinite(rssKiB) ? rssKiB : undefined };
 }
 
 /** Like run() but throws a one-line Error when the command fails. */

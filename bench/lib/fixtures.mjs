@@ -3,9 +3,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { must } from './exec.mjs';
+import { GENERATED, generateWorkload } from './generate.mjs';
 
-export const WORKLOADS = ['app', 'bigcopy', 'layers100'];
+/** Made by the shared mkworkloads.sh. */
+export const SCRIPTED = ['app', 'bigcopy', 'layers100'];
+/** Every build workload: the scripted ones and those of generate.mjs. */
+export const WORKLOADS = [...SCRIPTED, ...GENERATED];
 
 /** The base tar: the repo's fixture generator when built, else the shared mkbase.sh. */
 export async function makeBaseTar(repoRoot, sharedBench, out) {
@@ -25,15 +30,30 @@ export async function ensureWorkloads(script, dir, log) {
   if (!fs.existsSync(script)) throw new Error(`workload generator not found: ${script} (pass --workloads-script)`);
   const stamp = path.join(dir, '.stamp');
   const want = crypto.createHash('sha256').update(fs.readFileSync(script)).digest('hex');
-  if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8').trim() === want && WORKLOADS.every((w) => fs.existsSync(path.join(dir, w, 'Dockerfile')))) {
+  if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8').trim() === want && SCRIPTED.every((w) => fs.existsSync(path.join(dir, w, 'Dockerfile')))) {
     log(`workloads: reusing ${dir}`);
-    return dir;
+  } else {
+    log(`workloads: generating into ${dir} (bigcopy is ~320 MB, once)`);
+    fs.rmSync(stamp, { force: true });
+    await must('mkworkloads.sh', 'bash', [script, dir], { timeoutMs: 30 * 60_000 });
+    fs.writeFileSync(stamp, `${want}\n`);
   }
-  log(`workloads: generating into ${dir} (bigcopy is ~320 MB, once)`);
-  fs.rmSync(stamp, { force: true });
-  await must('mkworkloads.sh', 'bash', [script, dir], { timeoutMs: 30 * 60_000 });
-  fs.writeFileSync(stamp, `${want}\n`);
+  ensureGenerated(dir, log);
   return dir;
+}
+
+/** smallfiles and steps30, regenerated when generate.mjs changes (the script's rm -rf leaves them alone). */
+function ensureGenerated(dir, log) {
+  const generator = fileURLToPath(new URL('./generate.mjs', import.meta.url));
+  const want = crypto.createHash('sha256').update(fs.readFileSync(generator)).digest('hex');
+  for (const name of GENERATED) {
+    const stamp = path.join(dir, `.stamp-${name}`);
+    if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8').trim() === want && fs.existsSync(path.join(dir, name, 'Dockerfile'))) continue;
+    log(`workloads: generating ${name}`);
+    fs.rmSync(stamp, { force: true });
+    generateWorkload(name, path.join(dir, name));
+    fs.writeFileSync(stamp, `${want}\n`);
+  }
 }
 
 /** bigcopy's data directory as a rootfs tar (entries ./small/..., ./big.bin), cached beside the workloads. */

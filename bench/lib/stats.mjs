@@ -26,3 +26,9 @@ export function formatRatio(r) {
   if (r === undefined || !Number.isFinite(r)) return '—';
   return `${r < 0.1 ? r.toPrecision(2) : r.toFixed(2)}×`;
 }
+
+export function formatKiB(kib) {
+  if (kib === undefined || Number.isNaN(kib)) return '—';
+  if (kib >= 1024 * 1024) return `${(kib / 1024 / 1024).toFixed(2)} GB`;
+  return `${(kib / 1024).toFixed(kib >= 100 * 1024 ? 0 : 1)} MB`;
+}

@@ -24,7 +24,8 @@ export async function runSuite(env) {
     participants.push({ ...base, command: () => tool.runCmd() });
   }
   try {
-    const c = await measureCase({ title: 'run --rm bench-base true (warm)', runs: opts.runRuns, warmup: 3, participants, log });
+    const probes = tools.docker?.daemonProbe && !tools.docker.unavailable ? [tools.docker.daemonProbe()] : [];
+    const c = await measureCase({ title: 'run --rm bench-base true (warm)', runs: opts.runRuns, warmup: 3, participants, probes, log });
     const goals = [{ case: 'run', peer: 'podman', goal: 0.5, ...ratioOf(c.rows, 'podman') }];
     return { cases: [c], goals };
   } finally {

@@ -43,6 +43,9 @@ export function podmanTool(ctx) {
     version: async () => (await run('podman', ['--version'])).stdout.trim(),
     importCmd: (tar, name) => podman('import', tar, name),
     runCmd: () => podman('run', '--rm', '--pull=never', '--network', 'none', ...ULIMITS, 'bench-base', 'true'),
+    imagesCmd: () => podman('images'),
+    inspectCmd: (name) => podman('inspect', name),
+    tagCmd: (source, target) => podman('tag', source, target),
 
     async rmi(...names) {
       await run('podman', [...store.podman, 'rmi', '-f', ...names], { env: store.env });

@@ -56,7 +56,28 @@ export function dockerTool(ctx) {
 
     importCmd: (tar, name) => docker('import', tar, name),
     runCmd: () => docker('run', '--rm', '--network', 'none', 'bench-base', 'true'),
+    imagesCmd: () => docker('images'),
+    inspectCmd: (name) => docker('inspect', name),
+    tagCmd: (source, target) => docker('tag', source, target),
     buildCmd: (tag, context) => docker('build', '--network', 'none', '-t', tag, context),
+
+    /**
+     * The daemons' memory during a case, which the client's RSS does not include: dockerd's and
+     * containerd's peak RSS (VmHWM, reset through /proc/PID/clear_refs at the start of the case).
+     */
+    daemonProbe() {
+      const daemons = () => daemonPids(daemon?.pid);
+      return {
+        name: 'docker daemons',
+        async start() {
+          for (const { pid } of daemons()) { try { fs.writeFileSync(`/proc/${pid}/clear_refs`, '5'); } catch { /* gone or old kernel */ } }
+        },
+        async finish() {
+          const peaks = daemons().map(({ pid, name }) => `${name} ${peakMiB(pid)}`).filter((x) => !x.endsWith(' ?'));
+          return peaks.length ? `docker's daemons, peak RSS during the case (VmHWM): ${peaks.join(', ')}` : undefined;
+        },
+      };
+    },
 
     async rmi(...names) {
       await run('docker', ['rmi', '-f', ...names], { env });
@@ -88,4 +109,30 @@ export function dockerTool(ctx) {
       await gone;
     },
   };
+}
+
+/** dockerd and its long-lived children (containerd), as {pid, name}. */
+function daemonPids(root) {
+  if (!root) return [];
+  const found = [{ pid: root, name: 'dockerd' }];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const name = stat.slice(stat.indexOf('(') + 1, close);
+      const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+      if (ppid === root && name === 'containerd') found.push({ pid: Number(entry), name });
+    } catch { /* exited meanwhile */ }
+  }
+  return found;
+}
+
+function peakMiB(pid) {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? `${(Number(m[1]) / 1024).toFixed(0)} MB` : '?';
+  } catch {
+    return '?';
+  }
 }

@@ -46,6 +46,9 @@ export function tsbuildTool(ctx) {
 
     importCmd: (root, tar, name) => cli(root, 'import', tar, name),
     runCmd: (root) => cli(root, 'run', '--rm', 'bench-base', 'true'),
+    imagesCmd: (root) => cli(root, 'images'),
+    inspectCmd: (root, name) => cli(root, 'inspect', name),
+    tagCmd: (root, source, target) => cli(root, 'tag', source, target),
     buildCmd: (root, tag, context) => cli(root, 'build', '-t', tag, context),
 
     drop(root) {
