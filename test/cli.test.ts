@@ -95,6 +95,33 @@ describe('image commands', () => {
   });
 });
 
+describe('a fully cached build', () => {
+  /** Every regular file under `dir` with its mtime (ns). */
+  function fileTimes(dir: string, out = new Map<string, bigint>(), top = dir): Map<string, bigint> {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const file = path.join(dir, entry.name);
+      if (entry.isDirectory()) fileTimes(file, out, top);
+      else if (entry.isFile()) out.set(path.relative(top, file), fs.lstatSync(file, { bigint: true }).mtimeNs);
+    }
+    return out;
+  }
+
+  it('writes nothing: every file in the store keeps its mtime', () => {
+    const ctx = writeTree(fs.mkdtempSync(path.join(top, 'cached-')), {
+      Dockerfile: 'FROM busybox:latest\nENV A=1\nRUN echo one > /one\nCOPY a.txt /a.txt\nWORKDIR /app\nRUN cat /a.txt > copy\n',
+      'a.txt': 'a\n',
+    });
+    const first = cli(root, ['build', '-q', '-t', 'cached:latest', ctx]);
+    expect(first.stderr).toBe('');
+    expect(first.status).toBe(0);
+    const before = fileTimes(root);
+    const second = cli(root, ['build', '-q', '-t', 'cached:latest', ctx]);
+    expect(second.stderr).toBe('');
+    expect(second.stdout).toBe(first.stdout);
+    expect(fileTimes(root)).toEqual(before);
+  });
+});
+
 describe('run', () => {
   it('passes exit statuses through: own code, 128+signal, 126, 127', () => {
     expect(cli(root, ['run', '--rm', 'busybox', 'sh', '-c', 'exit 7']).status).toBe(7);

@@ -21,13 +21,13 @@ export async function createLease(dir: string): Promise<LeaseFile> {
   const items = new Set<string>();
   // Parallel callers add to one lease: writes go one after the other, each with the whole set.
   let writing: Promise<void> = Promise.resolve();
-  let n = 0;
+  let handle: fs.promises.FileHandle | undefined;
+  // Rewritten in place, neither renamed nor synced: a lease matters only while its owner lives, and a
+  // crash ends the owner. Items are only added, so each JSON text extends the last one's prefix and
+  // covers it entirely; a reader that catches a write half done retries (readLeases).
   const write = async () => {
-    // Renamed into place but not synced: a lease matters only while its owner lives, and a crash
-    // ends the owner.
-    const tmp = `${file}.${n++}.tmp`;
-    await fs.promises.writeFile(tmp, JSON.stringify([...items]));
-    await fs.promises.rename(tmp, file);
+    handle ??= await fs.promises.open(file, 'w', 0o600);
+    await handle.write(JSON.stringify([...items]), 0);
   };
   return {
     add(item: string) {
@@ -38,10 +38,14 @@ export async function createLease(dir: string): Promise<LeaseFile> {
     },
     async release() {
       await writing.catch(() => {});
+      await handle?.close().catch(() => {});
       await fs.promises.rm(file, { force: true });
     },
   };
 }
+
+/** Reads of a live lease that may find a rewrite in progress (each a moment apart). */
+const TORN_READ_ATTEMPTS = 20;
 
 /**
  * The items of the leases in `dir`: those of live owners, and those of dead owners, whose lease
@@ -55,10 +59,15 @@ export async function readLeases(dir: string): Promise<{ live: string[]; dead: s
     const alive = owner !== null && isAlive(owner);
     if (alive && name.endsWith('.tmp')) continue;
     let items: string[] = [];
-    try {
-      items = JSON.parse(await fs.promises.readFile(file, 'utf8')) as string[];
-    } catch {
-      // Being replaced right now (atomic rename), or torn by a crash.
+    // A live owner may be halfway through rewriting its lease: read again until the text is whole. A
+    // dead owner's lease may be torn for good, and is removed below anyway.
+    for (let attempt = 0; attempt < (alive ? TORN_READ_ATTEMPTS : 1); attempt++) {
+      try {
+        items = JSON.parse(await fs.promises.readFile(file, 'utf8')) as string[];
+        break;
+      } catch {
+        if (alive) await new Promise((resolve) => setTimeout(resolve, attempt));
+      }
     }
     if (alive) out.live.push(...items);
     else {

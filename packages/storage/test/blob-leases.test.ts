@@ -5,6 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ImageStore } from '../src/image';
+import { createLease, readLeases } from '../src/lease';
+import { ownedName } from '../src/drivers/proc';
 
 describe('blob leases and prune', () => {
   let tmp: string;
@@ -37,5 +39,22 @@ describe('blob leases and prune', () => {
     await staged.release();
     await store.prune({ graceMs: 0 });
     expect(await store.content.has(live.digest)).toBe(false);
+  });
+
+  it('a lease is rewritten in place; a reader that catches a rewrite half done reads it again', async () => {
+    const dir = path.join(tmp, 'leases');
+    const lease = await createLease(dir);
+    await lease.add('sha256:a');
+    await lease.add('sha256:b');
+    const [name] = fs.readdirSync(dir);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, name!), 'utf8'))).toEqual(['sha256:a', 'sha256:b']);
+    await lease.release();
+    expect(fs.readdirSync(dir)).toEqual([]);
+
+    // A live owner's lease (this process) caught mid-write: the reader waits for the whole text.
+    const torn = path.join(dir, `${ownedName('torn')}.json`);
+    fs.writeFileSync(torn, '["sha256:a","sha2');
+    setTimeout(() => fs.writeFileSync(torn, '["sha256:a","sha256:b"]'), 20);
+    expect((await readLeases(dir)).live).toEqual(['sha256:a', 'sha256:b']);
   });
 });

@@ -13,13 +13,21 @@ export class MountState implements MountCounter {
   constructor(readonly file: string) {}
 
   load(): MountTable {
-    let text: string;
+    return MountState.parse(this.read());
+  }
+
+  /** The file's text, or null when there is none. */
+  private read(): string | null {
     try {
-      text = fs.readFileSync(this.file, 'utf8');
+      return fs.readFileSync(this.file, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;
     }
+  }
+
+  private static parse(text: string | null): MountTable {
+    if (text === null) return {};
     try {
       const parsed = JSON.parse(text) as unknown;
       return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as MountTable) : {};
@@ -29,7 +37,11 @@ export class MountState implements MountCounter {
   }
 
   async save(table: MountTable): Promise<void> {
-    await writeFileAtomic(this.file, JSON.stringify(table, null, 1) + '\n', 0o600);
+    await writeFileAtomic(this.file, MountState.format(table), 0o600);
+  }
+
+  private static format(table: MountTable): string {
+    return JSON.stringify(table, null, 1) + '\n';
   }
 
   static total(holders: Record<string, number> | undefined): number {
@@ -69,7 +81,8 @@ export class MountState implements MountCounter {
    * Drops holders that no longer run and ids that `keep` rejects; returns the cleaned table (saved).
    */
   async prune(keep: (id: string, count: number) => boolean): Promise<MountTable> {
-    const table = this.load();
+    const text = this.read();
+    const table = MountState.parse(text);
     for (const id of Object.keys(table)) {
       const holders = table[id] ?? {};
       for (const token of Object.keys(holders)) {
@@ -78,7 +91,9 @@ export class MountState implements MountCounter {
       const n = MountState.total(holders);
       if (n === 0 || !keep(id, n)) delete table[id];
     }
-    await this.save(table);
+    // Every open prunes: rewriting (and fsyncing) an unchanged table would make a read-only command write.
+    const pruned = MountState.format(table);
+    if (pruned !== (text ?? MountState.format({}))) await this.save(table);
     return table;
   }
 }
