@@ -9,7 +9,7 @@
 // `app:latest`). An image without a usable name is loaded untagged (reachable by ID).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MediaTypes, layerCompression, type Descriptor } from '../content/types';
+import { MediaTypes, type Descriptor } from '../content/types';
 import { isDigest, type Digest } from '../digest';
 import { storeImage } from '../image/local';
 import { withNames, type Image } from '../image/model';
@@ -21,7 +21,7 @@ import { decompress, detectCompression } from '../archive/decompress';
 import { CONFIG_MAX, type ProgressFn } from './common';
 import { importImages, type LayerImporter } from './import';
 import { TsbuildError, archiveError, describeSystemError, shortName, withContext } from '../errors';
-import { checkConfig, checkIndex } from '../image/decode';
+import { checkConfig, checkIndex, pairLayers, parseDocument } from '../image/decode';
 
 export type { LayerImporter } from './import';
 
@@ -138,11 +138,7 @@ function lookup(members: Members, name: string, file: string, what: string): Des
 }
 
 function parseMeta<T>(members: Members, name: string, file: string): T {
-  try {
-    return JSON.parse(members.meta.get(name)!.toString('utf8')) as T;
-  } catch (err) {
-    throw archiveError(file, `${name} is not valid JSON: ${(err as Error).message}`);
-  }
+  return parseDocument(members.meta.get(name)!, name, (detail) => archiveError(file, detail)) as T;
 }
 
 /** Familiar names from an OCI index entry's annotations (see the header). */
@@ -187,13 +183,8 @@ async function describe(store: ImageStore, manifest: ImageManifest, descriptor: 
     .catch((err: Error) => {
       throw withContext(`${shortName(file)}: config ${manifest.config.digest}`, err);
     });
-  const diffIDs = config.rootfs.diff_ids;
-  if (diffIDs.length !== manifest.layers.length) {
-    throw archiveError(file, `image ${manifest.config.digest} lists ${diffIDs.length} diff_ids for ${manifest.layers.length} layers`);
-  }
-  for (const d of diffIDs) if (!isDigest(d)) throw archiveError(file, `image ${manifest.config.digest}: invalid diff_id ${JSON.stringify(d)}`);
+  const layers = pairLayers(manifest, config, (detail) => archiveError(file, detail));
   for (const l of manifest.layers) {
-    if (layerCompression(l.mediaType) === undefined) throw archiveError(file, `blob ${l.digest} has media type ${l.mediaType}, not a layer`);
     if (!(await store.content.has(l.digest))) throw archiveError(file, `layer blob ${l.digest} is missing from the archive`);
   }
   const image = {
@@ -202,7 +193,7 @@ async function describe(store: ImageStore, manifest: ImageManifest, descriptor: 
     manifestDescriptor: { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size },
     config,
     configDescriptor: manifest.config,
-    layers: diffIDs.map((diffID, i) => ({ diffID, descriptor: manifest.layers[i]! })),
+    layers,
   };
   return storeImage(store, image, names);
 }
@@ -237,11 +228,6 @@ async function fromDockerArchive(store: ImageStore, members: Members, file: stri
     };
     const descriptor = await store.content.putJson(manifest, MediaTypes.ociManifest, staged.created);
     const img = await describe(store, manifest, descriptor, file, []);
-    for (const l of img.layers) {
-      if (l.mediaType === MediaTypes.ociLayer && l.digest !== l.diffID) {
-        throw archiveError(file, `image ${img.id}: layer ${l.digest} does not match its diff_id ${l.diffID}`);
-      }
-    }
     const names: string[] = [];
     for (const t of repoTags as string[]) {
       try {

@@ -13,14 +13,14 @@
 // layer store (LayerImporter) as verified uncompressed streams, keeping the original blobs; the
 // platform manifest is tagged with the reference.
 import { Readable } from 'node:stream';
-import { MediaTypes, layerCompression, type Descriptor, type Platform } from '../content/types';
-import { DigestMismatchError, isDigest, type Digest } from '../digest';
+import type { Descriptor, Platform } from '../content/types';
+import { DigestMismatchError, type Digest } from '../digest';
 import { familiarString, parseReference, type ImageReference } from '../image/reference';
 import { hostPlatform, selectPlatform } from '../image/platform';
 import { isImageId, storeImage, storeImages } from '../image/local';
 import { withLayers, type Image, type LayerBlob } from '../image/model';
 import type { ImageStore, StagedBlobs } from '../image/store';
-import type { ImageConfig, ImageIndex, ImageManifest } from '../image/types';
+import { checkConfig, checkIndex, checkLayerTypes, checkManifest, decodeWith, isIndexDocument, pairLayers, parseDocument } from '../image/decode';
 import { CONFIG_MAX, type ProgressFn } from './common';
 import { importImages, type LayerImporter } from './import';
 import { userError } from './registry-auth';
@@ -233,31 +233,26 @@ export async function pullImage(store: ImageStore, ref: string, opts: PullOption
   const top = await client.getManifest(repo, parsed.digest ?? parsed.tag ?? 'latest', subject);
 
   // Down through indexes to the platform's image manifest.
+  const fail = (what: string) => (detail: string) => new RegistryError(`${detail}: ${what}`);
   let current = top;
-  for (let depth = 0; isIndex(current.mediaType, current.bytes); depth++) {
+  let doc = parseDocument(current.bytes, 'the manifest', fail(subject));
+  for (let depth = 0; isIndexDocument(doc, current.mediaType); depth++) {
     if (depth >= 4) throw new RegistryError(`image index nests too deeply: ${subject}`);
-    const index = JSON.parse(current.bytes.toString('utf8')) as ImageIndex;
+    const index = decodeWith(() => checkIndex(doc, 'the image index'), fail(subject));
     const want = opts.platform ?? hostPlatform();
-    const child = selectPlatform(index.manifests ?? [], want);
+    const child = selectPlatform(index.manifests, want);
     if (!child) {
-      const have = (index.manifests ?? []).map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}` : '?'));
+      const have = index.manifests.map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}` : '?'));
       throw new RegistryError(`no image for ${want.os}/${want.architecture} in the index (it has ${have.join(', ') || 'none'}): ${subject}`);
     }
-    if (!isDigest(child.digest)) throw new RegistryError(`the index names an invalid digest ${JSON.stringify(child.digest)}: ${subject}`);
-    current = await client.getManifest(repo, child.digest, `${parsed.domain}/${repo}@${child.digest}`);
+    const childSubject = `${parsed.domain}/${repo}@${child.digest}`;
+    current = await client.getManifest(repo, child.digest, childSubject);
+    doc = parseDocument(current.bytes, 'the manifest', fail(childSubject));
   }
-  const manifest = JSON.parse(current.bytes.toString('utf8')) as ImageManifest;
   const manifestSubject = `${parsed.domain}/${repo}@${current.digest}`;
-  if (!manifest.config || !isDigest(manifest.config.digest) || !Array.isArray(manifest.layers)) {
-    throw new RegistryError(`not an image manifest (no config or layers): ${manifestSubject}`);
-  }
+  const manifest = decodeWith(() => checkManifest(doc, 'the manifest'), fail(manifestSubject));
   if (!(manifest.config.size <= CONFIG_MAX)) throw new RegistryError(`config ${manifest.config.digest} of ${manifest.config.size} bytes is too large (over ${CONFIG_MAX}): ${manifestSubject}`);
-  for (const l of manifest.layers) {
-    if (!isDigest(l.digest)) throw new RegistryError(`the manifest names an invalid layer digest ${JSON.stringify(l.digest)}: ${manifestSubject}`);
-    if (layerCompression(l.mediaType) === undefined) {
-      throw new RegistryError(`blob ${l.digest} has media type ${l.mediaType}, not an image layer (an artifact, not an image?): ${manifestSubject}`);
-    }
-  }
+  checkLayerTypes(manifest, fail(manifestSubject));
 
   // What a failed pull wrote is deleted at once, not left to prune's grace period.
   const staged = await store.stageBlobs();
@@ -283,18 +278,9 @@ export async function pullImage(store: ImageStore, ref: string, opts: PullOption
       result.blobs.downloaded++;
     });
 
-    const config = await store.content.readJson<ImageConfig>(manifest.config.digest);
-    const diffIDs = config.rootfs?.diff_ids ?? [];
-    if (diffIDs.length !== manifest.layers.length) {
-      throw new RegistryError(`image ${manifest.config.digest} lists ${diffIDs.length} diff_ids for ${manifest.layers.length} layers: ${manifestSubject}`);
-    }
-    for (const d of diffIDs) if (!isDigest(d)) throw new RegistryError(`image ${manifest.config.digest} has an invalid diff_id ${JSON.stringify(d)}: ${manifestSubject}`);
-    const layers = diffIDs.map((diffID, i) => ({ diffID, descriptor: manifest.layers[i]! }));
-    for (const l of layers) {
-      if (layerCompression(l.descriptor.mediaType) === 'none' && l.descriptor.digest !== l.diffID) {
-        throw new RegistryError(`uncompressed layer ${l.descriptor.digest} does not match its diff_id ${l.diffID}: ${manifestSubject}`);
-      }
-    }
+    const configDoc = await store.content.readJson<unknown>(manifest.config.digest);
+    const config = decodeWith(() => checkConfig(configDoc, `config ${manifest.config.digest}`), fail(manifestSubject));
+    const layers = pairLayers(manifest, config, fail(manifestSubject));
 
     const manifestDesc = await store.content.putBytes(current.bytes, current.mediaType, current.digest, staged.created);
     const tags = parsed.digest ? [] : [familiarString(parsed)];
@@ -307,13 +293,6 @@ export async function pullImage(store: ImageStore, ref: string, opts: PullOption
     await staged.abandon().catch(() => {});
     throw err;
   }
-}
-
-function isIndex(mediaType: string, bytes: Buffer): boolean {
-  if (mediaType === MediaTypes.ociIndex || mediaType === MediaTypes.dockerManifestList) return true;
-  if (mediaType === MediaTypes.ociManifest || mediaType === MediaTypes.dockerManifest) return false;
-  const doc = JSON.parse(bytes.toString('utf8')) as { manifests?: unknown; config?: unknown };
-  return Array.isArray(doc.manifests) && !doc.config;
 }
 
 /** Streams one blob into the content store, verified against its digest and size. */
