@@ -172,6 +172,6 @@ describe('registry size limits while streaming', () => {
     const nulls = await pull(`${server.host}/app:nulls`).catch((err: unknown) => err);
     expect(nulls).toBeInstanceOf(TsbuildError);
     expect((nulls as Error).message).toMatch(/^the manifest: layers\[0\] is malformed: a descriptor must be an object: 127\.0\.0\.1:\d+\/app@sha256:[0-9a-f]{64}$/);
-    await expect(pull(`${server.host}/app:index`)).rejects.toThrow(`the image index is malformed: manifests[0]: invalid digest "nope": ${server.host}/app:index`);
+    await expect(pull(`${server.host}/app:index`)).rejects.toThrow(`the image index: manifests[0] is malformed: invalid digest "nope": ${server.host}/app:index`);
   });
 });
