@@ -132,6 +132,10 @@ describe('interop: image store and transports with real peers', () => {
     const builtBundle = path.join(tmp, 'built-layout-bundle');
     await sh('umoci', ['unpack', '--image', `${built}:layout:2`, builtBundle]);
     expect(fs.readFileSync(path.join(builtBundle, 'rootfs/built.txt'), 'utf8')).toBe('built\n');
+    // buildx's spelling of the same output.
+    const buildx = path.join(tmp, 'buildx-layout');
+    expect(cli(root, ['build', '-q', '-t', 'layout:2', '-o', `type=oci,dest=${buildx},tar=false`, ctx]).status).toBe(0);
+    expect(JSON.parse(await sh('skopeo', ['inspect', `oci:${buildx}:layout:2`])).Digest).toBe(builtInspect.Digest);
 
     // A directory cannot go to stdout; an unknown format names the registered ones.
     const piped = cli(root, ['save', '--format', 'oci-layout', 'layout:1']);

@@ -29,7 +29,8 @@ Options:
       --network MODE         default | host | none, for RUN
       --secret id=ID,src=F   expose a file (or env=VAR) to RUN --mount=type=secret (repeatable)
   -o, --output SPEC          also export: type=TYPE,dest=PATH; TYPE is local (a directory; a bare PATH),
-                             tar (the rootfs; -: on stdout), or an image format:
+                             tar (the rootfs; -: on stdout), or an image format
+                             (type=oci,tar=false: oci-layout, as buildx):
 ${sinkUsage('                               ')}
       --platform P           only the host's platform is supported
       --pull                 pull every base image from its registry first (default: use the local one)
@@ -169,7 +170,8 @@ interface OutputSpec {
 function parseOutput(spec: string): OutputSpec {
   // A bare path is a local directory and `-` a tar of the result on stdout, as with buildx.
   const fields = spec.includes('=') ? parseCsv(spec, '--output') : spec === '-' ? { type: 'tar', dest: '-' } : { type: 'local', dest: spec };
-  const type = fields.type ?? 'local';
+  // buildx spells an OCI layout directory type=oci,tar=false.
+  const type = fields.type === 'oci' && fields.tar === 'false' ? 'oci-layout' : (fields.type ?? 'local');
   if (!ROOTFS_OUTPUTS.includes(type) && !findSink(type)) {
     throw new UsageError(`unknown output type "${type}": use ${[...sinkNames(), ...ROOTFS_OUTPUTS].join(', ')}`);
   }
