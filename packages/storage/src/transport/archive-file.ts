@@ -29,7 +29,7 @@ export interface ArchiveMember {
 /** The members of an uncompressed tar; a member's body must be read (or is skipped) before the next. */
 export async function* readArchiveMembers(source: AsyncIterable<Buffer>): AsyncGenerator<ArchiveMember> {
   try {
-    for await (const entry of readTar(source, { maxMetaSize: ARCHIVE_META_MAX })) {
+    for await (const entry of readTar(source, { maxMetaSize: ARCHIVE_META_MAX, stopAtEnd: true })) {
       const h = entry.header;
       const type: MemberType = h.type === 'hardlink' ? 'link' : h.type === 'file' || h.type === 'dir' || h.type === 'symlink' ? h.type : 'other';
       yield { name: normalizeName(h.name), type, size: type === 'file' || type === 'other' ? h.size : 0, linkname: h.linkname, body: entry.body };
