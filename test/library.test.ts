@@ -2,9 +2,10 @@
 // on one Store.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { build, type BuildEvent } from '@tsbuild/builder';
-import { mountsUnder, openTestRoot, runImage, writeTree, type TestRoot } from './helpers/roots';
+import { REPO, mountsUnder, openTestRoot, runImage, writeTree, type TestRoot } from './helpers/roots';
 
 let t: TestRoot;
 beforeEach(async () => {
@@ -83,5 +84,39 @@ describe('two builds in one process on one store', () => {
     const state = await rootState();
     expect(state.tags).toEqual(['a:latest', 'b:latest', 'busybox:latest']);
     expect(state.workLayers).toEqual([]);
+  });
+});
+
+describe("@tsbuild/storage's entry (dist/entry.js)", () => {
+  const storageDist = path.join(REPO, 'packages', 'storage', 'dist');
+  const node = (args: string[]) => {
+    const r = spawnSync(process.execPath, args, { cwd: REPO, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    return JSON.parse(r.stdout) as unknown;
+  };
+
+  it('exports exactly the names and objects of index.ts, and loads transports, runtime and fsck only when used', () => {
+    const script = `
+      const loaded = (re) => Object.keys(require.cache).some((f) => re.test(f));
+      const entry = require('@tsbuild/storage');
+      const dist = ${JSON.stringify(storageDist)};
+      const lazyLoadedEarly = ['transport', 'runtime/index', 'runtime/seccomp', 'fsck'].filter((m) => loaded(new RegExp('/dist/' + m)));
+      const index = require(dist + '/index.js');
+      const names = (m) => Object.keys(m).sort();
+      console.log(JSON.stringify({
+        entryFile: require.resolve('@tsbuild/storage').slice(dist.length),
+        lazyLoadedEarly,
+        missing: names(index).filter((k) => !(k in entry)),
+        extra: names(entry).filter((k) => !(k in index)),
+        different: names(index).filter((k) => entry[k] !== index[k]),
+      }));`;
+    expect(node(['-e', script])).toEqual({ entryFile: '/entry.js', lazyLoadedEarly: [], missing: [], extra: [], different: [] });
+  });
+
+  it('named imports of lazily loaded exports work from ES modules', () => {
+    const script = `
+      import { pullImage, runContainer, fsck, SeccompProfileError, Store } from '@tsbuild/storage';
+      console.log(JSON.stringify([pullImage, runContainer, fsck, SeccompProfileError, Store].map((x) => typeof x)));`;
+    expect(node(['--input-type=module', '-e', script])).toEqual(['function', 'function', 'function', 'function', 'function']);
   });
 });

@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import { writeFileAtomic, mkdirpSync } from './atomic';
 import { isAlive, tokenOf } from './drivers/proc';
 import type { Digest } from './digest';
-import { capabilitySet, runContainer, type ContainerExit, type RunOptions, type RunningContainer, type SeccompOption } from './runtime';
+import type { ContainerExit, RunOptions, RunningContainer, SeccompOption } from './runtime';
+
 import { mergeEnv } from './runtime/env';
 import type { Store } from './store';
 import { userError } from './errors';
@@ -122,10 +123,12 @@ export class Containers {
   ): Promise<{ container: RunningContainer; finished: Promise<ContainerExit> }> {
     const rw = this.store.layers.getRW(containerLayerName(record.id));
     if (!rw) throw userError(`container ${record.name} has no read-write layer`);
+    // Loaded here, not at import: every store open settles orphaned containers, few start one.
+    const runtime = await import('./runtime/index.js');
     const rootfs = await rw.mount();
     let container: RunningContainer;
     try {
-      container = await runContainer({
+      container = await runtime.runContainer({
         stateDir: await this.store.scratch('ctr'),
         ...opts,
         rootfs,
@@ -142,7 +145,7 @@ export class Containers {
     }
     const pidToken = tokenOf(container.pid);
     const security: ContainerSecurity = {
-      capabilities: capabilitySet(opts.capabilities, opts.privileged),
+      capabilities: runtime.capabilitySet(opts.capabilities, opts.privileged),
       seccomp: opts.privileged ? 'unconfined' : (opts.seccomp ?? 'default'),
       noNewPrivileges: opts.noNewPrivileges ?? false,
     };

@@ -17,11 +17,14 @@ import type { DriverChoice } from './drivers';
 import { mountsUnder } from './drivers/mountinfo';
 import { detach } from './drivers/perform';
 import { isAlive, ownedName, ownerOf } from './drivers/proc';
-import { fsck, type FsckReport } from './fsck';
+import type { FsckReport } from './fsck';
 import { createLease, readLeases } from './lease';
-import { removeStaleCgroups } from './runtime';
+import { removeStaleCgroups } from './runtime/cgroups';
 import { Containers } from './containers';
-import { loadArchive, pullImage, pushImage, saveImages, type PullOptions, type PullResult, type PushOptions, type PushResult, type SaveFormat, type SaveOptions } from './transport';
+import type { PullOptions, PullResult, PushOptions, PushResult, SaveFormat, SaveOptions } from './transport';
+
+// Loaded when first used: most commands (a cached build, images, run) never move images in or out.
+const transport = () => import('./transport/index.js');
 import { mkdirp, mkdirpSync } from './atomic';
 
 export interface StoreOptions {
@@ -184,7 +187,7 @@ export class Store {
 
   /** Loads a docker-archive or OCI archive (plain or compressed); returns the references it tagged. */
   async load(file: string, onProgress?: SaveOptions['onProgress']): Promise<{ images: string[]; ids: string[] }> {
-    return loadArchive(this.images, file, { importer: this.layers, ...(onProgress ? { onProgress } : {}) });
+    return (await transport()).loadArchive(this.images, file, { importer: this.layers, ...(onProgress ? { onProgress } : {}) });
   }
 
   /**
@@ -193,17 +196,17 @@ export class Store {
    * `oci-layout` (`out` is then a directory).
    */
   async save(images: string[], out: string, format: SaveFormat, opts: SaveOptions = {}): Promise<void> {
-    await saveImages(this.images, images, format, out, opts);
+    await (await transport()).saveImages(this.images, images, format, out, opts);
   }
 
   /** Pushes an image to a registry (`dest` defaults to `ref`, which then names the registry). */
   async push(ref: string, dest?: string, opts: PushOptions = {}): Promise<PushResult> {
-    return pushImage(this.images, ref, dest, opts);
+    return (await transport()).pushImage(this.images, ref, dest, opts);
   }
 
   /** Pulls an image from a registry into the layer store and tags it. */
   async pull(ref: string, opts: Omit<PullOptions, 'importer'> = {}): Promise<PullResult> {
-    return pullImage(this.images, ref, { ...opts, importer: this.layers });
+    return (await transport()).pullImage(this.images, ref, { ...opts, importer: this.layers });
   }
 
   /**
@@ -312,8 +315,8 @@ export class Store {
    * removes what is wrong or orphaned. Open the store with `repair: false` to see what crashed
    * processes left before open removes it.
    */
-  fsck(opts: { repair?: boolean } = {}): Promise<FsckReport> {
-    return fsck(this, opts);
+  async fsck(opts: { repair?: boolean } = {}): Promise<FsckReport> {
+    return (await import('./fsck.js')).fsck(this, opts);
   }
 
   /** `tsbuild prune`: untagged images, orphan blobs, then unreachable layers. */

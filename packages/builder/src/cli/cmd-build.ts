@@ -11,7 +11,7 @@ import { parseAddHost, parseCommandArgs, parseCsv, parseKeyValues, parseSize, pa
 import { parseSecurityOpts } from './security';
 import { withStore } from './store';
 
-const USAGE = `Usage: tsbuild build [OPTIONS] CONTEXT
+const usage = (): string => `Usage: tsbuild build [OPTIONS] CONTEXT
        tsbuild [OPTIONS] CONTEXT
 
 Build an image from a Dockerfile.
@@ -68,11 +68,13 @@ const OPTIONS = {
 
 export const command: Command = {
   summary: 'Build an image from a Dockerfile',
-  usage: USAGE,
+  get usage() {
+    return usage();
+  },
   options: OPTIONS,
   async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, OPTIONS, USAGE);
-    if (positionals.length !== 1) throw new UsageError(`"build" needs exactly one context directory\n${USAGE}`);
+    const { values, positionals } = parseCommandArgs(args, OPTIONS, usage);
+    if (positionals.length !== 1) throw new UsageError(`"build" needs exactly one context directory\n${usage()}`);
     const context = positionals[0]!;
     const progress = (values.quiet ? 'quiet' : (values.progress ?? 'auto')) as ProgressMode;
     if (!['auto', 'plain', 'tty', 'json', 'rawjson', 'quiet'].includes(progress)) {

@@ -220,27 +220,29 @@ export const rmiCommand: Command = {
   },
 };
 
-const DEFAULT_SAVE_FORMAT = IMAGE_SINKS[0]!.name;
+const defaultSaveFormat = (): string => IMAGE_SINKS[0]!.name;
 
-const SAVE_USAGE = `Usage: tsbuild save [OPTIONS] IMAGE [IMAGE...]
+const saveUsage = (): string => `Usage: tsbuild save [OPTIONS] IMAGE [IMAGE...]
 
 Save images to an archive (to stdout when -o is absent and stdout is not a terminal).
 
 Options:
   -o, --output PATH    the archive (or directory) to write
-      --format FORMAT  one of (default ${DEFAULT_SAVE_FORMAT}):
+      --format FORMAT  one of (default ${defaultSaveFormat()}):
 ${sinkUsage('                         ')}`;
 
 const SAVE_OPTIONS = { output: { type: 'string', short: 'o' }, format: { type: 'string' } } as const;
 
 export const saveCommand: Command = {
   summary: 'Save images to an archive docker load, podman load and OCI tools read',
-  usage: SAVE_USAGE,
+  get usage() {
+    return saveUsage();
+  },
   options: SAVE_OPTIONS,
   async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, SAVE_OPTIONS, SAVE_USAGE);
-    if (positionals.length === 0) throw new UsageError(`"save" needs at least one image\n${SAVE_USAGE}`);
-    const sink = findSink(values.format ?? DEFAULT_SAVE_FORMAT);
+    const { values, positionals } = parseCommandArgs(args, SAVE_OPTIONS, saveUsage);
+    if (positionals.length === 0) throw new UsageError(`"save" needs at least one image\n${saveUsage()}`);
+    const sink = findSink(values.format ?? defaultSaveFormat());
     if (!sink) throw new UsageError(`unknown format "${values.format}": use ${sinkNames().join(', ')}`);
     const format = sink.name;
     const toStdout = values.output === undefined || values.output === '-';

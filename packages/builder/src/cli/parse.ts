@@ -10,11 +10,12 @@ export interface ParsedArgs<O extends Options> {
   positionals: string[];
 }
 
-export function parseCommandArgs<O extends Options>(args: string[], options: O, usage: string): ParsedArgs<O> {
+/** `usage` may be a function: a usage text that lists the image sinks loads the transports to do so. */
+export function parseCommandArgs<O extends Options>(args: string[], options: O, usage: string | (() => string)): ParsedArgs<O> {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true }) as ParsedArgs<O>;
   } catch (err) {
-    throw new UsageError(`${(err as Error).message.replace(/\. To specify a positional argument.*$/s, '')}\n${usage}`);
+    throw new UsageError(`${(err as Error).message.replace(/\. To specify a positional argument.*$/s, '')}\n${typeof usage === 'function' ? usage() : usage}`);
   }
 }
 
@@ -158,7 +159,10 @@ export function splitAtFirstPositional(args: string[], options: Options): { opti
   return { options: args, rest: [] };
 }
 
-/** Usage lines for the registered image sinks (`save --format`, `build -o type=`), one per sink. */
+/**
+ * Usage lines for the registered image sinks (`save --format`, `build -o type=`), one per sink. Call
+ * it when the text is shown: the sinks' list loads the transports, which a build or `images` never runs.
+ */
 export function sinkUsage(indent: string): string {
   return IMAGE_SINKS.map((s) => `${indent}${[s.name, ...s.aliases].join(', ')}: ${s.summary}`).join('\n');
 }
