@@ -6,7 +6,7 @@ import { UsageError } from './errors';
 import { compileTemplate } from './gotemplate';
 import { humanSize, parseCommandArgs, parseKeyValues, parseSize, table } from './parse';
 import { withStore } from './store';
-import { BuildCache } from '../build/cache';
+import { BuildCache } from '../engine/cache';
 
 /** Go durations as docker's `until` filter takes them (`24h`, `1h30m`, `90s`), or a timestamp. */
 export function parseUntil(value: string): number {

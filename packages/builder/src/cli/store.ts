@@ -1,7 +1,7 @@
 // Opening the storage root for a command: checks root first (one line instead of an EPERM deep in a
 // syscall) and prints the driver notice once.
 import { ROOT_REQUIRED_MESSAGE, Store } from '@tsbuild/storage';
-import { BuildCache } from '../build/cache';
+import { BuildCache } from '../engine/cache';
 import { CommandError } from './errors';
 import type { GlobalOptions } from './globals';
 

@@ -1,10 +1,10 @@
 // The library entry point: build({ context, tags, ... }, { onEvent }) on a storage root.
 import { Store, type StoreOptions } from '@tsbuild/storage';
-import { build as runBuild, type BuildHooks, type BuildOptions, type BuildResult } from './build';
+import { build as runBuild, type BuildHooks, type BuildOptions, type BuildResult } from './builder';
 import { StoreBackend } from './store-backend';
 import { BuildCache } from './cache';
 
-export type { BuildOptions, BuildHooks, BuildResult } from './build';
+export type { BuildOptions, BuildHooks, BuildResult } from './builder';
 export { BuildError } from './errors';
 export type { BuildBackend } from './backend';
 export { StoreBackend } from './store-backend';
