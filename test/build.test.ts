@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { build, BuildCache, type BuildEvent } from '@tsbuild/builder';
+import { Store } from '@tsbuild/storage';
 import { openTestRoot, runImage, writeTree, mountsUnder, type TestRoot } from './helpers/roots';
 
 let t: TestRoot;
@@ -483,6 +484,21 @@ describe('builds and the layer sweep', () => {
     );
     await sweep;
     expect((await runImage(t.store, result.imageId, ['cat', '/a'])).stdout).toBe('a\n');
+  });
+
+  it('a store opened with no option (as a library user opens one) keeps the build cache through prune', async () => {
+    const ctx = context({ Dockerfile: 'FROM busybox\nRUN echo a > /a\nCOPY f /f\n', f: 'f' });
+    await buildCollect(ctx);
+    const other = await Store.open(t.root);
+    try {
+      await other.removeImage('test:latest');
+      expect((await other.prune()).layers).toBe(0);
+    } finally {
+      await other.close();
+    }
+    const again = await buildCollect(ctx);
+    expect(again.events.filter((e) => e.type === 'step-cached')).toHaveLength(2);
+    expect(again.events.filter((e) => e.type === 'step-cache-miss')).toEqual([]);
   });
 
   it('removing an unrelated image keeps the build cache of intermediate stages', async () => {

@@ -27,7 +27,7 @@ import { InvalidReferenceError, chainIDs, parseReference, type Digest, type Secc
 import type { BuildEvent, EventSink } from '../progress';
 import type { BuildBackend, ResolvedImage, RunRuntimeOptions } from './backend';
 import { ArgScope, evaluateGlobalArgs, PROXY_ARGS } from './args';
-import { BuildCache, cacheKey, lineageId, type KeyParts } from './cache';
+import { cacheKey, explainMiss, lineageId, type KeyParts } from './cache';
 import { ConfigState, DEFAULT_SHELL, applyToConfig, historyEntry, scratchConfig, type ImageConfig } from './image-config';
 import { BuildError } from './errors';
 import { runStep, type RunContext } from './run-step';
@@ -140,7 +140,6 @@ export async function build(opts: BuildOptions, backend: BuildBackend, hooks: Bu
 }
 
 class Builder {
-  private readonly cache: BuildCache;
   private lexer: ShellLexer;
   private readonly warnings: string[] = [];
   private readonly usedBuildArgs = new Set<string>();
@@ -159,7 +158,6 @@ class Builder {
     /** The caller's cancellation; the internal controller also fires when a stage fails. */
     private readonly cancel?: AbortSignal,
   ) {
-    this.cache = new BuildCache(backend.root);
     this.lexer = new ShellLexer();
     this.contextDir = path.resolve(opts.context);
     this.dockerfilePath = opts.dockerfile ? path.resolve(opts.dockerfile) : path.join(this.contextDir, 'Dockerfile');
@@ -567,12 +565,12 @@ class Builder {
     const key = cacheKey(parts);
     const lineage = lineageId(this.contextDir, this.dockerfilePath, String(stage.stage.index), String(step.number));
     if (!this.opts.noCache) {
-      const hit = await this.cache.lookup(key);
+      const hit = await this.backend.cache.lookup(key);
       if (hit && (hit.empty || (await this.backend.hasLayer(hit.chainID)))) {
-        await this.cache.recordLineage(lineage, parts);
+        await this.backend.cache.recordLineage(lineage, parts);
         return { ...hit, chainID: hit.empty ? (parent ?? '') : hit.chainID, cached: true, created: hit.created ?? this.created };
       }
-      const reason = await this.cache.explainMiss(lineage, parts);
+      const reason = explainMiss(await this.backend.cache.lastParts(lineage), parts);
       if (reason) this.emit({ type: 'step-cache-miss', vertex, reason, time: Date.now() });
     }
     const work = await this.backend.createWorkLayer(parent);
@@ -593,8 +591,8 @@ class Builder {
       const record = committed.empty
         ? { chainID: parent ?? '', diffID: '', size: 0, empty: true, created }
         : { chainID: committed.chainID, diffID: committed.diffID, size: committed.size, empty: false, created };
-      await this.cache.store(key, record);
-      await this.cache.recordLineage(lineage, parts);
+      await this.backend.cache.store(key, record);
+      await this.backend.cache.recordLineage(lineage, parts);
       return { ...record, cached: false };
     } finally {
       await work.discard();
