@@ -4,6 +4,8 @@
 // part changed since the previous build.
 import * as crypto from 'node:crypto';
 import type { KeyParts } from '@tsbuild/storage';
+import type { Instruction } from '../dockerfile';
+import type { KeyContext, LayerExecutor, Step } from './executors';
 
 export type { KeyParts } from '@tsbuild/storage';
 
@@ -21,6 +23,31 @@ const PART_LABELS: Record<string, string> = {
   from: 'the source stage or image changed',
   epoch: 'SOURCE_DATE_EPOCH changed',
 };
+
+/**
+ * A layer step's key parts, in the order existing caches were keyed with: the parent chain, the
+ * instruction, what the executor adds, then SOURCE_DATE_EPOCH.
+ */
+export async function stepKeyParts(
+  executor: LayerExecutor,
+  step: Step,
+  parent: string | null,
+  ctx: KeyContext & { sourceDateEpoch?: number | undefined },
+): Promise<KeyParts> {
+  const parts: KeyParts = {
+    parent: parent ?? 'scratch',
+    instruction: canonicalInstruction(step.instr),
+    ...(await executor.keyParts(step, ctx)),
+  };
+  if (ctx.sourceDateEpoch !== undefined) parts.epoch = String(ctx.sourceDateEpoch);
+  return parts;
+}
+
+/** The instruction as the key sees it: its kind and its expanded fields, not its line number. */
+function canonicalInstruction(instr: Instruction): string {
+  const { startLine: _s, endLine: _e, comments: _c, original: _o, ...rest } = instr as Instruction & Record<string, unknown>;
+  return JSON.stringify(rest);
+}
 
 export function cacheKey(parts: KeyParts): string {
   const h = crypto.createHash('sha256');
