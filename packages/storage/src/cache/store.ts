@@ -40,12 +40,9 @@ export class BuildCache {
   async liveChains(): Promise<string[]> {
     const out: string[] = [];
     for (const name of await fs.promises.readdir(this.entries).catch(() => [] as string[])) {
-      try {
-        const record = JSON.parse(await fs.promises.readFile(path.join(this.entries, name), 'utf8')) as CacheRecord;
-        if (record.chainID) out.push(record.chainID);
-      } catch {
-        // A temporary file mid-rename.
-      }
+      // Temporaries mid-rename count too: a record is about to be published.
+      const record = await readJson<CacheRecord>(path.join(this.entries, name));
+      if (record?.chainID) out.push(record.chainID);
     }
     return out;
   }
@@ -95,12 +92,8 @@ export class BuildCache {
     return { entries: drop.size, bytes };
   }
 
-  async lookup(key: string): Promise<CacheRecord | undefined> {
-    try {
-      return JSON.parse(await fs.promises.readFile(this.entryPath(key), 'utf8')) as CacheRecord;
-    } catch {
-      return undefined;
-    }
+  lookup(key: string): Promise<CacheRecord | undefined> {
+    return readJson<CacheRecord>(this.entryPath(key));
   }
 
   async store(key: string, record: CacheRecord): Promise<void> {
@@ -112,12 +105,8 @@ export class BuildCache {
   }
 
   /** The key parts the last build of this step position recorded (undefined: none yet). */
-  async lastParts(lineageId: string): Promise<KeyParts | undefined> {
-    try {
-      return JSON.parse(await fs.promises.readFile(this.lineagePath(lineageId), 'utf8')) as KeyParts;
-    } catch {
-      return undefined;
-    }
+  lastParts(lineageId: string): Promise<KeyParts | undefined> {
+    return readJson<KeyParts>(this.lineagePath(lineageId));
   }
 
   async recordLineage(lineageId: string, parts: KeyParts): Promise<void> {
@@ -134,6 +123,15 @@ export class BuildCache {
 
   private lineagePath(id: string): string {
     return path.join(this.lineage, id);
+  }
+}
+
+/** A JSON file's value; undefined when it is missing or torn. */
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await fs.promises.readFile(file, 'utf8')) as T;
+  } catch {
+    return undefined;
   }
 }
 
