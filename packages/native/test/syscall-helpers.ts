@@ -1,20 +1,21 @@
 // Helpers shared by the native syscall tests (mount, overlay, fsops).
 import { expect } from 'vitest';
 import * as fs from 'node:fs';
-import { binding } from '../src/binding';
+import { binding, type NativeBinding } from '../src/binding';
 import { umount } from '../src/mount';
 
 /** Calls fn with the addon's function `name` replaced by a spy, to prove C++ was never reached. */
-export function withoutNative(name: string, fn: () => void): void {
-  const real = binding[name];
+export async function withoutNative(name: keyof NativeBinding, fn: () => void | Promise<void>): Promise<void> {
+  const addon = binding as unknown as Record<string, unknown>;
+  const real = addon[name];
   let called = false;
-  binding[name] = () => {
+  addon[name] = () => {
     called = true;
   };
   try {
-    fn();
+    await fn();
   } finally {
-    binding[name] = real;
+    addon[name] = real;
   }
   expect(called).toBe(false);
 }
@@ -29,8 +30,18 @@ export function mountLine(target: string): string | undefined {
 }
 
 /** Unmounts (lazily) whatever a test left mounted under dir, innermost first, then removes dir. */
-export function cleanUp(dir: string): void {
+export async function cleanUp(dir: string): Promise<void> {
   const mine = mountTargets().filter((target) => target === dir || target.startsWith(dir + '/')).reverse();
-  for (const target of mine) umount(target, { detach: true });
+  for (const target of mine) await umount(target, { detach: true });
   fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/** The error a promise rejects with (fails the test when it resolves). */
+export async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string; errno?: number; syscall?: string; path?: string }> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a rejection');
 }

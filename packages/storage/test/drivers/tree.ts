@@ -62,11 +62,11 @@ export function tempRoot(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `tsbuild-${prefix}-`));
 }
 
-/** Detaches every mount below `root` and removes it. */
+/** Detaches every mount below `root` and removes it (sync: the suites call it from sync hooks). */
 export function destroyRoot(root: string): void {
   for (const m of mountsUnder(root)) {
     try {
-      native.umount(m, { detach: true });
+      native.umountSync(m, { detach: true });
     } catch {
       // already gone
     }
