@@ -6,7 +6,6 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { Store } from '@tsbuild/storage';
-import { BuildCache } from '@tsbuild/builder';
 import { makeBusyboxTar } from '../../fixtures/busybox';
 
 export const REPO = path.resolve(__dirname, '..', '..');
@@ -42,8 +41,7 @@ export async function openTestRoot(opts: { driver?: 'overlay2' | 'aufs' | 'vfs';
   const root = path.join(top, 'root');
   const work = path.join(top, 'work');
   fs.mkdirSync(work);
-  // As the CLI opens it: the build cache's layers are roots of the layer sweep.
-  const store = await Store.open(root, { driver: opts.driver ?? 'overlay2', liveChains: () => new BuildCache(root).liveChains() });
+  const store = await Store.open(root, { driver: opts.driver ?? 'overlay2' });
   if (opts.base !== false) await store.importTarball(busyboxTarball(), 'busybox:latest');
   return {
     root,

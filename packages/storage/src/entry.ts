@@ -22,6 +22,7 @@ export * from './store';
 export * from './containers';
 export * from './drivers';
 export * from './layers';
+export * from './cache';
 
 /** An object that loads the module on its first property read and forwards every read to it. */
 function lazyModule<T extends object>(load: () => T): T {
