@@ -11,7 +11,7 @@ import {
   InvalidReferenceError,
   parseReference,
 } from '../src/image';
-import { makeImage } from './image-fixtures';
+import { makeImage } from '../../../test/helpers/images';
 
 const D = `sha256:${'ab'.repeat(32)}`;
 

@@ -4,6 +4,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { pipe } from '@tsbuild/native';
 import { Containers, capabilitySet, type RunningContainer, type Store } from '@tsbuild/storage';
+import { defineCommand } from './command';
 import type { Command } from './main';
 import { CommandError, UsageError } from './errors';
 import { forEachRef, parseAddHost, parseCommandArgs, splitAtFirstPositional, parseSize, parseUlimit, table, timeAgo } from './parse';
@@ -311,12 +312,9 @@ function parseVolume(spec: string): { source: string; target: string; readonly: 
   return { source, target, readonly: mode === 'ro' };
 }
 
-export const psCommand: Command = {
-  summary: 'List containers',
-  usage: 'Usage: tsbuild ps [-a|--all] [-q|--quiet]',
-  options: { all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' } },
-  async run(args, globals) {
-    const { values } = parseCommandArgs(args, { all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' } }, this.usage);
+export const psCommand = defineCommand(
+  { name: 'ps', summary: 'List containers', usage: 'Usage: tsbuild ps [-a|--all] [-q|--quiet]', options: { all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' } } },
+  async ({ values }, globals) => {
     return withStore(globals, async (store: Store) => {
       const list = new Containers(store).list().filter((c) => values.all || c.state === 'running');
       if (values.quiet) {
@@ -333,15 +331,11 @@ export const psCommand: Command = {
       return 0;
     });
   },
-};
+);
 
-export const rmCommand: Command = {
-  summary: 'Remove containers',
-  usage: 'Usage: tsbuild rm [-f|--force] CONTAINER [CONTAINER...]',
-  options: { force: { type: 'boolean', short: 'f' } },
-  async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, { force: { type: 'boolean', short: 'f' } }, this.usage);
-    if (positionals.length === 0) throw new UsageError(`"rm" needs at least one container\n${this.usage}`);
+export const rmCommand = defineCommand(
+  { name: 'rm', summary: 'Remove containers', usage: 'Usage: tsbuild rm [-f|--force] CONTAINER [CONTAINER...]', options: { force: { type: 'boolean', short: 'f' } }, positionals: { min: 1, error: 'needs at least one container' } },
+  async ({ values, positionals }, globals) => {
     return withStore(globals, async (store) => {
       const containers = new Containers(store);
       return forEachRef(positionals, async (ref) => {
@@ -350,4 +344,4 @@ export const rmCommand: Command = {
       });
     });
   },
-};
+);

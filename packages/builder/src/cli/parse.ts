@@ -2,7 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from './errors';
 
-type Options = NonNullable<ParseArgsConfig['options']>;
+export type Options = NonNullable<ParseArgsConfig['options']>;
 
 export interface ParsedArgs<O extends Options> {
   values: ReturnType<typeof parseArgs<{ options: O; allowPositionals: true; strict: true }>>['values'];

@@ -5,19 +5,19 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BuildContext } from '../../src/context/context';
 import { ContextError } from '../../src/context/errors';
-import { makeTempRoot, removeTree, writeTree } from './fixture';
+import { destroyRoot, tempRoot, writeTree } from '../../../../test/helpers/temp';
 
 let tmp: string | undefined;
 let ctxDir: string;
 
 beforeEach(() => {
-  tmp = makeTempRoot();
+  tmp = tempRoot('ctx');
   ctxDir = path.join(tmp, 'ctx');
   fs.mkdirSync(ctxDir);
 });
 
 afterEach(() => {
-  removeTree(tmp);
+  if (tmp) destroyRoot(tmp);
   tmp = undefined;
 });
 

@@ -20,7 +20,7 @@ import {
   type Instruction,
   type RunInstruction,
 } from '../../src/dockerfile';
-import { thrown } from './helpers';
+import { thrown } from '../../../../test/helpers/errors';
 
 const typed = (text: string) => parseInstructions(parse(text));
 /** The first instruction after `FROM a`. */

@@ -8,7 +8,7 @@ import {
   parse,
   parseCheckDirective,
 } from '../../src/dockerfile';
-import { thrown } from './helpers';
+import { thrown } from '../../../../test/helpers/errors';
 
 const parseError = (text: string | Uint8Array): DockerfileParseError => {
   const err = thrown(() => parse(text));

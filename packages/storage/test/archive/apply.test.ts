@@ -8,7 +8,9 @@ import { lgetxattr } from '@tsbuild/native';
 import { ApplyError, applyTar } from '../../src/archive/apply';
 import { TarFormatError } from '../../src/archive/tar-reader';
 import { chunked, makeTar, paxEntry } from '../../../../fixtures/tars';
-import { bufferStream, errorOf, tempRoot } from './helpers';
+import { errorOf } from '../../../../test/helpers/errors';
+import { bufferStream } from '../../../../test/helpers/streams';
+import { tempRoot } from '../../../../test/helpers/temp';
 
 let root: string;
 let dest: string;

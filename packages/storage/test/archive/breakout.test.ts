@@ -11,7 +11,9 @@ import { packDir } from '../../src/archive/pack';
 import { readTar } from '../../src/archive/tar-reader';
 import { BreakoutError, resolveInRoot, resolveInRootSync } from '../../src/archive/resolve';
 import { breakoutCatalog, makeTar, type BreakoutCase, type BreakoutOutcome } from '../../../../fixtures/tars';
-import { bufferStream, collect, errorOf, tempRoot } from './helpers';
+import { errorOf } from '../../../../test/helpers/errors';
+import { bufferStream, collect } from '../../../../test/helpers/streams';
+import { tempRoot } from '../../../../test/helpers/temp';
 
 let base: string;
 beforeEach(() => {

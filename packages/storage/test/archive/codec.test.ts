@@ -9,7 +9,10 @@ import { layerDigest, packDir } from '../../src/archive/pack';
 import { listTar, readTar, TarFormatError } from '../../src/archive/tar-reader';
 import { buildTar, encodeEntryHeader, tarStream } from '../../src/archive/tar-writer';
 import { chunked, globalPaxEntry, gnuLongEntry, makeTar, paxEntry } from '../../../../fixtures/tars';
-import { bufferStream, collect, errorOf, snapshot, tempRoot } from './helpers';
+import { errorOf } from '../../../../test/helpers/errors';
+import { bufferStream, collect } from '../../../../test/helpers/streams';
+import { tempRoot } from '../../../../test/helpers/temp';
+import { snapshot } from '../../../../test/helpers/tree';
 
 /** VFS_CAP_REVISION_2 + effective, permitted net_raw|setuid|net_bind_service: what `setcap cap_net_raw,cap_setuid,cap_net_bind_service+ep` writes. */
 const CAPABILITY = Buffer.from('0100000280240000000000000000000000000000', 'hex');

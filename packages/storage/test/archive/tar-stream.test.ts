@@ -8,7 +8,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listTar } from '../../src/archive/tar-reader';
 import { buildTar } from '../../src/archive/tar-writer';
 import { makeTarWithTarStream, paxEntry, makeTar } from '../../../../fixtures/tars';
-import { bufferStream, tempRoot } from './helpers';
+import { bufferStream } from '../../../../test/helpers/streams';
+import { tempRoot } from '../../../../test/helpers/temp';
 
 const BIG_ID = 1_000_000;
 /** A real VFS_CAP_REVISION_2 blob (setcap cap_net_raw,cap_setuid,cap_net_bind_service+ep): byte 0x80 included. */

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { listTar } from '../../src/archive';
 import { VfsDriver } from '../../src/drivers/vfs';
 import { driverConformance } from './conformance';
-import { destroyRoot, tempRoot } from './tree';
+import { destroyRoot, tempRoot } from '../../../../test/helpers/temp';
 
 driverConformance('vfs', (root) => VfsDriver.open(root, { warn: () => {} }));
 
