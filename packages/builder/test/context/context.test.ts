@@ -2,23 +2,19 @@
 // directory trees.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { BuildContext } from '../../src/context/context';
 import { ContextError } from '../../src/context/errors';
-import { destroyRoot, tempRoot, writeTree } from '../../../../test/helpers/temp';
+import { tempRootsPerTest, writeTree } from '../../../../test/helpers/temp';
 
+const newRoot = tempRootsPerTest();
 let tmp: string | undefined;
 let ctxDir: string;
 
 beforeEach(() => {
-  tmp = tempRoot('ctx');
+  tmp = newRoot('ctx');
   ctxDir = path.join(tmp, 'ctx');
   fs.mkdirSync(ctxDir);
-});
-
-afterEach(() => {
-  if (tmp) destroyRoot(tmp);
-  tmp = undefined;
 });
 
 async function open(tree: Parameters<typeof writeTree>[1], opts?: Parameters<typeof BuildContext.open>[1]): Promise<BuildContext> {
