@@ -45,7 +45,7 @@ function makeRootfs(dir: string): string {
 }
 
 function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 async function measure(runs: number, spec: Parameters<SpawnModule['spawn']>[0]) {

@@ -4,9 +4,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
-import { REPO, cli, cliRootWithBusybox, mountsUnder, writeTree } from './helpers/roots';
+import { REPO, cli, cliRootWithBusybox, writeTree } from './helpers/roots';
 
 // The compiled CLI through Node's own require, as the bin loads it: its command table registers
 // itself into the same module instance.

@@ -15,7 +15,6 @@ const BAD_FILE = B('bad\xff\xfe');
 const BAD_DIR = B('dir\xff');
 const BAD_INNER = B('inner\xc3');
 const BAD_LINK = B('link\xfe');
-const RUN_MADE = B('run\xff\xfe');
 
 /** A directory holding the non-UTF-8 names (made through Buffer paths). */
 function makeTree(dir: string): void {

@@ -3,8 +3,7 @@
 // RUN --security=insecure needs --allow security.insecure.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { cli, cliRootWithBusybox, writeTree } from './helpers/roots';
 import { buildSeccompProbe, parseProbeOutput } from './helpers/seccomp-probe';
 
@@ -26,7 +25,6 @@ beforeAll(() => {
   expect(b.stderr).toBe('');
   expect(b.status).toBe(0);
 });
-
 
 function runProbe(flags: string[], probes: string[]) {
   const r = cli(root, ['run', '--rm', ...flags, 'probe', '/probe', ...probes]);

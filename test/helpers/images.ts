@@ -33,7 +33,7 @@ export async function makeImage(
       config: { ...BASE_CONFIG.config, ...(opts.label ? { Labels: { l: opts.label } } : {}) },
       history: layers.map((_, i) => ({ created: '2024-01-01T00:00:00Z', created_by: `layer ${i}` })),
     },
-    tags: opts.tags,
+    ...(opts.tags && { tags: opts.tags }),
   });
 }
 

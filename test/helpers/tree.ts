@@ -238,7 +238,7 @@ export function snapshot(root: string, opts: { skipXattr?: (name: string) => boo
     if (type !== 'dir' && st.nlink > 1n) {
       const key = `${st.dev}:${st.ino}`;
       if (!firstPath.has(key)) firstPath.set(key, rel);
-      node.inode = firstPath.get(key);
+      node.inode = firstPath.get(key)!;
     }
     if (rel || opts.withRootMeta) out[rel || '.'] = node;
     if (type === 'dir') {

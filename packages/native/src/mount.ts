@@ -165,7 +165,7 @@ function mountOverlayFsconfig(plan: OverlayPlan): void {
   }
   for (const [key, value] of plan.options) add(key, value);
   let attrs = 0;
-  for (const name of plan.flagNames) attrs |= MOUNT_ATTRS[name];
+  for (const name of plan.flagNames) attrs |= MOUNT_ATTRS[name]!; // checked against MOUNT_ATTRS by the plan
   binding.fsmount('overlay', keys, values, attrs, plan.target);
 }
 

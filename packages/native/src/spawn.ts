@@ -91,7 +91,7 @@ function lastCap(): number {
 function hasCapSysResource(): boolean {
   const status = fs.readFileSync('/proc/self/status', 'utf8');
   const eff = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
-  return eff !== null && (BigInt('0x' + eff[1]) & (1n << BigInt(CAPABILITIES.SYS_RESOURCE))) !== 0n;
+  return eff !== null && (BigInt('0x' + eff[1]!) & (1n << BigInt(CAPABILITIES.SYS_RESOURCE!))) !== 0n;
 }
 
 // ---- normalization ----
@@ -99,9 +99,9 @@ function hasCapSysResource(): boolean {
 interface NativeStep {
   op: SetupStep['op'];
   path?: string;
-  source?: string;
-  fstype?: string;
-  data?: string;
+  source?: string | undefined;
+  fstype?: string | undefined;
+  data?: string | undefined;
   flags?: number;
   mode?: number;
   parents?: boolean;
@@ -109,7 +109,7 @@ interface NativeStep {
   slot?: number;
   major?: number;
   minor?: number;
-  optional?: boolean;
+  optional?: boolean | undefined;
   ifMissing?: boolean;
 }
 
@@ -166,7 +166,7 @@ function checkMode(what: string, value: unknown, def: number): number {
 /** Where execve will look for args[0]: `path`, args[0] itself when it has a slash, else each PATH dir. */
 export function execCandidates(args: string[], env: string[], file?: string): string[] {
   if (file !== undefined) return [file];
-  const cmd = args[0];
+  const cmd = args[0] ?? '';
   // An empty command names no file (execvp fails with ENOENT; docker: not found, 127).
   if (cmd === '') return [];
   if (cmd.includes('/')) return [cmd];

@@ -20,7 +20,7 @@ export interface MountSpec {
   type?: string;
   flags?: MountFlag[];
   /** The filesystem-specific data string (e.g. 'mode=755,size=65536k'). */
-  data?: string;
+  data?: string | undefined;
 }
 
 export interface UmountOptions {
@@ -32,8 +32,8 @@ export interface UmountOptions {
 export interface OverlayMountSpec {
   /** Lower directories, topmost first. */
   lower: string[];
-  upper?: string;
-  work?: string;
+  upper?: string | undefined;
+  work?: string | undefined;
   target: string;
   /** Extra overlay options, e.g. ['index=off', 'redirect_dir=off', 'volatile']. */
   options?: string[];

@@ -79,7 +79,7 @@ export function checkName<T>(fn: string, what: string, value: unknown, table: Re
   if (typeof value !== 'string' || !Object.hasOwn(table, value)) {
     fail(fn, what, `one of ${Object.keys(table).map((k) => `'${k}'`).join(', ')}`, value);
   }
-  return table[value];
+  return table[value] as T; // hasOwn checked above
 }
 
 /** An optional array of flag names, OR-ed into one number through `table`. */

@@ -163,7 +163,7 @@ const O_CLOEXEC = 0o2000000;
 /** The open flags of one of our fds, from /proc (octal there). */
 function fdFlags(fd: number): number {
   const m = /^flags:\s+([0-7]+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
-  return parseInt(m![1], 8);
+  return parseInt(m![1]!, 8);
 }
 
 describe('pipe and openPty', () => {

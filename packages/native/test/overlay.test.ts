@@ -96,8 +96,8 @@ describe('mountOverlay through the new mount API', () => {
 
   it('mounts 500 read-only lowers; the 501st fails with the kernel log in the message', () => {
     const lowers = Array.from({ length: 501 }, (_, i) => layer(`l/${i}`));
-    fs.writeFileSync(path.join(lowers[0], 'top'), 'top layer');
-    fs.writeFileSync(path.join(lowers[499], 'bottom'), 'bottom layer');
+    fs.writeFileSync(path.join(lowers[0]!, 'top'), 'top layer');
+    fs.writeFileSync(path.join(lowers[499]!, 'bottom'), 'bottom layer');
     const target = layer('merged');
 
     expect(mountOverlay({ lower: lowers.slice(0, 500), target, flags: ['ro'] })).toEqual({ api: 'fsconfig' });

@@ -12,7 +12,7 @@ import type { ContainerProcess, SetupStep, SpawnSpec } from '../src/types';
 import { busyboxRootfsPerFile, closedAfterEach, stoppedAfterEach } from '../../../test/helpers/containers';
 
 const ENV = ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root'];
-const NS: SpawnSpec['namespaces'] = ['pid', 'mount', 'uts', 'ipc', 'net'];
+const NS: NonNullable<SpawnSpec['namespaces']> = ['pid', 'mount', 'uts', 'ipc', 'net'];
 
 const { tmp, rootfs } = busyboxRootfsPerFile('spawn');
 const running = stoppedAfterEach((p: ContainerProcess) => {
@@ -88,7 +88,7 @@ describe.each(['vfork', 'fork'] as const)('spawn (%s clone)', (cloneMode) => {
     expect(lines[0]).toBe('1');
     expect(lines[1]).toBe('box-' + cloneMode);
     expect(lines[1]).not.toBe(os.hostname());
-    const interfaces = lines.slice(2).filter((l) => l.includes(':')).map((l) => l.split(':')[0].trim());
+    const interfaces = lines.slice(2).filter((l) => l.includes(':')).map((l) => l.split(':')[0]!.trim());
     expect(interfaces.filter((i) => i !== 'Inter-|   Receive' && i !== 'face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed')).toEqual(['lo']);
   });
 
@@ -214,7 +214,7 @@ describe('spawn', () => {
     setCloexec(w, false);
     openFds.push(r, w);
     for (const initBinary of [undefined, INIT_BINARY]) {
-      const p = await start({ args: ['sleep', '30'], initBinary });
+      const p = await start({ args: ['sleep', '30'], ...(initBinary && { initBinary }) });
       await waitFor(() => fs.readlinkSync(`/proc/${p.pid}/exe`).includes(initBinary ? 'memfd' : 'busybox'));
       expect(fs.readdirSync(`/proc/${p.pid}/fd`).sort()).toEqual(['0', '1', '2']);
       p.kill('SIGKILL');
@@ -398,7 +398,7 @@ describe('spawn', () => {
     const v2 = `/sys/fs/cgroup/unified/${name}`;
     fs.mkdirSync(v1);
     try {
-      const r = await run({ args: ['cat', '/proc/self/cgroup'], cgroupProcs: [`${v1}/cgroup.procs`], cgroupDir: fs.existsSync('/sys/fs/cgroup/unified') ? (fs.mkdirSync(v2), v2) : undefined });
+      const r = await run({ args: ['cat', '/proc/self/cgroup'], cgroupProcs: [`${v1}/cgroup.procs`], ...(fs.existsSync('/sys/fs/cgroup/unified') && (fs.mkdirSync(v2), { cgroupDir: v2 })) });
       expect(r.stdout).toMatch(new RegExp(`^\\d+:pids:/${name}$`, 'm'));
       if (fs.existsSync(v2)) expect(r.stdout).toMatch(new RegExp(`^0::/${name}$`, 'm'));
     } finally {

@@ -20,7 +20,7 @@ export function withoutNative(name: string, fn: () => void): void {
 }
 
 function mountTargets(): string[] {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).map((line) => line.split(' ')[4]);
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).map((line) => line.split(' ')[4]!);
 }
 
 /** The /proc/self/mountinfo line of the mount at target, if any. */

@@ -108,7 +108,7 @@ class LockFile {
     this.mode = null;
     this.osLock = null;
     // Wake the next writer, or every reader at the head of the queue.
-    while (this.queue.length > 0 && this.canGrant(this.queue[0].mode)) {
+    while (this.queue.length > 0 && this.canGrant(this.queue[0]!.mode)) {
       const w = this.queue.shift()!;
       this.grant(w.mode);
       w.grant();

@@ -55,7 +55,7 @@ describe('ContentStore', () => {
     const desc = await cs.putBytes(data);
     const file = cs.blobPath(desc.digest);
     const buf = fs.readFileSync(file);
-    buf[150_000] ^= 0xff;
+    buf[150_000]! ^= 0xff;
     fs.writeFileSync(file, buf);
     const re = new RegExp(`blob ${desc.digest} is corrupt: expected ${desc.digest}, got sha256:[0-9a-f]{64}`);
     await expect(readAll(await cs.open(desc.digest))).rejects.toThrow(re);
@@ -150,7 +150,7 @@ describe('ContentStore', () => {
     const cs = await ContentStore.open(dir);
     const w = await cs.ingest();
     const [name] = fs.readdirSync(cs.ingestDir);
-    const fd = fs.openSync(path.join(cs.ingestDir, name), 'r');
+    const fd = fs.openSync(path.join(cs.ingestDir, name!), 'r');
     try {
       expect(native.flock(fd, 'exclusive', { nonBlocking: true })).toBe(false);
       await w.abort();

@@ -131,8 +131,8 @@ describe('ImageStore', () => {
     expect(deleted).toEqual([{ diffIDs: aLayers, id: a.id }]);
     expect(await store.content.has(a.manifest.digest)).toBe(false);
     expect(await store.content.has(a.id)).toBe(false);
-    expect(await store.content.has(aLayers[1])).toBe(false); // only a used it
-    expect(await store.content.has(aLayers[0])).toBe(true); // b still does
+    expect(await store.content.has(aLayers[1]!)).toBe(false); // only a used it
+    expect(await store.content.has(aLayers[0]!)).toBe(true); // b still does
     expect((await store.list()).map((r) => r.ref)).toEqual(['app:latest']);
   });
 
@@ -150,7 +150,7 @@ describe('ImageStore', () => {
 
   it('keeps recorded compressed blobs while an image uses their layer', async () => {
     const img = await makeImage(store, ['uncompressed layer'], { tags: ['app'] });
-    const diffID = (await store.resolve('app')).layers[0].diffID;
+    const diffID = (await store.resolve('app')).layers[0]!.diffID;
     const gz = await store.content.putBytes('pretend gzip', MediaTypes.ociLayerGzip);
     await store.recordLayerBlob(diffID, gz, 18);
     expect(await store.findLayerBlob(diffID, MediaTypes.ociLayerGzip)).toEqual(gz);

@@ -396,7 +396,7 @@ const { tarStream } = require(${JSON.stringify(path.join(dist, 'archive', 'tar-w
     for (;;) {
       if (proc.exitCode !== null) throw new Error(`the child exited early (${proc.exitCode}): ${out} ${err}`);
       const dirs = out.includes('mounted') ? bigDirs() : [];
-      if (dirs.length === 1 && fs.readdirSync(path.join(root, 'overlay2', dirs[0], 'diff', 'big')).length >= 20) break;
+      if (dirs.length === 1 && fs.readdirSync(path.join(root, 'overlay2', dirs[0]!, 'diff', 'big')).length >= 20) break;
       await new Promise((r) => setTimeout(r, 20));
     }
     proc.kill('SIGKILL');

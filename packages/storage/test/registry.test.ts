@@ -328,7 +328,7 @@ describe('errors', () => {
     const gz = (await store.images.findLayerBlob(img.layers[0]!.diffID, MediaTypes.ociLayerGzip))!;
     const corrupt = (file: string) => {
       const buf = fs.readFileSync(file);
-      buf[buf.length >> 1] ^= 0xff;
+      buf[buf.length >> 1]! ^= 0xff;
       fs.writeFileSync(file, buf);
     };
     const localBlob = store.images.content.blobPath(gz.digest);

@@ -67,7 +67,7 @@ describe('runContainer: isolation', () => {
     const withInit = await sh('echo $$; ps -o pid,comm');
     const [pid, , first] = withInit.stdout.trim().split('\n');
     expect(Number(pid)).toBeGreaterThan(1);
-    expect(first.trim().split(/\s+/)).toEqual(['1', expect.stringMatching(/tsbuild-i/)]);
+    expect(first!.trim().split(/\s+/)).toEqual(['1', expect.stringMatching(/tsbuild-i/)]);
   });
 
   it('has its own hostname (the short id), /etc/hostname and /etc/hosts', async () => {
@@ -134,11 +134,11 @@ describe('runContainer: isolation', () => {
         'grep -E " /dev/(pts|shm|mqueue) " /proc/self/mounts | cut -d" " -f2,3 | tr "\\n" " "; echo; ls /proc/self/fd',
     );
     const [devs, zeros, ptmx, fdlink, mounts, fds] = r.stdout.split('\n');
-    expect(devs.trim().split(' ')).toEqual([
+    expect(devs!.trim().split(' ')).toEqual([
       'fd', 'full', 'mqueue', 'null', 'ptmx', 'pts', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero',
     ]);
     expect([zeros, ptmx, fdlink]).toEqual(['4', 'pts/ptmx', '/proc/self/fd']);
-    expect(mounts.trim()).toBe('/dev/pts devpts /dev/shm tmpfs /dev/mqueue mqueue');
+    expect(mounts!.trim()).toBe('/dev/pts devpts /dev/shm tmpfs /dev/mqueue mqueue');
     expect([fds, ...r.stdout.split('\n').slice(6)].filter(Boolean)).toEqual(['0', '1', '2', '3']); // 3: ls's own dir fd
   });
 

@@ -72,9 +72,9 @@ describe('transports', () => {
     expect(loadProgress.some((p) => p.phase === 'read')).toBe(true);
     const loaded = await target.resolve('app');
     expect(loaded.id).toBe(bb.id);
-    expect(loaded.layers[0].descriptor).toMatchObject({ mediaType: MediaTypes.ociLayerGzip, digest: gz!.digest });
+    expect(loaded.layers[0]!.descriptor).toMatchObject({ mediaType: MediaTypes.ociLayerGzip, digest: gz!.digest });
     // The uncompressed size was recorded while importing.
-    expect((await target.list())[0].size).toBe(bb.size);
+    expect((await target.list())[0]!.size).toBe(bb.size);
   });
 
   it('docker-archive round trip with a shared base layer, and a gzip-compressed archive', async () => {
@@ -100,9 +100,9 @@ describe('transports', () => {
       expect(res).toEqual({ images: ['a:1', 'quay.io/x/b:2'], ids: [a.id, b.id] });
       // The base is imported once; each top on the right parent.
       expect(seen.map((s) => [s.parent, s.diffID])).toEqual([
-        [null, ra.layers[0].diffID],
-        [ra.layers[0].diffID, ra.layers[1].diffID],
-        [ra.layers[0].diffID, (await store.resolve(b.id)).layers[1].diffID],
+        [null, ra.layers[0]!.diffID],
+        [ra.layers[0]!.diffID, ra.layers[1]!.diffID],
+        [ra.layers[0]!.diffID, (await store.resolve(b.id)).layers[1]!.diffID],
       ]);
       for (const s of seen) expect(s.digest).toBe(s.diffID);
       const r = await target.resolve('quay.io/x/b:2');
@@ -129,7 +129,7 @@ describe('transports', () => {
     const end = await freshStore('end');
     const { importer, seen } = recordingImporter();
     await loadArchive(end, docker, { importer });
-    expect(seen[0].digest).toBe(imported.layers[0].diffID);
+    expect(seen[0]!.digest).toBe(imported.layers[0]!.diffID);
     expect((await end.resolve('bb')).id).toBe(imported.id);
     // Saving by ID records no tag.
     const byId = path.join(tmp, 'byid.tar');
@@ -138,7 +138,7 @@ describe('transports', () => {
     expect(m[0].RepoTags).toEqual([]);
     const untagged = await freshStore('untagged');
     expect(await loadArchive(untagged, byId, { importer: recordingImporter().importer })).toEqual({ images: [], ids: [imported.id] });
-    expect((await untagged.list())[0].ref).toBeNull();
+    expect((await untagged.list())[0]!.ref).toBeNull();
   });
 
   it('saves a built image that names an imported base layer by diffID from the original blob', async () => {
@@ -149,20 +149,20 @@ describe('transports', () => {
     // The layer store already had the layer: the importer does not read it.
     await loadArchive(local, oci, { importer: { importLayer: async () => {} } });
     const base = await local.resolve('base');
-    const gz = base.layers[0].descriptor;
+    const gz = base.layers[0]!.descriptor;
     // A build on top, naming the base layer by diffID (no uncompressed blob, no layer source).
     const top = await local.content.putBytes('top layer', MediaTypes.ociLayer);
     await local.createImage({
-      layers: [{ diffID: base.layers[0].diffID, size: (await store.content.info(base.layers[0].diffID)).size }, { diffID: top.digest, size: top.size }],
+      layers: [{ diffID: base.layers[0]!.diffID, size: (await store.content.info(base.layers[0]!.diffID)).size }, { diffID: top.digest, size: top.size }],
       config: { architecture: 'amd64', os: 'linux' },
       tags: ['built'],
     });
     const out = path.join(tmp, 'built.docker.tar');
     await saveDockerArchive(local, ['built'], out);
-    expect(await local.content.has(base.layers[0].diffID)).toBe(false); // decompressed on the fly
+    expect(await local.content.has(base.layers[0]!.diffID)).toBe(false); // decompressed on the fly
     const { importer, seen } = recordingImporter();
     await loadArchive(await freshStore('check'), out, { importer });
-    expect(seen.map((x) => x.digest)).toEqual([base.layers[0].diffID, top.digest]);
+    expect(seen.map((x) => x.digest)).toEqual([base.layers[0]!.diffID, top.digest]);
     // The OCI save reuses the original gzip blob instead of compressing again.
     const out2 = path.join(tmp, 'built.oci.tar');
     await saveOciArchive(local, ['built'], out2);
@@ -175,10 +175,10 @@ describe('transports', () => {
     const img = await makeImage(store, ['0123456789'.repeat(100)], { tags: ['c'] });
     const out = path.join(tmp, 'c.tar');
     await saveOciArchive(store, ['c'], out, { compression: 'none' });
-    const layer = (await store.resolve('c')).layers[0];
+    const layer = (await store.resolve('c')).layers[0]!;
     const buf = fs.readFileSync(out);
     const at = buf.indexOf(Buffer.from('0123456789'.repeat(10)));
-    buf[at + 5] ^= 1;
+    buf[at + 5]! ^= 1;
     fs.writeFileSync(out, buf);
     const target = await freshStore('bad');
     await expect(loadArchive(target, out, { importer: recordingImporter().importer })).rejects.toThrow(

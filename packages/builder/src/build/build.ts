@@ -10,11 +10,9 @@ import {
   parseInstructions,
   parseOnbuildTrigger,
   expandInstruction,
-  planRun,
   ShellLexer,
   DockerfileParseError,
   DockerfileExpansionError,
-  effectiveHealthcheck,
   EXPANDED_INSTRUCTIONS,
   type Command,
   type Stage,
@@ -103,7 +101,7 @@ interface PlannedStep {
   historyText: string;
   copy?: CopySources;
   /** RUN --mount=type=bind sources in the context, by mount target: in the key, and what is mounted. */
-  binds?: Map<string, CopySources>;
+  binds?: Map<string, CopySources> | undefined;
 }
 
 interface PlannedStage {

@@ -1,7 +1,6 @@
 // The build backend on a real storage root: work layers are RW layers of the layer store, RUN goes
 // through the container runtime, images are written into the OCI-layout image store.
 import * as fsp from 'node:fs/promises';
-import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Store, runContainer, type Digest, type Descriptor, type Lease } from '@tsbuild/storage';
 import type { BuildBackend, LayerView, ResolvedImage, RunRequest, RunResult, WorkLayer } from './backend';

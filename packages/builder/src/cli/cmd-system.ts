@@ -110,7 +110,7 @@ const BUILDER_PRUNE_OPTIONS = {
 
 export const builderPruneCommand = defineCommand(
   { name: 'builder prune', summary: 'Remove build cache', usage: BUILDER_PRUNE_USAGE, options: BUILDER_PRUNE_OPTIONS, positionals: { max: 0, error: 'takes no arguments' } },
-  async ({ values, positionals }, globals) => {
+  async ({ values }, globals) => {
     const filters = parseFilters(values.filter, ['until']);
     const opts = {
       ...(filters.until !== undefined ? { before: parseUntil(filters.until) } : {}),
@@ -150,7 +150,7 @@ async function untagUnused(store: Store): Promise<number> {
 
 export const imagePruneCommand = defineCommand(
   { name: 'image prune', summary: 'Remove unused images', usage: IMAGE_PRUNE_USAGE, options: IMAGE_PRUNE_OPTIONS, positionals: { max: 0, error: 'takes no arguments' } },
-  async ({ values, positionals }, globals) => {
+  async ({ values }, globals) => {
     return withStore(globals, async (store) => {
       const untagged = values.all ? await untagUnused(store) : 0;
       const r = await store.prune();
@@ -170,7 +170,7 @@ Options:
 
 export const systemPruneCommand = defineCommand(
   { name: 'prune', summary: 'Remove stopped containers, untagged images, the build cache, unused layers and orphan blobs', usage: SYSTEM_PRUNE_USAGE, options: IMAGE_PRUNE_OPTIONS, positionals: { max: 0, error: 'takes no arguments' } },
-  async ({ values, positionals }, globals) => {
+  async ({ values }, globals) => {
     return withStore(globals, async (store) => {
       const containers = await removeStopped(store);
       const untagged = values.all ? await untagUnused(store) : 0;

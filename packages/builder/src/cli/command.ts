@@ -5,7 +5,10 @@ import type { Command } from './main';
 import { parseCommandArgs, type Options, type ParsedArgs } from './parse';
 import { UsageError } from './errors';
 
-export interface CommandSpec<O extends Options> {
+/** Flags as parseArgs takes them and as `--help` lists them. */
+type CommandOptions = Options & NonNullable<Command['options']>;
+
+export interface CommandSpec<O extends CommandOptions> {
   /** As users type it, for usage errors: "image prune". */
   name: string;
   summary: string;
@@ -15,7 +18,7 @@ export interface CommandSpec<O extends Options> {
   positionals?: { min?: number; max?: number; error: string };
 }
 
-export function defineCommand<O extends Options>(spec: CommandSpec<O>, run: (args: ParsedArgs<O>, globals: GlobalOptions) => Promise<number>): Command {
+export function defineCommand<O extends CommandOptions>(spec: CommandSpec<O>, run: (args: ParsedArgs<O>, globals: GlobalOptions) => Promise<number>): Command {
   const { name, summary, usage, options, positionals: count } = spec;
   return {
     summary,

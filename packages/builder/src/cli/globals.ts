@@ -16,7 +16,7 @@ export const GLOBAL_USAGE = [
   '  --debug                  print stack traces of internal errors',
 ].join('\n');
 
-export function resolveGlobals(opts: { root?: string; storageDriver?: string; debug: boolean }): GlobalOptions {
+export function resolveGlobals(opts: { root?: string | undefined; storageDriver?: string | undefined; debug: boolean }): GlobalOptions {
   const root = opts.root ?? process.env.TSBUILD_ROOT ?? DEFAULT_ROOT;
   const driver = opts.storageDriver ?? process.env.TSBUILD_STORAGE_DRIVER ?? undefined;
   if (driver !== undefined && driver !== 'overlay2' && driver !== 'vfs' && driver !== 'aufs') {

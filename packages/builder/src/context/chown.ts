@@ -112,7 +112,7 @@ function parseSymbolic(spec: string): Cmd[] {
     let who = 0;
     for (;;) {
       if (i >= spec.length) throw syntaxError(spec);
-      const bits = WHO_BITS[spec[i]];
+      const bits = WHO_BITS[spec[i]!];
       if (bits === undefined) break;
       who |= bits;
       i++;

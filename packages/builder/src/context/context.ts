@@ -320,7 +320,8 @@ export class BuildContext {
     const out = [];
     for (let i = 0; i < names.length; i++) {
       const st = stats[i];
-      if (st) out.push({ name: names[i], rel: joinRel(rel, names[i]), abs: path.join(dirAbs, names[i]), st });
+      const name = names[i]!; // stats has one entry per name
+      if (st) out.push({ name, rel: joinRel(rel, name), abs: path.join(dirAbs, name), st });
     }
     return out;
   }
@@ -447,7 +448,7 @@ export class BuildContext {
         for (const c of await this.children(dir)) {
           let ok: boolean;
           try {
-            ok = filepathMatch(pattern[i], c.name);
+            ok = filepathMatch(pattern[i]!, c.name);
           } catch (err) {
             if (err instanceof BadPatternError) {
               throw new ContextError('BAD_PATTERN', `failed to compute cache key: "/${[base, ...pattern].filter(Boolean).join('/')}": syntax error in pattern`, source);

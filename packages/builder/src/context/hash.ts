@@ -55,7 +55,7 @@ export async function hashSources(sources: readonly SourceEntry[], opts: HashOpt
   const worker = async (): Promise<void> => {
     const buf = Buffer.allocUnsafe(CHUNK);
     while (next < files.length) {
-      const item = files[next++];
+      const item = files[next++]!;
       contentHashes.set(item, await contentHash(item, buf, cache, stats));
     }
   };

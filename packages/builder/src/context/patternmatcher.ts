@@ -94,10 +94,10 @@ export class Pattern {
     const comps = dir === '' ? [] : dir.split('/');
     this.segments ??= this.dirs.map((seg) => (seg.includes('**') || seg.includes('[') ? null : new Pattern(seg, false)));
     for (let i = 0; i < this.segments.length; i++) {
-      const seg = this.segments[i];
+      const seg = this.segments[i]!;
       if (seg === null) return true;
       if (i >= comps.length) return true;
-      if (!seg.match(comps[i])) return false;
+      if (!seg.match(comps[i]!)) return false;
     }
     // The pattern is no longer than dir: it can only match dir or a parent, which dir's verdict covers.
     return false;
@@ -129,7 +129,7 @@ function compilePattern(pattern: string): Compiled {
   let type: MatchType = 'exact';
   let i = 0;
   for (let step = 0; i < chars.length; step++) {
-    const ch = chars[i++];
+    const ch = chars[i++]!; // i < chars.length
     if (ch === '*') {
       if (chars[i] === '*') {
         i++;
@@ -160,7 +160,7 @@ function compilePattern(pattern: string): Compiled {
       re += '\\' + ch;
     } else if (ch === '\\') {
       if (i >= chars.length) throw new BadPatternError(pattern);
-      re += escapedLiteral(chars[i++]);
+      re += escapedLiteral(chars[i++]!);
       type = 'regexp';
     } else if (ch === '[') {
       const parsed = compileClass(chars, i, pattern);
@@ -194,13 +194,13 @@ function compileClass(chars: string[], i: number, pattern: string): { source: st
   let items = 0;
   for (;;) {
     if (i >= chars.length) throw new BadPatternError(pattern);
-    const c = chars[i];
+    const c = chars[i]!;
     if (c === ']' && items > 0) {
       return { source: source + ']', next: i + 1 };
     }
     if (c === '\\') {
       if (i + 1 >= chars.length) throw new BadPatternError(pattern);
-      source += classLiteral(chars[i + 1]);
+      source += classLiteral(chars[i + 1]!);
       i += 2;
       items++;
     } else if (c === '-' && items > 0) {

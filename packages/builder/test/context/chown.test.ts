@@ -27,7 +27,7 @@ describe('parsePasswd / parseGroup', () => {
     const users = parsePasswd(PASSWD);
     expect(users.map((u) => u.name)).toEqual(['root', 'daemon', 'app', 'spaced', 'nobody', 'app']);
     expect(users[2]).toEqual({ name: 'app', password: 'x', uid: 1000, gid: 1001, gecos: 'App', home: '/home/app', shell: '/bin/sh' });
-    expect(users[3].uid).toBe(1002);
+    expect(users[3]!.uid).toBe(1002);
   });
 
   it('reads malformed numbers as 0 and missing fields as empty', () => {
@@ -37,7 +37,7 @@ describe('parsePasswd / parseGroup', () => {
   it('splits group members', () => {
     const groups = parseGroup(GROUP);
     expect(groups.find((g) => g.name === 'staff')).toEqual({ name: 'staff', password: 'x', gid: 50, members: ['app', 'other'] });
-    expect(groups[0].members).toEqual([]);
+    expect(groups[0]!.members).toEqual([]);
   });
 
   it('treats absent files as empty', () => {

@@ -135,9 +135,9 @@ describe('.dockerignore semantics while walking', () => {
     expect(await paths(ctx)).toEqual([
       '.dockerignore', 'Dockerfile', 'docs', 'docs/api', 'docs/api/README.md', 'vendor', 'vendor/x', 'vendor/x/y', 'vendor/x/y/keep.me',
     ]);
-    const [docs] = await ctx.resolveSources(['docs']);
+    const docs = (await ctx.resolveSources(['docs']))[0]!;
     expect(docs.items.map((i) => i.rel)).toEqual(['', 'api', 'api/README.md']);
-    const [readme] = await ctx.resolveSources(['docs/api/README.md']);
+    const readme = (await ctx.resolveSources(['docs/api/README.md']))[0]!;
     expect(readme.root.type).toBe('file');
     expect((await rejection(ctx.resolveSources(['docs/a.md']))).code).toBe('SOURCE_NOT_FOUND');
     expect((await rejection(ctx.resolveSources(['empty']))).code).toBe('SOURCE_NOT_FOUND');
@@ -187,13 +187,13 @@ describe('resolveSources', () => {
 
   it('copies a directory with all its visible descendants, relative to it', async () => {
     const ctx = await open({ '.dockerignore': '**/*.o\n', 'app/main.c': 'int main;', 'app/main.o': '', 'app/inc/a.h': '', 'app/empty': { dir: true } });
-    const [app] = await ctx.resolveSources(['app']);
+    const app = (await ctx.resolveSources(['app']))[0]!;
     expect(app.root).toBe(app.items[0]);
     expect(app.items.map((i) => [i.rel, i.path, i.type])).toEqual([
       ['', 'app', 'dir'], ['empty', 'app/empty', 'dir'], ['inc', 'app/inc', 'dir'], ['inc/a.h', 'app/inc/a.h', 'file'], ['main.c', 'app/main.c', 'file'],
     ]);
-    const [root] = await ctx.resolveSources(['.']);
-    expect(root.items[0].path).toBe('');
+    const root = (await ctx.resolveSources(['.']))[0]!;
+    expect(root.items[0]!.path).toBe('');
     expect(root.items.map((i) => i.rel)).toContain('app/main.c');
     expect(root.items.map((i) => i.rel)).not.toContain('app/main.o');
   });
@@ -225,7 +225,7 @@ describe('resolveSources', () => {
       expect(e.code).toBe('OUTSIDE_CONTEXT');
       expect(e.message).toBe(`forbidden path outside the build context: ${s}`);
     }
-    expect((await ctx.resolveSources(['a/../a/b']))[0].matchedPath).toBe('a/b');
+    expect((await ctx.resolveSources(['a/../a/b']))[0]!.matchedPath).toBe('a/b');
   });
 
   it('refuses a followed symlink pointing outside, naming it', async () => {
@@ -240,13 +240,13 @@ describe('resolveSources', () => {
     expect((await rejection(ctx.resolveSources(['dir/up/secret']))).message).toContain('symlink "dir/up" -> "../../outside"');
     expect((await rejection(ctx.resolveSources(['r*']))).code).toBe('OUTSIDE_CONTEXT');
     // Not followed, the link itself is the source.
-    const [raw] = await ctx.resolveSources(['rel'], { followSymlinks: false });
+    const raw = (await ctx.resolveSources(['rel'], { followSymlinks: false }))[0]!;
     expect(raw.root).toMatchObject({ type: 'symlink', linkTarget: '../outside/secret' });
   });
 
   it('copies symlinks inside a copied directory as symlinks, even pointing outside', async () => {
     const ctx = await open({ 'dir/f': 'f', 'dir/out': { link: '../../outside' }, 'dir/in': { link: 'f' } });
-    const [dir] = await ctx.resolveSources(['dir']);
+    const dir = (await ctx.resolveSources(['dir']))[0]!;
     expect(dir.items.map((i) => [i.rel, i.type, i.linkTarget])).toEqual([
       ['', 'dir', undefined], ['f', 'file', undefined], ['in', 'symlink', 'f'], ['out', 'symlink', '../../outside'],
     ]);
@@ -262,15 +262,15 @@ describe('resolveSources', () => {
     });
     const [foo] = await ctx.resolveSources(['link/foo']);
     expect(foo).toMatchObject({ matchedPath: 'link/foo', root: { path: 'sub/foo', type: 'file' } });
-    const [sub] = await ctx.resolveSources(['foo/sub']);
+    const sub = (await ctx.resolveSources(['foo/sub']))[0]!;
     expect(sub.root).toMatchObject({ path: 'bar', type: 'file' });
     const links = await ctx.resolveSources(['lnk/l*']);
     expect(links.map((s) => [s.matchedPath, s.root.path])).toEqual([
       ['lnk/l0', 'lnk/subfile'], ['lnk/l1', 'lnk/baz'], ['lnk/lfile', 'lnk/lfile'],
     ]);
-    const [viaDir] = await ctx.resolveSources(['link']);
+    const viaDir = (await ctx.resolveSources(['link']))[0]!;
     expect(viaDir.items.map((i) => i.path)).toEqual(['sub', 'sub/foo']);
-    const [abs] = await ctx.resolveSources(['abslink/foo']);
+    const abs = (await ctx.resolveSources(['abslink/foo']))[0]!;
     expect(abs.root.path).toBe('sub/foo');
   });
 
@@ -306,7 +306,7 @@ describe('resolveSources', () => {
 
   it('applies --exclude patterns relative to each source', async () => {
     const ctx = await open({ 'src/a.ts': '', 'src/a.js': '', 'src/sub/b.js': '', 'src/sub/keep.js': '', 'home.txt': '', 'home.md': '' });
-    const [src] = await ctx.resolveSources(['src'], { excludes: ['**/*.js', '!sub/keep.js'] });
+    const src = (await ctx.resolveSources(['src'], { excludes: ['**/*.js', '!sub/keep.js'] }))[0]!;
     expect(src.items.map((i) => i.rel)).toEqual(['', 'a.ts', 'sub', 'sub/keep.js']);
     const homes = await ctx.resolveSources(['hom*'], { excludes: ['*.txt'] });
     expect(homes.map((s) => s.matchedPath)).toEqual(['home.md']);

@@ -44,7 +44,7 @@ async function settle(): Promise<void> {
 
 async function hashOf(dir: string, cache?: StatCache, sources = ['app']) {
   const ctx = await BuildContext.open(dir);
-  return hashSources(await ctx.resolveSources(sources), { statCache: cache });
+  return hashSources(await ctx.resolveSources(sources), cache ? { statCache: cache } : {});
 }
 
 describe('hashSources', () => {

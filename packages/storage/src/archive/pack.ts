@@ -14,7 +14,7 @@ export interface PackOptions {
   /** 'overlay': the dir is an overlay upper: char 0/0 → `.wh.<name>`, opaque xattr → `.wh..wh..opq`. */
   whiteouts: 'overlay' | 'none';
   /** SOURCE_DATE_EPOCH rewrite: mtimes later than this (seconds) become this. */
-  clampMtime?: number;
+  clampMtime?: number | undefined;
   /** Called with each path relative to the dir (no trailing '/'); false skips it and, for a dir, everything below. */
   include?: (relPath: string, isDir: boolean) => boolean;
 }

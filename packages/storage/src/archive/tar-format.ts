@@ -232,16 +232,16 @@ export function decodeHeader(block: Buffer): RawHeader {
 /** Input for encodeHeader: fields already decided by the writer (names already fitted). */
 export interface HeaderBlockFields {
   name: Buffer;
-  prefix?: Buffer;
+  prefix?: Buffer | undefined;
   typeflag: string;
   mode: number;
   uid: number;
   gid: number;
   size: number;
   mtime: number;
-  linkname?: Buffer;
-  devmajor?: number;
-  devminor?: number;
+  linkname?: Buffer | undefined;
+  devmajor?: number | undefined;
+  devminor?: number | undefined;
 }
 
 /** Encodes a POSIX ustar header block (magic "ustar\0", version "00", empty uname/gname). */

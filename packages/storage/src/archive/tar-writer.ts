@@ -27,11 +27,11 @@ export interface TarWriteHeader {
   size?: number;
   /** Seconds since the epoch (fractions are dropped). Default 0. */
   mtime?: number;
-  linkname?: string;
-  devmajor?: number;
-  devminor?: number;
+  linkname?: string | undefined;
+  devmajor?: number | undefined;
+  devminor?: number | undefined;
   /** Extended attributes, written as pax `SCHILY.xattr.<name>` with the raw bytes. */
-  xattrs?: Map<string, Buffer> | Record<string, Buffer | string>;
+  xattrs?: Map<string, Buffer> | Record<string, Buffer | string> | undefined;
 }
 
 export type TarBody = Buffer | Uint8Array | string | AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>;
@@ -39,7 +39,7 @@ export type TarBody = Buffer | Uint8Array | string | AsyncIterable<Buffer | Uint
 export interface TarWriteEntry {
   header: TarWriteHeader;
   /** File content; must be exactly `header.size` bytes. */
-  body?: TarBody;
+  body?: TarBody | undefined;
 }
 
 const USTAR_NAME = 100;
@@ -227,7 +227,7 @@ export function tarStream(entries: AsyncIterable<TarWriteEntry> | Iterable<TarWr
 }
 
 /** A whole archive in memory, for small archives (tests, fixtures). Bodies must be buffers or strings. */
-export function buildTar(entries: Iterable<{ header: TarWriteHeader; body?: Buffer | Uint8Array | string }>): Buffer {
+export function buildTar(entries: Iterable<{ header: TarWriteHeader; body?: Buffer | Uint8Array | string | undefined }>): Buffer {
   const parts: Buffer[] = [];
   for (const { header, body } of entries) {
     const content = body === undefined ? Buffer.alloc(0) : typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body);

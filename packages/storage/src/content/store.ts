@@ -26,7 +26,7 @@ const INGEST_DIR = 'ingest';
 
 export interface ContentStoreOptions {
   /** Produces built layers' tars when a manifest names a layer blob that is not on disk yet. */
-  layerSource?: LayerBlobSource;
+  layerSource?: LayerBlobSource | undefined;
 }
 
 /** A staged blob write. Write to `stream`, then `commit` (which ends the stream if needed) or `abort`. */

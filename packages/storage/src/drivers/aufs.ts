@@ -243,7 +243,7 @@ function withProbeDir<T>(root: string, fn: (dir: string) => T): T {
 /** Kernel aufs: can it mount here, and does it take dirperm1 (Docker's useDirperm)? */
 function probeKernelAufs(root: string): AufsBackend | null {
   return withProbeDir(root, (dir) => {
-    const [rw, mnt] = ['rw', 'mnt'].map((d) => path.join(dir, d));
+    const [rw, mnt] = [path.join(dir, 'rw'), path.join(dir, 'mnt')];
     fs.mkdirSync(rw);
     fs.mkdirSync(mnt);
     for (const dirperm1 of [true, false]) {
@@ -276,7 +276,8 @@ function probeFuseOverlay(root: string): string | null {
     return `/dev/fuse cannot be opened (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
   }
   return withProbeDir(root, (dir): string | null => {
-    const [l1, l2, upper, work, mnt] = ['l1', 'l2', 'upper', 'work', 'mnt'].map((d) => path.join(dir, d));
+    const at = (d: string) => path.join(dir, d);
+    const [l1, l2, upper, work, mnt] = [at('l1'), at('l2'), at('upper'), at('work'), at('mnt')];
     for (const d of [l1, l2, upper, work, mnt, path.join(l1, 'd'), path.join(l2, 'd'), path.join(l1, 'e')]) fs.mkdirSync(d);
     fs.writeFileSync(path.join(l1, 'a'), 'a');
     fs.writeFileSync(path.join(l1, 'x'), 'x');

@@ -48,7 +48,7 @@ export class MemoryMountCounter implements MountCounter {
 
 export interface DriverOptions {
   /** Where non-fatal problems go (a failed lazy unmount, a leftover mount point). */
-  warn?: (message: string) => void;
+  warn?: ((message: string) => void) | undefined;
 }
 
 export function defaultWarn(message: string): void {

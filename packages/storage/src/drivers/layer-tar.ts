@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { applyTar, packDir, type ApplyWhiteouts } from '../archive';
 import { HashingStream, type Digest } from '../digest';
 
-export function packLayerDir(dir: string, opts: { whiteouts: 'overlay' | 'none'; clampMtime?: number }): Readable {
+export function packLayerDir(dir: string, opts: { whiteouts: 'overlay' | 'none'; clampMtime?: number | undefined }): Readable {
   return packDir(dir, opts.clampMtime === undefined ? { whiteouts: opts.whiteouts } : opts);
 }
 

@@ -25,11 +25,12 @@ export function parseMountInfo(text: string): MountInfoEntry[] {
     const sep = fields.indexOf('-', 6);
     if (sep < 0 || fields.length < sep + 3) continue;
     out.push({
+      // sep >= 6 and the length check above: all of these exist
       id: Number(fields[0]),
       parentId: Number(fields[1]),
-      mountPoint: unescapeOctal(fields[4]),
-      fsType: fields[sep + 1],
-      source: unescapeOctal(fields[sep + 2]),
+      mountPoint: unescapeOctal(fields[4]!),
+      fsType: fields[sep + 1]!,
+      source: unescapeOctal(fields[sep + 2]!),
       superOptions: fields[sep + 3] ?? '',
     });
   }

@@ -142,7 +142,8 @@ function runProbe(root: string): OverlayProbe {
     fsType,
     ...(reason ? { reason } : {}),
   });
-  const [l1, l2, upper, work, merged] = ['l1', 'l2', 'upper', 'work', 'merged'].map((d) => path.join(dir, d));
+  const at = (d: string) => path.join(dir, d);
+  const [l1, l2, upper, work, merged] = [at('l1'), at('l2'), at('upper'), at('work'), at('merged')];
   try {
     for (const d of [l1, l2, upper, work, merged, path.join(l1, 'd'), path.join(l2, 'd')]) {
       mkdirpSync(d);

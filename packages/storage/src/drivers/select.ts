@@ -12,7 +12,7 @@ import { VfsDriver } from './vfs';
 export type DriverChoice = DriverName | 'auto';
 
 export interface OpenDriverOptions extends DriverOptions {
-  driver?: DriverChoice;
+  driver?: DriverChoice | undefined;
 }
 
 export interface OpenedDriver {

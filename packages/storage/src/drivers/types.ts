@@ -68,7 +68,7 @@ export interface DriverCreateOptions {
   /** A writable (container or build step) layer; otherwise it is committed (read-only) once filled. */
   readWrite?: boolean;
   /** overlay2: mount with `volatile` (no syncs). For throwaway RW layers only. */
-  volatile?: boolean;
+  volatile?: boolean | undefined;
 }
 
 export interface DiffOptions {

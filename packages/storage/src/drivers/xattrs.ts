@@ -1,6 +1,6 @@
 // Extended attributes of one path (never following symlinks), as a sorted name → bytes map.
 import * as native from '@tsbuild/native';
-import { decodeName, fsPath } from '../names';
+import { fsPath } from '../names';
 
 export function readXattrs(p: string): Map<string, Buffer> {
   const out = new Map<string, Buffer>();

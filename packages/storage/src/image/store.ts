@@ -242,7 +242,7 @@ export class ImageStore {
       const entries = await this.entries();
       const i = entries.findIndex((e) => e.name === name);
       if (i < 0) throw new ImageNotFoundError(ref);
-      const [removed] = entries.splice(i, 1);
+      const removed = entries.splice(i, 1)[0]!; // i >= 0
       if (!entries.some((e) => e.descriptor.digest === removed.descriptor.digest)) {
         entries.push({ descriptor: withoutRefName(removed.descriptor), name: null });
       }
@@ -271,7 +271,7 @@ export class ImageStore {
     if (/^[0-9a-f]{64}$/.test(hex)) {
       const d = `sha256:${hex}` as Digest;
       const byConfig = await this.manifestsWithConfig(entries, (id) => id === d);
-      if (byConfig.length > 0) return byConfig[0].descriptor;
+      if (byConfig.length > 0) return byConfig[0]!.descriptor;
       const byManifest = entries.find((e) => e.descriptor.digest === d);
       if (byManifest) return withoutRefName(byManifest.descriptor);
       throw new ImageNotFoundError(input);
@@ -300,7 +300,7 @@ export class ImageStore {
       const matches = await this.manifestsWithConfig(entries, (id) => id.startsWith(`sha256:${hex}`));
       const ids = new Set(matches.map((m) => m.id));
       if (ids.size > 1) throw userError(`image ID prefix "${input}" is ambiguous: it matches ${ids.size} images; give more digits`);
-      if (matches.length > 0) return matches[0].descriptor;
+      if (matches.length > 0) return matches[0]!.descriptor;
     }
     if (refError && !isPrefix) throw refError;
     throw new ImageNotFoundError(input);
@@ -366,7 +366,7 @@ export class ImageStore {
       manifestDescriptor: descriptor,
       config,
       configDescriptor: manifest.config,
-      layers: diffIDs.map((diffID, i) => ({ diffID, descriptor: manifest.layers[i] })),
+      layers: diffIDs.map((diffID, i) => ({ diffID, descriptor: manifest.layers[i]! })), // same lengths, checked above
       tags,
     };
   }
@@ -438,11 +438,11 @@ export class ImageStore {
     }
     // Layers the history does not account for (configs without history).
     for (; layer < img.layers.length; layer++) {
-      const l = img.layers[layer];
+      const l = img.layers[layer]!;
       items.push({ id: null, created: null, createdBy: '', comment: '', emptyLayer: false, size: sizes[layer]!, diffID: l.diffID });
     }
     items.reverse();
-    if (items.length > 0) items[0].id = img.id;
+    if (items.length > 0) items[0]!.id = img.id;
     return items;
   }
 
@@ -507,7 +507,7 @@ export class ImageStore {
     const manifestDesc = await this.content.putJson(manifest, MediaTypes.ociManifest);
     const sizes = opts.layers
       .filter((l) => l.size !== undefined)
-      .map((l) => ({ diffID: l.diffID, blob: l.blob ?? { mediaType: MediaTypes.ociLayer, digest: l.diffID, size: l.size! }, size: l.size }));
+      .map((l) => ({ diffID: l.diffID, blob: l.blob ?? { mediaType: MediaTypes.ociLayer, digest: l.diffID, size: l.size! }, size: l.size! }));
     await this.addImage(manifestDesc, opts.tags ?? [], sizes);
     return { id: configDesc.digest, manifest: manifestDesc, config: configDesc };
   }

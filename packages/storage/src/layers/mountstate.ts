@@ -55,10 +55,10 @@ export class MountState implements MountCounter {
     const holders = table[id];
     if (!holders) return 0;
     const me = processToken();
-    const who = holders[me] ? me : Object.keys(holders).find((k) => holders[k] > 0);
+    const who = holders[me] ? me : Object.keys(holders).find((k) => (holders[k] ?? 0) > 0);
     if (who !== undefined) {
-      holders[who]--;
-      if (holders[who] <= 0) delete holders[who];
+      holders[who]!--; // who is a key of holders
+      if (holders[who]! <= 0) delete holders[who];
     }
     if (Object.keys(holders).length === 0) delete table[id];
     await this.save(table);
@@ -73,7 +73,7 @@ export class MountState implements MountCounter {
     for (const id of Object.keys(table)) {
       const holders = table[id] ?? {};
       for (const token of Object.keys(holders)) {
-        if (!isAlive(token) || !(holders[token] > 0)) delete holders[token];
+        if (!isAlive(token) || !((holders[token] ?? 0) > 0)) delete holders[token];
       }
       const n = MountState.total(holders);
       if (n === 0 || !keep(id, n)) delete table[id];

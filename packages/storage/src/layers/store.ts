@@ -454,7 +454,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   /** Releases every layer of an image (bottom-up diffIDs, as the image store reports them), top first. */
   async releaseImage(diffIDs: Digest[]): Promise<void> {
     const chains: Digest[] = [];
-    for (const d of diffIDs) chains.push(chainID(chains.length ? chains[chains.length - 1] : null, d));
+    for (const d of diffIDs) chains.push(chainID(chains.at(-1) ?? null, d));
     for (const c of chains.reverse()) if (this.has(c)) await this.release(c);
   }
 

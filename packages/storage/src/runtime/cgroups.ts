@@ -7,11 +7,11 @@ import { mkdirpSync } from '../atomic';
 
 export interface CgroupLimits {
   /** Memory limit in bytes. Swap: as much again (Docker's default when --memory-swap is unset). */
-  memory?: number;
+  memory?: number | undefined;
   /** CPUs as a fraction (1.5 = 150 ms of CPU time per 100 ms). */
-  cpus?: number;
+  cpus?: number | undefined;
   /** Maximum number of tasks. */
-  pidsLimit?: number;
+  pidsLimit?: number | undefined;
   /** Every device may be used (privileged containers): the device cgroup allows `a`. */
   allDevices?: boolean;
 }

@@ -85,7 +85,7 @@ export function lookupUser(passwdText: string | undefined, groupText: string | u
   const colon = spec.indexOf(':');
   const userArg = colon < 0 ? spec : spec.slice(0, colon);
   // Like moby/sys/user's parseLine, a third field is ignored.
-  const groupArg = colon < 0 ? '' : spec.slice(colon + 1).split(':')[0];
+  const groupArg = colon < 0 ? '' : spec.slice(colon + 1).split(':')[0]!;
   const uidArg = parseDecimal(userArg);
   const gidArg = parseDecimal(groupArg);
 
@@ -95,11 +95,12 @@ export function lookupUser(passwdText: string | undefined, groupText: string | u
     return u.name === userArg;
   });
   let matchedName = '';
-  if (users.length > 0) {
-    matchedName = users[0].name;
-    user.uid = users[0].uid;
-    user.gid = users[0].gid;
-    user.home = users[0].home;
+  const found = users[0];
+  if (found) {
+    matchedName = found.name;
+    user.uid = found.uid;
+    user.gid = found.gid;
+    user.home = found.home;
   } else if (userArg !== '') {
     if (uidArg === null) throw new Error(`unable to find user ${userArg}: no matching entries in passwd file`);
     user.uid = checkRange(uidArg);
@@ -112,7 +113,7 @@ export function lookupUser(passwdText: string | undefined, groupText: string | u
       return g.name === groupArg;
     });
     if (groupArg !== '') {
-      if (groups.length > 0) {
+      if (groups[0]) {
         user.gid = groups[0].gid;
       } else {
         if (gidArg === null) throw new Error(`unable to find group ${groupArg}: no matching entries in group file`);

@@ -108,8 +108,8 @@ const DEFAULT_RLIMITS: Rlimit[] = [{ type: 'nofile', soft: 1024, hard: 1024 }];
 export function allCapabilities(): string[] {
   const last = Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim());
   const bnd = /^CapBnd:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
-  const own = bnd ? BigInt('0x' + bnd[1]) : (1n << BigInt(last + 1)) - 1n;
-  return Object.keys(CAPABILITIES).filter((name) => CAPABILITIES[name] <= last && (own >> BigInt(CAPABILITIES[name])) & 1n);
+  const own = bnd ? BigInt('0x' + bnd[1]!) : (1n << BigInt(last + 1)) - 1n;
+  return Object.entries(CAPABILITIES).filter(([, bit]) => bit <= last && (own >> BigInt(bit)) & 1n).map(([name]) => name);
 }
 
 /** docker run's --cap-add/--cap-drop (moby caps.TweakCapabilities): ALL in either, else drop then add. */
@@ -289,8 +289,8 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
     } else {
       const piped = await spawnWithPipes({ ...spec, stdio: ['ignore', 'pipe', 'pipe'] });
       proc = piped;
-      streams.stdout = piped.stdout ?? undefined;
-      streams.stderr = piped.stderr ?? undefined;
+      if (piped.stdout) streams.stdout = piped.stdout;
+      if (piped.stderr) streams.stderr = piped.stderr;
     }
 
     const done = (async (): Promise<ContainerExit> => {

@@ -18,8 +18,8 @@ export interface ContainerStepsOptions {
   hostname: string;
   /** Host files bound over /etc/hosts, /etc/hostname and /etc/resolv.conf. */
   etcFiles?: { hosts: string; hostname: string; resolvConf: string };
-  mounts?: BindMount[];
-  readonlyRootfs?: boolean;
+  mounts?: BindMount[] | undefined;
+  readonlyRootfs?: boolean | undefined;
   /** Created (mkdir -p) when missing, like Docker does for WORKDIR. */
   cwd?: string;
   /** Masked paths; defaults to Docker's list plus every cpuN/thermal_throttle. */

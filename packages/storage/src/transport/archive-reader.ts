@@ -67,10 +67,11 @@ function cstring(buf: Buffer, start: number, len: number): string {
 }
 
 function parseNumber(buf: Buffer, start: number, len: number): number {
-  if (buf[start] & 0x80) {
+  // Fields of a header block: every index is inside it.
+  if (buf[start]! & 0x80) {
     let v = 0n;
-    for (let i = start + 1; i < start + len; i++) v = (v << 8n) | BigInt(buf[i]);
-    v |= BigInt(buf[start] & 0x7f) << BigInt(8 * (len - 1));
+    for (let i = start + 1; i < start + len; i++) v = (v << 8n) | BigInt(buf[i]!);
+    v |= BigInt(buf[start]! & 0x7f) << BigInt(8 * (len - 1));
     return Number(v);
   }
   const s = cstring(buf, start, len).trim();
@@ -79,7 +80,7 @@ function parseNumber(buf: Buffer, start: number, len: number): number {
 
 function checksumOk(h: Buffer): boolean {
   let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : h[i];
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : h[i]!;
   return parseNumber(h, 148, 8) === sum;
 }
 
@@ -112,7 +113,7 @@ export async function* readArchiveMembers(source: AsyncIterable<Buffer>): AsyncG
     if (h.length < BLOCK) throw new TsbuildError('ETARFORMAT', 'archive truncated inside a header');
     if (h.every((b) => b === 0)) return;
     if (!checksumOk(h)) throw new TsbuildError('ETARFORMAT', 'not a tar archive (bad header checksum)');
-    const flag = String.fromCharCode(h[156]);
+    const flag = String.fromCharCode(h[156]!);
     let size = parseNumber(h, 124, 12);
     const padded = Math.ceil(size / BLOCK) * BLOCK;
     if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {

@@ -41,7 +41,7 @@ export function tarHeader(name: string, size: number, type: 'file' | 'dir', mtim
   h.write('ustar\0', 257, 6, 'ascii');
   h.write('00', 263, 2, 'ascii');
   let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += h[i];
+  for (let i = 0; i < BLOCK; i++) sum += h[i]!;
   h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'ascii');
   return h;
 }

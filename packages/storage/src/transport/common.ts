@@ -187,7 +187,7 @@ export function chainInto(out: PassThrough, streams: Readable[], wrap: (err: Err
   out.on('close', () => {
     if (!out.readableEnded) for (const s of streams) s.destroy();
   });
-  let prev = streams[0];
+  let prev = streams[0]!; // callers pass at least the source
   for (const s of streams.slice(1)) prev = prev.pipe(s as unknown as NodeJS.WritableStream) as unknown as Readable;
   prev.pipe(out);
 }
@@ -236,7 +236,7 @@ export async function exportManifest(
 ): Promise<{ descriptor: Descriptor; bytes: Buffer }> {
   const same =
     layers.length === img.manifest.layers.length &&
-    layers.every((l, i) => l.digest === img.manifest.layers[i].digest && l.mediaType === img.manifest.layers[i].mediaType);
+    layers.every((l, i) => l.digest === img.manifest.layers[i]?.digest && l.mediaType === img.manifest.layers[i]?.mediaType);
   if (same) {
     return { descriptor: img.manifestDescriptor, bytes: await store.content.readBytes(img.manifestDescriptor.digest) };
   }

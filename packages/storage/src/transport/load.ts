@@ -217,7 +217,7 @@ async function describe(store: ImageStore, manifest: ImageManifest, descriptor: 
   }
   return {
     manifest: { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size },
-    layers: diffIDs.map((diffID, i) => ({ diffID, descriptor: manifest.layers[i] })),
+    layers: diffIDs.map((diffID, i) => ({ diffID, descriptor: manifest.layers[i]! })), // same lengths, checked above
     id: manifest.config.digest,
   };
 }
@@ -286,18 +286,19 @@ async function readHead(store: ImageStore, d: Digest): Promise<Buffer> {
 async function importAll(store: ImageStore, images: LoadedImage[], opts: LoadOptions): Promise<void> {
   const done = new Set<Digest>();
   const total = new Set(images.flatMap((i) => chainIDs(i.layers.map((l) => l.diffID)))).size;
-  const sizes: { diffID: Digest; blob: Descriptor; size?: number }[] = [];
+  const sizes: { diffID: Digest; blob: Descriptor; size?: number | undefined }[] = [];
   for (const img of images) {
     const chain = chainIDs(img.layers.map((l) => l.diffID));
     for (let i = 0; i < img.layers.length; i++) {
-      if (done.has(chain[i])) continue;
-      const layer = img.layers[i];
-      const size = await importLayerVerified(store, opts.importer, i === 0 ? null : chain[i - 1], layer);
+      // chain has one ID per layer
+      if (done.has(chain[i]!)) continue;
+      const layer = img.layers[i]!;
+      const size = await importLayerVerified(store, opts.importer, i === 0 ? null : chain[i - 1]!, layer);
       // Recorded even when the importer had the layer already (importLayerVerified hashed the blob
       // then): a built image naming this layer by diffID can then be saved from the original blob
       // (the layer store may not rebuild its bytes).
       sizes.push({ diffID: layer.diffID, blob: layer.descriptor, size });
-      done.add(chain[i]);
+      done.add(chain[i]!);
       opts.onProgress?.({ phase: 'import', done: done.size, total, item: layer.diffID });
     }
   }

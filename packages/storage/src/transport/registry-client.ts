@@ -243,7 +243,7 @@ export class RegistryClient {
       const headers: Record<string, string> = { ...(opts.headers ?? {}) };
       const auth = await this.authorization(scopes);
       if (auth) headers.authorization = auth;
-      const res = await this.send(url, { method, headers, ...(opts.body ? { body: opts.body as unknown as RequestInit["body"] } : {}), redirect: 'follow' }, opts.subject);
+      const res = await this.send(url, { method, headers, ...(opts.body ? { body: opts.body as unknown as NonNullable<RequestInit["body"]> } : {}), redirect: 'follow' }, opts.subject);
       const replayable = !opts.body || Buffer.isBuffer(opts.body);
       if (res.status !== 401 || attempt > 0 || !replayable) return res;
       const ch = parseChallenge(res.headers.get('www-authenticate'));

@@ -200,7 +200,7 @@ describe('chrootarchive malicious symlinks (CVE-2018-15664 shapes)', () => {
     const { root } = hostLayout();
     const includes: Array<((p: string) => boolean) | undefined> = [undefined, (p) => p === 'safe' || p.startsWith('safe/'), (p) => p.startsWith('/safe')];
     for (const include of includes) {
-      const tar = await collect(packDir(root, { whiteouts: 'none', include }));
+      const tar = await collect(packDir(root, { whiteouts: 'none', ...(include && { include }) }));
       expect(tar.includes(Buffer.from('I am a host file'))).toBe(false);
       const names: string[] = [];
       for await (const e of readTar(bufferStream(tar))) {

@@ -184,14 +184,15 @@ describe('aufs specifics', () => {
       env: FUSE_ENV,
     });
     // fuse-overlayfs splits lowerdir at every ':' (no escape): relative names from a cwd instead.
-    const colon: FuseOverlayMount = { ...m, lower: ['/s/x:y,z/aufs/diff/l2', '/s/x:y,z/aufs/diff/l1'], upper: undefined, work: undefined };
+    const { upper: _upper, work: _work, ...lowersOnly } = m;
+    const colon: FuseOverlayMount = { ...lowersOnly, lower: ['/s/x:y,z/aufs/diff/l2', '/s/x:y,z/aufs/diff/l1'] };
     expect(fuseOverlayCommand(colon, '/s/x:y,z/aufs/mnt/l2')).toEqual({
       command: 'fuse-overlayfs',
       args: ['-f', '-o', 'lowerdir=l2:l1,dev,suid', '/s/x:y,z/aufs/mnt/l2'],
       cwd: '/s/x:y,z/aufs/diff',
       env: FUSE_ENV,
     });
-    expect(() => fuseOverlayCommand({ ...m, lower: ['/s/d/a:b', '/s/d/c'], upper: undefined }, '/s/m'))
+    expect(() => fuseOverlayCommand({ ...lowersOnly, work: m.work!, lower: ['/s/d/a:b', '/s/d/c'] }, '/s/m'))
       .toThrow("fuse-overlayfs cannot stack /s/d/a:b: it splits layer lists at every ':' and the name holds one");
     // ...and it splits the upper dir's real path too: that cannot be worked around.
     expect(() => fuseOverlayCommand({ ...m, upper: '/s/x:y/diff/up' }, '/s/m'))

@@ -151,7 +151,7 @@ describe('overlay2 specifics', () => {
     const d = Overlay2Driver.open(newRoot());
     await d.create('base', null, {});
     await d.create('tmp', 'base', { readWrite: true, volatile: true });
-    expect(d.mounts('tmp').mounts[0].options).toContain('volatile');
+    expect(d.mounts('tmp').mounts[0]!.options).toContain('volatile');
     for (let i = 0; i < 2; i++) {
       const r = await d.get('tmp');
       fs.writeFileSync(path.join(r, `f${i}`), 'x');

@@ -243,12 +243,12 @@ function emitOutcome(p: Program, outcome: Outcome): void {
 /** A binary search over ranges[from..to): `jge` the middle range's first number. */
 function emitSearch(p: Program, ranges: Range[], from: number, to: number): void {
   if (to - from === 1) {
-    emitOutcome(p, ranges[from].outcome);
+    emitOutcome(p, ranges[from]!.outcome); // from < to <= ranges.length
     return;
   }
   const mid = (from + to) >> 1;
   const upper = new Label();
-  p.emit(BPF_JGE, ranges[mid].lo, 0, 1);
+  p.emit(BPF_JGE, ranges[mid]!.lo, 0, 1);
   p.jump(upper);
   emitSearch(p, ranges, from, mid);
   p.place(upper);
@@ -295,13 +295,14 @@ export function compileFilter(profile: ResolvedProfile): Buffer {
   const blocks = arches.map(() => new Label());
   p.load(OFFSET_ARCH);
   arches.forEach((arch, i) => {
-    p.emit(BPF_JEQ, ARCHITECTURES[arch].audit, 0, 1);
-    p.jump(blocks[i]);
+    // arches holds only names in ARCHITECTURES; blocks has one label per arch
+    p.emit(BPF_JEQ, ARCHITECTURES[arch]!.audit, 0, 1);
+    p.jump(blocks[i]!);
   });
   p.ret(RET_KILL_PROCESS);
   arches.forEach((arch, i) => {
-    p.place(blocks[i]);
-    emitArch(p, profile, ARCHITECTURES[arch], defaultValue);
+    p.place(blocks[i]!);
+    emitArch(p, profile, ARCHITECTURES[arch]!, defaultValue);
   });
   return p.assemble();
 }

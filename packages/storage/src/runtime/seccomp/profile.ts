@@ -233,7 +233,7 @@ export function kernelVersion(release = os.release()): [number, number] {
 }
 
 function kernelAtLeast(min: string, kernel: [number, number]): boolean {
-  const [k, maj] = min.split('.').map(Number);
+  const [k, maj] = min.split('.').map(Number) as [number, number]; // checkKernelVersion: "<kernel>.<major>"
   return kernel[0] > k || (kernel[0] === k && kernel[1] >= maj);
 }
 
