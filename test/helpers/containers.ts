@@ -51,3 +51,16 @@ export function removeCgroupAfterAll(parent: string): void {
     }
   });
 }
+
+/** Polls `cond` (a throw counts as false) every 10 ms until it holds; fails after 5 s. */
+export async function waitFor(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    try {
+      if (cond()) return;
+    } catch {
+      // not there yet
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error('condition never became true');
+}

@@ -9,7 +9,7 @@ import {
 } from '../src/spawn';
 import { openPty, pipe } from '../src/fsops';
 import type { ContainerProcess, SetupStep, SpawnSpec } from '../src/types';
-import { busyboxRootfsPerFile, closedAfterEach, stoppedAfterEach } from '../../../test/helpers/containers';
+import { busyboxRootfsPerFile, closedAfterEach, stoppedAfterEach, waitFor } from '../../../test/helpers/containers';
 
 const ENV = ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root'];
 const NS: NonNullable<SpawnSpec['namespaces']> = ['pid', 'mount', 'uts', 'ipc', 'net'];
@@ -463,15 +463,3 @@ describe('spawn', () => {
     expect(normalizeSpawnSpec({ ...base, cloneMode: 'vfork' }).vfork).toBe(true);
   });
 });
-
-async function waitFor(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    try {
-      if (cond()) return;
-    } catch {
-      // not there yet
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('condition never became true');
-}

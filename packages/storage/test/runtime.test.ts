@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { INIT_BINARY, readAll, setCloexec } from '@tsbuild/native';
 import { createCgroup, runContainer, type RunOptions, type RunningContainer } from '../src/runtime';
 import { makeBusyboxRootfs } from '../../../fixtures/busybox';
-import { busyboxRootfsPerFile, closedAfterEach, removeCgroupAfterAll, stoppedAfterEach } from '../../../test/helpers/containers';
+import { busyboxRootfsPerFile, closedAfterEach, removeCgroupAfterAll, stoppedAfterEach, waitFor } from '../../../test/helpers/containers';
 
 const DOCKER_CAP_MASK = '00000000a80425fb';
 
@@ -365,15 +365,3 @@ describe('runContainer: CVE regressions', () => {
     expect(stateDirs).toEqual([]);
   });
 });
-
-async function waitFor(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    try {
-      if (cond()) return;
-    } catch {
-      // not yet
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('condition never became true');
-}
