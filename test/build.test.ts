@@ -1,17 +1,11 @@
 // End-to-end builds on a real store: overlay mounts, RUN in real containers, the cache, errors.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { build, BuildCache, type BuildEvent } from '@tsbuild/builder';
-import { openTestRoot, runImage, writeTree, mountsUnder, type TestRoot } from './helpers/roots';
+import { mountsUnder, openTestRoot, runImage, useTestRoot, writeTree } from './helpers/roots';
 
-let t: TestRoot;
-beforeEach(async () => {
-  t = await openTestRoot();
-});
-afterEach(async () => {
-  await t.close();
-});
+const t = useTestRoot();
 
 function context(files: Record<string, string | { content: string; mode: number }>): string {
   const dir = fs.mkdtempSync(path.join(t.work, 'ctx-'));

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import { Store } from '@tsbuild/storage';
 import { BuildCache } from '@tsbuild/builder';
 import { makeBusyboxTar } from '../../fixtures/busybox';
@@ -39,7 +39,13 @@ export interface TestRoot {
   close(): Promise<void>;
 }
 
-export async function openTestRoot(opts: { driver?: 'overlay2' | 'aufs' | 'vfs'; base?: boolean } = {}): Promise<TestRoot> {
+export interface TestRootOptions {
+  driver?: 'overlay2' | 'aufs' | 'vfs';
+  /** Import the busybox base as busybox:latest (default true). */
+  base?: boolean;
+}
+
+export async function openTestRoot(opts: TestRootOptions = {}): Promise<TestRoot> {
   const top = tempRoot('e2e');
   const root = path.join(top, 'root');
   const work = path.join(top, 'work');
@@ -56,6 +62,45 @@ export async function openTestRoot(opts: { driver?: 'overlay2' | 'aufs' | 'vfs';
       const left = destroyRoot(top);
       if (left.length > 0) throw new Error(`mounts were left under ${top}: ${left.join(', ')}`);
     },
+  };
+}
+
+/**
+ * The TestRoot of the running test: opened before each test and closed after it, or with `per: 'all'`
+ * once for the file (or the describe it is called in). Later hooks of the caller run inside that span.
+ */
+export function useTestRoot(opts: TestRootOptions = {}, per: 'each' | 'all' = 'each'): TestRoot {
+  let current: TestRoot | undefined;
+  const open = async () => {
+    current = await openTestRoot(opts);
+  };
+  const close = async () => {
+    const closing = current;
+    current = undefined;
+    await closing?.close();
+  };
+  if (per === 'each') {
+    beforeEach(open);
+    afterEach(close);
+  } else {
+    beforeAll(open);
+    afterAll(close);
+  }
+  const now = (): TestRoot => {
+    if (!current) throw new Error('the test root is open only while tests run');
+    return current;
+  };
+  return {
+    get root() {
+      return now().root;
+    },
+    get store() {
+      return now().store;
+    },
+    get work() {
+      return now().work;
+    },
+    close: () => close(),
   };
 }
 
