@@ -3,10 +3,10 @@
 import * as fs from 'node:fs';
 import { spawn as spawnProcess } from 'node:child_process';
 import { Containers, execInContainer, type ContainerRecord, type StartOptions } from '@tsbuild/storage';
-import { defineCommand } from './command';
+import { defineCommand, defineTargetCommand } from './command';
 import type { Command } from './main';
 import { CommandError, UsageError } from './errors';
-import { forEachRef, parseCommandArgs, splitAtFirstPositional } from './parse';
+import { forEachRef } from './parse';
 import { withStore } from './store';
 import type { GlobalOptions } from './globals';
 import { attachTerminal } from './terminal';
@@ -258,30 +258,19 @@ const EXEC_OPTIONS = {
   user: { type: 'string', short: 'u' },
 } as const;
 
-/** Options stop at the container name: the rest is the command. */
-function splitExec(args: string[]): { options: string[]; container?: string; command: string[] } {
-  const { options, first, rest } = splitAtFirstPositional(args, EXEC_OPTIONS);
-  return { options, ...(first !== undefined ? { container: first } : {}), command: rest };
-}
-
-export const execCommand: Command = {
-  summary: 'Run a command in a running container',
-  usage: EXEC_USAGE,
-  options: EXEC_OPTIONS,
-  ownArgs: (args) => splitExec(args).options,
-  async run(args, globals) {
-    const split = splitExec(args);
-    const { values } = parseCommandArgs(split.options, EXEC_OPTIONS, EXEC_USAGE);
-    if (split.container === undefined || split.command.length === 0) throw new UsageError(`"exec" needs a container and a command\n${EXEC_USAGE}`);
+export const execCommand = defineTargetCommand(
+  { name: 'exec', summary: 'Run a command in a running container', usage: EXEC_USAGE, options: EXEC_OPTIONS, target: { error: 'needs a container and a command', needsCommand: true } },
+  // Options stop at the container name: the rest is the command.
+  async ({ values, target: container, rest: command }, globals) => {
     return withStore(globals, async (store) => {
-      const c = new Containers(store).find(split.container!);
+      const c = new Containers(store).find(container);
       if (c.state !== 'running' || !c.pid) throw new CommandError(`container ${c.name} is not running`);
       const devnull = fs.openSync('/dev/null', 'r+');
       try {
         const stdin = values.interactive ? 0 : devnull;
         const proc = await execInContainer({
           pid: c.pid,
-          args: split.command,
+          args: command,
           baseEnv: c.env ?? [],
           env: (values.env ?? []).flatMap((e) => (e.includes('=') ? [e] : process.env[e] !== undefined ? [`${e}=${process.env[e]}`] : [])),
           ...(values.workdir ? { cwd: values.workdir } : {}),
@@ -302,4 +291,4 @@ export const execCommand: Command = {
       }
     });
   },
-};
+);

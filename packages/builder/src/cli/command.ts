@@ -2,7 +2,7 @@
 // arguments checked against what the command takes, then the command's own work.
 import type { GlobalOptions } from './globals';
 import type { Command } from './main';
-import { parseCommandArgs, type Options, type ParsedArgs } from './parse';
+import { parseCommandArgs, splitAtFirstPositional, type Options, type ParsedArgs } from './parse';
 import { UsageError } from './errors';
 
 /** Flags as parseArgs takes them and as `--help` lists them. */
@@ -29,6 +29,29 @@ export function defineCommand<O extends CommandOptions>(spec: CommandSpec<O>, ru
       const n = parsed.positionals.length;
       if (count && (n < (count.min ?? 0) || n > (count.max ?? Infinity))) throw new UsageError(`"${name}" ${count.error}\n${usage}`);
       return run(parsed, globals);
+    },
+  };
+}
+
+/**
+ * `run IMAGE CMD…`, `exec CONTAINER CMD…`: the command's flags stop at the first positional (the
+ * target); what follows it is the container's command (`rest`), flags included.
+ */
+export function defineTargetCommand<O extends CommandOptions>(
+  spec: Omit<CommandSpec<O>, 'positionals'> & { target: { error: string; needsCommand?: boolean } },
+  run: (args: { values: ParsedArgs<O>['values']; target: string; rest: string[] }, globals: GlobalOptions) => Promise<number>,
+): Command {
+  const { name, summary, usage, options, target } = spec;
+  return {
+    summary,
+    usage,
+    options,
+    ownArgs: (args) => splitAtFirstPositional(args, options).options,
+    async run(args, globals) {
+      const { options: own, first, rest } = splitAtFirstPositional(args, options);
+      const { values, positionals } = parseCommandArgs(own, options, usage);
+      if (positionals.length > 0 || first === undefined || (target.needsCommand && rest.length === 0)) throw new UsageError(`"${name}" ${target.error}\n${usage}`);
+      return run({ values, target: first, rest }, globals);
     },
   };
 }
