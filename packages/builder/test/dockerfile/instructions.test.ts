@@ -107,12 +107,22 @@ describe('errors and flag validation (after bk:instructions TestErrorCases)', ()
     expect(typeError(`FROM a\n${cmd}`).detail).toBe(`${cmd} requires at least one argument`);
   });
 
-  it('other argument checks', () => {
-    expect(typeError('FROM a\nSHELL /bin/bash -c').detail).toBe('SHELL requires the arguments to be in JSON form');
-    expect(typeError('FROM a\nSHELL []').detail).toBe('SHELL requires at least one argument');
-    expect(typeError('FROM a\nVOLUME [" "]').detail).toBe('VOLUME specified can not be an empty string');
-    expect(typeError('FROM a\nARG =x').detail).toBe('ARG names can not be blank');
-    expect(typeError('FROM a\nLABEL =x').detail).toBe('LABEL names can not be blank');
+  it.each([
+    ['SHELL /bin/bash -c', 'SHELL requires the arguments to be in JSON form'],
+    ['SHELL []', 'SHELL requires at least one argument'],
+    ['VOLUME [" "]', 'VOLUME specified can not be an empty string'],
+    ['ARG =x', 'ARG names can not be blank'],
+    ['LABEL =x', 'LABEL names can not be blank'],
+    ['HEALTHCHECK NONE x', 'HEALTHCHECK NONE takes no arguments'],
+    ['HEALTHCHECK CONNECT TCP 7000', 'Unknown type "CONNECT" in HEALTHCHECK (try CMD)'],
+    ['HEALTHCHECK CMD', 'Missing command after HEALTHCHECK CMD'],
+    ['HEALTHCHECK --interval=50us CMD x', 'Interval "interval" cannot be less than 1ms'],
+    ['HEALTHCHECK --timeout=5 CMD x', 'time: missing unit in duration "5"'],
+    ['HEALTHCHECK --timeout=5y CMD x', 'time: unknown unit "y" in duration "5y"'],
+    ['HEALTHCHECK --retries=-1 CMD x', '--retries cannot be negative (-1)'],
+    ['HEALTHCHECK --retries=x CMD x', 'strconv.ParseInt: parsing "x": invalid syntax'],
+  ])('%j: %s', (line, detail) => {
+    expect(typeError(`FROM a\n${line}`).detail).toBe(detail);
   });
 });
 
@@ -283,16 +293,8 @@ describe('HEALTHCHECK', () => {
     expect(hc('HEALTHCHECK --interval=0s CMD x').interval).toBe(0);
   });
 
-  it('NONE, and the error cases', () => {
+  it('NONE (its error cases are with the other argument errors)', () => {
     expect(hc('HEALTHCHECK NONE').test).toEqual(['NONE']);
-    expect(typeError('FROM a\nHEALTHCHECK NONE x').detail).toBe('HEALTHCHECK NONE takes no arguments');
-    expect(typeError('FROM a\nHEALTHCHECK CONNECT TCP 7000').detail).toBe('Unknown type "CONNECT" in HEALTHCHECK (try CMD)');
-    expect(typeError('FROM a\nHEALTHCHECK CMD').detail).toBe('Missing command after HEALTHCHECK CMD');
-    expect(typeError('FROM a\nHEALTHCHECK --interval=50us CMD x').detail).toBe('Interval "interval" cannot be less than 1ms');
-    expect(typeError('FROM a\nHEALTHCHECK --timeout=5 CMD x').detail).toBe('time: missing unit in duration "5"');
-    expect(typeError('FROM a\nHEALTHCHECK --timeout=5y CMD x').detail).toBe('time: unknown unit "y" in duration "5y"');
-    expect(typeError('FROM a\nHEALTHCHECK --retries=-1 CMD x').detail).toBe('--retries cannot be negative (-1)');
-    expect(typeError('FROM a\nHEALTHCHECK --retries=x CMD x').detail).toBe('strconv.ParseInt: parsing "x": invalid syntax');
   });
 
   it('parseGoDuration and ramInBytes match Go', () => {
