@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { binding } from '../src/binding';
 import { statfs } from '../src/fsops';
 import { mountOverlay, overlayApi, umount } from '../src/mount';
-import { cleanUp, mountLine } from './syscall-helpers';
+import { mountLine } from './syscall-helpers';
+import { destroyRoot } from '../../../test/helpers/temp';
 
 let root: string;
 
@@ -43,7 +44,9 @@ function caught(fn: () => unknown): Error & { code?: string; syscall?: string; p
 beforeEach(() => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'tsb-overlay-'));
 });
-afterEach(() => cleanUp(root));
+afterEach(() => {
+  destroyRoot(root);
+});
 
 /** Three lowers and an upper: precedence, copy-up, whiteouts, options and flags, clean unmount. */
 function checkThreeLayerOverlay(names: { top: string; mid: string; bottom: string }): 'fsconfig' | 'mount' {

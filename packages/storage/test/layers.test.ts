@@ -43,7 +43,9 @@ const fixtureDir = tempRoot('layers-fixture');
 beforeAll(() => {
   busyboxTar = fs.readFileSync(makeBusyboxTar(path.join(fixtureDir, 'busybox.tar')));
 });
-afterAll(() => destroyRoot(fixtureDir));
+afterAll(() => {
+  destroyRoot(fixtureDir);
+});
 
 describe('chainID', () => {
   it('follows the OCI formula', () => {
