@@ -4,7 +4,8 @@
       "target_name": "tsbuild_native",
       "sources": [
         "cc/addon.cc", "cc/errors.cc", "cc/mount.cc", "cc/fsops.cc",
-        "cc/spawn.cc", "cc/spawn_child.cc", "cc/spawn_clone.cc"
+        "cc/spawn.cc", "cc/spawn_request.cc", "cc/spawn_launch.cc", "cc/spawn_failure.cc",
+        "cc/spawn_init.cc", "cc/spawn_process.cc", "cc/spawn_child.cc", "cc/spawn_clone.cc"
       ],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],

@@ -1,4 +1,6 @@
 // File-level syscalls Node lacks: mknod, l*xattr (binary safe), statfs, flock, pipe2, pseudo-terminals.
+// Waiting for a lock can take any time, so flockWait runs on the pool. The rest stay on the calling
+// thread: metadata calls made per file inside the tar codec's loops, like the fs.*Sync calls beside them.
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/file.h>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "args.h"
+#include "async.h"
 #include "errors.h"
 #include "module.h"
 
@@ -28,15 +31,17 @@ char* XattrScratch() {
 
 // mknod(path, mode, major, minor): mode already carries the S_IF* type bits.
 Napi::Value Mknod(const Napi::CallbackInfo& info) {
-  std::string path = PathStr(info[0]);
-  dev_t dev = makedev(Uint(info[2]), Uint(info[3]));
-  if (mknod(path.c_str(), Uint(info[1]), dev) != 0) ThrowSystemError(info.Env(), errno, "mknod", path);
+  Args args(info, "mknod");
+  std::string path = args.Get<PathBytes>(0, "path").bytes;
+  dev_t dev = makedev(args.Get<uint32_t>(2, "major"), args.Get<uint32_t>(3, "minor"));
+  if (mknod(path.c_str(), args.Get<uint32_t>(1, "mode"), dev) != 0) ThrowSystemError(info.Env(), errno, "mknod", path);
   return info.Env().Undefined();
 }
 
 // lgetxattr(path, name): Buffer, or null when the attribute does not exist.
 Napi::Value Lgetxattr(const Napi::CallbackInfo& info) {
-  std::string path = PathStr(info[0]), name = Str(info[1]);
+  Args args(info, "lgetxattr");
+  std::string path = args.Get<PathBytes>(0, "path").bytes, name = args.Get<std::string>(1, "name");
   char* buf = XattrScratch();
   ssize_t n = lgetxattr(path.c_str(), name.c_str(), buf, kXattrMax);
   if (n < 0) {
@@ -48,16 +53,17 @@ Napi::Value Lgetxattr(const Napi::CallbackInfo& info) {
 
 // lsetxattr(path, name, value: Buffer, flags: 0 | XATTR_CREATE | XATTR_REPLACE)
 Napi::Value Lsetxattr(const Napi::CallbackInfo& info) {
-  std::string path = PathStr(info[0]), name = Str(info[1]);
-  auto value = info[2].As<Napi::Buffer<char>>();
-  if (lsetxattr(path.c_str(), name.c_str(), value.Data(), value.Length(), Int(info[3])) != 0)
+  Args args(info, "lsetxattr");
+  std::string path = args.Get<PathBytes>(0, "path").bytes, name = args.Get<std::string>(1, "name");
+  auto value = args.Get<Napi::Buffer<uint8_t>>(2, "value");
+  if (lsetxattr(path.c_str(), name.c_str(), value.Data(), value.Length(), args.Get<int32_t>(3, "flags")) != 0)
     ThrowSystemError(info.Env(), errno, "lsetxattr", path, name);
   return info.Env().Undefined();
 }
 
 // llistxattr(path): the kernel's NUL-separated name list as one string; TypeScript splits it.
 Napi::Value Llistxattr(const Napi::CallbackInfo& info) {
-  std::string path = PathStr(info[0]);
+  std::string path = Args(info, "llistxattr").Get<PathBytes>(0, "path").bytes;
   char* buf = XattrScratch();
   ssize_t n = llistxattr(path.c_str(), buf, kXattrMax);
   if (n < 0) ThrowSystemError(info.Env(), errno, "llistxattr", path);
@@ -65,14 +71,15 @@ Napi::Value Llistxattr(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Lremovexattr(const Napi::CallbackInfo& info) {
-  std::string path = PathStr(info[0]), name = Str(info[1]);
+  Args args(info, "lremovexattr");
+  std::string path = args.Get<PathBytes>(0, "path").bytes, name = args.Get<std::string>(1, "name");
   if (lremovexattr(path.c_str(), name.c_str()) != 0) ThrowSystemError(info.Env(), errno, "lremovexattr", path, name);
   return info.Env().Undefined();
 }
 
 // statfs(path): the filesystem magic (f_type); TypeScript names it.
 Napi::Value Statfs(const Napi::CallbackInfo& info) {
-  std::string path = Str(info[0]);
+  std::string path = Args(info, "statfs").Get<std::string>(0, "path");
   struct statfs st;
   if (statfs(path.c_str(), &st) != 0) ThrowSystemError(info.Env(), errno, "statfs", path);
   return Napi::Number::New(info.Env(), static_cast<uint32_t>(st.f_type));
@@ -87,38 +94,23 @@ int FlockRetrying(int fd, int op) {
 
 // flock(fd, op): true when done; false when op has LOCK_NB and another description holds the lock.
 Napi::Value Flock(const Napi::CallbackInfo& info) {
-  int err = FlockRetrying(Int(info[0]), Int(info[1]));
+  Args args(info, "flock");
+  int err = FlockRetrying(args.Get<int32_t>(0, "fd"), args.Get<int32_t>(1, "op"));
   if (err == EWOULDBLOCK) return Napi::Boolean::New(info.Env(), false);
   if (err != 0) ThrowSystemError(info.Env(), err, "flock");
   return Napi::Boolean::New(info.Env(), true);
 }
 
-// A blocking flock on a libuv pool thread, so waiting for a lock never blocks the event loop.
-class FlockWorker : public Napi::AsyncWorker {
- public:
-  FlockWorker(Napi::Env env, int fd, int op)
-      : Napi::AsyncWorker(env, "tsbuild:flock"), deferred_(Napi::Promise::Deferred::New(env)), fd_(fd), op_(op) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
- protected:
-  void Execute() override { err_ = FlockRetrying(fd_, op_); }
-  void OnOK() override {
-    if (err_ != 0)
-      deferred_.Reject(SystemError(Env(), err_, "flock").Value());
-    else
-      deferred_.Resolve(Env().Undefined());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  int fd_, op_, err_ = 0;
-};
-
+// flockWait(fd, op): a blocking flock on a libuv pool thread, so waiting for a lock never blocks the
+// event loop.
 Napi::Value FlockWait(const Napi::CallbackInfo& info) {
-  auto* worker = new FlockWorker(info.Env(), Int(info[0]), Int(info[1]));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();  // the worker deletes itself after OnOK
-  return promise;
+  Args args(info, "flockWait");
+  int fd = args.Get<int32_t>(0, "fd"), op = args.Get<int32_t>(1, "op");
+  return SyscallWorker::Queue(info.Env(), "tsbuild:flock", [fd, op]() -> Failure {
+    int err = FlockRetrying(fd, op);
+    if (err != 0) return {err, "flock", "", ""};
+    return {};
+  });
 }
 
 Napi::Value Pipe(const Napi::CallbackInfo& info) {

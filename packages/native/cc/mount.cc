@@ -7,9 +7,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "args.h"
+#include "async.h"
 #include "errors.h"
 #include "module.h"
 
@@ -69,91 +72,154 @@ std::string Joined(const std::string& a, const std::string& b) {
   return a + ": " + b;
 }
 
+// The blocking calls, written once as functions of clean values returning a Failure; each is exported
+// twice: `name` (a promise, on a libuv pool thread) and `nameSync` (on the JS thread).
+
+struct MountArgs {
+  std::optional<std::string> source, type, data;
+  std::string target;
+  unsigned long flags;
+};
+
+Failure DoMount(const MountArgs& a) {
+  if (mount(CStrOrNull(a.source), a.target.c_str(), CStrOrNull(a.type), a.flags, CStrOrNull(a.data)) == 0) return {};
+  int err = errno;
+  std::string detail = a.source ? "source '" + *a.source + "'" : "";
+  if (a.type) detail = Joined(detail, "type " + *a.type);
+  return {err, "mount", a.target, detail};
+}
+
 // mount(source|null, target, fstype|null, flags, data|null)
+MountArgs ReadMountArgs(const Napi::CallbackInfo& info, const char* fn) {
+  Args args(info, fn);
+  return {args.Nullable<std::string>(0, "source"), args.Nullable<std::string>(2, "type"),
+          args.Nullable<std::string>(4, "data"), args.Get<std::string>(1, "target"),
+          static_cast<unsigned long>(args.Get<int64_t>(3, "flags"))};
+}
 Napi::Value Mount(const Napi::CallbackInfo& info) {
-  auto source = OptStr(info[0]), type = OptStr(info[2]), data = OptStr(info[4]);
-  std::string target = Str(info[1]);
-  unsigned long flags = static_cast<unsigned long>(Int64(info[3]));
-  if (mount(CStrOrNull(source), target.c_str(), CStrOrNull(type), flags, CStrOrNull(data)) != 0) {
-    std::string detail = source ? "source '" + *source + "'" : "";
-    if (type) detail = Joined(detail, "type " + *type);
-    ThrowSystemError(info.Env(), errno, "mount", target, detail);
-  }
-  return info.Env().Undefined();
+  MountArgs a = ReadMountArgs(info, "mount");
+  return SyscallWorker::Queue(info.Env(), "tsbuild:mount", [a] { return DoMount(a); });
+}
+Napi::Value MountSync(const Napi::CallbackInfo& info) {
+  MountArgs a = ReadMountArgs(info, "mountSync");
+  return SyscallWorker::RunNow(info.Env(), [&a] { return DoMount(a); });
 }
 
 // umount(target, flags): umount2 with MNT_DETACH/MNT_FORCE/UMOUNT_NOFOLLOW.
+Failure DoUmount(const std::string& target, int flags) {
+  if (umount2(target.c_str(), flags) == 0) return {};
+  return {errno, "umount2", target, ""};
+}
 Napi::Value Umount(const Napi::CallbackInfo& info) {
-  std::string target = Str(info[0]);
-  if (umount2(target.c_str(), Int(info[1])) != 0) ThrowSystemError(info.Env(), errno, "umount2", target);
-  return info.Env().Undefined();
+  Args args(info, "umount");
+  std::string target = args.Get<std::string>(0, "target");
+  int flags = args.Get<int32_t>(1, "flags");
+  return SyscallWorker::Queue(info.Env(), "tsbuild:umount", [target, flags] { return DoUmount(target, flags); });
+}
+Napi::Value UmountSync(const Napi::CallbackInfo& info) {
+  Args args(info, "umountSync");
+  std::string target = args.Get<std::string>(0, "target");
+  int flags = args.Get<int32_t>(1, "flags");
+  return SyscallWorker::RunNow(info.Env(), [&] { return DoUmount(target, flags); });
 }
 
 // fsconfigProbe(fstype, key, value): whether fsopen(fstype) accepts this string parameter (for example
 // overlay's "lowerdir+", new in Linux 6.7). Never mounts anything.
 Napi::Value FsconfigProbe(const Napi::CallbackInfo& info) {
-  std::string fstype = Str(info[0]), key = Str(info[1]), value = Str(info[2]);
+  Args args(info, "fsconfigProbe");
+  std::string fstype = args.Get<std::string>(0, "fstype"), key = args.Get<std::string>(1, "key"),
+              value = args.Get<std::string>(2, "value");
   Fd fsfd(Fsopen(fstype.c_str()));
   bool ok = fsfd.ok() && Fsconfig(fsfd.get(), kFsconfigSetString, key.c_str(), value.c_str()) == 0;
   return Napi::Boolean::New(info.Env(), ok);
 }
 
-// fsmount(fstype, keys[], values[], attrFlags, target): fsopen, one fsconfig per key (a null value sets
-// a flag), create the superblock, fsmount with MOUNT_ATTR_* flags, move_mount onto target.
-Napi::Value FsMount(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string fstype = Str(info[0]), target = Str(info[4]);
-  auto keys = info[1].As<Napi::Array>(), values = info[2].As<Napi::Array>();
-  unsigned attrs = Uint(info[3]);
+struct FsMountArgs {
+  std::string fstype;
+  std::vector<std::string> keys;
+  std::vector<std::optional<std::string>> values;  // nullopt: a flag
+  unsigned attrs;
+  std::string target;
+};
 
-  Fd fsfd(Fsopen(fstype.c_str()));
-  if (!fsfd.ok()) ThrowSystemError(env, errno, "fsopen", target, fstype);
-  uint32_t count = keys.Length();
-  for (uint32_t i = 0; i < count; i++) {
-    std::string key = Str(keys.Get(i));
-    auto value = OptStr(values.Get(i));
+// fsopen, one fsconfig per key (a null value sets a flag), create the superblock, fsmount with
+// MOUNT_ATTR_* flags, move_mount onto target. errno is saved before the kernel log is read.
+Failure DoFsMount(const FsMountArgs& a) {
+  Fd fsfd(Fsopen(a.fstype.c_str()));
+  if (!fsfd.ok()) return {errno, "fsopen", a.target, a.fstype};
+  for (size_t i = 0; i < a.keys.size(); i++) {
+    const std::string& key = a.keys[i];
+    const std::optional<std::string>& value = a.values[i];
     unsigned cmd = value ? kFsconfigSetString : kFsconfigSetFlag;
     if (Fsconfig(fsfd.get(), cmd, key.c_str(), CStrOrNull(value)) != 0) {
       int err = errno;
       std::string what = value ? key + "=" + *value : key;
-      ThrowSystemError(env, err, "fsconfig", target, Joined(fstype + " option " + what, KernelLog(fsfd.get())));
+      return {err, "fsconfig", a.target, Joined(a.fstype + " option " + what, KernelLog(fsfd.get()))};
     }
   }
   if (Fsconfig(fsfd.get(), kFsconfigCmdCreate, nullptr, nullptr) != 0) {
     int err = errno;
     std::string log = KernelLog(fsfd.get());
     if (log.empty()) log = "the kernel gave no reason here; dmesg may have one";
-    ThrowSystemError(env, err, "fsconfig", target, "creating the " + fstype + " superblock: " + log);
+    return {err, "fsconfig", a.target, "creating the " + a.fstype + " superblock: " + log};
   }
-  Fd mfd(syscall(SYS_fsmount, fsfd.get(), kFsmountCloexec, attrs));
-  if (!mfd.ok()) ThrowSystemError(env, errno, "fsmount", target, KernelLog(fsfd.get()));
-  if (syscall(SYS_move_mount, mfd.get(), "", AT_FDCWD, target.c_str(), kMoveMountFEmptyPath) != 0)
-    ThrowSystemError(env, errno, "move_mount", target);
-  return env.Undefined();
+  Fd mfd(syscall(SYS_fsmount, fsfd.get(), kFsmountCloexec, a.attrs));
+  if (!mfd.ok()) {
+    int err = errno;
+    return {err, "fsmount", a.target, KernelLog(fsfd.get())};
+  }
+  if (syscall(SYS_move_mount, mfd.get(), "", AT_FDCWD, a.target.c_str(), kMoveMountFEmptyPath) != 0)
+    return {errno, "move_mount", a.target, ""};
+  return {};
 }
 
+// fsmount(fstype, keys[], values[], attrFlags, target)
+FsMountArgs ReadFsMountArgs(const Napi::CallbackInfo& info, const char* fn) {
+  Args args(info, fn);
+  FsMountArgs a{args.Get<std::string>(0, "fstype"), args.List<std::string>(1, "keys"),
+                args.NullableList<std::string>(2, "values"), args.Get<uint32_t>(3, "attrFlags"),
+                args.Get<std::string>(4, "target")};
+  if (a.keys.size() != a.values.size())
+    throw Napi::TypeError::New(info.Env(), std::string(fn) + ": keys and values must have the same length");
+  return a;
+}
+Napi::Value FsMount(const Napi::CallbackInfo& info) {
+  FsMountArgs a = ReadFsMountArgs(info, "fsmount");
+  return SyscallWorker::Queue(info.Env(), "tsbuild:fsmount", [a] { return DoFsMount(a); });
+}
+Napi::Value FsMountSync(const Napi::CallbackInfo& info) {
+  FsMountArgs a = ReadFsMountArgs(info, "fsmountSync");
+  return SyscallWorker::RunNow(info.Env(), [&a] { return DoFsMount(a); });
+}
+
+// The calls below change the calling thread's (or process's) root, namespaces or hostname: they must
+// run on the JS thread itself, never on a pool thread, so they stay synchronous.
+
 Napi::Value PivotRoot(const Napi::CallbackInfo& info) {
-  std::string newRoot = Str(info[0]), putOld = Str(info[1]);
-  if (syscall(SYS_pivot_root, newRoot.c_str(), putOld.c_str()) != 0)
-    ThrowSystemError(info.Env(), errno, "pivot_root", newRoot, "put_old '" + putOld + "'");
+  Args args(info, "pivotRoot");
+  std::string newRoot = args.Get<std::string>(0, "newRoot"), putOld = args.Get<std::string>(1, "putOld");
+  if (syscall(SYS_pivot_root, newRoot.c_str(), putOld.c_str()) != 0) {
+    int err = errno;
+    ThrowSystemError(info.Env(), err, "pivot_root", newRoot, "put_old '" + putOld + "'");
+  }
   return info.Env().Undefined();
 }
 
 Napi::Value Chroot(const Napi::CallbackInfo& info) {
-  std::string path = Str(info[0]);
+  std::string path = Args(info, "chroot").Get<std::string>(0, "path");
   if (chroot(path.c_str()) != 0) ThrowSystemError(info.Env(), errno, "chroot", path);
   return info.Env().Undefined();
 }
 
 Napi::Value Sethostname(const Napi::CallbackInfo& info) {
-  std::string name = Str(info[0]);
+  std::string name = Args(info, "sethostname").Get<std::string>(0, "name");
   if (sethostname(name.data(), name.size()) != 0) ThrowSystemError(info.Env(), errno, "sethostname", "", name);
   return info.Env().Undefined();
 }
 
 // unshare(cloneFlags): affects the calling thread only (see src/mount.ts).
 Napi::Value Unshare(const Napi::CallbackInfo& info) {
-  if (unshare(Int(info[0])) != 0) ThrowSystemError(info.Env(), errno, "unshare");
+  if (unshare(Args(info, "unshare").Get<int32_t>(0, "flags")) != 0) ThrowSystemError(info.Env(), errno, "unshare");
   return info.Env().Undefined();
 }
 
@@ -161,11 +227,12 @@ Napi::Value Unshare(const Napi::CallbackInfo& info) {
 // one, so the calling thread first unshares CLONE_FS (it keeps its cwd and root, only unshared).
 Napi::Value Setns(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int nstype = Int(info[1]);
-  std::string path = info[0].IsString() ? Str(info[0]) : "";
+  Args args(info, "setns");
+  int nstype = args.Get<int32_t>(1, "nstype");
+  std::string path = info[0].IsString() ? args.Get<std::string>(0, "pathOrFd") : "";
   Fd opened(path.empty() ? -1 : open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!path.empty() && !opened.ok()) ThrowSystemError(env, errno, "open", path);
-  int fd = path.empty() ? Int(info[0]) : opened.get();
+  int fd = path.empty() ? args.Get<int32_t>(0, "pathOrFd") : opened.get();
   if ((nstype == 0 || (nstype & CLONE_NEWNS)) && unshare(CLONE_FS) != 0) ThrowSystemError(env, errno, "unshare", path);
   if (setns(fd, nstype) != 0) ThrowSystemError(env, errno, "setns", path);
   return env.Undefined();
@@ -175,7 +242,8 @@ Napi::Value Setns(const Napi::CallbackInfo& info) {
 
 void InitMount(Napi::Env env, Napi::Object exports) {
   Register(env, exports,
-           {{"mount", Mount}, {"umount", Umount}, {"fsconfigProbe", FsconfigProbe}, {"fsmount", FsMount},
+           {{"mount", Mount}, {"mountSync", MountSync}, {"umount", Umount}, {"umountSync", UmountSync},
+            {"fsconfigProbe", FsconfigProbe}, {"fsmount", FsMount}, {"fsmountSync", FsMountSync},
             {"pivotRoot", PivotRoot}, {"chroot", Chroot}, {"sethostname", Sethostname}, {"unshare", Unshare},
             {"setns", Setns}});
 }

@@ -5,10 +5,12 @@
  * @module @tsbuild/native
  */
 export { binding, nativeBinaries } from './binding';
-export type { NativeBinaries } from './binding';
+export type {
+  NativeBinaries, NativeBinding, NativeExitCallback, NativeProcess, NativeSpawnSpec, NativeSpawnStep,
+} from './binding';
 export * from './types';
 export {
-  mount, umount, mountOverlay, overlayApi, pivotRoot, chroot, sethostname, unshare, setns,
+  mount, mountSync, umount, umountSync, mountOverlay, mountOverlaySync, overlayApi, pivotRoot, chroot, sethostname, unshare, setns,
   mountFlagBits, namespaceBits, checkMountData, MOUNT_FLAGS, NAMESPACE_FLAGS, MOUNT_DATA_MAX, FSCONFIG_VALUE_MAX,
 } from './mount';
 export {

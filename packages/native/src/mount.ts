@@ -1,6 +1,7 @@
 // Mounts and namespaces: mount(2), umount2, overlay through the new mount API (one `lowerdir+` per
 // layer, so up to 500 layers fit), pivot_root, chroot, unshare, setns, sethostname.
 import { binding } from './binding';
+import type { NativeBinding } from './binding';
 import type { MountFlag, MountSpec, Namespace, OverlayMountSpec, UmountOptions } from './types';
 import {
   checkArray, checkFd, checkMaxBytes, checkName, checkObject, checkOptionalBoolean, checkOptionalObject,
@@ -59,25 +60,50 @@ function limitError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
-/** mount(2). Flags by name, e.g. `{ target, flags: ['rec', 'private'] }` or a tmpfs with `data`. */
-export function mount(spec: MountSpec): void {
-  const s = checkObject('mount', 'spec', spec);
-  const source = checkOptionalString('mount', 'source', s.source);
-  const target = checkPath('mount', 'target', s.target);
-  const type = checkOptionalString('mount', 'type', s.type);
-  const flags = mountFlagBits(s.flags);
-  binding.mount(source, target, type, flags, checkMountData('mount', s.data));
+type MountArgs = Parameters<NativeBinding['mount']>;
+type UmountArgs = Parameters<NativeBinding['umount']>;
+
+function mountArgs(fn: string, spec: MountSpec): MountArgs {
+  const s = checkObject(fn, 'spec', spec);
+  const source = checkOptionalString(fn, 'source', s.source);
+  const target = checkPath(fn, 'target', s.target);
+  const type = checkOptionalString(fn, 'type', s.type);
+  const flags = mountFlagBits(s.flags, fn);
+  return [source, target, type, flags, checkMountData(fn, s.data)];
 }
 
-/** umount2(2); `detach` is a lazy unmount (MNT_DETACH). */
-export function umount(target: string, opts?: UmountOptions): void {
-  checkPath('umount', 'target', target);
-  const o = checkOptionalObject('umount', 'options', opts);
+/**
+ * mount(2) on a libuv pool thread (a mount can wait on a slow disk or a FUSE daemon). Flags by name,
+ * e.g. `{ target, flags: ['rec', 'private'] }` or a tmpfs with `data`. Bad arguments reject with a
+ * TypeError before any syscall.
+ */
+export async function mount(spec: MountSpec): Promise<void> {
+  await binding.mount(...mountArgs('mount', spec));
+}
+
+/** mount() on the calling thread, for callers that cannot await (the host probes of a driver's open). */
+export function mountSync(spec: MountSpec): void {
+  binding.mountSync(...mountArgs('mountSync', spec));
+}
+
+function umountArgs(fn: string, target: string, opts: UmountOptions | undefined): UmountArgs {
+  checkPath(fn, 'target', target);
+  const o = checkOptionalObject(fn, 'options', opts);
   let flags = 0;
   for (const name of Object.keys(UMOUNT_FLAGS) as (keyof typeof UMOUNT_FLAGS)[]) {
-    if (checkOptionalBoolean('umount', `options.${name}`, o[name])) flags |= UMOUNT_FLAGS[name];
+    if (checkOptionalBoolean(fn, `options.${name}`, o[name])) flags |= UMOUNT_FLAGS[name];
   }
-  binding.umount(target, flags);
+  return [target, flags];
+}
+
+/** umount2(2) on a libuv pool thread; `detach` is a lazy unmount (MNT_DETACH). */
+export async function umount(target: string, opts?: UmountOptions): Promise<void> {
+  await binding.umount(...umountArgs('umount', target, opts));
+}
+
+/** umount() on the calling thread, for callers that cannot await (the host probes of a driver's open). */
+export function umountSync(target: string, opts?: UmountOptions): void {
+  binding.umountSync(...umountArgs('umountSync', target, opts));
 }
 
 // ---- overlay ----
@@ -109,8 +135,7 @@ interface OverlayPlan {
   flagNames: string[];
 }
 
-function checkOverlaySpec(spec: OverlayMountSpec): OverlayPlan {
-  const fn = 'mountOverlay';
+function checkOverlaySpec(fn: string, spec: OverlayMountSpec): OverlayPlan {
   const s = checkObject(fn, 'spec', spec);
   const lower = checkArray(fn, 'lower', s.lower).map((p) => checkPath(fn, 'each lower', p));
   const upper = checkOptionalString(fn, 'upper', s.upper);
@@ -134,26 +159,44 @@ function checkOverlaySpec(spec: OverlayMountSpec): OverlayPlan {
   return { lower, upper, work, target: checkPath(fn, 'target', s.target), options, flagNames };
 }
 
+/** The one addon call that mounts an overlay: fsmount (new mount API) or mount(2). */
+type OverlayCall =
+  | { api: 'fsconfig'; args: Parameters<NativeBinding['fsmount']> }
+  | { api: 'mount'; args: MountArgs };
+
 /**
- * Mounts an overlay. Prefers the new mount API: fsopen("overlay"), one `lowerdir+` per layer (top first),
- * upperdir/workdir, the options, create, fsmount with the flags as mount attributes, move_mount onto
- * target. Falls back to mount(2) with a `lowerdir=a:b` string, refusing (instead of letting the kernel
- * truncate it) when that string exceeds one page. Kernel log lines are part of the error message.
+ * Mounts an overlay, on a libuv pool thread. Prefers the new mount API: fsopen("overlay"), one
+ * `lowerdir+` per layer (top first), upperdir/workdir, the options, create, fsmount with the flags as
+ * mount attributes, move_mount onto target. Falls back to mount(2) with a `lowerdir=a:b` string,
+ * refusing (instead of letting the kernel truncate it) when that string exceeds one page. Kernel log
+ * lines are part of the error message.
  */
-export function mountOverlay(spec: OverlayMountSpec): { api: OverlayApi } {
-  const plan = checkOverlaySpec(spec);
-  const api = overlayApi();
-  if (api === 'fsconfig') mountOverlayFsconfig(plan);
-  else mountOverlayLegacy(plan);
-  return { api };
+export async function mountOverlay(spec: OverlayMountSpec): Promise<{ api: OverlayApi }> {
+  const call = overlayCall('mountOverlay', spec);
+  if (call.api === 'fsconfig') await binding.fsmount(...call.args);
+  else await binding.mount(...call.args);
+  return { api: call.api };
 }
 
-function mountOverlayFsconfig(plan: OverlayPlan): void {
+/** mountOverlay() on the calling thread, for callers that cannot await (the overlay driver's host probe). */
+export function mountOverlaySync(spec: OverlayMountSpec): { api: OverlayApi } {
+  const call = overlayCall('mountOverlaySync', spec);
+  if (call.api === 'fsconfig') binding.fsmountSync(...call.args);
+  else binding.mountSync(...call.args);
+  return { api: call.api };
+}
+
+function overlayCall(fn: string, spec: OverlayMountSpec): OverlayCall {
+  const plan = checkOverlaySpec(fn, spec);
+  return overlayApi() === 'fsconfig' ? { api: 'fsconfig', args: fsconfigArgs(fn, plan) } : { api: 'mount', args: legacyArgs(fn, plan) };
+}
+
+function fsconfigArgs(fn: string, plan: OverlayPlan): Parameters<NativeBinding['fsmount']> {
   const keys: string[] = [];
   const values: (string | null)[] = [];
   const add = (key: string, value: string | null) => {
     if (value !== null && Buffer.byteLength(value) > FSCONFIG_VALUE_MAX) {
-      throw limitError('ENAMETOOLONG', `mountOverlay: ${key} value '${value}' is ${Buffer.byteLength(value)} bytes; fsconfig takes at most ${FSCONFIG_VALUE_MAX} (use a shorter path)`);
+      throw limitError('ENAMETOOLONG', `${fn}: ${key} value '${value}' is ${Buffer.byteLength(value)} bytes; fsconfig takes at most ${FSCONFIG_VALUE_MAX} (use a shorter path)`);
     }
     keys.push(key);
     values.push(value);
@@ -166,7 +209,7 @@ function mountOverlayFsconfig(plan: OverlayPlan): void {
   for (const [key, value] of plan.options) add(key, value);
   let attrs = 0;
   for (const name of plan.flagNames) attrs |= MOUNT_ATTRS[name]!; // checked against MOUNT_ATTRS by the plan
-  binding.fsmount('overlay', keys, values, attrs, plan.target);
+  return ['overlay', keys, values, attrs, plan.target];
 }
 
 /** Escapes the characters overlay's legacy option parser splits on (',' ':') and its escape ('\'). */
@@ -174,12 +217,12 @@ function escapeLegacy(path: string): string {
   return path.replace(/[\\:,]/g, '\\$&');
 }
 
-function mountOverlayLegacy(plan: OverlayPlan): void {
+function legacyArgs(fn: string, plan: OverlayPlan): MountArgs {
   const parts = [`lowerdir=${plan.lower.map(escapeLegacy).join(':')}`];
   if (plan.upper !== null) parts.push(`upperdir=${escapeLegacy(plan.upper)}`, `workdir=${escapeLegacy(plan.work!)}`);
   for (const [key, value] of plan.options) {
     const opt = value === null ? key : `${key}=${value}`;
-    if (opt.includes(',')) fail('mountOverlay', 'each option', 'free of commas on the mount(2) path', opt);
+    if (opt.includes(',')) fail(fn, 'each option', 'free of commas on the mount(2) path', opt);
     parts.push(opt);
   }
   const data = parts.join(',');
@@ -187,13 +230,13 @@ function mountOverlayLegacy(plan: OverlayPlan): void {
   if (bytes > MOUNT_DATA_MAX) {
     throw limitError(
       'E2BIG',
-      `mountOverlay: the overlay options for ${plan.lower.length} lower layers are ${bytes} bytes, but mount(2) ` +
+      `${fn}: the overlay options for ${plan.lower.length} lower layers are ${bytes} bytes, but mount(2) ` +
         `takes at most ${MOUNT_DATA_MAX} and would silently truncate them; mounting this many layers needs ` +
         `the new mount API with lowerdir+ (Linux 6.7 or later)`,
     );
   }
-  const flags = flagBits('mountOverlay', 'flags', plan.flagNames, MOUNT_FLAGS);
-  binding.mount('overlay', plan.target, 'overlay', flags, data);
+  const flags = flagBits(fn, 'flags', plan.flagNames, MOUNT_FLAGS);
+  return ['overlay', plan.target, 'overlay', flags, data];
 }
 
 // ---- roots and namespaces ----

@@ -4,12 +4,14 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
+import * as util from 'node:util';
 import type { Readable, Writable } from 'node:stream';
 import { binding, nativeBinaries } from './binding';
+import type { NativeExitCallback, NativeProcess, NativeSpawnSpec, NativeSpawnStep } from './binding';
 import { mknodArgs } from './fsops';
 import { MOUNT_FLAGS, NAMESPACE_FLAGS, checkMountData, mountFlagBits } from './mount';
 import type {
-  Capabilities, ContainerProcess, ExitStatus, Namespace, Rlimit, SetupStep, Signal, SpawnSpec,
+  Capabilities, ContainerProcess, ExitStatus, Namespace, Rlimit, Signal, SpawnSpec,
 } from './types';
 import {
   checkArray, checkFd, checkInteger, checkMaxBytes, checkName, checkObject, checkOptionalBoolean, checkString, fail,
@@ -96,51 +98,6 @@ function hasCapSysResource(): boolean {
 
 // ---- normalization ----
 
-interface NativeStep {
-  op: SetupStep['op'];
-  path?: string;
-  source?: string | undefined;
-  fstype?: string | undefined;
-  data?: string | undefined;
-  flags?: number;
-  mode?: number;
-  parents?: boolean;
-  recursive?: boolean;
-  slot?: number;
-  major?: number;
-  minor?: number;
-  optional?: boolean | undefined;
-  ifMissing?: boolean;
-}
-
-interface NativeSpec {
-  argv: string[];
-  envp: string[];
-  candidates: string[];
-  cloneFlags: number;
-  vfork: boolean;
-  joins: { type: number; path: string }[];
-  cgroupDir: string | null;
-  cgroupProcs: string[];
-  steps: NativeStep[];
-  cwd: string | null;
-  setIds: boolean;
-  uid: number;
-  gid: number;
-  groups: number[];
-  rlimits: { name: string; resource: number; soft: number; hard: number }[];
-  caps: { bounding: number; effective: number; permitted: number; inheritable: number; ambient: number } | null;
-  lastCap: number;
-  noNewPrivs: boolean;
-  seccomp?: Buffer;
-  seccompFlags?: number;
-  terminal: boolean;
-  pdeathsig: number;
-  stdio: number[];
-  initPath: string | null;
-  initExecOnly: boolean;
-}
-
 const FN = 'spawn';
 
 /** An argv or env list: strings without NUL bytes; empty strings are valid arguments (execve passes them). */
@@ -187,7 +144,7 @@ function capMask(what: string, names: unknown, last: number): number {
   return Number(mask);
 }
 
-function normalizeCaps(value: unknown): NativeSpec['caps'] {
+function normalizeCaps(value: unknown): NativeSpawnSpec['caps'] {
   if (value === undefined) return null;
   const c = checkObject(FN, 'capabilities', value);
   const last = lastCap();
@@ -206,7 +163,7 @@ function checkLimitValue(what: string, value: unknown): number {
 }
 
 /** Validates rlimits (an unknown or duplicate type is an error, as in OCI) and fits hard limits to the host. */
-export function normalizeRlimits(value: unknown, clamp = true): NativeSpec['rlimits'] {
+export function normalizeRlimits(value: unknown, clamp = true): NativeSpawnSpec['rlimits'] {
   if (value === undefined) return [];
   const seen = new Set<string>();
   const canRaise = hasCapSysResource();
@@ -220,7 +177,7 @@ export function normalizeRlimits(value: unknown, clamp = true): NativeSpec['rlim
     let soft = checkLimitValue(`rlimit ${name} soft`, r.soft);
     let hard = checkLimitValue(`rlimit ${name} hard`, r.hard);
     if (soft > hard) throw new RangeError(`spawn: rlimit ${name}: the soft limit ${soft} is above the hard limit ${hard}`);
-    const hostHard = (binding.getrlimit(resource) as [number, number])[1];
+    const hostHard = binding.getrlimit(resource)[1];
     if (hard > hostHard && !canRaise) {
       if (!clamp) {
         throw Object.assign(
@@ -235,7 +192,7 @@ export function normalizeRlimits(value: unknown, clamp = true): NativeSpec['rlim
   });
 }
 
-function normalizeStep(raw: unknown, index: number, openSlots: Set<number>): NativeStep {
+function normalizeStep(raw: unknown, index: number, openSlots: Set<number>): NativeSpawnStep {
   const what = `steps[${index}]`;
   const s = checkObject(FN, what, raw);
   const optional = checkOptionalBoolean(FN, `${what}.optional`, s.optional);
@@ -320,7 +277,7 @@ function checkNamespace(what: string, value: unknown): Namespace {
   return value as Namespace;
 }
 
-function normalizeSeccomp(value: unknown): Pick<NativeSpec, 'seccomp' | 'seccompFlags'> {
+function normalizeSeccomp(value: unknown): Pick<NativeSpawnSpec, 'seccomp' | 'seccompFlags'> {
   if (value === undefined) return {};
   const o = checkObject(FN, 'seccomp', value);
   if (!(o.filter instanceof Uint8Array)) fail(FN, 'seccomp.filter', 'a Buffer of struct sock_filter', o.filter);
@@ -334,7 +291,7 @@ function normalizeSeccomp(value: unknown): Pick<NativeSpec, 'seccomp' | 'seccomp
 }
 
 /** Validates a SpawnSpec and turns it into what the addon takes. Exported for tests and benchmarks. */
-export function normalizeSpawnSpec(spec: SpawnSpec): NativeSpec {
+export function normalizeSpawnSpec(spec: SpawnSpec): NativeSpawnSpec {
   const s = checkObject(FN, 'spec', spec) as Partial<SpawnSpec>;
   const args = checkStrings('args', s.args);
   const env = checkStrings('env', s.env, true);
@@ -390,19 +347,13 @@ export function normalizeSpawnSpec(spec: SpawnSpec): NativeSpec {
     ...normalizeSeccomp(s.seccomp),
     terminal: checkOptionalBoolean(FN, 'terminal', s.terminal),
     pdeathsig: s.parentDeathSignal === undefined ? 0 : signalNumber(s.parentDeathSignal, FN),
-    stdio: stdio.map((fd, i) => checkFd(FN, `stdio[${i}]`, fd)),
+    stdio: [checkFd(FN, 'stdio[0]', stdio[0]), checkFd(FN, 'stdio[1]', stdio[1]), checkFd(FN, 'stdio[2]', stdio[2])],
     initPath: s.initBinary === undefined ? null : checkAbsolute('initBinary', s.initBinary),
     initExecOnly: checkOptionalBoolean(FN, 'initExecOnly', s.initExecOnly),
   };
 }
 
 // ---- the process ----
-
-interface NativeProcess {
-  pid: number;
-  terminalFd?: number;
-  kill(signo: number): boolean;
-}
 
 class SpawnedProcess implements ContainerProcess {
   readonly terminalFd?: number;
@@ -429,11 +380,12 @@ class SpawnedProcess implements ContainerProcess {
  */
 export async function spawn(spec: SpawnSpec): Promise<ContainerProcess> {
   const native = normalizeSpawnSpec(spec);
-  let onExit!: (code: number | null, signo: number | null, waitErrno: number) => void;
+  let onExit!: NativeExitCallback;
   const exited = new Promise<ExitStatus>((resolve, reject) => {
     onExit = (code, signo, waitErrno) => {
       if (waitErrno !== 0) {
-        reject(Object.assign(new Error(`waitid: process was reaped elsewhere (errno ${waitErrno})`), { errno: waitErrno }));
+        const code = util.getSystemErrorName(-waitErrno);
+        reject(Object.assign(new Error(`waitid: process was reaped elsewhere (errno ${waitErrno})`), { code, errno: waitErrno, syscall: 'waitid' }));
         return;
       }
       resolve({ exitCode: code, signal: signo === null ? null : (SIGNAL_NAMES.get(signo) ?? null) });
@@ -469,7 +421,7 @@ export async function spawnWithPipes(
   try {
     options.forEach((opt, i) => {
       if (opt === 'pipe') {
-        const [r, w] = binding.pipe() as [number, number];
+        const [r, w] = binding.pipe();
         childFds.push(i === 0 ? r : w);
         parentEnds[i] = i === 0 ? w : r;
         toClose.push(i === 0 ? r : w);
@@ -509,5 +461,6 @@ export async function readAll(stream: Readable | null): Promise<string> {
 
 /** Marks an fd close-on-exec or not (spawn closes every fd >= 3 in the child anyway). */
 export function setCloexec(fd: number, on: boolean): void {
+  if (typeof on !== 'boolean') fail('setCloexec', 'on', 'a boolean', on);
   binding.setCloexec(checkFd('setCloexec', 'fd', fd), on);
 }

@@ -39,9 +39,9 @@ describe('mknod', () => {
     );
   });
 
-  it('rejects bad arguments with a TypeError before calling C++', () => {
+  it('rejects bad arguments with a TypeError before calling C++', async () => {
     const p = path.join(root, 'x');
-    withoutNative('mknod', () => {
+    await withoutNative('mknod', () => {
       expect(() => mknod('', { type: 'fifo', mode: 0o644 })).toThrow(TypeError);
       expect(() => mknod('a\0b', { type: 'fifo', mode: 0o644 })).toThrow(/NUL/);
       expect(() => mknod(p, { type: 'pipe' as never, mode: 0o644 })).toThrow(/type must be one of/);
@@ -100,10 +100,10 @@ describe('xattrs', () => {
     expect(lgetxattr(link, 'trusted.overlay.opaque')?.toString()).toBe('y');
   });
 
-  it('reports a missing file with code and path; rejects bad arguments before C++', () => {
+  it('reports a missing file with code and path; rejects bad arguments before C++', async () => {
     const missing = path.join(root, 'missing');
     expect(() => lgetxattr(missing, 'user.x')).toThrow(expect.objectContaining({ code: 'ENOENT', syscall: 'lgetxattr', path: missing }));
-    withoutNative('lsetxattr', () => {
+    await withoutNative('lsetxattr', () => {
       expect(() => lsetxattr(missing, 'user.x', 'text' as never)).toThrow(/value must be a Buffer/);
       expect(() => lsetxattr(missing, '', Buffer.alloc(1))).toThrow(TypeError);
       expect(() => lsetxattr(missing, 'user.' + 'x'.repeat(251), Buffer.alloc(1))).toThrow(/at most 255 bytes/);
@@ -151,7 +151,7 @@ describe('flock', () => {
   it('rejects a bad fd with EBADF, and bad arguments with TypeError', async () => {
     await expect(flockWait(999_999, 'shared')).rejects.toMatchObject({ code: 'EBADF', syscall: 'flock' });
     expect(() => flock(999_999, 'shared')).toThrow(expect.objectContaining({ code: 'EBADF' }));
-    withoutNative('flock', () => {
+    await withoutNative('flock', () => {
       expect(() => flock(-1, 'shared')).toThrow(TypeError);
       expect(() => flock(0, 'read' as never)).toThrow(/mode must be one of/);
       expect(() => flock(0, 'shared', { nonBlocking: 1 as never })).toThrow(/nonBlocking must be a boolean/);

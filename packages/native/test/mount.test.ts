@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { statfs } from '../src/fsops';
-import { chroot, mount, pivotRoot, setns, sethostname, umount, unshare } from '../src/mount';
+import { chroot, mount, mountSync, pivotRoot, setns, sethostname, umount, umountSync, unshare } from '../src/mount';
 import { mountLine, withoutNative } from './syscall-helpers';
 import { destroyRoot } from '../../../test/helpers/temp';
 
@@ -22,85 +22,97 @@ afterEach(() => {
 });
 
 describe('mount and umount', () => {
-  it('mounts a tmpfs with flags and data, then unmounts it', () => {
+  it('mounts a tmpfs with flags and data, then unmounts it', async () => {
     const target = path.join(root, 'tmp');
     fs.mkdirSync(target);
-    mount({ source: 'tsbtest', target, type: 'tmpfs', flags: ['nosuid', 'nodev', 'noexec'], data: 'size=1m,mode=0710' });
+    await mount({ source: 'tsbtest', target, type: 'tmpfs', flags: ['nosuid', 'nodev', 'noexec'], data: 'size=1m,mode=0710' });
     expect(statfs(target).typeName).toBe('tmpfs');
     const line = mountLine(target)!;
     expect(line).toMatch(/ rw,nosuid,nodev,noexec[, ]/);
     expect(line).toContain(' - tmpfs tsbtest ');
     expect(fs.statSync(target).mode & 0o7777).toBe(0o710);
-    umount(target);
+    await umount(target);
     expect(mountLine(target)).toBeUndefined();
   });
 
-  it('bind mounts and remounts read-only', () => {
+  it('bind mounts and remounts read-only', async () => {
     const src = path.join(root, 'src');
     const target = path.join(root, 'dst');
     fs.mkdirSync(src);
     fs.mkdirSync(target);
     fs.writeFileSync(path.join(src, 'f'), 'data');
-    mount({ source: src, target, flags: ['bind'] });
-    mount({ target, flags: ['remount', 'bind', 'ro'] });
+    await mount({ source: src, target, flags: ['bind'] });
+    await mount({ target, flags: ['remount', 'bind', 'ro'] });
     expect(fs.readFileSync(path.join(target, 'f'), 'utf8')).toBe('data');
     expect(() => fs.writeFileSync(path.join(target, 'g'), '')).toThrow(expect.objectContaining({ code: 'EROFS' }));
     const busy = fs.openSync(path.join(target, 'f'), 'r');
     try {
-      expect(() => umount(target)).toThrow(expect.objectContaining({ code: 'EBUSY', syscall: 'umount2', path: target }));
-      umount(target, { detach: true });
+      await expect(umount(target)).rejects.toThrow(expect.objectContaining({ code: 'EBUSY', syscall: 'umount2', path: target }));
+      await umount(target, { detach: true });
     } finally {
       fs.closeSync(busy);
     }
     expect(mountLine(target)).toBeUndefined();
   });
 
-  it('reports syscall errors with code, errno, syscall and path', () => {
-    expect(() => umount(root)).toThrow(
-      expect.objectContaining({ code: 'EINVAL', errno: os.constants.errno.EINVAL, syscall: 'umount2', path: root }),
-    );
+  it('reports syscall errors with code, errno, syscall and path', async () => {
+    const einval = expect.objectContaining({ code: 'EINVAL', errno: os.constants.errno.EINVAL, syscall: 'umount2', path: root });
+    await expect(umount(root)).rejects.toThrow(einval);
+    expect(() => umountSync(root)).toThrow(einval);
     const missing = path.join(root, 'missing');
-    const err = (() => {
-      try {
-        mount({ source: path.join(root, 'nosrc'), target: missing, flags: ['bind'] });
-      } catch (e) {
-        return e as Error & { code: string; path: string };
-      }
-    })();
-    expect(err).toMatchObject({ code: 'ENOENT', syscall: 'mount', path: missing });
-    expect(err!.message).toContain(`source '${path.join(root, 'nosrc')}'`);
+    const spec = { source: path.join(root, 'nosrc'), target: missing, flags: ['bind' as const] };
+    const enoent = expect.objectContaining({
+      code: 'ENOENT', errno: os.constants.errno.ENOENT, syscall: 'mount', path: missing,
+      message: expect.stringContaining(`source '${path.join(root, 'nosrc')}'`),
+    });
+    await expect(mount(spec)).rejects.toThrow(enoent);
+    expect(() => mountSync(spec)).toThrow(enoent);
   });
 
-  it('rejects bad arguments with TypeError (and oversized data) before calling C++', () => {
-    withoutNative('mount', () => {
-      expect(() => mount({ target: '' })).toThrow(TypeError);
-      expect(() => mount({ target: root, flags: ['readonly' as never] })).toThrow(/each of flags must be one of 'ro'/);
-      expect(() => mount({ target: root, flags: 'ro' as never })).toThrow(/flags must be an array/);
-      expect(() => mount({ target: root, type: 'tmp\0fs' })).toThrow(/NUL/);
-      expect(() => mount({ target: root, data: 'a\0' })).toThrow(TypeError);
-      expect(() => mount(null as never)).toThrow(/spec must be an object/);
-      expect(() => mount({ target: root, type: 'tmpfs', data: 'x'.repeat(4096) })).toThrow(
+  it('returns promises from mount and umount, settled once the syscall is done', async () => {
+    const target = path.join(root, 'tmp');
+    fs.mkdirSync(target);
+    const pending = mount({ source: 'tsbasync', target, type: 'tmpfs' });
+    expect(pending).toBeInstanceOf(Promise);
+    await pending;
+    expect(mountLine(target)).toContain(' - tmpfs tsbasync ');
+    await umount(target);
+    expect(mountLine(target)).toBeUndefined();
+  });
+
+  it('rejects bad arguments with TypeError (and oversized data) before calling C++', async () => {
+    await withoutNative('mount', async () => {
+      await expect(mount({ target: '' })).rejects.toThrow(TypeError);
+      await expect(mount({ target: root, flags: ['readonly' as never] })).rejects.toThrow(/each of flags must be one of 'ro'/);
+      await expect(mount({ target: root, flags: 'ro' as never })).rejects.toThrow(/flags must be an array/);
+      await expect(mount({ target: root, type: 'tmp\0fs' })).rejects.toThrow(/NUL/);
+      await expect(mount({ target: root, data: 'a\0' })).rejects.toThrow(TypeError);
+      await expect(mount(null as never)).rejects.toThrow(/spec must be an object/);
+      await expect(mount({ target: root, type: 'tmpfs', data: 'x'.repeat(4096) })).rejects.toThrow(
         expect.objectContaining({ code: 'E2BIG', message: expect.stringContaining('at most 4095') }),
       );
     });
-    withoutNative('umount', () => {
-      expect(() => umount(root, { detach: 'yes' as never })).toThrow(/detach must be a boolean/);
-      expect(() => umount(42 as never)).toThrow(TypeError);
+    await withoutNative('mountSync', () => {
+      expect(() => mountSync({ target: '' })).toThrow(/mountSync: target must be/);
+    });
+    await withoutNative('umount', async () => {
+      await expect(umount(root, { detach: 'yes' as never })).rejects.toThrow(/detach must be a boolean/);
+      await expect(umount(42 as never)).rejects.toThrow(TypeError);
     });
   });
 
-  it('validates the namespace and root functions before calling C++', () => {
-    withoutNative('unshare', () => {
+  it('validates the namespace and root functions before calling C++', async () => {
+    await withoutNative('unshare', () => {
       expect(() => unshare([])).toThrow(/non-empty/);
       expect(() => unshare(['time' as never])).toThrow(/must be one of 'mount'/);
     });
-    withoutNative('setns', () => {
+    await withoutNative('setns', () => {
       expect(() => setns(-1)).toThrow(TypeError);
       expect(() => setns('/proc/self/ns/uts', 'utc' as never)).toThrow(/type must be one of/);
     });
-    withoutNative('sethostname', () => expect(() => sethostname('h'.repeat(65))).toThrow(/at most 64 bytes/));
-    withoutNative('pivotRoot', () => expect(() => pivotRoot(root, '')).toThrow(TypeError));
-    withoutNative('chroot', () => expect(() => chroot('')).toThrow(TypeError));
+    await withoutNative('sethostname', () => expect(() => sethostname('h'.repeat(65))).toThrow(/at most 64 bytes/));
+    await withoutNative('pivotRoot', () => expect(() => pivotRoot(root, '')).toThrow(TypeError));
+    await withoutNative('chroot', () => expect(() => chroot('')).toThrow(TypeError));
   });
 });
 
@@ -126,8 +138,7 @@ describe('namespaces and roots (in a child process)', () => {
     fs.writeFileSync(script, [
       `const fs = require('fs'), os = require('os'), path = require('path');`,
       `const native = { ...require(${JSON.stringify(path.join(compiled, 'src', 'mount.js'))}), ...require(${JSON.stringify(path.join(compiled, 'src', 'fsops.js'))}) };`,
-      `const out = (() => { ${body} })();`,
-      `process.stdout.write(JSON.stringify(out));`,
+      `(async () => { ${body} })().then((out) => process.stdout.write(JSON.stringify(out)));`,
     ].join('\n'));
     const result = spawnSync(process.execPath, [script], { encoding: 'utf8', env: { ...process.env, ...env } });
     expect(result.stderr).toBe('');
@@ -156,8 +167,8 @@ describe('namespaces and roots (in a child process)', () => {
       const host = '/proc/self/ns/mnt';
       const hostFd = fs.openSync(host, 'r');
       native.unshare(['mount']);
-      native.mount({ target: '/', flags: ['rec', 'private'] });
-      native.mount({ source: 'tsbns', target: ${JSON.stringify(root)}, type: 'tmpfs' });
+      native.mountSync({ target: '/', flags: ['rec', 'private'] });
+      native.mountSync({ source: 'tsbns', target: ${JSON.stringify(root)}, type: 'tmpfs' });
       fs.writeFileSync(${JSON.stringify(path.join(root, 'inside'))}, '');
       const inside = fs.readdirSync(${JSON.stringify(root)});
       native.setns(hostFd, 'mount');
@@ -172,21 +183,40 @@ describe('namespaces and roots (in a child process)', () => {
     expect(mountLine(root)).toBeUndefined();
   });
 
+  it('mount() runs on a pool thread: after unshare() on the JS thread only mountSync acts in the new namespace', () => {
+    const viaPool = path.join(root, 'pool');
+    const viaJsThread = path.join(root, 'js');
+    fs.mkdirSync(viaPool);
+    fs.mkdirSync(viaJsThread);
+    // libuv starts all its pool threads at the first request: started before unshare, they stay behind.
+    inChild(`
+      await fs.promises.stat('/');
+      native.unshare(['mount']);
+      native.mountSync({ target: '/', flags: ['rec', 'private'] });
+      native.mountSync({ source: 'tsbjs', target: ${JSON.stringify(viaJsThread)}, type: 'tmpfs' });
+      await native.mount({ source: 'tsbpool', target: ${JSON.stringify(viaPool)}, type: 'tmpfs' });
+      return null;
+    `);
+    // libuv's threads stayed in this process's mount namespace (the test's): the async mount shows here.
+    expect(mountLine(viaPool)).toContain(' - tmpfs tsbpool ');
+    expect(mountLine(viaJsThread)).toBeUndefined();
+  });
+
   it('unshare mount + private / + tmpfs + pivotRoot into a prepared dir', () => {
     const newRoot = path.join(root, 'newroot');
     fs.mkdirSync(newRoot);
     const out = inChild(`
       const newRoot = ${JSON.stringify(newRoot)};
       native.unshare(['mount']);
-      native.mount({ target: '/', flags: ['rec', 'private'] });
-      native.mount({ source: 'tsbroot', target: newRoot, type: 'tmpfs', data: 'mode=755' });
+      native.mountSync({ target: '/', flags: ['rec', 'private'] });
+      native.mountSync({ source: 'tsbroot', target: newRoot, type: 'tmpfs', data: 'mode=755' });
       fs.writeFileSync(path.join(newRoot, 'hello'), 'from the new root');
       fs.mkdirSync(path.join(newRoot, 'old'));
       native.pivotRoot(newRoot, path.join(newRoot, 'old'));
       process.chdir('/');
       const withOld = fs.readdirSync('/').sort();
       const oldHasProc = fs.existsSync('/old/proc/self');
-      native.umount('/old', { detach: true });
+      native.umountSync('/old', { detach: true });
       fs.rmdirSync('/old');
       let chrootError;
       try { native.chroot('/nonexistent'); } catch (e) { chrootError = e.code + ' ' + e.syscall + ' ' + e.path; }

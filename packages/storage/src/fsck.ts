@@ -73,7 +73,7 @@ export async function fsck(store: Store, opts: { repair?: boolean } = {}): Promi
       report.checked.mounts++;
       if (isHeld(m)) continue;
       await problem('mount', `leftover mount at ${m}: no running tsbuild process holds it`, async () => {
-        detach(m);
+        await detach(m);
         return 'unmounted';
       });
     }

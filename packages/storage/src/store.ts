@@ -119,7 +119,7 @@ export class Store {
       if (owner !== null && isAlive(owner)) continue;
       // A mount the dead process left inside (a bind of a host directory) goes first: rm must never
       // delete through it.
-      for (const m of mountsUnder(path.join(dir, name))) detach(m);
+      for (const m of mountsUnder(path.join(dir, name))) await detach(m);
       await fs.promises.rm(path.join(dir, name), { recursive: true, force: true });
     }
   }

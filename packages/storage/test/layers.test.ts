@@ -255,7 +255,7 @@ describe.each(['overlay2', 'vfs'] as const)('layer store on %s', (driverName) =>
       for (const p of [plan, topPlan]) {
         fs.mkdirSync(p.target, { recursive: true });
         const m = p.mounts[0] as { lower: string[]; upper?: string; work?: string; options: string[] };
-        native.mountOverlay({ lower: m.lower, upper: m.upper, work: m.work, target: p.target, options: m.options });
+        await native.mountOverlay({ lower: m.lower, upper: m.upper, work: m.work, target: p.target, options: m.options });
       }
     }
     fs.writeFileSync(path.join(store.dir, 'mounts.json'), JSON.stringify({ [top.cacheId]: { [dead]: 2 } }));

@@ -22,7 +22,7 @@ import { BaseDriver, touch, type DriverOptions } from './base';
 import { REMOVING_SUFFIX, checkLayerId } from './ids';
 import { applyLayerTar } from './layer-tar';
 import { isMountPoint, mountsUnder, readMountInfo } from './mountinfo';
-import { detach, performPlan, settleFuseDaemon, unmountAndRemove, unmountFuse } from './perform';
+import { detach, detachSync, performPlanSync, settleFuseDaemon, unmountAndRemoveSync, unmountFuse } from './perform';
 import { isAlive, ownedName, ownerOf } from './proc';
 import {
   isFuseOverlayMount, type DiffOptions, type DriverCreateOptions, type FuseOverlayMount, type GenericMount, type MountPlan,
@@ -225,6 +225,8 @@ function pageSize(): number {
   return 4096;
 }
 
+// The probes run inside AufsDriver.open, which is synchronous (as every driver's open is): they mount
+// and unmount with the *Sync calls, which block the event loop for the few milliseconds a probe takes.
 function withProbeDir<T>(root: string, fn: (dir: string) => T): T {
   const dir = path.join(root, `${PROBE_PREFIX}${ownedName(crypto.randomBytes(6).toString('hex'))}`);
   mkdirpSync(dir, 0o700);
@@ -232,7 +234,7 @@ function withProbeDir<T>(root: string, fn: (dir: string) => T): T {
     return fn(dir);
   } finally {
     try {
-      for (const m of mountsUnder(dir)) detach(m);
+      for (const m of mountsUnder(dir)) detachSync(m);
       fs.rmSync(dir, { recursive: true, force: true });
     } catch {
       // a leftover probe dir is removed by the next repair
@@ -249,11 +251,11 @@ function probeKernelAufs(root: string): AufsBackend | null {
     for (const dirperm1 of [true, false]) {
       const backend: AufsBackend = { kind: 'aufs', dirperm1, pageSize: pageSize() };
       try {
-        performPlan({ id: 'probe', target: mnt, readOnly: false, mounts: aufsKernelMounts(rw, true, [], backend) });
+        performPlanSync({ id: 'probe', target: mnt, readOnly: false, mounts: aufsKernelMounts(rw, true, [], backend) });
       } catch {
         continue;
       }
-      detach(mnt);
+      detachSync(mnt);
       return backend;
     }
     return null;
@@ -288,7 +290,7 @@ function probeFuseOverlay(root: string): string | null {
     fs.writeFileSync(path.join(l2, 'd', 'new'), 'new');
     const mount: FuseOverlayMount = { type: 'fuse-overlayfs', lower: [l2, l1], upper, work, options: [...FUSE_OPTIONS], env: { ...FUSE_ENV } };
     try {
-      performPlan({ id: 'probe', target: mnt, readOnly: false, mounts: [mount] });
+      performPlanSync({ id: 'probe', target: mnt, readOnly: false, mounts: [mount] });
     } catch (err) {
       return (err as Error).message;
     }
@@ -305,7 +307,7 @@ function probeFuseOverlay(root: string): string | null {
       if (!fs.existsSync(path.join(upper, 'e', WHITEOUT_OPAQUE))) return 're-created directories are not marked with .wh..wh..opq';
       return null;
     } finally {
-      unmountAndRemove(mnt, () => {}); // the daemon exits; the event loop reaps it
+      unmountAndRemoveSync(mnt, () => {}); // the daemon exits; the event loop reaps it
     }
   });
 }
@@ -515,14 +517,14 @@ export class AufsDriver extends BaseDriver {
     const report: RepairReport = { unmounted: [], relinked: [], removed: [] };
     const table = readMountInfo();
     // Unmounts (deepest first) without removing mount points: a nested one is a dir of some layer.
-    const unmountAll = (dir: string) => {
+    const unmountAll = async (dir: string) => {
       for (const m of mountsUnder(dir)) {
         unmountFuse(m);
-        for (let i = 0; i < 64 && isMountPoint(m); i++) detach(m);
+        for (let i = 0; i < 64 && isMountPoint(m); i++) await detach(m);
       }
     };
     const removeTree = async (p: string) => {
-      unmountAll(p);
+      await unmountAll(p);
       await fs.promises.rm(p, { recursive: true, force: true });
       report.removed.push(p);
     };
@@ -556,7 +558,7 @@ export class AufsDriver extends BaseDriver {
       const mounted = mountsUnder(mnt, table);
       if (mounted.length > 0) {
         if (ids.has(id) && inUse(id)) continue;
-        unmountAll(mnt);
+        await unmountAll(mnt);
         await settleFuseDaemon(mnt);
         report.unmounted.push(mnt);
       }

@@ -107,7 +107,7 @@ export abstract class BaseDriver implements Driver {
       if (plan.mounts.length > 0 && !isMountPoint(plan.target)) {
         try {
           this.beforeMount(id, plan);
-          performPlan(plan);
+          await performPlan(plan);
         } catch (err) {
           await this.counter.decrement(id);
           this.dropOwn(id);
@@ -125,7 +125,7 @@ export abstract class BaseDriver implements Driver {
       this.dropOwn(id);
       if (n > 0 || !this.exists(id)) return;
       const plan = this.mounts(id);
-      if (plan.mounts.length > 0) unmountAndRemove(plan.target, this.warn);
+      if (plan.mounts.length > 0) await unmountAndRemove(plan.target, this.warn);
     });
   }
 

@@ -241,7 +241,7 @@ export class Overlay2Driver extends BaseDriver {
       ...fs.readdirSync(this.home).filter((n) => n.endsWith(REMOVING_SUFFIX)).map((n) => path.join(this.home, n)),
     ];
     for (const p of leftovers) {
-      for (const m of mountsUnder(p, table)) detach(m);
+      for (const m of mountsUnder(p, table)) await detach(m);
       await fs.promises.rm(p, { recursive: true, force: true });
       report.removed.push(p);
     }
@@ -267,7 +267,7 @@ export class Overlay2Driver extends BaseDriver {
       const mounted = mountsUnder(merged, table);
       if (mounted.length > 0) {
         if (inUse(id)) continue;
-        for (const m of mounted) detach(m);
+        for (const m of mounted) await detach(m);
         report.unmounted.push(merged);
       }
       if (fs.existsSync(merged)) {

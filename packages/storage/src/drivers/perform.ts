@@ -17,57 +17,116 @@ const FLAG_WORDS: ReadonlySet<string> = new Set<MountFlag>([
   'unbindable', 'noatime', 'nodiratime', 'relatime', 'strictatime',
 ]);
 
-function performOne(m: Mount, defaultTarget: string): void {
-  const target = m.target ?? defaultTarget;
-  if (isFuseOverlayMount(m)) {
-    mountFuseOverlay(m, target);
-    return;
-  }
+/** The native call of a kernel (non-FUSE) mount: an overlay, or a generic mount(2). */
+function nativeMount(m: Exclude<Mount, FuseOverlayMount>, target: string): { overlay: native.OverlayMountSpec } | { generic: native.MountSpec } {
   if (isOverlayMount(m)) {
-    native.mountOverlay({ lower: m.lower, upper: m.upper, work: m.work, target, options: m.options });
-    return;
+    const { lower, upper, work, options } = m;
+    return { overlay: { lower, target, options, ...(upper === undefined ? {} : { upper }), ...(work === undefined ? {} : { work }) } };
   }
   const flags = m.options.filter((o) => FLAG_WORDS.has(o)) as MountFlag[];
   const data = m.options.filter((o) => !FLAG_WORDS.has(o)).join(',');
-  native.mount({ source: m.source, target, type: m.type, flags, data: data || undefined });
+  return { generic: { source: m.source, target, type: m.type, flags, ...(data ? { data } : {}) } };
+}
+
+async function performOne(m: Mount, defaultTarget: string): Promise<void> {
+  const target = m.target ?? defaultTarget;
+  if (isFuseOverlayMount(m)) return mountFuseOverlay(m, target);
+  const call = nativeMount(m, target);
+  if ('overlay' in call) await native.mountOverlay(call.overlay);
+  else await native.mount(call.generic);
+}
+
+/**
+ * performOne on the calling thread: for the host probes (aufs), which run inside a driver's synchronous
+ * open and so cannot await.
+ */
+function performOneSync(m: Mount, defaultTarget: string): void {
+  const target = m.target ?? defaultTarget;
+  if (isFuseOverlayMount(m)) return mountFuseOverlaySync(m, target);
+  const call = nativeMount(m, target);
+  if ('overlay' in call) native.mountOverlaySync(call.overlay);
+  else native.mountSync(call.generic);
 }
 
 /** Creates the mount point and performs every mount of the plan; on failure undoes what it did. */
-export function performPlan(plan: MountPlan): void {
+export async function performPlan(plan: MountPlan): Promise<void> {
   mkdirpSync(plan.target, 0o755);
   const done: string[] = [];
   try {
     for (const m of plan.mounts) {
-      performOne(m, plan.target);
+      await performOne(m, plan.target);
       done.push(m.target ?? plan.target);
     }
   } catch (err) {
-    for (const t of done.reverse()) detach(t);
+    for (const t of done.reverse()) await detach(t);
     throw err;
   }
 }
 
-/** A lazy unmount: succeeds even when a process still has a cwd or an open file inside. */
-export function detach(target: string): void {
+/** performPlan on the calling thread, for the host probes that run inside a driver's synchronous open. */
+export function performPlanSync(plan: MountPlan): void {
+  mkdirpSync(plan.target, 0o755);
+  const done: string[] = [];
   try {
-    native.umount(target, { detach: true });
+    for (const m of plan.mounts) {
+      performOneSync(m, plan.target);
+      done.push(m.target ?? plan.target);
+    }
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EINVAL' && code !== 'ENOENT') throw err; // EINVAL: not a mount point (anymore)
+    for (const t of done.reverse()) detachSync(t);
+    throw err;
+  }
+}
+
+/** EINVAL: not a mount point (anymore); ENOENT: gone. Both mean there is nothing left to detach. */
+function rethrowUnlessUnmounted(err: unknown): void {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== 'EINVAL' && code !== 'ENOENT') throw err;
+}
+
+/** A lazy unmount: succeeds even when a process still has a cwd or an open file inside. */
+export async function detach(target: string): Promise<void> {
+  await native.umount(target, { detach: true }).catch(rethrowUnlessUnmounted);
+}
+
+/** detach on the calling thread, for the host probes that run inside a driver's synchronous open. */
+export function detachSync(target: string): void {
+  try {
+    native.umountSync(target, { detach: true });
+  } catch (err) {
+    rethrowUnlessUnmounted(err);
   }
 }
 
 /** Detaches every mount stacked on `target`, then removes the (now plain) directory if empty. */
-export function unmountAndRemove(target: string, warn: (msg: string) => void): void {
+export async function unmountAndRemove(target: string, warn: (msg: string) => void): Promise<void> {
   unmountFuse(target); // a FUSE mount is asked to go cleanly first, so its daemon exits now
   for (let i = 0; i < 64 && isMountPoint(target); i++) {
     try {
-      detach(target);
+      await detach(target);
     } catch (err) {
       warn(`unmounting ${target}: ${(err as Error).message}`);
       return;
     }
   }
+  removeMountPoint(target, warn);
+}
+
+/** unmountAndRemove on the calling thread, for the host probes that run inside a driver's synchronous open. */
+export function unmountAndRemoveSync(target: string, warn: (msg: string) => void): void {
+  unmountFuse(target);
+  for (let i = 0; i < 64 && isMountPoint(target); i++) {
+    try {
+      detachSync(target);
+    } catch (err) {
+      warn(`unmounting ${target}: ${(err as Error).message}`);
+      return;
+    }
+  }
+  removeMountPoint(target, warn);
+}
+
+function removeMountPoint(target: string, warn: (msg: string) => void): void {
   try {
     fs.rmdirSync(target);
   } catch (err) {
@@ -146,7 +205,7 @@ function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-/** Whether a child process still runs (a zombie has exited: the loop is blocked, so none is reaped). */
+/** Whether a child process still runs (a zombie has exited; a reaped one is gone from /proc). */
 function running(pid: number): boolean {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -163,10 +222,18 @@ function readAll(fd: number): string {
   return buf.subarray(0, n).toString('utf8').trim();
 }
 
-/** Spawns fuse-overlayfs and waits (synchronously, like mount(2)) until its mount is in place. */
-function mountFuseOverlay(m: FuseOverlayMount, target: string): void {
+/** A fuse-overlayfs process started for a mount, until its mount is in place. */
+interface FuseStart {
+  proc: child.ChildProcess;
+  pid: number;
+  target: string;
+  /** Its stderr: an unlinked file, so there is nothing to drain while we wait and nothing left behind. */
+  errFd: number;
+  deadline: number;
+}
+
+function startFuseOverlay(m: FuseOverlayMount, target: string): FuseStart {
   const cmd = fuseOverlayCommand(m, target);
-  // stderr goes to an unlinked file: nothing to drain while we wait, nothing left behind
   const errFile = path.join(os.tmpdir(), `tsbuild-fuse-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
   const errFd = fs.openSync(errFile, 'w+', 0o600);
   fs.unlinkSync(errFile);
@@ -180,22 +247,50 @@ function mountFuseOverlay(m: FuseOverlayMount, target: string): void {
     proc.on('error', () => {}); // a failed spawn is reported below (no pid)
     const pid = proc.pid;
     if (pid === undefined) throw new Error('cannot run fuse-overlayfs: is it installed? (apt-get install fuse-overlayfs)');
-    const deadline = Date.now() + FUSE_MOUNT_TIMEOUT_MS;
-    for (let wait = 1; !isMountPoint(target); wait = Math.min(wait * 2, 20)) {
-      if (!running(pid)) {
-        const why = readAll(errFd).split('\n').filter((l) => !l.startsWith('unknown argument ignored')).join('; ');
-        throw new Error(`fuse-overlayfs failed: ${why || 'it exited without mounting'}`);
-      }
-      if (Date.now() > deadline) {
-        process.kill(pid, 'SIGKILL');
-        throw new Error(`fuse-overlayfs did not mount ${target} within ${FUSE_MOUNT_TIMEOUT_MS / 1000} s`);
-      }
-      sleepSync(wait);
-    }
-    proc.unref(); // the mount may outlive our event loop's interest; the daemon is still reaped
-    fuseDaemons.set(target, proc);
-  } finally {
+    return { proc, pid, target, errFd, deadline: Date.now() + FUSE_MOUNT_TIMEOUT_MS };
+  } catch (err) {
     fs.closeSync(errFd);
+    throw err;
+  }
+}
+
+/** true once the mount is in place (the daemon is then kept); throws when the daemon failed or timed out. */
+function fuseMounted(s: FuseStart): boolean {
+  if (isMountPoint(s.target)) {
+    s.proc.unref(); // the mount may outlive our event loop's interest; the daemon is still reaped
+    fuseDaemons.set(s.target, s.proc);
+    return true;
+  }
+  if (!running(s.pid)) {
+    const why = readAll(s.errFd).split('\n').filter((l) => !l.startsWith('unknown argument ignored')).join('; ');
+    throw new Error(`fuse-overlayfs failed: ${why || 'it exited without mounting'}`);
+  }
+  if (Date.now() > s.deadline) {
+    process.kill(s.pid, 'SIGKILL');
+    throw new Error(`fuse-overlayfs did not mount ${s.target} within ${FUSE_MOUNT_TIMEOUT_MS / 1000} s`);
+  }
+  return false;
+}
+
+/** Spawns fuse-overlayfs and resolves once its mount is in place (polling, with the event loop free). */
+async function mountFuseOverlay(m: FuseOverlayMount, target: string): Promise<void> {
+  const started = startFuseOverlay(m, target);
+  try {
+    for (let wait = 1; !fuseMounted(started); wait = Math.min(wait * 2, 20)) {
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  } finally {
+    fs.closeSync(started.errFd);
+  }
+}
+
+/** mountFuseOverlay blocking the calling thread, for the aufs host probe (inside a synchronous open). */
+function mountFuseOverlaySync(m: FuseOverlayMount, target: string): void {
+  const started = startFuseOverlay(m, target);
+  try {
+    for (let wait = 1; !fuseMounted(started); wait = Math.min(wait * 2, 20)) sleepSync(wait);
+  } finally {
+    fs.closeSync(started.errFd);
   }
 }
 

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as native from '@tsbuild/native';
-import { detach } from './perform';
+import { detachSync } from './perform';
 import { isMountPoint } from './mountinfo';
 import { isAlive, ownedName, ownerOf } from './proc';
 import { TsbuildError } from '../errors';
@@ -133,6 +133,8 @@ export function isStaleProbe(name: string): boolean {
   return !owner || !isAlive(owner);
 }
 
+// Runs inside Overlay2Driver's synchronous open (driver constructors do not await): the test overlay is
+// mounted and detached with the *Sync calls, blocking the event loop for the milliseconds it takes.
 function runProbe(root: string): OverlayProbe {
   const fsType = fsTypeOf(root);
   const dir = path.join(root, `${PROBE_PREFIX}${ownedName(crypto.randomBytes(6).toString('hex'))}`);
@@ -163,7 +165,7 @@ function runProbe(root: string): OverlayProbe {
       return result(false, `cannot set trusted.* xattrs (${(err as Error).message})`);
     }
     try {
-      native.mountOverlay({ lower: [l2, l1], upper, work, target: merged, options: baseOverlayOptions(overlayFeatures()) });
+      native.mountOverlaySync({ lower: [l2, l1], upper, work, target: merged, options: baseOverlayOptions(overlayFeatures()) });
     } catch (err) {
       return result(false, `mounting a test overlay failed (${(err as Error).message})`);
     }
@@ -182,14 +184,14 @@ function runProbe(root: string): OverlayProbe {
         return result(false, 'the kernel does not record deletions as 0/0 whiteout devices');
       }
     } finally {
-      detach(merged);
+      detachSync(merged);
     }
     return result(true);
   } catch (err) {
     return result(false, (err as Error).message);
   } finally {
     try {
-      if (isMountPoint(merged)) detach(merged);
+      if (isMountPoint(merged)) detachSync(merged);
       fs.rmSync(dir, { recursive: true, force: true });
     } catch {
       // A leftover probe dir is removed by the next repair.

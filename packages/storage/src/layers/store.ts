@@ -794,7 +794,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     for (const id of this.driver.list()) {
       if (referenced.has(id)) continue;
       try {
-        if (this.driver.isMounted(id)) detach(this.driver.mounts(id).target);
+        if (this.driver.isMounted(id)) await detach(this.driver.mounts(id).target);
       } catch {
         // A torn layer dir without a plan: nothing of ours is mounted from it.
       }

@@ -4,7 +4,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { lgetxattr, lsetxattr, mknod, mountOverlay, umount } from '@tsbuild/native';
+import { lgetxattr, lsetxattr, mknod, mountOverlaySync, umountSync } from '@tsbuild/native';
 import { applyTar, type ApplyWhiteouts } from '../../src/archive/apply';
 import { packDir } from '../../src/archive/pack';
 import { listTar } from '../../src/archive/tar-reader';
@@ -22,7 +22,7 @@ beforeEach(() => {
 afterEach(() => {
   for (const m of mounts.splice(0).reverse()) {
     try {
-      umount(m, { detach: true });
+      umountSync(m, { detach: true });
     } catch {
       // already unmounted
     }
@@ -38,13 +38,13 @@ function mountUnion(lower: string, upper: string, name: string): string {
   const work = path.join(root, `${name}-work`);
   const target = path.join(root, `${name}-merged`);
   mkdirs(work, target);
-  mountOverlay({ lower: [lower], upper, work, target, options: ['index=off', 'redirect_dir=off'] });
+  mountOverlaySync({ lower: [lower], upper, work, target, options: ['index=off', 'redirect_dir=off'] });
   mounts.push(target);
   return target;
 }
 
 function unmount(target: string): void {
-  umount(target);
+  umountSync(target);
   mounts.splice(mounts.indexOf(target), 1);
 }
 

@@ -427,7 +427,7 @@ describe('aufs specifics', () => {
     // A crashed process's mount: in place, never put.
     await untilNoDaemons(root);
     const stale = d.mounts('b');
-    performPlan(stale);
+    await performPlan(stale);
     const staleDaemon = ourDaemons(root)[0]!;
     // Debris of dead processes and interrupted removes; a live process's staged dir stays.
     const dead = '999999.1';

@@ -120,7 +120,7 @@ describe('overlay2 specifics', () => {
     fs.rmSync(path.join(d.home, 'l', linkB), { force: true });
     fs.symlinkSync(`../b/diff`, path.join(d.home, 'l', linkB));
     const m = plan.mounts[0] as { lower: string[]; upper: string; work: string; options: string[] };
-    native.mountOverlay({ lower: m.lower, upper: m.upper, work: m.work, target: plan.target, options: m.options });
+    await native.mountOverlay({ lower: m.lower, upper: m.upper, work: m.work, target: plan.target, options: m.options });
     fs.rmSync(path.join(d.home, 'l', linkB));
     fs.mkdirSync(path.join(d.home, 'gone-removing', 'diff'), { recursive: true });
     const staleProbe = path.join(root, '.overlay-probe-999999.1-0a0b');
