@@ -16,7 +16,7 @@ const peers = [
 /** Tests that need root: mounts, namespaces, cgroups, chown, mknod, trusted.* xattrs; the end-to-end tests and fuzz targets. */
 const integration = [
   'test/**/*.test.ts',
-  'packages/native/test/{fsops,mount,overlay,spawn}.test.ts',
+  'packages/native/test/{binding,fsops,mount,overlay,spawn}.test.ts',
   'packages/storage/test/archive/{apply,breakout,codec,whiteout}.test.ts',
   'packages/storage/test/drivers/**/*.test.ts',
   'packages/storage/test/{layers,transport,runtime,runtime-hardening,runtime-seccomp,runtime-stale-cgroups}.test.ts',
