@@ -1,4 +1,4 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,7 +17,7 @@ const peers = [
 const integration = [
   'test/**/*.test.ts',
   'packages/native/test/{binding,fsops,mount,overlay,spawn}.test.ts',
-  'packages/storage/test/archive/{apply,breakout,codec,whiteout}.test.ts',
+  'packages/storage/test/archive/{apply,breakout,codec,whiteout,xattrs}.test.ts',
   'packages/storage/test/drivers/**/*.test.ts',
   'packages/storage/test/{layers,transport,runtime,runtime-hardening,runtime-seccomp,runtime-stale-cgroups}.test.ts',
   'packages/builder/test/context/hash.test.ts',
@@ -41,8 +41,8 @@ export default defineConfig({
     // The plain "N passed, N failed" closing line is what CI reads in any language.
     reporters: ['default', './test/helpers/summary-reporter.ts'],
     projects: [
-      { extends: true, test: { name: 'unit', include: all, exclude: [...integration, ...peers], setupFiles: ['./test/helpers/unit-tier-setup.ts'] } },
-      { extends: true, test: { name: 'integration', include: integration, exclude: peers } },
+      { extends: true, test: { name: 'unit', include: all, exclude: [...configDefaults.exclude, ...integration, ...peers], setupFiles: ['./test/helpers/unit-tier-setup.ts'] } },
+      { extends: true, test: { name: 'integration', include: integration, exclude: [...configDefaults.exclude, ...peers] } },
       { extends: true, test: { name: 'peers', include: peers } },
     ],
   },

@@ -103,6 +103,50 @@ describe('interop: image store and transports with real peers', () => {
     expect(sha256File(path.join(bundle, 'rootfs/bin/busybox'))).toBe(sha256File('/bin/busybox'));
   });
 
+  // The oci-layout sink: one file in transport/sinks, reached from save --format and build -o type=.
+  it('tsbuild save --format oci-layout and build -o type=oci-layout write directories skopeo and umoci read', async () => {
+    const root = path.join(tmp, 'cli-root');
+    expect(cli(root, ['import', busyboxTarball(), 'layout:1']).status).toBe(0);
+    const saved = path.join(tmp, 'saved-layout');
+    const r = cli(root, ['save', '--format', 'oci-layout', '-o', saved, 'layout:1']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const inspected = JSON.parse(await sh('skopeo', ['inspect', `oci:${saved}:layout:1`]));
+    const cfg = JSON.parse(await sh('skopeo', ['inspect', '--config', `oci:${saved}:layout:1`]));
+    expect(inspected.Layers).toHaveLength(1);
+    expect(cfg.rootfs.diff_ids).toHaveLength(1);
+    const bundle = path.join(tmp, 'layout-bundle');
+    await sh('umoci', ['unpack', '--image', `${saved}:layout:1`, bundle]);
+    expect(sha256File(path.join(bundle, 'rootfs/bin/busybox'))).toBe(sha256File('/bin/busybox'));
+
+    const ctx = path.join(tmp, 'layout-ctx');
+    fs.mkdirSync(ctx);
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM layout:1\nRUN echo built > /built.txt\n');
+    const built = path.join(tmp, 'built-layout');
+    const b = cli(root, ['build', '-q', '-t', 'layout:2', '-o', `type=oci-layout,dest=${built}`, ctx]);
+    expect(b.stderr).toBe('');
+    expect(b.status).toBe(0);
+    const builtInspect = JSON.parse(await sh('skopeo', ['inspect', `oci:${built}:layout:2`]));
+    expect(builtInspect.Layers).toHaveLength(2);
+    expect(builtInspect.Layers[0]).toBe(inspected.Layers[0]); // the base's gzip blob, compressed once and kept
+    const builtBundle = path.join(tmp, 'built-layout-bundle');
+    await sh('umoci', ['unpack', '--image', `${built}:layout:2`, builtBundle]);
+    expect(fs.readFileSync(path.join(builtBundle, 'rootfs/built.txt'), 'utf8')).toBe('built\n');
+    // buildx's spelling of the same output.
+    const buildx = path.join(tmp, 'buildx-layout');
+    expect(cli(root, ['build', '-q', '-t', 'layout:2', '-o', `type=oci,dest=${buildx},tar=false`, ctx]).status).toBe(0);
+    expect(JSON.parse(await sh('skopeo', ['inspect', `oci:${buildx}:layout:2`])).Digest).toBe(builtInspect.Digest);
+
+    // A directory cannot go to stdout; an unknown format names the registered ones.
+    const piped = cli(root, ['save', '--format', 'oci-layout', 'layout:1']);
+    expect(piped.status).not.toBe(0);
+    expect(piped.stderr).toMatch(/format oci-layout writes a directory: give -o DIR/);
+    const unknown = cli(root, ['save', '--format', 'nope', '-o', path.join(tmp, 'x.tar'), 'layout:1']);
+    expect(unknown.stderr).toMatch(/unknown format "nope": use docker-oci, oci, docker, oci-layout/);
+    const badOutput = cli(root, ['build', '-o', 'type=nope,dest=x', ctx]);
+    expect(badOutput.stderr).toMatch(/unknown output type "nope": use docker-oci, oci, docker, oci-layout, local, tar/);
+  });
+
   describe('podman', () => {
     let pm: Podman;
     beforeAll(() => {

@@ -19,7 +19,7 @@ import { ANNOTATION_REF_NAME, type ImageConfig } from './image/types';
 import { chainID } from './layers/store';
 import { staleCgroups } from './runtime/cgroups';
 import type { Store } from './store';
-import { openLayerBlobVerified } from './transport/common';
+import { StoreLayer, openOwnBlobVerified } from './image/local';
 
 export type FsckKind = 'blob' | 'layer-blob' | 'image' | 'layer' | 'mount' | 'leftover';
 
@@ -137,7 +137,7 @@ export async function fsck(store: Store, opts: { repair?: boolean } = {}): Promi
     }
     report.checked.layerBlobs++;
     try {
-      for await (const _ of openLayerBlobVerified(store.images, layer, () => {}));
+      for await (const _ of openOwnBlobVerified(new StoreLayer(store.images, layer.diffID, layer.descriptor), () => {}));
       verifiedForm.set(u.diffID, layer);
     } catch (err) {
       for (const e of u.entries) broken.set(e, `its layer blob ${u.blob.digest} does not match its diff_id ${u.diffID}`);
@@ -211,7 +211,7 @@ function originalTar(store: Store, diffID: Digest, bad: Set<Digest>, verifiedFor
   const content = store.images.content;
   if (!bad.has(diffID) && fs.existsSync(content.blobPath(diffID))) return () => content.open(diffID);
   const form = verifiedForm.get(diffID);
-  if (form && layerCompression(form.descriptor.mediaType) !== undefined) return async () => openLayerBlobVerified(store.images, form, () => {});
+  if (form && layerCompression(form.descriptor.mediaType) !== undefined) return async () => openOwnBlobVerified(new StoreLayer(store.images, form.diffID, form.descriptor), () => {});
   return undefined;
 }
 

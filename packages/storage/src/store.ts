@@ -21,7 +21,7 @@ import { fsck, type FsckReport } from './fsck';
 import { createLease, readLeases } from './lease';
 import { removeStaleCgroups } from './runtime';
 import { Containers } from './containers';
-import { loadArchive, pullImage, pushImage, saveDockerArchive, saveDockerOciArchive, saveOciArchive, type PullOptions, type PullResult, type PushOptions, type PushResult, type SaveOptions } from './transport';
+import { loadArchive, pullImage, pushImage, saveImages, type PullOptions, type PullResult, type PushOptions, type PushResult, type SaveFormat, type SaveOptions } from './transport';
 import { mkdirp, mkdirpSync } from './atomic';
 
 export interface StoreOptions {
@@ -187,11 +187,13 @@ export class Store {
     return loadArchive(this.images, file, { importer: this.layers, ...(onProgress ? { onProgress } : {}) });
   }
 
-  /** `docker-oci` (what docker save writes since Docker 25): read by docker load, podman load and OCI tools. */
-  async save(images: string[], out: string, format: 'oci' | 'docker' | 'docker-oci', opts: SaveOptions = {}): Promise<void> {
-    if (format === 'docker') await saveDockerArchive(this.images, images, out, opts);
-    else if (format === 'docker-oci') await saveDockerOciArchive(this.images, images, out, opts);
-    else await saveOciArchive(this.images, images, out, opts);
+  /**
+   * Saves images through the sink registered as `format` (transport/sinks): `docker-oci` (what docker
+   * save writes since Docker 25, read by docker load, podman load and OCI tools), `oci`, `docker`, or
+   * `oci-layout` (`out` is then a directory).
+   */
+  async save(images: string[], out: string, format: SaveFormat, opts: SaveOptions = {}): Promise<void> {
+    await saveImages(this.images, images, format, out, opts);
   }
 
   /** Pushes an image to a registry (`dest` defaults to `ref`, which then names the registry). */

@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sha256OfBuffer } from '../src/digest';
+import { TsbuildError } from '../src/errors';
 import { ImageStore } from '../src/image';
 import { pullImage } from '../src/transport';
 import { recordingImporter } from '../../../test/helpers/images';
@@ -153,5 +154,24 @@ describe('registry size limits while streaming', () => {
     });
     await expect(pull(`${server.host}/app:latest`)).rejects.toThrow(`config ${configDigest} of ${2 ** 31} bytes is too large`);
     expect(server.requested.filter((u) => u.startsWith('/v2/app/blobs/'))).toEqual([]);
+  });
+
+  // Decoded by image/decode.ts like archives and the store: a one-line error naming the reference
+  // (a null layer descriptor was a TypeError).
+  it('a malformed manifest or index is refused in one line naming the reference', async () => {
+    const docs: Record<string, [string, string]> = {
+      '/v2/app/manifests/nulls': ['application/vnd.oci.image.manifest.v1+json', JSON.stringify({ schemaVersion: 2, config: { mediaType: 'x', digest: sha256OfBuffer('c'), size: 1 }, layers: [null] })],
+      '/v2/app/manifests/index': ['application/vnd.oci.image.index.v1+json', JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'x', digest: 'nope', size: 1 }] })],
+    };
+    server = await hostile((req, res) => {
+      const doc = docs[req.url!];
+      if (!doc) return false;
+      res.writeHead(200, { 'content-type': doc[0] }).end(doc[1]);
+      return true;
+    });
+    const nulls = await pull(`${server.host}/app:nulls`).catch((err: unknown) => err);
+    expect(nulls).toBeInstanceOf(TsbuildError);
+    expect((nulls as Error).message).toMatch(/^the manifest: layers\[0\] is malformed: a descriptor must be an object: 127\.0\.0\.1:\d+\/app@sha256:[0-9a-f]{64}$/);
+    await expect(pull(`${server.host}/app:index`)).rejects.toThrow(`the image index: manifests[0] is malformed: invalid digest "nope": ${server.host}/app:index`);
   });
 });

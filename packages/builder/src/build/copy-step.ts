@@ -10,7 +10,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { lgetxattr, llistxattr, lsetxattr, mknod } from '@tsbuild/native';
-import { applyTar, decompress, fsPath, resolveInRoot, mkdirp } from '@tsbuild/storage';
+import { applyTar, decompress, fsPath, layerKeepsXattr, resolveInRoot, mkdirp } from '@tsbuild/storage';
 import type { AddInstruction, CopyInstruction } from '../dockerfile';
 import {
   BuildContext,
@@ -293,7 +293,7 @@ async function copyXattrs(from: string, to: string): Promise<void> {
     return;
   }
   for (const name of names) {
-    if (name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.')) continue;
+    if (!layerKeepsXattr(name)) continue;
     const value = lgetxattr(fsPath(from), name);
     if (value) lsetxattr(fsPath(to), name, value);
   }

@@ -2,12 +2,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { mergeTree, mkdirpSync, packDir } from '@tsbuild/storage';
+import { findSink, mergeTree, mkdirpSync, packDir, sinkNames } from '@tsbuild/storage';
 import { build } from '../build';
 import { createRenderer, type ProgressMode } from '../progress';
 import { defineCommand } from './command';
 import { CommandError, UsageError } from './errors';
-import { parseAddHost, parseCsv, parseKeyValues, parseSize, parseUlimit } from './parse';
+import { parseAddHost, parseCsv, parseKeyValues, parseSize, parseUlimit, sinkUsage } from './parse';
 import { parseSecurityOpts } from './security';
 import { withStore } from './store';
 
@@ -28,7 +28,10 @@ Options:
       --label K=V            add a label to the image (repeatable)
       --network MODE         default | host | none, for RUN
       --secret id=ID,src=F   expose a file (or env=VAR) to RUN --mount=type=secret (repeatable)
-  -o, --output SPEC          also export: type=oci|docker|local|tar,dest=PATH (a bare PATH: local; -: tar on stdout)
+  -o, --output SPEC          also export: type=TYPE,dest=PATH; TYPE is local (a directory; a bare PATH),
+                             tar (the rootfs; -: on stdout), or an image format
+                             (type=oci,tar=false: oci-layout, as buildx):
+${sinkUsage('                               ')}
       --platform P           only the host's platform is supported
       --pull                 pull every base image from its registry first (default: use the local one)
       --add-host HOST:IP     add a line to /etc/hosts in RUN steps (repeatable)
@@ -151,19 +154,25 @@ function parseAllow(values: string[] | undefined): string[] {
   return out;
 }
 
+/** The exports that are not image sinks: the result's rootfs as a directory or a tar. */
+const ROOTFS_OUTPUTS = ['local', 'tar'];
+
 interface OutputSpec {
-  type: 'oci' | 'docker' | 'local' | 'tar';
+  /** local, tar, or the name of an image sink (transport/sinks in @tsbuild/storage). */
+  type: string;
   dest: string;
 }
 
 function parseOutput(spec: string): OutputSpec {
   // A bare path is a local directory and `-` a tar of the result on stdout, as with buildx.
   const fields = spec.includes('=') ? parseCsv(spec, '--output') : spec === '-' ? { type: 'tar', dest: '-' } : { type: 'local', dest: spec };
-  const type = fields.type ?? 'local';
-  if (type !== 'oci' && type !== 'docker' && type !== 'local' && type !== 'tar') {
-    throw new UsageError(`unknown output type "${type}": use oci, docker, local or tar`);
+  // buildx spells an OCI layout directory type=oci,tar=false.
+  const type = fields.type === 'oci' && fields.tar === 'false' ? 'oci-layout' : (fields.type ?? 'local');
+  if (!ROOTFS_OUTPUTS.includes(type) && !findSink(type)) {
+    throw new UsageError(`unknown output type "${type}": use ${[...sinkNames(), ...ROOTFS_OUTPUTS].join(', ')}`);
   }
   if (!fields.dest) throw new UsageError(`--output ${spec}: dest=PATH is required`);
+  if (fields.dest === '-' && findSink(type)?.dest === 'directory') throw new UsageError(`--output ${spec}: type=${type} writes a directory: give dest=DIR`);
   return { type, dest: fields.dest };
 }
 
@@ -204,7 +213,7 @@ function prepareLocalDest(dest: string): void {
 
 /** Exports the built image under its tags (or its ID when untagged). */
 async function exportOutput(store: import('@tsbuild/storage').Store, refs: string[], out: OutputSpec): Promise<void> {
-  if (out.type === 'oci' || out.type === 'docker') {
+  if (findSink(out.type)) {
     await store.save(refs, out.dest, out.type);
     return;
   }

@@ -2,10 +2,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { IMAGE_SINKS, findSink, sinkNames } from '@tsbuild/storage';
 import { defineCommand } from './command';
 import { CommandError, UsageError } from './errors';
 import { compileTemplate, formatList } from './gotemplate';
-import { forEachRef, humanSize, parseKeyValues, table, timeAgo } from './parse';
+import { forEachRef, humanSize, parseKeyValues, sinkUsage, table, timeAgo } from './parse';
 import { progressLine } from './progress-line';
 import { withStore } from './store';
 
@@ -195,27 +196,27 @@ export const rmiCommand = defineCommand(
   },
 );
 
+const DEFAULT_SAVE_FORMAT = IMAGE_SINKS[0]!.name;
+
 const SAVE_USAGE = `Usage: tsbuild save [OPTIONS] IMAGE [IMAGE...]
 
 Save images to an archive (to stdout when -o is absent and stdout is not a terminal).
 
 Options:
-  -o, --output FILE    the archive to write
-      --format FORMAT  docker-oci (default: what docker save writes since Docker 25, read by docker load,
-                       podman load and skopeo/umoci as oci-archive), oci (OCI archive, gzip layers) or
-                       docker (docker-archive only)`;
+  -o, --output PATH    the archive (or directory) to write
+      --format FORMAT  one of (default ${DEFAULT_SAVE_FORMAT}):
+${sinkUsage('                         ')}`;
 
 const SAVE_OPTIONS = { output: { type: 'string', short: 'o' }, format: { type: 'string' } } as const;
-const SAVE_FORMATS: Record<string, 'docker-oci' | 'oci' | 'docker'> = {
-  'docker-oci': 'docker-oci', oci: 'oci', 'oci-archive': 'oci', docker: 'docker', 'docker-archive': 'docker',
-};
 
 export const saveCommand = defineCommand(
   { name: 'save', summary: 'Save images to an archive docker load, podman load and OCI tools read', usage: SAVE_USAGE, options: SAVE_OPTIONS, positionals: { min: 1, error: 'needs at least one image' } },
   async ({ values, positionals }, globals) => {
-    const format = SAVE_FORMATS[values.format ?? 'docker-oci'];
-    if (!format) throw new UsageError(`unknown format "${values.format}": use docker-oci, oci or docker`);
+    const sink = findSink(values.format ?? DEFAULT_SAVE_FORMAT);
+    if (!sink) throw new UsageError(`unknown format "${values.format}": use ${sinkNames().join(', ')}`);
+    const format = sink.name;
     const toStdout = values.output === undefined || values.output === '-';
+    if (toStdout && sink.dest === 'directory') throw new UsageError(`format ${format} writes a directory: give -o DIR`);
     if (toStdout && process.stdout.isTTY) {
       throw new UsageError('refusing to write an archive to a terminal: use -o FILE or redirect stdout');
     }

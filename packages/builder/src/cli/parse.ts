@@ -1,5 +1,6 @@
 // Argument parsing shared by the commands: node:util.parseArgs with usage errors that name the flag.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { IMAGE_SINKS } from '@tsbuild/storage';
 import { UsageError } from './errors';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
@@ -155,4 +156,9 @@ export function splitAtFirstPositional(args: string[], options: Options): { opti
     return { options: args.slice(0, i), first: a, rest: args.slice(i + 1) };
   }
   return { options: args, rest: [] };
+}
+
+/** Usage lines for the registered image sinks (`save --format`, `build -o type=`), one per sink. */
+export function sinkUsage(indent: string): string {
+  return IMAGE_SINKS.map((s) => `${indent}${[s.name, ...s.aliases].join(', ')}: ${s.summary}`).join('\n');
 }

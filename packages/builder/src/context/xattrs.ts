@@ -1,15 +1,12 @@
-// Extended attributes that count for cache keys: BuildKit drops security.* and system.* (SELinux labels,
-// ACL encodings the host adds) but keeps security.capability, which changes what a binary can do.
-import { fsPath } from '@tsbuild/storage';
+// Extended attributes that count for cache keys, as the storage's xattr policy says (BuildKit drops
+// security.* and system.* but keeps security.capability).
+import { cacheKeyCountsXattr, fsPath } from '@tsbuild/storage';
 
 /** Reads a path's extended attributes without following symlinks: name → value. */
 export type XattrReader = (absPath: string) => Map<string, Buffer>;
 
 /** Whether an attribute name is part of the content hash. */
-export function xattrCounts(name: string): boolean {
-  if (name === 'security.capability') return true;
-  return !name.startsWith('security.') && !name.startsWith('system.');
-}
+export const xattrCounts: (name: string) => boolean = cacheKeyCountsXattr;
 
 interface NativeXattrs {
   llistxattr(path: string | Buffer): string[];

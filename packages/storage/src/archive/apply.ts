@@ -18,8 +18,8 @@ import {
   WHITEOUT_META_PREFIX,
   WHITEOUT_OPAQUE,
   classifyWhiteout,
-  isOverlayXattr,
 } from './whiteout';
+import { isOverlayXattr, layerKeepsXattr } from './xattrs';
 import { TsbuildError, describeSystemError, quoteName } from '../errors';
 import { decodeName, fsPath } from '../names';
 
@@ -370,8 +370,8 @@ class Extractor {
 
   private setXattrs(p: string, h: TarHeader): void {
     for (const [name, value] of h.xattrs) {
-      if (isOverlayXattr(name)) {
-        this.warnings.push(`${h.name}: overlay-private xattr ${name} ignored`);
+      if (!layerKeepsXattr(name)) {
+        this.warnings.push(`${h.name}: ${isOverlayXattr(name) ? 'overlay' : 'fuse-overlayfs'}-private xattr ${name} ignored`);
         continue;
       }
       try {

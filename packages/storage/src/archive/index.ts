@@ -1,5 +1,6 @@
 // The layer tar codec: writer, streaming reader, decompression, deterministic packing, safe apply.
 export * from './whiteout';
+export { FUSE_OVERLAY_XATTR_PREFIXES, OPAQUE_MARKER_XATTRS, cacheKeyCountsXattr, copyXattrs, isUnionFsXattr, layerKeepsXattr, readXattrs, sameXattrs } from './xattrs';
 export {
   BLOCK as TAR_BLOCK,
   type TarEntryType,

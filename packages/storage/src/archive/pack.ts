@@ -1,14 +1,15 @@
 // A deterministic layer tar of a directory tree (a layer's diff dir, a rootfs): names sorted bytewise
 // within each dir (parents first, GNU `tar --sort=name` order), numeric owners, whole-second mtimes,
-// every xattr except overlayfs' own, hard links by inode, overlay whiteouts converted to OCI ones.
+// the xattrs a layer keeps (xattrs.ts), hard links by inode, overlay whiteouts converted to OCI ones.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { lgetxattr, llistxattr } from '@tsbuild/native';
+import { lgetxattr } from '@tsbuild/native';
 import { tarStream, type TarWriteEntry } from './tar-writer';
 import { decodeName, fsPath } from '../names';
-import { OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, isOverlayXattr, whiteoutNameFor } from './whiteout';
+import { OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, whiteoutNameFor } from './whiteout';
+import { layerKeepsXattr, readXattrs } from './xattrs';
 
 export interface PackOptions {
   /** 'overlay': the dir is an overlay upper: char 0/0 → `.wh.<name>`, opaque xattr → `.wh..wh..opq`. */
@@ -76,17 +77,6 @@ async function* fileChunks(file: string, size: number): AsyncGenerator<Buffer> {
   }
 }
 
-function readXattrs(file: string): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  const p = fsPath(file);
-  for (const name of llistxattr(p).sort()) {
-    if (isOverlayXattr(name)) continue;
-    const value = lgetxattr(p, name);
-    if (value !== null) out.set(name, value);
-  }
-  return out;
-}
-
 interface WalkState {
   opts: PackOptions;
   /** dev:ino → the path first written for that inode. */
@@ -111,7 +101,7 @@ async function* entriesFor(abs: string, rel: string, st: fs.BigIntStats, state: 
   }
 
   if (st.isDirectory()) {
-    const xattrs = readXattrs(abs);
+    const xattrs = readXattrs(abs, layerKeepsXattr);
     yield { header: { name: `${rel}/`, type: 'dir', mode, uid, gid, mtime, xattrs } };
     if (opts.whiteouts === 'overlay' && lgetxattr(fsPath(abs), OVERLAY_OPAQUE_XATTR)?.toString() === 'y') {
       yield { header: { name: `${rel}/${WHITEOUT_OPAQUE}`, type: 'file', mode: mode & 0o777, uid, gid, mtime, size: 0 } };
@@ -131,7 +121,7 @@ async function* entriesFor(abs: string, rel: string, st: fs.BigIntStats, state: 
     state.links.set(key, rel);
   }
 
-  const xattrs = readXattrs(abs);
+  const xattrs = readXattrs(abs, layerKeepsXattr);
   const common = { name: rel, mode, uid, gid, mtime, xattrs };
   if (st.isFile()) {
     const size = Number(st.size);

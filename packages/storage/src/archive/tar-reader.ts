@@ -46,6 +46,12 @@ export interface TarEntry {
 export interface ReadTarOptions {
   /** Largest pax or GNU long-name header accepted (default 8 MiB). */
   maxMetaSize?: number;
+  /**
+   * Stop reading at the end-of-archive block instead of reading the input to its end (default false:
+   * a layer's trailing blocks count for its digest). Image archives stop, as GNU tar does: what
+   * follows (tape padding, junk after a compressed stream) is not read.
+   */
+  stopAtEnd?: boolean;
 }
 
 const BODY_CHUNK = 256 * 1024;
@@ -223,7 +229,8 @@ export async function* readTar(input: Readable | ByteInput, opts: ReadTarOptions
         break;
       }
       if (isZeroBlock(block)) {
-        await src.drainToEnd();
+        if (opts.stopAtEnd) await src.close();
+        else await src.drainToEnd();
         break;
       }
       let raw: RawHeader;

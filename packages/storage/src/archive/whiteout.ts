@@ -14,14 +14,8 @@ export const WHITEOUT_AUFS_BASE = '.wh..wh.aufs';
 /** aufs orphan dir. */
 export const WHITEOUT_ORPHAN_DIR = '.wh..wh.orph';
 
-/** The overlay xattr marking an opaque dir (root: `trusted.`; in a user namespace it would be `user.`). */
-export const OVERLAY_OPAQUE_XATTR = 'trusted.overlay.opaque';
-/** The xattr namespaces overlayfs owns; never exported into a layer nor taken from one. */
-export const OVERLAY_XATTR_PREFIXES = ['trusted.overlay.', 'user.overlay.'] as const;
-
-export function isOverlayXattr(name: string): boolean {
-  return OVERLAY_XATTR_PREFIXES.some((p) => name.startsWith(p));
-}
+// The overlay opaque xattr and the other xattrs union filesystems own: the xattr policy (xattrs.ts).
+export { OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIXES, isOverlayXattr } from './xattrs';
 
 /** What a layer entry's base name means for whiteout processing. */
 export type WhiteoutKind =

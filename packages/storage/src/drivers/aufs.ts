@@ -14,9 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import * as native from '@tsbuild/native';
-import {
-  WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, packDir, readTar, tarStream, type TarHeader, type TarWriteEntry,
-} from '../archive';
+import { OPAQUE_MARKER_XATTRS, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, packDir } from '../archive';
 import type { Digest } from '../digest';
 import { BaseDriver, touch, type DriverOptions } from './base';
 import { REMOVING_SUFFIX, checkLayerId } from './ids';
@@ -56,9 +54,6 @@ const AUFS_RESERVED = 54;
 const FUSE_OPTIONS = ['dev', 'suid'];
 /** Makes fuse-overlayfs write `.wh.` files and `.wh..wh..opq` (aufs branch format), never 0/0 devices. */
 const FUSE_ENV = { FUSE_OVERLAYFS_DISABLE_OVL_WHITEOUT: '1' };
-
-/** Private fuse-overlayfs xattrs (origin of a copy-up, opaque, override_stat): never part of a layer. */
-const FUSE_XATTR_PREFIXES = ['user.fuseoverlayfs.', 'security.fuseoverlayfs.'];
 
 function bytes(s: string): number {
   return Buffer.byteLength(s);
@@ -128,28 +123,6 @@ function isAufsMeta(relPath: string): boolean {
   return base.startsWith(WHITEOUT_META_PREFIX) && base !== WHITEOUT_OPAQUE;
 }
 
-function isFuseXattr(name: string): boolean {
-  return FUSE_XATTR_PREFIXES.some((p) => name.startsWith(p));
-}
-
-/** The tar's entries again, minus fuse-overlayfs' private xattrs (packDir keeps all but overlay's own). */
-async function* withoutFuseXattrs(tar: Readable): AsyncGenerator<TarWriteEntry> {
-  for await (const e of readTar(tar)) {
-    const h: TarHeader = e.header;
-    if (h.type === 'other') throw new Error(`aufs diff: unexpected tar entry type for ${h.name}`);
-    const xattrs = new Map([...h.xattrs].filter(([name]) => !isFuseXattr(name)));
-    yield {
-      header: {
-        name: h.name, type: h.type, mode: h.mode, uid: h.uid, gid: h.gid, size: h.size, mtime: h.mtime,
-        linkname: h.linkname, devmajor: h.devmajor, devminor: h.devminor, xattrs,
-      },
-      body: e.body,
-    };
-  }
-}
-
-const OPAQUE_XATTRS = ['trusted.overlay.opaque', 'user.overlay.opaque', 'user.fuseoverlayfs.opaque'];
-
 /**
  * fuse-overlayfs marks every directory it creates opaque, also where no lower branch has anything to
  * hide; in a layer tar those markers are noise (Docker's drivers never write them). Removes them, with
@@ -163,7 +136,7 @@ export function dropNeedlessOpaque(branch: string, lowers: string[]): void {
     if (rel && below.length === 0 && entries.some((e) => e.name === WHITEOUT_OPAQUE && e.isFile())) {
       const st = fs.lstatSync(dir);
       fs.rmSync(path.join(dir, WHITEOUT_OPAQUE));
-      for (const name of OPAQUE_XATTRS) {
+      for (const name of OPAQUE_MARKER_XATTRS) {
         if (native.lgetxattr(dir, name) !== null) native.lremovexattr(dir, name);
       }
       fs.utimesSync(dir, st.atime, st.mtime);
@@ -497,15 +470,13 @@ export class AufsDriver extends BaseDriver {
 
   diff(id: string, opts: DiffOptions = {}): Readable {
     this.requireLayer(id);
-    // The branch is already in OCI whiteout form: `.wh.` files pass through as they are.
-    const packed = packDir(this.diffPath(id), {
+    // The branch is already in OCI whiteout form: `.wh.` files pass through as they are; packDir
+    // leaves out fuse-overlayfs' private xattrs (the xattr policy, archive/xattrs.ts).
+    return packDir(this.diffPath(id), {
       whiteouts: 'none',
       include: (rel) => !isAufsMeta(rel),
       ...(opts.clampMtime === undefined ? {} : { clampMtime: opts.clampMtime }),
     });
-    const out = tarStream(withoutFuseXattrs(packed));
-    out.once('close', () => packed.destroy());
-    return out;
   }
 
   async applyDiff(id: string, tar: Readable): Promise<{ diffID: Digest; size: number }> {

@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as native from '@tsbuild/native';
-import { copyXattrs, readXattrs, sameXattrs } from './xattrs';
+import { copyXattrs, readXattrs, sameXattrs } from '../archive/xattrs';
 import { decodeName, fsPath } from '../names';
 
 type Stats = fs.BigIntStats;

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as native from '@tsbuild/native';
-import { copyXattrs } from './xattrs';
+import { copyXattrs } from '../archive/xattrs';
 import { decodeName, fsPath } from '../names';
 
 type Stats = fs.BigIntStats;

@@ -2,10 +2,12 @@
 // manifest and an image config are JSON that anyone can write. Everything the store later relies on
 // (descriptors with a digest and a size, a config descriptor, arrays of layers and diff_ids) is checked
 // here once, so a malformed document is refused with a one-line TsbuildError naming what is wrong
-// instead of failing later with a TypeError.
+// instead of failing later with a TypeError. Checks that need a caller's context (an archive file, a
+// registry reference) take a DecodeFailure that words the error as that caller does.
 import { isDigest } from '../digest';
 import { TsbuildError } from '../errors';
-import type { Descriptor } from '../content/types';
+import { MediaTypes, layerCompression, type Descriptor } from '../content/types';
+import type { ImageLayer } from './store';
 import type { ImageConfig, ImageIndex, ImageManifest } from './types';
 
 function malformed(what: string, detail: string): TsbuildError {
@@ -52,4 +54,65 @@ export function checkConfig(doc: unknown, what: string): ImageConfig {
   if (doc.config !== undefined && doc.config !== null && !isObject(doc.config)) throw malformed(what, '"config" must be an object');
   if (doc.history !== undefined && doc.history !== null && !Array.isArray(doc.history)) throw malformed(what, '"history" must be an array');
   return doc as unknown as ImageConfig;
+}
+
+/** Turns a detail into the caller's error (naming the archive file, the registry reference, ...). */
+export type DecodeFailure = (detail: string) => Error;
+
+/** Parses a document read from outside; text that is not JSON fails naming `what`. */
+export function parseDocument(bytes: Buffer | string, what: string, fail: DecodeFailure): unknown {
+  try {
+    return JSON.parse(typeof bytes === 'string' ? bytes : bytes.toString('utf8'));
+  } catch (err) {
+    throw fail(`${what} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([MediaTypes.ociIndex, MediaTypes.dockerManifestList]);
+export const MANIFEST_MEDIA_TYPES: ReadonlySet<string> = new Set([MediaTypes.ociManifest, MediaTypes.dockerManifest]);
+
+/** A document's media type: its own `mediaType`, else the one its descriptor (or HTTP response) gave. */
+export function documentMediaType(doc: unknown, declared: string): string {
+  return isObject(doc) && typeof doc.mediaType === 'string' ? doc.mediaType : declared;
+}
+
+/** Whether a document is an image index (else an image manifest): by media type, or by its shape. */
+export function isIndexDocument(doc: unknown, declared: string): boolean {
+  return INDEX_MEDIA_TYPES.has(documentMediaType(doc, declared)) || (isObject(doc) && Array.isArray(doc.manifests) && !doc.config);
+}
+
+/** Every layer a manifest names must be an image layer (an artifact's blobs are not). */
+export function checkLayerTypes(manifest: ImageManifest, fail: DecodeFailure): void {
+  for (const l of manifest.layers) {
+    if (layerCompression(l.mediaType) === undefined) throw fail(`blob ${l.digest} has media type ${l.mediaType}, not an image layer (an artifact, not an image?)`);
+  }
+}
+
+/**
+ * An image's layers: the manifest's layer blobs paired with the config's diff_ids, which must be as
+ * many; every blob is an image layer, and an uncompressed one is its diff_id.
+ */
+export function pairLayers(manifest: ImageManifest, config: ImageConfig, fail: DecodeFailure): ImageLayer[] {
+  const diffIDs = config.rootfs.diff_ids;
+  if (diffIDs.length !== manifest.layers.length) {
+    throw fail(`image ${manifest.config.digest} lists ${diffIDs.length} diff_ids for ${manifest.layers.length} layers`);
+  }
+  checkLayerTypes(manifest, fail);
+  const layers = manifest.layers.map((descriptor, i) => ({ diffID: diffIDs[i]!, descriptor }));
+  for (const l of layers) {
+    if (layerCompression(l.descriptor.mediaType) === 'none' && l.descriptor.digest !== l.diffID) {
+      throw fail(`uncompressed layer ${l.descriptor.digest} does not match its diff_id ${l.diffID}`);
+    }
+  }
+  return layers;
+}
+
+/** Runs a shape check, rewording its EBADMETA failure as the caller's error (`fail`). */
+export function decodeWith<T>(check: () => T, fail: DecodeFailure): T {
+  try {
+    return check();
+  } catch (err) {
+    if (err instanceof TsbuildError && err.code === 'EBADMETA') throw fail(err.message);
+    throw err;
+  }
 }

@@ -25,7 +25,7 @@ import { selectPlatform } from './platform';
 import { familiarString, formatReference, parseReference, type ImageReference } from './reference';
 import { ANNOTATION_REF_NAME, type HistoryEntry, type ImageConfig, type ImageIndex, type ImageManifest } from './types';
 import { TsbuildError, shortName, userError } from '../errors';
-import { checkConfig, checkIndex, checkManifest } from './decode';
+import { MANIFEST_MEDIA_TYPES, checkConfig, checkIndex, checkManifest, documentMediaType, isIndexDocument, pairLayers } from './decode';
 
 export interface ImageStoreOptions {
   /** Produces built layers' tars for manifests that name a layer blob not yet on disk. */
@@ -122,9 +122,6 @@ export interface CreatedImage {
 
 /** Grace period for prune's orphan-blob sweep (blobs written but not yet referenced). */
 export const DEFAULT_PRUNE_GRACE_MS = 60 * 60 * 1000;
-
-const MANIFEST_TYPES: ReadonlySet<string> = new Set([MediaTypes.ociManifest, MediaTypes.dockerManifest]);
-const INDEX_TYPES: ReadonlySet<string> = new Set([MediaTypes.ociIndex, MediaTypes.dockerManifestList]);
 
 interface IndexEntry {
   descriptor: Descriptor;
@@ -334,16 +331,15 @@ export class ImageStore {
   /** Reads the image manifest that `desc` names, descending through image indexes to this platform. */
   async readManifest(desc: Descriptor, depth = 0): Promise<{ manifest: ImageManifest; descriptor: Descriptor }> {
     const raw = await this.content.readJson<unknown>(desc.digest);
-    const doc = (typeof raw === 'object' && raw !== null ? raw : {}) as Partial<ImageManifest & ImageIndex>;
-    const mediaType = typeof doc.mediaType === 'string' ? doc.mediaType : desc.mediaType;
-    if (INDEX_TYPES.has(mediaType) || (!doc.config && Array.isArray(doc.manifests))) {
+    const mediaType = documentMediaType(raw, desc.mediaType);
+    if (isIndexDocument(raw, desc.mediaType)) {
       if (depth > 4) throw new TsbuildError('EBADMETA', `image index ${desc.digest} nests too deeply`);
       const index = checkIndex(raw, `image index ${desc.digest}`);
       const child = selectPlatform(index.manifests);
       if (!child) throw new Error(`image index ${desc.digest} has no manifest for this platform`);
       return this.readManifest(child, depth + 1);
     }
-    if (!MANIFEST_TYPES.has(mediaType) && !doc.config) throw new Error(`blob ${desc.digest} is not an image manifest (${mediaType})`);
+    if (!MANIFEST_MEDIA_TYPES.has(mediaType) && !(raw as { config?: unknown } | null)?.config) throw new Error(`blob ${desc.digest} is not an image manifest (${mediaType})`);
     const manifest = checkManifest(raw, `manifest ${desc.digest}`);
     return { manifest, descriptor: { mediaType, digest: desc.digest, size: desc.size } };
   }
@@ -351,12 +347,7 @@ export class ImageStore {
   private async load(entryDesc: Descriptor, entries: IndexEntry[]): Promise<ResolvedImage> {
     const { manifest, descriptor } = await this.readManifest(entryDesc);
     const config = checkConfig(await this.content.readJson<unknown>(manifest.config.digest), `image config ${manifest.config.digest}`);
-    const diffIDs = config.rootfs.diff_ids;
-    if (diffIDs.length !== manifest.layers.length) {
-      throw new Error(
-        `image ${manifest.config.digest}: config lists ${diffIDs.length} diff_ids but manifest ${descriptor.digest} has ${manifest.layers.length} layers`,
-      );
-    }
+    const layers = pairLayers(manifest, config, (detail) => new TsbuildError('EBADMETA', `manifest ${descriptor.digest}: ${detail}`));
     const tags = entries
       .filter((e) => e.name !== null && (e.descriptor.digest === entryDesc.digest || e.descriptor.digest === descriptor.digest))
       .map((e) => familiarString(parseReference(e.name!)));
@@ -366,7 +357,7 @@ export class ImageStore {
       manifestDescriptor: descriptor,
       config,
       configDescriptor: manifest.config,
-      layers: diffIDs.map((diffID, i) => ({ diffID, descriptor: manifest.layers[i]! })), // same lengths, checked above
+      layers,
       tags,
     };
   }

@@ -1,4 +1,5 @@
 export {
+  CONFIG_MAX,
   DEFAULT_GZIP_LEVEL,
   gzipLayer,
   openUncompressedLayer,
@@ -8,9 +9,11 @@ export {
   type ProgressPhase,
   type SaveOptions,
 } from './common';
-export { saveDockerOciArchive, saveOciArchive, saveOciDir } from './oci';
-export { saveDockerArchive } from './docker';
-export { loadArchive, type LayerImporter, type LoadOptions, type LoadResult } from './load';
-export { ArchiveWriter } from './archive-writer';
-export { readArchiveMembers, type ArchiveMember } from './archive-reader';
+export { saveDockerArchive, saveDockerOciArchive, saveImages, saveOciArchive, saveOciDir, sinkFor, type SaveFormat } from './save';
+export { IMAGE_SINKS, findSink, sinkNames } from './sinks';
+export type { ImageSink } from './sink';
+export { planOciLayout, type OciLayoutPlan } from './oci';
+export { importImages, type LayerImporter } from './import';
+export { loadArchive, type LoadOptions, type LoadResult } from './load';
+export { ArchiveWriter, readArchiveMembers, writeArchiveFile, type ArchiveMember } from './archive-file';
 export * from './registry';

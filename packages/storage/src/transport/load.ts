@@ -9,32 +9,21 @@
 // `app:latest`). An image without a usable name is loaded untagged (reachable by ID).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Readable } from 'node:stream';
-import { LayerBlobInfo } from '../content/blobinfo';
-import { MediaTypes, layerCompression, type Descriptor } from '../content/types';
-import { chainIDs, isDigest, type Digest } from '../digest';
+import { MediaTypes, type Descriptor } from '../content/types';
+import { isDigest, type Digest } from '../digest';
+import { storeImage } from '../image/local';
+import { withNames, type Image } from '../image/model';
 import { familiarString, parseReference } from '../image/reference';
-import type { ImageLayer, ImageStore, StagedBlobs } from '../image/store';
-import {
-  ANNOTATION_IMAGE_NAME,
-  ANNOTATION_REF_NAME,
-  type DockerArchiveManifestEntry,
-  type ImageManifest,
-} from '../image/types';
-import { normalizeName, readArchiveMembers } from './archive-reader';
+import type { ImageStore, StagedBlobs } from '../image/store';
+import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, type DockerArchiveManifestEntry, type ImageManifest } from '../image/types';
+import { normalizeName, readArchiveMembers } from './archive-file';
 import { decompress, detectCompression } from '../archive/decompress';
-import { CONFIG_MAX, importLayerVerified, type ProgressFn } from './common';
+import { CONFIG_MAX, type ProgressFn } from './common';
+import { importImages, type LayerImporter } from './import';
 import { TsbuildError, archiveError, describeSystemError, shortName, withContext } from '../errors';
-import { checkConfig, checkIndex } from '../image/decode';
+import { checkConfig, checkIndex, pairLayers, parseDocument } from '../image/decode';
 
-/** Implemented by the layer store: extract one layer on top of its parent chain. */
-export interface LayerImporter {
-  /**
-   * `open()` yields the layer's uncompressed tar, verified against `diffID` (the stream errors at its
-   * end otherwise). An importer that already has the chain may return without calling it.
-   */
-  importLayer(parentChainID: Digest | null, diffID: Digest, open: () => Readable): Promise<void>;
-}
+export type { LayerImporter } from './import';
 
 export interface LoadOptions {
   importer: LayerImporter;
@@ -50,13 +39,6 @@ export interface LoadResult {
 
 const METADATA = new Set(['manifest.json', 'index.json', 'oci-layout', 'repositories']);
 const METADATA_MAX = 64 << 20;
-
-interface LoadedImage {
-  manifest: Descriptor;
-  layers: ImageLayer[];
-  id: Digest;
-  names: string[];
-}
 
 export async function loadArchive(store: ImageStore, file: string, opts: LoadOptions): Promise<LoadResult> {
   const st = await fs.promises.stat(file).catch((err: NodeJS.ErrnoException) => {
@@ -77,16 +59,15 @@ export async function loadArchive(store: ImageStore, file: string, opts: LoadOpt
 
 async function loadStaged(store: ImageStore, file: string, fileSize: number, staged: StagedBlobs, opts: LoadOptions): Promise<LoadResult> {
   const members = await readMembers(store, file, fileSize, staged, opts.onProgress);
-  let images: LoadedImage[];
+  let images: Image[];
   if (members.meta.has('oci-layout') && members.meta.has('index.json')) images = await fromOciLayout(store, members, file);
   else if (members.meta.has('manifest.json')) images = await fromDockerArchive(store, members, file, staged);
   else if (members.meta.has('repositories')) {
     throw archiveError(file, `legacy docker-archive (docker < 1.10, no manifest.json) is not supported; re-save it with a newer docker`);
   } else throw archiveError(file, `not an image archive (no oci-layout + index.json, no manifest.json)`);
-  await importAll(store, images, opts);
+  await importImages(store, opts.importer, images, opts.onProgress);
   const result: LoadResult = { images: [], ids: [] };
   for (const img of images) {
-    await store.addImage(img.manifest, img.names);
     for (const n of img.names) if (!result.images.includes(n)) result.images.push(n);
     if (!result.ids.includes(img.id)) result.ids.push(img.id);
   }
@@ -157,11 +138,7 @@ function lookup(members: Members, name: string, file: string, what: string): Des
 }
 
 function parseMeta<T>(members: Members, name: string, file: string): T {
-  try {
-    return JSON.parse(members.meta.get(name)!.toString('utf8')) as T;
-  } catch (err) {
-    throw archiveError(file, `${name} is not valid JSON: ${(err as Error).message}`);
-  }
+  return parseDocument(members.meta.get(name)!, name, (detail) => archiveError(file, detail)) as T;
 }
 
 /** Familiar names from an OCI index entry's annotations (see the header). */
@@ -179,25 +156,25 @@ function ociEntryNames(desc: Descriptor): string[] {
   return [];
 }
 
-async function fromOciLayout(store: ImageStore, members: Members, file: string): Promise<LoadedImage[]> {
+async function fromOciLayout(store: ImageStore, members: Members, file: string): Promise<Image[]> {
   const layout = parseMeta<{ imageLayoutVersion?: unknown } | null>(members, 'oci-layout', file);
   if (layout?.imageLayoutVersion !== '1.0.0') throw archiveError(file, `unsupported OCI layout version ${JSON.stringify(layout?.imageLayoutVersion)?.slice(0, 40)}`);
   const index = checkIndex(parseMeta<unknown>(members, 'index.json', file), `${shortName(file)}: index.json`);
-  const out: LoadedImage[] = [];
+  const out: Image[] = [];
   for (const entry of index.manifests) {
     if (!isDigest(entry.digest)) throw archiveError(file, `index.json names an invalid digest ${JSON.stringify(entry.digest)}`);
     lookup(members, `blobs/sha256/${entry.digest.slice(7)}`, file, 'manifest');
     const { manifest, descriptor } = await store.readManifest(entry);
-    const img = await describe(store, manifest, descriptor, file);
     const names = ociEntryNames(entry);
-    const same = out.find((o) => o.manifest.digest === descriptor.digest);
-    if (same) for (const n of names) if (!same.names.includes(n)) same.names.push(n);
-    if (!same) out.push({ ...img, names });
+    const at = out.findIndex((o) => o.manifestDescriptor.digest === descriptor.digest);
+    const same = out[at];
+    if (same) out[at] = withNames(same, [...same.names, ...names.filter((n) => !same.names.includes(n))]);
+    else out.push(await describe(store, manifest, descriptor, file, names));
   }
   return out;
 }
 
-async function describe(store: ImageStore, manifest: ImageManifest, descriptor: Descriptor, file: string): Promise<Omit<LoadedImage, 'names'>> {
+async function describe(store: ImageStore, manifest: ImageManifest, descriptor: Descriptor, file: string, names: string[]): Promise<Image> {
   const configSize = (await store.content.info(manifest.config.digest).catch(() => undefined))?.size ?? 0;
   if (configSize > CONFIG_MAX) throw archiveError(file, `config ${manifest.config.digest} of ${configSize} bytes is too large (over ${CONFIG_MAX})`);
   const config = await store.content
@@ -206,26 +183,25 @@ async function describe(store: ImageStore, manifest: ImageManifest, descriptor: 
     .catch((err: Error) => {
       throw withContext(`${shortName(file)}: config ${manifest.config.digest}`, err);
     });
-  const diffIDs = config.rootfs.diff_ids;
-  if (diffIDs.length !== manifest.layers.length) {
-    throw archiveError(file, `image ${manifest.config.digest} lists ${diffIDs.length} diff_ids for ${manifest.layers.length} layers`);
-  }
-  for (const d of diffIDs) if (!isDigest(d)) throw archiveError(file, `image ${manifest.config.digest}: invalid diff_id ${JSON.stringify(d)}`);
+  const layers = pairLayers(manifest, config, (detail) => archiveError(file, detail));
   for (const l of manifest.layers) {
-    if (layerCompression(l.mediaType) === undefined) throw archiveError(file, `blob ${l.digest} has media type ${l.mediaType}, not a layer`);
     if (!(await store.content.has(l.digest))) throw archiveError(file, `layer blob ${l.digest} is missing from the archive`);
   }
-  return {
-    manifest: { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size },
-    layers: diffIDs.map((diffID, i) => ({ diffID, descriptor: manifest.layers[i]! })), // same lengths, checked above
+  const image = {
     id: manifest.config.digest,
+    manifest,
+    manifestDescriptor: { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size },
+    config,
+    configDescriptor: manifest.config,
+    layers,
   };
+  return storeImage(store, image, names);
 }
 
-async function fromDockerArchive(store: ImageStore, members: Members, file: string, staged: StagedBlobs): Promise<LoadedImage[]> {
+async function fromDockerArchive(store: ImageStore, members: Members, file: string, staged: StagedBlobs): Promise<Image[]> {
   const entries = parseMeta<DockerArchiveManifestEntry[]>(members, 'manifest.json', file);
   if (!Array.isArray(entries)) throw archiveError(file, `manifest.json is not an array`);
-  const out: LoadedImage[] = [];
+  const out: Image[] = [];
   for (const e of entries) {
     if (typeof e?.Config !== 'string' || !Array.isArray(e.Layers)) throw archiveError(file, `manifest.json entry without Config or Layers`);
     if (e.Layers.some((l) => typeof l !== 'string')) throw archiveError(file, `manifest.json: Layers must name archive members`);
@@ -251,12 +227,7 @@ async function fromDockerArchive(store: ImageStore, members: Members, file: stri
       layers,
     };
     const descriptor = await store.content.putJson(manifest, MediaTypes.ociManifest, staged.created);
-    const img = await describe(store, manifest, descriptor, file);
-    for (const l of img.layers) {
-      if (l.descriptor.mediaType === MediaTypes.ociLayer && l.descriptor.digest !== l.diffID) {
-        throw archiveError(file, `image ${img.id}: layer ${l.descriptor.digest} does not match its diff_id ${l.diffID}`);
-      }
-    }
+    const img = await describe(store, manifest, descriptor, file, []);
     const names: string[] = [];
     for (const t of repoTags as string[]) {
       try {
@@ -266,7 +237,7 @@ async function fromDockerArchive(store: ImageStore, members: Members, file: stri
         throw withContext(`${shortName(file)}: RepoTags`, err);
       }
     }
-    out.push({ ...img, names });
+    out.push(withNames(img, names));
   }
   return out;
 }
@@ -279,34 +250,5 @@ async function readHead(store: ImageStore, d: Digest): Promise<Buffer> {
     return buf.subarray(0, bytesRead);
   } finally {
     await fh.close();
-  }
-}
-
-/** Hands every image's layers, bottom-up, to the importer (each chain once). */
-async function importAll(store: ImageStore, images: LoadedImage[], opts: LoadOptions): Promise<void> {
-  const done = new Set<Digest>();
-  const total = new Set(images.flatMap((i) => chainIDs(i.layers.map((l) => l.diffID)))).size;
-  const sizes: { diffID: Digest; blob: Descriptor; size?: number | undefined }[] = [];
-  for (const img of images) {
-    const chain = chainIDs(img.layers.map((l) => l.diffID));
-    for (let i = 0; i < img.layers.length; i++) {
-      // chain has one ID per layer
-      if (done.has(chain[i]!)) continue;
-      const layer = img.layers[i]!;
-      const size = await importLayerVerified(store, opts.importer, i === 0 ? null : chain[i - 1]!, layer);
-      // Recorded even when the importer had the layer already (importLayerVerified hashed the blob
-      // then): a built image naming this layer by diffID can then be saved from the original blob
-      // (the layer store may not rebuild its bytes).
-      sizes.push({ diffID: layer.diffID, blob: layer.descriptor, size });
-      done.add(chain[i]!);
-      opts.onProgress?.({ phase: 'import', done: done.size, total, item: layer.diffID });
-    }
-  }
-  if (sizes.length > 0) {
-    await store.lock.withExclusive(() =>
-      store.blobInfo.update((layers) => {
-        for (const s of sizes) LayerBlobInfo.addCompressed(layers, s.diffID, s.blob, s.size);
-      }),
-    );
   }
 }

@@ -12,15 +12,17 @@
 // layer blob are stored verified against their digests; the layers are handed bottom-up to the
 // layer store (LayerImporter) as verified uncompressed streams, keeping the original blobs; the
 // platform manifest is tagged with the reference.
-import type { Readable } from 'node:stream';
-import { MediaTypes, layerCompression, type Descriptor, type Platform } from '../content/types';
-import { DigestMismatchError, chainIDs, isDigest, type Digest } from '../digest';
+import { Readable } from 'node:stream';
+import type { Descriptor, Platform } from '../content/types';
+import { DigestMismatchError, type Digest } from '../digest';
 import { familiarString, parseReference, type ImageReference } from '../image/reference';
 import { hostPlatform, selectPlatform } from '../image/platform';
-import type { ImageLayer, ImageStore, StagedBlobs } from '../image/store';
-import type { ImageConfig, ImageIndex, ImageManifest } from '../image/types';
-import { CONFIG_MAX, exportManifest, gzipLayer, importLayerVerified, type ProgressFn } from './common';
-import type { LayerImporter } from './load';
+import { isImageId, storeImage, storeImages } from '../image/local';
+import { withLayers, type Image, type LayerBlob } from '../image/model';
+import type { ImageStore, StagedBlobs } from '../image/store';
+import { checkConfig, checkIndex, checkLayerTypes, checkManifest, decodeWith, isIndexDocument, pairLayers, parseDocument } from '../image/decode';
+import { CONFIG_MAX, type ProgressFn } from './common';
+import { importImages, type LayerImporter } from './import';
 import { userError } from './registry-auth';
 import { RegistryClient, RegistryError, type RegistryClientOptions } from './registry-client';
 
@@ -105,40 +107,41 @@ interface BlobToPush {
 
 /** Pushes image `ref` of the store to `dest` (default: `ref` itself, which then names the registry). */
 export async function pushImage(store: ImageStore, ref: string, dest: string | undefined, opts: PushOptions = {}): Promise<PushResult> {
-  const img = await store.resolve(ref);
-  const hex = ref.replace(/^sha256:/, '');
-  const byId = /^[0-9a-f]{12,64}$/.test(hex) && img.id.startsWith(`sha256:${hex}`);
-  if (dest === undefined && byId) throw userError(`push ${ref}: an image ID needs a destination (REGISTRY/REPOSITORY[:TAG])`);
+  const [img] = await storeImages(store, [ref]);
+  if (dest === undefined && isImageId(ref, img!.id)) throw userError(`push ${ref}: an image ID needs a destination (REGISTRY/REPOSITORY[:TAG])`);
   const target = parseReference(dest ?? ref);
   if (target.digest) throw userError(`cannot push to a digest reference: ${dest ?? ref}; give a tag`);
+  const sources = await mountSources(store, target, opts.mountFrom ?? []);
+  return pushTo(img!, target, sources, opts);
+}
+
+/**
+ * Pushes a model Image to `target`; `sources` are the repositories of the same registry to try
+ * mounting each blob from.
+ */
+async function pushTo(img: Image, target: ImageReference, sources: MountSources, opts: PushOptions): Promise<PushResult> {
   const repo = target.path;
   const tag = target.tag ?? 'latest';
   const subject = subjectOf(target);
 
-  // Layers as compressed blobs: kept ones as they are, the others gzipped (once, then reused).
-  const layerDescs: Descriptor[] = [];
-  let original = true;
+  // Layers as compressed blobs: the image's own compressed ones as they are, the others gzipped
+  // (once, then kept by the source).
+  const layers: LayerBlob[] = [];
   for (const [i, layer] of img.layers.entries()) {
-    const kind = layerCompression(layer.descriptor.mediaType);
-    if ((kind === 'gzip' || kind === 'zstd') && (await store.content.has(layer.descriptor.digest))) {
-      layerDescs.push(layer.descriptor);
-    } else {
-      original = false;
-      layerDescs.push((await gzipLayer(store, layer, opts.gzipLevel)).descriptor);
-    }
+    layers.push(await layer.gzipped(opts.gzipLevel));
     opts.onProgress?.({ phase: 'compress', done: i + 1, total: img.layers.length, item: layer.diffID });
   }
-  const manifest = original
-    ? { bytes: await store.content.readBytes(img.manifestDescriptor.digest), mediaType: img.manifestDescriptor.mediaType }
-    : await exportManifest(store, img, layerDescs).then((m) => ({ bytes: m.bytes, mediaType: m.descriptor.mediaType }));
+  // The manifest: the original bytes when every layer already was a compressed blob (its digest stays).
+  const original = layers.every((l, i) => l.digest === img.layers[i]!.digest);
+  const pushed = original ? img : withLayers(img, layers);
+  const manifest = { bytes: await pushed.rawManifest(), mediaType: pushed.manifestDescriptor.mediaType };
 
   const blobs = new Map<Digest, BlobToPush>();
-  for (const d of [...layerDescs, img.configDescriptor]) {
-    if (!blobs.has(d.digest)) blobs.set(d.digest, { digest: d.digest, size: d.size, open: () => store.content.open(d.digest, { size: d.size }) });
-  }
+  for (const l of layers) if (!blobs.has(l.digest)) blobs.set(l.digest, { digest: l.digest, size: l.size, open: () => l.compressed() });
+  const cfg = img.configDescriptor;
+  if (!blobs.has(cfg.digest)) blobs.set(cfg.digest, { digest: cfg.digest, size: cfg.size, open: async () => Readable.from([await img.rawConfig()]) });
   const client = new RegistryClient(target.domain, repo, opts);
   await client.ping(subject);
-  const sources = await mountSources(store, target, opts.mountFrom ?? []);
 
   const result: PushResult = { reference: familiarString({ ...target, tag }), digest: '' as Digest, size: manifest.bytes.length, mediaType: manifest.mediaType, blobs: { uploaded: 0, existing: 0, mounted: 0 }, bytesUploaded: 0 };
   const total = [...blobs.values()].reduce((n, b) => n + b.size, 0);
@@ -191,7 +194,12 @@ export async function pushImage(store: ImageStore, ref: string, dest: string | u
  * (its tags there: their manifests' blobs and the compressed forms of their layers), plus `extra`
  * repositories to try for every blob. A wrong guess costs one refused mount.
  */
-async function mountSources(store: ImageStore, target: ImageReference, extra: string[]): Promise<{ byBlob: Map<Digest, string[]>; always: string[] }> {
+interface MountSources {
+  byBlob: Map<Digest, string[]>;
+  always: string[];
+}
+
+async function mountSources(store: ImageStore, target: ImageReference, extra: string[]): Promise<MountSources> {
   const byBlob = new Map<Digest, string[]>();
   const info = await store.blobInfo.read();
   for (const summary of await store.list()) {
@@ -225,31 +233,26 @@ export async function pullImage(store: ImageStore, ref: string, opts: PullOption
   const top = await client.getManifest(repo, parsed.digest ?? parsed.tag ?? 'latest', subject);
 
   // Down through indexes to the platform's image manifest.
+  const fail = (what: string) => (detail: string) => new RegistryError(`${detail}: ${what}`);
   let current = top;
-  for (let depth = 0; isIndex(current.mediaType, current.bytes); depth++) {
+  let doc = parseDocument(current.bytes, 'the manifest', fail(subject));
+  for (let depth = 0; isIndexDocument(doc, current.mediaType); depth++) {
     if (depth >= 4) throw new RegistryError(`image index nests too deeply: ${subject}`);
-    const index = JSON.parse(current.bytes.toString('utf8')) as ImageIndex;
+    const index = decodeWith(() => checkIndex(doc, 'the image index'), fail(subject));
     const want = opts.platform ?? hostPlatform();
-    const child = selectPlatform(index.manifests ?? [], want);
+    const child = selectPlatform(index.manifests, want);
     if (!child) {
-      const have = (index.manifests ?? []).map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}` : '?'));
+      const have = index.manifests.map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}` : '?'));
       throw new RegistryError(`no image for ${want.os}/${want.architecture} in the index (it has ${have.join(', ') || 'none'}): ${subject}`);
     }
-    if (!isDigest(child.digest)) throw new RegistryError(`the index names an invalid digest ${JSON.stringify(child.digest)}: ${subject}`);
-    current = await client.getManifest(repo, child.digest, `${parsed.domain}/${repo}@${child.digest}`);
+    const childSubject = `${parsed.domain}/${repo}@${child.digest}`;
+    current = await client.getManifest(repo, child.digest, childSubject);
+    doc = parseDocument(current.bytes, 'the manifest', fail(childSubject));
   }
-  const manifest = JSON.parse(current.bytes.toString('utf8')) as ImageManifest;
   const manifestSubject = `${parsed.domain}/${repo}@${current.digest}`;
-  if (!manifest.config || !isDigest(manifest.config.digest) || !Array.isArray(manifest.layers)) {
-    throw new RegistryError(`not an image manifest (no config or layers): ${manifestSubject}`);
-  }
+  const manifest = decodeWith(() => checkManifest(doc, 'the manifest'), fail(manifestSubject));
   if (!(manifest.config.size <= CONFIG_MAX)) throw new RegistryError(`config ${manifest.config.digest} of ${manifest.config.size} bytes is too large (over ${CONFIG_MAX}): ${manifestSubject}`);
-  for (const l of manifest.layers) {
-    if (!isDigest(l.digest)) throw new RegistryError(`the manifest names an invalid layer digest ${JSON.stringify(l.digest)}: ${manifestSubject}`);
-    if (layerCompression(l.mediaType) === undefined) {
-      throw new RegistryError(`blob ${l.digest} has media type ${l.mediaType}, not an image layer (an artifact, not an image?): ${manifestSubject}`);
-    }
-  }
+  checkLayerTypes(manifest, fail(manifestSubject));
 
   // What a failed pull wrote is deleted at once, not left to prune's grace period.
   const staged = await store.stageBlobs();
@@ -275,23 +278,14 @@ export async function pullImage(store: ImageStore, ref: string, opts: PullOption
       result.blobs.downloaded++;
     });
 
-    const config = await store.content.readJson<ImageConfig>(manifest.config.digest);
-    const diffIDs = config.rootfs?.diff_ids ?? [];
-    if (diffIDs.length !== manifest.layers.length) {
-      throw new RegistryError(`image ${manifest.config.digest} lists ${diffIDs.length} diff_ids for ${manifest.layers.length} layers: ${manifestSubject}`);
-    }
-    for (const d of diffIDs) if (!isDigest(d)) throw new RegistryError(`image ${manifest.config.digest} has an invalid diff_id ${JSON.stringify(d)}: ${manifestSubject}`);
-    const layers: ImageLayer[] = diffIDs.map((diffID, i) => ({ diffID, descriptor: manifest.layers[i]! }));
-    for (const l of layers) {
-      if (layerCompression(l.descriptor.mediaType) === 'none' && l.descriptor.digest !== l.diffID) {
-        throw new RegistryError(`uncompressed layer ${l.descriptor.digest} does not match its diff_id ${l.diffID}: ${manifestSubject}`);
-      }
-    }
+    const configDoc = await store.content.readJson<unknown>(manifest.config.digest);
+    const config = decodeWith(() => checkConfig(configDoc, `config ${manifest.config.digest}`), fail(manifestSubject));
+    const layers = pairLayers(manifest, config, fail(manifestSubject));
 
     const manifestDesc = await store.content.putBytes(current.bytes, current.mediaType, current.digest, staged.created);
-    const sizes = await importLayers(store, layers, opts);
     const tags = parsed.digest ? [] : [familiarString(parsed)];
-    await store.addImage(manifestDesc, tags, sizes);
+    const image = storeImage(store, { id: manifest.config.digest, manifest, manifestDescriptor: manifestDesc, config, configDescriptor: manifest.config, layers }, tags);
+    await importImages(store, opts.importer, [image], opts.onProgress);
     result.reference = parsed.digest ? familiarString({ domain: parsed.domain, path: parsed.path, digest: parsed.digest }) : tags[0]!;
     await staged.release();
     return result;
@@ -299,13 +293,6 @@ export async function pullImage(store: ImageStore, ref: string, opts: PullOption
     await staged.abandon().catch(() => {});
     throw err;
   }
-}
-
-function isIndex(mediaType: string, bytes: Buffer): boolean {
-  if (mediaType === MediaTypes.ociIndex || mediaType === MediaTypes.dockerManifestList) return true;
-  if (mediaType === MediaTypes.ociManifest || mediaType === MediaTypes.dockerManifest) return false;
-  const doc = JSON.parse(bytes.toString('utf8')) as { manifests?: unknown; config?: unknown };
-  return Array.isArray(doc.manifests) && !doc.config;
 }
 
 /** Streams one blob into the content store, verified against its digest and size. */
@@ -329,19 +316,4 @@ async function downloadBlob(client: RegistryClient, store: ImageStore, repo: str
     if (err instanceof RegistryError) throw err;
     throw new RegistryError(`download failed: ${(err as Error).message}: ${subject}`);
   }
-}
-
-/**
- * Hands the layers bottom-up to the importer as verified uncompressed streams of their own blobs;
- * returns what to record about their blobs (uncompressed sizes measured on the way).
- */
-async function importLayers(store: ImageStore, layers: ImageLayer[], opts: PullOptions): Promise<{ diffID: Digest; blob: Descriptor; size?: number }[]> {
-  const chains = chainIDs(layers.map((l) => l.diffID));
-  const out: { diffID: Digest; blob: Descriptor; size?: number }[] = [];
-  for (const [i, layer] of layers.entries()) {
-    const size = await importLayerVerified(store, opts.importer, i === 0 ? null : chains[i - 1]!, layer);
-    out.push({ diffID: layer.diffID, blob: { mediaType: layer.descriptor.mediaType, digest: layer.descriptor.digest, size: layer.descriptor.size }, ...(size !== undefined ? { size } : {}) });
-    opts.onProgress?.({ phase: 'import', done: i + 1, total: layers.length, item: layer.diffID });
-  }
-  return out;
 }

@@ -9,7 +9,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as native from '@tsbuild/native';
-import { listTar } from '../../src/archive';
+import { buildTar, isUnionFsXattr, listTar } from '../../src/archive';
 import type { Driver, OverlayMount } from '../../src/drivers/types';
 import { isMountPoint } from '../../src/drivers/mountinfo';
 import { LayerStore } from '../../src/layers/store';
@@ -242,6 +242,38 @@ export function driverConformance(name: string, make: DriverFactory): void {
       for (const id of ['l1', 'l2', 'l3']) {
         expect(sha256(await bytesOf(fresh.diff(id)))).toBe(sha256(await bytesOf(d.diff(id))));
       }
+    });
+
+    // The xattr policy (archive/xattrs.ts): user.* and a binary security.capability travel; overlayfs'
+    // and fuse-overlayfs' own xattrs are never taken from a layer tar nor put into one.
+    it('xattr policy: applies and diffs user.* and security.capability, drops union filesystems\' own', async () => {
+      const keep = { 'user.note': Buffer.from([0, 1, 2, 255]), 'security.capability': CAP_NET_RAW };
+      const internal = {
+        'trusted.overlay.opaque': Buffer.from('y'),
+        'user.overlay.origin': Buffer.from([9]),
+        'user.fuseoverlayfs.opaque': Buffer.from('y'),
+        'security.fuseoverlayfs.override_stat': Buffer.from('0:0:0755'),
+      };
+      const tar = buildTar([
+        { header: { name: 'dir/', type: 'dir', mode: 0o755, xattrs: { ...keep, ...internal } } },
+        { header: { name: 'dir/kept', type: 'file', mode: 0o644 }, body: 'k' },
+        { header: { name: 'capped', type: 'file', mode: 0o755, xattrs: { ...keep, ...internal } }, body: 'c' },
+      ]);
+      await d.create('x', null, {});
+      await d.applyDiff('x', Readable.from([tar]));
+      await view('x', (r) => {
+        for (const rel of ['dir', 'capped']) {
+          for (const [name, value] of Object.entries(keep)) expect(native.lgetxattr(path.join(r, rel), name)).toEqual(value);
+          for (const name of Object.keys(internal)) expect(native.lgetxattr(path.join(r, rel), name)).toBeNull();
+        }
+        expect(fs.readFileSync(path.join(r, 'dir/kept'), 'utf8')).toBe('k'); // not made opaque
+      });
+      const headers = await listTar(d.diff('x'));
+      for (const rel of ['dir/', 'capped']) {
+        const h = headers.find((e) => e.name === rel);
+        expect(Object.fromEntries(h?.xattrs ?? [])).toEqual(keep);
+      }
+      expect(headers.some((h) => [...h.xattrs.keys()].some(isUnionFsXattr))).toBe(false);
     });
 
     it('mounts a 200-layer chain and reads the right version of every file', async () => {

@@ -1,0 +1,38 @@
+// The library's save functions: images of the store, by reference, through a sink of the registry.
+import { storeImages } from '../image/local';
+import type { ImageStore } from '../image/store';
+import { userError } from '../errors';
+import type { SaveOptions } from './common';
+import { dockerArchiveSink, dockerOciArchiveSink, findSink, ociArchiveSink, ociLayoutSink, sinkNames } from './sinks';
+import type { ImageSink } from './sink';
+
+/** A save format: the name of a registered sink (`docker-oci`, `oci`, `docker`, `oci-layout`) or an alias. */
+export type SaveFormat = string;
+
+/** The sink for `format`, or a one-line error listing the formats. */
+export function sinkFor(format: SaveFormat): ImageSink {
+  const sink = findSink(format);
+  if (!sink) throw userError(`unknown format "${format}": use ${sinkNames().join(', ')}`);
+  return sink;
+}
+
+/** Saves images of the store (names, IDs or digests) to `out` in `format`. */
+export async function saveImages(store: ImageStore, refs: string[], format: SaveFormat, out: string, opts: SaveOptions = {}): Promise<void> {
+  await sinkFor(format).write(await storeImages(store, refs), out, opts);
+}
+
+/** Saves images as an OCI archive (a tar of an OCI image layout). */
+export const saveOciArchive = (store: ImageStore, images: string[], out: string, opts: SaveOptions = {}): Promise<void> =>
+  saveImages(store, images, ociArchiveSink.name, out, opts);
+
+/** What `docker save` writes since Docker 25 (see sinks/docker-oci-archive.ts). */
+export const saveDockerOciArchive = (store: ImageStore, images: string[], out: string, opts: SaveOptions = {}): Promise<void> =>
+  saveImages(store, images, dockerOciArchiveSink.name, out, opts);
+
+/** Saves images into an OCI layout directory (created if missing; see sinks/oci-layout.ts). */
+export const saveOciDir = (store: ImageStore, images: string[], dir: string, opts: SaveOptions = {}): Promise<void> =>
+  saveImages(store, images, ociLayoutSink.name, dir, opts);
+
+/** Saves images as a docker-archive. */
+export const saveDockerArchive = (store: ImageStore, images: string[], out: string, opts: SaveOptions = {}): Promise<void> =>
+  saveImages(store, images, dockerArchiveSink.name, out, opts);
