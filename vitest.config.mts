@@ -19,7 +19,7 @@ const integration = [
   'packages/native/test/{binding,fsops,mount,overlay,spawn}.test.ts',
   'packages/storage/test/archive/{apply,breakout,codec,whiteout,xattrs}.test.ts',
   'packages/storage/test/drivers/**/*.test.ts',
-  'packages/storage/test/{layers,transport,runtime,runtime-hardening,runtime-seccomp,runtime-stale-cgroups}.test.ts',
+  'packages/storage/test/{layers,liveness,transport,runtime,runtime-hardening,runtime-seccomp,runtime-stale-cgroups}.test.ts',
   'packages/builder/test/context/hash.test.ts',
 ];
 const all = ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'];

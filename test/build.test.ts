@@ -1,8 +1,10 @@
 // End-to-end builds on a real store: overlay mounts, RUN in real containers, the cache, errors.
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { build, BuildCache, type BuildEvent } from '@tsbuild/builder';
+import { Store } from '@tsbuild/storage';
 import { mountsUnder, openTestRoot, runImage, useTestRoot, writeTree } from './helpers/roots';
 
 const t = useTestRoot();
@@ -231,6 +233,133 @@ describe('build', () => {
   });
 });
 
+describe('cache keys', () => {
+  /** The key as documented: a digest of the named parts in order (the format existing caches hold). */
+  const keyOf = (parts: Record<string, string>) => {
+    const h = crypto.createHash('sha256').update('tsbuild-cache-v1\n');
+    for (const [name, value] of Object.entries(parts)) h.update(`${name}=${JSON.stringify(value)}\n`);
+    return `sha256:${h.digest('hex')}`;
+  };
+
+  it('are pinned: every layer step keys the same named parts, so existing caches keep hitting', async () => {
+    const ctx = context({
+      Dockerfile: [
+        'FROM busybox AS first',
+        'ENV A=1',
+        'ARG B=2',
+        'WORKDIR /app',
+        'COPY --chmod=640 a.txt ./',
+        'ADD b.txt /b/',
+        'USER 0:0',
+        'RUN --mount=type=cache,target=/cache --mount=type=bind,source=a.txt,target=/x echo $A $B > /out',
+        'RUN --network=none true',
+        'LABEL l=$A',
+        'EXPOSE 80',
+        'CMD ["sh"]',
+        'FROM busybox AS second',
+        'COPY --from=0 /out /out2',
+        '',
+      ].join('\n'),
+      'a.txt': 'a\n',
+      'b.txt': 'b\n',
+    });
+    await buildCollect(ctx, { sourceDateEpoch: 1700000000, buildArgs: { B: '3' } });
+    const records = await new BuildCache(t.root).list();
+    const lineage = path.join(t.root, 'builder', 'lineage');
+    const steps = fs.readdirSync(lineage).map((f) => JSON.parse(fs.readFileSync(path.join(lineage, f), 'utf8')) as Record<string, string>);
+    expect(steps).toHaveLength(6);
+    // Each step's cache entry is the key of the parts it recorded.
+    expect(steps.map(keyOf).sort()).toEqual(records.map((r) => r.key).sort());
+    // Chain IDs depend on the base image's bytes: name each after the step that made it.
+    const names = new Map<string, string>([[(await t.store.imageChain('busybox')).chainID!, '<busybox>']]);
+    for (let named = -1; named !== names.size; ) {
+      named = names.size;
+      for (const parts of steps) {
+        const made = records.find((r) => r.key === keyOf(parts))!.record.chainID;
+        const instr = JSON.parse(parts.instruction!) as { keyword: string; dest?: string; path?: string; cmdLine?: string[] };
+        if (names.has(parts.parent!) && !names.has(made)) names.set(made, `<${instr.keyword} ${instr.dest ?? instr.path ?? instr.cmdLine!.join(' ')}>`);
+      }
+    }
+    const named = (parts: Record<string, string>) =>
+      Object.entries(parts)
+        .map(([k, v]) => `${k}=${[...names].reduce((s, [id, n]) => s.split(id).join(n), v)}`)
+        .join('\n');
+    const runMounts =
+      '[{"type":"cache","target":"/cache","id":"/cache","sharing":"shared","from":"","source":"","readOnly":false,"mode":493,"uid":0,"gid":0},{"type":"bind","target":"/x","source":"a.txt","from":"","readOnly":true}]';
+    const env = '["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","A=1","B=3"]';
+    expect(steps.map(named).sort()).toEqual(
+      [
+        ['parent=<busybox>', 'instruction={"kind":"workdir","keyword":"WORKDIR","flags":[],"path":"/app"}', 'workdir=/app', 'epoch=1700000000'],
+        [
+          'parent=<WORKDIR /app>',
+          'instruction={"kind":"copy","keyword":"COPY","flags":["--chmod=640"],"sources":["a.txt"],"contents":[],"dest":"./","chown":"","chmod":"640","link":false,"exclude":[],"from":"","parents":false}',
+          'user=',
+          'workdir=/app',
+          'content=sha256:69ecaa1524ec696edf52b07a86da69efe31903bc04712e23978074a507f5d14c',
+          'epoch=1700000000',
+        ],
+        [
+          'parent=<COPY ./>',
+          'instruction={"kind":"add","keyword":"ADD","flags":[],"sources":["b.txt"],"contents":[],"dest":"/b/","chown":"","chmod":"","link":false,"exclude":[],"checksum":""}',
+          'user=',
+          'workdir=/app',
+          'content=sha256:5108f58cdc6bf2e42bcb5756953dcab4105043dae63a3b8000c55480c7e7eb7b',
+          'epoch=1700000000',
+        ],
+        [
+          'parent=<ADD /b/>',
+          `instruction={"kind":"run","keyword":"RUN","flags":["--mount=type=cache,target=/cache","--mount=type=bind,source=a.txt,target=/x"],"cmdLine":["echo $A $B > /out"],"prependShell":true,"files":[],"mountSpecs":["type=cache,target=/cache","type=bind,source=a.txt,target=/x"],"mounts":${runMounts},"network":"default","security":"sandbox","flagsUsed":["mount"]}`,
+          `env=${env}`,
+          'content=[["/x","sha256:67ef472d5ead72f98529809510f620e6debff8a2bfb07a0d0fe44f5e7074a140"]]',
+          'user=0:0',
+          'workdir=/app',
+          'shell=["/bin/sh","-c"]',
+          'network=default',
+          `mounts=${runMounts}`,
+          'epoch=1700000000',
+        ],
+        [
+          'parent=<RUN echo $A $B > /out>',
+          'instruction={"kind":"run","keyword":"RUN","flags":["--network=none"],"cmdLine":["true"],"prependShell":true,"files":[],"mountSpecs":[],"mounts":[],"network":"none","security":"sandbox","flagsUsed":["network"]}',
+          `env=${env}`,
+          'user=0:0',
+          'workdir=/app',
+          'shell=["/bin/sh","-c"]',
+          'network=default',
+          'mounts=[]',
+          'epoch=1700000000',
+        ],
+        [
+          'parent=<busybox>',
+          'instruction={"kind":"copy","keyword":"COPY","flags":["--from=0"],"sources":["/out"],"contents":[],"dest":"/out2","chown":"","chmod":"","link":false,"exclude":[],"from":"0","parents":false}',
+          'user=',
+          'workdir=',
+          'from=<RUN true>',
+          'epoch=1700000000',
+        ],
+      ]
+        .map((l) => l.join('\n'))
+        .sort(),
+    );
+    // The first stage again: every step hits, and the history says what each instruction did.
+    const first = await buildCollect(ctx, { sourceDateEpoch: 1700000000, buildArgs: { B: '3' }, target: 'first' });
+    expect(first.events.filter((e) => e.type === 'step-cache-miss')).toEqual([]);
+    expect(first.result.config.history!.slice(-11).map((h) => [h.created_by, h.empty_layer ?? false])).toEqual([
+      ['ENV A=1 # tsbuild', true],
+      ['ARG B=2 # tsbuild', true],
+      ['WORKDIR /app # tsbuild', false],
+      ['COPY --chmod=640 a.txt ./ # tsbuild', false],
+      ['ADD b.txt /b/ # tsbuild', false],
+      ['USER 0:0 # tsbuild', true],
+      ['RUN |1 B=3 /bin/sh -c echo $A $B > /out # tsbuild', false],
+      ['RUN |1 B=3 /bin/sh -c true # tsbuild', false],
+      ['LABEL l=1 # tsbuild', true],
+      ['EXPOSE 80 # tsbuild', true],
+      ['CMD ["sh"] # tsbuild', true],
+    ]);
+  });
+});
+
 describe('docker build semantics found in review', () => {
   it.each([
     {
@@ -353,6 +482,21 @@ describe('builds and the layer sweep', () => {
     );
     await sweep;
     expect((await runImage(t.store, result.imageId, ['cat', '/a'])).stdout).toBe('a\n');
+  });
+
+  it('a store opened with no option (as a library user opens one) keeps the build cache through prune', async () => {
+    const ctx = context({ Dockerfile: 'FROM busybox\nRUN echo a > /a\nCOPY f /f\n', f: 'f' });
+    await buildCollect(ctx);
+    const other = await Store.open(t.root);
+    try {
+      await other.removeImage('test:latest');
+      expect((await other.prune()).layers).toBe(0);
+    } finally {
+      await other.close();
+    }
+    const again = await buildCollect(ctx);
+    expect(again.events.filter((e) => e.type === 'step-cached')).toHaveLength(2);
+    expect(again.events.filter((e) => e.type === 'step-cache-miss')).toEqual([]);
   });
 
   it('removing an unrelated image keeps the build cache of intermediate stages', async () => {

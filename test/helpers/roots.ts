@@ -5,7 +5,6 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import { Store } from '@tsbuild/storage';
-import { BuildCache } from '@tsbuild/builder';
 import { makeBusyboxTar } from '../../fixtures/busybox';
 import { destroyRoot, tempRoot } from './temp';
 
@@ -50,8 +49,7 @@ export async function openTestRoot(opts: TestRootOptions = {}): Promise<TestRoot
   const root = path.join(top, 'root');
   const work = path.join(top, 'work');
   fs.mkdirSync(work);
-  // As the CLI opens it: the build cache's layers are roots of the layer sweep.
-  const store = await Store.open(root, { driver: opts.driver ?? 'overlay2', liveChains: () => new BuildCache(root).liveChains() });
+  const store = await Store.open(root, { driver: opts.driver ?? 'overlay2' });
   if (opts.base !== false) await store.importTarball(busyboxTarball(), 'busybox:latest');
   return {
     root,

@@ -7,4 +7,4 @@
 export * from './dockerfile';
 export * from './context';
 export * from './progress';
-export * from './build';
+export * from './engine';

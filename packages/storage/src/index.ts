@@ -20,4 +20,5 @@ export * from './runtime';
 export * from './containers';
 export * from './drivers';
 export * from './layers';
+export * from './cache';
 export * from './fsck';

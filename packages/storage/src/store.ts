@@ -1,7 +1,7 @@
 // The storage root as one object: the layer store (driver + layer metadata), the image store (an OCI
-// layout) and the transports, wired together. Layers live as long as something reaches them: an
-// image in index.json, a RW layer (container or build step) on top, or a build-cache entry. Removal is
-// a sweep over what is unreachable, so no reference count can drift after a crash.
+// layout), the build cache's records and the transports, wired together. Layers live as long as a
+// root reaches them (see the liveness model in layers/store.ts); removal is a sweep over what is
+// unreachable, so no reference count can drift after a crash.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,6 +13,7 @@ import { chainIDs, type Digest } from './digest';
 import { MediaTypes } from './content';
 import { ImageStore, hostPlatform, type ImageConfig, type RemoveResult } from './image';
 import { LayerStore, type Layer } from './layers';
+import { BuildCache } from './cache';
 import type { DriverChoice } from './drivers';
 import { mountsUnder } from './drivers/mountinfo';
 import { detach } from './drivers/perform';
@@ -29,8 +30,6 @@ export interface StoreOptions {
   driver?: DriverChoice;
   /** Receives one-line notices (e.g. the fall back to vfs). */
   onNotice?: (message: string) => void;
-  /** Extra roots of layer liveness (e.g. the build cache's chain IDs). */
-  liveChains?: () => Promise<Iterable<string>> | Iterable<string>;
   /** Remove what crashed processes left at open (default true; fsck looks first). */
   repair?: boolean;
   /**
@@ -67,7 +66,8 @@ export class Store {
     readonly root: string,
     readonly layers: LayerStore,
     readonly images: ImageStore,
-    private readonly liveChains: StoreOptions['liveChains'],
+    /** The build cache: its records are roots of the layer sweep. */
+    readonly cache: BuildCache,
   ) {}
 
   static async open(root: string, opts: StoreOptions = {}): Promise<Store> {
@@ -77,7 +77,7 @@ export class Store {
     const layers = await LayerStore.open(abs, { driver: opts.driver ?? 'auto', repair: opts.repair !== false });
     if (layers.notice) opts.onNotice?.(layers.notice);
     const images = await ImageStore.open(abs, { layerSource: layers });
-    const store = new Store(abs, layers, images, opts.liveChains);
+    const store = new Store(abs, layers, images, new BuildCache(abs));
     images.setHooks({
       onImageDeleted: () => store.collectLayers().then(() => undefined),
       leasedDiffIDs: () => store.leasedDiffIDs(),
@@ -259,8 +259,9 @@ export class Store {
   }
 
   /**
-   * Removes committed layers nothing reaches any more: not in an image, not under a RW layer, not a
-   * live build-cache entry. Children go before parents. Returns how many layers were removed.
+   * Removes committed layers no root reaches any more: not in an image, not under a RW layer, not
+   * named by a build-cache record, not leased. Children go before parents. Returns how many layers
+   * were removed.
    */
   async collectLayers(): Promise<number> {
     // Mark and sweep under the layer lock: no layer can be committed (and leased) in between.
@@ -283,7 +284,7 @@ export class Store {
       markChain(chains[chains.length - 1] ?? null);
     }
     for (const rw of this.layers.listRW()) markChain(rw.parent);
-    for (const chain of (await this.liveChains?.()) ?? []) markChain(chain);
+    for (const chain of await this.cache.liveChains()) markChain(chain);
     for (const chain of await this.leasedChains()) markChain(chain);
     const dead = this.layers.list().filter((l) => !live.has(l.chainID));
     const depth = new Map<string, number>();

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { findSink, mergeTree, mkdirpSync, packDir, sinkNames } from '@tsbuild/storage';
-import { build } from '../build';
+import { build } from '../engine';
 import { createRenderer, type ProgressMode } from '../progress';
 import { defineCommand } from './command';
 import { CommandError, UsageError } from './errors';

@@ -1,13 +1,12 @@
 // Store housekeeping with docker's names: system df, system/image/container/builder prune, container
 // inspect. CI machines run `builder prune --filter until=24h --keep-storage 5GB` so caches stay bounded.
-import { Containers, type Store } from '@tsbuild/storage';
+import { BuildCache, Containers, type Store } from '@tsbuild/storage';
 import { defineCommand } from './command';
 import type { Command } from './main';
 import { UsageError } from './errors';
 import { compileTemplate } from './gotemplate';
 import { humanSize, parseCommandArgs, parseKeyValues, parseSize, table } from './parse';
 import { withStore } from './store';
-import { BuildCache } from '../build/cache';
 
 /** Go durations as docker's `until` filter takes them (`24h`, `1h30m`, `90s`), or a timestamp. */
 export function parseUntil(value: string): number {

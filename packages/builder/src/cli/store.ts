@@ -1,7 +1,6 @@
 // Opening the storage root for a command: checks root first (one line instead of an EPERM deep in a
 // syscall) and prints the driver notice once.
 import { ROOT_REQUIRED_MESSAGE, Store } from '@tsbuild/storage';
-import { BuildCache } from '../build/cache';
 import { CommandError } from './errors';
 import type { GlobalOptions } from './globals';
 
@@ -14,8 +13,6 @@ export async function openStore(globals: GlobalOptions, opts: { repair?: boolean
   return Store.open(globals.root, {
     ...(globals.storageDriver ? { driver: globals.storageDriver } : {}),
     ...(opts.repair === false ? { repair: false } : {}),
-    // Layers the build cache refers to stay until `tsbuild prune`.
-    liveChains: () => new BuildCache(globals.root).liveChains(),
     onNotice: (message) => process.stderr.write(`tsbuild: ${message}\n`),
   });
 }

@@ -35,8 +35,6 @@ export interface ImageStoreOptions {
    * with the image's diffIDs bottom-up, so the layer store can release its layers.
    */
   onImageDeleted?: (diffIDs: Digest[], imageId: Digest) => Promise<void> | void;
-  /** Whether a container uses the image; such images are not deleted. */
-  isInUse?: (imageId: Digest) => Promise<boolean> | boolean;
   /** Shortest image ID prefix accepted (default 12, docker's short ID). */
   shortIdMinLength?: number;
   /**
@@ -619,8 +617,8 @@ export class ImageStore {
 
   /**
    * Docker-like rmi: a tag that is not the image's last is just untagged; otherwise (or for an ID)
-   * the image is deleted. Deleting by ID an image with several tags needs `force`. An image in use by
-   * a container is never deleted (with `force` its tags go, like docker).
+   * the image is deleted. Deleting by ID an image with several tags needs `force`. A container made
+   * from it keeps its layers: its RW layer is a root of the layer sweep (layers/store.ts).
    */
   async remove(refOrId: string, opts: { force?: boolean } = {}): Promise<RemoveResult> {
     const result: RemoveResult = { untagged: [], deleted: [] };
@@ -648,13 +646,6 @@ export class ImageStore {
             .map((e) => familiarString(parseReference(e.name!)))
             .join(', ')}`,
         );
-      }
-      if (this.opts.isInUse && (await this.opts.isInUse(img.id))) {
-        if (!opts.force) throw userError(`image ${familiarOrId(refOrId, img.id)} is in use by a container; stop and remove it first`);
-        for (const e of tagged) if (!result.untagged.includes(familiarString(parseReference(e.name!)))) result.untagged.push(familiarString(parseReference(e.name!)));
-        entries = entries.filter((e) => !(e.name !== null && manifestDigests.has(e.descriptor.digest)));
-        await this.writeEntries(keepDangling(entries, target));
-        return;
       }
       // A parent of other images (they were built FROM it) is only untagged, as docker does: its
       // layers and blobs are the children's too. By ID it needs force (the children keep their layers).
@@ -685,7 +676,7 @@ export class ImageStore {
     return out;
   }
 
-  /** Removes untagged images (not in use) and blobs nothing references (older than `graceMs`). */
+  /** Removes untagged images (not parents of others) and blobs nothing references (older than `graceMs`). */
   async prune(opts: { graceMs?: number } = {}): Promise<PruneResult> {
     const grace = opts.graceMs ?? DEFAULT_PRUNE_GRACE_MS;
     const result: PruneResult = { deletedImages: [], deletedBlobs: 0, reclaimedBytes: 0 };
@@ -701,8 +692,7 @@ export class ImageStore {
           continue;
         }
         const img = await this.load(e.descriptor, entries).catch(() => null);
-        if (img && this.opts.isInUse && (await this.opts.isInUse(img.id))) keep.push(e);
-        else if (img && parents.has(img.id)) keep.push(e); // a parent: docker keeps it too
+        if (img && parents.has(img.id)) keep.push(e); // a parent: docker keeps it too
         else if (img) dangling.push({ img, entryDigests: [e.descriptor.digest] });
       }
       entries = keep;
@@ -894,10 +884,6 @@ function isNameReference(input: string): boolean {
 
 export function shortImageId(id: Digest): string {
   return id.slice(7, 19);
-}
-
-function familiarOrId(input: string, id: Digest): string {
-  return isNameReference(input) ? familiarString(parseReference(input)) : shortImageId(id);
 }
 
 function layerSize(l: ImageLayer, info: Map<Digest, LayerInfo>): number {

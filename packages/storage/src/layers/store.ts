@@ -4,7 +4,6 @@
 //   <root>/layers/sha256/<chainHex>/parent    parent chainID (absent for a base layer)
 //   <root>/layers/sha256/<chainHex>/size      bytes of the uncompressed tar
 //   <root>/layers/sha256/<chainHex>/cache-id  the driver's id for the layer's files
-//   <root>/layers/sha256/<chainHex>/refs      references held by images/callers (decimal; rewritten atomically)
 //   <root>/layers/sha256/<chainHex>/clamp-mtime  SOURCE_DATE_EPOCH the tar was made with (only when set)
 //   <root>/layers/sha256/<chainHex>/rebuildable  present when the tar is our own packing of the diff
 //                                             directory (built layers), so fsck can rebuild and compare
@@ -17,6 +16,20 @@
 // Crash safety: every layer and RW entry is assembled in tmp/ and renamed into place; removal renames
 // into tmp/ first. At open, under the lock, tmp/ entries of dead processes are deleted, driver layers
 // no metadata refers to are removed, stale mounts are unmounted and dead holders' mount counts dropped.
+//
+// Liveness: one model, reachability. A committed layer lives while a root reaches it (its chain or a
+// chain above it); Store.collectLayers (store.ts) marks from the roots under this store's lock and
+// removes the rest, children first. The roots, all read from disk by storage itself (no caller has
+// to pass them):
+//   - images: the top chain of every image in the image store's index.json;
+//   - RW layers: the parent of every entry under mounts/ (containers, build steps in progress);
+//   - build-cache records: the chain every <root>/builder/cache record names (cache/store.ts), until
+//     `builder prune` or `tsbuild prune` drops the record;
+//   - leases: chains held by live processes (<root>/leases, lease.ts), e.g. a build between
+//     committing a layer and writing its image; a dead process's lease is no root.
+// Besides, remove() refuses a layer with children or mounts. There are no reference counts: a count
+// cannot survive a kill -9 consistently, a sweep is always right. (Layers of older stores may still
+// hold a `refs` file; nothing reads it.)
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -221,19 +234,6 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     return out;
   }
 
-  /** References held on the layer (by images or callers). */
-  refs(chain: Digest): number {
-    this.get(chain);
-    return Number(readTextOrNull(path.join(this.layerDir(chain), 'refs')) ?? 0);
-  }
-
-  private async setRefs(chain: Digest, n: number): Promise<void> {
-    const file = path.join(this.layerDir(chain), 'refs');
-    const tmp = `${file}.${ownedName('tmp')}`;
-    writeSynced(tmp, String(Math.max(0, n)));
-    fs.renameSync(tmp, file);
-  }
-
   private readRW(name: string): RWEntry | null {
     const dir = this.rwDir(name);
     const mountId = readTextOrNull(path.join(dir, 'mount-id'));
@@ -283,7 +283,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   /**
    * Registers an uncompressed layer tar on top of `parent`: extracts it into a new driver layer,
    * hashing it on the way (diffID), then commits the metadata. When the chain already exists the new
-   * copy is discarded. Either way the caller gets one reference on the returned layer.
+   * copy is discarded. The layer lives while a root reaches it (see the header).
    */
   register(parent: Digest | null, tar: Readable): Promise<Layer> {
     return this.ingest(parent, () => tar);
@@ -300,11 +300,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   /** importLayer returning the layer. */
   async importLayerGet(parent: Digest | null, diffID: Digest, open: () => Readable): Promise<Layer> {
     const chain = chainID(parent, diffID);
-    const existing = await this.lock.withExclusive(async () => {
-      const layer = this.readLayer(chain);
-      if (layer) await this.setRefs(chain, this.refs(chain) + 1);
-      return layer;
-    });
+    const existing = await this.lock.withExclusive(async () => this.readLayer(chain));
     if (existing) return existing;
     return this.ingest(parent, open, diffID);
   }
@@ -348,8 +344,8 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   }
 
   /**
-   * Under the lock: publishes the staged layer (or, when its chain already exists, takes a reference
-   * on the existing one and calls `dedupe` to drop the new files).
+   * Under the lock: publishes the staged layer (or, when its chain already exists, returns the
+   * existing one and calls `dedupe` to drop the new files).
    */
   private publish(
     staging: string,
@@ -372,7 +368,6 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       hooks.check?.();
       const existing = this.readLayer(chain);
       if (existing) {
-        await this.setRefs(chain, this.refs(chain) + 1);
         await hooks.dedupe();
         await fs.promises.rm(staging, { recursive: true, force: true });
         return existing;
@@ -382,7 +377,6 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       writeSynced(path.join(staging, 'diff'), diffID);
       writeSynced(path.join(staging, 'size'), String(size));
       if (hooks.contentSize !== undefined) writeSynced(path.join(staging, 'content-size'), String(hooks.contentSize));
-      writeSynced(path.join(staging, 'refs'), '1');
       if (hooks.clampMtime !== undefined) writeSynced(path.join(staging, 'clamp-mtime'), String(hooks.clampMtime));
       // Empty: its existence is all it says, and the fsync of the directory below makes it durable.
       if (hooks.rebuildable) fs.writeFileSync(path.join(staging, 'rebuildable'), '');
@@ -429,36 +423,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     return isDigest(chain) ? (this.readLayer(chain)?.contentSize ?? undefined) : undefined;
   }
 
-  /** Adds a reference (e.g. a second image using the layer). */
-  async retain(chain: Digest): Promise<void> {
-    await this.lock.withExclusive(() => this.setRefs(chain, this.refs(chain) + 1));
-  }
-
-  /**
-   * Drops a reference. A layer with no references, no children and no mounts is removed, and so are
-   * its ancestors that end up in the same state.
-   */
-  async release(chain: Digest): Promise<void> {
-    await this.lock.withExclusive(async () => {
-      await this.setRefs(chain, this.refs(chain) - 1);
-      let cur: Digest | null = chain;
-      while (cur !== null) {
-        const layer = this.readLayer(cur);
-        if (!layer || this.refs(cur) > 0 || this.children(cur) > 0 || this.isMountedId(layer.cacheId)) break;
-        await this.removeLocked(cur);
-        cur = layer.parent;
-      }
-    });
-  }
-
-  /** Releases every layer of an image (bottom-up diffIDs, as the image store reports them), top first. */
-  async releaseImage(diffIDs: Digest[]): Promise<void> {
-    const chains: Digest[] = [];
-    for (const d of diffIDs) chains.push(chainID(chains.at(-1) ?? null, d));
-    for (const c of chains.reverse()) if (this.has(c)) await this.release(c);
-  }
-
-  /** Removes a layer regardless of references; refuses when it has children or is mounted. */
+  /** Removes a layer; refuses when it has children or is mounted. The sweep decides what is unreachable. */
   async remove(chain: Digest): Promise<void> {
     await this.lock.withExclusive(() => this.removeLocked(chain));
   }
@@ -554,7 +519,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
    * Turns a RW layer into a committed layer. The diffID comes from hashing the driver's diff stream
    * (never written to disk); the RW layer's files become the layer's files without a copy (a RW layer
    * with an init layer is the exception: its diff is registered as a new layer). The RW layer is gone
-   * afterwards; it must not be mounted. The caller gets one reference on the returned layer.
+   * afterwards; it must not be mounted. The layer lives while a root reaches it (see the header).
    */
   async commitRW(rw: RWLayer | string, opts: CommitOptions = {}): Promise<Layer> {
     const name = typeof rw === 'string' ? rw : rw.name;

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { lgetxattr, llistxattr, lsetxattr, mknod } from '@tsbuild/native';
 import { applyTar, decompress, fsPath, layerKeepsXattr, resolveInRoot, mkdirp } from '@tsbuild/storage';
-import type { AddInstruction, CopyInstruction } from '../dockerfile';
+import type { AddInstruction, CopyInstruction } from '../../dockerfile';
 import {
   BuildContext,
   StatCache,
@@ -22,8 +22,63 @@ import {
   type CopyItem,
   type Owner,
   type SourceEntry,
-} from '../context';
-import { BuildError } from './errors';
+} from '../../context';
+import { BuildError, lineMessage } from '../errors';
+import type { LayerExecutor, PlanContext } from './executor';
+
+/** COPY and ADD are one executor: ADD is COPY with URLs and archive extraction. */
+export const copyExecutor: LayerExecutor<'copy' | 'add', CopySources | undefined> = {
+  layer: true,
+
+  async plan(instr, ctx) {
+    const from = instr.kind === 'copy' ? instr.from : '';
+    if (from !== '') {
+      await ctx.dependOn(from, instr.startLine);
+      return undefined; // resolved in the source's rootfs when the step runs
+    }
+    return planSources(instr, ctx);
+  },
+
+  async keyParts(step, ctx) {
+    const config = step.configBefore.config;
+    const parts: Record<string, string> = { user: config.User ?? '', workdir: config.WorkingDir ?? '' };
+    if (step.planned) parts.content = step.planned.contentDigest;
+    const from = step.instr.kind === 'copy' ? step.instr.from : '';
+    if (from !== '') parts.from = (await ctx.chainOf(from)) ?? 'scratch';
+    return parts;
+  },
+
+  async execute(step, rootfs, ctx) {
+    const { instr } = step;
+    const from = instr.kind === 'copy' ? instr.from : '';
+    let source: SourceRoot = { dir: ctx.contextDir, fromStage: false, release: async () => {} };
+    if (from !== '') {
+      const view = await ctx.viewOf(from);
+      source = { dir: view.rootfs, fromStage: true, release: () => view.release() };
+    }
+    await copyStep(rootfs, instr, step.planned, source, step.configBefore.config.WorkingDir || '/');
+  },
+
+  history({ instr, original }) {
+    if (instr.contents.length > 0) return original; // heredoc sources: the original text says more
+    const flags = [
+      ...(instr.kind === 'copy' && instr.from ? [`--from=${instr.from}`] : []),
+      ...(instr.chown ? [`--chown=${instr.chown}`] : []),
+      ...(instr.chmod ? [`--chmod=${instr.chmod}`] : []),
+      ...(instr.link ? ['--link'] : []),
+    ];
+    return [instr.kind.toUpperCase(), ...flags, ...instr.sources, instr.dest].join(' ');
+  },
+};
+
+async function planSources(instr: CopyInstruction | AddInstruction, ctx: PlanContext): Promise<CopySources> {
+  try {
+    return await (await ctx.contextSources()).plan(instr);
+  } catch (err) {
+    if (err instanceof BuildError) throw err;
+    throw new BuildError(lineMessage(instr.startLine, (err as Error).message));
+  }
+}
 
 export interface CopySources {
   entries: SourceEntry[];
@@ -100,7 +155,7 @@ export interface SourceRoot {
   release(): Promise<void>;
 }
 
-export async function copyStep(
+async function copyStep(
   rootfs: string,
   instr: CopyInstruction | AddInstruction,
   planned: CopySources | undefined,

@@ -2,7 +2,7 @@
 // implementation (store-backend.ts) sits on @tsbuild/storage; keeping this narrow keeps the
 // orchestrator testable and its dependencies obvious.
 import type { Readable, Writable } from 'node:stream';
-import type { SeccompOption } from '@tsbuild/storage';
+import type { BuildCache, SeccompOption } from '@tsbuild/storage';
 import type { ImageConfig } from './image-config';
 
 export interface ResolvedImage {
@@ -73,8 +73,10 @@ export interface RunResult {
 }
 
 export interface BuildBackend {
-  /** Storage root: the builder keeps its cache index and cache mounts below it. */
+  /** Storage root: the builder keeps its cache mounts and stat cache below it. */
   readonly root: string;
+  /** The build cache's records (storage keeps their layers alive). */
+  readonly cache: BuildCache;
   /** A scratch directory that crash repair removes if this process dies (caller removes it otherwise). */
   scratch(kind: string): Promise<string>;
   resolveImage(ref: string): Promise<ResolvedImage>;

@@ -4,9 +4,27 @@
 // as the container would follow it.
 import * as fsp from 'node:fs/promises';
 import { resolveInRoot } from '@tsbuild/storage';
-import { parseChown, type Owner } from '../context';
+import { parseChown, type Owner } from '../../context';
+import { atLine } from '../errors';
+import type { LayerExecutor } from './executor';
 
-export async function workdirStep(rootfs: string, workdir: string, user?: string): Promise<void> {
+export const workdirExecutor: LayerExecutor<'workdir', void> = {
+  layer: true,
+  plan(instr, ctx) {
+    atLine(instr.startLine, () => ctx.state.setWorkdir(instr.path));
+  },
+  keyParts(step) {
+    return { workdir: step.configAfter.config.WorkingDir ?? '' };
+  },
+  execute(step, rootfs) {
+    return workdirStep(rootfs, step.configAfter.config.WorkingDir || '/', step.configBefore.config.User);
+  },
+  history({ instr }) {
+    return `WORKDIR ${instr.path}`;
+  },
+};
+
+async function workdirStep(rootfs: string, workdir: string, user?: string): Promise<void> {
   const created: string[] = [];
   const host = await resolveInRoot(rootfs, workdir, { createParents: true, followFinal: true, onCreate: (dir) => created.push(dir) });
   const st = await fsp.stat(host).catch(() => undefined);

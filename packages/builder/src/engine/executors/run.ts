@@ -8,30 +8,94 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { flock, flockWait } from '@tsbuild/native';
-import { mkdirExactModeAsync, mkdirp, mkdirpExactMode, resolveInRoot, writeFileExactModeAsync, type SeccompOption } from '@tsbuild/storage';
-import { planRun, type RunInstruction, type RunMount } from '../dockerfile';
-import type { BuildEvent } from '../progress';
-import type { BuildBackend, RunMountRequest, RunRuntimeOptions } from './backend';
-import type { SourceEntry } from '../context';
-import { BuildError } from './errors';
-import type { ImageConfig } from './image-config';
+import { mkdirExactModeAsync, mkdirp, mkdirpExactMode, resolveInRoot, writeFileExactModeAsync } from '@tsbuild/storage';
+import { planRun, type RunInstruction, type RunMount } from '../../dockerfile';
+import type { RunMountRequest } from '../backend';
+import type { SourceEntry } from '../../context';
+import { BuildError, lineMessage } from '../errors';
+import { DEFAULT_SHELL, type ImageConfig } from '../image-config';
+import type { CopySources } from './copy';
+import type { ExecContext, LayerExecutor, PlanContext } from './executor';
 
-export interface RunContext {
-  backend: BuildBackend;
-  emit: (event: Omit<Extract<BuildEvent, { type: 'step-log' }>, 'vertex'>) => void;
-  network: 'default' | 'host' | 'none';
-  /** RUN's seccomp filter (default: Docker's profile). */
-  seccomp?: SeccompOption;
-  secrets: Record<string, { src?: string; env?: string }>;
-  /** A read-only view of a stage or image (RUN --mount from=). */
-  viewOf(ref: string): Promise<{ rootfs: string; release(): Promise<void> }>;
-  contextDir: string;
+/** RUN --mount=type=bind sources in the context, by mount target: in the key, and what is mounted. */
+type ContextBinds = Map<string, CopySources> | undefined;
+
+export const runExecutor: LayerExecutor<'run', ContextBinds> = {
+  layer: true,
+
+  async plan(instr, ctx) {
+    await checkMounts(instr, ctx);
+    return planContextBinds(instr, ctx);
+  },
+
+  async keyParts(step, ctx) {
+    const { instr, configBefore } = step;
+    const config = configBefore.config;
+    const parts: Record<string, string> = { env: JSON.stringify(step.keyEnv) };
+    if (step.planned) parts.content = JSON.stringify([...step.planned].map(([target, b]) => [target, b.contentDigest]));
+    parts.user = config.User ?? '';
+    parts.workdir = config.WorkingDir ?? '';
+    parts.shell = JSON.stringify(config.Shell ?? DEFAULT_SHELL);
+    parts.network = ctx.network;
+    parts.mounts = JSON.stringify(instr.mounts ?? []);
+    const froms = (instr.mounts ?? []).map((m) => ('from' in m ? m.from : '')).filter(Boolean);
+    if (froms.length > 0) parts.from = JSON.stringify(await Promise.all(froms.map((f) => ctx.chainOf(f))));
+    return parts;
+  },
+
+  execute(step, rootfs, ctx) {
+    const binds = step.planned;
+    const run: RunContext = {
+      ...ctx,
+      contextBind: (target) => {
+        const planned = binds?.get(target);
+        return planned ? { entries: planned.entries, filtered: ctx.contextFiltered } : undefined;
+      },
+    };
+    return runStep(run, rootfs, step.instr, step.runEnv, step.configBefore);
+  },
+
+  history({ instr, args }) {
+    const declared = args.length > 0 ? `|${args.length} ${args.join(' ')} ` : '';
+    return `RUN ${declared}${instr.prependShell ? '/bin/sh -c ' : ''}${instr.cmdLine.join(' ')}`;
+  },
+};
+
+/** Mount sources (stages, images), required secrets, and the entitlement --security=insecure needs. */
+async function checkMounts(instr: RunInstruction, ctx: PlanContext): Promise<void> {
+  for (const m of instr.mounts ?? []) {
+    const from = 'from' in m ? m.from : '';
+    if (from) await ctx.dependOn(from, instr.startLine);
+    if (m.type === 'secret' && m.required && !ctx.secrets[m.id]) {
+      throw new BuildError(lineMessage(instr.startLine, `secret ${m.id} is required but was not provided (--secret id=${m.id},src=FILE)`));
+    }
+    if (m.type === 'ssh') {
+      throw new BuildError(lineMessage(instr.startLine, 'RUN --mount=type=ssh is not supported by tsbuild yet'));
+    }
+  }
+  if (instr.security === 'insecure' && !ctx.allow.includes('security.insecure')) {
+    throw new BuildError(lineMessage(instr.startLine, 'RUN --security=insecure needs the security.insecure entitlement: pass --allow security.insecure'));
+  }
+}
+
+async function planContextBinds(instr: RunInstruction, ctx: PlanContext): Promise<ContextBinds> {
+  const binds = (instr.mounts ?? []).filter((m) => m.type === 'bind' && !m.from);
+  if (binds.length === 0) return undefined;
+  const out = new Map<string, CopySources>();
+  for (const m of binds) {
+    if (m.type !== 'bind') continue;
+    try {
+      out.set(m.target, await (await ctx.contextSources()).planBind(m.source));
+    } catch (err) {
+      throw new BuildError(lineMessage(instr.startLine, `--mount=type=bind,source=${m.source}: ${(err as Error).message}`));
+    }
+  }
+  return out;
+}
+
+interface RunContext extends ExecContext {
   /** What a context bind at this target mounts (planned: .dockerignore applied, in the key). */
   contextBind(target: string): { entries: SourceEntry[]; filtered: boolean } | undefined;
-  cacheMountsDir: string;
-  /** Aborted when another stage failed: the step's container is killed. */
-  signal: AbortSignal;
-  runtime?: RunRuntimeOptions;
 }
 
 /** Files the runtime binds into every container; created as stubs when the image lacks them. */
@@ -44,7 +108,7 @@ const RUNTIME_STUBS = [
   { path: '/sys', dir: true },
 ];
 
-export async function runStep(ctx: RunContext, rootfs: string, instr: RunInstruction, env: string[], config: ImageConfig): Promise<void> {
+async function runStep(ctx: RunContext, rootfs: string, instr: RunInstruction, env: string[], config: ImageConfig): Promise<void> {
   const shell = config.config.Shell && config.config.Shell.length > 0 ? config.config.Shell : undefined;
   const plan = planRun(instr, shell);
   const cleanups: (() => Promise<void>)[] = [];

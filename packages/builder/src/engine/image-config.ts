@@ -1,7 +1,6 @@
 // The image config a build produces, mutated one instruction at a time with Docker's semantics.
 // Pure: no I/O, so every rule is testable on its own.
 import type { ContainerConfig, HistoryEntry } from '@tsbuild/storage';
-import type { HealthcheckInstruction, Instruction } from '../dockerfile';
 import { cleanPath } from '../context/paths';
 
 export type { ContainerConfig, HistoryEntry } from '@tsbuild/storage';
@@ -174,68 +173,6 @@ export function historyEntry(createdBy: string, created: string | undefined, emp
   entry.comment = 'tsbuild.dockerfile.v0';
   if (empty) entry.empty_layer = true;
   return entry;
-}
-
-/**
- * Applies an instruction that only changes the config (plus WORKDIR's path). Returns false for the
- * instructions it does not handle (ARG, RUN, COPY, ADD, FROM).
- */
-export function applyToConfig(state: ConfigState, instr: Instruction): boolean {
-  switch (instr.kind) {
-    case 'env':
-      state.setEnv(instr.pairs.map((p) => [p.key, p.value]));
-      return true;
-    case 'label':
-      state.setLabels(instr.labels.map((p) => [p.key, p.value]));
-      return true;
-    case 'maintainer':
-      state.setAuthor(instr.maintainer);
-      return true;
-    case 'cmd':
-      state.setCmd(instr.cmdLine, instr.prependShell);
-      return true;
-    case 'entrypoint':
-      state.setEntrypoint(instr.cmdLine, instr.prependShell);
-      return true;
-    case 'user':
-      state.setUser(instr.user);
-      return true;
-    case 'expose':
-      state.addExposedPorts(instr.ports);
-      return true;
-    case 'volume':
-      state.addVolumes(instr.volumes);
-      return true;
-    case 'shell':
-      state.setShell(instr.shell);
-      return true;
-    case 'stopsignal':
-      state.setStopSignal(instr.signal);
-      return true;
-    case 'onbuild':
-      state.addOnBuild(instr.expression);
-      return true;
-    case 'workdir':
-      state.setWorkdir(instr.path);
-      return true;
-    case 'healthcheck':
-      state.setHealthcheck(healthConfig(instr.health));
-      return true;
-    default:
-      return false;
-  }
-}
-
-/** Docker's Healthcheck: `NONE` alone, otherwise the test plus only the fields that were set. */
-function healthConfig(h: HealthcheckInstruction['health']): HealthConfig {
-  if (h.test.length === 1 && h.test[0] === 'NONE') return { Test: ['NONE'] };
-  const health: HealthConfig = { Test: h.test };
-  if (h.interval) health.Interval = h.interval;
-  if (h.timeout) health.Timeout = h.timeout;
-  if (h.startPeriod) health.StartPeriod = h.startPeriod;
-  if (h.startInterval) health.StartInterval = h.startInterval;
-  if (h.retries) health.Retries = h.retries;
-  return health;
 }
 
 /** `80` → `80/tcp`; `53/UDP` → `53/udp`; a range or an `[ip:]host:` prefix is an error here. */

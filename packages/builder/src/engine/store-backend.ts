@@ -2,7 +2,7 @@
 // through the container runtime, images are written into the OCI-layout image store.
 import * as fsp from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { Store, runContainer, type Digest, type Descriptor, type Lease } from '@tsbuild/storage';
+import { Store, runContainer, type BuildCache, type Digest, type Descriptor, type Lease } from '@tsbuild/storage';
 import type { BuildBackend, LayerView, ResolvedImage, RunRequest, RunResult, WorkLayer } from './backend';
 import type { ImageConfig } from './image-config';
 
@@ -14,6 +14,10 @@ export class StoreBackend implements BuildBackend {
 
   get root(): string {
     return this.store.root;
+  }
+
+  get cache(): BuildCache {
+    return this.store.cache;
   }
 
   scratch(kind: string): Promise<string> {

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { ConfigState, scratchConfig, normalizePort, cleanPath } from '../../src/build/image-config';
+import { ConfigState, scratchConfig, normalizePort, cleanPath } from '../../src/engine/image-config';
 
 describe('image config semantics', () => {
   it('ENTRYPOINT clears a CMD inherited from the base, not one set in this stage', () => {

@@ -1,14 +1,15 @@
 // The library entry point: build({ context, tags, ... }, { onEvent }) on a storage root.
 import { Store, type StoreOptions } from '@tsbuild/storage';
-import { build as runBuild, type BuildHooks, type BuildOptions, type BuildResult } from './build';
+import { build as runBuild, type BuildHooks, type BuildOptions, type BuildResult } from './builder';
 import { StoreBackend } from './store-backend';
-import { BuildCache } from './cache';
 
-export type { BuildOptions, BuildHooks, BuildResult } from './build';
+export type { BuildOptions, BuildHooks, BuildResult } from './builder';
 export { BuildError } from './errors';
 export type { BuildBackend } from './backend';
 export { StoreBackend } from './store-backend';
-export { BuildCache } from './cache';
+// The build cache lives in storage (its records are roots of the layer sweep); re-exported for
+// callers that reached it here.
+export { BuildCache, type CacheRecord } from '@tsbuild/storage';
 export { ConfigState, scratchConfig, type ImageConfig, type ContainerConfig, type HistoryEntry } from './image-config';
 
 export interface BuildStoreOptions {
@@ -23,12 +24,7 @@ export interface BuildStoreOptions {
 export async function build(opts: BuildOptions, hooks: BuildHooks & BuildStoreOptions = {}): Promise<BuildResult> {
   const own = !hooks.store;
   const root = hooks.root ?? process.env.TSBUILD_ROOT ?? '/var/lib/tsbuild';
-  const store =
-    hooks.store ??
-    (await Store.open(root, {
-      ...(hooks.storageDriver ? { driver: hooks.storageDriver } : {}),
-      liveChains: () => new BuildCache(root).liveChains(),
-    }));
+  const store = hooks.store ?? (await Store.open(root, hooks.storageDriver ? { driver: hooks.storageDriver } : {}));
   try {
     return await runBuild(opts, new StoreBackend(store), hooks);
   } finally {

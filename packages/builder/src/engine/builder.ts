@@ -1,0 +1,238 @@
+// The build orchestrator: Dockerfile → planned stages → steps with cache keys → layers → image.
+//
+// Planning (plan.ts) is pure (no filesystem changes): every instruction is expanded with the
+// environment it sees, so bad input (unknown stage, missing source, bad flag) fails before any layer
+// is made. Execution (execute.ts) runs stages as a dependency graph (independent stages in parallel)
+// and steps in order, keyed by cache-keys.ts. What each instruction does is its executor's
+// (executors/, looked up by kind): nothing here knows one instruction from another.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse, parseInstructions, ShellLexer, DockerfileParseError, DockerfileExpansionError, type Stage } from '../dockerfile';
+import { InvalidReferenceError, parseReference, type SeccompOption } from '@tsbuild/storage';
+import type { BuildEvent, EventSink } from '../progress';
+import type { BuildBackend, RunRuntimeOptions } from './backend';
+import { evaluateGlobalArgs, PROXY_ARGS } from './args';
+import type { ImageConfig } from './image-config';
+import { BuildError } from './errors';
+import { ContextSources } from './executors';
+import { Planner, checkPlatform, type PlanSession } from './plan';
+import { StageRunner, type ExecSession } from './execute';
+
+export interface BuildOptions {
+  /** The build context directory. */
+  context: string;
+  /** Dockerfile path (relative paths are relative to the current directory); default <context>/Dockerfile. */
+  dockerfile?: string;
+  /** The Dockerfile's text (for `-f -`); wins over `dockerfile`. */
+  dockerfileContent?: string;
+  tags?: string[];
+  buildArgs?: Record<string, string>;
+  target?: string;
+  noCache?: boolean;
+  labels?: Record<string, string>;
+  network?: 'default' | 'host' | 'none';
+  /** Secrets for RUN --mount=type=secret: id → a file path or an environment variable name. */
+  secrets?: Record<string, { src?: string; env?: string }>;
+  /** Only the host's platform is supported; anything else is a clear error. */
+  platform?: string;
+  /** Clamp times (config, history, layer files) for reproducible images. */
+  sourceDateEpoch?: number;
+  /** The seccomp filter of RUN steps: Docker's default profile unless 'unconfined' or a profile is given. */
+  seccomp?: SeccompOption;
+  /** Entitlements granted (BuildKit's --allow): 'security.insecure' lets RUN --security=insecure run. */
+  allow?: string[];
+  /**
+   * Base images: 'missing' (default) uses the local image and pulls one that is not held when its
+   * reference names a registry host; 'always' (docker build --pull) pulls every base image first.
+   */
+  pull?: 'missing' | 'always';
+  /** For every RUN: extra /etc/hosts lines, rlimits and the /dev/shm size (docker build's flags). */
+  runtime?: RunRuntimeOptions;
+}
+
+export interface BuildHooks {
+  /** Receives every {@link BuildEvent} of the build, in order, synchronously. */
+  onEvent?: EventSink;
+  /**
+   * Cancels the build: running RUN steps are killed, no step commits after it fires, and build()
+   * rejects with a BuildError "build canceled" once everything it started is cleaned up (no mount,
+   * no work layer, no image, no tag). Steps finished before it keep their cache entries. A signal
+   * that fires after the last step, while the image is being written, no longer stops the build.
+   */
+  signal?: AbortSignal;
+}
+
+export interface BuildResult {
+  imageId: string;
+  manifestDigest: string;
+  tags: string[];
+  config: ImageConfig;
+  warnings: string[];
+}
+
+export async function build(opts: BuildOptions, backend: BuildBackend, hooks: BuildHooks = {}): Promise<BuildResult> {
+  // A bad tag is refused before any step runs, not after the whole build (docker build does the same).
+  for (const tag of opts.tags ?? []) {
+    try {
+      parseReference(tag);
+    } catch (err) {
+      if (err instanceof InvalidReferenceError) throw new BuildError(`invalid tag ${JSON.stringify(tag)}: ${err.reason}`);
+      throw err;
+    }
+  }
+  const builder = new Builder(opts, backend, hooks.onEvent ?? (() => {}), hooks.signal);
+  return builder.run();
+}
+
+class Builder implements PlanSession, ExecSession {
+  lexer = new ShellLexer();
+  readonly usedBuildArgs = new Set<string>();
+  readonly contextDir: string;
+  readonly dockerfilePath: string;
+  readonly created: string;
+  private readonly warnings: string[] = [];
+  private vertex = 0;
+  private sources: ContextSources | undefined;
+  private readonly abort = new AbortController();
+  private readonly runner = new StageRunner(this);
+
+  constructor(
+    readonly opts: BuildOptions,
+    readonly backend: BuildBackend,
+    readonly emit: EventSink,
+    /** The caller's cancellation; the internal controller also fires when a stage fails. */
+    readonly cancel: AbortSignal | undefined,
+  ) {
+    this.contextDir = path.resolve(opts.context);
+    this.dockerfilePath = opts.dockerfile ? path.resolve(opts.dockerfile) : path.join(this.contextDir, 'Dockerfile');
+    this.created = new Date(opts.sourceDateEpoch !== undefined ? opts.sourceDateEpoch * 1000 : Date.now()).toISOString();
+  }
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  get contextFiltered(): boolean {
+    return this.sources?.filtered ?? false;
+  }
+
+  /**
+   * On the first failure, the stages still running are cancelled (their containers killed) and
+   * waited for, so nothing keeps running or holding a work layer once build() has rejected.
+   */
+  async run(): Promise<BuildResult> {
+    const onCancel = () => this.abort.abort();
+    this.cancel?.addEventListener('abort', onCancel, { once: true });
+    try {
+      this.checkCanceled();
+      return await this.runStages();
+    } catch (err) {
+      this.abort.abort();
+      await Promise.allSettled([...this.runner.results.values()]);
+      // A step killed by the cancel fails in its own words (exit code 137): the cause is the cancel.
+      if (this.cancel?.aborted) throw new BuildError('build canceled');
+      throw err;
+    } finally {
+      this.cancel?.removeEventListener('abort', onCancel);
+      await this.backend.releaseHolds();
+      await this.sources?.cleanup();
+    }
+  }
+
+  private async runStages(): Promise<BuildResult> {
+    if (this.opts.platform) checkPlatform(this.opts.platform);
+    const text = this.readDockerfile();
+    let parsed;
+    try {
+      parsed = parse(text);
+    } catch (err) {
+      throw wrapParseError(err, this.dockerfilePath);
+    }
+    for (const w of parsed.warnings) this.warn(w);
+    const lexer = new ShellLexer({ escapeToken: parsed.directives.escape });
+    this.lexer = lexer;
+    let dockerfile;
+    try {
+      dockerfile = parseInstructions(parsed);
+    } catch (err) {
+      throw wrapParseError(err, this.dockerfilePath);
+    }
+    if (dockerfile.stages.length === 0) throw new BuildError('the Dockerfile has no FROM instruction');
+
+    const buildArgs = new Map(Object.entries(this.opts.buildArgs ?? {}));
+    const globals = evaluateGlobalArgs(dockerfile.globalArgs, buildArgs, lexer, this.usedBuildArgs);
+    const target = this.pickTarget(dockerfile.stages);
+
+    const finalStage = await new Planner(this, dockerfile.stages, globals, buildArgs).plan(target);
+    await this.sources?.save();
+
+    const unused = [...buildArgs.keys()].filter((k) => !this.usedBuildArgs.has(k) && !PROXY_ARGS.has(k));
+    if (unused.length > 0) this.warn(`one or more build args were not consumed: [${unused.sort().join(' ')}]`);
+
+    const result = await this.runner.stageResult(finalStage);
+    this.checkCanceled();
+    const config = structuredClone(result.config);
+    if (this.opts.labels && Object.keys(this.opts.labels).length > 0) {
+      config.config.Labels = { ...(config.config.Labels ?? {}), ...this.opts.labels };
+    }
+    const ids = await this.backend.writeImage(config, result.layers);
+    const tags: string[] = [];
+    for (const t of this.opts.tags ?? []) tags.push(await this.backend.tag(t, ids.imageId));
+    this.emit({ type: 'image', imageId: ids.imageId, manifestDigest: ids.manifestDigest, tags, time: Date.now() });
+    return { ...ids, tags, config, warnings: this.warnings };
+  }
+
+  private readDockerfile(): string {
+    if (this.opts.dockerfileContent !== undefined) return this.opts.dockerfileContent;
+    try {
+      return fs.readFileSync(this.dockerfilePath, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new BuildError(`cannot read the Dockerfile: ${this.dockerfilePath} does not exist`);
+      throw new BuildError(`cannot read the Dockerfile ${this.dockerfilePath}: ${(err as Error).message}`);
+    }
+  }
+
+  private pickTarget(stages: Stage[]): Stage {
+    const target = this.opts.target;
+    if (target === undefined || target === '') return stages[stages.length - 1]!;
+    const found = stages.find((s) => s.name === target.toLowerCase());
+    if (!found) throw new BuildError(`target stage "${target}" could not be found`);
+    return found;
+  }
+
+  private warn(message: string, line?: number): void {
+    this.warnings.push(message);
+    const e: BuildEvent = { type: 'warning', message, time: Date.now() };
+    if (line !== undefined) e.line = line;
+    this.emit(e);
+  }
+
+  async contextSources(): Promise<ContextSources> {
+    this.sources ??= await ContextSources.open(
+      this.contextDir,
+      this.opts.dockerfileContent !== undefined ? { text: this.opts.dockerfileContent } : { path: this.dockerfilePath },
+      this.backend.root,
+    );
+    return this.sources;
+  }
+
+  /** Throws once the build is canceled: by the caller, or because another stage failed. */
+  checkCanceled(): void {
+    if (this.cancel?.aborted) throw new BuildError('build canceled');
+    if (this.abort.signal.aborted) throw new BuildError('canceled: another stage failed');
+  }
+
+  startVertex(name: string): number {
+    const vertex = ++this.vertex;
+    this.emit({ type: 'step-start', vertex, name, time: Date.now() });
+    return vertex;
+  }
+}
+
+function wrapParseError(err: unknown, file: string): Error {
+  if (err instanceof DockerfileParseError || err instanceof DockerfileExpansionError) {
+    return new BuildError(`${path.basename(file)}: ${err.message}`);
+  }
+  return err as Error;
+}

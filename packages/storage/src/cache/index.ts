@@ -1,0 +1,1 @@
+export { BuildCache, type CacheRecord, type KeyParts } from './store';
