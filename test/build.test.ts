@@ -2,18 +2,12 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { build, BuildCache, type BuildEvent } from '@tsbuild/builder';
 import { Store } from '@tsbuild/storage';
-import { openTestRoot, runImage, writeTree, mountsUnder, type TestRoot } from './helpers/roots';
+import { mountsUnder, openTestRoot, runImage, useTestRoot, writeTree } from './helpers/roots';
 
-let t: TestRoot;
-beforeEach(async () => {
-  t = await openTestRoot();
-});
-afterEach(async () => {
-  await t.close();
-});
+const t = useTestRoot();
 
 function context(files: Record<string, string | { content: string; mode: number }>): string {
   const dir = fs.mkdtempSync(path.join(t.work, 'ctx-'));
@@ -367,44 +361,48 @@ describe('cache keys', () => {
 });
 
 describe('docker build semantics found in review', () => {
-  it('one wildcard match into a file path; a symlinked destination is followed; local *.git is a path', async () => {
-    const ctx = context({
-      Dockerfile: [
-        'FROM busybox',
-        'RUN mkdir -p /opt/app && ln -s /opt/app /app',
-        'COPY target/*.jar app.jar',
-        'COPY src/ /app/',
-        'COPY repo.git /repo.git',
-      ].join('\n'),
-      'target/only.jar': 'jar',
-      'src/main.txt': 'main',
-      'repo.git/HEAD': 'ref',
-    });
-    await buildCollect(ctx);
-    const out = await runImage(t.store, 'test:latest', ['sh', '-c', 'cat /app.jar; echo; cat /opt/app/main.txt; echo; [ -L /app ] && echo link; cat /repo.git/HEAD']);
-    expect(out.stdout).toBe('jar\nmain\nlink\nref');
-  });
-
-  it('COPY --parents keeps source paths (with a /./ pivot) and --exclude leaves files out', async () => {
-    const ctx = context({
-      Dockerfile: 'FROM busybox\nCOPY --parents x/a.txt y/*.txt /keep/\nCOPY --parents ./src/./pkg/m.txt /pivot/\nCOPY --exclude=*.log logs/ /logs/\n',
-      'x/a.txt': 'a',
-      'y/b.txt': 'b',
-      'src/pkg/m.txt': 'm',
-      'logs/keep.txt': 'k',
-      'logs/drop.log': 'd',
-    });
-    await buildCollect(ctx);
-    const out = await runImage(t.store, 'test:latest', ['sh', '-c', 'cd / && find keep pivot logs -type f | sort']);
-    expect(out.stdout).toBe('keep/x/a.txt\nkeep/y/b.txt\nlogs/keep.txt\npivot/pkg/m.txt\n');
-  });
-
-  it('COPY --from follows absolute symlinks inside the source image', async () => {
-    const ctx = context({
-      Dockerfile: 'FROM busybox AS s\nRUN mkdir /real && echo inside > /real/f && ln -s /real /abs && ln -s ../../real /rel\nFROM busybox\nCOPY --from=s /abs/f /got\nCOPY --from=s /rel/f /got2\n',
-    });
-    await buildCollect(ctx);
-    expect((await runImage(t.store, 'test:latest', ['cat', '/got', '/got2'])).stdout).toBe('inside\ninside\n');
+  it.each([
+    {
+      title: 'one wildcard match into a file path; a symlinked destination is followed; local *.git is a path',
+      files: {
+        Dockerfile: [
+          'FROM busybox',
+          'RUN mkdir -p /opt/app && ln -s /opt/app /app',
+          'COPY target/*.jar app.jar',
+          'COPY src/ /app/',
+          'COPY repo.git /repo.git',
+        ].join('\n'),
+        'target/only.jar': 'jar',
+        'src/main.txt': 'main',
+        'repo.git/HEAD': 'ref',
+      },
+      cmd: ['sh', '-c', 'cat /app.jar; echo; cat /opt/app/main.txt; echo; [ -L /app ] && echo link; cat /repo.git/HEAD'],
+      stdout: 'jar\nmain\nlink\nref',
+    },
+    {
+      title: 'COPY --parents keeps source paths (with a /./ pivot) and --exclude leaves files out',
+      files: {
+        Dockerfile: 'FROM busybox\nCOPY --parents x/a.txt y/*.txt /keep/\nCOPY --parents ./src/./pkg/m.txt /pivot/\nCOPY --exclude=*.log logs/ /logs/\n',
+        'x/a.txt': 'a',
+        'y/b.txt': 'b',
+        'src/pkg/m.txt': 'm',
+        'logs/keep.txt': 'k',
+        'logs/drop.log': 'd',
+      },
+      cmd: ['sh', '-c', 'cd / && find keep pivot logs -type f | sort'],
+      stdout: 'keep/x/a.txt\nkeep/y/b.txt\nlogs/keep.txt\npivot/pkg/m.txt\n',
+    },
+    {
+      title: 'COPY --from follows absolute symlinks inside the source image',
+      files: {
+        Dockerfile: 'FROM busybox AS s\nRUN mkdir /real && echo inside > /real/f && ln -s /real /abs && ln -s ../../real /rel\nFROM busybox\nCOPY --from=s /abs/f /got\nCOPY --from=s /rel/f /got2\n',
+      },
+      cmd: ['cat', '/got', '/got2'],
+      stdout: 'inside\ninside\n',
+    },
+  ])('$title', async ({ files, cmd, stdout }) => {
+    await buildCollect(context(files));
+    expect((await runImage(t.store, 'test:latest', cmd)).stdout).toBe(stdout);
   });
 
   it('undeclared proxy build args reach RUN but not the key; tmpfs mounts are writable by USER', async () => {

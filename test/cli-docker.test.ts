@@ -6,31 +6,19 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
-import { REPO, busyboxTarball, cli, mountsUnder, writeTree } from './helpers/roots';
+import { REPO, cli, cliRootWithBusybox, writeTree } from './helpers/roots';
 
 // The compiled CLI through Node's own require, as the bin loads it: its command table registers
 // itself into the same module instance.
 const cliMain = createRequire(__filename)('../packages/builder/dist/cli/main.js') as typeof import('../packages/builder/src/cli/main');
 const { commandNames, lookupCommand } = cliMain;
 
-let top: string;
-let root: string;
-
-beforeAll(() => {
-  top = fs.mkdtempSync('/tmp/tsbuild-clidocker-');
-  root = path.join(top, 'root');
-  const r = cli(root, ['import', busyboxTarball(), 'busybox:latest']);
-  expect([r.status, r.stderr]).toEqual([0, '']);
-});
+const { top, root } = cliRootWithBusybox('tsbuild-clidocker-');
 
 afterAll(() => {
   // Detached containers of failed tests: their supervisors die with the kill.
   cli(root, ['ps', '-q']).stdout.split('\n').filter(Boolean).forEach((id) => cli(root, ['kill', id]));
   for (let i = 0; i < 50 && cli(root, ['ps', '-q']).stdout.trim() !== ''; i++) spawnSync('sleep', ['0.1']);
-  const left = mountsUnder(top);
-  for (const m of left.reverse()) spawnSync('umount', ['-l', m]);
-  fs.rmSync(top, { recursive: true, force: true });
-  expect(left).toEqual([]);
 });
 
 interface Row {

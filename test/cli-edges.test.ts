@@ -56,26 +56,18 @@ describe('a container whose tsbuild was killed', () => {
 });
 
 describe('paths in the container are resolved inside its rootfs', () => {
-  it('-v SRC:/link/x and -w /link/w where /link is an absolute symlink in the image', () => {
-    const ctx = writeTree(path.join(paths.top, 'ctx-link'), { Dockerfile: 'FROM busybox\nRUN mkdir /real-in-image && ln -s /real-in-image /link\n' });
-    expect(cli(paths.root, ['build', '-q', '-t', 'linked', ctx]).status).toBe(0);
-    const src = writeTree(path.join(paths.top, 'vol'), { f: 'from the host\n' });
-    const r = cli(paths.root, ['run', '--rm', '-v', `${src}:/link/x`, '-w', '/link/w', 'linked', 'sh', '-c', 'pwd; cat /real-in-image/x/f']);
+  it.each([
+    { title: '-v SRC:/link/x and -w /link/w where /link is an absolute symlink in the image', tag: 'linked', link: 'mkdir /real-in-image && ln -s /real-in-image /link', real: '/real-in-image', text: 'from the host\n' },
+    { title: 'the same through a symlink whose target does not exist yet (runc creates it inside)', tag: 'dangling', link: 'ln -s /dangling-real /link', real: '/dangling-real', text: 'through a dangling link\n' },
+  ])('$title', ({ tag, link, real, text }) => {
+    const ctx = writeTree(path.join(paths.top, `ctx-${tag}`), { Dockerfile: `FROM busybox\nRUN ${link}\n` });
+    expect(cli(paths.root, ['build', '-q', '-t', tag, ctx]).status).toBe(0);
+    const src = writeTree(path.join(paths.top, `vol-${tag}`), { f: text });
+    const r = cli(paths.root, ['run', '--rm', '-v', `${src}:/link/x`, '-w', '/link/w', tag, 'sh', '-c', `pwd; cat ${real}/x/f`]);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe('/real-in-image/w\nfrom the host\n');
+    expect(r.stdout).toBe(`${real}/w\n${text}`);
     expect(r.status).toBe(0);
-    expect(fs.existsSync('/real-in-image')).toBe(false);
-  });
-
-  it('the same through a symlink whose target does not exist yet (runc creates it inside)', () => {
-    const ctx = writeTree(path.join(paths.top, 'ctx-dangling'), { Dockerfile: 'FROM busybox\nRUN ln -s /dangling-real /link\n' });
-    expect(cli(paths.root, ['build', '-q', '-t', 'dangling', ctx]).status).toBe(0);
-    const src = writeTree(path.join(paths.top, 'vol2'), { f: 'through a dangling link\n' });
-    const r = cli(paths.root, ['run', '--rm', '-v', `${src}:/link/x`, '-w', '/link/w', 'dangling', 'sh', '-c', 'pwd; cat /dangling-real/x/f']);
-    expect(r.stderr).toBe('');
-    expect(r.stdout).toBe('/dangling-real/w\nthrough a dangling link\n');
-    expect(r.status).toBe(0);
-    expect(fs.existsSync('/dangling-real')).toBe(false);
+    expect(fs.existsSync(real)).toBe(false);
   });
 });
 

@@ -3,26 +3,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, REPO, busyboxTarball, cli, mountsUnder, writeTree } from './helpers/roots';
+import { describe, expect, it } from 'vitest';
+import { CLI, REPO, cli, cliRootWithBusybox, writeTree } from './helpers/roots';
 
-let top: string;
-let root: string;
-
-beforeAll(() => {
-  top = fs.mkdtempSync('/tmp/tsbuild-cli-');
-  root = path.join(top, 'root');
-  const r = cli(root, ['import', busyboxTarball(), 'busybox:latest']);
-  expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
-});
-
-afterAll(() => {
-  const left = mountsUnder(top);
-  for (const m of left.reverse()) spawnSync('umount', ['-l', m]);
-  fs.rmSync(top, { recursive: true, force: true });
-  expect(left).toEqual([]);
-});
+const { top, root } = cliRootWithBusybox('tsbuild-cli-');
 
 describe('usage', () => {
   it('--help prints usage and exits 0; npx finds the bin', () => {

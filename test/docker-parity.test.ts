@@ -21,9 +21,9 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { build } from '@tsbuild/builder';
-import { openTestRoot, writeTree, type TestRoot } from './helpers/roots';
+import { openTestRoot, useTestRoot, writeTree } from './helpers/roots';
 import { diffTrees, type TreeEntry } from './helpers/tree';
 import { dockerBuild, dockerImage, normalizeConfig, storeImage, type Built, type KnownClassicDifferences } from './helpers/parity';
 import { startDockerd, type Dockerd } from './peers/dockerd';
@@ -33,7 +33,7 @@ type Files = Record<string, string | { content: string; mode: number }>;
 let dockerd: Dockerd;
 let shared: string; // the base archive, kept for every test's store
 let baseArchive: string;
-let t: TestRoot;
+const t = useTestRoot({ base: false });
 
 beforeAll(async () => {
   shared = fs.mkdtempSync(path.join(os.tmpdir(), 'tsbuild-parity-'));
@@ -56,13 +56,8 @@ afterAll(async () => {
 
 beforeEach(async () => {
   // Every test gets its own store, loaded from the very archive Docker loaded: identical base image.
-  t = await openTestRoot({ base: false });
   const { images } = await t.store.load(baseArchive);
   expect(images).toContain('busybox:latest');
-});
-
-afterEach(async () => {
-  await t.close();
 });
 
 function context(files: Files, prepare?: (dir: string) => void): string {

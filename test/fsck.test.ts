@@ -4,18 +4,14 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { MediaTypes, Store, type FsckReport } from '@tsbuild/storage';
 import { build } from '@tsbuild/builder';
-import { cli, mountsUnder, openTestRoot, runImage, type TestRoot } from './helpers/roots';
+import { cli, mountsUnder, runImage, useTestRoot } from './helpers/roots';
 
-let t: TestRoot;
-beforeEach(async () => {
-  t = await openTestRoot();
-});
-afterEach(async () => {
+const t = useTestRoot();
+afterEach(() => {
   for (const m of mountsUnder(t.root)) execFileSync('umount', ['-l', m]);
-  await t.close();
 });
 
 /** fsck as the CLI runs it: a store opened without open's own clean-up. */

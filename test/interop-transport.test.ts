@@ -12,7 +12,7 @@ import { makeBusyboxRootfs } from '../fixtures/busybox';
 import { MediaTypes } from '../packages/storage/src/content';
 import { ImageStore } from '../packages/storage/src/image';
 import { loadArchive, saveDockerArchive, saveOciArchive } from '../packages/storage/src/transport';
-import { makeBusyboxImage, recordingImporter } from '../packages/storage/test/image-fixtures';
+import { makeBusyboxImage, recordingImporter } from './helpers/images';
 import { startDockerd, type Dockerd } from './peers/dockerd';
 import { CLI, busyboxTarball, cli, mountsUnder } from './helpers/roots';
 import { makePodman, type Podman } from './peers/podman';

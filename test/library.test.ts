@@ -3,17 +3,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { build, type BuildEvent } from '@tsbuild/builder';
-import { REPO, mountsUnder, openTestRoot, runImage, writeTree, type TestRoot } from './helpers/roots';
+import { REPO, mountsUnder, runImage, useTestRoot, writeTree } from './helpers/roots';
 
-let t: TestRoot;
-beforeEach(async () => {
-  t = await openTestRoot();
-});
-afterEach(async () => {
-  await t.close();
-});
+const t = useTestRoot();
 
 function context(files: Record<string, string>): string {
   return writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), files);

@@ -133,6 +133,11 @@ describe('installed from the tarballs', () => {
 
   it('compiles the library example under strict + nodenext, builds, runs and cancels without leftovers', () => {
     fs.copyFileSync(EXAMPLE, path.join(app, 'build-and-run.ts'));
+    // The runtime's subpath export carries its types too.
+    fs.writeFileSync(
+      path.join(app, 'runtime-types.ts'),
+      "import { runContainer, type RunOptions } from '@tsbuild/storage/runtime';\nexport const start: (opts: RunOptions) => ReturnType<typeof runContainer> = runContainer;\n",
+    );
     fs.writeFileSync(
       path.join(app, 'tsconfig.json'),
       JSON.stringify({
@@ -146,7 +151,7 @@ describe('installed from the tarballs', () => {
           // The project has no @types/node of its own: the repository's.
           typeRoots: [path.join(REPO, 'node_modules', '@types')],
         },
-        files: ['build-and-run.ts'],
+        files: ['build-and-run.ts', 'runtime-types.ts'],
       }),
     );
     run(TSC, ['-p', app]);

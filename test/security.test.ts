@@ -3,13 +3,11 @@
 // RUN --security=insecure needs --allow security.insecure.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { busyboxTarball, cli, mountsUnder, writeTree } from './helpers/roots';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { cli, cliRootWithBusybox, writeTree } from './helpers/roots';
 import { buildSeccompProbe, parseProbeOutput } from './helpers/seccomp-probe';
 
-let top: string;
-let root: string;
+const { top, root } = cliRootWithBusybox('tsbuild-security-');
 let ctx: string;
 
 const REFUSED = [
@@ -19,9 +17,6 @@ const REFUSED = [
 const ALLOWED = ['thread', 'fork', 'chown', 'ptrace-child'];
 
 beforeAll(() => {
-  top = fs.mkdtempSync('/tmp/tsbuild-security-');
-  root = path.join(top, 'root');
-  expect(cli(root, ['import', busyboxTarball(), 'busybox:latest']).status).toBe(0);
   // An image with the probe, built by tsbuild itself (its RUN steps are confined as well).
   ctx = path.join(top, 'ctx');
   writeTree(ctx, { Dockerfile: 'FROM busybox\nCOPY probe /probe\n' });
@@ -29,13 +24,6 @@ beforeAll(() => {
   const b = cli(root, ['build', '-q', '-t', 'probe', ctx]);
   expect(b.stderr).toBe('');
   expect(b.status).toBe(0);
-});
-
-afterAll(() => {
-  const left = mountsUnder(top);
-  for (const m of left.reverse()) spawnSync('umount', ['-l', m]);
-  fs.rmSync(top, { recursive: true, force: true });
-  expect(left).toEqual([]);
 });
 
 function runProbe(flags: string[], probes: string[]) {

@@ -4,7 +4,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { lgetxattr, lsetxattr } from '@tsbuild/native';
 import { Containers, packDir } from '@tsbuild/storage';
@@ -18,6 +18,16 @@ async function root(opts: Parameters<typeof openTestRoot>[0] = {}) {
   const r = await openTestRoot(opts);
   roots.push(r);
   return r;
+}
+
+/** SIGKILLs a CLI process mid-operation; the next command (repairing) lists no image `tag` and leaves no mount. */
+async function killAndCheck(child: ChildProcess, root: string, tag: string): Promise<void> {
+  child.kill('SIGKILL');
+  await new Promise((res) => child.on('close', res));
+  const images = cli(root, ['images', '-a']);
+  expect(images.status).toBe(0);
+  expect(images.stdout).not.toContain(tag);
+  expect(mountsUnder(root)).toEqual([]);
 }
 
 /** VFS_CAP_REVISION_2: cap_net_bind_service in permitted, effective bit set. */
@@ -86,13 +96,7 @@ describe('crash safety', () => {
       if (sizes.some((s) => s > 100 << 20)) break;
       await new Promise((res) => setTimeout(res, 25));
     }
-    child.kill('SIGKILL');
-    await new Promise((res) => child.on('close', res));
-
-    const images = cli(r.root, ['images', '-a']);
-    expect(images.status).toBe(0);
-    expect(images.stdout).not.toContain('big');
-    expect(mountsUnder(r.root)).toEqual([]);
+    await killAndCheck(child, r.root, 'big');
     expect(fs.readdirSync(path.join(r.root, 'layers', 'tmp'))).toEqual([]);
     expect(fs.readdirSync(path.join(r.root, 'layers', 'sha256'))).toEqual([]);
     expect(fs.readdirSync(ingest)).toEqual([]);
@@ -130,14 +134,9 @@ describe('crash safety of builds', () => {
       await new Promise((res) => setTimeout(res, 25));
     }
     expect(mountsUnder(r.root).length).toBeGreaterThan(0);
-    child.kill('SIGKILL');
-    await new Promise((res) => child.on('close', res));
     // The container dies with tsbuild (PDEATHSIG); its mounts die with its namespace, the work layer's
     // overlay is what the next command must take down.
-    const images = cli(r.root, ['images', '-a']);
-    expect(images.status).toBe(0);
-    expect(images.stdout).not.toContain('killed');
-    expect(mountsUnder(r.root)).toEqual([]);
+    await killAndCheck(child, r.root, 'killed');
     expect(fs.readdirSync(rwDir)).toEqual([]);
     // The step's scratch and the container's state lived under the root: repaired away too.
     // (A kill that comes before the step made its scratch leaves no tmp/ at all.)

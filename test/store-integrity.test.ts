@@ -8,16 +8,10 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Store, sha256OfBuffer, type Digest } from '@tsbuild/storage';
-import { busyboxTarball, openTestRoot, type TestRoot } from './helpers/roots';
+import { busyboxTarball, useTestRoot } from './helpers/roots';
 import { startRegistry, type RegistryPeer } from './peers/registry';
 
-let t: TestRoot;
-beforeEach(async () => {
-  t = await openTestRoot();
-});
-afterEach(async () => {
-  await t.close();
-});
+const t = useTestRoot();
 
 /** A tar holding one file named `name`. */
 function tarOf(name: string, content: string): Buffer {

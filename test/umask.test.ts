@@ -5,10 +5,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { build } from '@tsbuild/builder';
 import { Containers } from '@tsbuild/storage';
-import { cli, openTestRoot, writeTree, type TestRoot } from './helpers/roots';
+import { cli, openTestRoot, type TestRoot, useTestRoot, writeTree } from './helpers/roots';
 
 const UMASKS = [0o022, 0o077, 0o000] as const;
 const DRIVERS = ['overlay2', 'aufs', 'vfs'] as const;
@@ -116,13 +116,7 @@ describe.each(DRIVERS)('the caller umask does not reach images or containers (%s
 });
 
 describe('tsbuild run under the caller umask', () => {
-  let t: TestRoot;
-  beforeAll(async () => {
-    t = await openTestRoot();
-  });
-  afterAll(async () => {
-    await t.close();
-  });
+  const t = useTestRoot({}, 'all');
 
   it.each(UMASKS)('ls -l /dev/null shows crw-rw-rw- under umask %o', (umask) => {
     const previous = process.umask(umask);

@@ -8,20 +8,15 @@ import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { build, type BuildEvent } from '@tsbuild/builder';
-import { busyboxTarball, cli, mountsUnder, openTestRoot, type TestRoot } from './helpers/roots';
+import { busyboxTarball, cli, mountsUnder, useTestRoot } from './helpers/roots';
 import { captureTree, diffTrees } from './helpers/tree';
 
-let t: TestRoot;
+const t = useTestRoot({ base: false });
 
 beforeEach(async () => {
-  t = await openTestRoot({ base: false });
   await t.store.importTarball(busyboxTarball(), 'bench-base');
-});
-
-afterEach(async () => {
-  await t.close();
 });
 
 /** `n` incompressible bytes, the same for the same seed (an AES-CTR keystream, as the script's openssl). */

@@ -1,12 +1,14 @@
 // Temporary storage roots for end-to-end tests: each test gets its own, with the busybox base
 // imported, and teardown proves nothing is left mounted under it before removing it.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import { Store } from '@tsbuild/storage';
 import { makeBusyboxTar } from '../../fixtures/busybox';
+import { destroyRoot, tempRoot } from './temp';
+
+export { mountsUnder, writeTree } from './temp';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 export const CLI = path.join(REPO, 'packages', 'builder', 'bin', 'tsbuild.js');
@@ -16,7 +18,7 @@ let busyboxDir: string | undefined;
 /** The busybox base rootfs tarball, generated once per test file and removed after it. */
 export function busyboxTarball(): string {
   if (!busyboxDir) {
-    busyboxDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsbuild-bbtar-'));
+    busyboxDir = tempRoot('bbtar');
     makeBusyboxTar(path.join(busyboxDir, 'busybox.tar'));
   }
   return path.join(busyboxDir, 'busybox.tar');
@@ -36,8 +38,14 @@ export interface TestRoot {
   close(): Promise<void>;
 }
 
-export async function openTestRoot(opts: { driver?: 'overlay2' | 'aufs' | 'vfs'; base?: boolean } = {}): Promise<TestRoot> {
-  const top = fs.mkdtempSync(path.join(os.tmpdir(), 'tsbuild-e2e-'));
+export interface TestRootOptions {
+  driver?: 'overlay2' | 'aufs' | 'vfs';
+  /** Import the busybox base as busybox:latest (default true). */
+  base?: boolean;
+}
+
+export async function openTestRoot(opts: TestRootOptions = {}): Promise<TestRoot> {
+  const top = tempRoot('e2e');
   const root = path.join(top, 'root');
   const work = path.join(top, 'work');
   fs.mkdirSync(work);
@@ -49,33 +57,49 @@ export async function openTestRoot(opts: { driver?: 'overlay2' | 'aufs' | 'vfs';
     work,
     async close() {
       await store.close();
-      const left = mountsUnder(top);
-      for (const m of left.reverse()) spawnSync('umount', ['-l', m]);
-      fs.rmSync(top, { recursive: true, force: true });
+      const left = destroyRoot(top);
       if (left.length > 0) throw new Error(`mounts were left under ${top}: ${left.join(', ')}`);
     },
   };
 }
 
-/** Mount points at or below `dir`, from /proc/self/mountinfo. */
-export function mountsUnder(dir: string): string[] {
-  return fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[4])
-    .filter((p): p is string => !!p && (p === dir || p.startsWith(`${dir}/`)));
-}
-
-/** Writes files (path → content) under dir; content may be { content, mode }. */
-export function writeTree(dir: string, files: Record<string, string | { content: string; mode: number }>): string {
-  for (const [rel, spec] of Object.entries(files)) {
-    const p = path.join(dir, rel);
-    fs.mkdirSync(path.dirname(p), { recursive: true });
-    const { content, mode } = typeof spec === 'string' ? { content: spec, mode: 0o644 } : spec;
-    fs.writeFileSync(p, content, { mode });
-    fs.chmodSync(p, mode);
+/**
+ * The TestRoot of the running test: opened before each test and closed after it, or with `per: 'all'`
+ * once for the file (or the describe it is called in). Later hooks of the caller run inside that span.
+ */
+export function useTestRoot(opts: TestRootOptions = {}, per: 'each' | 'all' = 'each'): TestRoot {
+  let current: TestRoot | undefined;
+  const open = async () => {
+    current = await openTestRoot(opts);
+  };
+  const close = async () => {
+    const closing = current;
+    current = undefined;
+    await closing?.close();
+  };
+  if (per === 'each') {
+    beforeEach(open);
+    afterEach(close);
+  } else {
+    beforeAll(open);
+    afterAll(close);
   }
-  return dir;
+  const now = (): TestRoot => {
+    if (!current) throw new Error('the test root is open only while tests run');
+    return current;
+  };
+  return {
+    get root() {
+      return now().root;
+    },
+    get store() {
+      return now().store;
+    },
+    get work() {
+      return now().work;
+    },
+    close: () => close(),
+  };
 }
 
 /** Runs the tsbuild CLI (compiled) against a root. */
@@ -110,23 +134,20 @@ export async function runImage(store: Store, image: string, cmd?: string[]): Pro
 }
 
 /**
- * A temp dir with a CLI storage root holding the busybox base, set up before the file's tests and
- * removed after them (failing if anything is left mounted). Read `top` and `root` inside tests.
+ * A temp dir with a CLI storage root holding the busybox base, imported before the file's tests and
+ * removed after them (failing if anything is left mounted). Later `afterAll` hooks of the file run
+ * before the removal.
  */
 export function cliRootWithBusybox(prefix: string): { top: string; root: string } {
-  const paths = { top: '', root: '' };
+  const top = fs.mkdtempSync(path.join('/tmp', prefix));
+  const paths = { top, root: path.join(top, 'root') };
   beforeAll(() => {
-    paths.top = fs.mkdtempSync(path.join('/tmp', prefix));
-    paths.root = path.join(paths.top, 'root');
     const r = cli(paths.root, ['import', busyboxTarball(), 'busybox:latest']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
   });
   afterAll(() => {
-    const left = mountsUnder(paths.top);
-    for (const m of left.reverse()) spawnSync('umount', ['-l', m]);
-    fs.rmSync(paths.top, { recursive: true, force: true });
-    expect(left).toEqual([]);
+    expect(destroyRoot(paths.top)).toEqual([]);
   });
   return paths;
 }

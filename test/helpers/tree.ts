@@ -1,10 +1,12 @@
-// Captures a file tree as plain data (path, type, mode, owner, size, content digest, link target,
-// hardlink group, xattrs) so two root filesystems made by different tools can be compared exactly.
-// Times are left out on purpose: no two builders agree on them, and no parity rule depends on them.
+// File trees as plain data, for comparing two trees exactly. `captureTree` compares root filesystems
+// made by different tools (path, type, mode, owner, size, content digest, link target, hardlink group,
+// xattrs; times left out on purpose: no two builders agree on them, and no parity rule depends on
+// them). `snapshot` and `snapshotTree` compare what a layer round trip must keep, times included.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { lgetxattr, llistxattr } from '@tsbuild/native';
 
 export type EntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'char' | 'block' | 'socket';
 
@@ -183,4 +185,111 @@ export function formatTree(entries: TreeEntry[]): string {
   return entries
     .map((e) => `${e.type.padEnd(7)} ${show('mode', e.mode)} ${e.uid}:${e.gid} ${e.path}${e.linkTarget !== undefined ? ` -> ${e.linkTarget}` : ''}${e.hardlinkGroup ? ` [link ${e.hardlinkGroup}]` : ''}`)
     .join('\n');
+}
+
+export interface NodeSnapshot {
+  type: EntryType;
+  mode: string;
+  uid: number;
+  gid: number;
+  size?: number;
+  rdev?: string;
+  mtime: number;
+  nlink: number;
+  /** The hard link group: the first path (in sorted order) naming the inode. */
+  inode?: string;
+  sha256?: string;
+  target?: string;
+  xattrs: Record<string, string>;
+}
+
+/**
+ * Every lstat field that a layer round trip must keep, content hashes, symlink targets and xattrs
+ * (hex), keyed by relative path; hard links are grouped by the first path naming the inode.
+ * `skipXattr` drops attributes (e.g. overlay's own) from the comparison.
+ */
+export function snapshot(root: string, opts: { skipXattr?: (name: string) => boolean; withRootMeta?: boolean } = {}): Record<string, NodeSnapshot> {
+  const out: Record<string, NodeSnapshot> = {};
+  const firstPath = new Map<string, string>();
+  const walk = (rel: string): void => {
+    const abs = rel ? path.join(root, rel) : root;
+    const st = fs.lstatSync(abs, { bigint: true });
+    const type = typeOf(st);
+    const xattrs: Record<string, string> = {};
+    for (const name of llistxattr(abs).sort()) {
+      if (opts.skipXattr?.(name)) continue;
+      xattrs[name] = lgetxattr(abs, name)?.toString('hex') ?? '';
+    }
+    const node: NodeSnapshot = {
+      type,
+      mode: (Number(st.mode) & 0o7777).toString(8),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      mtime: Number(st.mtimeNs / 1_000_000_000n),
+      nlink: type === 'dir' ? 0 : Number(st.nlink),
+      xattrs,
+    };
+    if (type === 'file') {
+      node.size = Number(st.size);
+      node.sha256 = crypto.createHash('sha256').update(fs.readFileSync(abs)).digest('hex');
+    }
+    if (type === 'symlink') node.target = fs.readlinkSync(abs);
+    if (type === 'char' || type === 'block') node.rdev = st.rdev.toString(16);
+    if (type !== 'dir' && st.nlink > 1n) {
+      const key = `${st.dev}:${st.ino}`;
+      if (!firstPath.has(key)) firstPath.set(key, rel);
+      node.inode = firstPath.get(key)!;
+    }
+    if (rel || opts.withRootMeta) out[rel || '.'] = node;
+    if (type === 'dir') {
+      for (const name of fs.readdirSync(abs).sort()) walk(rel ? `${rel}/${name}` : name);
+    }
+  };
+  walk('');
+  return out;
+}
+
+/** The xattrs of `p` as text, overlay's own left out. */
+function xattrText(p: string): string {
+  const parts: string[] = [];
+  for (const name of llistxattr(p).sort()) {
+    if (name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.')) continue;
+    parts.push(`${name}=${lgetxattr(p, name)?.toString('hex')}`);
+  }
+  return parts.length ? ` xattrs[${parts.join(',')}]` : '';
+}
+
+/**
+ * path → "type mode uid:gid details" for every entry below `root` (the root itself excluded).
+ * Files carry size, content hash and mtime seconds; hard links name the first path of their inode.
+ */
+export function snapshotTree(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const inodes = new Map<string, string>();
+  const walk = (rel: string) => {
+    for (const name of fs.readdirSync(path.join(root, rel)).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      const p = path.join(root, r);
+      const st = fs.lstatSync(p, { bigint: true });
+      const type = typeOf(st);
+      const mtime = st.mtimeNs / 1_000_000_000n;
+      let desc = `${type} ${(st.mode & 0o7777n).toString(8)} ${st.uid}:${st.gid}`;
+      if (type === 'dir') desc += ` mtime=${mtime}`;
+      else if (type === 'file') {
+        const hash = crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex').slice(0, 16);
+        desc += ` size=${st.size} sha=${hash} mtime=${mtime}`;
+      } else if (type === 'symlink') desc += ` -> ${fs.readlinkSync(p)}`;
+      else if (type === 'char' || type === 'block') desc += ` rdev=${st.rdev}`;
+      if (type !== 'dir' && st.nlink > 1n) {
+        const key = `${st.dev}:${st.ino}`;
+        const first = inodes.get(key);
+        if (first) desc += ` link=${first}`;
+        else inodes.set(key, r);
+      }
+      out[r] = desc + xattrText(p);
+      if (type === 'dir') walk(r);
+    }
+  };
+  walk('');
+  return out;
 }

@@ -5,7 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { statfs } from '../src/fsops';
 import { chroot, mount, mountSync, pivotRoot, setns, sethostname, umount, umountSync, unshare } from '../src/mount';
-import { cleanUp, mountLine, withoutNative } from './syscall-helpers';
+import { mountLine, withoutNative } from './syscall-helpers';
+import { destroyRoot } from '../../../test/helpers/temp';
 
 const nativeDir = path.resolve(__dirname, '..');
 let root: string;
@@ -16,7 +17,9 @@ let root: string;
 beforeEach(() => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'tsb-mount-'));
 });
-afterEach(() => cleanUp(root));
+afterEach(() => {
+  destroyRoot(root);
+});
 
 describe('mount and umount', () => {
   it('mounts a tmpfs with flags and data, then unmounts it', async () => {

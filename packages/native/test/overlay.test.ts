@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { statfs } from '../src/fsops';
 import type { OverlayMountSpec } from '../src/types';
 import { mountOverlay, mountOverlaySync, overlayApi, umount } from '../src/mount';
-import { cleanUp, mountLine, rejection, withoutNative } from './syscall-helpers';
+import { mountLine, rejection, withoutNative } from './syscall-helpers';
+import { destroyRoot } from '../../../test/helpers/temp';
 
 let root: string;
 
@@ -35,7 +36,9 @@ async function withLegacyApi<T>(fn: () => T | Promise<T>): Promise<T> {
 beforeEach(() => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'tsb-overlay-'));
 });
-afterEach(() => cleanUp(root));
+afterEach(() => {
+  destroyRoot(root);
+});
 
 /** Three lowers and an upper: precedence, copy-up, whiteouts, options and flags, clean unmount. */
 async function checkThreeLayerOverlay(names: { top: string; mid: string; bottom: string }): Promise<'fsconfig' | 'mount'> {

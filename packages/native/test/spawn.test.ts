@@ -1,6 +1,6 @@
 // spawn(): real clone3 into namespaces, as root. Every mount happens inside the child's own mount
 // namespace (made a slave first), so nothing reaches the host's mount table.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -9,33 +9,17 @@ import {
 } from '../src/spawn';
 import { openPty, pipe } from '../src/fsops';
 import type { ContainerProcess, SetupStep, SpawnSpec } from '../src/types';
-import { makeBusyboxRootfs } from '../../../fixtures/busybox';
+import { busyboxRootfsPerFile, closedAfterEach, stoppedAfterEach, waitFor } from '../../../test/helpers/containers';
 
 const ENV = ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root'];
 const NS: NonNullable<SpawnSpec['namespaces']> = ['pid', 'mount', 'uts', 'ipc', 'net'];
 
-let tmp: string;
-let rootfs: string;
-const running: ContainerProcess[] = [];
-const openFds: number[] = [];
-
-beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsbuild-spawn-'));
-  rootfs = makeBusyboxRootfs(path.join(tmp, 'rootfs'));
-  fs.writeFileSync(path.join(rootfs, 'bin/notexec'), '#!/bin/sh\necho no\n', { mode: 0o644 });
+const { tmp, rootfs } = busyboxRootfsPerFile('spawn');
+const running = stoppedAfterEach((p: ContainerProcess) => {
+  p.kill('SIGKILL');
+  return p.exited;
 });
-
-afterEach(async () => {
-  for (const p of running.splice(0)) {
-    p.kill('SIGKILL');
-    await p.exited.catch(() => undefined);
-  }
-  for (const fd of openFds.splice(0)) fs.closeSync(fd);
-});
-
-afterAll(() => {
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const openFds = closedAfterEach();
 
 /** Docker-like root setup: private propagation, pivot into the busybox rootfs, a fresh /proc. */
 function container(extra: SetupStep[] = [], hostname = 'spawned'): SetupStep[] {
@@ -479,15 +463,3 @@ describe('spawn', () => {
     expect(normalizeSpawnSpec({ ...base, cloneMode: 'vfork' }).vfork).toBe(true);
   });
 });
-
-async function waitFor(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    try {
-      if (cond()) return;
-    } catch {
-      // not there yet
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('condition never became true');
-}

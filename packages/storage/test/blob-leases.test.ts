@@ -1,21 +1,21 @@
 // Blob leases (issue 9, defect 5): prune's grace period protects only blobs whose owner may still be
 // running; a dead operation's staged blobs go at once, a live one's stay even without a grace.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { ImageStore } from '../src/image';
 import { createLease, readLeases } from '../src/lease';
 import { ownedName } from '../src/drivers/proc';
+import { tempRootsPerTest } from '../../../test/helpers/temp';
 
 describe('blob leases and prune', () => {
+  const newRoot = tempRootsPerTest();
   let tmp: string;
   let store: ImageStore;
   beforeEach(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsbuild-bloblease-'));
+    tmp = newRoot('bloblease');
     store = await ImageStore.open(path.join(tmp, 'store'));
   });
-  afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   it('a dead operation\'s fresh blobs are pruned at once; a live lease keeps its blobs past the grace', async () => {
     const dead = await store.content.putBytes('staged by a load that was killed');

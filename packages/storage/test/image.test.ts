@@ -11,7 +11,8 @@ import {
   InvalidReferenceError,
   parseReference,
 } from '../src/image';
-import { makeImage } from './image-fixtures';
+import { makeImage } from '../../../test/helpers/images';
+import { thrown } from '../../../test/helpers/errors';
 
 const D = `sha256:${'ab'.repeat(32)}`;
 
@@ -49,15 +50,10 @@ describe('image references', () => {
     ['bad_host.io:x/app', /invalid registry host "bad_host.io:x"/],
     [`${'a'.repeat(256)}`, /longer than 255/],
   ])('rejects %j', (input, re) => {
-    let err: unknown;
-    try {
-      parseReference(input);
-    } catch (e) {
-      err = e;
-    }
+    const err = thrown(() => parseReference(input));
     expect(err).toBeInstanceOf(InvalidReferenceError);
-    expect((err as Error).message).toMatch(/^invalid reference "/);
-    expect((err as Error).message).toMatch(re);
+    expect(err.message).toMatch(/^invalid reference "/);
+    expect(err.message).toMatch(re);
   });
 });
 

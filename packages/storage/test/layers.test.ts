@@ -10,7 +10,7 @@ import { buildTar, listTar } from '../src/archive';
 import type { Digest } from '../src/digest';
 import { mountsUnder } from '../src/drivers/mountinfo';
 import { DiffIDMismatchError, LayerStore, chainID } from '../src/layers';
-import { destroyRoot, tempRoot } from './drivers/tree';
+import { destroyRoot, tempRoot } from '../../../test/helpers/temp';
 
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
 
@@ -43,7 +43,9 @@ const fixtureDir = tempRoot('layers-fixture');
 beforeAll(() => {
   busyboxTar = fs.readFileSync(makeBusyboxTar(path.join(fixtureDir, 'busybox.tar')));
 });
-afterAll(() => destroyRoot(fixtureDir));
+afterAll(() => {
+  destroyRoot(fixtureDir);
+});
 
 describe('chainID', () => {
   it('follows the OCI formula', () => {

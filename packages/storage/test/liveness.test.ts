@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BuildCache, Store, buildTar, type Digest } from '@tsbuild/storage';
-import { destroyRoot, tempRoot } from './drivers/tree';
+import { destroyRoot, tempRoot } from '../../../test/helpers/temp';
 
 function tarOf(files: Record<string, string>): Buffer {
   return buildTar(Object.entries(files).map(([name, body]) => ({ header: { name, type: 'file' as const, size: Buffer.byteLength(body), mtime: 1 }, body })));

@@ -11,7 +11,7 @@ import { sha256OfBuffer } from '../src/digest';
 import { TsbuildError } from '../src/errors';
 import { ImageStore } from '../src/image';
 import { pullImage } from '../src/transport';
-import { recordingImporter } from './image-fixtures';
+import { recordingImporter } from '../../../test/helpers/images';
 
 /** Far more than any limit, far less than the 600 MiB of the report: the server gives up here. */
 const ENDLESS = 256 << 20;

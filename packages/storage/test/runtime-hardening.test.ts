@@ -7,6 +7,7 @@ import { spawn as spawnProcess } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makeBusyboxRootfs } from '../../../fixtures/busybox';
 import { createCgroup, removeStaleCgroups, runContainer } from '../src/runtime';
+import { removeCgroupAfterAll } from '../../../test/helpers/containers';
 
 const repo = path.resolve(__dirname, '..', '..', '..');
 // The killed starter cannot remove its container's cgroup: keep it in a parent of our own, swept after.
@@ -15,15 +16,9 @@ let tmp: string;
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsbuild-harden-'));
 });
+removeCgroupAfterAll(CG_PARENT);
 afterAll(() => {
   removeStaleCgroups({ parent: CG_PARENT, minAgeMs: 0 });
-  for (const controller of fs.readdirSync('/sys/fs/cgroup')) {
-    try {
-      fs.rmdirSync(path.join('/sys/fs/cgroup', controller, CG_PARENT));
-    } catch {
-      // not created in this controller
-    }
-  }
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 

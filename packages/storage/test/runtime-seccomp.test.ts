@@ -1,9 +1,8 @@
 // Confinement, for real: Docker's default seccomp profile compiled to BPF and loaded by spawn's child,
 // the capability options, --privileged. A static probe (test/helpers/seccomp-probe.c) makes each
 // syscall by number inside the container and reports the errno.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { readAll } from '@tsbuild/native';
@@ -11,40 +10,24 @@ import {
   DOCKER_DEFAULT_PROFILE, capabilitySet, compileFilter, containerSeccomp, parseProfile, resolveProfile, runContainer,
   type RunOptions, type RunningContainer, type SeccompProfile,
 } from '../src/runtime';
-import { makeBusyboxRootfs } from '../../../fixtures/busybox';
+import { busyboxRootfsPerFile, removeCgroupAfterAll, stoppedAfterEach } from '../../../test/helpers/containers';
 import { buildSeccompProbe, installProbe, parseProbeOutput } from '../../../test/helpers/seccomp-probe';
 
 const CG_PARENT = `tsbuild-sc-${process.pid}`;
-let tmp: string;
-let rootfs: string;
+removeCgroupAfterAll(CG_PARENT);
+const { tmp, rootfs } = busyboxRootfsPerFile('seccomp');
 let probe: string;
-const live: RunningContainer[] = [];
+const live = stoppedAfterEach((c: RunningContainer) => {
+  c.kill('SIGKILL');
+  return c.wait();
+});
 
 beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsbuild-seccomp-'));
-  rootfs = makeBusyboxRootfs(path.join(tmp, 'rootfs'));
   probe = buildSeccompProbe(path.join(tmp, 'probe'));
   installProbe(probe, rootfs);
   installProbe(probe, rootfs, 'suid-probe', 0o4755);
 });
 
-afterEach(async () => {
-  for (const c of live.splice(0)) {
-    c.kill('SIGKILL');
-    await c.wait().catch(() => undefined);
-  }
-});
-
-afterAll(() => {
-  for (const controller of fs.readdirSync('/sys/fs/cgroup')) {
-    try {
-      fs.rmdirSync(path.join('/sys/fs/cgroup', controller, CG_PARENT));
-    } catch {
-      // not created in this controller
-    }
-  }
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
 
 async function run(opts: Omit<RunOptions, 'rootfs'> & { rootfs?: string }) {
   const c = await runContainer({ rootfs, cgroups: { parent: CG_PARENT }, ...opts });

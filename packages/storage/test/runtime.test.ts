@@ -1,7 +1,7 @@
 // The container runtime for real, as root: namespaces, Docker's mounts and masks, capabilities, cgroup
 // v1 limits (this machine), cgroup v2 on the real (controller-less) unified tree and on a fake tree, and
 // the runc CVE regressions (REFERENCE §5.3).
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -10,42 +10,21 @@ import { execFileSync } from 'node:child_process';
 import { INIT_BINARY, readAll, setCloexec } from '@tsbuild/native';
 import { createCgroup, runContainer, type RunOptions, type RunningContainer } from '../src/runtime';
 import { makeBusyboxRootfs } from '../../../fixtures/busybox';
+import { busyboxRootfsPerFile, closedAfterEach, removeCgroupAfterAll, stoppedAfterEach, waitFor } from '../../../test/helpers/containers';
 
 const DOCKER_CAP_MASK = '00000000a80425fb';
 
-let tmp: string;
-let rootfs: string;
-const live: RunningContainer[] = [];
-const openFds: number[] = [];
-
-beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsbuild-runtime-'));
-  rootfs = makeBusyboxRootfs(path.join(tmp, 'rootfs'));
-  fs.writeFileSync(path.join(rootfs, 'bin/notexec'), '#!/bin/sh\necho no\n', { mode: 0o644 });
+const { tmp, rootfs } = busyboxRootfsPerFile('runtime');
+const live = stoppedAfterEach((c: RunningContainer) => {
+  c.kill('SIGKILL');
+  return c.wait();
 });
-
-afterEach(async () => {
-  for (const c of live.splice(0)) {
-    c.kill('SIGKILL');
-    await c.wait().catch(() => undefined);
-  }
-  for (const fd of openFds.splice(0)) fs.closeSync(fd);
-});
-
-afterAll(() => {
-  for (const controller of fs.readdirSync('/sys/fs/cgroup')) {
-    try {
-      fs.rmdirSync(path.join('/sys/fs/cgroup', controller, CG_PARENT));
-    } catch {
-      // not created in this controller
-    }
-  }
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const openFds = closedAfterEach();
 
 // This file's containers get their own v1 parent group, so other test files running containers at the
 // same time never show up in (or disturb) the "nothing left behind" checks.
 const CG_PARENT = `tsbuild-rt-${process.pid}`;
+removeCgroupAfterAll(CG_PARENT);
 
 async function start(opts: Omit<RunOptions, 'rootfs'> & { rootfs?: string }): Promise<RunningContainer> {
   const c = await runContainer({ rootfs, cgroups: { parent: CG_PARENT }, ...opts });
@@ -386,15 +365,3 @@ describe('runContainer: CVE regressions', () => {
     expect(stateDirs).toEqual([]);
   });
 });
-
-async function waitFor(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    try {
-      if (cond()) return;
-    } catch {
-      // not yet
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('condition never became true');
-}

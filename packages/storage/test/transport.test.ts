@@ -15,7 +15,7 @@ import {
   saveOciDir,
   type Progress,
 } from '../src/transport';
-import { makeBusyboxImage, makeImage, recordingImporter } from './image-fixtures';
+import { makeBusyboxImage, makeImage, recordingImporter } from '../../../test/helpers/images';
 
 const tarList = (file: string) => execFileSync('tar', ['-tf', file], { encoding: 'utf8' }).split('\n').filter(Boolean);
 

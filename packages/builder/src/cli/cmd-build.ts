@@ -5,9 +5,9 @@ import { pipeline } from 'node:stream/promises';
 import { findSink, mergeTree, mkdirpSync, packDir, sinkNames } from '@tsbuild/storage';
 import { build } from '../engine';
 import { createRenderer, type ProgressMode } from '../progress';
-import type { Command } from './main';
+import { defineCommand } from './command';
 import { CommandError, UsageError } from './errors';
-import { parseAddHost, parseCommandArgs, parseCsv, parseKeyValues, parseSize, parseUlimit, sinkUsage } from './parse';
+import { parseAddHost, parseCsv, parseKeyValues, parseSize, parseUlimit, sinkUsage } from './parse';
 import { parseSecurityOpts } from './security';
 import { withStore } from './store';
 
@@ -66,15 +66,9 @@ const OPTIONS = {
   'cache-to': { type: 'string', multiple: true },
 } as const;
 
-export const command: Command = {
-  summary: 'Build an image from a Dockerfile',
-  get usage() {
-    return usage();
-  },
-  options: OPTIONS,
-  async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, OPTIONS, usage);
-    if (positionals.length !== 1) throw new UsageError(`"build" needs exactly one context directory\n${usage()}`);
+export const command = defineCommand(
+  { name: 'build', summary: 'Build an image from a Dockerfile', usage, options: OPTIONS, positionals: { min: 1, max: 1, error: 'needs exactly one context directory' } },
+  async ({ values, positionals }, globals) => {
     const context = positionals[0]!;
     const progress = (values.quiet ? 'quiet' : (values.progress ?? 'auto')) as ProgressMode;
     if (!['auto', 'plain', 'tty', 'json', 'rawjson', 'quiet'].includes(progress)) {
@@ -149,7 +143,7 @@ export const command: Command = {
       return 0;
     });
   },
-};
+);
 
 /** BuildKit's entitlements (buildx --allow, comma-separated or repeated); only security.insecure exists here. */
 function parseAllow(values: string[] | undefined): string[] {

@@ -3,9 +3,10 @@
 import * as fs from 'node:fs';
 import { spawn as spawnProcess } from 'node:child_process';
 import { Containers, execInContainer, type ContainerRecord, type StartOptions } from '@tsbuild/storage';
+import { defineCommand, defineTargetCommand } from './command';
 import type { Command } from './main';
 import { CommandError, UsageError } from './errors';
-import { forEachRef, parseCommandArgs, splitAtFirstPositional } from './parse';
+import { forEachRef } from './parse';
 import { withStore } from './store';
 import type { GlobalOptions } from './globals';
 import { attachTerminal } from './terminal';
@@ -129,13 +130,9 @@ Options:
 
 const LOGS_OPTIONS = { follow: { type: 'boolean', short: 'f' }, tail: { type: 'string', short: 'n' } } as const;
 
-export const logsCommand: Command = {
-  summary: 'Print the output of a detached container',
-  usage: LOGS_USAGE,
-  options: LOGS_OPTIONS,
-  async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, LOGS_OPTIONS, LOGS_USAGE);
-    if (positionals.length !== 1) throw new UsageError(`"logs" needs exactly one container\n${LOGS_USAGE}`);
+export const logsCommand = defineCommand(
+  { name: 'logs', summary: 'Print the output of a detached container', usage: LOGS_USAGE, options: LOGS_OPTIONS, positionals: { min: 1, max: 1, error: 'needs exactly one container' } },
+  async ({ values, positionals }, globals) => {
     return withStore(globals, async (store) => {
       const containers = new Containers(store);
       const c = containers.find(positionals[0]!);
@@ -170,7 +167,7 @@ export const logsCommand: Command = {
       }
     });
   },
-};
+);
 
 const STOP_USAGE = `Usage: tsbuild stop [OPTIONS] CONTAINER [CONTAINER...]
 
@@ -182,13 +179,9 @@ Options:
 
 const STOP_OPTIONS = { time: { type: 'string', short: 't' }, signal: { type: 'string', short: 's' } } as const;
 
-export const stopCommand: Command = {
-  summary: 'Stop running containers',
-  usage: STOP_USAGE,
-  options: STOP_OPTIONS,
-  async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, STOP_OPTIONS, STOP_USAGE);
-    if (positionals.length === 0) throw new UsageError(`"stop" needs at least one container\n${STOP_USAGE}`);
+export const stopCommand = defineCommand(
+  { name: 'stop', summary: 'Stop running containers', usage: STOP_USAGE, options: STOP_OPTIONS, positionals: { min: 1, error: 'needs at least one container' } },
+  async ({ values, positionals }, globals) => {
     const grace = values.time === undefined ? 10 : Number(values.time);
     if (!Number.isFinite(grace) || grace < 0) throw new UsageError(`invalid --time "${values.time}": seconds`);
     const first = signalOf(values.signal ?? 'SIGTERM');
@@ -206,7 +199,7 @@ export const stopCommand: Command = {
       }, true);
     });
   },
-};
+);
 
 const KILL_USAGE = `Usage: tsbuild kill [OPTIONS] CONTAINER [CONTAINER...]
 
@@ -217,13 +210,9 @@ Options:
 
 const KILL_OPTIONS = { signal: { type: 'string', short: 's' } } as const;
 
-export const killCommand: Command = {
-  summary: 'Send a signal to running containers',
-  usage: KILL_USAGE,
-  options: KILL_OPTIONS,
-  async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, KILL_OPTIONS, KILL_USAGE);
-    if (positionals.length === 0) throw new UsageError(`"kill" needs at least one container\n${KILL_USAGE}`);
+export const killCommand = defineCommand(
+  { name: 'kill', summary: 'Send a signal to running containers', usage: KILL_USAGE, options: KILL_OPTIONS, positionals: { min: 1, error: 'needs at least one container' } },
+  async ({ values, positionals }, globals) => {
     const signal = signalOf(values.signal ?? 'SIGKILL');
     return withStore(globals, async (store) => {
       const containers = new Containers(store);
@@ -233,15 +222,11 @@ export const killCommand: Command = {
       });
     });
   },
-};
+);
 
-export const waitCommand: Command = {
-  summary: 'Wait for containers to stop and print their exit codes',
-  usage: 'Usage: tsbuild wait CONTAINER [CONTAINER...]\n\nBlock until the containers stop, then print each exit code.',
-  options: {},
-  async run(args, globals) {
-    const { positionals } = parseCommandArgs(args, {}, this.usage);
-    if (positionals.length === 0) throw new UsageError(`"wait" needs at least one container\n${this.usage}`);
+export const waitCommand = defineCommand(
+  { name: 'wait', summary: 'Wait for containers to stop and print their exit codes', usage: 'Usage: tsbuild wait CONTAINER [CONTAINER...]\n\nBlock until the containers stop, then print each exit code.', options: {}, positionals: { min: 1, error: 'needs at least one container' } },
+  async ({ positionals }, globals) => {
     return withStore(globals, async (store) => {
       const containers = new Containers(store);
       for (const ref of positionals) containers.find(ref); // unknown names fail before any waiting
@@ -252,7 +237,7 @@ export const waitCommand: Command = {
       return 0;
     });
   },
-};
+);
 
 const EXEC_USAGE = `Usage: tsbuild exec [OPTIONS] CONTAINER COMMAND [ARG...]
 
@@ -273,30 +258,19 @@ const EXEC_OPTIONS = {
   user: { type: 'string', short: 'u' },
 } as const;
 
-/** Options stop at the container name: the rest is the command. */
-function splitExec(args: string[]): { options: string[]; container?: string; command: string[] } {
-  const { options, first, rest } = splitAtFirstPositional(args, EXEC_OPTIONS);
-  return { options, ...(first !== undefined ? { container: first } : {}), command: rest };
-}
-
-export const execCommand: Command = {
-  summary: 'Run a command in a running container',
-  usage: EXEC_USAGE,
-  options: EXEC_OPTIONS,
-  ownArgs: (args) => splitExec(args).options,
-  async run(args, globals) {
-    const split = splitExec(args);
-    const { values } = parseCommandArgs(split.options, EXEC_OPTIONS, EXEC_USAGE);
-    if (split.container === undefined || split.command.length === 0) throw new UsageError(`"exec" needs a container and a command\n${EXEC_USAGE}`);
+export const execCommand = defineTargetCommand(
+  { name: 'exec', summary: 'Run a command in a running container', usage: EXEC_USAGE, options: EXEC_OPTIONS, target: { error: 'needs a container and a command', needsCommand: true } },
+  // Options stop at the container name: the rest is the command.
+  async ({ values, target: container, rest: command }, globals) => {
     return withStore(globals, async (store) => {
-      const c = new Containers(store).find(split.container!);
+      const c = new Containers(store).find(container);
       if (c.state !== 'running' || !c.pid) throw new CommandError(`container ${c.name} is not running`);
       const devnull = fs.openSync('/dev/null', 'r+');
       try {
         const stdin = values.interactive ? 0 : devnull;
         const proc = await execInContainer({
           pid: c.pid,
-          args: split.command,
+          args: command,
           baseEnv: c.env ?? [],
           env: (values.env ?? []).flatMap((e) => (e.includes('=') ? [e] : process.env[e] !== undefined ? [`${e}=${process.env[e]}`] : [])),
           ...(values.workdir ? { cwd: values.workdir } : {}),
@@ -317,4 +291,4 @@ export const execCommand: Command = {
       }
     });
   },
-};
+);

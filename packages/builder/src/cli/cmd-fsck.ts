@@ -1,7 +1,6 @@
 // tsbuild fsck [--repair]: checks the storage root; exit 0 when clean, 1 when it found problems.
 import type { FsckReport } from '@tsbuild/storage';
-import type { Command } from './main';
-import { parseCommandArgs } from './parse';
+import { defineCommand } from './command';
 import { withStore } from './store';
 
 const USAGE = `Usage: tsbuild fsck [--repair]
@@ -15,18 +14,15 @@ Options:
 
 const OPTIONS = { repair: { type: 'boolean' } } as const;
 
-export const fsckCommand: Command = {
-  summary: 'Check the storage root (and repair it with --repair)',
-  usage: USAGE,
-  options: OPTIONS,
-  async run(args, globals) {
-    const { values } = parseCommandArgs(args, OPTIONS, USAGE);
+export const fsckCommand = defineCommand(
+  { name: 'fsck', summary: 'Check the storage root (and repair it with --repair)', usage: USAGE, options: OPTIONS },
+  async ({ values }, globals) => {
     // Opened without open's own clean-up, so that what crashed processes left is seen and reported.
     const report = await withStore(globals, (store) => store.fsck({ repair: values.repair === true }), { repair: false });
     process.stdout.write(formatReport(report));
     return report.problems.length > 0 ? 1 : 0;
   },
-};
+);
 
 export function formatReport(report: FsckReport): string {
   const lines = report.problems.map((p) => `${p.kind}: ${p.message}${p.repair ? `\n  repair: ${p.repair}` : ''}`);

@@ -3,10 +3,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { IMAGE_SINKS, findSink, sinkNames } from '@tsbuild/storage';
-import type { Command } from './main';
+import { defineCommand } from './command';
 import { CommandError, UsageError } from './errors';
 import { compileTemplate, formatList } from './gotemplate';
-import { forEachRef, humanSize, parseCommandArgs, parseKeyValues, sinkUsage, table, timeAgo } from './parse';
+import { forEachRef, humanSize, parseKeyValues, sinkUsage, table, timeAgo } from './parse';
 import { progressLine } from './progress-line';
 import { withStore } from './store';
 
@@ -17,13 +17,9 @@ Create an image from a rootfs tarball (plain, gzip, zstd, bzip2 or xz), like doc
 Options:
   -m, --message TEXT   history comment`;
 
-export const importCommand: Command = {
-  summary: 'Create an image from a rootfs tarball',
-  usage: IMPORT_USAGE,
-  options: { message: { type: 'string', short: 'm' } },
-  async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, { message: { type: 'string', short: 'm' } }, IMPORT_USAGE);
-    if (positionals.length < 1 || positionals.length > 2) throw new UsageError(`"import" needs a tarball and an optional name\n${IMPORT_USAGE}`);
+export const importCommand = defineCommand(
+  { name: 'import', summary: 'Create an image from a rootfs tarball', usage: IMPORT_USAGE, options: { message: { type: 'string', short: 'm' } }, positionals: { min: 1, max: 2, error: 'needs a tarball and an optional name' } },
+  async ({ values, positionals }, globals) => {
     const [file, ref] = positionals as [string, string | undefined];
     return withStore(globals, async (store) => {
       const progress = progressLine('Importing');
@@ -37,7 +33,7 @@ export const importCommand: Command = {
       return 0;
     });
   },
-};
+);
 
 const IMAGES_USAGE = `Usage: tsbuild images [OPTIONS] [REPOSITORY[:TAG]]
 
@@ -70,13 +66,9 @@ function referenceMatches(pattern: string, ref: string | null): boolean {
   return re.test(ref) || re.test(repo);
 }
 
-export const imagesCommand: Command = {
-  summary: 'List images',
-  usage: IMAGES_USAGE,
-  options: IMAGES_OPTIONS,
-  async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, IMAGES_OPTIONS, IMAGES_USAGE);
-    if (positionals.length > 1) throw new UsageError(`"images" takes at most one repository\n${IMAGES_USAGE}`);
+export const imagesCommand = defineCommand(
+  { name: 'images', summary: 'List images', usage: IMAGES_USAGE, options: IMAGES_OPTIONS, positionals: { max: 1, error: 'takes at most one repository' } },
+  async ({ values, positionals }, globals) => {
     const filters = parseKeyValues(values.filter, 'filter');
     for (const k of Object.keys(filters)) {
       if (k !== 'dangling' && k !== 'reference') throw new UsageError(`unsupported filter "${k}": use dangling=true|false or reference=PATTERN`);
@@ -120,7 +112,7 @@ export const imagesCommand: Command = {
       return 0;
     });
   },
-};
+);
 
 const IMAGE_HEADERS: Record<string, string> = {
   Repository: 'REPOSITORY', Tag: 'TAG', ID: 'IMAGE ID', Digest: 'DIGEST', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', Size: 'SIZE',
@@ -145,13 +137,9 @@ Options:
 
 const INSPECT_OPTIONS = { format: { type: 'string', short: 'f' } } as const;
 
-export const inspectCommand: Command = {
-  summary: 'Show an image as JSON',
-  usage: INSPECT_USAGE,
-  options: INSPECT_OPTIONS,
-  async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, INSPECT_OPTIONS, INSPECT_USAGE);
-    if (positionals.length === 0) throw new UsageError(`"inspect" needs at least one image\n${INSPECT_USAGE}`);
+export const inspectCommand = defineCommand(
+  { name: 'inspect', summary: 'Show an image as JSON', usage: INSPECT_USAGE, options: INSPECT_OPTIONS, positionals: { min: 1, error: 'needs at least one image' } },
+  async ({ values, positionals }, globals) => {
     const render = values.format ? compileTemplate(values.format) : undefined;
     return withStore(globals, async (store) => {
       const out = [];
@@ -161,15 +149,11 @@ export const inspectCommand: Command = {
       return 0;
     });
   },
-};
+);
 
-export const historyCommand: Command = {
-  summary: 'Show the history of an image',
-  usage: 'Usage: tsbuild history [--no-trunc] IMAGE',
-  options: { 'no-trunc': { type: 'boolean' } },
-  async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, { 'no-trunc': { type: 'boolean' } }, this.usage);
-    if (positionals.length !== 1) throw new UsageError(`"history" needs exactly one image\n${this.usage}`);
+export const historyCommand = defineCommand(
+  { name: 'history', summary: 'Show the history of an image', usage: 'Usage: tsbuild history [--no-trunc] IMAGE', options: { 'no-trunc': { type: 'boolean' } }, positionals: { min: 1, max: 1, error: 'needs exactly one image' } },
+  async ({ values, positionals }, globals) => {
     return withStore(globals, async (store) => {
       const items = await store.images.history(positionals[0]!);
       const rows = [['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT']];
@@ -187,29 +171,21 @@ export const historyCommand: Command = {
       return 0;
     });
   },
-};
+);
 
-export const tagCommand: Command = {
-  summary: 'Tag an image with another name',
-  usage: 'Usage: tsbuild tag SOURCE_IMAGE TARGET_IMAGE[:TAG]',
-  options: {},
-  async run(args, globals) {
-    const { positionals } = parseCommandArgs(args, {}, this.usage);
-    if (positionals.length !== 2) throw new UsageError(`"tag" needs a source and a target\n${this.usage}`);
+export const tagCommand = defineCommand(
+  { name: 'tag', summary: 'Tag an image with another name', usage: 'Usage: tsbuild tag SOURCE_IMAGE TARGET_IMAGE[:TAG]', options: {}, positionals: { min: 2, max: 2, error: 'needs a source and a target' } },
+  async ({ positionals }, globals) => {
     return withStore(globals, async (store) => {
       await store.images.tag(positionals[1]!, positionals[0]!);
       return 0;
     });
   },
-};
+);
 
-export const rmiCommand: Command = {
-  summary: 'Remove images',
-  usage: 'Usage: tsbuild rmi [-f|--force] IMAGE [IMAGE...]',
-  options: { force: { type: 'boolean', short: 'f' } },
-  async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, { force: { type: 'boolean', short: 'f' } }, this.usage);
-    if (positionals.length === 0) throw new UsageError(`"rmi" needs at least one image\n${this.usage}`);
+export const rmiCommand = defineCommand(
+  { name: 'rmi', summary: 'Remove images', usage: 'Usage: tsbuild rmi [-f|--force] IMAGE [IMAGE...]', options: { force: { type: 'boolean', short: 'f' } }, positionals: { min: 1, error: 'needs at least one image' } },
+  async ({ values, positionals }, globals) => {
     return withStore(globals, async (store) => {
       return forEachRef(positionals, async (ref) => {
         const r = await store.removeImage(ref, { force: values.force === true });
@@ -218,7 +194,7 @@ export const rmiCommand: Command = {
       });
     });
   },
-};
+);
 
 const defaultSaveFormat = (): string => IMAGE_SINKS[0]!.name;
 
@@ -233,15 +209,9 @@ ${sinkUsage('                         ')}`;
 
 const SAVE_OPTIONS = { output: { type: 'string', short: 'o' }, format: { type: 'string' } } as const;
 
-export const saveCommand: Command = {
-  summary: 'Save images to an archive docker load, podman load and OCI tools read',
-  get usage() {
-    return saveUsage();
-  },
-  options: SAVE_OPTIONS,
-  async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, SAVE_OPTIONS, saveUsage);
-    if (positionals.length === 0) throw new UsageError(`"save" needs at least one image\n${saveUsage()}`);
+export const saveCommand = defineCommand(
+  { name: 'save', summary: 'Save images to an archive docker load, podman load and OCI tools read', usage: saveUsage, options: SAVE_OPTIONS, positionals: { min: 1, error: 'needs at least one image' } },
+  async ({ values, positionals }, globals) => {
     const sink = findSink(values.format ?? defaultSaveFormat());
     if (!sink) throw new UsageError(`unknown format "${values.format}": use ${sinkNames().join(', ')}`);
     const format = sink.name;
@@ -269,15 +239,14 @@ export const saveCommand: Command = {
       return 0;
     });
   },
-};
+);
 
-export const loadCommand: Command = {
-  summary: 'Load images from an OCI or docker archive',
-  usage: 'Usage: tsbuild load -i|--input FILE',
-  options: { input: { type: 'string', short: 'i' } },
-  async run(args, globals) {
-    const { values } = parseCommandArgs(args, { input: { type: 'string', short: 'i' } }, this.usage);
-    if (!values.input) throw new UsageError(`"load" needs -i FILE\n${this.usage}`);
+const LOAD_USAGE = 'Usage: tsbuild load -i|--input FILE';
+
+export const loadCommand = defineCommand(
+  { name: 'load', summary: 'Load images from an OCI or docker archive', usage: LOAD_USAGE, options: { input: { type: 'string', short: 'i' } } },
+  async ({ values }, globals) => {
+    if (!values.input) throw new UsageError(`"load" needs -i FILE\n${LOAD_USAGE}`);
     return withStore(globals, async (store) => {
       const progress = progressLine('Loading');
       const result = await store.load(values.input!, (p) => progress.update(p.done, p.total));
@@ -287,6 +256,6 @@ export const loadCommand: Command = {
       return 0;
     });
   },
-};
+);
 
 export { CommandError };

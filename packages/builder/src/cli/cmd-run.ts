@@ -4,9 +4,9 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { pipe } from '@tsbuild/native';
 import { Containers, capabilitySet, type RunningContainer, type Store } from '@tsbuild/storage';
-import type { Command } from './main';
+import { defineCommand, defineTargetCommand } from './command';
 import { CommandError, UsageError } from './errors';
-import { forEachRef, parseAddHost, parseCommandArgs, splitAtFirstPositional, parseSize, parseUlimit, table, timeAgo } from './parse';
+import { forEachRef, parseAddHost, parseSize, parseUlimit, table, timeAgo } from './parse';
 import { parseSecurityOpts, type SecurityOptions } from './security';
 import { withStore } from './store';
 import { startDetached } from './cmd-containers';
@@ -73,16 +73,10 @@ const RUN_OPTIONS = {
   publish: { type: 'string', short: 'p', multiple: true },
 } as const;
 
-export const runCommand: Command = {
-  summary: 'Run a command in a new container',
-  usage: RUN_USAGE,
-  options: RUN_OPTIONS,
-  ownArgs: (args) => splitAtImage(args).options,
-  async run(args, globals) {
-    // Options stop at the image name: everything after it is the container's command.
-    const split = splitAtImage(args);
-    const { values, positionals } = parseCommandArgs(split.options, RUN_OPTIONS, RUN_USAGE);
-    if (positionals.length > 0 || split.image === undefined) throw new UsageError(`"run" needs an image\n${RUN_USAGE}`);
+export const runCommand = defineTargetCommand(
+  { name: 'run', summary: 'Run a command in a new container', usage: RUN_USAGE, options: RUN_OPTIONS, target: { error: 'needs an image' } },
+  // Options stop at the image name: everything after it is the container's command.
+  async ({ values, target: image, rest: command }, globals) => {
     const network = values.network ?? 'none';
     if (network !== 'none' && network !== 'host') throw new UsageError(`unknown network "${network}": use none or host`);
     const networkMode: 'none' | 'host' = network;
@@ -113,10 +107,10 @@ export const runCommand: Command = {
       const containers = new Containers(store);
       // docker run reports its own failures (no such image, bad name) with 125.
       const { record, process: proc } = await createOr125(containers, {
-        image: split.image!,
+        image,
         ...(values.name ? { name: values.name } : {}),
         ...(values.rm ? { autoRemove: true } : {}),
-        ...(split.command.length > 0 ? { cmd: split.command } : {}),
+        ...(command.length > 0 ? { cmd: command } : {}),
         ...(values.entrypoint !== undefined ? { entrypoint: values.entrypoint === '' ? [] : [values.entrypoint] } : {}),
         env,
         ...(values.workdir ? { workdir: values.workdir } : {}),
@@ -158,7 +152,7 @@ export const runCommand: Command = {
       }
     });
   },
-};
+);
 
 async function createOr125(containers: Containers, opts: Parameters<Containers['create']>[0]) {
   try {
@@ -267,12 +261,6 @@ async function runAttached(
   }
 }
 
-/** The first positional is the image; what follows belongs to the container. */
-function splitAtImage(args: string[]): { options: string[]; image?: string; command: string[] } {
-  const { options, first, rest } = splitAtFirstPositional(args, RUN_OPTIONS);
-  return { options, ...(first !== undefined ? { image: first } : {}), command: rest };
-}
-
 /** docker's --env-file: KEY=VALUE lines, a bare KEY takes the host's value, # starts a comment. */
 function readEnvFile(file: string): string[] {
   let text: string;
@@ -311,12 +299,9 @@ function parseVolume(spec: string): { source: string; target: string; readonly: 
   return { source, target, readonly: mode === 'ro' };
 }
 
-export const psCommand: Command = {
-  summary: 'List containers',
-  usage: 'Usage: tsbuild ps [-a|--all] [-q|--quiet]',
-  options: { all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' } },
-  async run(args, globals) {
-    const { values } = parseCommandArgs(args, { all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' } }, this.usage);
+export const psCommand = defineCommand(
+  { name: 'ps', summary: 'List containers', usage: 'Usage: tsbuild ps [-a|--all] [-q|--quiet]', options: { all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' } } },
+  async ({ values }, globals) => {
     return withStore(globals, async (store: Store) => {
       const list = new Containers(store).list().filter((c) => values.all || c.state === 'running');
       if (values.quiet) {
@@ -333,15 +318,11 @@ export const psCommand: Command = {
       return 0;
     });
   },
-};
+);
 
-export const rmCommand: Command = {
-  summary: 'Remove containers',
-  usage: 'Usage: tsbuild rm [-f|--force] CONTAINER [CONTAINER...]',
-  options: { force: { type: 'boolean', short: 'f' } },
-  async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, { force: { type: 'boolean', short: 'f' } }, this.usage);
-    if (positionals.length === 0) throw new UsageError(`"rm" needs at least one container\n${this.usage}`);
+export const rmCommand = defineCommand(
+  { name: 'rm', summary: 'Remove containers', usage: 'Usage: tsbuild rm [-f|--force] CONTAINER [CONTAINER...]', options: { force: { type: 'boolean', short: 'f' } }, positionals: { min: 1, error: 'needs at least one container' } },
+  async ({ values, positionals }, globals) => {
     return withStore(globals, async (store) => {
       const containers = new Containers(store);
       return forEachRef(positionals, async (ref) => {
@@ -350,4 +331,4 @@ export const rmCommand: Command = {
       });
     });
   },
-};
+);

@@ -1,6 +1,7 @@
 // Store housekeeping with docker's names: system df, system/image/container/builder prune, container
 // inspect. CI machines run `builder prune --filter until=24h --keep-storage 5GB` so caches stay bounded.
 import { BuildCache, Containers, type Store } from '@tsbuild/storage';
+import { defineCommand } from './command';
 import type { Command } from './main';
 import { UsageError } from './errors';
 import { compileTemplate } from './gotemplate';
@@ -64,12 +65,9 @@ Options:
 
 const DF_OPTIONS = { format: { type: 'string' }, verbose: { type: 'boolean', short: 'v' } } as const;
 
-export const systemDfCommand: Command = {
-  summary: 'Show disk usage',
-  usage: DF_USAGE,
-  options: DF_OPTIONS,
-  async run(args, globals) {
-    const { values } = parseCommandArgs(args, DF_OPTIONS, DF_USAGE);
+export const systemDfCommand = defineCommand(
+  { name: 'system df', summary: 'Show disk usage', usage: DF_USAGE, options: DF_OPTIONS },
+  async ({ values }, globals) => {
     return withStore(globals, async (store) => {
       const u = await usage(store, globals.root);
       const pct = (part: number, whole: number) => (whole > 0 ? ` (${Math.round((part / whole) * 100)}%)` : '');
@@ -90,7 +88,7 @@ export const systemDfCommand: Command = {
       return 0;
     });
   },
-};
+);
 
 const BUILDER_PRUNE_USAGE = `Usage: tsbuild builder prune [OPTIONS]
 
@@ -109,13 +107,9 @@ const BUILDER_PRUNE_OPTIONS = {
   'keep-storage': { type: 'string' },
 } as const;
 
-export const builderPruneCommand: Command = {
-  summary: 'Remove build cache',
-  usage: BUILDER_PRUNE_USAGE,
-  options: BUILDER_PRUNE_OPTIONS,
-  async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, BUILDER_PRUNE_OPTIONS, BUILDER_PRUNE_USAGE);
-    if (positionals.length > 0) throw new UsageError(`"builder prune" takes no arguments\n${BUILDER_PRUNE_USAGE}`);
+export const builderPruneCommand = defineCommand(
+  { name: 'builder prune', summary: 'Remove build cache', usage: BUILDER_PRUNE_USAGE, options: BUILDER_PRUNE_OPTIONS, positionals: { max: 0, error: 'takes no arguments' } },
+  async ({ values }, globals) => {
     const filters = parseFilters(values.filter, ['until']);
     const opts = {
       ...(filters.until !== undefined ? { before: parseUntil(filters.until) } : {}),
@@ -128,7 +122,7 @@ export const builderPruneCommand: Command = {
       return 0;
     });
   },
-};
+);
 
 const IMAGE_PRUNE_USAGE = `Usage: tsbuild image prune [OPTIONS]
 
@@ -153,13 +147,9 @@ async function untagUnused(store: Store): Promise<number> {
   return n;
 }
 
-export const imagePruneCommand: Command = {
-  summary: 'Remove unused images',
-  usage: IMAGE_PRUNE_USAGE,
-  options: IMAGE_PRUNE_OPTIONS,
-  async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, IMAGE_PRUNE_OPTIONS, IMAGE_PRUNE_USAGE);
-    if (positionals.length > 0) throw new UsageError(`"image prune" takes no arguments\n${IMAGE_PRUNE_USAGE}`);
+export const imagePruneCommand = defineCommand(
+  { name: 'image prune', summary: 'Remove unused images', usage: IMAGE_PRUNE_USAGE, options: IMAGE_PRUNE_OPTIONS, positionals: { max: 0, error: 'takes no arguments' } },
+  async ({ values }, globals) => {
     return withStore(globals, async (store) => {
       const untagged = values.all ? await untagUnused(store) : 0;
       const r = await store.prune();
@@ -167,7 +157,7 @@ export const imagePruneCommand: Command = {
       return 0;
     });
   },
-};
+);
 
 const SYSTEM_PRUNE_USAGE = `Usage: tsbuild prune [OPTIONS]   (= tsbuild system prune)
 
@@ -177,13 +167,9 @@ Options:
   -a, --all     also every image no container uses
   -f, --force   do not prompt (tsbuild never prompts)`;
 
-export const systemPruneCommand: Command = {
-  summary: 'Remove stopped containers, untagged images, the build cache, unused layers and orphan blobs',
-  usage: SYSTEM_PRUNE_USAGE,
-  options: IMAGE_PRUNE_OPTIONS,
-  async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, IMAGE_PRUNE_OPTIONS, SYSTEM_PRUNE_USAGE);
-    if (positionals.length > 0) throw new UsageError(`"prune" takes no arguments\n${SYSTEM_PRUNE_USAGE}`);
+export const systemPruneCommand = defineCommand(
+  { name: 'prune', summary: 'Remove stopped containers, untagged images, the build cache, unused layers and orphan blobs', usage: SYSTEM_PRUNE_USAGE, options: IMAGE_PRUNE_OPTIONS, positionals: { max: 0, error: 'takes no arguments' } },
+  async ({ values }, globals) => {
     return withStore(globals, async (store) => {
       const containers = await removeStopped(store);
       const untagged = values.all ? await untagUnused(store) : 0;
@@ -195,7 +181,7 @@ export const systemPruneCommand: Command = {
       return 0;
     });
   },
-};
+);
 
 async function removeStopped(store: Store): Promise<number> {
   const containers = new Containers(store);
@@ -233,13 +219,9 @@ Show containers as JSON.
 Options:
   -f, --format TEMPLATE  Go template per container, e.g. '{{.State.Status}}' or '{{.State.ExitCode}}'`;
 
-export const containerInspectCommand: Command = {
-  summary: 'Show a container as JSON',
-  usage: CONTAINER_INSPECT_USAGE,
-  options: { format: { type: 'string', short: 'f' } },
-  async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(args, { format: { type: 'string', short: 'f' } }, CONTAINER_INSPECT_USAGE);
-    if (positionals.length === 0) throw new UsageError(`"container inspect" needs a container\n${CONTAINER_INSPECT_USAGE}`);
+export const containerInspectCommand = defineCommand(
+  { name: 'container inspect', summary: 'Show a container as JSON', usage: CONTAINER_INSPECT_USAGE, options: { format: { type: 'string', short: 'f' } }, positionals: { min: 1, error: 'needs a container' } },
+  async ({ values, positionals }, globals) => {
     const render = values.format ? compileTemplate(values.format) : undefined;
     return withStore(globals, async (store) => {
       const containers = new Containers(store);
@@ -265,4 +247,4 @@ export const containerInspectCommand: Command = {
       return 0;
     });
   },
-};
+);

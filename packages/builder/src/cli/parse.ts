@@ -3,7 +3,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { IMAGE_SINKS } from '@tsbuild/storage';
 import { UsageError } from './errors';
 
-type Options = NonNullable<ParseArgsConfig['options']>;
+export type Options = NonNullable<ParseArgsConfig['options']>;
 
 export interface ParsedArgs<O extends Options> {
   values: ReturnType<typeof parseArgs<{ options: O; allowPositionals: true; strict: true }>>['values'];

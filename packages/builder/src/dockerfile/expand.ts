@@ -4,7 +4,7 @@
 
 import { DockerfileExpansionError } from './errors';
 import { chompHeredocContent, mustParseHeredoc } from './heredoc';
-import type { Instruction, RunInstruction, SourceContent } from './instructions';
+import type { AddInstruction, CopyInstruction, Instruction, RunInstruction, SourceContent } from './instructions';
 import { parseMountSpec, resolveMounts } from './mounts';
 import { ShellLexer, envLookup, type EnvSource } from './shell';
 
@@ -58,6 +58,16 @@ export function expandInstruction<T extends Instruction>(instr: T, env: EnvSourc
       return { ...c, data: r.result };
     });
 
+  // What COPY and ADD share; exclude patterns are never expanded.
+  const copyFields = (c: CopyInstruction | AddInstruction) => ({
+    chown: word(c.chown),
+    chmod: word(c.chmod),
+    sources: c.sources.map(word),
+    dest: word(c.dest),
+    contents: contents(c.contents),
+    exclude: [...c.exclude],
+  });
+
   try {
     const i = instr as Instruction;
     let out: Instruction;
@@ -69,27 +79,10 @@ export function expandInstruction<T extends Instruction>(instr: T, env: EnvSourc
         out = { ...i, labels: i.labels.map((p) => ({ key: word(p.key), value: word(p.value), noDelim: p.noDelim })) };
         break;
       case 'copy':
-        out = {
-          ...i,
-          chown: word(i.chown),
-          chmod: word(i.chmod),
-          sources: i.sources.map(word),
-          dest: word(i.dest),
-          contents: contents(i.contents),
-          exclude: [...i.exclude],
-        };
+        out = { ...i, ...copyFields(i) };
         break;
       case 'add':
-        out = {
-          ...i,
-          chown: word(i.chown),
-          chmod: word(i.chmod),
-          checksum: word(i.checksum),
-          sources: i.sources.map(word),
-          dest: word(i.dest),
-          contents: contents(i.contents),
-          exclude: [...i.exclude],
-        };
+        out = { ...i, ...copyFields(i), checksum: word(i.checksum) };
         break;
       case 'workdir':
         out = { ...i, path: word(i.path) };

@@ -10,6 +10,13 @@ export type CacheSharing = 'shared' | 'private' | 'locked';
 
 const MOUNT_TYPES: readonly MountType[] = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'];
 const SHARING_MODES: readonly CacheSharing[] = ['shared', 'private', 'locked'];
+
+/** `value` lowercased when it is one of `allowed`; else BuildKit's "unsupported WHAT" with the closest. */
+function oneOf<T extends string>(value: string, allowed: readonly T[], what: string): T {
+  const v = value.toLowerCase() as T;
+  if (!allowed.includes(v)) throw new Error(withSuggestion(`unsupported ${what} ${goQuote(value)}`, value, allowed, true));
+  return v;
+}
 const ALL_KEYS = [
   'type', 'from', 'source', 'target', 'readonly', 'id', 'sharing', 'required', 'size', 'mode', 'uid', 'gid',
   'src', 'dst', 'destination', 'ro', 'rw', 'readwrite', 'env',
@@ -199,14 +206,9 @@ export function parseMountSpec(spec: string, expand?: (value: string) => string)
     }
 
     switch (key) {
-      case 'type': {
-        const t = value.toLowerCase() as MountType;
-        if (!MOUNT_TYPES.includes(t)) {
-          throw new Error(withSuggestion(`unsupported mount type ${goQuote(value)}`, value, MOUNT_TYPES, true));
-        }
-        m.type = t;
+      case 'type':
+        m.type = oneOf(value, MOUNT_TYPES, 'mount type');
         break;
-      }
       case 'from':
         m.from = value;
         break;
@@ -244,14 +246,9 @@ export function parseMountSpec(spec: string, expand?: (value: string) => string)
       case 'id':
         m.id = value;
         break;
-      case 'sharing': {
-        const s = value.toLowerCase() as CacheSharing;
-        if (!SHARING_MODES.includes(s)) {
-          throw new Error(withSuggestion(`unsupported sharing value ${goQuote(value)}`, value, SHARING_MODES, true));
-        }
-        m.sharing = s;
+      case 'sharing':
+        m.sharing = oneOf(value, SHARING_MODES, 'sharing value');
         break;
-      }
       case 'mode': {
         const mode = parseGoUint32(value, 8);
         if (mode === undefined) throw new Error(`invalid value ${value} for mode`);

@@ -2,23 +2,19 @@
 // directory trees.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { BuildContext } from '../../src/context/context';
 import { ContextError } from '../../src/context/errors';
-import { makeTempRoot, removeTree, writeTree } from './fixture';
+import { tempRootsPerTest, writeTree } from '../../../../test/helpers/temp';
 
+const newRoot = tempRootsPerTest();
 let tmp: string | undefined;
 let ctxDir: string;
 
 beforeEach(() => {
-  tmp = makeTempRoot();
+  tmp = newRoot('ctx');
   ctxDir = path.join(tmp, 'ctx');
   fs.mkdirSync(ctxDir);
-});
-
-afterEach(() => {
-  removeTree(tmp);
-  tmp = undefined;
 });
 
 async function open(tree: Parameters<typeof writeTree>[1], opts?: Parameters<typeof BuildContext.open>[1]): Promise<BuildContext> {
@@ -160,7 +156,7 @@ describe('.dockerignore semantics while walking', () => {
     fs.chmodSync(path.join(ctxDir, 'f.sh'), 0o4755);
     const entries = await ctx.walk();
     const f = entries.find((e) => e.path === 'f.sh')!;
-    expect(f).toMatchObject({ type: 'file', mode: 0o4755, size: 10, uid: 0, absPath: path.join(fs.realpathSync(ctxDir), 'f.sh') });
+    expect(f).toMatchObject({ type: 'file', mode: 0o4755, size: 10, uid: process.getuid?.(), absPath: path.join(fs.realpathSync(ctxDir), 'f.sh') });
     expect(typeof f.mtimeNs).toBe('bigint');
     expect(entries.find((e) => e.path === 'l')).toMatchObject({ type: 'symlink', linkTarget: 'f.sh' });
   });

@@ -8,16 +8,16 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BuildContext } from '../../src/context/context';
 import { hashSources, sha256File } from '../../src/context/hash';
 import { RACY_WINDOW_NS, StatCache } from '../../src/context/statcache';
-import { makeTempRoot, removeTree, writeTree, type Tree } from './fixture';
+import { destroyRoot, tempRoot, writeTree, type TreeSpec as Tree } from '../../../../test/helpers/temp';
 
 let tmp: string | undefined;
 
 beforeEach(() => {
-  tmp = makeTempRoot('tsbuild-hash-');
+  tmp = tempRoot('hash');
 });
 
 afterEach(() => {
-  removeTree(tmp);
+  if (tmp) destroyRoot(tmp);
   tmp = undefined;
 });
 

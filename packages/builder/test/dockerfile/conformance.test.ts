@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DockerfileParseError, ShellLexer, dump, parse } from '../../src/dockerfile';
+import { thrown } from '../../../../test/helpers/errors';
 
 const repoRoot = path.resolve(__dirname, '../../../..');
 const conformance = path.resolve(repoRoot, '..', 'shared', 'conformance', 'buildkit');
@@ -43,15 +44,10 @@ describe.skipIf(!present)('BuildKit parser testfiles-negative', () => {
 
   it.each(Object.entries(expectedErrors))('%s fails', (name, message) => {
     const text = fs.readFileSync(path.join(dir, name, 'Dockerfile'));
-    let error: unknown;
-    try {
-      parse(text);
-    } catch (err) {
-      error = err;
-    }
+    const error = thrown(() => parse(text));
     expect(error).toBeInstanceOf(DockerfileParseError);
     expect((error as DockerfileParseError).detail).toBe(message);
-    expect((error as Error).message).toMatch(/^dockerfile parse error on line \d+: /);
+    expect(error.message).toMatch(/^dockerfile parse error on line \d+: /);
   });
 });
 

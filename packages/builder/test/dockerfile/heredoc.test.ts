@@ -13,7 +13,7 @@ import {
   type Heredoc,
   type RunInstruction,
 } from '../../src/dockerfile';
-import { thrown } from './helpers';
+import { thrown } from '../../../../test/helpers/errors';
 
 type Doc = Partial<Heredoc> & { name: string };
 const doc = (d: Doc): Heredoc => ({ fileDescriptor: 0, expand: true, chomp: false, content: '', ...d });

@@ -20,7 +20,7 @@ import {
   type Instruction,
   type RunInstruction,
 } from '../../src/dockerfile';
-import { thrown } from './helpers';
+import { thrown } from '../../../../test/helpers/errors';
 
 const typed = (text: string) => parseInstructions(parse(text));
 /** The first instruction after `FROM a`. */
@@ -65,7 +65,7 @@ describe('stages and global args', () => {
   });
 });
 
-describe('errors (after bk:instructions TestErrorCases)', () => {
+describe('errors and flag validation (after bk:instructions TestErrorCases)', () => {
   it.each([
     ['COPY\t\n\t\tquux \\\n      bar', 1, 'COPY requires at least two arguments, but only one was provided. Destination could not be determined'],
     ['ONBUILD FROM scratch', 1, "FROM isn't allowed as an ONBUILD trigger"],
@@ -77,31 +77,7 @@ describe('errors (after bk:instructions TestErrorCases)', () => {
     ['FROM a\n\nRUNN echo', 3, 'unknown instruction: RUNN (did you mean RUN?)'],
     ['FROM a\nentrypont ["x"]', 2, 'unknown instruction: entrypont (did you mean entrypoint?)'],
     ['FROM a\nBOGUSWORD x', 2, 'unknown instruction: BOGUSWORD'],
-  ])('%j', (text, line, message) => {
-    const err = typeError(text);
-    expect(err.line).toBe(line);
-    expect(err.message).toBe(`dockerfile parse error on line ${line}: ${message}`);
-  });
-
-  it.each(['MAINTAINER', 'WORKDIR', 'USER', 'STOPSIGNAL'])('%s requires exactly one argument', (cmd) => {
-    expect(typeError(`FROM a\n${cmd}`).detail).toBe(`${cmd} requires exactly one argument`);
-  });
-
-  it.each(['ENV', 'LABEL', 'ONBUILD', 'HEALTHCHECK', 'EXPOSE', 'VOLUME', 'ARG'])('%s requires at least one argument', (cmd) => {
-    expect(typeError(`FROM a\n${cmd}`).detail).toBe(`${cmd} requires at least one argument`);
-  });
-
-  it('other argument checks', () => {
-    expect(typeError('FROM a\nSHELL /bin/bash -c').detail).toBe('SHELL requires the arguments to be in JSON form');
-    expect(typeError('FROM a\nSHELL []').detail).toBe('SHELL requires at least one argument');
-    expect(typeError('FROM a\nVOLUME [" "]').detail).toBe('VOLUME specified can not be an empty string');
-    expect(typeError('FROM a\nARG =x').detail).toBe('ARG names can not be blank');
-    expect(typeError('FROM a\nLABEL =x').detail).toBe('LABEL names can not be blank');
-  });
-});
-
-describe('flag validation', () => {
-  it.each([
+    // flags
     ['FROM a\nRUN true\nCOPY --chwon=1:1 a /b', 3, 'unknown flag: --chwon (did you mean chown?)'],
     ['FROM a\nCOPY --from=a --from=b x /y', 2, 'duplicate flag specified: --from'],
     ['FROM a\nCOPY --chown x /y', 2, 'missing a value on flag: --chown'],
@@ -119,9 +95,38 @@ describe('flag validation', () => {
     ['FROM a\nHEALTHCHECK --intervall=1s CMD true', 2, 'unknown flag: --intervall (did you mean interval?)'],
   ])('%j', (text, line, message) => {
     const err = typeError(text);
+    expect(err.line).toBe(line);
     expect(err.message).toBe(`dockerfile parse error on line ${line}: ${message}`);
   });
 
+  it.each(['MAINTAINER', 'WORKDIR', 'USER', 'STOPSIGNAL'])('%s requires exactly one argument', (cmd) => {
+    expect(typeError(`FROM a\n${cmd}`).detail).toBe(`${cmd} requires exactly one argument`);
+  });
+
+  it.each(['ENV', 'LABEL', 'ONBUILD', 'HEALTHCHECK', 'EXPOSE', 'VOLUME', 'ARG'])('%s requires at least one argument', (cmd) => {
+    expect(typeError(`FROM a\n${cmd}`).detail).toBe(`${cmd} requires at least one argument`);
+  });
+
+  it.each([
+    ['SHELL /bin/bash -c', 'SHELL requires the arguments to be in JSON form'],
+    ['SHELL []', 'SHELL requires at least one argument'],
+    ['VOLUME [" "]', 'VOLUME specified can not be an empty string'],
+    ['ARG =x', 'ARG names can not be blank'],
+    ['LABEL =x', 'LABEL names can not be blank'],
+    ['HEALTHCHECK NONE x', 'HEALTHCHECK NONE takes no arguments'],
+    ['HEALTHCHECK CONNECT TCP 7000', 'Unknown type "CONNECT" in HEALTHCHECK (try CMD)'],
+    ['HEALTHCHECK CMD', 'Missing command after HEALTHCHECK CMD'],
+    ['HEALTHCHECK --interval=50us CMD x', 'Interval "interval" cannot be less than 1ms'],
+    ['HEALTHCHECK --timeout=5 CMD x', 'time: missing unit in duration "5"'],
+    ['HEALTHCHECK --timeout=5y CMD x', 'time: unknown unit "y" in duration "5y"'],
+    ['HEALTHCHECK --retries=-1 CMD x', '--retries cannot be negative (-1)'],
+    ['HEALTHCHECK --retries=x CMD x', 'strconv.ParseInt: parsing "x": invalid syntax'],
+  ])('%j: %s', (line, detail) => {
+    expect(typeError(`FROM a\n${line}`).detail).toBe(detail);
+  });
+});
+
+describe('flag validation', () => {
   it('RUN records the flags it was given', () => {
     const run = first<RunInstruction>('RUN --mount=type=tmpfs,target=/foo/ --network=none echo hello');
     expect(run.flagsUsed.sort()).toEqual(['mount', 'network']);
@@ -288,16 +293,8 @@ describe('HEALTHCHECK', () => {
     expect(hc('HEALTHCHECK --interval=0s CMD x').interval).toBe(0);
   });
 
-  it('NONE, and the error cases', () => {
+  it('NONE (its error cases are with the other argument errors)', () => {
     expect(hc('HEALTHCHECK NONE').test).toEqual(['NONE']);
-    expect(typeError('FROM a\nHEALTHCHECK NONE x').detail).toBe('HEALTHCHECK NONE takes no arguments');
-    expect(typeError('FROM a\nHEALTHCHECK CONNECT TCP 7000').detail).toBe('Unknown type "CONNECT" in HEALTHCHECK (try CMD)');
-    expect(typeError('FROM a\nHEALTHCHECK CMD').detail).toBe('Missing command after HEALTHCHECK CMD');
-    expect(typeError('FROM a\nHEALTHCHECK --interval=50us CMD x').detail).toBe('Interval "interval" cannot be less than 1ms');
-    expect(typeError('FROM a\nHEALTHCHECK --timeout=5 CMD x').detail).toBe('time: missing unit in duration "5"');
-    expect(typeError('FROM a\nHEALTHCHECK --timeout=5y CMD x').detail).toBe('time: unknown unit "y" in duration "5y"');
-    expect(typeError('FROM a\nHEALTHCHECK --retries=-1 CMD x').detail).toBe('--retries cannot be negative (-1)');
-    expect(typeError('FROM a\nHEALTHCHECK --retries=x CMD x').detail).toBe('strconv.ParseInt: parsing "x": invalid syntax');
   });
 
   it('parseGoDuration and ramInBytes match Go', () => {

@@ -8,7 +8,7 @@ import {
   parse,
   parseCheckDirective,
 } from '../../src/dockerfile';
-import { thrown } from './helpers';
+import { thrown } from '../../../../test/helpers/errors';
 
 const parseError = (text: string | Uint8Array): DockerfileParseError => {
   const err = thrown(() => parse(text));
@@ -101,12 +101,13 @@ describe('directives', () => {
 });
 
 describe('lines and continuations', () => {
-  it('joins continuation lines verbatim, keeping their indentation', () => {
-    expect(dump(parse('FROM a\nRUN echo hello\\\n  world\n').ast)).toBe('(from "a")\n(run "echo hello  world")');
-  });
-
-  it('allows spaces and tabs after the escape token', () => {
-    expect(dump(parse('FROM a\nRUN a \\ \t\nb\n').ast)).toBe('(from "a")\n(run "a b")');
+  it.each([
+    ['joins continuation lines verbatim, keeping their indentation', 'FROM a\nRUN echo hello\\\n  world\n', '(from "a")\n(run "echo hello  world")'],
+    ['allows spaces and tabs after the escape token', 'FROM a\nRUN a \\ \t\nb\n', '(from "a")\n(run "a b")'],
+    ['a comment ending in the escape token does not continue', 'FROM a\n# note \\\nRUN b\n', '(from "a")\n(run "b")'],
+    ['a doubled escape at the end of a line is literal', 'FROM a\nENV C x\\\\\nENV D y\n', '(from "a")\n(env "C" "x\\\\\\\\" "")\n(env "D" "y" "")'],
+  ])('%s', (_name, text, ast) => {
+    expect(dump(parse(text).ast)).toBe(ast);
   });
 
   it('skips blank lines inside a continuation with a warning', () => {
@@ -119,14 +120,6 @@ describe('lines and continuations', () => {
     const r = parse('FROM a\nRUN indented \\\n    # an indented comment\n    comment\n');
     expect(r.warnings).toEqual([]);
     expect(r.ast.children[1]!.next).toEqual(['indented     comment']);
-  });
-
-  it('a comment ending in the escape token does not continue', () => {
-    expect(dump(parse('FROM a\n# note \\\nRUN b\n').ast)).toBe('(from "a")\n(run "b")');
-  });
-
-  it('a doubled escape at the end of a line is literal', () => {
-    expect(dump(parse('FROM a\nENV C x\\\\\nENV D y\n').ast)).toBe('(from "a")\n(env "C" "x\\\\\\\\" "")\n(env "D" "y" "")');
   });
 
   it('EOF inside a continuation ends the instruction', () => {

@@ -1,7 +1,7 @@
 // The shell-word lexer (REFERENCE 1.6). Table after bk:shell/lex_test.go TestProcessWithMatches.
 import { describe, expect, it } from 'vitest';
 import { ShellExpansionError, ShellLexer, processWord, processWordWithMatches, processWords } from '../../src/dockerfile';
-import { thrown } from './helpers';
+import { thrown } from '../../../../test/helpers/errors';
 
 interface Case {
   input: string;

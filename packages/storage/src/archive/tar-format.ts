@@ -166,20 +166,9 @@ export function paddingFor(size: number): number {
 }
 
 /** Fields of one raw header block (before pax/GNU long names are applied). */
-export interface RawHeader {
-  name: string;
+export interface RawHeader
+  extends Pick<TarHeader, 'name' | 'typeflag' | 'mode' | 'uid' | 'gid' | 'size' | 'mtime' | 'linkname' | 'uname' | 'gname' | 'devmajor' | 'devminor'> {
   prefix: string;
-  typeflag: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  linkname: string;
-  uname: string;
-  gname: string;
-  devmajor: number;
-  devminor: number;
   format: 'ustar' | 'gnu' | 'v7';
 }
 
@@ -230,15 +219,9 @@ export function decodeHeader(block: Buffer): RawHeader {
 }
 
 /** Input for encodeHeader: fields already decided by the writer (names already fitted). */
-export interface HeaderBlockFields {
+export interface HeaderBlockFields extends Pick<TarHeader, 'typeflag' | 'mode' | 'uid' | 'gid' | 'size' | 'mtime'> {
   name: Buffer;
   prefix?: Buffer | undefined;
-  typeflag: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
   linkname?: Buffer | undefined;
   devmajor?: number | undefined;
   devminor?: number | undefined;

@@ -138,6 +138,21 @@ function paxInteger(key: string, value: string, at: number): number {
   return Number(value);
 }
 
+/** Pax records that override a header field, by the field they set (mtime may be fractional: below). */
+const PAX_TEXT_FIELDS = new Map<string, 'name' | 'linkname' | 'uname' | 'gname'>([
+  ['path', 'name'],
+  ['linkpath', 'linkname'],
+  ['uname', 'uname'],
+  ['gname', 'gname'],
+]);
+const PAX_INTEGER_FIELDS = new Map<string, 'uid' | 'gid' | 'size' | 'devmajor' | 'devminor'>([
+  ['uid', 'uid'],
+  ['gid', 'gid'],
+  ['size', 'size'],
+  ['SCHILY.devmajor', 'devmajor'],
+  ['SCHILY.devminor', 'devminor'],
+]);
+
 function applyPax(h: TarHeader, records: Array<[string, Buffer]>, at: number): void {
   for (const [key, raw] of records) {
     // UTF-8 by the standard, raw bytes with hdrcharset=BINARY: decoded losslessly either way
@@ -161,41 +176,21 @@ function applyPax(h: TarHeader, records: Array<[string, Buffer]>, at: number): v
     if (key.startsWith('GNU.sparse.')) {
       throw new TarFormatError(`unsupported tar entry at offset ${at}: GNU sparse files are not supported`, at);
     }
-    switch (key) {
-      case 'path':
-        h.name = value;
-        break;
-      case 'linkpath':
-        h.linkname = value;
-        break;
-      case 'uid':
-        h.uid = paxInteger(key, value, at);
-        break;
-      case 'gid':
-        h.gid = paxInteger(key, value, at);
-        break;
-      case 'size':
-        h.size = paxInteger(key, value, at);
-        break;
-      case 'mtime': {
-        if (!/^-?[0-9]+(\.[0-9]*)?$/.test(value)) {
-          throw new TarFormatError(`invalid pax header at offset ${at}: mtime=${JSON.stringify(value)}`, at);
-        }
-        h.mtime = Number(value);
-        break;
+    const text = PAX_TEXT_FIELDS.get(key);
+    if (text) {
+      h[text] = value;
+      continue;
+    }
+    const integer = PAX_INTEGER_FIELDS.get(key);
+    if (integer) {
+      h[integer] = paxInteger(key, value, at);
+      continue;
+    }
+    if (key === 'mtime') {
+      if (!/^-?[0-9]+(\.[0-9]*)?$/.test(value)) {
+        throw new TarFormatError(`invalid pax header at offset ${at}: mtime=${JSON.stringify(value)}`, at);
       }
-      case 'uname':
-        h.uname = value;
-        break;
-      case 'gname':
-        h.gname = value;
-        break;
-      case 'SCHILY.devmajor':
-        h.devmajor = paxInteger(key, value, at);
-        break;
-      case 'SCHILY.devminor':
-        h.devminor = paxInteger(key, value, at);
-        break;
+      h.mtime = Number(value);
     }
   }
 }

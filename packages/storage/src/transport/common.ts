@@ -25,6 +25,15 @@ export interface Progress {
 
 export type ProgressFn = (p: Progress) => void;
 
+/** A byte counter that reports `write`-phase progress of `total` bytes as bytes are counted into it. */
+export function writeProgress(onProgress: ProgressFn | undefined, total: number): (bytes: number) => void {
+  let done = 0;
+  return (bytes) => {
+    done += bytes;
+    onProgress?.({ phase: 'write', done, total });
+  };
+}
+
 export interface SaveOptions {
   onProgress?: ProgressFn;
   /** gzip level for layers compressed on save (OCI outputs). Default DEFAULT_GZIP_LEVEL. */

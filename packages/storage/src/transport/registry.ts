@@ -21,7 +21,7 @@ import { isImageId, storeImage, storeImages } from '../image/local';
 import { withLayers, type Image, type LayerBlob } from '../image/model';
 import type { ImageStore, StagedBlobs } from '../image/store';
 import { checkConfig, checkIndex, checkLayerTypes, checkManifest, decodeWith, isIndexDocument, pairLayers, parseDocument } from '../image/decode';
-import { CONFIG_MAX, type ProgressFn } from './common';
+import { CONFIG_MAX, type ProgressFn, writeProgress } from './common';
 import { importImages, type LayerImporter } from './import';
 import { userError } from './registry-auth';
 import { RegistryClient, RegistryError, type RegistryClientOptions } from './registry-client';
@@ -145,11 +145,7 @@ async function pushTo(img: Image, target: ImageReference, sources: MountSources,
 
   const result: PushResult = { reference: familiarString({ ...target, tag }), digest: '' as Digest, size: manifest.bytes.length, mediaType: manifest.mediaType, blobs: { uploaded: 0, existing: 0, mounted: 0 }, bytesUploaded: 0 };
   const total = [...blobs.values()].reduce((n, b) => n + b.size, 0);
-  let done = 0;
-  const advance = (n: number) => {
-    done += n;
-    opts.onProgress?.({ phase: 'write', done, total });
-  };
+  const advance = writeProgress(opts.onProgress, total);
   await eachLimit([...blobs.values()], opts.concurrency ?? DEFAULT_CONCURRENCY, async (blob) => {
     const blobSubject = `${target.domain}/${repo}@${blob.digest}`;
     if ((await client.headBlob(repo, blob.digest, blobSubject)) !== undefined) {

@@ -3,22 +3,22 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { lgetxattr } from '@tsbuild/native';
 import { ApplyError, applyTar } from '../../src/archive/apply';
 import { TarFormatError } from '../../src/archive/tar-reader';
 import { chunked, makeTar, paxEntry } from '../../../../fixtures/tars';
-import { bufferStream, errorOf, tempRoot } from './helpers';
+import { errorOf } from '../../../../test/helpers/errors';
+import { bufferStream } from '../../../../test/helpers/streams';
+import { tempRootsPerTest } from '../../../../test/helpers/temp';
 
+const newRoot = tempRootsPerTest();
 let root: string;
 let dest: string;
 beforeEach(() => {
-  root = tempRoot('apply');
+  root = newRoot('apply');
   dest = path.join(root, 'dest');
   fs.mkdirSync(dest);
-});
-afterEach(() => {
-  fs.rmSync(root, { recursive: true, force: true });
 });
 
 const apply = (tar: Buffer, opts: Partial<Parameters<typeof applyTar>[2]> = {}) =>

@@ -5,20 +5,20 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { applyTar, type ApplyWhiteouts } from '../../src/archive/apply';
 import { packDir } from '../../src/archive/pack';
 import { readTar } from '../../src/archive/tar-reader';
 import { BreakoutError, resolveInRoot, resolveInRootSync } from '../../src/archive/resolve';
 import { breakoutCatalog, makeTar, type BreakoutCase, type BreakoutOutcome } from '../../../../fixtures/tars';
-import { bufferStream, collect, errorOf, tempRoot } from './helpers';
+import { errorOf } from '../../../../test/helpers/errors';
+import { bufferStream, collect } from '../../../../test/helpers/streams';
+import { tempRootsPerTest } from '../../../../test/helpers/temp';
 
+const newRoot = tempRootsPerTest();
 let base: string;
 beforeEach(() => {
-  base = tempRoot('breakout');
-});
-afterEach(() => {
-  fs.rmSync(base, { recursive: true, force: true });
+  base = newRoot('breakout');
 });
 
 interface Layout {

@@ -2,14 +2,17 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { lsetxattr, mknod } from '@tsbuild/native';
 import { applyTar } from '../../src/archive/apply';
 import { layerDigest, packDir } from '../../src/archive/pack';
 import { listTar, readTar, TarFormatError } from '../../src/archive/tar-reader';
 import { buildTar, encodeEntryHeader, tarStream } from '../../src/archive/tar-writer';
 import { chunked, globalPaxEntry, gnuLongEntry, makeTar, paxEntry } from '../../../../fixtures/tars';
-import { bufferStream, collect, errorOf, snapshot, tempRoot } from './helpers';
+import { errorOf } from '../../../../test/helpers/errors';
+import { bufferStream, collect } from '../../../../test/helpers/streams';
+import { tempRootsPerTest } from '../../../../test/helpers/temp';
+import { snapshot } from '../../../../test/helpers/tree';
 
 /** VFS_CAP_REVISION_2 + effective, permitted net_raw|setuid|net_bind_service: what `setcap cap_net_raw,cap_setuid,cap_net_bind_service+ep` writes. */
 const CAPABILITY = Buffer.from('0100000280240000000000000000000000000000', 'hex');
@@ -70,12 +73,10 @@ function makeTree(dir: string): void {
   for (const r of all.reverse()) fs.lutimesSync(p(r), T + r.length, T + r.length);
 }
 
+const newRoot = tempRootsPerTest();
 let root: string;
 beforeEach(() => {
-  root = tempRoot('codec');
-});
-afterEach(() => {
-  fs.rmSync(root, { recursive: true, force: true });
+  root = newRoot('codec');
 });
 
 describe('packDir → applyTar round trip', () => {

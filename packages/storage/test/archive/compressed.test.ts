@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { decompress, detectCompression } from '../../src/archive/decompress';
 import { listTar } from '../../src/archive/tar-reader';
 import { chunked, makeTar } from '../../../../fixtures/tars';
-import { collect, errorOf } from './helpers';
+import { errorOf } from '../../../../test/helpers/errors';
+import { collect } from '../../../../test/helpers/streams';
 
 /** A tar with compressible and incompressible parts, large enough for several zstd blocks. */
 const TAR = makeTar([

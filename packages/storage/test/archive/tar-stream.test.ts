@@ -4,11 +4,12 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tarStream from 'tar-stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { listTar } from '../../src/archive/tar-reader';
 import { buildTar } from '../../src/archive/tar-writer';
 import { makeTarWithTarStream, paxEntry, makeTar } from '../../../../fixtures/tars';
-import { bufferStream, tempRoot } from './helpers';
+import { bufferStream } from '../../../../test/helpers/streams';
+import { tempRootsPerTest } from '../../../../test/helpers/temp';
 
 const BIG_ID = 1_000_000;
 /** A real VFS_CAP_REVISION_2 blob (setcap cap_net_raw,cap_setuid,cap_net_bind_service+ep): byte 0x80 included. */
@@ -32,12 +33,10 @@ async function tarStreamHeaders(tar: Buffer): Promise<tarStream.Header[]> {
   return out;
 }
 
+const newRoot = tempRootsPerTest();
 let root: string;
 beforeEach(() => {
-  root = tempRoot('tarstream');
-});
-afterEach(() => {
-  fs.rmSync(root, { recursive: true, force: true });
+  root = newRoot('tarstream');
 });
 
 describe('tar-stream 3.2.2 is wrong for layers', () => {

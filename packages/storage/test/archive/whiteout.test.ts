@@ -9,7 +9,10 @@ import { applyTar, type ApplyWhiteouts } from '../../src/archive/apply';
 import { packDir } from '../../src/archive/pack';
 import { listTar } from '../../src/archive/tar-reader';
 import { makeTar, type TarSpec } from '../../../../fixtures/tars';
-import { bufferStream, collect, errorOf, snapshot, tempRoot } from './helpers';
+import { errorOf } from '../../../../test/helpers/errors';
+import { bufferStream, collect } from '../../../../test/helpers/streams';
+import { tempRoot } from '../../../../test/helpers/temp';
+import { snapshot } from '../../../../test/helpers/tree';
 
 let root: string;
 const mounts: string[] = [];

@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { lsetxattr } from '@tsbuild/native';
 import { applyTar, buildTar, cacheKeyCountsXattr, listTar, packDir, readXattrs } from '../../src/archive';
-import { bufferStream, collect, tempRoot } from './helpers';
+import { bufferStream, collect } from '../../../../test/helpers/streams';
+import { tempRoot } from '../../../../test/helpers/temp';
 
 const CAP_NET_RAW = Buffer.from('0100000200200000000000000000000000000000', 'hex');
 const KEPT = { 'security.capability': CAP_NET_RAW, 'user.note': Buffer.from([0, 1, 2, 255]) };

@@ -13,7 +13,7 @@ import { processToken } from '../../src/drivers/proc';
 import { existingDriver, openDriver } from '../../src/drivers/select';
 import type { FuseOverlayMount, GenericMount } from '../../src/drivers/types';
 import { driverConformance } from './conformance';
-import { destroyRoot, tempRoot } from './tree';
+import { destroyRoot, tempRoot } from '../../../../test/helpers/temp';
 
 driverConformance('aufs', (root) => AufsDriver.open(root, { warn: () => {} }));
 

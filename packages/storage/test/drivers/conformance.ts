@@ -13,7 +13,11 @@ import { buildTar, isUnionFsXattr, listTar } from '../../src/archive';
 import type { Driver, OverlayMount } from '../../src/drivers/types';
 import { isMountPoint } from '../../src/drivers/mountinfo';
 import { LayerStore } from '../../src/layers/store';
-import { CAP_NET_RAW, destroyRoot, snapshotTree, tempRoot } from './tree';
+import { destroyRoot, tempRoot } from '../../../../test/helpers/temp';
+import { snapshotTree } from '../../../../test/helpers/tree';
+
+/** A v2 security.capability blob granting cap_net_raw (bit 13) permitted+effective. */
+const CAP_NET_RAW = Buffer.from('0100000200200000000000000000000000000000', 'hex');
 
 export type DriverFactory = (root: string) => Driver;
 

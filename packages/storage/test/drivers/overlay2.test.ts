@@ -8,7 +8,7 @@ import { SHORT_ID_RE } from '../../src/drivers/ids';
 import { processToken } from '../../src/drivers/proc';
 import { isMountPoint } from '../../src/drivers/mountinfo';
 import { driverConformance } from './conformance';
-import { destroyRoot, tempRoot } from './tree';
+import { destroyRoot, tempRoot } from '../../../../test/helpers/temp';
 
 driverConformance('overlay2', (root) => Overlay2Driver.open(root, { warn: () => {} }));
 

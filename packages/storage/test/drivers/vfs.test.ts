@@ -1,23 +1,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { listTar } from '../../src/archive';
 import { VfsDriver } from '../../src/drivers/vfs';
 import { driverConformance } from './conformance';
-import { destroyRoot, tempRoot } from './tree';
+import { tempRootsPerTest } from '../../../../test/helpers/temp';
 
 driverConformance('vfs', (root) => VfsDriver.open(root, { warn: () => {} }));
 
 describe('vfs specifics', () => {
-  const roots: string[] = [];
-  afterEach(() => {
-    for (const r of roots.splice(0)) destroyRoot(r);
-  });
+  const tempRoot = tempRootsPerTest();
 
   it('sees a rewrite that kept size and mtime (same clock tick) through the ctime baseline', async () => {
-    const root = tempRoot('vfs');
-    roots.push(root);
-    const d = VfsDriver.open(root);
+    const d = VfsDriver.open(tempRoot('vfs'));
     await d.create('a', null, { readWrite: true });
     fs.writeFileSync(path.join(d.diffPath('a'), 'f'), 'one');
     fs.writeFileSync(path.join(d.diffPath('a'), 'same'), 'same');
@@ -35,7 +30,6 @@ describe('vfs specifics', () => {
 
   it('keeps full copies under vfs/dir and never mounts', async () => {
     const root = tempRoot('vfs');
-    roots.push(root);
     const d = VfsDriver.open(root);
     await d.create('a', null, { readWrite: true });
     fs.writeFileSync(path.join(d.diffPath('a'), 'x'), 'x');

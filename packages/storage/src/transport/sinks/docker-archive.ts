@@ -8,6 +8,7 @@ import type { DockerArchiveManifestEntry } from '../../image/types';
 import { blobMember, writeArchiveFile } from '../archive-file';
 import { fullName } from '../oci';
 import type { ImageSink } from '../sink';
+import { writeProgress } from '../common';
 
 export const dockerArchiveSink: ImageSink = {
   name: 'docker',
@@ -29,11 +30,7 @@ export const dockerArchiveSink: ImageSink = {
     let total = 0;
     for (const l of layers.values()) total += l.size;
     for (const img of configs.values()) total += img.configDescriptor.size;
-    let done = 0;
-    const onBytes = (n: number) => {
-      done += n;
-      opts.onProgress?.({ phase: 'write', done, total });
-    };
+    const onBytes = writeProgress(opts.onProgress, total);
     await writeArchiveFile(out, opts.mtime ?? 0, async (w) => {
       for (const l of layers.values()) await w.addStream(blobMember(l.diffID), l.size, await l.compressed(), onBytes);
       for (const img of configs.values()) {

@@ -3,6 +3,7 @@ import { INDEX_FILE, OCI_LAYOUT_FILE, OCI_LAYOUT_VERSION } from '../../content/s
 import { blobMember, writeArchiveFile } from '../archive-file';
 import { planOciLayout } from '../oci';
 import type { ImageSink } from '../sink';
+import { writeProgress } from '../common';
 
 export const ociArchiveSink: ImageSink = {
   name: 'oci',
@@ -12,11 +13,7 @@ export const ociArchiveSink: ImageSink = {
   async write(images, out, opts) {
     const layout = await planOciLayout(images, opts);
     const total = layout.blobs.reduce((n, b) => n + b.size, 0);
-    let done = 0;
-    const onBytes = (n: number) => {
-      done += n;
-      opts.onProgress?.({ phase: 'write', done, total });
-    };
+    const onBytes = writeProgress(opts.onProgress, total);
     await writeArchiveFile(out, opts.mtime ?? 0, async (w) => {
       await w.addBuffer(OCI_LAYOUT_FILE, JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION }));
       for (const b of layout.blobs) {

@@ -12,6 +12,7 @@ import { checkIndex } from '../../image/decode';
 import { withContext } from '../../errors';
 import { planOciLayout, type LayoutBlob } from '../oci';
 import type { ImageSink } from '../sink';
+import { writeProgress } from '../common';
 
 export const ociLayoutSink: ImageSink = {
   name: 'oci-layout',
@@ -25,12 +26,11 @@ export const ociLayoutSink: ImageSink = {
     const layoutFile = path.join(dir, OCI_LAYOUT_FILE);
     if (!fs.existsSync(layoutFile)) await writeFileAtomic(layoutFile, JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION }));
     const total = layout.blobs.reduce((n, b) => n + b.size, 0);
-    let done = 0;
+    const onBytes = writeProgress(opts.onProgress, total);
     for (const b of layout.blobs) {
       const target = path.join(blobsDir, b.digest.slice(7));
       if (!fs.existsSync(target)) await writeBlob(target, b);
-      done += b.size;
-      opts.onProgress?.({ phase: 'write', done, total });
+      onBytes(b.size);
     }
     await fsyncDir(blobsDir);
     const indexFile = path.join(dir, INDEX_FILE);

@@ -1,12 +1,12 @@
-// Shared by the image and transport tests: small images in an ImageStore.
+// Small images in an ImageStore, for the image, transport and interop tests.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { MediaTypes } from '../src/content';
-import { digestFile, sha256OfBuffer, type Digest } from '../src/digest';
-import type { ImageStore } from '../src/image';
-import type { LayerImporter } from '../src/transport';
-import { makeBusyboxTar } from '../../../fixtures/busybox';
+import { MediaTypes } from '../../packages/storage/src/content';
+import { digestFile, sha256OfBuffer, type Digest } from '../../packages/storage/src/digest';
+import type { ImageStore } from '../../packages/storage/src/image';
+import type { LayerImporter } from '../../packages/storage/src/transport';
+import { makeBusyboxTar } from '../../fixtures/busybox';
 
 export const BASE_CONFIG = {
   architecture: 'amd64',
