@@ -74,6 +74,23 @@ describe('layer liveness', () => {
     expect(store.layers.list()).toEqual([]);
   });
 
+  it('a commit with a lease holds the new layer before it is visible: a sweep right after keeps it', async () => {
+    const store = await openStore();
+    const { id } = await store.importTarball(Readable.from([tarOf({ base: 'base' })]), 'base:1');
+    const base = (await store.imageChain(id)).chainID!;
+    const lease = await store.lease();
+    const rw = await store.layers.createRW(base, 'leased-commit');
+    fs.writeFileSync(path.join(await rw.mount(), 'step'), 'step');
+    await rw.unmount();
+    // What a build step does; the sweep is what a prune in another process may run at this moment.
+    const step = (await store.layers.commitRW(rw, { lease })).chainID;
+    await store.removeImage('base:1'); // sweeps
+    expect(store.layers.has(step)).toBe(true);
+    expect(store.layers.has(base)).toBe(true);
+    await lease.release();
+    expect(await store.collectLayers()).toBe(2);
+  });
+
   it("a live process's lease keeps its chains; a released lease does not", async () => {
     const store = await openStore();
     const { step } = await baseAndStep(store, 'leased');

@@ -54,6 +54,7 @@ export class StoreBackend implements BuildBackend {
       await layers.removeRW(name).catch(() => {});
       throw err;
     }
+    const lease = { add: (chain: string) => this.hold(chain) };
     let state: 'mounted' | 'unmounted' | 'gone' = 'mounted';
     const unmount = async () => {
       if (state === 'mounted') {
@@ -70,7 +71,7 @@ export class StoreBackend implements BuildBackend {
           state = 'gone';
           return { chainID: parent ?? '', diffID: '', size: 0, empty: true };
         }
-        const layer = await layers.commitRW(name, opts.clampMtime !== undefined ? { clampMtime: opts.clampMtime } : {});
+        const layer = await layers.commitRW(name, { lease, ...(opts.clampMtime !== undefined ? { clampMtime: opts.clampMtime } : {}) });
         state = 'gone';
         return { chainID: layer.chainID, diffID: layer.diffID, size: layer.size, empty: false };
       },

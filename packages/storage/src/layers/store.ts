@@ -310,6 +310,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     openTar: () => Readable,
     expected?: Digest,
     rebuildable = false,
+    lease?: CommitOptions['lease'],
   ): Promise<Layer> {
     const cacheId = randomLayerId();
     // Staged under the lock: from here on the parent counts this registration as a child.
@@ -335,6 +336,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
         dedupe: () => this.driver.remove(cacheId),
         rebuildable,
         contentSize: counter.bytes,
+        ...(lease ? { lease } : {}),
       });
     } catch (err) {
       // Once published (staging renamed away) the files belong to the layer: never discard them.
@@ -357,6 +359,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       dedupe: () => Promise<void>;
       check?: () => void;
       published?: () => Promise<void>;
+      lease?: CommitOptions['lease'];
       clampMtime?: number;
       rebuildable?: boolean;
       /** Bytes of the files in the layer (docker's size), when counted. */
@@ -366,6 +369,8 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     const chain = chainID(parent, diffID);
     return this.lock.withExclusive(async () => {
       hooks.check?.();
+      // Before it is visible, and for an existing chain too: that one may be unreferenced as well.
+      await hooks.lease?.add(chain);
       const existing = this.readLayer(chain);
       if (existing) {
         await hooks.dedupe();
@@ -530,7 +535,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     if (e.initId) {
       // The clamp is baked into the copied tar's bytes: the new layer's files carry the clamped times.
       const tar = this.driver.diff(e.mountId, diffOpts);
-      const layer = await this.ingest(e.parent, () => tar, undefined, true);
+      const layer = await this.ingest(e.parent, () => tar, undefined, true, opts.lease);
       await this.removeRW(name);
       return layer;
     }
@@ -548,6 +553,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
         rebuildable: true,
         contentSize: counter.bytes,
         ...diffOpts,
+        ...(opts.lease ? { lease: opts.lease } : {}),
       });
     } catch (err) {
       await fs.promises.rm(staging, { recursive: true, force: true });

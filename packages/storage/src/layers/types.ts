@@ -25,6 +25,12 @@ export interface CommitOptions {
    * files on disk keep their times; the clamp is recorded so that openTar() reproduces the same bytes.
    */
   clampMtime?: number;
+  /**
+   * Holds the new layer's chain before the commit makes it visible, under the lock the sweep takes:
+   * nothing unreferenced is ever published, so a prune from another process cannot take the layer
+   * between the commit and the caller's next root (a build's cache record or image).
+   */
+  lease?: { add(chain: string): Promise<void> };
 }
 
 /** A writable layer (a container's or a build step's) on top of a committed chain. */
