@@ -255,11 +255,23 @@ async function resolveCreating(rootfs: string, p: string, opts: WriteOptions, fo
   return host;
 }
 
+/**
+ * Files written at once by a COPY. Each file is a chain of awaited calls on libuv's pool (lstat,
+ * copyFile, lchown, chmod, utimes); run one at a time the round trips dominate, so files go in
+ * parallel (directories stay in order, before their children).
+ */
+const FILE_CONCURRENCY = 32;
+
 /** Writes `items` (root first, depth-first) so that the root lands at `dest` inside `rootfs`. */
 async function writeTree(rootfs: string, dest: string, items: CopyItem[], opts: WriteOptions): Promise<void> {
   const hostOf = new Map<string, string>(); // item.rel → host path
   const linked = new Map<string, string>(); // context path of the first hardlink → its host copy
   const dirs: { host: string; item: CopyItem }[] = [];
+  const files: { host: string; item: CopyItem }[] = [];
+  const links: { host: string; item: CopyItem }[] = []; // hardlinks to a file written by this tree
+  const inTree = new Set<string>();
+  for (const item of items) if (item.type === 'file' && item.hardlinkTo === undefined) inTree.add(item.path);
+  // Directories in order (a parent exists before its children); everything else is collected.
   for (const item of items) {
     const parentRel = item.rel === '' ? undefined : path.posix.dirname(item.rel) === '.' ? '' : path.posix.dirname(item.rel);
     const host =
@@ -268,11 +280,13 @@ async function writeTree(rootfs: string, dest: string, items: CopyItem[], opts: 
           await resolveCreating(rootfs, dest, opts, item.type === 'dir')
         : path.join(hostOf.get(parentRel) ?? (await resolveCreating(rootfs, path.posix.join(dest, parentRel), opts)), path.posix.basename(item.rel));
     hostOf.set(item.rel, host);
-    const uid = opts.owner?.uid ?? (opts.keepOwner ? item.uid : 0);
-    const gid = opts.owner?.gid ?? (opts.keepOwner ? item.gid : 0);
-    const mode = opts.chmod ? opts.chmod(item.mode | typeBits(item), item.type === 'dir') & 0o7777 : item.mode;
+    if (item.type !== 'dir') {
+      const isLink = item.type === 'file' && item.hardlinkTo !== undefined && inTree.has(item.hardlinkTo);
+      (isLink ? links : files).push({ host, item });
+      continue;
+    }
     const existing = await fsp.lstat(fsPath(host)).catch(() => undefined);
-    if (item.type === 'dir' && item.rel === '') {
+    if (item.rel === '') {
       // A directory source copies its contents: the destination is not a copy of the source directory.
       // An existing one keeps its metadata; a new one is made like a missing parent (moby/buildkit#585).
       if (existing?.isDirectory()) continue;
@@ -281,47 +295,83 @@ async function writeTree(rootfs: string, dest: string, items: CopyItem[], opts: 
       await applyMeta(host, { mode: opts.dirMode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
       continue;
     }
-    if (item.type === 'dir') {
-      if (existing && !existing.isDirectory()) await fsp.rm(fsPath(host), { recursive: true, force: true });
-      if (!existing || !existing.isDirectory()) await fsp.mkdir(fsPath(host));
-      dirs.push({ host, item });
-      await applyMeta(host, { mode, uid, gid });
-      await copyXattrs(item.absPath, host);
-      continue;
-    }
-    if (existing) await fsp.rm(fsPath(host), { recursive: true, force: true });
-    switch (item.type) {
-      case 'file': {
-        const first = item.hardlinkTo !== undefined ? linked.get(item.hardlinkTo) : undefined;
-        if (first) {
-          await fsp.link(fsPath(first), fsPath(host));
-          continue;
-        }
-        await fsp.copyFile(fsPath(item.absPath), fsPath(host));
-        linked.set(item.path, host);
-        break;
-      }
-      case 'symlink':
-        await fsp.symlink(fsPath(item.linkTarget ?? ''), fsPath(host));
-        await fsp.lchown(fsPath(host), uid, gid);
-        await setTimes(host, item, true);
-        continue;
-      case 'fifo':
-        mknod(fsPath(host), { type: 'fifo', mode: mode });
-        break;
-      case 'char':
-      case 'block':
-        mknod(fsPath(host), { type: item.type, mode, major: Math.floor(item.rdev / 256) & 0xfff, minor: item.rdev & 0xff });
-        break;
-      case 'socket':
-        continue; // sockets are not copied, as with docker
-    }
-    await applyMeta(host, { mode, uid, gid });
+    if (existing && !existing.isDirectory()) await fsp.rm(fsPath(host), { recursive: true, force: true });
+    if (!existing || !existing.isDirectory()) await fsp.mkdir(fsPath(host));
+    dirs.push({ host, item });
+    await applyMeta(host, ownership(item, opts));
     await copyXattrs(item.absPath, host);
-    await setTimes(host, item, false);
   }
+  await eachLimit(files, FILE_CONCURRENCY, async ({ host, item }) => {
+    await writeNonDir(host, item, opts);
+    if (item.type === 'file') linked.set(item.path, host);
+  });
+  // Hardlinks once the file they link to is written.
+  await eachLimit(links, FILE_CONCURRENCY, async ({ host, item }) => {
+    const first = linked.get(item.hardlinkTo ?? '');
+    if (first === undefined) return writeNonDir(host, item, opts);
+    await fsp.rm(fsPath(host), { recursive: true, force: true });
+    await fsp.link(fsPath(first), fsPath(host));
+  });
   // Directory times last, after their children were written.
   for (const { host, item } of dirs.reverse()) await setTimes(host, item, false);
+}
+
+/** The owner and mode an item gets: --chown, else the source's (COPY --from) or 0:0; --chmod's mode. */
+function ownership(item: CopyItem, opts: WriteOptions): { mode: number; uid: number; gid: number } {
+  return {
+    uid: opts.owner?.uid ?? (opts.keepOwner ? item.uid : 0),
+    gid: opts.owner?.gid ?? (opts.keepOwner ? item.gid : 0),
+    mode: opts.chmod ? opts.chmod(item.mode | typeBits(item), item.type === 'dir') & 0o7777 : item.mode,
+  };
+}
+
+/** Writes one item that is not a directory at `host`, replacing what is there. */
+async function writeNonDir(host: string, item: CopyItem, opts: WriteOptions): Promise<void> {
+  const { mode, uid, gid } = ownership(item, opts);
+  const existing = await fsp.lstat(fsPath(host)).catch(() => undefined);
+  if (existing) await fsp.rm(fsPath(host), { recursive: true, force: true });
+  switch (item.type) {
+    case 'dir':
+      throw new Error(`internal: ${item.path} is a directory`);
+    case 'file':
+      await fsp.copyFile(fsPath(item.absPath), fsPath(host));
+      break;
+    case 'symlink':
+      await fsp.symlink(fsPath(item.linkTarget ?? ''), fsPath(host));
+      await fsp.lchown(fsPath(host), uid, gid);
+      await setTimes(host, item, true);
+      return;
+    case 'fifo':
+      mknod(fsPath(host), { type: 'fifo', mode: mode });
+      break;
+    case 'char':
+    case 'block':
+      mknod(fsPath(host), { type: item.type, mode, major: Math.floor(item.rdev / 256) & 0xfff, minor: item.rdev & 0xff });
+      break;
+    case 'socket':
+      return; // sockets are not copied, as with docker
+  }
+  await applyMeta(host, { mode, uid, gid });
+  await copyXattrs(item.absPath, host);
+  await setTimes(host, item, false);
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time; the first failure is thrown once all have settled. */
+async function eachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { err: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== undefined) throw failure.err;
 }
 
 function typeBits(item: CopyItem): number {
