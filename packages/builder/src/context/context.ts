@@ -80,6 +80,17 @@ export interface SourceEntry {
   items: CopyItem[];
 }
 
+/** A directory's child as the walk sees it. */
+interface Child {
+  name: string;
+  rel: string;
+  abs: string;
+  st: fs.BigIntStats;
+}
+
+/** Directory listings the context walk keeps in flight ahead of itself. */
+const WALK_PREFETCH = 8;
+
 /** Resolution within the context never leaves it; this bounds symlink chains (Linux's MAXSYMLINKS). */
 const MAX_SYMLINK_HOPS = 40;
 
@@ -306,7 +317,7 @@ export class BuildContext {
   }
 
   /** Sorted lstat of a directory's children; entries vanishing meanwhile are skipped. */
-  private async children(rel: string): Promise<{ name: string; rel: string; abs: string; st: fs.BigIntStats }[]> {
+  private async children(rel: string): Promise<Child[]> {
     const dirAbs = this.abs(rel);
     const names = (await fsp.readdir(fsPath(dirAbs), { encoding: 'buffer' })).map(decodeName).sort(compareBytes);
     const stats = await Promise.all(
@@ -326,17 +337,35 @@ export class BuildContext {
     return out;
   }
 
-  private async walkDir(rel: string, out: ContextEntry[], extra?: ExtraExcludes): Promise<void> {
-    for (const c of await this.children(rel)) {
+  private async walkDir(rel: string, out: ContextEntry[], extra?: ExtraExcludes, listing?: Promise<Child[]>): Promise<void> {
+    const kids = await (listing ?? this.children(rel));
+    // Subdirectories are listed a few ahead of the walk, so the per-directory readdir and lstat round
+    // trips overlap instead of adding up; the output order is unchanged.
+    const walked = kids.filter((c) => c.st.isDirectory() && (!this.excludedByAny(c.rel, extra) || this.mayReinclude(c.rel, extra)));
+    const listings = new Map<string, Promise<Child[]>>();
+    let started = 0;
+    const prefetch = (): void => {
+      while (started < walked.length && listings.size < WALK_PREFETCH) {
+        const dir = walked[started++]!.rel;
+        const p = this.children(dir);
+        p.catch(() => undefined); // awaited (and thrown) when the walk reaches it
+        listings.set(dir, p);
+      }
+    };
+    prefetch();
+    for (const c of kids) {
       const excluded = this.excludedByAny(c.rel, extra);
       if (c.st.isDirectory()) {
+        const pending = listings.get(c.rel);
+        listings.delete(c.rel);
+        prefetch();
         if (!excluded) {
           out.push(toEntry(c.rel, c.abs, c.st));
-          await this.walkDir(c.rel, out, extra);
+          await this.walkDir(c.rel, out, extra, pending);
         } else if (this.mayReinclude(c.rel, extra)) {
           // An excluded directory shows only when something inside it is re-included.
           const inner: ContextEntry[] = [];
-          await this.walkDir(c.rel, inner, extra);
+          await this.walkDir(c.rel, inner, extra, pending);
           if (inner.length > 0) out.push(toEntry(c.rel, c.abs, c.st), ...inner);
         }
         continue;
@@ -468,15 +497,28 @@ export class BuildContext {
 
   private async sourceEntry(source: string, matchedPath: string, r: Resolved, excludes?: PatternMatcher): Promise<SourceEntry> {
     const target = r.st.isSymbolicLink() ? await readLink(r.abs) : undefined;
-    const root: CopyItem = { ...toEntry(r.rel, r.abs, r.st, target), rel: '' };
+    const root = copyItem(toEntry(r.rel, r.abs, r.st, target), '');
     const items: CopyItem[] = [root];
     if (r.st.isDirectory()) {
       const inner: ContextEntry[] = [];
       await this.walkDir(r.rel, inner, excludes ? { matcher: excludes, base: r.rel } : undefined);
-      for (const e of inner) items.push({ ...e, rel: relativeTo(r.rel, e.path) });
+      for (const e of inner) items.push(copyItem(e, relativeTo(r.rel, e.path)));
     }
     return { source, matchedPath, root, items };
   }
+}
+
+/**
+ * A ContextEntry with its path below the source. Built field by field: a spread (`{ ...e, rel }`) gave
+ * each of 30,000 items its own hidden class, ~20 MB of heap for a node_modules COPY.
+ */
+function copyItem(e: ContextEntry, rel: string): CopyItem {
+  const item: CopyItem = {
+    path: e.path, absPath: e.absPath, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size: e.size, nlink: e.nlink,
+    dev: e.dev, ino: e.ino, rdev: e.rdev, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs, rel,
+  };
+  if (e.linkTarget !== undefined) item.linkTarget = e.linkTarget;
+  return item;
 }
 
 /** The slash path of `p` relative to the first of `roots` containing it ('' for a root), or null. */

@@ -106,7 +106,12 @@ function tupleOf(st: { dev: bigint; ino: bigint; size: bigint | number; mtimeNs:
   return { dev: st.dev, ino: st.ino, size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, mode: Number(st.mode) & 0o7777 };
 }
 
-async function hashOpenFile(fh: fsp.FileHandle, buf: Buffer): Promise<{ sha256: string; bytes: number }> {
+/**
+ * Hashes an open file to its end. With `knownSize` (from fstat), a short read that ends exactly there
+ * is taken as the end, which saves the read that returns 0 (one pool round trip per small file); a
+ * file that grew is still read to its end.
+ */
+async function hashOpenFile(fh: fsp.FileHandle, buf: Buffer, knownSize?: number): Promise<{ sha256: string; bytes: number }> {
   const h = crypto.createHash('sha256');
   let bytes = 0;
   for (;;) {
@@ -114,6 +119,7 @@ async function hashOpenFile(fh: fsp.FileHandle, buf: Buffer): Promise<{ sha256: 
     if (bytesRead === 0) break;
     h.update(buf.subarray(0, bytesRead));
     bytes += bytesRead;
+    if (bytesRead < buf.length && bytes === knownSize) break;
   }
   return { sha256: h.digest('hex'), bytes };
 }
@@ -135,7 +141,7 @@ async function contentHash(item: CopyItem, buf: Buffer, cache: StatCache | undef
     if (before.dev !== item.dev || before.ino !== item.ino) {
       throw new ContextError('CHANGED_DURING_HASH', `failed to compute cache key: ${item.path} was replaced while the build was reading it`, undefined, item.absPath);
     }
-    const { sha256, bytes } = await hashOpenFile(fh, buf);
+    const { sha256, bytes } = await hashOpenFile(fh, buf, Number(before.size));
     stats.filesRead++;
     stats.bytesRead += bytes;
     const after = await fh.stat({ bigint: true });
