@@ -22,7 +22,7 @@ import type { FsckReport } from './fsck';
 import { createLease, readLeases } from './lease';
 import { removeStaleCgroups } from './runtime/cgroups';
 import { Containers } from './containers';
-import type { PullOptions, PullResult, PushOptions, PushResult, SaveFormat, SaveOptions } from './transport';
+import type { ExportRecord, LayoutCache, PullOptions, PullResult, PushOptions, PushResult, SaveFormat, SaveOptions } from './transport';
 
 // Loaded when first used: most commands (a cached build, images, run) never move images in or out.
 const transport = () => import('./transport/index.js');
@@ -202,6 +202,19 @@ export class Store {
   /** Pushes an image to a registry (`dest` defaults to `ref`, which then names the registry). */
   async push(ref: string, dest?: string, opts: PushOptions = {}): Promise<PushResult> {
     return (await transport()).pushImage(this.images, ref, dest, opts);
+  }
+
+  /**
+   * Writes build-cache records and their layers' gzip blobs to an OCI layout folder (`build
+   * --cache-to type=local,dest=DIR`).
+   */
+  async exportBuildCache(dir: string, records: readonly ExportRecord[]): Promise<{ digest: Digest; bytes: number }> {
+    return (await transport()).writeCacheLayout(this.images, dir, records);
+  }
+
+  /** The build cache in an OCI layout folder (`--cache-from type=local,src=DIR`); undefined when there is none. */
+  async readBuildCache(dir: string, ref: string): Promise<LayoutCache | undefined> {
+    return (await transport()).readCacheLayout(dir, ref);
   }
 
   /** Pulls an image from a registry into the layer store and tags it. */

@@ -2,8 +2,9 @@
 // through the container runtime, images are written into the OCI-layout image store.
 import * as fsp from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { Store, runContainer, type BuildCache, type Digest, type Descriptor, type Lease } from '@tsbuild/storage';
-import type { BuildBackend, LayerView, ResolvedImage, RunRequest, RunResult, WorkLayer } from './backend';
+import { Store, runContainer, type BuildCache, type Digest, type Descriptor, type ExportRecord, type Lease } from '@tsbuild/storage';
+import type { BuildBackend, LayerView, ResolvedImage, RunRequest, RunResult, SharedCacheSource, WorkLayer } from './backend';
+import type { CacheExportSpec, CacheImportSpec } from './shared-cache';
 import type { ImageConfig } from './image-config';
 
 export class StoreBackend implements BuildBackend {
@@ -37,6 +38,23 @@ export class StoreBackend implements BuildBackend {
 
   async pullImage(ref: string): Promise<void> {
     await this.store.pull(ref);
+  }
+
+  async readSharedCache(spec: CacheImportSpec): Promise<SharedCacheSource | undefined> {
+    const cache = await this.store.readBuildCache(spec.src, spec.src);
+    if (!cache) return undefined;
+    return {
+      ref: cache.ref,
+      records: cache.records,
+      importLayer: async (record) => {
+        await cache.importLayer(this.store.layers, record);
+        if (!record.empty) await this.hold(record.chainID);
+      },
+    };
+  }
+
+  writeSharedCache(spec: CacheExportSpec, records: readonly ExportRecord[]): Promise<{ digest: string; bytes: number }> {
+    return this.store.exportBuildCache(spec.dest, records);
   }
 
   async hasLayer(chainID: string): Promise<boolean> {

@@ -7,7 +7,7 @@ import * as crypto from 'node:crypto';
 import { MediaTypes, layerCompression, type Descriptor } from '../content/types';
 import { isDigest, sha256OfBuffer, type Digest } from '../digest';
 import { TsbuildError } from '../errors';
-import { checkDescriptor, decodeWith, isObject, parseDocument } from '../image/decode';
+import { checkDescriptor, decodeWith, parseDocument } from '../image/decode';
 import type { ImageManifest } from '../image/types';
 import type { CacheRecord } from './store';
 
@@ -147,6 +147,10 @@ function checkRecord(raw: unknown, what: string, fail: (detail: string) => Error
   if (compression === 'none' && descriptor.digest !== diffID) throw fail(`${what}: uncompressed blob ${descriptor.digest} is not its diffID ${diffID}`);
   const checkedBlob: Descriptor = { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size };
   return { ...base, chainID: expected, diffID, blob: checkedBlob };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function show(v: unknown): string {

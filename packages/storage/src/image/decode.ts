@@ -14,7 +14,7 @@ function malformed(what: string, detail: string): TsbuildError {
   return new TsbuildError('EBADMETA', `${what} is malformed: ${detail}`);
 }
 
-export function isObject(v: unknown): v is Record<string, unknown> {
+function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
