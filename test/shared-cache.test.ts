@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { build, type BuildEvent } from '@tsbuild/builder';
-import { openTestRoot, runImage, useTestRoot, writeTree } from './helpers/roots';
+import { cli, openTestRoot, runImage, useTestRoot, writeTree } from './helpers/roots';
 
 const t = useTestRoot();
 
@@ -99,6 +99,23 @@ describe('shared build cache (type=local)', () => {
       await expect(buildCollect(b.store, ctx, { cacheFrom: [{ type: 'local', src: path.join(t.work, 'cache') }] })).rejects.toThrow(/^Dockerfile:2: RUN echo one > \/one: layer sha256:[0-9a-f]{64}: blob sha256:[0-9a-f]{64} is corrupt/);
       expect(await b.store.cache.list()).toEqual([]);
       expect(b.store.layers.list()).toHaveLength(1); // the base only
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('the CLI takes buildx syntax and logs the import, each CACHED step and the export', async () => {
+    const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: DOCKERFILE, 'a.txt': 'hello\n' });
+    const dir = path.join(t.work, 'cache');
+    const a = cli(t.root, ['build', '--progress', 'plain', '-t', 'app', '--cache-to', `type=local,dest=${dir},mode=max`, ctx]);
+    expect(a.stderr).toContain(`exporting cache to ${dir}`);
+    expect(a.status).toBe(0);
+    const b = await storeWithSameBase();
+    try {
+      const built = cli(b.root, ['build', '--progress', 'plain', '-t', 'app', '--cache-from', `type=local,src=${dir}`, ctx]);
+      expect(built.status).toBe(0);
+      expect(built.stderr).toContain(`importing cache manifest from ${dir}`);
+      expect(built.stderr.match(/CACHED/g)).toHaveLength(4);
     } finally {
       await b.close();
     }
