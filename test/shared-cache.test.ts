@@ -120,4 +120,24 @@ describe('shared build cache (type=local)', () => {
       await b.close();
     }
   });
+
+  it.each([
+    ['max', 2],
+    ['min', 1],
+  ] as const)('mode=%s: a multi-stage build hits %i steps on the second store', async (mode, hits) => {
+    // The builder stage's RUN is deterministic, so the final COPY --from hits whether or not it ran.
+    const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), {
+      Dockerfile: 'FROM busybox AS builder\nRUN echo built > /out\nFROM busybox\nCOPY --from=builder /out /out\n',
+    });
+    const dir = path.join(t.work, `cache-${mode}`);
+    await buildCollect(t.store, ctx, { cacheTo: [{ type: 'local', dest: dir, mode }], sourceDateEpoch: 1700000000 });
+    const b = await storeWithSameBase();
+    try {
+      const built = await buildCollect(b.store, ctx, { cacheFrom: [{ type: 'local', src: dir }], sourceDateEpoch: 1700000000 });
+      expect(count(built.events, 'step-cached')).toBe(hits);
+      expect((await runImage(b.store, 'app:latest', ['cat', '/out'])).stdout).toBe('built\n');
+    } finally {
+      await b.close();
+    }
+  });
 });

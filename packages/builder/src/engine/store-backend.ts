@@ -47,8 +47,9 @@ export class StoreBackend implements BuildBackend {
       ref: cache.ref,
       records: cache.records,
       importLayer: async (record) => {
-        await cache.importLayer(this.store.layers, record);
+        // Leased first: a sweep between the import and the cache record must not take the layer.
         if (!record.empty) await this.hold(record.chainID);
+        await cache.importLayer(this.store.layers, record);
       },
     };
   }
