@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { build, type BuildEvent } from '@tsbuild/builder';
 import { cli, openTestRoot, runImage, useTestRoot, writeTree } from './helpers/roots';
+import { startRegistry } from './peers/registry';
 
 const t = useTestRoot();
 
@@ -37,7 +38,7 @@ const count = (events: BuildEvent[], type: BuildEvent['type']) => events.filter(
 const stepNames = (events: BuildEvent[]) =>
   new Map(events.flatMap((e) => (e.type === 'step-start' ? [[e.vertex, e.name] as const] : [])));
 
-describe('shared build cache (type=local)', () => {
+describe('shared build cache', () => {
   it('a second store builds every step from the exported cache: nothing runs, same image', async () => {
     const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: DOCKERFILE, 'a.txt': 'hello\n' });
     const dir = path.join(t.work, 'cache');
@@ -138,6 +139,33 @@ describe('shared build cache (type=local)', () => {
       expect((await runImage(b.store, 'app:latest', ['cat', '/out'])).stdout).toBe('built\n');
     } finally {
       await b.close();
+    }
+  });
+
+  it('type=registry: a second store builds every step from a cache ref on a loopback registry', async () => {
+    const reg = await startRegistry();
+    try {
+      const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: DOCKERFILE, 'a.txt': 'hello\n' });
+      const ref = `${reg.host}/app:buildcache`;
+      const missing = await buildCollect(t.store, ctx, { cacheFrom: [{ type: 'registry', ref }], cacheTo: [{ type: 'registry', ref, mode: 'max' }] });
+      expect(missing.result.warnings).toContain(`cache ${ref}: not found, building without it`);
+      const b = await storeWithSameBase();
+      try {
+        const from = reg.requests().length;
+        const built = await buildCollect(b.store, ctx, { cacheFrom: [{ type: 'registry', ref }] });
+        expect(count(built.events, 'step-cached')).toBe(4);
+        expect(count(built.events, 'step-log')).toBe(0);
+        expect(built.result.imageId).toBe(missing.result.imageId);
+        // One manifest and one config, then each built layer's blob once (this slice is not lazy yet).
+        const gets = reg.requests().slice(from).filter((e) => e.method === 'GET' && e.status === 200);
+        expect(gets.filter((e) => e.path.includes('/manifests/'))).toHaveLength(1);
+        const builtLayers = built.result.config.rootfs.diff_ids.length - (await b.store.images.resolve('busybox:latest')).layers.length;
+        expect(gets.filter((e) => e.path.includes('/blobs/'))).toHaveLength(1 + builtLayers);
+      } finally {
+        await b.close();
+      }
+    } finally {
+      await reg.stop();
     }
   });
 });

@@ -22,11 +22,15 @@ import type { FsckReport } from './fsck';
 import { createLease, readLeases } from './lease';
 import { removeStaleCgroups } from './runtime/cgroups';
 import { Containers } from './containers';
-import type { ExportRecord, LayoutCache, PullOptions, PullResult, PushOptions, PushResult, SaveFormat, SaveOptions } from './transport';
+import type { ExportRecord, LoadedCache, PullOptions, PullResult, PushOptions, PushResult, SaveFormat, SaveOptions } from './transport';
 
 // Loaded when first used: most commands (a cached build, images, run) never move images in or out.
 const transport = () => import('./transport/index.js');
 import { mkdirp, mkdirpSync } from './atomic';
+import type { RegistryClientOptions } from './transport/registry-client';
+
+/** Where a shared build cache is kept: an OCI layout folder or a registry reference. */
+export type CacheTarget = { dir: string } | { ref: string };
 
 export interface StoreOptions {
   /** overlay2 | vfs | aufs; default: what the root already uses, else overlay2 where it works, else vfs. */
@@ -205,16 +209,18 @@ export class Store {
   }
 
   /**
-   * Writes build-cache records and their layers' gzip blobs to an OCI layout folder (`build
-   * --cache-to type=local,dest=DIR`).
+   * Writes build-cache records and their layers' gzip blobs as a shared cache (`build --cache-to`):
+   * to an OCI layout folder (`{ dir }`) or a registry reference (`{ ref }`).
    */
-  async exportBuildCache(dir: string, records: readonly ExportRecord[]): Promise<{ digest: Digest; bytes: number }> {
-    return (await transport()).writeCacheLayout(this.images, dir, records);
+  async exportBuildCache(to: CacheTarget, records: readonly ExportRecord[], opts: RegistryClientOptions = {}): Promise<{ digest: Digest; bytes: number }> {
+    const t = await transport();
+    return t.writeCache(this.images, 'dir' in to ? t.layoutCacheLocation(to.dir) : t.registryCacheLocation(to.ref, opts), records);
   }
 
-  /** The build cache in an OCI layout folder (`--cache-from type=local,src=DIR`); undefined when there is none. */
-  async readBuildCache(dir: string, ref: string): Promise<LayoutCache | undefined> {
-    return (await transport()).readCacheLayout(dir, ref);
+  /** A shared build cache (`build --cache-from`); undefined when there is none. */
+  async readBuildCache(from: CacheTarget, opts: RegistryClientOptions = {}): Promise<LoadedCache | undefined> {
+    const t = await transport();
+    return t.readCache('dir' in from ? t.layoutCacheLocation(from.dir) : t.registryCacheLocation(from.ref, opts));
   }
 
   /** Pulls an image from a registry into the layer store and tags it. */

@@ -38,8 +38,8 @@ ${sinkUsage('                               ')}
       --add-host HOST:IP     add a line to /etc/hosts in RUN steps (repeatable)
       --ulimit T=SOFT[:HARD] resource limits for RUN steps, e.g. nofile=4096 (repeatable)
       --shm-size SIZE        size of /dev/shm in RUN steps (e.g. 128m; default 64m)
-      --cache-from SPEC      read a shared build cache: type=local,src=DIR (an OCI layout folder; repeatable)
-      --cache-to SPEC        export the build cache: type=local,dest=DIR[,mode=min|max] (min: the final
+      --cache-from SPEC      read a shared build cache: type=registry,ref=REF or type=local,src=DIR (repeatable)
+      --cache-to SPEC        export it: type=registry,ref=REF or type=local,dest=DIR [,mode=min|max] (min: the final
                              image's steps; max: every stage's)
       --security-opt OPT     seccomp=unconfined | seccomp=PROFILE.json for RUN steps (default: Docker's profile)
       --allow ENTITLEMENT    security.insecure: let RUN --security=insecure run privileged (dangerous)`;

@@ -17,7 +17,7 @@ import { BuildError } from './errors';
 import { ContextSources } from './executors';
 import { Planner, checkPlatform, type PlannedStage, type PlanSession } from './plan';
 import { StageRunner, type ExecSession } from './execute';
-import { SharedCaches, exportRecords, type CacheExportSpec, type CacheImportSpec } from './shared-cache';
+import { SharedCaches, cacheName, exportRecords, type CacheExportSpec, type CacheImportSpec } from './shared-cache';
 
 export interface BuildOptions {
   /** The build context directory. */
@@ -194,7 +194,7 @@ class Builder implements PlanSession, ExecSession {
 
   private async exportCache(spec: CacheExportSpec, finalStage: PlannedStage): Promise<void> {
     if (!this.backend.writeSharedCache) throw new BuildError('this build backend cannot export a build cache');
-    const vertex = this.startVertex(`exporting cache to ${spec.dest}`);
+    const vertex = this.startVertex(`exporting cache to ${cacheName(spec)}`);
     const { bytes } = await this.backend.writeSharedCache(spec, exportRecords(spec, this.runner.resolvedSteps, finalStage));
     this.emit({ type: 'step-log', vertex, stream: 'stdout', data: Buffer.from(`${bytes} bytes of blobs written\n`), time: Date.now() });
     this.emit({ type: 'step-done', vertex, time: Date.now() });

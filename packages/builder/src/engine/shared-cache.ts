@@ -8,10 +8,15 @@ import type { EventSink } from '../progress';
 import type { BuildBackend, SharedCacheSource } from './backend';
 import type { PlannedStage } from './plan';
 
-/** `--cache-from`: where a shared cache is read from. */
-export type CacheImportSpec = { type: 'local'; src: string };
+/** `--cache-from`: where a shared cache is read from (an OCI layout folder, a registry reference). */
+export type CacheImportSpec = { type: 'local'; src: string } | { type: 'registry'; ref: string };
 /** `--cache-to`: where a shared cache is written; mode=min (default) exports the final image's steps. */
-export type CacheExportSpec = { type: 'local'; dest: string; mode?: 'min' | 'max' };
+export type CacheExportSpec = ({ type: 'local'; dest: string } | { type: 'registry'; ref: string }) & { mode?: 'min' | 'max' };
+
+/** How progress and warnings name a cache: its folder or its reference. */
+export function cacheName(spec: CacheImportSpec | CacheExportSpec): string {
+  return spec.type === 'registry' ? spec.ref : 'src' in spec ? spec.src : spec.dest;
+}
 
 /** A layer step this build resolved (hit or run), for the export. */
 export interface ResolvedStep {
@@ -46,10 +51,10 @@ export class SharedCaches {
     const read = backend.readSharedCache.bind(backend);
     const found = await Promise.all(
       specs.map(async (spec) => {
-        const vertex = startVertex(`importing cache manifest from ${spec.src}`);
+        const vertex = startVertex(`importing cache manifest from ${cacheName(spec)}`);
         try {
           const source = await read(spec);
-          if (!source) warn(`cache ${spec.src}: not found, building without it`);
+          if (!source) warn(`cache ${cacheName(spec)}: not found, building without it`);
           return source;
         } catch (err) {
           if ((err as { code?: string }).code !== 'EBADCACHE') throw err;

@@ -41,7 +41,7 @@ export class StoreBackend implements BuildBackend {
   }
 
   async readSharedCache(spec: CacheImportSpec): Promise<SharedCacheSource | undefined> {
-    const cache = await this.store.readBuildCache(spec.src, spec.src);
+    const cache = await this.store.readBuildCache(spec.type === 'local' ? { dir: spec.src } : { ref: spec.ref });
     if (!cache) return undefined;
     return {
       ref: cache.ref,
@@ -55,7 +55,7 @@ export class StoreBackend implements BuildBackend {
   }
 
   writeSharedCache(spec: CacheExportSpec, records: readonly ExportRecord[]): Promise<{ digest: string; bytes: number }> {
-    return this.store.exportBuildCache(spec.dest, records);
+    return this.store.exportBuildCache(spec.type === 'local' ? { dir: spec.dest } : { ref: spec.ref }, records);
   }
 
   async hasLayer(chainID: string): Promise<boolean> {
