@@ -168,4 +168,20 @@ describe('shared build cache', () => {
       await reg.stop();
     }
   });
+
+  it('skips an export when the cache holds the same records; ignore-error turns a failed export into a warning', async () => {
+    const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: 'FROM busybox\nRUN echo one > /one\n' });
+    const dir = path.join(t.work, 'cache');
+    const logOf = (events: BuildEvent[]) => events.flatMap((e) => (e.type === 'step-log' ? [e.data.toString()] : [])).join('');
+    const first = await buildCollect(t.store, ctx, { cacheTo: [{ type: 'local', dest: dir }] });
+    expect(logOf(first.events)).toMatch(/^\d+ bytes of blobs written\n$/);
+    const again = await buildCollect(t.store, ctx, { cacheTo: [{ type: 'local', dest: dir }] });
+    expect(logOf(again.events)).toBe('unchanged, nothing written\n');
+
+    // Nothing listens on port 1 of the loopback.
+    const ref = '127.0.0.1:1/app:cache';
+    const ignored = await buildCollect(t.store, ctx, { cacheTo: [{ type: 'registry', ref, ignoreError: true }] });
+    expect(ignored.result.warnings.some((w) => w.startsWith(`exporting cache to ${ref}: `))).toBe(true);
+    await expect(buildCollect(t.store, ctx, { cacheTo: [{ type: 'registry', ref }] })).rejects.toThrow(new RegExp(`^exporting cache to ${ref}: `));
+  });
 });

@@ -22,7 +22,7 @@ import type { FsckReport } from './fsck';
 import { createLease, readLeases } from './lease';
 import { removeStaleCgroups } from './runtime/cgroups';
 import { Containers } from './containers';
-import type { ExportRecord, LoadedCache, PullOptions, PullResult, PushOptions, PushResult, SaveFormat, SaveOptions } from './transport';
+import type { CacheWriteResult, ExportRecord, LoadedCache, PullOptions, PullResult, PushOptions, PushResult, SaveFormat, SaveOptions } from './transport';
 
 // Loaded when first used: most commands (a cached build, images, run) never move images in or out.
 const transport = () => import('./transport/index.js');
@@ -212,7 +212,7 @@ export class Store {
    * Writes build-cache records and their layers' gzip blobs as a shared cache (`build --cache-to`):
    * to an OCI layout folder (`{ dir }`) or a registry reference (`{ ref }`).
    */
-  async exportBuildCache(to: CacheTarget, records: readonly ExportRecord[], opts: RegistryClientOptions = {}): Promise<{ digest: Digest; bytes: number }> {
+  async exportBuildCache(to: CacheTarget, records: readonly ExportRecord[], opts: RegistryClientOptions = {}): Promise<CacheWriteResult> {
     const t = await transport();
     return t.writeCache(this.images, 'dir' in to ? t.layoutCacheLocation(to.dir) : t.registryCacheLocation(to.ref, opts), records);
   }

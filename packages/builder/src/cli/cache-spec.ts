@@ -21,13 +21,16 @@ export function parseCacheTo(spec: string): CacheExportSpec {
   const fields = cacheFields(spec, '--cache-to');
   const mode = fields.mode ?? 'min';
   if (mode !== 'min' && mode !== 'max') throw new UsageError(`--cache-to ${spec}: unknown mode "${mode}": use min or max`);
+  const ignore = fields['ignore-error'] ?? 'false';
+  if (ignore !== 'true' && ignore !== 'false') throw new UsageError(`--cache-to ${spec}: ignore-error must be true or false`);
+  const common = { mode: mode as 'min' | 'max', ...(ignore === 'true' ? { ignoreError: true } : {}) };
   if (fields.type === 'registry') {
-    checkKeys(fields, ['type', 'ref', 'mode'], '--cache-to', spec);
-    return { type: 'registry', ref: registryRef(fields, '--cache-to', spec), mode };
+    checkKeys(fields, ['type', 'ref', 'mode', 'ignore-error'], '--cache-to', spec);
+    return { type: 'registry', ref: registryRef(fields, '--cache-to', spec), ...common };
   }
-  checkKeys(fields, ['type', 'dest', 'mode'], '--cache-to', spec);
+  checkKeys(fields, ['type', 'dest', 'mode', 'ignore-error'], '--cache-to', spec);
   if (!fields.dest) throw new UsageError(`--cache-to ${spec}: dest=DIR is required`);
-  return { type: 'local', dest: path.resolve(fields.dest), mode };
+  return { type: 'local', dest: path.resolve(fields.dest), ...common };
 }
 
 /** The spec's fields with its type checked; buildx takes a bare value as a registry ref. */

@@ -39,7 +39,7 @@ ${sinkUsage('                               ')}
       --ulimit T=SOFT[:HARD] resource limits for RUN steps, e.g. nofile=4096 (repeatable)
       --shm-size SIZE        size of /dev/shm in RUN steps (e.g. 128m; default 64m)
       --cache-from SPEC      read a shared build cache: type=registry,ref=REF or type=local,src=DIR (repeatable)
-      --cache-to SPEC        export it: type=registry,ref=REF or type=local,dest=DIR [,mode=min|max] (min: the final
+      --cache-to SPEC        export it: type=registry,ref=REF or type=local,dest=DIR [,mode=min|max][,ignore-error=true] (min: the final
                              image's steps; max: every stage's)
       --security-opt OPT     seccomp=unconfined | seccomp=PROFILE.json for RUN steps (default: Docker's profile)
       --allow ENTITLEMENT    security.insecure: let RUN --security=insecure run privileged (dangerous)`;

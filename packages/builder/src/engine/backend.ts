@@ -2,7 +2,7 @@
 // implementation (store-backend.ts) sits on @tsbuild/storage; keeping this narrow keeps the
 // orchestrator testable and its dependencies obvious.
 import type { Readable, Writable } from 'node:stream';
-import type { BuildCache, ExportRecord, RemoteCacheRecord, SeccompOption } from '@tsbuild/storage';
+import type { BuildCache, CacheWriteResult, ExportRecord, RemoteCacheRecord, SeccompOption } from '@tsbuild/storage';
 import type { CacheExportSpec, CacheImportSpec } from './shared-cache';
 import type { ImageConfig } from './image-config';
 
@@ -107,5 +107,5 @@ export interface BuildBackend {
   /** Reads a shared cache (`--cache-from`); undefined when there is none, EBADCACHE when it is corrupt. */
   readSharedCache?(spec: CacheImportSpec): Promise<SharedCacheSource | undefined>;
   /** Writes records and their layers as a shared cache (`--cache-to`). */
-  writeSharedCache?(spec: CacheExportSpec, records: readonly ExportRecord[]): Promise<{ digest: string; bytes: number }>;
+  writeSharedCache?(spec: CacheExportSpec, records: readonly ExportRecord[]): Promise<CacheWriteResult>;
 }

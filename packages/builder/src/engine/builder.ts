@@ -195,8 +195,18 @@ class Builder implements PlanSession, ExecSession {
   private async exportCache(spec: CacheExportSpec, finalStage: PlannedStage): Promise<void> {
     if (!this.backend.writeSharedCache) throw new BuildError('this build backend cannot export a build cache');
     const vertex = this.startVertex(`exporting cache to ${cacheName(spec)}`);
-    const { bytes } = await this.backend.writeSharedCache(spec, exportRecords(spec, this.runner.resolvedSteps, finalStage));
-    this.emit({ type: 'step-log', vertex, stream: 'stdout', data: Buffer.from(`${bytes} bytes of blobs written\n`), time: Date.now() });
+    try {
+      const written = await this.backend.writeSharedCache(spec, exportRecords(spec, this.runner.resolvedSteps, finalStage));
+      const said = written.unchanged ? 'unchanged, nothing written' : `${written.bytes} bytes of blobs written`;
+      this.emit({ type: 'step-log', vertex, stream: 'stdout', data: Buffer.from(`${said}\n`), time: Date.now() });
+    } catch (err) {
+      const message = `exporting cache to ${cacheName(spec)}: ${(err as Error).message}`;
+      if (!spec.ignoreError) {
+        this.emit({ type: 'step-error', vertex, message, time: Date.now() });
+        throw err instanceof BuildError ? err : new BuildError(message);
+      }
+      this.warn(message);
+    }
     this.emit({ type: 'step-done', vertex, time: Date.now() });
   }
 

@@ -11,7 +11,11 @@ import type { PlannedStage } from './plan';
 /** `--cache-from`: where a shared cache is read from (an OCI layout folder, a registry reference). */
 export type CacheImportSpec = { type: 'local'; src: string } | { type: 'registry'; ref: string };
 /** `--cache-to`: where a shared cache is written; mode=min (default) exports the final image's steps. */
-export type CacheExportSpec = ({ type: 'local'; dest: string } | { type: 'registry'; ref: string }) & { mode?: 'min' | 'max' };
+export type CacheExportSpec = ({ type: 'local'; dest: string } | { type: 'registry'; ref: string }) & {
+  mode?: 'min' | 'max';
+  /** An export that fails is a warning, not a failed build (buildx's ignore-error=true). */
+  ignoreError?: boolean;
+};
 
 /** How progress and warnings name a cache: its folder or its reference. */
 export function cacheName(spec: CacheImportSpec | CacheExportSpec): string {

@@ -2,7 +2,7 @@
 // through the container runtime, images are written into the OCI-layout image store.
 import * as fsp from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { Store, runContainer, type BuildCache, type Digest, type Descriptor, type ExportRecord, type Lease } from '@tsbuild/storage';
+import { Store, runContainer, type BuildCache, type CacheWriteResult, type Digest, type Descriptor, type ExportRecord, type Lease } from '@tsbuild/storage';
 import type { BuildBackend, LayerView, ResolvedImage, RunRequest, RunResult, SharedCacheSource, WorkLayer } from './backend';
 import type { CacheExportSpec, CacheImportSpec } from './shared-cache';
 import type { ImageConfig } from './image-config';
@@ -54,7 +54,7 @@ export class StoreBackend implements BuildBackend {
     };
   }
 
-  writeSharedCache(spec: CacheExportSpec, records: readonly ExportRecord[]): Promise<{ digest: string; bytes: number }> {
+  writeSharedCache(spec: CacheExportSpec, records: readonly ExportRecord[]): Promise<CacheWriteResult> {
     return this.store.exportBuildCache(spec.type === 'local' ? { dir: spec.dest } : { ref: spec.ref }, records);
   }
 

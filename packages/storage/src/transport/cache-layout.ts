@@ -38,15 +38,23 @@ export interface CacheLocation {
   putManifest(bytes: Buffer, d: Descriptor): Promise<void>;
 }
 
+/** What an export did: the manifest digest, the bytes of the blobs it wrote, whether it skipped it all. */
+export interface CacheWriteResult {
+  digest: Digest;
+  bytes: number;
+  /** The location held the same records: nothing was written. */
+  unchanged: boolean;
+}
+
 /** A step to export: a record without its blob (the export picks the blob). */
 export type ExportRecord = Omit<RemoteCacheRecord, 'blob'>;
 
 /**
  * Writes `records` and their layers' gzip blobs (made once and kept by the image store) to `to`:
- * blobs it lacks, then the manifest, so a reader sees the old cache or the new. Returns the manifest
- * digest and the bytes of the blobs it wrote.
+ * blobs it lacks, then the manifest, so a reader sees the old cache or the new; nothing when the
+ * location holds the same records already.
  */
-export async function writeCache(images: ImageStore, to: CacheLocation, records: readonly ExportRecord[]): Promise<{ digest: Digest; bytes: number }> {
+export async function writeCache(images: ImageStore, to: CacheLocation, records: readonly ExportRecord[]): Promise<CacheWriteResult> {
   const full: RemoteCacheRecord[] = [];
   const layers = new Map<Digest, LayerBlob>();
   for (const r of records) {
@@ -60,6 +68,9 @@ export async function writeCache(images: ImageStore, to: CacheLocation, records:
     full.push({ ...r, blob: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size } });
   }
   const encoded = encodeCache(full);
+  // Nothing changed: the location holds these records already (the encoding is deterministic).
+  const current = await to.readManifest().catch(() => undefined);
+  if (current && sha256OfBuffer(current.bytes) === encoded.manifestDescriptor.digest) return { digest: encoded.manifestDescriptor.digest, bytes: 0, unchanged: true };
   let bytes = 0;
   const put = async (d: Descriptor, open: () => Promise<Readable>) => {
     if (await to.hasBlob(d)) return;
@@ -69,7 +80,7 @@ export async function writeCache(images: ImageStore, to: CacheLocation, records:
   for (const layer of layers.values()) await put(layer.descriptor, () => layer.compressed());
   await put(encoded.configDescriptor, async () => Readable.from([encoded.config]));
   await to.putManifest(encoded.manifest, encoded.manifestDescriptor);
-  return { digest: encoded.manifestDescriptor.digest, bytes };
+  return { digest: encoded.manifestDescriptor.digest, bytes, unchanged: false };
 }
 
 /** A cache read from a location: its records, and how to bring a record's layer into a store. */
