@@ -184,4 +184,28 @@ describe('shared build cache', () => {
     expect(ignored.result.warnings.some((w) => w.startsWith(`exporting cache to ${ref}: `))).toBe(true);
     await expect(buildCollect(t.store, ctx, { cacheTo: [{ type: 'registry', ref }] })).rejects.toThrow(new RegExp(`^exporting cache to ${ref}: `));
   });
+
+  it('type=registry with basic auth: the CLI takes credentials from the auth file', async () => {
+    const reg = await startRegistry({ auth: { htpasswd: { alice: 's3cret' } } });
+    try {
+      const authFile = path.join(t.work, 'auth.json');
+      fs.writeFileSync(authFile, JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from('alice:s3cret').toString('base64') } } }));
+      const env = { REGISTRY_AUTH_FILE: authFile };
+      const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: DOCKERFILE, 'a.txt': 'hello\n' });
+      const ref = `${reg.host}/app:buildcache`;
+      const a = cli(t.root, ['build', '--progress', 'plain', '-t', 'app', '--cache-to', `type=registry,ref=${ref},mode=max`, ctx], { env });
+      expect(a.stderr).toContain(`exporting cache to ${ref}`);
+      expect(a.status).toBe(0);
+      const b = await storeWithSameBase();
+      try {
+        const built = cli(b.root, ['build', '--progress', 'plain', '-t', 'app', '--cache-from', ref, ctx], { env });
+        expect(built.status).toBe(0);
+        expect(built.stderr.match(/CACHED/g)).toHaveLength(4);
+      } finally {
+        await b.close();
+      }
+    } finally {
+      await reg.stop();
+    }
+  });
 });
