@@ -22,11 +22,15 @@ import type { FsckReport } from './fsck';
 import { createLease, readLeases } from './lease';
 import { removeStaleCgroups } from './runtime/cgroups';
 import { Containers } from './containers';
-import type { PullOptions, PullResult, PushOptions, PushResult, SaveFormat, SaveOptions } from './transport';
+import type { CacheWriteResult, ExportRecord, LoadedCache, PullOptions, PullResult, PushOptions, PushResult, SaveFormat, SaveOptions } from './transport';
 
 // Loaded when first used: most commands (a cached build, images, run) never move images in or out.
 const transport = () => import('./transport/index.js');
 import { mkdirp, mkdirpSync } from './atomic';
+import type { RegistryClientOptions } from './transport/registry-client';
+
+/** Where a shared build cache is kept: an OCI layout folder or a registry reference. */
+export type CacheTarget = { dir: string } | { ref: string };
 
 export interface StoreOptions {
   /** overlay2 | vfs | aufs; default: what the root already uses, else overlay2 where it works, else vfs. */
@@ -202,6 +206,21 @@ export class Store {
   /** Pushes an image to a registry (`dest` defaults to `ref`, which then names the registry). */
   async push(ref: string, dest?: string, opts: PushOptions = {}): Promise<PushResult> {
     return (await transport()).pushImage(this.images, ref, dest, opts);
+  }
+
+  /**
+   * Writes build-cache records and their layers' gzip blobs as a shared cache (`build --cache-to`):
+   * to an OCI layout folder (`{ dir }`) or a registry reference (`{ ref }`).
+   */
+  async exportBuildCache(to: CacheTarget, records: readonly ExportRecord[], opts: RegistryClientOptions = {}): Promise<CacheWriteResult> {
+    const t = await transport();
+    return t.writeCache(this.images, 'dir' in to ? t.layoutCacheLocation(to.dir) : t.registryCacheLocation(to.ref, opts), records);
+  }
+
+  /** A shared build cache (`build --cache-from`); undefined when there is none. */
+  async readBuildCache(from: CacheTarget, opts: RegistryClientOptions = {}): Promise<LoadedCache | undefined> {
+    const t = await transport();
+    return t.readCache('dir' in from ? t.layoutCacheLocation(from.dir) : t.registryCacheLocation(from.ref, opts));
   }
 
   /** Pulls an image from a registry into the layer store and tags it. */

@@ -9,6 +9,7 @@ import { defineCommand } from './command';
 import { CommandError, UsageError } from './errors';
 import { parseAddHost, parseCsv, parseKeyValues, parseSize, parseUlimit, sinkUsage } from './parse';
 import { parseSecurityOpts } from './security';
+import { parseCacheFrom, parseCacheTo } from './cache-spec';
 import { withStore } from './store';
 
 const usage = (): string => `Usage: tsbuild build [OPTIONS] CONTEXT
@@ -37,8 +38,9 @@ ${sinkUsage('                               ')}
       --add-host HOST:IP     add a line to /etc/hosts in RUN steps (repeatable)
       --ulimit T=SOFT[:HARD] resource limits for RUN steps, e.g. nofile=4096 (repeatable)
       --shm-size SIZE        size of /dev/shm in RUN steps (e.g. 128m; default 64m)
-      --cache-from SPEC      refused for now: a registry build cache is not implemented yet
-      --cache-to SPEC        refused for now: a registry build cache is not implemented yet
+      --cache-from SPEC      read a shared build cache: type=registry,ref=REF or type=local,src=DIR (repeatable)
+      --cache-to SPEC        export it: type=registry,ref=REF or type=local,dest=DIR [,mode=min|max][,ignore-error=true] (min: the final
+                             image's steps; max: every stage's)
       --security-opt OPT     seccomp=unconfined | seccomp=PROFILE.json for RUN steps (default: Docker's profile)
       --allow ENTITLEMENT    security.insecure: let RUN --security=insecure run privileged (dangerous)`;
 
@@ -81,9 +83,8 @@ export const command = defineCommand(
     const output = values.output ? parseOutput(values.output) : undefined;
     const security = parseSecurityOpts(values['security-opt'], ['seccomp']);
     const allow = parseAllow(values.allow);
-    for (const flag of ['cache-from', 'cache-to'] as const) {
-      if (values[flag]) throw new UsageError(`--${flag} is not supported yet: tsbuild has no registry build cache; its local cache lives in --root`);
-    }
+    const cacheFrom = (values['cache-from'] ?? []).map(parseCacheFrom);
+    const cacheTo = (values['cache-to'] ?? []).map(parseCacheTo);
     const runtime = {
       ...(values['add-host'] ? { extraHosts: values['add-host'].map(parseAddHost) } : {}),
       ...(values.ulimit ? { rlimits: values.ulimit.map(parseUlimit) } : {}),
@@ -125,6 +126,8 @@ export const command = defineCommand(
             ...sourceDateEpoch(),
             ...(values.pull ? { pull: 'always' as const } : {}),
             ...(Object.keys(runtime).length ? { runtime } : {}),
+            ...(cacheFrom.length ? { cacheFrom } : {}),
+            ...(cacheTo.length ? { cacheTo } : {}),
           },
           { store, onEvent: (e) => renderer.handle(e), signal: cancel.signal },
         );

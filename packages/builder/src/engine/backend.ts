@@ -2,7 +2,8 @@
 // implementation (store-backend.ts) sits on @tsbuild/storage; keeping this narrow keeps the
 // orchestrator testable and its dependencies obvious.
 import type { Readable, Writable } from 'node:stream';
-import type { BuildCache, SeccompOption } from '@tsbuild/storage';
+import type { BuildCache, CacheWriteResult, ExportRecord, RemoteCacheRecord, SeccompOption } from '@tsbuild/storage';
+import type { CacheExportSpec, CacheImportSpec } from './shared-cache';
 import type { ImageConfig } from './image-config';
 
 export interface ResolvedImage {
@@ -72,6 +73,15 @@ export interface RunResult {
   oomKilled?: boolean;
 }
 
+/** A shared build cache read by `--cache-from` (shared-cache.ts). */
+export interface SharedCacheSource {
+  readonly ref: string;
+  /** By platform key. */
+  readonly records: ReadonlyMap<string, RemoteCacheRecord>;
+  /** Brings the record's layer into the store on its parent chain, verified against its blob and diffID. */
+  importLayer(record: RemoteCacheRecord): Promise<void>;
+}
+
 export interface BuildBackend {
   /** Storage root: the builder keeps its cache mounts and stat cache below it. */
   readonly root: string;
@@ -94,4 +104,8 @@ export interface BuildBackend {
   releaseHolds(): Promise<void>;
   /** An uncompressed tar stream of a committed layer chain's merged tree (for --output). */
   exportRootfs?(chainID: string | null): Promise<Readable>;
+  /** Reads a shared cache (`--cache-from`); undefined when there is none, EBADCACHE when it is corrupt. */
+  readSharedCache?(spec: CacheImportSpec): Promise<SharedCacheSource | undefined>;
+  /** Writes records and their layers as a shared cache (`--cache-to`). */
+  writeSharedCache?(spec: CacheExportSpec, records: readonly ExportRecord[]): Promise<CacheWriteResult>;
 }

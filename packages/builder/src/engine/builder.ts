@@ -15,8 +15,9 @@ import { evaluateGlobalArgs, PROXY_ARGS } from './args';
 import type { ImageConfig } from './image-config';
 import { BuildError } from './errors';
 import { ContextSources } from './executors';
-import { Planner, checkPlatform, type PlanSession } from './plan';
+import { Planner, checkPlatform, type PlannedStage, type PlanSession } from './plan';
 import { StageRunner, type ExecSession } from './execute';
+import { SharedCaches, cacheName, exportRecords, type CacheExportSpec, type CacheImportSpec } from './shared-cache';
 
 export interface BuildOptions {
   /** The build context directory. */
@@ -48,6 +49,10 @@ export interface BuildOptions {
   pull?: 'missing' | 'always';
   /** For every RUN: extra /etc/hosts lines, rlimits and the /dev/shm size (docker build's flags). */
   runtime?: RunRuntimeOptions;
+  /** Shared build caches to read (`--cache-from`), all read before the first step; ignored with noCache. */
+  cacheFrom?: CacheImportSpec[];
+  /** Where to export the steps' records and layers (`--cache-to`) once the image is written. */
+  cacheTo?: CacheExportSpec[];
 }
 
 export interface BuildHooks {
@@ -95,6 +100,7 @@ class Builder implements PlanSession, ExecSession {
   private sources: ContextSources | undefined;
   private readonly abort = new AbortController();
   private readonly runner = new StageRunner(this);
+  sharedCaches = new SharedCaches();
 
   constructor(
     readonly opts: BuildOptions,
@@ -169,6 +175,9 @@ class Builder implements PlanSession, ExecSession {
     const unused = [...buildArgs.keys()].filter((k) => !this.usedBuildArgs.has(k) && !PROXY_ARGS.has(k));
     if (unused.length > 0) this.warn(`one or more build args were not consumed: [${unused.sort().join(' ')}]`);
 
+    if (!this.opts.noCache && this.opts.cacheFrom?.length) {
+      this.sharedCaches = await SharedCaches.read(this.opts.cacheFrom, this.backend, this.emit, (name) => this.startVertex(name), (m) => this.warn(m));
+    }
     const result = await this.runner.stageResult(finalStage);
     this.checkCanceled();
     const config = structuredClone(result.config);
@@ -178,8 +187,27 @@ class Builder implements PlanSession, ExecSession {
     const ids = await this.backend.writeImage(config, result.layers);
     const tags: string[] = [];
     for (const t of this.opts.tags ?? []) tags.push(await this.backend.tag(t, ids.imageId));
+    for (const spec of this.opts.cacheTo ?? []) await this.exportCache(spec, finalStage);
     this.emit({ type: 'image', imageId: ids.imageId, manifestDigest: ids.manifestDigest, tags, time: Date.now() });
     return { ...ids, tags, config, warnings: this.warnings };
+  }
+
+  private async exportCache(spec: CacheExportSpec, finalStage: PlannedStage): Promise<void> {
+    if (!this.backend.writeSharedCache) throw new BuildError('this build backend cannot export a build cache');
+    const vertex = this.startVertex(`exporting cache to ${cacheName(spec)}`);
+    try {
+      const written = await this.backend.writeSharedCache(spec, exportRecords(spec, this.runner.resolvedSteps, finalStage));
+      const said = written.unchanged ? 'unchanged, nothing written' : `${written.bytes} bytes of blobs written`;
+      this.emit({ type: 'step-log', vertex, stream: 'stdout', data: Buffer.from(`${said}\n`), time: Date.now() });
+    } catch (err) {
+      const message = `exporting cache to ${cacheName(spec)}: ${(err as Error).message}`;
+      if (!spec.ignoreError) {
+        this.emit({ type: 'step-error', vertex, message, time: Date.now() });
+        throw err instanceof BuildError ? err : new BuildError(message);
+      }
+      this.warn(message);
+    }
+    this.emit({ type: 'step-done', vertex, time: Date.now() });
   }
 
   private readDockerfile(): string {

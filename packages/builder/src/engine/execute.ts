@@ -2,7 +2,7 @@
 // step is looked up in the cache by its key; on a miss its executor runs on a fresh work layer,
 // which is committed and recorded. Config steps only add their history lines.
 import * as path from 'node:path';
-import { chainIDs, type Digest } from '@tsbuild/storage';
+import { chainIDs, type CacheRecord, type Digest } from '@tsbuild/storage';
 import type { BuildEvent, EventSink } from '../progress';
 import type { BuildBackend, LayerView } from './backend';
 import { cacheKey, explainMiss, lineageId, stepKeyParts } from './cache-keys';
@@ -11,6 +11,7 @@ import { BuildError } from './errors';
 import { executorFor, type ExecContext, type LayerExecutor } from './executors';
 import type { PlannedStage, PlannedStep } from './plan';
 import type { BuildOptions } from './builder';
+import type { ResolvedStep, SharedCaches } from './shared-cache';
 
 export interface StageResult {
   chainID: string | null;
@@ -33,6 +34,8 @@ export interface ExecSession {
   readonly cancel: AbortSignal | undefined;
   /** Whether a .dockerignore hides anything from the context. */
   readonly contextFiltered: boolean;
+  /** `--cache-from` sources, read before the first step. */
+  readonly sharedCaches: SharedCaches;
   checkCanceled(): void;
   startVertex(name: string): number;
 }
@@ -40,6 +43,8 @@ export interface ExecSession {
 export class StageRunner {
   /** Every stage started, by plan: awaited (settled) before a failed build rejects. */
   readonly results = new Map<PlannedStage, Promise<StageResult>>();
+  /** Every layer step resolved, hit or run, in the order they finished (for `--cache-to`). */
+  readonly resolvedSteps: ResolvedStep[] = [];
 
   constructor(private readonly session: ExecSession) {}
 
@@ -143,10 +148,13 @@ export class StageRunner {
     const key = cacheKey(parts);
     const lineage = lineageId(this.session.contextDir, this.session.dockerfilePath, String(stage.stage.index), String(step.number));
     if (!opts.noCache) {
-      const hit = await cache.lookup(key);
-      if (hit && (hit.empty || (await backend.hasLayer(hit.chainID)))) {
+      const local = await cache.lookup(key);
+      const hit = local && (local.empty || (await backend.hasLayer(local.chainID))) ? local : await this.sharedHit(key, parent);
+      if (hit) {
         await cache.recordLineage(lineage, parts);
-        return { ...hit, chainID: hit.empty ? (parent ?? '') : hit.chainID, cached: true, created: hit.created ?? this.session.created };
+        const record = { ...hit, chainID: hit.empty ? (parent ?? '') : hit.chainID, created: hit.created ?? this.session.created };
+        this.resolvedSteps.push({ stage, key, parent: parent ?? '', record });
+        return { ...record, cached: true };
       }
       const reason = explainMiss(await cache.lastParts(lineage), parts);
       if (reason) emit({ type: 'step-cache-miss', vertex, reason, time: Date.now() });
@@ -164,10 +172,18 @@ export class StageRunner {
         : { chainID: committed.chainID, diffID: committed.diffID, size: committed.size, empty: false, created };
       await cache.store(key, record);
       await cache.recordLineage(lineage, parts);
+      this.resolvedSteps.push({ stage, key, parent: parent ?? '', record });
       return { ...record, cached: false };
     } finally {
       await work.discard();
     }
+  }
+
+  /** A `--cache-from` record for the step, its layer brought into the store and recorded locally. */
+  private async sharedHit(key: string, parent: string | null): Promise<CacheRecord | undefined> {
+    const record = await this.session.sharedCaches.hit(key, parent ?? '');
+    if (record) await this.session.backend.cache.store(key, record);
+    return record;
   }
 
   private execContext(vertex: number, stage: PlannedStage): ExecContext {

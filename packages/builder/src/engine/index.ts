@@ -6,6 +6,7 @@ import { StoreBackend } from './store-backend';
 export type { BuildOptions, BuildHooks, BuildResult } from './builder';
 export { BuildError } from './errors';
 export type { BuildBackend } from './backend';
+export type { CacheExportSpec, CacheImportSpec } from './shared-cache';
 export { StoreBackend } from './store-backend';
 // The build cache lives in storage (its records are roots of the layer sweep); re-exported for
 // callers that reached it here.

@@ -2,8 +2,9 @@
 // through the container runtime, images are written into the OCI-layout image store.
 import * as fsp from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { Store, runContainer, type BuildCache, type Digest, type Descriptor, type Lease } from '@tsbuild/storage';
-import type { BuildBackend, LayerView, ResolvedImage, RunRequest, RunResult, WorkLayer } from './backend';
+import { Store, runContainer, type BuildCache, type CacheWriteResult, type Digest, type Descriptor, type ExportRecord, type Lease } from '@tsbuild/storage';
+import type { BuildBackend, LayerView, ResolvedImage, RunRequest, RunResult, SharedCacheSource, WorkLayer } from './backend';
+import type { CacheExportSpec, CacheImportSpec } from './shared-cache';
 import type { ImageConfig } from './image-config';
 
 export class StoreBackend implements BuildBackend {
@@ -37,6 +38,24 @@ export class StoreBackend implements BuildBackend {
 
   async pullImage(ref: string): Promise<void> {
     await this.store.pull(ref);
+  }
+
+  async readSharedCache(spec: CacheImportSpec): Promise<SharedCacheSource | undefined> {
+    const cache = await this.store.readBuildCache(spec.type === 'local' ? { dir: spec.src } : { ref: spec.ref });
+    if (!cache) return undefined;
+    return {
+      ref: cache.ref,
+      records: cache.records,
+      importLayer: async (record) => {
+        // Leased first: a sweep between the import and the cache record must not take the layer.
+        if (!record.empty) await this.hold(record.chainID);
+        await cache.importLayer(this.store.layers, record);
+      },
+    };
+  }
+
+  writeSharedCache(spec: CacheExportSpec, records: readonly ExportRecord[]): Promise<CacheWriteResult> {
+    return this.store.exportBuildCache(spec.type === 'local' ? { dir: spec.dest } : { ref: spec.ref }, records);
   }
 
   async hasLayer(chainID: string): Promise<boolean> {

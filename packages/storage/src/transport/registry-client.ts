@@ -8,6 +8,7 @@ import { sha256OfBuffer, type Digest } from '../digest';
 import { MediaTypes } from '../content/types';
 import { basicHeader, findCredentials, parseChallenge, type Challenge, type CredentialLookup, type Credentials } from './registry-auth';
 import { TsbuildError } from '../errors';
+import type { ImageReference } from '../image/reference';
 
 export interface RegistryClientOptions extends CredentialLookup {
   /**
@@ -81,6 +82,11 @@ interface RequestOptions {
   headers?: Record<string, string>;
   /** A Buffer can be re-sent after an authentication retry; a stream cannot. */
   body?: Buffer | Readable;
+}
+
+/** How messages name a reference: `host/path:tag` or `host/path@digest`. */
+export function subjectOf(ref: ImageReference): string {
+  return `${ref.domain}/${ref.path}${ref.digest ? `@${ref.digest}` : `:${ref.tag ?? 'latest'}`}`;
 }
 
 export class RegistryClient {

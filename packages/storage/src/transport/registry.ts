@@ -24,7 +24,7 @@ import { checkConfig, checkIndex, checkLayerTypes, checkManifest, decodeWith, is
 import { CONFIG_MAX, type ProgressFn, writeProgress } from './common';
 import { importImages, type LayerImporter } from './import';
 import { userError } from './registry-auth';
-import { RegistryClient, RegistryError, type RegistryClientOptions } from './registry-client';
+import { RegistryClient, RegistryError, subjectOf, type RegistryClientOptions } from './registry-client';
 
 export { RegistryClient, RegistryError, isLoopback, type RegistryClientOptions } from './registry-client';
 export { authFilePaths, findCredentials, parseChallenge, type Challenge, type CredentialLookup, type Credentials } from './registry-auth';
@@ -76,10 +76,6 @@ export interface PullResult {
 }
 
 const DEFAULT_CONCURRENCY = 3;
-
-function subjectOf(ref: ImageReference): string {
-  return `${ref.domain}/${ref.path}${ref.digest ? `@${ref.digest}` : `:${ref.tag ?? 'latest'}`}`;
-}
 
 /** Runs `fn` over `items`, at most `limit` at a time; the first failure wins, the rest are awaited. */
 async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

@@ -29,7 +29,7 @@ export const ociLayoutSink: ImageSink = {
     const onBytes = writeProgress(opts.onProgress, total);
     for (const b of layout.blobs) {
       const target = path.join(blobsDir, b.digest.slice(7));
-      if (!fs.existsSync(target)) await writeBlob(target, b);
+      if (!fs.existsSync(target)) await writeLayoutBlob(target, b);
       onBytes(b.size);
     }
     await fsyncDir(blobsDir);
@@ -46,7 +46,8 @@ export const ociLayoutSink: ImageSink = {
   },
 };
 
-async function writeBlob(target: string, b: LayoutBlob): Promise<void> {
+/** Writes one blob into a layout directory: staged beside it, synced, renamed. */
+export async function writeLayoutBlob(target: string, b: LayoutBlob): Promise<void> {
   const src = await b.open();
   const tmp = tmpSibling(target);
   try {

@@ -1,0 +1,208 @@
+// A shared build cache (remote-format.ts) where it is kept: an OCI layout folder (`--cache-to
+// type=local,dest=DIR`, `--cache-from type=local,src=DIR`, usable as a CI cache directory) or a
+// registry ref (`type=registry,ref=…`). Both are a CacheLocation (blobs by digest plus one manifest);
+// reading and writing a cache is the same over both. Every document is checked against its digest
+// before it is decoded, and a layer's blob against its digest and its diffID while the layer store
+// extracts it, so nothing is recorded from bytes that do not match.
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { mkdirp, writeFileAtomic } from '../atomic';
+import { INDEX_FILE, OCI_LAYOUT_FILE, OCI_LAYOUT_VERSION } from '../content/store';
+import { MediaTypes, type Descriptor } from '../content/types';
+import { digestHex, sha256OfBuffer, verifyingStream, type Digest } from '../digest';
+import { checkIndex, parseDocument } from '../image/decode';
+import { openOwnBlobVerified, StoreLayer } from '../image/local';
+import type { LayerBlob } from '../image/model';
+import type { ImageStore } from '../image/store';
+import { ANNOTATION_REF_NAME } from '../image/types';
+import type { LayerStore } from '../layers';
+import { parseReference } from '../image/reference';
+import { RegistryClient, RegistryError, subjectOf, type RegistryClientOptions } from './registry-client';
+import { writeLayoutBlob } from './sinks/oci-layout';
+import { badCache, decodeCache, decodeCacheManifest, encodeCache, type RemoteCache, type RemoteCacheRecord } from '../cache/remote-format';
+
+/** The index.json name of the cache manifest in a layout folder. */
+const CACHE_REF_NAME = 'tsbuild-cache';
+
+/** Where a cache's blobs and its manifest are kept. Blob reads are not verified here. */
+export interface CacheLocation {
+  /** How messages name it (the folder, the registry reference). */
+  readonly ref: string;
+  /** The manifest's bytes and the digest it was found by; undefined when there is no cache there. */
+  readManifest(): Promise<{ bytes: Buffer; digest?: Digest } | undefined>;
+  openBlob(d: Descriptor): Promise<Readable>;
+  hasBlob(d: Descriptor): Promise<boolean>;
+  putBlob(d: Descriptor, open: () => Promise<Readable>): Promise<void>;
+  putManifest(bytes: Buffer, d: Descriptor): Promise<void>;
+}
+
+/** What an export did: the manifest digest, the bytes of the blobs it wrote, whether it skipped it all. */
+export interface CacheWriteResult {
+  digest: Digest;
+  bytes: number;
+  /** The location held the same records: nothing was written. */
+  unchanged: boolean;
+}
+
+/** A step to export: a record without its blob (the export picks the blob). */
+export type ExportRecord = Omit<RemoteCacheRecord, 'blob'>;
+
+/**
+ * Writes `records` and their layers' gzip blobs (made once and kept by the image store) to `to`:
+ * blobs it lacks, then the manifest, so a reader sees the old cache or the new; nothing when the
+ * location holds the same records already.
+ */
+export async function writeCache(images: ImageStore, to: CacheLocation, records: readonly ExportRecord[]): Promise<CacheWriteResult> {
+  const full: RemoteCacheRecord[] = [];
+  const layers = new Map<Digest, LayerBlob>();
+  for (const r of records) {
+    if (r.empty) {
+      full.push(r);
+      continue;
+    }
+    const diffID = r.diffID as Digest;
+    const layer = await new StoreLayer(images, diffID, { mediaType: MediaTypes.ociLayer, digest: diffID, size: r.size }).gzipped();
+    layers.set(layer.digest, layer);
+    full.push({ ...r, blob: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size } });
+  }
+  const encoded = encodeCache(full);
+  // Nothing changed: the location holds these records already (the encoding is deterministic).
+  const current = await to.readManifest().catch(() => undefined);
+  if (current && sha256OfBuffer(current.bytes) === encoded.manifestDescriptor.digest) return { digest: encoded.manifestDescriptor.digest, bytes: 0, unchanged: true };
+  let bytes = 0;
+  const put = async (d: Descriptor, open: () => Promise<Readable>) => {
+    if (await to.hasBlob(d)) return;
+    await to.putBlob(d, open);
+    bytes += d.size;
+  };
+  for (const layer of layers.values()) await put(layer.descriptor, () => layer.compressed());
+  await put(encoded.configDescriptor, async () => Readable.from([encoded.config]));
+  await to.putManifest(encoded.manifest, encoded.manifestDescriptor);
+  return { digest: encoded.manifestDescriptor.digest, bytes, unchanged: false };
+}
+
+/** A cache read from a location: its records, and how to bring a record's layer into a store. */
+export interface LoadedCache extends RemoteCache {
+  readonly ref: string;
+  /** Extracts the record's layer on its parent chain (verified against blob digest and diffID). */
+  importLayer(layers: LayerStore, record: RemoteCacheRecord): Promise<void>;
+}
+
+/** Reads the cache at `from`: undefined when there is none; EBADCACHE naming its ref when corrupt or foreign. */
+export async function readCache(from: CacheLocation): Promise<LoadedCache | undefined> {
+  const fail = (detail: string) => badCache(from.ref, detail);
+  const found = await from.readManifest();
+  if (!found) return undefined;
+  if (found.digest && sha256OfBuffer(found.bytes) !== found.digest) throw fail(`the manifest ${found.digest} does not match its digest`);
+  // The manifest is checked (a tsbuild cache, a well-formed config descriptor) before its config is read.
+  const { config } = decodeCacheManifest(from.ref, found.bytes);
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of (await from.openBlob(config)).pipe(verifyingStream(config.digest, config.size))) chunks.push(chunk as Buffer);
+  } catch (err) {
+    throw fail(`cannot read the config ${config.digest}: ${(err as Error).message}`);
+  }
+  const cache = decodeCache(from.ref, found.bytes, Buffer.concat(chunks));
+  return {
+    ...cache,
+    ref: from.ref,
+    async importLayer(layers, record) {
+      const blob = record.blob;
+      if (!blob) return;
+      const layer: LayerBlob = {
+        descriptor: blob,
+        digest: blob.digest as Digest,
+        diffID: record.diffID as Digest,
+        size: blob.size,
+        mediaType: blob.mediaType,
+        compressed: async () => {
+          const verify = verifyingStream(blob.digest as Digest, blob.size);
+          const source = await from.openBlob(blob);
+          source.on('error', (err) => verify.destroy(fail(`cannot read the layer ${blob.digest}: ${err.message}`)));
+          return source.pipe(verify);
+        },
+        uncompressed: async () => openOwnBlobVerified(layer, () => {}),
+        uncompressedSize: async () => record.size,
+        gzipped: async () => layer,
+      };
+      await layers.importLayer(record.parent === '' ? null : (record.parent as Digest), layer.diffID, () => openOwnBlobVerified(layer, () => {}));
+    },
+  };
+}
+
+/** An OCI layout folder holding one cache: its manifest is the index.json entry CACHE_REF_NAME. */
+export function layoutCacheLocation(dir: string): CacheLocation {
+  const blobPath = (d: Descriptor) => path.join(dir, 'blobs', 'sha256', digestHex(d.digest as Digest));
+  const fail = (detail: string) => badCache(dir, detail);
+  return {
+    ref: dir,
+    async readManifest() {
+      let indexText: string;
+      try {
+        indexText = await fsp.readFile(path.join(dir, INDEX_FILE), 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw fail(`cannot read ${INDEX_FILE}: ${(err as Error).message}`);
+      }
+      const index = checkIndex(parseDocument(indexText, INDEX_FILE, fail), `cache ${dir}: ${INDEX_FILE}`);
+      const entry = index.manifests.find((m) => m.annotations?.[ANNOTATION_REF_NAME] === CACHE_REF_NAME) ?? index.manifests[0];
+      if (!entry) throw fail(`${INDEX_FILE} names no manifest`);
+      const bytes = await fsp.readFile(blobPath(entry)).catch((err: Error) => {
+        throw fail(`cannot read the manifest ${entry.digest}: ${err.message}`);
+      });
+      return { bytes, digest: entry.digest as Digest };
+    },
+    async openBlob(d) {
+      const file = fs.createReadStream(blobPath(d));
+      await new Promise<void>((resolve, reject) => file.once('open', () => resolve()).once('error', reject));
+      return file;
+    },
+    async hasBlob(d) {
+      return fs.existsSync(blobPath(d));
+    },
+    async putBlob(d, open) {
+      await mkdirp(path.dirname(blobPath(d)));
+      await writeLayoutBlob(blobPath(d), { digest: d.digest as Digest, size: d.size, open });
+    },
+    async putManifest(bytes, d) {
+      await this.putBlob(d, async () => Readable.from([bytes]));
+      const layoutFile = path.join(dir, OCI_LAYOUT_FILE);
+      if (!fs.existsSync(layoutFile)) await writeFileAtomic(layoutFile, JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION }));
+      const entry: Descriptor = { ...d, annotations: { [ANNOTATION_REF_NAME]: CACHE_REF_NAME } };
+      await writeFileAtomic(path.join(dir, INDEX_FILE), JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [entry] }));
+    },
+  };
+}
+
+/** A registry reference holding one cache: a tag whose manifest is the cache manifest. */
+export function registryCacheLocation(ref: string, opts: RegistryClientOptions = {}): CacheLocation {
+  const parsed = parseReference(ref);
+  const repo = parsed.path;
+  const reference = parsed.digest ?? parsed.tag ?? 'latest';
+  const subject = subjectOf(parsed);
+  const client = new RegistryClient(parsed.domain, repo, opts);
+  return {
+    ref,
+    async readManifest() {
+      try {
+        // The client checks the bytes against the digest the registry claims.
+        const { bytes, digest } = await client.getManifest(repo, reference, subject);
+        return { bytes, digest };
+      } catch (err) {
+        if (err instanceof RegistryError && err.status === 404) return undefined;
+        throw err;
+      }
+    },
+    openBlob: (d) => client.getBlob(repo, d.digest as Digest, subject),
+    hasBlob: async (d) => (await client.headBlob(repo, d.digest as Digest, subject)) !== undefined,
+    async putBlob(d, open) {
+      const session = await client.startUpload(repo, subject);
+      await client.uploadBlob(repo, session, { digest: d.digest as Digest, size: d.size, open }, { subject });
+    },
+    async putManifest(bytes) {
+      await client.putManifest(repo, reference, bytes, MediaTypes.ociManifest, subject);
+    },
+  };
+}

@@ -1,0 +1,211 @@
+// A build cache shared between storage roots (issue 13) through an OCI layout folder: store A exports
+// its records and layers with --cache-to, an empty store B holding only the same base builds from it.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { build, type BuildEvent } from '@tsbuild/builder';
+import { cli, openTestRoot, runImage, useTestRoot, writeTree } from './helpers/roots';
+import { startRegistry } from './peers/registry';
+
+const t = useTestRoot();
+
+// The RUN steps write random bytes: a step that ran again could not give the same image ID.
+const DOCKERFILE = [
+  'FROM busybox',
+  'RUN head -c 32 /dev/urandom | od -x > /random',
+  'COPY a.txt /a.txt',
+  'RUN cat /a.txt /random > /both',
+  'RUN true',
+  '',
+].join('\n');
+
+async function buildCollect(store: typeof t.store, ctx: string, opts: Partial<Parameters<typeof build>[0]> = {}) {
+  const events: BuildEvent[] = [];
+  const result = await build({ context: ctx, tags: ['app:latest'], ...opts }, { store, onEvent: (e) => events.push(e) });
+  return { result, events };
+}
+
+/** An empty store holding only store A's base image (imported once, so the same image ID). */
+async function storeWithSameBase() {
+  const archive = path.join(t.work, 'base.tar');
+  if (!fs.existsSync(archive)) await t.store.save(['busybox:latest'], archive, 'oci');
+  const b = await openTestRoot({ base: false });
+  await b.store.load(archive);
+  return b;
+}
+
+const count = (events: BuildEvent[], type: BuildEvent['type']) => events.filter((e) => e.type === type).length;
+const stepNames = (events: BuildEvent[]) =>
+  new Map(events.flatMap((e) => (e.type === 'step-start' ? [[e.vertex, e.name] as const] : [])));
+
+describe('shared build cache', () => {
+  it('a second store builds every step from the exported cache: nothing runs, same image', async () => {
+    const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: DOCKERFILE, 'a.txt': 'hello\n' });
+    const dir = path.join(t.work, 'cache');
+    const a = await buildCollect(t.store, ctx, { cacheTo: [{ type: 'local', dest: dir, mode: 'max' }] });
+    expect(count(a.events, 'step-cached')).toBe(0);
+    expect(fs.existsSync(path.join(dir, 'index.json'))).toBe(true);
+
+    const b = await storeWithSameBase();
+    try {
+      const built = await buildCollect(b.store, ctx, { cacheFrom: [{ type: 'local', src: dir }] });
+      // All four layer steps (RUN, COPY, RUN, RUN that changes nothing) hit; no RUN logged output.
+      expect(count(built.events, 'step-cached')).toBe(4);
+      expect(count(built.events, 'step-log')).toBe(0);
+      expect([...stepNames(built.events).values()]).toContain(`importing cache manifest from ${dir}`);
+      expect(built.result.imageId).toBe(a.result.imageId);
+      // The manifests differ only in the base's blob (A imported a tar, B loaded A's gzip archive).
+      expect(built.result.config.rootfs.diff_ids).toEqual(a.result.config.rootfs.diff_ids);
+      expect((await runImage(b.store, 'app:latest', ['cat', '/both'])).stdout).toBe((await runImage(t.store, 'app:latest', ['cat', '/both'])).stdout);
+      // The records are local now: a rebuild hits without the shared cache.
+      const again = await buildCollect(b.store, ctx);
+      expect(count(again.events, 'step-cached')).toBe(4);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('after a source change, runs only the steps after it', async () => {
+    const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: DOCKERFILE, 'a.txt': 'hello\n' });
+    const dir = path.join(t.work, 'cache');
+    await buildCollect(t.store, ctx, { cacheTo: [{ type: 'local', dest: dir }] });
+    fs.writeFileSync(path.join(ctx, 'a.txt'), 'changed\n');
+    const b = await storeWithSameBase();
+    try {
+      const built = await buildCollect(b.store, ctx, { cacheFrom: [{ type: 'local', src: dir }] });
+      expect(count(built.events, 'step-cached')).toBe(1);
+      expect((await runImage(b.store, 'app:latest', ['cat', '/a.txt'])).stdout).toBe('changed\n');
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('a missing cache is a warning; a corrupt blob fails the step and records nothing', async () => {
+    const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: 'FROM busybox\nRUN echo one > /one\n' });
+    const missing = path.join(t.work, 'nowhere');
+    const cold = await buildCollect(t.store, ctx, { cacheFrom: [{ type: 'local', src: missing }], cacheTo: [{ type: 'local', dest: path.join(t.work, 'cache') }] });
+    expect(cold.result.warnings).toContain(`cache ${missing}: not found, building without it`);
+
+    // Flip a byte of the one layer blob the cache manifest names.
+    const blob = (digest: string) => path.join(t.work, 'cache', 'blobs', 'sha256', digest.slice('sha256:'.length));
+    const index = JSON.parse(fs.readFileSync(path.join(t.work, 'cache', 'index.json'), 'utf8'));
+    const manifest = JSON.parse(fs.readFileSync(blob(index.manifests[0].digest), 'utf8'));
+    expect(manifest.layers).toHaveLength(1);
+    const layer = blob(manifest.layers[0].digest);
+    const bytes = fs.readFileSync(layer);
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 10) ^ 0xff, bytes.length - 10);
+    fs.writeFileSync(layer, bytes);
+    const b = await storeWithSameBase();
+    try {
+      await expect(buildCollect(b.store, ctx, { cacheFrom: [{ type: 'local', src: path.join(t.work, 'cache') }] })).rejects.toThrow(/^Dockerfile:2: RUN echo one > \/one: layer sha256:[0-9a-f]{64}: blob sha256:[0-9a-f]{64} is corrupt/);
+      expect(await b.store.cache.list()).toEqual([]);
+      expect(b.store.layers.list()).toHaveLength(1); // the base only
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('the CLI takes buildx syntax and logs the import, each CACHED step and the export', async () => {
+    const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: DOCKERFILE, 'a.txt': 'hello\n' });
+    const dir = path.join(t.work, 'cache');
+    const a = cli(t.root, ['build', '--progress', 'plain', '-t', 'app', '--cache-to', `type=local,dest=${dir},mode=max`, ctx]);
+    expect(a.stderr).toContain(`exporting cache to ${dir}`);
+    expect(a.status).toBe(0);
+    const b = await storeWithSameBase();
+    try {
+      const built = cli(b.root, ['build', '--progress', 'plain', '-t', 'app', '--cache-from', `type=local,src=${dir}`, ctx]);
+      expect(built.status).toBe(0);
+      expect(built.stderr).toContain(`importing cache manifest from ${dir}`);
+      expect(built.stderr.match(/CACHED/g)).toHaveLength(4);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it.each([
+    ['max', 2],
+    ['min', 1],
+  ] as const)('mode=%s: a multi-stage build hits %i steps on the second store', async (mode, hits) => {
+    // The builder stage's RUN is deterministic, so the final COPY --from hits whether or not it ran.
+    const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), {
+      Dockerfile: 'FROM busybox AS builder\nRUN echo built > /out\nFROM busybox\nCOPY --from=builder /out /out\n',
+    });
+    const dir = path.join(t.work, `cache-${mode}`);
+    await buildCollect(t.store, ctx, { cacheTo: [{ type: 'local', dest: dir, mode }], sourceDateEpoch: 1700000000 });
+    const b = await storeWithSameBase();
+    try {
+      const built = await buildCollect(b.store, ctx, { cacheFrom: [{ type: 'local', src: dir }], sourceDateEpoch: 1700000000 });
+      expect(count(built.events, 'step-cached')).toBe(hits);
+      expect((await runImage(b.store, 'app:latest', ['cat', '/out'])).stdout).toBe('built\n');
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('type=registry: a second store builds every step from a cache ref on a loopback registry', async () => {
+    const reg = await startRegistry();
+    try {
+      const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: DOCKERFILE, 'a.txt': 'hello\n' });
+      const ref = `${reg.host}/app:buildcache`;
+      const missing = await buildCollect(t.store, ctx, { cacheFrom: [{ type: 'registry', ref }], cacheTo: [{ type: 'registry', ref, mode: 'max' }] });
+      expect(missing.result.warnings).toContain(`cache ${ref}: not found, building without it`);
+      const b = await storeWithSameBase();
+      try {
+        const from = reg.requests().length;
+        const built = await buildCollect(b.store, ctx, { cacheFrom: [{ type: 'registry', ref }] });
+        expect(count(built.events, 'step-cached')).toBe(4);
+        expect(count(built.events, 'step-log')).toBe(0);
+        expect(built.result.imageId).toBe(missing.result.imageId);
+        // One manifest and one config, then each built layer's blob once (this slice is not lazy yet).
+        const gets = reg.requests().slice(from).filter((e) => e.method === 'GET' && e.status === 200);
+        expect(gets.filter((e) => e.path.includes('/manifests/'))).toHaveLength(1);
+        const builtLayers = built.result.config.rootfs.diff_ids.length - (await b.store.images.resolve('busybox:latest')).layers.length;
+        expect(gets.filter((e) => e.path.includes('/blobs/'))).toHaveLength(1 + builtLayers);
+      } finally {
+        await b.close();
+      }
+    } finally {
+      await reg.stop();
+    }
+  });
+
+  it('skips an export when the cache holds the same records; ignore-error turns a failed export into a warning', async () => {
+    const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: 'FROM busybox\nRUN echo one > /one\n' });
+    const dir = path.join(t.work, 'cache');
+    const logOf = (events: BuildEvent[]) => events.flatMap((e) => (e.type === 'step-log' ? [e.data.toString()] : [])).join('');
+    const first = await buildCollect(t.store, ctx, { cacheTo: [{ type: 'local', dest: dir }] });
+    expect(logOf(first.events)).toMatch(/^\d+ bytes of blobs written\n$/);
+    const again = await buildCollect(t.store, ctx, { cacheTo: [{ type: 'local', dest: dir }] });
+    expect(logOf(again.events)).toBe('unchanged, nothing written\n');
+
+    // Nothing listens on port 1 of the loopback.
+    const ref = '127.0.0.1:1/app:cache';
+    const ignored = await buildCollect(t.store, ctx, { cacheTo: [{ type: 'registry', ref, ignoreError: true }] });
+    expect(ignored.result.warnings.some((w) => w.startsWith(`exporting cache to ${ref}: `))).toBe(true);
+    await expect(buildCollect(t.store, ctx, { cacheTo: [{ type: 'registry', ref }] })).rejects.toThrow(new RegExp(`^exporting cache to ${ref}: `));
+  });
+
+  it('type=registry with basic auth: the CLI takes credentials from the auth file', async () => {
+    const reg = await startRegistry({ auth: { htpasswd: { alice: 's3cret' } } });
+    try {
+      const authFile = path.join(t.work, 'auth.json');
+      fs.writeFileSync(authFile, JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from('alice:s3cret').toString('base64') } } }));
+      const env = { REGISTRY_AUTH_FILE: authFile };
+      const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: DOCKERFILE, 'a.txt': 'hello\n' });
+      const ref = `${reg.host}/app:buildcache`;
+      const a = cli(t.root, ['build', '--progress', 'plain', '-t', 'app', '--cache-to', `type=registry,ref=${ref},mode=max`, ctx], { env });
+      expect(a.stderr).toContain(`exporting cache to ${ref}`);
+      expect(a.status).toBe(0);
+      const b = await storeWithSameBase();
+      try {
+        const built = cli(b.root, ['build', '--progress', 'plain', '-t', 'app', '--cache-from', ref, ctx], { env });
+        expect(built.status).toBe(0);
+        expect(built.stderr.match(/CACHED/g)).toHaveLength(4);
+      } finally {
+        await b.close();
+      }
+    } finally {
+      await reg.stop();
+    }
+  });
+});
