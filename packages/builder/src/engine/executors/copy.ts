@@ -22,6 +22,8 @@ import {
   type CopyItem,
   type Owner,
   type SourceEntry,
+  SYNC_IO_MAX,
+  timeSlicer,
 } from '../../context';
 import { BuildError, lineMessage } from '../errors';
 import type { LayerExecutor, PlanContext } from './executor';
@@ -209,7 +211,7 @@ async function copyStep(
       const host = await resolveCreating(rootfs, target, opts);
       await fsp.rm(host, { recursive: true, force: true });
       await fsp.writeFile(host, content.data, { mode: 0o644 });
-      await applyMeta(host, { mode: chmod ? chmod(0o100644) & 0o7777 : 0o644, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0 });
+      applyMeta(host, { mode: chmod ? chmod(0o100644) & 0o7777 : 0o644, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0 });
     }
 
     for (const dl of planned?.downloads ?? []) {
@@ -251,27 +253,25 @@ function createdDirMode(chmod: string | undefined): number {
 async function resolveCreating(rootfs: string, p: string, opts: WriteOptions, followFinal = false): Promise<string> {
   const created: string[] = [];
   const host = await resolveInRoot(rootfs, p, { createParents: true, followFinal, onCreate: (dir) => created.push(dir) });
-  for (const dir of created) await applyMeta(dir, { mode: opts.dirMode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
+  for (const dir of created) applyMeta(dir, { mode: opts.dirMode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
   return host;
 }
 
-/**
- * Files written at once by a COPY. Each file is a chain of awaited calls on libuv's pool (lstat,
- * copyFile, lchown, chmod, utimes); run one at a time the round trips dominate, so files go in
- * parallel (directories stay in order, before their children).
- */
-const FILE_CONCURRENCY = 32;
+/** Large files copied at once by a COPY (through the pool; small files are copied synchronously). */
+const FILE_CONCURRENCY = 8;
 
 /** Writes `items` (root first, depth-first) so that the root lands at `dest` inside `rootfs`. */
 async function writeTree(rootfs: string, dest: string, items: CopyItem[], opts: WriteOptions): Promise<void> {
   const hostOf = new Map<string, string>(); // item.rel → host path
   const linked = new Map<string, string>(); // context path of the first hardlink → its host copy
   const dirs: { host: string; item: CopyItem }[] = [];
-  const files: { host: string; item: CopyItem }[] = [];
+  const large: { host: string; item: CopyItem }[] = [];
   const links: { host: string; item: CopyItem }[] = []; // hardlinks to a file written by this tree
   const inTree = new Set<string>();
   for (const item of items) if (item.type === 'file' && item.hardlinkTo === undefined) inTree.add(item.path);
-  // Directories in order (a parent exists before its children); everything else is collected.
+  const pause = timeSlicer();
+  // In order: a parent exists before its children. Per-file metadata calls are synchronous (slices.ts);
+  // large files and hardlinks to files of this tree are written after the walk.
   for (const item of items) {
     const parentRel = item.rel === '' ? undefined : path.posix.dirname(item.rel) === '.' ? '' : path.posix.dirname(item.rel);
     const host =
@@ -279,41 +279,45 @@ async function writeTree(rootfs: string, dest: string, items: CopyItem[], opts: 
         ? // A directory's contents go where a symlink at the destination points, as BuildKit follows it.
           await resolveCreating(rootfs, dest, opts, item.type === 'dir')
         : path.join(hostOf.get(parentRel) ?? (await resolveCreating(rootfs, path.posix.join(dest, parentRel), opts)), path.posix.basename(item.rel));
-    hostOf.set(item.rel, host);
     if (item.type !== 'dir') {
-      const isLink = item.type === 'file' && item.hardlinkTo !== undefined && inTree.has(item.hardlinkTo);
-      (isLink ? links : files).push({ host, item });
+      if (item.type === 'file' && item.hardlinkTo !== undefined && inTree.has(item.hardlinkTo)) links.push({ host, item });
+      else if (item.type === 'file' && item.size > SYNC_IO_MAX) large.push({ host, item });
+      else {
+        writeNonDir(host, item, opts, copyFileSync);
+        if (item.type === 'file') linked.set(item.path, host);
+        await pause();
+      }
       continue;
     }
-    const existing = await fsp.lstat(fsPath(host)).catch(() => undefined);
+    hostOf.set(item.rel, host);
+    const existing = fs.lstatSync(fsPath(host), { throwIfNoEntry: false });
     if (item.rel === '') {
       // A directory source copies its contents: the destination is not a copy of the source directory.
       // An existing one keeps its metadata; a new one is made like a missing parent (moby/buildkit#585).
       if (existing?.isDirectory()) continue;
-      if (existing) await fsp.rm(fsPath(host), { recursive: true, force: true });
-      await fsp.mkdir(fsPath(host));
-      await applyMeta(host, { mode: opts.dirMode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
+      if (existing) fs.rmSync(fsPath(host), { recursive: true, force: true });
+      fs.mkdirSync(fsPath(host));
+      applyMeta(host, { mode: opts.dirMode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
       continue;
     }
-    if (existing && !existing.isDirectory()) await fsp.rm(fsPath(host), { recursive: true, force: true });
-    if (!existing || !existing.isDirectory()) await fsp.mkdir(fsPath(host));
+    if (existing && !existing.isDirectory()) fs.rmSync(fsPath(host), { recursive: true, force: true });
+    if (!existing || !existing.isDirectory()) fs.mkdirSync(fsPath(host));
     dirs.push({ host, item });
-    await applyMeta(host, ownership(item, opts));
-    await copyXattrs(item.absPath, host);
+    applyMeta(host, ownership(item, opts));
+    copyXattrs(item.absPath, host);
   }
-  await eachLimit(files, FILE_CONCURRENCY, async ({ host, item }) => {
-    await writeNonDir(host, item, opts);
-    if (item.type === 'file') linked.set(item.path, host);
+  await eachLimit(large, FILE_CONCURRENCY, async ({ host, item }) => {
+    await writeNonDir(host, item, opts, copyFileAsync);
+    linked.set(item.path, host);
   });
   // Hardlinks once the file they link to is written.
-  await eachLimit(links, FILE_CONCURRENCY, async ({ host, item }) => {
-    const first = linked.get(item.hardlinkTo ?? '');
-    if (first === undefined) return writeNonDir(host, item, opts);
-    await fsp.rm(fsPath(host), { recursive: true, force: true });
-    await fsp.link(fsPath(first), fsPath(host));
-  });
+  for (const { host, item } of links) {
+    fs.rmSync(fsPath(host), { recursive: true, force: true });
+    fs.linkSync(fsPath(linked.get(item.hardlinkTo ?? '') ?? ''), fsPath(host));
+    await pause();
+  }
   // Directory times last, after their children were written.
-  for (const { host, item } of dirs.reverse()) await setTimes(host, item, false);
+  for (const { host, item } of dirs.reverse()) setTimes(host, item, false);
 }
 
 /** The owner and mode an item gets: --chown, else the source's (COPY --from) or 0:0; --chmod's mode. */
@@ -325,22 +329,35 @@ function ownership(item: CopyItem, opts: WriteOptions): { mode: number; uid: num
   };
 }
 
-/** Writes one item that is not a directory at `host`, replacing what is there. */
-async function writeNonDir(host: string, item: CopyItem, opts: WriteOptions): Promise<void> {
+const copyFileSync = (from: string, to: string): void => fs.copyFileSync(fsPath(from), fsPath(to));
+const copyFileAsync = (from: string, to: string): Promise<void> => fsp.copyFile(fsPath(from), fsPath(to));
+
+/**
+ * Writes one item that is not a directory at `host`, replacing what is there. Synchronous but for the
+ * content copy, which `copy` does (synchronously or through the pool).
+ */
+function writeNonDir(host: string, item: CopyItem, opts: WriteOptions, copy: (from: string, to: string) => void | Promise<void>): Promise<void> | undefined {
   const { mode, uid, gid } = ownership(item, opts);
-  const existing = await fsp.lstat(fsPath(host)).catch(() => undefined);
-  if (existing) await fsp.rm(fsPath(host), { recursive: true, force: true });
+  if (fs.lstatSync(fsPath(host), { throwIfNoEntry: false })) fs.rmSync(fsPath(host), { recursive: true, force: true });
   switch (item.type) {
     case 'dir':
       throw new Error(`internal: ${item.path} is a directory`);
-    case 'file':
-      await fsp.copyFile(fsPath(item.absPath), fsPath(host));
-      break;
+    case 'file': {
+      const done = (): void => {
+        applyMeta(host, { mode, uid, gid });
+        copyXattrs(item.absPath, host);
+        setTimes(host, item, false);
+      };
+      const copied = copy(item.absPath, host);
+      if (copied) return copied.then(done);
+      done();
+      return undefined;
+    }
     case 'symlink':
-      await fsp.symlink(fsPath(item.linkTarget ?? ''), fsPath(host));
-      await fsp.lchown(fsPath(host), uid, gid);
-      await setTimes(host, item, true);
-      return;
+      fs.symlinkSync(fsPath(item.linkTarget ?? ''), fsPath(host));
+      fs.lchownSync(fsPath(host), uid, gid);
+      setTimes(host, item, true);
+      return undefined;
     case 'fifo':
       mknod(fsPath(host), { type: 'fifo', mode: mode });
       break;
@@ -349,11 +366,12 @@ async function writeNonDir(host: string, item: CopyItem, opts: WriteOptions): Pr
       mknod(fsPath(host), { type: item.type, mode, major: Math.floor(item.rdev / 256) & 0xfff, minor: item.rdev & 0xff });
       break;
     case 'socket':
-      return; // sockets are not copied, as with docker
+      return undefined; // sockets are not copied, as with docker
   }
-  await applyMeta(host, { mode, uid, gid });
-  await copyXattrs(item.absPath, host);
-  await setTimes(host, item, false);
+  applyMeta(host, { mode, uid, gid });
+  copyXattrs(item.absPath, host);
+  setTimes(host, item, false);
+  return undefined;
 }
 
 /** Runs `fn` over `items`, at most `limit` at a time; the first failure is thrown once all have settled. */
@@ -378,19 +396,19 @@ function typeBits(item: CopyItem): number {
   return item.type === 'dir' ? 0o040000 : 0o100000;
 }
 
-async function applyMeta(host: string, meta: { mode: number; uid: number; gid: number }): Promise<void> {
-  await fsp.lchown(fsPath(host), meta.uid, meta.gid);
+function applyMeta(host: string, meta: { mode: number; uid: number; gid: number }): void {
+  fs.lchownSync(fsPath(host), meta.uid, meta.gid);
   // chmod after chown: chown clears setuid/setgid bits.
-  await fsp.chmod(fsPath(host), meta.mode);
+  fs.chmodSync(fsPath(host), meta.mode);
 }
 
-async function setTimes(host: string, item: CopyItem, isLink: boolean): Promise<void> {
+function setTimes(host: string, item: CopyItem, isLink: boolean): void {
   const seconds = Number(item.mtimeNs) / 1e9;
-  if (isLink) await fsp.lutimes(fsPath(host), seconds, seconds);
-  else await fsp.utimes(fsPath(host), seconds, seconds);
+  if (isLink) fs.lutimesSync(fsPath(host), seconds, seconds);
+  else fs.utimesSync(fsPath(host), seconds, seconds);
 }
 
-async function copyXattrs(from: string, to: string): Promise<void> {
+function copyXattrs(from: string, to: string): void {
   let names: string[];
   try {
     names = llistxattr(fsPath(from));
@@ -503,6 +521,6 @@ async function addRemote(rootfs: string, dl: Download, intoDir: boolean, destPat
   await fsp.rm(host, { recursive: true, force: true });
   await fsp.copyFile(dl.file, host);
   const mode = opts.chmod ? opts.chmod(0o100600) & 0o7777 : 0o600;
-  await applyMeta(host, { mode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
+  applyMeta(host, { mode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
   if (dl.mtime !== undefined) await fsp.utimes(host, dl.mtime, dl.mtime);
 }
