@@ -80,7 +80,7 @@ describe('shared build cache', () => {
     }
   });
 
-  it('a missing cache is a warning; a corrupt blob fails the step and records nothing', async () => {
+  it('a missing cache is a warning; a corrupt blob fails the fetch when its files are needed and records nothing', async () => {
     const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: 'FROM busybox\nRUN echo one > /one\n' });
     const missing = path.join(t.work, 'nowhere');
     const cold = await buildCollect(t.store, ctx, { cacheFrom: [{ type: 'local', src: missing }], cacheTo: [{ type: 'local', dest: path.join(t.work, 'cache') }] });
@@ -97,9 +97,17 @@ describe('shared build cache', () => {
     fs.writeFileSync(layer, bytes);
     const b = await storeWithSameBase();
     try {
-      await expect(buildCollect(b.store, ctx, { cacheFrom: [{ type: 'local', src: path.join(t.work, 'cache') }] })).rejects.toThrow(/^Dockerfile:2: RUN echo one > \/one: layer sha256:[0-9a-f]{64}: blob sha256:[0-9a-f]{64} is corrupt/);
-      expect(await b.store.cache.list()).toEqual([]);
-      expect(b.store.layers.list()).toHaveLength(1); // the base only
+      // The hit is lazy: the build reads no layer bytes, so it cannot see the corruption yet.
+      const built = await buildCollect(b.store, ctx, { cacheFrom: [{ type: 'local', src: path.join(t.work, 'cache') }] });
+      expect(count(built.events, 'step-cached')).toBe(1);
+      const top = b.store.layers.get((await b.store.imageChain('app:latest')).chainID!);
+      expect(top.present).toBe(false);
+      // `run` needs the files: the fetch is verified before anything is recorded.
+      await expect(runImage(b.store, 'app:latest', ['cat', '/one'])).rejects.toThrow(/^layer sha256:[0-9a-f]{64}: blob sha256:[0-9a-f]{64} from local:\S+: .*blob sha256:[0-9a-f]{64} is corrupt/);
+      expect(b.store.layers.get(top.chainID).present).toBe(false);
+      expect(b.store.layers.orphanDriverLayers()).toEqual([]);
+      expect(b.store.layers.staleStaging()).toEqual([]);
+      expect(b.store.layers.listRW()).toEqual([]);
     } finally {
       await b.close();
     }
@@ -156,11 +164,15 @@ describe('shared build cache', () => {
         expect(count(built.events, 'step-cached')).toBe(4);
         expect(count(built.events, 'step-log')).toBe(0);
         expect(built.result.imageId).toBe(missing.result.imageId);
-        // One manifest and one config, then each built layer's blob once (this slice is not lazy yet).
+        // One manifest and one config; no layer blob (the hits are lazy).
         const gets = reg.requests().slice(from).filter((e) => e.method === 'GET' && e.status === 200);
         expect(gets.filter((e) => e.path.includes('/manifests/'))).toHaveLength(1);
+        expect(gets.filter((e) => e.path.includes('/blobs/'))).toHaveLength(1);
+        // `run` fetches the layers it needs, once each, verified.
+        const beforeRun = reg.requests().length;
+        expect((await runImage(b.store, 'app:latest', ['cat', '/both'])).stdout).toBe((await runImage(t.store, 'app:latest', ['cat', '/both'])).stdout);
         const builtLayers = built.result.config.rootfs.diff_ids.length - (await b.store.images.resolve('busybox:latest')).layers.length;
-        expect(gets.filter((e) => e.path.includes('/blobs/'))).toHaveLength(1 + builtLayers);
+        expect(reg.requests().slice(beforeRun).filter((e) => e.method === 'GET' && e.path.includes('/blobs/'))).toHaveLength(builtLayers);
       } finally {
         await b.close();
       }

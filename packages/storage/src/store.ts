@@ -82,6 +82,8 @@ export class Store {
     requireRoot();
     const abs = prepareRoot(root);
     const layers = await LayerStore.open(abs, { driver: opts.driver ?? 'auto', repair: opts.repair !== false });
+    // Lazily held layers (shared build cache hits) are fetched through the transports when needed.
+    layers.setRemoteOpener(async (remote) => (await transport()).openRemoteBlob(remote));
     if (layers.notice) opts.onNotice?.(layers.notice);
     const images = await ImageStore.open(abs, { layerSource: layers });
     const store = new Store(abs, layers, images, new BuildCache(abs));

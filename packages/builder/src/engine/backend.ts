@@ -78,8 +78,11 @@ export interface SharedCacheSource {
   readonly ref: string;
   /** By platform key. */
   readonly records: ReadonlyMap<string, RemoteCacheRecord>;
-  /** Brings the record's layer into the store on its parent chain, verified against its blob and diffID. */
-  importLayer(record: RemoteCacheRecord): Promise<void>;
+  /**
+   * Holds the record's layer in the store on its parent chain without its files (a lazy layer):
+   * they are fetched, verified against blob digest and diffID, when a step, run, save or -o needs them.
+   */
+  holdLayer(record: RemoteCacheRecord): Promise<void>;
 }
 
 export interface BuildBackend {

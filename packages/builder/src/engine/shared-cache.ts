@@ -1,6 +1,7 @@
 // Build caches shared beyond one storage root (issue 13): `--cache-from` sources are read once, before
 // the first step, into one map from platform key to record; a step that misses the local cache looks
-// there, brings the record's layer into the store (verified) and records it locally. `--cache-to`
+// there, holds the record's layer lazily (no bytes move until something needs its files) and records
+// it locally. `--cache-to`
 // exports the records of the steps this build resolved: the final image's (mode=min) or every
 // stage's (mode=max).
 import { hostPlatform, platformCacheKey, type CacheRecord, type ExportRecord } from '@tsbuild/storage';
@@ -75,14 +76,14 @@ export class SharedCaches {
 
   /**
    * The record of a step (local key `key`) on `parent` in the first source holding one, with its layer
-   * brought into the store; undefined when no source has it.
+   * held lazily in the store; undefined when no source has it.
    */
   async hit(key: string, parent: string): Promise<CacheRecord | undefined> {
     const remoteKey = platformCacheKey(key, this.platform);
     for (const source of this.sources) {
       const record = source.records.get(remoteKey);
       if (!record || record.parent !== parent) continue;
-      await source.importLayer(record);
+      await source.holdLayer(record);
       const { chainID, diffID, size, empty, created } = record;
       return { chainID, diffID, size, empty, created };
     }

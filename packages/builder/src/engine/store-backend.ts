@@ -46,11 +46,9 @@ export class StoreBackend implements BuildBackend {
     return {
       ref: cache.ref,
       records: cache.records,
-      importLayer: async (record) => {
-        // Leased first: a sweep between the import and the cache record must not take the layer.
-        if (!record.empty) await this.hold(record.chainID);
-        await cache.importLayer(this.store.layers, record);
-      },
+      // Lazily: the layer's files are fetched only when something needs them (ensurePresent). Leased
+      // before it is visible: a sweep between this and the cache record must not take the layer.
+      holdLayer: (record) => cache.holdLayer(this.store.layers, record, { lease: { add: (chain) => this.hold(chain) } }),
     };
   }
 

@@ -14,6 +14,7 @@
 // not swept; a failed load or pull deletes what it wrote itself.
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import type { Readable } from 'node:stream';
 import { TMP_PREFIX, writeFileAtomic } from '../atomic';
 import { LayerBlobInfo, type LayerInfo } from '../content/blobinfo';
 import { ContentStore } from '../content/store';
@@ -524,6 +525,17 @@ export class ImageStore {
         });
       }
     });
+  }
+
+  /**
+   * The blob in a shared build cache of a lazily held layer with this diffID (fetched or not): a
+   * compressed form that pushes name and mount, and that saves stream, without the layer's files.
+   */
+  remoteLayerForm(diffID: Digest): { location: string; blob: Descriptor; open: () => Promise<Readable> } | undefined {
+    const source = this.opts.layerSource;
+    const remote = source?.remoteForm?.(diffID);
+    if (!remote || !source?.openRemote) return undefined;
+    return { ...remote, open: () => source.openRemote!(remote) };
   }
 
   /** Records a compressed blob for a layer (and its uncompressed size), for reuse by later saves. */
