@@ -1,10 +1,13 @@
 // A build cache shared between storage roots (issue 13) through an OCI layout folder: store A exports
 // its records and layers with --cache-to, an empty store B holding only the same base builds from it.
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { build, type BuildEvent } from '@tsbuild/builder';
-import { cli, openTestRoot, runImage, useTestRoot, writeTree } from './helpers/roots';
+import { Store } from '@tsbuild/storage';
+import { CLI, cli, openTestRoot, runImage, useTestRoot, writeTree } from './helpers/roots';
 import { startRegistry } from './peers/registry';
 
 const t = useTestRoot();
@@ -60,6 +63,66 @@ describe('shared build cache', () => {
       // The records are local now: a rebuild hits without the shared cache.
       const again = await buildCollect(b.store, ctx);
       expect(count(again.events, 'step-cached')).toBe(4);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('lazy layers: a kill -9 mid-fetch leaves a store the next open repairs; fsck notes them; GC removes them', async () => {
+    const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: 'FROM busybox\nRUN head -c 300000 /dev/urandom > /big\n' });
+    const dir = path.join(t.work, 'cache');
+    await buildCollect(t.store, ctx, { cacheTo: [{ type: 'local', dest: dir }] });
+    const b = await storeWithSameBase();
+    try {
+      await buildCollect(b.store, ctx, { cacheFrom: [{ type: 'local', src: dir }] });
+      const chain = (await b.store.imageChain('app:latest')).chainID!;
+      expect(b.store.layers.get(chain).present).toBe(false);
+      const fsck = await b.store.fsck();
+      expect(fsck.problems).toEqual([]);
+      expect(fsck.notes).toContainEqual(expect.stringMatching(/^layer sha256:[0-9a-f]{64}: held lazily, its files are not fetched yet/));
+
+      // The layer blob becomes a FIFO: the fetch of a `run` in another process blocks halfway.
+      const blob = path.join(dir, 'blobs', 'sha256', b.store.layers.get(chain).remote!.blob.digest.slice('sha256:'.length));
+      const bytes = fs.readFileSync(blob);
+      fs.rmSync(blob);
+      expect(spawnSync('mkfifo', [blob]).status).toBe(0);
+      const child = spawn(process.execPath, [CLI, '--root', b.root, 'run', '--rm', 'app', 'true'], { stdio: 'ignore' });
+      try {
+        const fifo = await fs.promises.open(blob, 'w');
+        await fifo.write(bytes.subarray(0, bytes.length >> 1)).catch(() => {});
+        const tmp = path.join(b.root, 'layers', 'tmp');
+        while (!fs.readdirSync(tmp).some((n) => n.includes('-fetch-'))) await sleep(20);
+        child.kill('SIGKILL');
+        await new Promise((resolve) => child.once('exit', resolve));
+        await fifo.close().catch(() => {});
+      } finally {
+        child.kill('SIGKILL');
+      }
+      fs.rmSync(blob);
+      fs.writeFileSync(blob, bytes);
+      const reopened = await Store.open(b.root);
+      try {
+        expect(reopened.layers.lastRepair.staging.some((p) => p.includes('-fetch-'))).toBe(true);
+        expect(reopened.layers.lastRepair.orphans).toHaveLength(1); // the half-extracted driver layer
+        expect(reopened.layers.get(chain).present).toBe(false);
+        expect((await reopened.fsck()).problems).toEqual([]);
+        expect((await runImage(reopened, 'app:latest', ['wc', '-c', '/big'])).stdout.trim()).toBe('300000 /big');
+        expect(reopened.layers.get(chain).present).toBe(true);
+        // GC: a lazy layer is a layer; the build cache record and the image keep it, then it goes.
+        const other = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: 'FROM busybox\nRUN echo lazy > /lazy\n' });
+        await build({ context: other, tags: ['other:latest'], cacheTo: [{ type: 'local', dest: path.join(t.work, 'cache2') }] }, { store: t.store });
+        await build({ context: other, tags: ['other:latest'], cacheFrom: [{ type: 'local', src: path.join(t.work, 'cache2') }] }, { store: reopened });
+        const lazyChain = (await reopened.imageChain('other:latest')).chainID!;
+        expect(reopened.layers.get(lazyChain).present).toBe(false);
+        await reopened.removeImage('other:latest');
+        expect(reopened.layers.has(lazyChain)).toBe(true); // the cache record
+        await reopened.cache.clear(); // what `tsbuild prune` does before the sweep
+        await reopened.collectLayers();
+        expect(reopened.layers.has(lazyChain)).toBe(false);
+        expect(reopened.layers.has(chain)).toBe(true); // app:latest's
+      } finally {
+        await reopened.close();
+      }
     } finally {
       await b.close();
     }
