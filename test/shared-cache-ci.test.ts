@@ -114,7 +114,11 @@ describe.each([
       const lazyLayers = lazy().length;
       expect(lazyLayers).toBe(fromCache.config.rootfs.diff_ids.length - 1); // all but the base
       // `images` knows the size without the files.
-      expect((await b.store.images.list()).find((i) => i.ref === 'app:latest')?.size).toBeGreaterThan(0);
+      const row = (await b.store.images.list()).find((i) => i.ref === 'app:latest')!;
+      const rowA = (await a.store.images.list()).find((i) => i.ref === 'app:latest')!;
+      expect(row.notFetched).toBeGreaterThan(0);
+      expect(row.notFetched).toBeLessThan(row.size);
+      expect(rowA.notFetched).toBe(0);
 
       // B pushes to another repository of the same registry: the layers are mounted from the cache's
       // repository and the base's, nothing is read, only the config (not a layer) is uploaded.

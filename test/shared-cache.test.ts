@@ -188,6 +188,8 @@ describe('shared build cache', () => {
       expect(built.status).toBe(0);
       expect(built.stderr).toContain(`importing cache manifest from ${dir}`);
       expect(built.stderr.match(/CACHED/g)).toHaveLength(4);
+      // `images` is honest about lazily held layers: size known, files not fetched.
+      expect(cli(b.root, ['images', 'app']).stdout).toMatch(/ \d+(\.\d+)?[kMG]?B \(\d+(\.\d+)?[kMG]?B not fetched\)\n$/);
     } finally {
       await b.close();
     }

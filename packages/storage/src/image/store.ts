@@ -71,6 +71,8 @@ export interface ImageSummary {
   created: string | null;
   /** Sum of the uncompressed layer sizes (compressed size where unknown). */
   size: number;
+  /** Of `size`, the bytes of layers held lazily (a shared build cache's hits): known, not fetched. */
+  notFetched: number;
 }
 
 export interface ImageHistoryItem {
@@ -384,6 +386,7 @@ export class ImageStore {
           manifestDigest: img.manifestDescriptor.digest,
           created: img.config.created ?? null,
           size: this.imageSize(img, info),
+          notFetched: this.notFetchedSize(img, info),
         });
       }
       if (!opts.hideParents) return out;
@@ -399,6 +402,14 @@ export class ImageStore {
   private layerSizes(img: ResolvedImage, info: Map<Digest, LayerInfo>): number[] {
     const chains = chainIDs(img.layers.map((l) => l.diffID));
     return img.layers.map((l, i) => this.opts.layerSource?.contentSize?.(chains[i]!) ?? layerSize(l, info));
+  }
+
+  private notFetchedSize(img: ResolvedImage, info: Map<Digest, LayerInfo>): number {
+    const source = this.opts.layerSource;
+    if (!source?.isPresent) return 0;
+    const chains = chainIDs(img.layers.map((l) => l.diffID));
+    const sizes = this.layerSizes(img, info);
+    return sizes.reduce((sum, size, i) => (source.isPresent!(chains[i]!) ? sum : sum + size), 0);
   }
 
   private imageSize(img: ResolvedImage, info: Map<Digest, LayerInfo>): number {

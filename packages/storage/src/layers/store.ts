@@ -464,6 +464,11 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     });
   }
 
+  /** LayerBlobSource: false for a lazy layer not fetched yet. */
+  isPresent(chain: Digest): boolean {
+    return !isDigest(chain) || (this.readLayer(chain)?.present ?? true);
+  }
+
   /** A lazy layer's remote blob for `diffID` (present or not): a compressed form pushes and saves reuse. */
   remoteForm(diffID: Digest): RemoteLayer | undefined {
     return this.list().find((l) => l.diffID === diffID && l.remote)?.remote;
