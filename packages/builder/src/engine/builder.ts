@@ -187,12 +187,14 @@ class Builder implements PlanSession, ExecSession {
     const ids = await this.backend.writeImage(config, result.layers);
     const tags: string[] = [];
     for (const t of this.opts.tags ?? []) tags.push(await this.backend.tag(t, ids.imageId));
-    for (const spec of this.opts.cacheTo ?? []) await this.exportCache(spec, finalStage);
+    // After the image, as BuildKit runs its cache exporters after the image exporter: a failed export
+    // (without ignore-error) fails the build, whose image is written and tagged by then.
+    for (const spec of this.opts.cacheTo ?? []) await this.exportCache(spec, finalStage, ids.imageId);
     this.emit({ type: 'image', imageId: ids.imageId, manifestDigest: ids.manifestDigest, tags, time: Date.now() });
     return { ...ids, tags, config, warnings: this.warnings };
   }
 
-  private async exportCache(spec: CacheExportSpec, finalStage: PlannedStage): Promise<void> {
+  private async exportCache(spec: CacheExportSpec, finalStage: PlannedStage, imageId: string): Promise<void> {
     if (!this.backend.writeSharedCache) throw new BuildError('this build backend cannot export a build cache');
     const vertex = this.startVertex(`exporting cache to ${cacheName(spec)}`);
     try {
@@ -203,7 +205,7 @@ class Builder implements PlanSession, ExecSession {
       const message = `exporting cache to ${cacheName(spec)}: ${(err as Error).message}`;
       if (!spec.ignoreError) {
         this.emit({ type: 'step-error', vertex, message, time: Date.now() });
-        throw err instanceof BuildError ? err : new BuildError(message);
+        throw new BuildError(`${message} (the image ${imageId.slice('sha256:'.length, 'sha256:'.length + 12)} was built; ignore-error=true makes this a warning)`);
       }
       this.warn(message);
     }

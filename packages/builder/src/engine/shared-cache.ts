@@ -4,7 +4,7 @@
 // it locally. `--cache-to`
 // exports the records of the steps this build resolved: the final image's (mode=min) or every
 // stage's (mode=max).
-import { hostPlatform, platformCacheKey, type CacheRecord, type ExportRecord } from '@tsbuild/storage';
+import { TsbuildError, hostPlatform, platformCacheKey, type CacheRecord, type ExportRecord } from '@tsbuild/storage';
 import type { EventSink } from '../progress';
 import type { BuildBackend, SharedCacheSource } from './backend';
 import type { PlannedStage } from './plan';
@@ -42,7 +42,11 @@ export class SharedCaches {
   private readonly sources: SharedCacheSource[] = [];
   private readonly platform = cachePlatform();
 
-  /** Reads every source in parallel; a missing one is a notice, a corrupt one a warning (both ignored). */
+  /**
+   * Reads every source in parallel. A source that cannot be used is a warning naming it and the build
+   * goes on without it, as buildx does: missing, corrupt or foreign, or unreadable (refused
+   * credentials, a 5xx, no route to the registry, an unreadable folder).
+   */
   static async read(
     specs: readonly CacheImportSpec[],
     backend: BuildBackend,
@@ -62,8 +66,10 @@ export class SharedCaches {
           if (!source) warn(`cache ${cacheName(spec)}: not found, building without it`);
           return source;
         } catch (err) {
-          if ((err as { code?: string }).code !== 'EBADCACHE') throw err;
-          warn(`${(err as Error).message}; ignoring it`);
+          const code = (err as { code?: string }).code;
+          if (code === 'EBADCACHE') warn(`${(err as Error).message}; ignoring it`);
+          else if (err instanceof TsbuildError || typeof code === 'string') warn(`cache ${cacheName(spec)}: cannot read it: ${(err as Error).message}; building without it`);
+          else throw err; // a bug, not the cache's fault
           return undefined;
         } finally {
           emit({ type: 'step-done', vertex, time: Date.now() });
