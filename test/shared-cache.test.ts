@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { build, type BuildEvent } from '@tsbuild/builder';
-import { Store } from '@tsbuild/storage';
+import { INLINE_CACHE_KEY, Store } from '@tsbuild/storage';
 import { CLI, cli, openTestRoot, runImage, useTestRoot, writeTree } from './helpers/roots';
 import { startRegistry } from './peers/registry';
 
@@ -238,6 +238,38 @@ describe('shared build cache', () => {
         expect((await runImage(b.store, 'app:latest', ['cat', '/both'])).stdout).toBe((await runImage(t.store, 'app:latest', ['cat', '/both'])).stdout);
         const builtLayers = built.result.config.rootfs.diff_ids.length - (await b.store.images.resolve('busybox:latest')).layers.length;
         expect(reg.requests().slice(beforeRun).filter((e) => e.method === 'GET' && e.path.includes('/blobs/'))).toHaveLength(builtLayers);
+      } finally {
+        await b.close();
+      }
+    } finally {
+      await reg.stop();
+    }
+  });
+
+  it('type=inline: the pushed image carries its records; a second store builds from the image, lazily', async () => {
+    const reg = await startRegistry();
+    try {
+      const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: DOCKERFILE, 'a.txt': 'hello\n' });
+      const a = await buildCollect(t.store, ctx, { cacheTo: [{ type: 'inline' }] });
+      expect((a.result.config as unknown as Record<string, { records: unknown[] }>)[INLINE_CACHE_KEY]?.records).toHaveLength(4);
+      const image = `${reg.host}/app:1`;
+      await t.store.push('app:latest', image);
+      // An image without inline records is no cache: a warning naming it.
+      await t.store.push('busybox:latest', `${reg.host}/busybox:1`);
+      const b = await storeWithSameBase();
+      try {
+        const from = reg.requests().length;
+        const built = await buildCollect(b.store, ctx, {
+          cacheFrom: [{ type: 'registry', ref: image }, { type: 'registry', ref: `${reg.host}/busybox:1` }],
+          cacheTo: [{ type: 'inline' }],
+        });
+        expect(built.result.warnings).toContain(`cache ${reg.host}/busybox:1: an image without inline cache records (build it with --cache-to type=inline); ignoring it`);
+        expect(count(built.events, 'step-cached')).toBe(4);
+        expect(built.result.imageId).toBe(a.result.imageId);
+        // The manifests and the two configs; no layer.
+        const blobs = reg.requests().slice(from).filter((e) => e.method === 'GET' && e.path.includes('/blobs/'));
+        expect(blobs).toHaveLength(2);
+        expect((await runImage(b.store, 'app:latest', ['cat', '/both'])).stdout).toBe((await runImage(t.store, 'app:latest', ['cat', '/both'])).stdout);
       } finally {
         await b.close();
       }

@@ -3,7 +3,7 @@
 // orchestrator testable and its dependencies obvious.
 import type { Readable, Writable } from 'node:stream';
 import type { BuildCache, CacheWriteResult, ExportRecord, RemoteCacheRecord, SeccompOption } from '@tsbuild/storage';
-import type { CacheExportSpec, CacheImportSpec } from './shared-cache';
+import type { CacheDestination, CacheImportSpec } from './shared-cache';
 import type { ImageConfig } from './image-config';
 
 export interface ResolvedImage {
@@ -110,5 +110,5 @@ export interface BuildBackend {
   /** Reads a shared cache (`--cache-from`); undefined when there is none, EBADCACHE when it is corrupt. */
   readSharedCache?(spec: CacheImportSpec): Promise<SharedCacheSource | undefined>;
   /** Writes records and their layers as a shared cache (`--cache-to`). */
-  writeSharedCache?(spec: CacheExportSpec, records: readonly ExportRecord[]): Promise<CacheWriteResult>;
+  writeSharedCache?(spec: CacheDestination, records: readonly ExportRecord[]): Promise<CacheWriteResult>;
 }

@@ -11,15 +11,23 @@ import type { PlannedStage } from './plan';
 
 /** `--cache-from`: where a shared cache is read from (an OCI layout folder, a registry reference). */
 export type CacheImportSpec = { type: 'local'; src: string } | { type: 'registry'; ref: string };
-/** `--cache-to`: where a shared cache is written; mode=min (default) exports the final image's steps. */
-export type CacheExportSpec = ({ type: 'local'; dest: string } | { type: 'registry'; ref: string }) & {
+/**
+ * `--cache-to`: where a shared cache is written; mode=min (default) exports the final image's steps.
+ * `inline` writes them into the image's config (min mode only); a push carries them, and the pushed
+ * image is read back as a cache with `{ type: 'registry', ref: IMAGE }`.
+ */
+export type CacheExportSpec = (CacheDestination | { type: 'inline' }) & {
   mode?: 'min' | 'max';
   /** An export that fails is a warning, not a failed build (buildx's ignore-error=true). */
   ignoreError?: boolean;
 };
 
+/** A cache export written to a place of its own (not inline). */
+export type CacheDestination = { type: 'local'; dest: string } | { type: 'registry'; ref: string };
+
 /** How progress and warnings name a cache: its folder or its reference. */
 export function cacheName(spec: CacheImportSpec | CacheExportSpec): string {
+  if (spec.type === 'inline') return 'the image config (inline)';
   return spec.type === 'registry' ? spec.ref : 'src' in spec ? spec.src : spec.dest;
 }
 
@@ -98,7 +106,7 @@ export class SharedCaches {
 }
 
 /** The records `spec` exports from what the build resolved, under their platform keys. */
-export function exportRecords(spec: CacheExportSpec, steps: readonly ResolvedStep[], final: PlannedStage): ExportRecord[] {
+export function exportRecords(spec: Pick<CacheExportSpec, 'mode'>, steps: readonly ResolvedStep[], final: PlannedStage): ExportRecord[] {
   const platform = cachePlatform();
   const inImage = new Set<PlannedStage>();
   for (let s: PlannedStage | undefined = final; s; s = s.base.kind === 'stage' ? s.base.stage : undefined) inImage.add(s);

@@ -4,7 +4,7 @@ import * as fsp from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { Store, runContainer, type BuildCache, type CacheWriteResult, type Digest, type Descriptor, type ExportRecord, type Lease } from '@tsbuild/storage';
 import type { BuildBackend, LayerView, ResolvedImage, RunRequest, RunResult, SharedCacheSource, WorkLayer } from './backend';
-import type { CacheExportSpec, CacheImportSpec } from './shared-cache';
+import type { CacheDestination, CacheImportSpec } from './shared-cache';
 import type { ImageConfig } from './image-config';
 
 export class StoreBackend implements BuildBackend {
@@ -52,7 +52,7 @@ export class StoreBackend implements BuildBackend {
     };
   }
 
-  writeSharedCache(spec: CacheExportSpec, records: readonly ExportRecord[]): Promise<CacheWriteResult> {
+  writeSharedCache(spec: CacheDestination, records: readonly ExportRecord[]): Promise<CacheWriteResult> {
     return this.store.exportBuildCache(spec.type === 'local' ? { dir: spec.dest } : { ref: spec.ref }, records);
   }
 

@@ -13,7 +13,8 @@ import { mkdirp, writeFileAtomic } from '../atomic';
 import { INDEX_FILE, OCI_LAYOUT_FILE, OCI_LAYOUT_VERSION } from '../content/store';
 import { MediaTypes, type Descriptor } from '../content/types';
 import { digestHex, sha256OfBuffer, verifyingStream, type Digest } from '../digest';
-import { checkIndex, parseDocument } from '../image/decode';
+import { checkIndex, checkManifest, decodeWith, parseDocument } from '../image/decode';
+import { CONFIG_MAX } from './common';
 import { StoreLayer } from '../image/local';
 import type { LayerBlob } from '../image/model';
 import type { ImageStore } from '../image/store';
@@ -23,7 +24,7 @@ import { TsbuildError } from '../errors';
 import { parseReference } from '../image/reference';
 import { RegistryClient, RegistryError, subjectOf, type RegistryClientOptions } from './registry-client';
 import { writeLayoutBlob } from './sinks/oci-layout';
-import { badCache, decodeCache, decodeCacheManifest, encodeCache, type RemoteCache, type RemoteCacheRecord } from '../cache/remote-format';
+import { badCache, decodeCache, decodeCacheManifest, decodeInlineCache, encodeCache, type RemoteCache, type RemoteCacheRecord } from '../cache/remote-format';
 
 /** The index.json name of the cache manifest in a layout folder. */
 const CACHE_REF_NAME = 'tsbuild-cache';
@@ -102,15 +103,22 @@ export async function readCache(from: CacheLocation): Promise<LoadedCache | unde
   const found = await from.readManifest();
   if (!found) return undefined;
   if (found.digest && sha256OfBuffer(found.bytes) !== found.digest) throw fail(`the manifest ${found.digest} does not match its digest`);
+  const readConfig = async (config: Descriptor): Promise<Buffer> => {
+    if (!(config.size <= CONFIG_MAX)) throw fail(`its config ${config.digest} of ${config.size} bytes is too large`);
+    const chunks: Buffer[] = [];
+    try {
+      for await (const chunk of (await from.openBlob(config)).pipe(verifyingStream(config.digest as Digest, config.size))) chunks.push(chunk as Buffer);
+    } catch (err) {
+      throw fail(`cannot read the config ${config.digest}: ${(err as Error).message}`);
+    }
+    return Buffer.concat(chunks);
+  };
+  // A pushed image built with --cache-to type=inline: its config holds the records, its layers the blobs.
+  const image = imageManifestOf(found.bytes);
   // The manifest is checked (a tsbuild cache, a well-formed config descriptor) before its config is read.
-  const { config } = decodeCacheManifest(from.ref, found.bytes);
-  const chunks: Buffer[] = [];
-  try {
-    for await (const chunk of (await from.openBlob(config)).pipe(verifyingStream(config.digest, config.size))) chunks.push(chunk as Buffer);
-  } catch (err) {
-    throw fail(`cannot read the config ${config.digest}: ${(err as Error).message}`);
-  }
-  const cache = decodeCache(from.ref, found.bytes, Buffer.concat(chunks));
+  const cache = image
+    ? decodeInlineCache(from.ref, decodeWith(() => checkManifest(image, 'the image manifest'), fail), await readConfig(image.config))
+    : decodeCache(from.ref, found.bytes, await readConfig(decodeCacheManifest(from.ref, found.bytes).config));
   return {
     ...cache,
     ref: from.ref,
@@ -120,6 +128,17 @@ export async function readCache(from: CacheLocation): Promise<LoadedCache | unde
       await layers.registerRemote(record.parent === '' ? null : (record.parent as Digest), record.diffID as Digest, record.size, { location: from.location, blob: record.blob }, opts);
     },
   };
+}
+
+/** The manifest as a document when it is an image's (its config an image config), else undefined. */
+function imageManifestOf(bytes: Buffer): { config: Descriptor } | undefined {
+  try {
+    const doc = JSON.parse(bytes.toString('utf8')) as { config?: { mediaType?: unknown } };
+    const type = doc?.config?.mediaType;
+    return type === MediaTypes.ociConfig || type === MediaTypes.dockerConfig ? (doc as { config: Descriptor }) : undefined;
+  } catch {
+    return undefined; // decodeCacheManifest says what is wrong with it
+  }
 }
 
 /** The location a lazy layer names (`registry:REF`, `local:DIR`). */
