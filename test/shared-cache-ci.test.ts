@@ -8,34 +8,11 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { build, type BuildEvent } from '@tsbuild/builder';
 import type { Digest } from '@tsbuild/storage';
-import { openTestRoot, runImage, useTestRoot, writeTree, type TestRoot } from './helpers/roots';
+import { openTestRoot, runImage, useTestRoot, type TestRoot } from './helpers/roots';
+import { writeAppWorkload } from './helpers/bench-workloads';
 import { startRegistry, type AccessEntry, type RegistryPeer } from './peers/registry';
 
 const t = useTestRoot();
-
-/** The `app` workload of ../shared/bench/mkworkloads.sh (11 instructions, 3 RUN), made the same way. */
-function appWorkload(dir: string): string {
-  const files: Record<string, string> = {
-    'config.json': '{"name":"bench","port":8080}\n',
-    Dockerfile: [
-      'FROM bench-base',
-      'RUN mkdir -p /app && echo built > /app/stamp',
-      'WORKDIR /app',
-      'COPY src/ /app/src/',
-      'ENV MODE=prod',
-      'RUN for i in $(seq 1 200); do echo line$i >> /app/log; done',
-      'RUN rm /app/src/m1.js && ls /app/src | wc -l > /app/count',
-      'COPY config.json /app/',
-      'LABEL org.example.bench=app',
-      'EXPOSE 8080',
-      'USER 1000',
-      'CMD ["/bin/sh","-c","cat /app/stamp"]',
-      '',
-    ].join('\n'),
-  };
-  for (let i = 1; i <= 200; i++) files[`src/m${i}.js`] = `export const v${i} = ${i};\n`;
-  return writeTree(dir, files);
-}
 
 const LAYER_STEP = /^\[[^\]]*\] (RUN|COPY|WORKDIR) /;
 /** The layer steps of a build and how each ended. */
@@ -82,7 +59,7 @@ describe.each([
     const base = `${reg.host}/base:1`;
     await t.store.push('busybox:latest', base);
     const cacheRef = `${reg.host}/app:buildcache`;
-    const ctx = appWorkload(path.join(t.work, 'app'));
+    const ctx = writeAppWorkload(path.join(t.work, 'app'));
     const a = await runner(base);
     const b = await runner(base);
     try {
