@@ -71,7 +71,7 @@ describe.each([
       const pushedA = await a.store.push('app:latest', `${reg.host}/app:1`);
 
       // Store B: every layer step CACHED, nothing run; one manifest and one config read, no layer.
-      const fromB = reg.requests().length;
+      const fromB = (await reg.settledRequests()).length;
       const bEvents: BuildEvent[] = [];
       const fromCache = await build({ context: ctx, tags: ['app:latest'], cacheFrom: [{ type: 'registry', ref: cacheRef }] }, { store: b.store, onEvent: (e) => bEvents.push(e) });
       const bSteps = layerSteps(bEvents);
@@ -79,7 +79,7 @@ describe.each([
       expect([...bSteps.values()].every((s) => s === 'step-cached')).toBe(true);
       expect(bEvents.filter((e) => e.type === 'step-log')).toEqual([]);
       expect(fromCache.imageId).toBe(built.imageId);
-      const during = reg.requests().slice(fromB);
+      const during = (await reg.settledRequests()).slice(fromB);
       expect(during.filter((e) => e.method === 'GET' && e.path.includes('/manifests/') && e.status === 200)).toHaveLength(1);
       expect(blobGets(during).map((e) => e.path)).toEqual([expect.stringContaining('/v2/app/blobs/')]); // the cache config
       const chain = (await b.store.imageChain('app:latest')).chainID!;
@@ -99,9 +99,9 @@ describe.each([
 
       // B pushes to another repository of the same registry: the layers are mounted from the cache's
       // repository and the base's, nothing is read, only the config (not a layer) is uploaded.
-      const fromPush = reg.requests().length;
+      const fromPush = (await reg.settledRequests()).length;
       const pushedB = await b.store.push('app:latest', `${reg.host}/team/app:1`);
-      const pushLog = reg.requests().slice(fromPush);
+      const pushLog = (await reg.settledRequests()).slice(fromPush);
       expect(pushedB.digest).toBe(pushedA.digest);
       expect(blobGets(pushLog)).toEqual([]);
       expect(pushedB.blobs).toEqual({ uploaded: 1, existing: 0, mounted: fromCache.config.rootfs.diff_ids.length });
@@ -114,7 +114,7 @@ describe.each([
 
       // One source file changes: B runs the steps from the COPY on and fetches only the layers under it.
       fs.writeFileSync(path.join(ctx, 'src', 'm2.js'), 'export const v2 = "changed";\n');
-      const fromRebuild = reg.requests().length;
+      const fromRebuild = (await reg.settledRequests()).length;
       const rEvents: BuildEvent[] = [];
       const rebuilt = await build({ context: ctx, tags: ['app:v2'], cacheFrom: [{ type: 'registry', ref: cacheRef }] }, { store: b.store, onEvent: (e) => rEvents.push(e) });
       const rSteps = [...layerSteps(rEvents).entries()];
@@ -125,7 +125,7 @@ describe.each([
       const diffIDs = rebuilt.config.rootfs.diff_ids;
       const shared = diffIDs.filter((d) => built.config.rootfs.diff_ids.includes(d)).length - 1; // without the base
       expect(shared).toBeGreaterThan(0);
-      expect(blobGets(reg.requests().slice(fromRebuild))).toHaveLength(1 + shared); // the config + those layers
+      expect(blobGets((await reg.settledRequests()).slice(fromRebuild))).toHaveLength(1 + shared); // the config + those layers
       expect(lazy()).toHaveLength(lazyLayers - shared);
       expect((await runImage(b.store, 'app:v2', ['cat', '/app/src/m2.js'])).stdout).toBe('export const v2 = "changed";\n');
     } finally {

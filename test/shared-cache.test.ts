@@ -224,20 +224,20 @@ describe('shared build cache', () => {
       expect(missing.result.warnings).toContain(`cache ${ref}: not found, building without it`);
       const b = await storeWithSameBase();
       try {
-        const from = reg.requests().length;
+        const from = (await reg.settledRequests()).length;
         const built = await buildCollect(b.store, ctx, { cacheFrom: [{ type: 'registry', ref }] });
         expect(count(built.events, 'step-cached')).toBe(4);
         expect(count(built.events, 'step-log')).toBe(0);
         expect(built.result.imageId).toBe(missing.result.imageId);
         // One manifest and one config; no layer blob (the hits are lazy).
-        const gets = reg.requests().slice(from).filter((e) => e.method === 'GET' && e.status === 200);
+        const gets = (await reg.settledRequests()).slice(from).filter((e) => e.method === 'GET' && e.status === 200);
         expect(gets.filter((e) => e.path.includes('/manifests/'))).toHaveLength(1);
         expect(gets.filter((e) => e.path.includes('/blobs/'))).toHaveLength(1);
         // `run` fetches the layers it needs, once each, verified.
-        const beforeRun = reg.requests().length;
+        const beforeRun = (await reg.settledRequests()).length;
         expect((await runImage(b.store, 'app:latest', ['cat', '/both'])).stdout).toBe((await runImage(t.store, 'app:latest', ['cat', '/both'])).stdout);
         const builtLayers = built.result.config.rootfs.diff_ids.length - (await b.store.images.resolve('busybox:latest')).layers.length;
-        expect(reg.requests().slice(beforeRun).filter((e) => e.method === 'GET' && e.path.includes('/blobs/'))).toHaveLength(builtLayers);
+        expect((await reg.settledRequests()).slice(beforeRun).filter((e) => e.method === 'GET' && e.path.includes('/blobs/'))).toHaveLength(builtLayers);
       } finally {
         await b.close();
       }
@@ -258,7 +258,7 @@ describe('shared build cache', () => {
       await t.store.push('busybox:latest', `${reg.host}/busybox:1`);
       const b = await storeWithSameBase();
       try {
-        const from = reg.requests().length;
+        const from = (await reg.settledRequests()).length;
         const built = await buildCollect(b.store, ctx, {
           cacheFrom: [{ type: 'registry', ref: image }, { type: 'registry', ref: `${reg.host}/busybox:1` }],
           cacheTo: [{ type: 'inline' }],
@@ -267,7 +267,7 @@ describe('shared build cache', () => {
         expect(count(built.events, 'step-cached')).toBe(4);
         expect(built.result.imageId).toBe(a.result.imageId);
         // The manifests and the two configs; no layer.
-        const blobs = reg.requests().slice(from).filter((e) => e.method === 'GET' && e.path.includes('/blobs/'));
+        const blobs = (await reg.settledRequests()).slice(from).filter((e) => e.method === 'GET' && e.path.includes('/blobs/'));
         expect(blobs).toHaveLength(2);
         expect((await runImage(b.store, 'app:latest', ['cat', '/both'])).stdout).toBe((await runImage(t.store, 'app:latest', ['cat', '/both'])).stdout);
       } finally {
