@@ -209,6 +209,9 @@ describe('shared build cache', () => {
     try {
       const built = await buildCollect(b.store, ctx, { cacheFrom: [{ type: 'local', src: dir }], sourceDateEpoch: 1700000000 });
       expect(count(built.events, 'step-cached')).toBe(hits);
+      // A miss says when the cache was exported with mode=min.
+      const reasons = built.events.flatMap((e) => (e.type === 'step-cache-miss' ? [e.reason] : []));
+      expect(reasons).toEqual(mode === 'min' ? [`not in the shared cache ${dir}, exported with mode=min (the final image's steps only; mode=max exports every stage)`] : []);
       expect((await runImage(b.store, 'app:latest', ['cat', '/out'])).stdout).toBe('built\n');
     } finally {
       await b.close();

@@ -128,4 +128,12 @@ describe('shared build cache format', () => {
     // A record whose diffID is none of the image's layers has no blob: refused.
     expect(thrown(() => decodeInlineCache(REF, manifest, config(encodeInlineCache(records), [records[0]!.diffID, digestOf('other')]))).message).toBe(`cache ${REF}: records[2]: its layer "${records[1]!.diffID}" is not one of the image's layers`);
   });
+
+  it('records the export mode; an unknown mode is refused', () => {
+    const encoded = encodeCache(sampleRecords(), 'max');
+    expect(decodeCache(REF, encoded.manifest, encoded.config).mode).toBe('max');
+    expect(decodeCache(REF, encodeCache(sampleRecords()).manifest, encodeCache(sampleRecords()).config).mode).toBeUndefined();
+    const bad = withConfig((doc) => Object.assign(doc, { mode: 'all' }));
+    expect(thrown(() => decodeCache(REF, bad.manifest, bad.config)).message).toBe(`cache ${REF}: the cache config has mode "all", not min or max`);
+  });
 });

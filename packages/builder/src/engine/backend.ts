@@ -3,7 +3,7 @@
 // orchestrator testable and its dependencies obvious.
 import type { Readable, Writable } from 'node:stream';
 import type { BuildCache, CacheWriteResult, ExportRecord, RemoteCacheRecord, SeccompOption } from '@tsbuild/storage';
-import type { CacheDestination, CacheImportSpec } from './shared-cache';
+import type { CacheDestination, CacheExportSpec, CacheImportSpec } from './shared-cache';
 import type { ImageConfig } from './image-config';
 
 export interface ResolvedImage {
@@ -78,6 +78,8 @@ export interface SharedCacheSource {
   readonly ref: string;
   /** By platform key. */
   readonly records: ReadonlyMap<string, RemoteCacheRecord>;
+  /** How it was exported, when it says (mode=min holds the final image's steps only). */
+  readonly mode?: 'min' | 'max';
   /**
    * Holds the record's layer in the store on its parent chain without its files (a lazy layer):
    * they are fetched, verified against blob digest and diffID, when a step, run, save or -o needs them.
@@ -110,5 +112,5 @@ export interface BuildBackend {
   /** Reads a shared cache (`--cache-from`); undefined when there is none, EBADCACHE when it is corrupt. */
   readSharedCache?(spec: CacheImportSpec): Promise<SharedCacheSource | undefined>;
   /** Writes records and their layers as a shared cache (`--cache-to`). */
-  writeSharedCache?(spec: CacheDestination, records: readonly ExportRecord[]): Promise<CacheWriteResult>;
+  writeSharedCache?(spec: CacheExportSpec & CacheDestination, records: readonly ExportRecord[]): Promise<CacheWriteResult>;
 }

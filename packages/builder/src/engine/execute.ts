@@ -156,7 +156,7 @@ export class StageRunner {
         this.resolvedSteps.push({ stage, key, parent: parent ?? '', record });
         return { ...record, cached: true };
       }
-      const reason = explainMiss(await cache.lastParts(lineage), parts);
+      const reason = explainMiss(await cache.lastParts(lineage), parts) ?? this.session.sharedCaches.missNote();
       if (reason) emit({ type: 'step-cache-miss', vertex, reason, time: Date.now() });
     }
     const work = await backend.createWorkLayer(parent);

@@ -103,6 +103,17 @@ export class SharedCaches {
     }
     return undefined;
   }
+
+  /** What a step that no source holds is told about mode=min sources (see minModeNote). */
+  missNote(): string | undefined {
+    return minModeNote(this.sources);
+  }
+}
+
+/** Why a step that no source holds may be missing: a mode=min source holds the final image's steps only. */
+export function minModeNote(sources: readonly { ref: string; mode?: string }[]): string | undefined {
+  const min = sources.filter((s) => s.mode === 'min').map((s) => s.ref);
+  return min.length > 0 ? `not in the shared cache ${min.join(', ')}, exported with mode=min (the final image's steps only; mode=max exports every stage)` : undefined;
 }
 
 /** The records `spec` exports from what the build resolved, under their platform keys. */

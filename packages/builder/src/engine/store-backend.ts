@@ -4,7 +4,7 @@ import * as fsp from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { Store, runContainer, type BuildCache, type CacheWriteResult, type Digest, type Descriptor, type ExportRecord, type Lease } from '@tsbuild/storage';
 import type { BuildBackend, LayerView, ResolvedImage, RunRequest, RunResult, SharedCacheSource, WorkLayer } from './backend';
-import type { CacheDestination, CacheImportSpec } from './shared-cache';
+import type { CacheDestination, CacheExportSpec, CacheImportSpec } from './shared-cache';
 import type { ImageConfig } from './image-config';
 
 export class StoreBackend implements BuildBackend {
@@ -46,14 +46,15 @@ export class StoreBackend implements BuildBackend {
     return {
       ref: cache.ref,
       records: cache.records,
+      ...(cache.mode ? { mode: cache.mode } : {}),
       // Lazily: the layer's files are fetched only when something needs them (ensurePresent). Leased
       // before it is visible: a sweep between this and the cache record must not take the layer.
       holdLayer: (record) => cache.holdLayer(this.store.layers, record, { lease: { add: (chain) => this.hold(chain) } }),
     };
   }
 
-  writeSharedCache(spec: CacheDestination, records: readonly ExportRecord[]): Promise<CacheWriteResult> {
-    return this.store.exportBuildCache(spec.type === 'local' ? { dir: spec.dest } : { ref: spec.ref }, records);
+  writeSharedCache(spec: CacheExportSpec & CacheDestination, records: readonly ExportRecord[]): Promise<CacheWriteResult> {
+    return this.store.exportBuildCache(spec.type === 'local' ? { dir: spec.dest } : { ref: spec.ref }, records, { mode: spec.mode ?? 'min' });
   }
 
   async hasLayer(chainID: string): Promise<boolean> {

@@ -10,6 +10,7 @@ export {
   encodeCache,
   encodeInlineCache,
   platformCacheKey,
+  type CacheMode,
   type RemoteCache,
   type RemoteCacheRecord,
 } from './remote-format';

@@ -35,7 +35,11 @@ export interface RemoteCacheRecord extends CacheRecord {
 export interface RemoteCache {
   records: ReadonlyMap<Digest, RemoteCacheRecord>;
   manifest: ImageManifest;
+  /** How it was exported, when it says: min holds the final image's steps only. */
+  mode?: CacheMode;
 }
+
+export type CacheMode = 'min' | 'max';
 
 /**
  * The key a shared cache files a step under: the local key (engine/cache-keys.ts, unchanged so local
@@ -51,9 +55,9 @@ export function platformCacheKey(localKey: string, platform: string): Digest {
  * blobs once each in record order), so the same records give the same digests and an export can be
  * skipped when the ref already holds them.
  */
-export function encodeCache(records: readonly RemoteCacheRecord[]): { config: Buffer; configDescriptor: Descriptor; manifest: Buffer; manifestDescriptor: Descriptor } {
+export function encodeCache(records: readonly RemoteCacheRecord[], mode?: CacheMode): { config: Buffer; configDescriptor: Descriptor; manifest: Buffer; manifestDescriptor: Descriptor } {
   const sorted = [...records].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const config = Buffer.from(JSON.stringify({ schemaVersion: 1, records: sorted.map(canonicalRecord) }));
+  const config = Buffer.from(JSON.stringify({ schemaVersion: 1, ...(mode ? { mode } : {}), records: sorted.map(canonicalRecord) }));
   const configDescriptor: Descriptor = { mediaType: CACHE_CONFIG_MEDIA_TYPE, digest: sha256OfBuffer(config), size: config.length };
   const layers: Descriptor[] = [];
   const seen = new Set<string>();
@@ -99,7 +103,7 @@ export function decodeInlineCache(ref: string, manifest: ImageManifest, configBy
   });
   const layers = new Map<string, string>();
   manifest.layers.forEach((l, i) => layers.set(l.digest, String(diffIDs[i])));
-  return { records: decodeRecords(records, layers, fail), manifest };
+  return { records: decodeRecords(records, layers, fail), manifest, mode: 'min' };
 }
 
 /** The fields of a record in a fixed order (the config's bytes must not depend on how it was built). */
@@ -133,9 +137,10 @@ export function decodeCache(ref: string, manifestBytes: Buffer, configBytes: Buf
   if (!isObject(doc)) throw fail('the cache config is not a JSON object');
   if (doc.schemaVersion !== 1) throw fail(`the cache config has schemaVersion ${JSON.stringify(doc.schemaVersion)?.slice(0, 40)}, not 1 (written by a newer tsbuild?)`);
   if (!Array.isArray(doc.records)) throw fail('the cache config has no "records" array');
+  if (doc.mode !== undefined && doc.mode !== 'min' && doc.mode !== 'max') throw fail(`the cache config has mode ${show(doc.mode)}, not min or max`);
   const layers = new Map<string, string>();
   for (const l of manifest.layers) layers.set(l.digest, l.annotations?.[CACHE_DIFFID_ANNOTATION] ?? '');
-  return { records: decodeRecords(doc.records, layers, fail), manifest };
+  return { records: decodeRecords(doc.records, layers, fail), manifest, ...(doc.mode ? { mode: doc.mode } : {}) };
 }
 
 /** Checked records by key; `layers` maps each blob the manifest lists to its diffID. */

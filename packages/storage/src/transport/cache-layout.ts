@@ -24,7 +24,7 @@ import { TsbuildError } from '../errors';
 import { parseReference } from '../image/reference';
 import { RegistryClient, RegistryError, subjectOf, type RegistryClientOptions } from './registry-client';
 import { writeLayoutBlob } from './sinks/oci-layout';
-import { badCache, decodeCache, decodeCacheManifest, decodeInlineCache, encodeCache, type RemoteCache, type RemoteCacheRecord } from '../cache/remote-format';
+import { badCache, type CacheMode, decodeCache, decodeCacheManifest, decodeInlineCache, encodeCache, type RemoteCache, type RemoteCacheRecord } from '../cache/remote-format';
 
 /** The index.json name of the cache manifest in a layout folder. */
 const CACHE_REF_NAME = 'tsbuild-cache';
@@ -59,7 +59,7 @@ export type ExportRecord = Omit<RemoteCacheRecord, 'blob'>;
  * blobs it lacks, then the manifest, so a reader sees the old cache or the new; nothing when the
  * location holds the same records already.
  */
-export async function writeCache(images: ImageStore, to: CacheLocation, records: readonly ExportRecord[]): Promise<CacheWriteResult> {
+export async function writeCache(images: ImageStore, to: CacheLocation, records: readonly ExportRecord[], mode?: CacheMode): Promise<CacheWriteResult> {
   const full: RemoteCacheRecord[] = [];
   const layers = new Map<Digest, LayerBlob>();
   for (const r of records) {
@@ -72,7 +72,7 @@ export async function writeCache(images: ImageStore, to: CacheLocation, records:
     layers.set(layer.digest, layer);
     full.push({ ...r, blob: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size } });
   }
-  const encoded = encodeCache(full);
+  const encoded = encodeCache(full, mode);
   // Nothing changed: the location holds these records already (the encoding is deterministic).
   const current = await to.readManifest().catch(() => undefined);
   if (current && sha256OfBuffer(current.bytes) === encoded.manifestDescriptor.digest) return { digest: encoded.manifestDescriptor.digest, bytes: 0, unchanged: true };
