@@ -111,6 +111,20 @@ describe.each([
       const again = await b.store.push('app:latest', `${reg.host}/app:from-b`);
       expect(again.blobs.uploaded + again.blobs.mounted).toBe(0);
       expect(lazy()).toHaveLength(lazyLayers); // still nothing fetched
+      if (!auth) {
+        // To another registry the bytes must move: each lazy layer's blob is read from the cache once,
+        // verified, and uploaded as is (the same manifest again), still without extracting it.
+        const other = await startRegistry();
+        try {
+          const fromOther = (await reg.settledRequests()).length;
+          const elsewhere = await b.store.push('app:latest', `${other.host}/app:1`);
+          expect(elsewhere.digest).toBe(pushedA.digest);
+          expect(blobGets((await reg.settledRequests()).slice(fromOther))).toHaveLength(lazyLayers);
+          expect(lazy()).toHaveLength(lazyLayers);
+        } finally {
+          await other.stop();
+        }
+      }
 
       // One source file changes: B runs the steps from the COPY on and fetches only the layers under it.
       fs.writeFileSync(path.join(ctx, 'src', 'm2.js'), 'export const v2 = "changed";\n');

@@ -1,6 +1,7 @@
 // A build cache shared between storage roots (issue 13) through an OCI layout folder: store A exports
 // its records and layers with --cache-to, an empty store B holding only the same base builds from it.
 import { spawn, spawnSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -59,6 +60,20 @@ describe('shared build cache', () => {
       expect(built.result.imageId).toBe(a.result.imageId);
       // The manifests differ only in the base's blob (A imported a tar, B loaded A's gzip archive).
       expect(built.result.config.rootfs.diff_ids).toEqual(a.result.config.rootfs.diff_ids);
+      // Saves stream the cache's blobs (verified) without extracting the layers; a load gives the image back.
+      for (const format of ['oci', 'docker']) {
+        const file = path.join(t.work, `app-${format}.tar`);
+        await b.store.save(['app:latest'], file, format);
+        const c = await openTestRoot({ base: false });
+        try {
+          await c.store.load(file);
+          expect((await c.store.images.resolve('app:latest')).id).toBe(a.result.imageId);
+        } finally {
+          await c.close();
+        }
+      }
+      const top = (await b.store.imageChain('app:latest')).chainID!;
+      expect(b.store.layers.get(top).present).toBe(false);
       expect((await runImage(b.store, 'app:latest', ['cat', '/both'])).stdout).toBe((await runImage(t.store, 'app:latest', ['cat', '/both'])).stdout);
       // The records are local now: a rebuild hits without the shared cache.
       const again = await buildCollect(b.store, ctx);
@@ -123,6 +138,26 @@ describe('shared build cache', () => {
       } finally {
         await reopened.close();
       }
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('concurrent exports to one folder: the last writer wins and the cache stays whole', async () => {
+    const dir = path.join(t.work, 'cache');
+    const ctxs = ['one', 'two'].map((n) => writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: `FROM busybox\nRUN echo ${n} > /n\n` }));
+    const b = await storeWithSameBase();
+    try {
+      await Promise.all([
+        buildCollect(t.store, ctxs[0]!, { cacheTo: [{ type: 'local', dest: dir }] }),
+        buildCollect(b.store, ctxs[1]!, { cacheTo: [{ type: 'local', dest: dir }] }),
+      ]);
+      // One of the two records, decodable, with every blob it names present and intact.
+      const cache = (await t.store.readBuildCache({ dir }))!;
+      expect(cache.records.size).toBe(1);
+      const record = [...cache.records.values()][0]!;
+      const blob = fs.readFileSync(path.join(dir, 'blobs', 'sha256', record.blob!.digest.slice('sha256:'.length)));
+      expect(`sha256:${crypto.createHash('sha256').update(blob).digest('hex')}`).toBe(record.blob!.digest);
     } finally {
       await b.close();
     }
