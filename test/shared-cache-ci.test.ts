@@ -141,6 +141,10 @@ describe.each([
       expect(shared).toBeGreaterThan(0);
       expect(blobGets((await reg.settledRequests()).slice(fromRebuild))).toHaveLength(1 + shared); // the config + those layers
       expect(lazy()).toHaveLength(lazyLayers - shared);
+      // The log says what moved.
+      const fetchLines = rEvents.flatMap((e) => (e.type === 'step-log' && e.data.toString().startsWith('fetching layer ') ? [e.data.toString()] : []));
+      expect(fetchLines).toHaveLength(shared);
+      for (const line of fetchLines) expect(line).toMatch(new RegExp(`^fetching layer sha256:[0-9a-f]{64} \\(\\d+ bytes\\) from ${cacheRef}\n$`));
       expect((await runImage(b.store, 'app:v2', ['cat', '/app/src/m2.js'])).stdout).toBe('export const v2 = "changed";\n');
     } finally {
       await b.close();

@@ -98,7 +98,8 @@ export interface BuildBackend {
   /** Fetches `ref` from its registry into the store (build --pull, or a base image not held locally). */
   pullImage?(ref: string): Promise<void>;
   hasLayer(chainID: string): Promise<boolean>;
-  createWorkLayer(parentChainID: string | null): Promise<WorkLayer>;
+  /** `onFetch` hears of each layer under the parent fetched first (lazily held from a shared cache). */
+  createWorkLayer(parentChainID: string | null, opts?: { onFetch?: (line: string) => void }): Promise<WorkLayer>;
   viewLayer(chainID: string | null): Promise<LayerView>;
   run(req: RunRequest): Promise<RunResult>;
   /** Writes the image (config + manifest) and returns its IDs; tags are applied by `tag`. */

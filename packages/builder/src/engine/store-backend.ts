@@ -61,8 +61,12 @@ export class StoreBackend implements BuildBackend {
     return this.store.layers.has(chainID as Digest);
   }
 
-  async createWorkLayer(parent: string | null): Promise<WorkLayer> {
+  async createWorkLayer(parent: string | null, opts: { onFetch?: (line: string) => void } = {}): Promise<WorkLayer> {
     const layers = this.store.layers;
+    // A parent held lazily (a shared cache hit) is fetched now: said, so a CI log shows what moved.
+    await layers.ensurePresent(parent as Digest | null, {
+      onFetch: (l) => opts.onFetch?.(`fetching layer ${l.chainID} (${l.remote?.blob.size ?? '?'} bytes) from ${l.remote?.location.replace(/^(registry|local):/, '')}`),
+    });
     const name = Store.workLayerName('build');
     const rw = await layers.createRW(parent as Digest | null, name);
     let rootfs: string;

@@ -497,19 +497,20 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
    * verified against its digest and its diffID while it is extracted into a staged driver layer, and
    * only then is the layer marked present. A failure leaves the layer lazy and nothing else behind.
    */
-  async ensurePresent(chain: Digest | null): Promise<void> {
+  async ensurePresent(chain: Digest | null, opts: { onFetch?: (layer: Layer) => void } = {}): Promise<void> {
     if (chain === null || this.get(chain).present) return;
     let fetch = this.fetching.get(chain);
     if (!fetch) {
-      fetch = this.fetch(this.get(chain)).finally(() => this.fetching.delete(chain));
+      fetch = this.fetch(this.get(chain), opts).finally(() => this.fetching.delete(chain));
       this.fetching.set(chain, fetch);
     }
     await fetch;
   }
 
-  private async fetch(layer: Layer): Promise<void> {
-    await this.ensurePresent(layer.parent);
+  private async fetch(layer: Layer, opts: { onFetch?: (layer: Layer) => void }): Promise<void> {
+    await this.ensurePresent(layer.parent, opts);
     const remote = layer.remote!;
+    opts.onFetch?.(layer);
     const cacheId = randomLayerId();
     const { staging, parentCacheId } = await this.lock.withExclusive(() => {
       const parentCacheId = layer.parent === null ? null : this.get(layer.parent).cacheId;
