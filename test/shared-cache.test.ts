@@ -143,6 +143,26 @@ describe('shared build cache', () => {
     }
   });
 
+  it('a layer another process fetched is not fetched again over it', async () => {
+    const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: 'FROM busybox\nRUN echo once > /once\n' });
+    const dir = path.join(t.work, 'cache');
+    await buildCollect(t.store, ctx, { cacheTo: [{ type: 'local', dest: dir }] });
+    const b = await storeWithSameBase();
+    const other = await Store.open(b.root); // a second process's view of the same root
+    try {
+      await buildCollect(b.store, ctx, { cacheFrom: [{ type: 'local', src: dir }] });
+      const chain = (await b.store.imageChain('app:latest')).chainID!;
+      expect(other.layers.get(chain).present).toBe(false); // seen lazy by the other one
+      expect((await runImage(b.store, 'app:latest', ['cat', '/once'])).stdout).toBe('once\n');
+      await other.layers.ensurePresent(chain);
+      expect(other.layers.get(chain).cacheId).toBe(b.store.layers.get(chain).cacheId);
+      expect(other.layers.orphanDriverLayers()).toEqual([]);
+    } finally {
+      await other.close();
+      await b.close();
+    }
+  });
+
   it('concurrent exports to one folder: the last writer wins and the cache stays whole', async () => {
     const dir = path.join(t.work, 'cache');
     const ctxs = ['one', 'two'].map((n) => writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: `FROM busybox\nRUN echo ${n} > /n\n` }));

@@ -97,7 +97,7 @@ export const imagesCommand = defineCommand(
           Repository: repo, Tag: tag, ID: id(img.id), Digest: img.manifestDigest,
           CreatedSince: timeAgo(img.created), CreatedAt: img.created ?? '', Size: humanSize(img.size),
           // Layers from a shared build cache are held lazily: their size is known, their files are not here.
-          ...(img.notFetched > 0 ? { NotFetched: humanSize(img.notFetched) } : {}),
+          ...(img.notFetched ? { NotFetched: humanSize(img.notFetched) } : {}),
         };
       });
       if (template === 'json') {

@@ -71,8 +71,8 @@ export interface ImageSummary {
   created: string | null;
   /** Sum of the uncompressed layer sizes (compressed size where unknown). */
   size: number;
-  /** Of `size`, the bytes of layers held lazily (a shared build cache's hits): known, not fetched. */
-  notFetched: number;
+  /** Of `size`, the bytes of layers held lazily (a shared build cache's hits): known, not fetched. Absent when 0. */
+  notFetched?: number;
 }
 
 export interface ImageHistoryItem {
@@ -386,8 +386,9 @@ export class ImageStore {
           manifestDigest: img.manifestDescriptor.digest,
           created: img.config.created ?? null,
           size: this.imageSize(img, info),
-          notFetched: this.notFetchedSize(img, info),
         });
+        const notFetched = this.notFetchedSize(img, info);
+        if (notFetched > 0) out[out.length - 1]!.notFetched = notFetched;
       }
       if (!opts.hideParents) return out;
       const parents = parentIds([...cache.values()].filter((x): x is ResolvedImage => x !== null));

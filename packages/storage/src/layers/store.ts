@@ -218,7 +218,8 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
 
   private readLayer(chain: Digest): Layer | null {
     const cached = this.cache.get(chain);
-    if (cached && fs.existsSync(this.layerDir(chain))) return cached;
+    // A lazy layer is read afresh: another process may have fetched it since.
+    if (cached?.present && fs.existsSync(this.layerDir(chain))) return cached;
     this.cache.delete(chain);
     const dir = this.layerDir(chain);
     const diff = readTextOrNull(path.join(dir, 'diff'));
