@@ -143,6 +143,25 @@ describe('shared build cache', () => {
     }
   });
 
+  it('COPY --from a stage that hit lazily fetches that stage\'s layer when the COPY runs', async () => {
+    const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), {
+      Dockerfile: 'FROM busybox AS builder\nRUN head -c 16 /dev/urandom | od -x > /out\nFROM busybox\nCOPY a.txt /a\nCOPY --from=builder /out /out\n',
+      'a.txt': 'one\n',
+    });
+    const dir = path.join(t.work, 'cache');
+    await buildCollect(t.store, ctx, { cacheTo: [{ type: 'local', dest: dir, mode: 'max' }] });
+    fs.writeFileSync(path.join(ctx, 'a.txt'), 'two\n');
+    const b = await storeWithSameBase();
+    try {
+      const built = await buildCollect(b.store, ctx, { cacheFrom: [{ type: 'local', src: dir }] });
+      expect(count(built.events, 'step-cached')).toBe(1); // the builder's RUN; both COPYs run
+      // The builder's random bytes came from the cache, fetched for the COPY --from.
+      expect((await runImage(b.store, 'app:latest', ['cat', '/out'])).stdout).toBe((await runImage(t.store, 'app:latest', ['cat', '/out'])).stdout);
+    } finally {
+      await b.close();
+    }
+  });
+
   it('a layer another process fetched is not fetched again over it', async () => {
     const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: 'FROM busybox\nRUN echo once > /once\n' });
     const dir = path.join(t.work, 'cache');
