@@ -291,6 +291,9 @@ describe('shared build cache', () => {
       const file = path.join(t.work, 'app.tar');
       await expect(b.store.save(['app:latest'], file, 'oci')).rejects.toThrow(new RegExp(`^layer ${theirs.digest} does not decompress to its diff_id sha256:`));
       expect(fs.existsSync(file)).toBe(false);
+      // docker-archive takes the uncompressed tar (materialized from the blob): the error names the blob's location.
+      await expect(b.store.save(['app:latest'], file, 'docker')).rejects.toThrow(new RegExp(`^layer sha256:[0-9a-f]{64}: blob ${theirs.digest} from local:${dir} does not decompress to its diff_id: its tar hashes to sha256:`));
+      expect(fs.existsSync(file)).toBe(false);
     } finally {
       await b.close();
     }
