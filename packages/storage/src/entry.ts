@@ -98,3 +98,4 @@ Object.defineProperty(exports, 'SeccompCompileError', { enumerable: true, get: f
 Object.defineProperty(exports, 'execInContainer', { enumerable: true, get: function () { return runtime.execInContainer; } });
 Object.defineProperty(exports, 'cgroupProcsOf', { enumerable: true, get: function () { return runtime.cgroupProcsOf; } });
 Object.defineProperty(exports, 'fsck', { enumerable: true, get: function () { return fsck.fsck; } });
+export * from './runtime/binfmt';

@@ -22,3 +22,4 @@ export * from './drivers';
 export * from './layers';
 export * from './cache';
 export * from './fsck';
+export * from './runtime/binfmt';

@@ -11,7 +11,8 @@ import { decompress } from './archive';
 import { TsbuildError, describeSystemError, shortName } from './errors';
 import { chainIDs, type Digest } from './digest';
 import { MediaTypes } from './content';
-import { ImageStore, hostPlatform, type ImageConfig, type RemoveResult } from './image';
+import { ImageStore, hostPlatform, type ImageConfig, type RemoveResult, type ImageResolveOptions } from './image';
+import type { Platform } from './content';
 import { LayerStore, type Layer } from './layers';
 import { BuildCache } from './cache';
 import type { DriverChoice } from './drivers';
@@ -61,6 +62,8 @@ export interface ImportOptions {
   /** Config changes (a subset of docker import -c): CMD/ENTRYPOINT/ENV/WORKDIR/USER as JSON or text. */
   config?: Partial<ImageConfig['config']>;
   onProgress?: (bytes: number) => void;
+  /** The platform the rootfs is for (import --platform); default this host's. */
+  platform?: Platform;
 }
 
 export interface Lease {
@@ -173,10 +176,12 @@ export class Store {
       throw err;
     }
     const now = new Date().toISOString();
+    const platform = opts.platform ?? hostPlatform();
     const config: ImageConfig = {
       created: now,
-      architecture: hostPlatform().architecture,
-      os: 'linux',
+      architecture: platform.architecture,
+      os: platform.os,
+      ...(platform.variant ? { variant: platform.variant } : {}),
       config: { ...(opts.config ?? {}) },
       rootfs: { type: 'layers', diff_ids: [layer.diffID] },
       history: [{ created: now, created_by: 'tsbuild import', ...(opts.message ? { comment: opts.message } : {}) }],
@@ -266,8 +271,8 @@ export class Store {
   }
 
   /** The chain ID of an image's top layer, or null for an image without layers. */
-  async imageChain(refOrId: string): Promise<{ id: Digest; chainID: Digest | null; config: ImageConfig }> {
-    const img = await this.images.resolve(refOrId);
+  async imageChain(refOrId: string, opts: ImageResolveOptions = {}): Promise<{ id: Digest; chainID: Digest | null; config: ImageConfig }> {
+    const img = await this.images.resolve(refOrId, opts);
     const chains = chainIDs(img.config.rootfs?.diff_ids ?? []);
     const top = chains.length > 0 ? chains[chains.length - 1]! : null;
     if (top !== null && !this.layers.has(top)) {
@@ -299,10 +304,9 @@ export class Store {
         cur = this.layers.get(cur as Digest).parent;
       }
     };
-    for (const summary of await this.images.list()) {
-      const img = await this.images.resolve(summary.id).catch(() => undefined);
-      if (!img) continue;
-      const chains = chainIDs(img.config.rootfs?.diff_ids ?? []);
+    // Every platform image of an index too, not only the one this host would pick.
+    for (const diffIDs of await this.images.allImageLayers()) {
+      const chains = chainIDs(diffIDs);
       markChain(chains[chains.length - 1] ?? null);
     }
     for (const rw of this.layers.listRW()) markChain(rw.parent);

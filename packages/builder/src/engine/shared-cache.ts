@@ -3,7 +3,7 @@
 // there, brings the record's layer into the store (verified) and records it locally. `--cache-to`
 // exports the records of the steps this build resolved: the final image's (mode=min) or every
 // stage's (mode=max).
-import { hostPlatform, platformCacheKey, type CacheRecord, type ExportRecord } from '@tsbuild/storage';
+import { formatPlatform, hostPlatform, platformCacheKey, type CacheRecord, type ExportRecord } from '@tsbuild/storage';
 import type { EventSink } from '../progress';
 import type { BuildBackend, SharedCacheSource } from './backend';
 import type { PlannedStage } from './plan';
@@ -77,8 +77,8 @@ export class SharedCaches {
    * The record of a step (local key `key`) on `parent` in the first source holding one, with its layer
    * brought into the store; undefined when no source has it.
    */
-  async hit(key: string, parent: string): Promise<CacheRecord | undefined> {
-    const remoteKey = platformCacheKey(key, this.platform);
+  async hit(key: string, parent: string, platform: string = this.platform): Promise<CacheRecord | undefined> {
+    const remoteKey = platformCacheKey(key, platform);
     for (const source of this.sources) {
       const record = source.records.get(remoteKey);
       if (!record || record.parent !== parent) continue;
@@ -92,13 +92,13 @@ export class SharedCaches {
 
 /** The records `spec` exports from what the build resolved, under their platform keys. */
 export function exportRecords(spec: CacheExportSpec, steps: readonly ResolvedStep[], final: PlannedStage): ExportRecord[] {
-  const platform = cachePlatform();
   const inImage = new Set<PlannedStage>();
   for (let s: PlannedStage | undefined = final; s; s = s.base.kind === 'stage' ? s.base.stage : undefined) inImage.add(s);
   const out = new Map<string, ExportRecord>();
   for (const step of steps) {
     if ((spec.mode ?? 'min') === 'min' && !inImage.has(step.stage)) continue;
-    const key = platformCacheKey(step.key, platform);
+    // Each step under the platform its stage was built for.
+    const key = platformCacheKey(step.key, formatPlatform(step.stage.platform));
     out.set(key, { ...step.record, key, parent: step.parent });
   }
   return [...out.values()];
