@@ -11,7 +11,7 @@ import { decompress } from './archive';
 import { TsbuildError, describeSystemError, shortName } from './errors';
 import { chainIDs, type Digest } from './digest';
 import { MediaTypes } from './content';
-import { ImageStore, hostPlatform, type ImageConfig, type RemoveResult, type ImageResolveOptions } from './image';
+import { ImageStore, configPlatform, formatPlatform, hostPlatform, parseReference, type ImageConfig, type RemoveResult, type ImageResolveOptions } from './image';
 import type { Platform } from './content';
 import { LayerStore, type Layer } from './layers';
 import { BuildCache } from './cache';
@@ -230,7 +230,16 @@ export class Store {
 
   /** Pulls an image from a registry into the layer store and tags it. */
   async pull(ref: string, opts: Omit<PullOptions, 'importer'> = {}): Promise<PullResult> {
-    return (await transport()).pullImage(this.images, ref, { ...opts, importer: this.layers });
+    // `pull --platform` of a name that holds other platforms keeps them: the name becomes an index.
+    const before = opts.platform ? await this.images.platformImages(ref).catch(() => []) : [];
+    const result = await (await transport()).pullImage(this.images, ref, { ...opts, importer: this.layers });
+    const pulled = await this.images.resolve(result.manifestDigest);
+    const platform = configPlatform(pulled.config);
+    const others = before.filter((c) => formatPlatform(c.platform) !== formatPlatform(platform));
+    if (others.length > 0 && !parseReference(ref).digest) {
+      await this.images.createIndex([...others, { manifest: pulled.manifestDescriptor, platform }], [result.reference]);
+    }
+    return result;
   }
 
   /**

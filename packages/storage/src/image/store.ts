@@ -297,6 +297,14 @@ export class ImageStore {
     });
   }
 
+  /** The platform images a reference names: each of an index's, or the one image with its config's platform. */
+  async platformImages(refOrId: string): Promise<IndexChild[]> {
+    const found = await this.resolveIndex(refOrId);
+    if (found) return found.index.manifests.filter((m) => m.platform).map((m) => ({ manifest: { mediaType: m.mediaType, digest: m.digest, size: m.size }, platform: m.platform! }));
+    const img = await this.resolve(refOrId);
+    return [{ manifest: img.manifestDescriptor, platform: configPlatform(img.config) }];
+  }
+
   /**
    * Writes an OCI image index over stored platform images and records it under `tags` (the tags
    * point at the index, as docker buildx and podman manifest do). Two images of one platform are refused.
