@@ -238,7 +238,8 @@ export class StageRunner {
   }
 
   private async chainOf(ref: string, current?: PlannedStage): Promise<string | null> {
-    for (const [planned] of this.results) {
+    // The stages this one reads from: a multi-platform build has one `builder` per target platform.
+    for (const planned of current ? current.deps : this.results.keys()) {
       const s = planned.stage;
       if ((s.name !== '' && s.name === ref.toLowerCase()) || (/^\d+$/.test(ref) && s.index === Number(ref))) {
         return (await this.stageResult(planned)).chainID;

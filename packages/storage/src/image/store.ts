@@ -323,7 +323,16 @@ export class ImageStore {
       manifests: children.map((c) => ({ mediaType: c.manifest.mediaType, digest: c.manifest.digest, size: c.manifest.size, platform: normalizePlatform(c.platform) })),
     };
     const desc = await this.content.putJson(index, MediaTypes.ociIndex);
-    await this.addImage(desc, tags);
+    const parsed = tags.map(parseTagReference);
+    const entry = manifestEntryDescriptor(desc);
+    const childDigests = new Set(index.manifests.map((m) => m.digest));
+    await this.lock.withExclusive(async () => {
+      // Untagged entries of its platform images (a multi-platform build's) are reached through the index now.
+      let entries = (await this.entries()).filter((e) => e.name !== null || !childDigests.has(e.descriptor.digest));
+      for (const t of parsed) entries = applyTag(entries, t, entry);
+      if (!entries.some((e) => e.descriptor.digest === entry.digest)) entries.push({ descriptor: entry, name: null });
+      await this.writeEntries(entries);
+    });
     return desc;
   }
 

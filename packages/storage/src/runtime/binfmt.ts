@@ -102,14 +102,19 @@ function handles(h: BinfmtHandler, arch: ElfArch): boolean {
   return true;
 }
 
+/** The enabled handlers that take `platform`'s ELF executables (with or without the F flag). */
+export function binfmtHandlersFor(platform: Platform, dir = BINFMT_DIR): BinfmtHandler[] {
+  const arch = ELF[platform.architecture];
+  return arch ? binfmtHandlers(dir).filter((h) => h.enabled && handles(h, arch)) : [];
+}
+
 /** How this host can run `platform`'s binaries. */
 export function emulationFor(platform: Platform, dir = BINFMT_DIR): Emulation {
   if (isHostPlatform(platform)) return { kind: 'native' };
   const name = formatPlatform(platform);
-  const arch = ELF[platform.architecture];
-  if (!arch) return { kind: 'none', reason: `tsbuild knows no emulator for ${name}` };
+  if (!ELF[platform.architecture]) return { kind: 'none', reason: `tsbuild knows no emulator for ${name}` };
   if (!binfmtEnabled(dir)) return { kind: 'none', reason: `no binfmt_misc handler for ${name} (binfmt_misc is not mounted or disabled)` };
-  const matching = binfmtHandlers(dir).filter((h) => h.enabled && handles(h, arch));
+  const matching = binfmtHandlersFor(platform, dir);
   const usable = matching.find((h) => h.flags.includes('F'));
   if (usable) return { kind: 'binfmt', handler: usable };
   if (matching.length > 0) {
