@@ -210,6 +210,16 @@ describe('with qemu-user-static registered', () => {
     const child = JSON.parse(fs.readFileSync(path.join(copy, 'blobs', 'sha256', top1.digest.slice(7)), 'utf8'));
     expect(child.manifests).toHaveLength(2);
     for (const m of child.manifests) expect(fs.existsSync(path.join(copy, 'blobs', 'sha256', m.digest.slice(7)))).toBe(true);
+    // The OCI layout, as an archive, loads back as one multi-platform image.
+    const archive = path.join(top, 'copy.tar');
+    execFileSync('tar', ['-cf', archive, '-C', copy, '.']);
+    const loaded = path.join(top, 'loaded-root');
+    try {
+      expect(cli(loaded, ['load', '-i', archive]).stdout).toBe('Loaded image: multi:latest\n');
+      expect(cli(loaded, ['images', '--format', '{{.Repository}} {{.Platform}}']).stdout).toBe('multi linux/amd64,linux/arm64\n');
+    } finally {
+      fs.rmSync(loaded, { recursive: true, force: true });
+    }
     await podman.podman(['pull', '--tls-verify=false', '--platform', 'linux/arm64', image]);
     const arch = (await podman.podman(['image', 'inspect', '--format', '{{.Architecture}}', image])).stdout.trim();
     expect(arch).toBe('arm64');

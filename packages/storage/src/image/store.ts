@@ -323,8 +323,14 @@ export class ImageStore {
       manifests: children.map((c) => ({ mediaType: c.manifest.mediaType, digest: c.manifest.digest, size: c.manifest.size, platform: normalizePlatform(c.platform) })),
     };
     const desc = await this.content.putJson(index, MediaTypes.ociIndex);
+    await this.addIndex(desc, index, tags);
+    return desc;
+  }
+
+  /** Records a stored image index under `tags` (untagged if none); its images need no entries of their own. */
+  async addIndex(desc: Descriptor, index: ImageIndex, tags: string[]): Promise<void> {
     const parsed = tags.map(parseTagReference);
-    const entry = manifestEntryDescriptor(desc);
+    const entry = manifestEntryDescriptor({ ...desc, mediaType: index.mediaType ?? MediaTypes.ociIndex });
     const childDigests = new Set(index.manifests.map((m) => m.digest));
     await this.lock.withExclusive(async () => {
       // Untagged entries of its platform images (a multi-platform build's) are reached through the index now.
@@ -333,7 +339,6 @@ export class ImageStore {
       if (!entries.some((e) => e.descriptor.digest === entry.digest)) entries.push({ descriptor: entry, name: null });
       await this.writeEntries(entries);
     });
-    return desc;
   }
 
   private async findManifest(entries: IndexEntry[], input: string): Promise<Descriptor> {
