@@ -225,6 +225,16 @@ describe('with qemu-user-static registered', () => {
     expect(arch).toBe('arm64');
   });
 
+  it('rmi of the index removes the image of every platform', () => {
+    const index = JSON.parse(ok(['manifest', 'inspect', image]));
+    const blob = (d: string) => path.join(root, 'oci', 'blobs', 'sha256', d.slice(7));
+    const digests: string[] = index.manifests.map((m: { digest: string }) => m.digest);
+    for (const d of digests) expect(fs.existsSync(blob(d))).toBe(true);
+    ok(['rmi', image]);
+    for (const d of digests) expect(fs.existsSync(blob(d))).toBe(false);
+    expect(ok(['fsck'])).toMatch(/no problems/);
+  });
+
   it('pull --platform brings one platform; pulling another keeps both under the name', () => {
     const other = path.join(top, 'other-root');
     try {

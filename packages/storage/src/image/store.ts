@@ -758,7 +758,13 @@ export class ImageStore {
       }
       entries = entries.filter((e) => !manifestDigests.has(e.descriptor.digest));
       await this.writeEntries(entries);
-      released = await this.deleteUnreferenced(entries, [{ img, entryDigests: [...manifestDigests] }], result);
+      const images = [{ img, entryDigests: [...manifestDigests] }];
+      // An index's other platform images go with it (unless something else still reaches them).
+      for (const child of (await this.readManifest(target)).index?.manifests ?? []) {
+        const other = await this.load(child, entries).catch(() => null);
+        if (other && other.id !== img.id) images.push({ img: other, entryDigests: [child.digest] });
+      }
+      released = await this.deleteUnreferenced(entries, images, result);
     });
     await this.release(released);
     return result;
