@@ -23,7 +23,7 @@ import type { FsckReport } from './fsck';
 import { createLease, readLeases } from './lease';
 import { removeStaleCgroups } from './runtime/cgroups';
 import { Containers } from './containers';
-import type { CacheWriteResult, ExportRecord, LoadedCache, PullOptions, PullResult, PushOptions, PushResult, SaveFormat, SaveOptions } from './transport';
+import type { CacheWriteResult, LayerImporter, ExportRecord, LoadedCache, PullOptions, PullResult, PushOptions, PushResult, SaveFormat, SaveOptions } from './transport';
 
 // Loaded when first used: most commands (a cached build, images, run) never move images in or out.
 const transport = () => import('./transport/index.js');
@@ -196,7 +196,8 @@ export class Store {
 
   /** Loads a docker-archive or OCI archive (plain or compressed); returns the references it tagged. */
   async load(file: string, onProgress?: SaveOptions['onProgress']): Promise<{ images: string[]; ids: string[] }> {
-    return (await transport()).loadArchive(this.images, file, { importer: this.layers, ...(onProgress ? { onProgress } : {}) });
+    const t = await transport();
+    return this.withLeasedImporter((importer) => t.loadArchive(this.images, file, { importer, ...(onProgress ? { onProgress } : {}) }));
   }
 
   /**
@@ -232,7 +233,8 @@ export class Store {
   async pull(ref: string, opts: Omit<PullOptions, 'importer'> = {}): Promise<PullResult> {
     // `pull --platform` of a name that holds other platforms keeps them: the name becomes an index.
     const before = opts.platform ? await this.images.platformImages(ref).catch(() => []) : [];
-    const result = await (await transport()).pullImage(this.images, ref, { ...opts, importer: this.layers });
+    const t = await transport();
+    const result = await this.withLeasedImporter((importer) => t.pullImage(this.images, ref, { ...opts, importer }));
     const pulled = await this.images.resolve(result.manifestDigest);
     const platform = configPlatform(pulled.config);
     const others = before.filter((c) => formatPlatform(c.platform) !== formatPlatform(platform));
@@ -240,6 +242,19 @@ export class Store {
       await this.images.createIndex([...others, { manifest: pulled.manifestDescriptor, platform }], [result.reference]);
     }
     return result;
+  }
+
+  /**
+   * Runs an import (load, pull) whose layers stay leased until it returns: between one layer and the
+   * next, and until the image is written, no root reaches the layers imported so far.
+   */
+  private async withLeasedImporter<T>(run: (importer: LayerImporter) => Promise<T>): Promise<T> {
+    const lease = await this.lease();
+    try {
+      return await run(this.layers.leasedImporter(lease));
+    } finally {
+      await lease.release();
+    }
   }
 
   /**
