@@ -6,7 +6,8 @@
 // mounted from another repository of the same registry that the store knows holds it (a local tag
 // there, or `mountFrom`), else uploaded, streamed from the store and verified on the way out. The
 // manifest goes last: the original bytes when every layer was already compressed (its digest stays),
-// else an OCI manifest naming the gzip blobs.
+// else an OCI manifest naming the gzip blobs. A multi-platform image pushes each platform image by
+// digest, then an index naming them as they went out, under the tag.
 //
 // Pull: the manifest (an index is resolved to this host's platform), the config and every missing
 // layer blob are stored verified against their digests; the layers are handed bottom-up to the
