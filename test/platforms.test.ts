@@ -118,7 +118,7 @@ describe('without a binfmt_misc handler', () => {
       const runs: string[] = [];
       const names = new Map<number, string>();
       const result = await build(
-        { context: dir, platforms: ['linux/amd64', 'linux/arm64'], tags: ['cross'], noCache: true },
+        { context: dir, platforms: ['linux/amd64', 'linux/arm64'], tags: ['cross'], noCache: true, cacheTo: [{ type: 'local', dest: path.join(top, 'cache') }] },
         {
           store,
           onEvent: (e) => {
@@ -149,6 +149,9 @@ describe('without a binfmt_misc handler', () => {
       expect(arm.out).toBe('arm64 linux/arm64 from linux/amd64');
       expect([amd.builtOn, arm.builtOn]).toEqual(['x86_64', 'x86_64']);
       expect(arm.runId).toBe(amd.runId);
+      // The exported cache holds the final stage's step of both platforms (mode=min).
+      const cache = await store.readBuildCache({ dir: path.join(top, 'cache') });
+      expect(cache?.records.size).toBe(2);
     } finally {
       await store.close();
     }

@@ -214,16 +214,16 @@ class Builder implements PlanSession, ExecSession {
     const ids = indexDigest ? { imageId: indexDigest, manifestDigest: indexDigest } : { imageId: images[0]!.imageId, manifestDigest: images[0]!.manifestDigest };
     const tags: string[] = [];
     for (const t of this.opts.tags ?? []) tags.push(await this.backend.tag(t, indexDigest ?? ids.imageId));
-    for (const spec of this.opts.cacheTo ?? []) for (const f of finals) await this.exportCache(spec, f);
+    for (const spec of this.opts.cacheTo ?? []) await this.exportCache(spec, finals);
     this.emit({ type: 'image', imageId: ids.imageId, manifestDigest: ids.manifestDigest, tags, time: Date.now() });
     return { ...ids, ...(indexDigest ? { indexDigest } : {}), platforms: images, tags, config: first!, warnings: this.warnings };
   }
 
-  private async exportCache(spec: CacheExportSpec, finalStage: PlannedStage): Promise<void> {
+  private async exportCache(spec: CacheExportSpec, finals: PlannedStage[]): Promise<void> {
     if (!this.backend.writeSharedCache) throw new BuildError('this build backend cannot export a build cache');
     const vertex = this.startVertex(`exporting cache to ${cacheName(spec)}`);
     try {
-      const written = await this.backend.writeSharedCache(spec, exportRecords(spec, this.runner.resolvedSteps, finalStage));
+      const written = await this.backend.writeSharedCache(spec, exportRecords(spec, this.runner.resolvedSteps, finals));
       const said = written.unchanged ? 'unchanged, nothing written' : `${written.bytes} bytes of blobs written`;
       this.emit({ type: 'step-log', vertex, stream: 'stdout', data: Buffer.from(`${said}\n`), time: Date.now() });
     } catch (err) {

@@ -171,7 +171,9 @@ export class Planner {
         await pull('is not in the store');
         return await backend.resolveImage(ref, wanted);
       }
-      throw new BuildError(lineMessage(line, `base image "${ref}" not found: ${(err as Error).message}`));
+      // Found, but not for this platform: say that, not "not found".
+      const missing = (err as { code?: string }).code === 'ENOIMAGE';
+      throw new BuildError(lineMessage(line, `base image "${ref}"${missing ? ' not found' : ''}: ${(err as Error).message}`));
     }
   }
 

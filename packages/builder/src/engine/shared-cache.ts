@@ -91,9 +91,10 @@ export class SharedCaches {
 }
 
 /** The records `spec` exports from what the build resolved, under their platform keys. */
-export function exportRecords(spec: CacheExportSpec, steps: readonly ResolvedStep[], final: PlannedStage): ExportRecord[] {
+export function exportRecords(spec: CacheExportSpec, steps: readonly ResolvedStep[], finals: readonly PlannedStage[]): ExportRecord[] {
+  // The final stage of every target platform, and the stages under it.
   const inImage = new Set<PlannedStage>();
-  for (let s: PlannedStage | undefined = final; s; s = s.base.kind === 'stage' ? s.base.stage : undefined) inImage.add(s);
+  for (const final of finals) for (let s: PlannedStage | undefined = final; s; s = s.base.kind === 'stage' ? s.base.stage : undefined) inImage.add(s);
   const out = new Map<string, ExportRecord>();
   for (const step of steps) {
     if ((spec.mode ?? 'min') === 'min' && !inImage.has(step.stage)) continue;

@@ -424,7 +424,7 @@ export class ImageStore {
       // Without a wanted platform: this host's, else the first image (so images and inspect show it).
       const child = platform ? selectPlatform(index.manifests, platform) : (selectPlatform(index.manifests, hostPlatform()) ?? index.manifests.find((m) => m.platform));
       if (!child) {
-        throw userError(`image index ${desc.digest} has no image for ${formatPlatform(platform ?? hostPlatform())} (it has ${describePlatforms(index.manifests)})`);
+        throw userError(`no image for ${formatPlatform(platform ?? hostPlatform())} in its index (it has ${describePlatforms(index.manifests)})`);
       }
       return { ...(await this.readManifest(child, depth + 1, platform)), index };
     }
