@@ -170,6 +170,7 @@ describe('with qemu-user-static registered', () => {
     image = `${registry.host}/multi:1`;
     const dir = context('uname', 'FROM bb\nRUN uname -m > /arch\nCMD ["cat", "/arch"]\n');
     ok(['build', '-q', '--platform', 'linux/amd64,linux/arm64', '-t', image, dir]);
+    ok(['push', image]);
   }, 300_000);
 
   afterAll(async () => {
@@ -202,7 +203,6 @@ describe('with qemu-user-static registered', () => {
   });
 
   it('push carries the index: skopeo inspects and copies it, podman pulls the arm64 image', async () => {
-    ok(['push', image]);
     const raw = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${image}`], { encoding: 'utf8' }));
     expect(raw.mediaType).toBe('application/vnd.oci.image.index.v1+json');
     expect(raw.manifests.map((m: { platform: Platform }) => `${m.platform.os}/${m.platform.architecture}`)).toEqual(['linux/amd64', 'linux/arm64']);
@@ -245,8 +245,15 @@ describe('with qemu-user-static registered', () => {
         const r = cli(other, ['pull', '-q', '--platform', p, image]);
         expect(r.status, r.stderr).toBe(0);
       };
+      // FROM pulls the platform being built from the registry's index.
+      const from = context('from-registry', `FROM ${image}\nCOPY Dockerfile /copied\n`);
+      const built = cli(other, ['build', '-q', '--platform', 'linux/arm64', '-t', 'from-registry', from]);
+      expect(built.status, built.stderr).toBe(0);
+      expect(JSON.parse(cli(other, ['inspect', 'from-registry']).stdout)[0].Architecture).toBe('arm64');
+      expect(cli(other, ['images', '--format', '{{.Platform}}', image]).stdout).toBe('linux/arm64\n');
+      expect(cli(other, ['rmi', 'from-registry']).status).toBe(0);
       pull('linux/arm64');
-      expect(cli(other, ['images', '--format', '{{.Platform}}']).stdout).toBe('linux/arm64\n');
+      expect(cli(other, ['images', '--format', '{{.Platform}}', image]).stdout).toBe('linux/arm64\n');
       pull('linux/amd64');
       expect(cli(other, ['images', '--format', '{{.Platform}}', image]).stdout).toBe('linux/arm64,linux/amd64\n');
       expect(cli(other, ['run', '--rm', '--platform', 'linux/arm64', image]).stdout).toBe('aarch64\n');
