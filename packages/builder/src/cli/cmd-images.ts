@@ -99,6 +99,8 @@ export const imagesCommand = defineCommand(
         return {
           Repository: repo, Tag: tag, ID: id(img.id), Digest: img.manifestDigest,
           CreatedSince: timeAgo(img.created), CreatedAt: img.created ?? '', Size: humanSize(img.size), Platform: img.platform,
+          // Layers from a shared build cache are held lazily: their size is known, their files are not here.
+          ...(img.notFetched ? { NotFetched: humanSize(img.notFetched) } : {}),
         };
       });
       if (template === 'json') {
@@ -112,7 +114,7 @@ export const imagesCommand = defineCommand(
         const host = formatPlatform(hostPlatform());
         const platforms = items.some((i) => i.Platform !== host);
         const head = ['REPOSITORY', 'TAG', ...(values.digests ? ['DIGEST'] : []), 'IMAGE ID', ...(platforms ? ['PLATFORM'] : []), 'CREATED', 'SIZE'];
-        const rows = [head, ...items.map((i) => [i.Repository, i.Tag, ...(values.digests ? [i.Digest] : []), i.ID, ...(platforms ? [i.Platform] : []), i.CreatedSince, i.Size])];
+        const rows = [head, ...items.map((i) => [i.Repository, i.Tag, ...(values.digests ? [i.Digest] : []), i.ID, ...(platforms ? [i.Platform] : []), i.CreatedSince, i.NotFetched ? `${i.Size} (${i.NotFetched} not fetched)` : i.Size])];
         process.stdout.write(table(rows));
       }
       return 0;
