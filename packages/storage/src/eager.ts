@@ -14,3 +14,4 @@ export * from './containers';
 export * from './drivers';
 export * from './layers';
 export * from './cache';
+export * from './runtime/binfmt';
