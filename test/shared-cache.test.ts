@@ -250,6 +250,55 @@ describe('shared build cache', () => {
     }
   });
 
+  it('a cache whose record pairs a layer with another blob: a save of the lazy image fails naming the layer', async () => {
+    // Two caches; the first's record is made to name the second's blob (config, manifest and index
+    // rewritten with matching digests): every document verifies, only the blob's tar contradicts the diffID.
+    const cacheOf = async (line: string, dir: string) => {
+      const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: `FROM busybox\n${line}\n` });
+      await buildCollect(t.store, ctx, { cacheTo: [{ type: 'local', dest: dir }] });
+      return ctx;
+    };
+    const dir = path.join(t.work, 'cache');
+    const other = path.join(t.work, 'other');
+    const ctx = await cacheOf('RUN echo one > /one', dir);
+    await cacheOf('RUN echo two > /two', other);
+    const blobPath = (root: string, digest: string) => path.join(root, 'blobs', 'sha256', digest.slice('sha256:'.length));
+    const manifestOf = (root: string) => {
+      const index = JSON.parse(fs.readFileSync(path.join(root, 'index.json'), 'utf8'));
+      return { index, manifest: JSON.parse(fs.readFileSync(blobPath(root, index.manifests[0].digest), 'utf8')) };
+    };
+    const { index, manifest } = manifestOf(dir);
+    const [ours, theirs] = [manifest.layers[0], manifestOf(other).manifest.layers[0]];
+    fs.copyFileSync(blobPath(other, theirs.digest), blobPath(dir, theirs.digest));
+    const swap = (v: unknown): unknown =>
+      Array.isArray(v) ? v.map(swap)
+      : v && typeof v === 'object' ? ((o) => (o.digest === ours.digest ? { ...o, digest: theirs.digest, size: theirs.size } : o))(Object.fromEntries(Object.entries(v).map(([k, x]) => [k, swap(x)])) as Record<string, unknown>)
+      : v;
+    const put = (value: unknown) => {
+      const bytes = Buffer.from(JSON.stringify(value));
+      const digest = `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
+      fs.writeFileSync(blobPath(dir, digest), bytes);
+      return { digest, size: bytes.length };
+    };
+    const config = put(swap(JSON.parse(fs.readFileSync(blobPath(dir, manifest.config.digest), 'utf8'))));
+    const forged = put({ ...(swap(manifest) as object), config: { ...manifest.config, ...config } });
+    fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({ ...index, manifests: [{ ...index.manifests[0], ...forged }] }));
+
+    const b = await storeWithSameBase();
+    try {
+      const built = await buildCollect(b.store, ctx, { cacheFrom: [{ type: 'local', src: dir }] });
+      expect(count(built.events, 'step-cached')).toBe(1);
+      const file = path.join(t.work, 'app.tar');
+      await expect(b.store.save(['app:latest'], file, 'oci')).rejects.toThrow(new RegExp(`^layer ${theirs.digest} does not decompress to its diff_id sha256:`));
+      expect(fs.existsSync(file)).toBe(false);
+      // docker-archive takes the uncompressed tar (materialized from the blob): the error names the blob's location.
+      await expect(b.store.save(['app:latest'], file, 'docker')).rejects.toThrow(new RegExp(`^layer sha256:[0-9a-f]{64}: blob ${theirs.digest} from local:${dir} does not decompress to its diff_id: its tar hashes to sha256:`));
+      expect(fs.existsSync(file)).toBe(false);
+    } finally {
+      await b.close();
+    }
+  });
+
   it('the CLI takes buildx syntax and logs the import, each CACHED step and the export', async () => {
     const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: DOCKERFILE, 'a.txt': 'hello\n' });
     const dir = path.join(t.work, 'cache');

@@ -2,7 +2,7 @@
 // stored form of the same diffID (an imported layer's original gzip, a gzip kept by an earlier save),
 // or are rebuilt from the layer's diff directory (materialization). Loads and pulls stage their blobs
 // in the content store first, so the images they bring in are read through this same source.
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { decompress } from '../archive/decompress';
@@ -45,7 +45,8 @@ export class StoreLayer implements LayerBlob {
     // A lazily held layer's cache blob that is not stored here: streamed from the cache, verified.
     if (this.digest !== this.diffID && !(await this.store.content.has(this.digest))) {
       const remote = this.store.remoteLayerForm(this.diffID);
-      if (remote?.blob.digest === this.digest) return remote.open();
+      // The cache's config pairs the blob with the diffID; only the bytes can confirm it.
+      if (remote?.blob.digest === this.digest) return passVerifiedAgainstDiffID(await remote.open(), remote.blob, this.diffID);
     }
     return this.store.content.open(this.digest, { size: this.size });
   }
@@ -178,6 +179,36 @@ export function chainInto(out: PassThrough, streams: Readable[], wrap: (err: Err
   let prev: Readable | undefined;
   for (const s of streams) prev = prev ? (prev.pipe(s as unknown as NodeJS.WritableStream) as unknown as Readable) : s;
   prev?.pipe(out);
+}
+
+/**
+ * A compressed layer blob passed through as it is, ending only once its decompressed bytes hashed to
+ * `diffID` (else it fails naming the layer): what a save or push serves of a blob it did not import.
+ */
+function passVerifiedAgainstDiffID(raw: Readable, blob: Descriptor, diffID: Digest): Readable {
+  const side = new PassThrough({ highWaterMark: 1 << 20 });
+  const verify = verifyingStream(diffID);
+  const verified = new Promise<void>((resolve) => verify.on('finish', resolve));
+  const out = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      if (side.write(chunk)) done(null, chunk);
+      else side.once('drain', () => done(null, chunk));
+    },
+    flush(done) {
+      side.end();
+      void verified.then(() => done());
+    },
+  });
+  // A mismatch or a broken blob fails the output at once (the side chain stops draining then).
+  const fail = (err: Error) => out.destroy(decompressError(err, blob, diffID));
+  const decompressed = decompress(side);
+  for (const s of [side, decompressed, verify]) s.on('error', fail);
+  decompressed.pipe(verify).resume();
+  raw.on('error', (err) => out.destroy(err));
+  out.on('close', () => {
+    if (!out.writableFinished) for (const s of [raw, side, decompressed, verify]) s.destroy();
+  });
+  return raw.pipe(out);
 }
 
 /** The layers of a resolved image, as model layers over the store. */

@@ -40,9 +40,9 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Writable, type Readable } from 'node:stream';
+import { PassThrough, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { HashingStream, digestHex, isDigest, sha256OfBuffer, type Digest } from '../digest';
+import { DigestMismatchError, HashingStream, digestHex, isDigest, sha256OfBuffer, verifyingStream, type Digest } from '../digest';
 import { StoreLock } from '../lock';
 import type { LayerBlobSource } from '../content/types';
 import type { LayerImporter } from '../transport/load';
@@ -59,6 +59,7 @@ import {
 import { decompress } from '../archive/decompress';
 import { TsbuildError } from '../errors';
 import { checkDescriptor } from '../image/decode';
+import { chainInto } from '../image/local';
 import { mkdirpSync } from '../atomic';
 import { TarContentCounter } from '../archive/content-size';
 
@@ -95,6 +96,20 @@ function parseRemote(text: string | null): RemoteLayer | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A remote blob decompressed, verified against the diffID the cache paired it with; a mismatch names
+ * the blob and where it is (not the diff directory, which the generic materialize message blames).
+ */
+function verifiedRemoteTar(blob: Readable, diffID: Digest, remote: RemoteLayer): Readable {
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  const head = `layer ${diffID}: blob ${remote.blob.digest} from ${remote.location}`;
+  chainInto(out, [decompress(blob), verifyingStream(diffID)], (err) =>
+    err instanceof DigestMismatchError && err.expected === diffID
+      ? new TsbuildError('EDIGEST', `${head} does not decompress to its diff_id: its tar hashes to ${err.actual}`, { cause: err })
+      : new TsbuildError('EDIGEST', `${head}: ${err.message}`, { cause: err }));
+  return out;
 }
 
 /** What LayerStore.checkDiff found about a layer's diff directory. */
@@ -596,7 +611,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     const built = layers.find((l) => l.present && this.isRebuildable(l.chainID));
     if (built) return Promise.resolve(this.tarOf(built));
     const remote = layers.find((l) => l.remote)?.remote;
-    if (remote) return this.openRemote(remote).then((blob) => decompress(blob));
+    if (remote) return this.openRemote(remote).then((blob) => verifiedRemoteTar(blob, diffID, remote));
     const layer = layers.find((l) => l.present);
     return layer ? Promise.resolve(this.tarOf(layer)) : null;
   }
