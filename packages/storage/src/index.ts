@@ -16,6 +16,7 @@ export * from './image';
 export * from './transport';
 export * from './archive';
 export * from './store';
+export * from './rootless';
 export * from './runtime';
 export * from './containers';
 export * from './drivers';

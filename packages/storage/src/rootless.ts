@@ -1,0 +1,287 @@
+// The rootless mode (issue 15): an ordinary user runs tsbuild as root of a user namespace that maps
+// the user to 0 and the user's subordinate ids (/etc/subuid, /etc/subgid) to 1..N, with a mount
+// namespace of its own, the way BuildKit's RootlessKit and buildah's unshare do. Node is multithreaded
+// and cannot unshare a user namespace itself, so the static `tsbuild-userns` helper does and waits
+// while this process, still outside, maps it with the setuid newuidmap/newgidmap (package uidmap).
+// Inside, tsbuild is root: what differs is read from here (overlay's userxattr, no cgroups, no mknod).
+import { spawn as spawnProcess, execFile } from 'node:child_process';
+import type { Socket } from 'node:net';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { nativeBinaries } from '@tsbuild/native';
+import { TsbuildError, shortName } from './errors';
+
+/** A contiguous block of ids: `inside` maps to `outside` .. `outside + count - 1`. */
+export interface IdMapping {
+  inside: number;
+  outside: number;
+  count: number;
+}
+
+/** The fewest subordinate ids a user needs (what useradd gives and images with service users need). */
+export const MIN_SUBORDINATE_IDS = 65536;
+
+const IDENTITY_MAP = '0 0 4294967295';
+
+/** Parses /proc/PID/uid_map or gid_map text. */
+export function parseIdMap(text: string): IdMapping[] {
+  return text
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/).map(Number))
+    .filter((f) => f.length === 3 && f.every(Number.isInteger))
+    .map(([inside, outside, count]) => ({ inside: inside!, outside: outside!, count: count! }));
+}
+
+let ownMapsCache: { uid: IdMapping[]; gid: IdMapping[] } | null | undefined;
+
+/**
+ * This process's uid and gid maps when it runs in a user namespace other than the initial one (the
+ * rootless mode), else null. Read once.
+ */
+export function userNamespaceMaps(): { uid: IdMapping[]; gid: IdMapping[] } | null {
+  if (ownMapsCache !== undefined) return ownMapsCache;
+  let uid: string;
+  try {
+    uid = fs.readFileSync('/proc/self/uid_map', 'utf8');
+  } catch {
+    return (ownMapsCache = null);
+  }
+  ownMapsCache = uid.trim().split(/\s+/).join(' ') === IDENTITY_MAP
+    ? null
+    : { uid: parseIdMap(uid), gid: parseIdMap(fs.readFileSync('/proc/self/gid_map', 'utf8')) };
+  return ownMapsCache;
+}
+
+/** True in a user namespace (tsbuild's rootless mode): mounts take `userxattr`, there is no mknod, no cgroup. */
+export function inUserNamespace(): boolean {
+  return userNamespaceMaps() !== null;
+}
+
+/** True when tsbuild cannot act as the host's root: not uid 0, or uid 0 of a user namespace. */
+export function isRootless(): boolean {
+  return (typeof process.geteuid === 'function' && process.geteuid() !== 0) || inUserNamespace();
+}
+
+/** The default storage root: /var/lib/tsbuild for root, else $XDG_DATA_HOME/tsbuild or ~/.local/share/tsbuild. */
+export function defaultStorageRoot(env: NodeJS.ProcessEnv = process.env): string {
+  if (!isRootless()) return '/var/lib/tsbuild';
+  const xdg = env.XDG_DATA_HOME;
+  if (xdg && path.isAbsolute(xdg)) return path.join(xdg, 'tsbuild');
+  return path.join(env.HOME || os.homedir(), '.local', 'share', 'tsbuild');
+}
+
+function mapped(maps: IdMapping[], id: number): boolean {
+  return maps.some((m) => id >= m.inside && id < m.inside + m.count);
+}
+
+function mappedRange(maps: IdMapping[]): string {
+  return maps.map((m) => (m.count === 1 ? `${m.inside}` : `${m.inside}-${m.inside + m.count - 1}`)).join(', ');
+}
+
+/**
+ * lchown that, in the rootless mode, turns the kernel's EINVAL for an id outside the mapping into a
+ * one-line error naming the file and the id (`name`: how the user knows the file, e.g. its path in
+ * the image). Never falls back to another owner.
+ */
+export function lchownMapped(file: string | Buffer, uid: number, gid: number, name: string): void {
+  try {
+    fs.lchownSync(file, uid, gid);
+  } catch (err) {
+    const maps = (err as NodeJS.ErrnoException).code === 'EINVAL' ? userNamespaceMaps() : null;
+    if (!maps) throw err;
+    const [kind, id, table] = !mapped(maps.uid, uid) ? ['uid', uid, maps.uid] as const : ['gid', gid, maps.gid] as const;
+    throw new TsbuildError(
+      'EUNMAPPEDID',
+      `${shortName(name)} is owned by ${kind} ${id}, outside the ${kind}s this user namespace maps (${mappedRange(table)}); ` +
+        `give the user more subordinate ids in /etc/sub${kind}`,
+      { cause: err },
+    );
+  }
+}
+
+// ---- entering the namespace ----
+
+/** The user's blocks in /etc/subuid or /etc/subgid (lines `name-or-id:start:count`), in file order. */
+export function subordinateRanges(text: string, user: { name: string; id: number }): { start: number; count: number }[] {
+  const out: { start: number; count: number }[] = [];
+  for (const line of text.split('\n')) {
+    const [who, start, count] = line.trim().split(':');
+    if (who !== user.name && who !== String(user.id)) continue;
+    const s = Number(start);
+    const c = Number(count);
+    if (Number.isInteger(s) && Number.isInteger(c) && s >= 0 && c > 0) out.push({ start: s, count: c });
+  }
+  return out;
+}
+
+/** newuidmap/newgidmap arguments: the user is 0, the subordinate blocks follow from 1. */
+export function namespaceMapping(ownId: number, ranges: { start: number; count: number }[]): IdMapping[] {
+  const maps: IdMapping[] = [{ inside: 0, outside: ownId, count: 1 }];
+  let next = 1;
+  for (const r of ranges) {
+    maps.push({ inside: next, outside: r.start, count: r.count });
+    next += r.count;
+  }
+  return maps;
+}
+
+export interface RootlessUser {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+function currentUser(): RootlessUser {
+  const info = os.userInfo();
+  return { name: info.username, uid: info.uid, gid: info.gid };
+}
+
+function readOrEmpty(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The maps the user's namespace gets, or a one-line error (exit 125) naming what the host lacks: a line
+ * in /etc/subuid or /etc/subgid, or newuidmap/newgidmap. Checked before anything is created.
+ */
+export function rootlessMappings(
+  user: RootlessUser = currentUser(),
+  files: { subuid: string; subgid: string } = { subuid: '/etc/subuid', subgid: '/etc/subgid' },
+): { uid: IdMapping[]; gid: IdMapping[] } {
+  const missing: string[] = [];
+  const result = { uid: [] as IdMapping[], gid: [] as IdMapping[] };
+  for (const kind of ['uid', 'gid'] as const) {
+    const file = kind === 'uid' ? files.subuid : files.subgid;
+    const ranges = subordinateRanges(readOrEmpty(file), { name: user.name, id: user[kind] });
+    const total = ranges.reduce((n, r) => n + r.count, 0);
+    if (total < MIN_SUBORDINATE_IDS) {
+      missing.push(`${file} needs a line "${user.name}:100000:${MIN_SUBORDINATE_IDS}"${total > 0 ? ` (it gives ${total} ids)` : ''}`);
+    }
+    result[kind] = namespaceMapping(user[kind], ranges);
+  }
+  if (missing.length > 0) {
+    throw new TsbuildError(
+      'ENOSUBIDS',
+      `rootless mode needs subordinate ids for ${user.name}: ${missing.join(' and ')} ` +
+        `(as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${user.name})`,
+      { exitCode: 125 },
+    );
+  }
+  return result;
+}
+
+const execFileAsync = promisify(execFile);
+
+function onPath(command: string): string | undefined {
+  for (const dir of (process.env.PATH || '/usr/local/bin:/usr/bin:/bin').split(':')) {
+    const full = path.join(dir || '.', command);
+    try {
+      fs.accessSync(full, fs.constants.X_OK);
+      return full;
+    } catch {
+      // next
+    }
+  }
+  for (const dir of ['/usr/bin', '/usr/sbin', '/bin']) if (fs.existsSync(path.join(dir, command))) return path.join(dir, command);
+  return undefined;
+}
+
+const UNSHARE_HINT =
+  'user namespaces are disabled for unprivileged users here (sysctl user.max_user_namespaces, ' +
+  'kernel.unprivileged_userns_clone on Debian, kernel.apparmor_restrict_unprivileged_userns on Ubuntu, ' +
+  "or a container's seccomp profile)";
+
+async function writeMap(tool: string, pid: number, maps: IdMapping[]): Promise<void> {
+  const args = [String(pid), ...maps.flatMap((m) => [String(m.inside), String(m.outside), String(m.count)])];
+  try {
+    await execFileAsync(tool, args);
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    const why = (e.stderr || e.message).trim().split('\n').pop();
+    throw new TsbuildError('EUSERNSMAP', `rootless mode: ${path.basename(tool)} failed: ${why}`, { exitCode: 125 });
+  }
+}
+
+export interface UserNamespaceCommand {
+  /** The program (an absolute path) and its arguments. */
+  file: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Default: this process's stdio. */
+  stdio?: [number, number, number];
+}
+
+/**
+ * Runs a command as root of a new user + mount namespace mapped as described above, and resolves with
+ * its exit code (128 + signal when killed). SIGINT, SIGTERM, SIGHUP and SIGQUIT sent here are passed on.
+ */
+export async function runInUserNamespace(cmd: UserNamespaceCommand): Promise<number> {
+  const maps = rootlessMappings();
+  const tools = { uid: onPath('newuidmap'), gid: onPath('newgidmap') };
+  if (!tools.uid || !tools.gid) {
+    throw new TsbuildError('ENOUIDMAP', 'rootless mode needs newuidmap and newgidmap (apt-get install uidmap)', { exitCode: 125 });
+  }
+  const child = spawnProcess(nativeBinaries.userns, [cmd.file, ...cmd.args], {
+    env: cmd.env ?? process.env,
+    stdio: [...(cmd.stdio ?? [0, 1, 2]), 'pipe'],
+  });
+  const exited = new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 0)));
+  });
+  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
+  for (const s of signals) process.on(s, forward);
+  try {
+    const sync = child.stdio[3] as Socket;
+    const first = await new Promise<string>((resolve) => {
+      let got = '';
+      sync.on('data', (d: Buffer) => {
+        got += d.toString();
+        if (got === 'R') resolve(got);
+      });
+      sync.once('end', () => resolve(got));
+    });
+    if (first !== 'R') {
+      const code = await exited;
+      const errno = Number(first.slice(1));
+      if (first.startsWith('E')) {
+        const name = Object.entries(os.constants.errno).find(([, n]) => n === errno)?.[0];
+        throw new TsbuildError('EUSERNS', `rootless mode: cannot create a user namespace (unshare: ${name ?? errno}): ${UNSHARE_HINT}`, { exitCode: 125 });
+      }
+      throw new TsbuildError('EUSERNS', `rootless mode: the user namespace helper ${nativeBinaries.userns} exited with ${code}`, { exitCode: 125 });
+    }
+    try {
+      await writeMap(tools.uid, child.pid!, maps.uid);
+      await writeMap(tools.gid, child.pid!, maps.gid);
+    } catch (err) {
+      child.kill('SIGKILL');
+      await exited;
+      throw err;
+    }
+    sync.end('G');
+    return await exited;
+  } finally {
+    for (const s of signals) process.off(s, forward);
+  }
+}
+
+/**
+ * For a program using the library as an ordinary user: re-executes it (the same node, flags, script
+ * and arguments) as root of a user namespace and exits with its code; returns at once when already
+ * root (of the host or of a namespace). buildah's unshare.MaybeReexecUsingUserNamespace, for Node:
+ *
+ *     await reexecInUserNamespace();   // first thing in main
+ *     const store = await Store.open(defaultStorageRoot());
+ */
+export async function reexecInUserNamespace(): Promise<void> {
+  if (!isRootless() || inUserNamespace()) return;
+  const code = await runInUserNamespace({ file: process.execPath, args: [...process.execArgv, ...process.argv.slice(1)] });
+  process.exit(code);
+}
