@@ -155,6 +155,14 @@ export function containerSteps(o: ContainerStepsOptions): SetupStep[] {
     : [];
   const sysBind = o.rootless && !o.ownNetwork ? [{ source: '/sys', target: '/sys', isDir: true, readonly: !o.privileged }] : [];
   const hostTrees = [...etc, ...mounts, ...devices, ...sysBind];
+  const proc = (at: string): SetupStep[] => [
+    { op: 'mkdir', path: `${at}/proc` },
+    { op: 'mount', source: 'proc', target: `${at}/proc`, type: 'proc', flags: NODEV_NOSUID_NOEXEC },
+  ];
+  const sysfs = (at: string): SetupStep[] => [
+    { op: 'mkdir', path: `${at}/sys` },
+    { op: 'mount', source: 'sysfs', target: `${at}/sys`, type: 'sysfs', flags: o.privileged ? NODEV_NOSUID_NOEXEC : [...NODEV_NOSUID_NOEXEC, 'ro'] },
+  ];
   if (hostTrees.length > 64) throw new RangeError(`at most ${64 - hostTrees.length + mounts.length} bind mounts are supported`);
 
   const steps: SetupStep[] = [
@@ -171,9 +179,12 @@ export function containerSteps(o: ContainerStepsOptions): SetupStep[] {
     op: 'attachTree', slot, target: m.target, flags: m.readonly ? ['ro', ...flags] : flags,
   });
   steps.push(
+    // proc and sysfs: in a user namespace the kernel mounts them only where the host's are visible
+    // (mount_too_revealing), so before the pivot, at the rootfs paths runContainer checked are
+    // directories; as root, after it.
+    ...(o.rootless ? [...proc(o.rootfs), ...(sysBind.length > 0 ? [] : sysfs(o.rootfs))] : []),
     { op: 'pivotRoot', root: o.rootfs },
-    { op: 'mkdir', path: '/proc' },
-    { op: 'mount', source: 'proc', target: '/proc', type: 'proc', flags: NODEV_NOSUID_NOEXEC },
+    ...(o.rootless ? [] : proc('')),
     { op: 'mkdir', path: '/dev' },
     { op: 'mount', source: 'tmpfs', target: '/dev', type: 'tmpfs', flags: ['nosuid', 'strictatime'], data: 'mode=755,size=65536k' },
     ...(o.rootless
@@ -192,10 +203,8 @@ export function containerSteps(o: ContainerStepsOptions): SetupStep[] {
     { op: 'mount', source: 'shm', target: '/dev/shm', type: 'tmpfs', flags: NODEV_NOSUID_NOEXEC, data: `mode=1777,size=${Math.ceil((o.shmSize ?? 64 * 1024 * 1024) / 1024)}k` },
     { op: 'mkdir', path: '/dev/mqueue' },
     { op: 'mount', source: 'mqueue', target: '/dev/mqueue', type: 'mqueue', flags: NODEV_NOSUID_NOEXEC },
-    { op: 'mkdir', path: '/sys' },
-    sysBind.length > 0
-      ? attach(sysBind[0]!, hostTrees.length - 1, NODEV_NOSUID_NOEXEC)
-      : { op: 'mount', source: 'sysfs', target: '/sys', type: 'sysfs', flags: o.privileged ? NODEV_NOSUID_NOEXEC : [...NODEV_NOSUID_NOEXEC, 'ro'] },
+    ...(o.rootless ? [] : sysfs('')),
+    ...(sysBind.length > 0 ? [{ op: 'mkdir', path: '/sys' } as SetupStep, attach(sysBind[0]!, hostTrees.length - 1, NODEV_NOSUID_NOEXEC)] : []),
   );
   if (etc.length) steps.push({ op: 'mkdir', path: '/etc' });
   [...etc.map((m) => ({ ...m, isDir: false, readonly: false })), ...mounts].forEach((m, slot) => {
