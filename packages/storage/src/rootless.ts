@@ -76,8 +76,22 @@ function mapped(maps: IdMapping[], id: number): boolean {
   return maps.some((m) => id >= m.inside && id < m.inside + m.count);
 }
 
+/** The ids inside a map as text, adjacent blocks joined: `0-65536`. */
 function mappedRange(maps: IdMapping[]): string {
-  return maps.map((m) => (m.count === 1 ? `${m.inside}` : `${m.inside}-${m.inside + m.count - 1}`)).join(', ');
+  const spans: [number, number][] = [];
+  for (const m of [...maps].sort((a, b) => a.inside - b.inside)) {
+    const last = spans[spans.length - 1];
+    if (last && last[1] + 1 === m.inside) last[1] = m.inside + m.count - 1;
+    else spans.push([m.inside, m.inside + m.count - 1]);
+  }
+  return spans.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ');
+}
+
+/** A file's owner is outside the user namespace's ids (rootless); the message names the file and the id. */
+export class UnmappedIdError extends TsbuildError {
+  constructor(message: string, options: { cause: unknown }) {
+    super('EUNMAPPEDID', message, options);
+  }
 }
 
 /**
@@ -92,8 +106,7 @@ export function lchownMapped(file: string | Buffer, uid: number, gid: number, na
     const maps = (err as NodeJS.ErrnoException).code === 'EINVAL' ? userNamespaceMaps() : null;
     if (!maps) throw err;
     const [kind, id, table] = !mapped(maps.uid, uid) ? ['uid', uid, maps.uid] as const : ['gid', gid, maps.gid] as const;
-    throw new TsbuildError(
-      'EUNMAPPEDID',
+    throw new UnmappedIdError(
       `${shortName(name)} is owned by ${kind} ${id}, outside the ${kind}s this user namespace maps (${mappedRange(table)}); ` +
         `give the user more subordinate ids in /etc/sub${kind}`,
       { cause: err },

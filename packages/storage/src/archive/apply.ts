@@ -20,7 +20,7 @@ import {
   classifyWhiteout,
 } from './whiteout';
 import { isOverlayXattr, layerKeepsXattr } from './xattrs';
-import { lchownMapped } from '../rootless';
+import { UnmappedIdError, lchownMapped } from '../rootless';
 import { TsbuildError, describeSystemError, quoteName } from '../errors';
 import { decodeName, fsPath } from '../names';
 
@@ -69,7 +69,7 @@ export class ApplyError extends TsbuildError {
  * An entry's failure as a one-line ApplyError; anything but a system error escapes as a bug.
  */
 function entryError(name: string, err: unknown): Error {
-  if (err instanceof BreakoutError || err instanceof ApplyError) return err;
+  if (err instanceof BreakoutError || err instanceof ApplyError || err instanceof UnmappedIdError) return err;
   if (err instanceof TsbuildError) return new ApplyError(name, `cannot extract tar entry ${quoteName(name)}: ${err.message}`, err.code, { cause: err });
   // A syscall failing on an entry: the archive (an overlong name, a symlink loop) or the machine (a full disk).
   const e = err as NodeJS.ErrnoException;
