@@ -236,5 +236,14 @@ describe('rootless: what the namespace cannot do', () => {
     const why = detectCgroupVersion() === 1 ? 'this host uses cgroup v1 (or hybrid), which has none' : 'tsbuild cannot use a delegated subtree yet';
     expect(limited.stderr).toBe(`tsbuild: --memory, --pids-limit: resource limits in the rootless mode need a cgroup v2 subtree delegated to the user; ${why}\n`);
     expect(cliAs(user, root, ['ps', '-a', '-q'])).toEqual({ status: 0, stdout: '', stderr: '' });
+    // Detached: logs and stop reach it from later commands; exec (another user namespace) says it cannot.
+    const id = cliAs(user, root, ['run', '-d', '--name', 'ticker', 'bench-base', 'sh', '-c', 'echo started; exec sleep 600']).stdout.trim();
+    expect(id).toMatch(/^[0-9a-f]{64}$/);
+    const exec = cliAs(user, root, ['exec', 'ticker', 'true']);
+    expect(exec.status).toBe(125);
+    expect(exec.stderr).toBe('tsbuild: exec is not supported in the rootless mode yet: the container runs in the user namespace of the command that started it\n');
+    expect(cliAs(user, root, ['stop', '-t', '1', 'ticker'])).toEqual({ status: 0, stdout: 'ticker\n', stderr: '' });
+    expect(cliAs(user, root, ['logs', 'ticker']).stdout).toBe('started\n');
+    expect(cliAs(user, root, ['rm', 'ticker']).status).toBe(0);
   });
 });

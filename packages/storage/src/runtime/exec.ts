@@ -14,6 +14,7 @@ import { mergeEnv } from './env';
 import { resolveRootfsUser } from './users';
 import { terminalStreams } from './terminal';
 import type { Readable, Writable } from 'node:stream';
+import { inUserNamespace } from '../rootless';
 import { TsbuildError } from '../errors';
 
 export interface ExecOptions {
@@ -72,6 +73,10 @@ export async function execInContainer(o: ExecOptions): Promise<ExecProcess> {
   if (!Array.isArray(o.args) || o.args.length === 0) throw new TypeError('execInContainer: args must name a command');
   const rootfs = `/proc/${o.pid}/root`;
   if (!fs.existsSync(rootfs)) {
+    if (inUserNamespace() && fs.existsSync(`/proc/${o.pid}`)) {
+      // Each rootless command has a user namespace of its own; the container's is another one.
+      throw new TsbuildError('EROOTLESSEXEC', 'exec is not supported in the rootless mode yet: the container runs in the user namespace of the command that started it', { exitCode: 125 });
+    }
     throw new TsbuildError('ENOTRUNNING', `the container's process ${o.pid} is not running`);
   }
   const user = resolveRootfsUser(rootfs, o.user);
