@@ -223,6 +223,14 @@ describe('rootless: what the namespace cannot do', () => {
     expect(r.status).toBe(1);
     expect(cliAs(user, root, ['images', '-q'])).toEqual({ status: 0, stdout: '', stderr: '' });
     expect(fs.readdirSync(path.join(root, 'overlay2')).filter((n) => n !== 'l')).toEqual([]);
+    // COPY --chown to such an id: the same error, naming the file; no image.
+    expect(cliAs(user, root, ['load', '-i', baseTar]).status).toBe(0);
+    fs.writeFileSync(path.join(dir, 'Dockerfile'), 'FROM bench-base\nCOPY --chown=70000:70000 bigid.tar /bigid.tar\n');
+    fs.chmodSync(path.join(dir, 'Dockerfile'), 0o644);
+    const copy = cliAs(user, root, ['build', '-q', '-t', 'chowned', dir]);
+    expect(copy.stderr).toMatch(/^tsbuild: .*\/bigid\.tar is owned by uid 70000, outside the uids this user namespace maps \(0-65536\); give the user more subordinate ids in \/etc\/subuid\n$/);
+    expect(copy.status).toBe(1);
+    expect(cliAs(user, root, ['images', '-q', 'chowned'])).toEqual({ status: 0, stdout: '', stderr: '' });
   });
 
   it('run: host and no network work; cgroup limits are a clear error without a delegated v2 subtree', () => {

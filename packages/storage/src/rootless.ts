@@ -95,22 +95,27 @@ export class UnmappedIdError extends TsbuildError {
 }
 
 /**
- * lchown that, in the rootless mode, turns the kernel's EINVAL for an id outside the mapping into a
- * one-line error naming the file and the id (`name`: how the user knows the file, e.g. its path in
- * the image). Never falls back to another owner.
+ * A failed chown explained: in the rootless mode the kernel's EINVAL for an id outside the mapping
+ * becomes a one-line error naming the file (`name`: how the user knows it, e.g. its path in the image)
+ * and the id; any other error is returned as it is.
  */
+export function explainChownError(err: unknown, uid: number, gid: number, name: string): unknown {
+  const maps = (err as NodeJS.ErrnoException)?.code === 'EINVAL' ? userNamespaceMaps() : null;
+  if (!maps) return err;
+  const [kind, id, table] = !mapped(maps.uid, uid) ? ['uid', uid, maps.uid] as const : ['gid', gid, maps.gid] as const;
+  return new UnmappedIdError(
+    `${shortName(name)} is owned by ${kind} ${id}, outside the ${kind}s this user namespace maps (${mappedRange(table)}); ` +
+      `give the user more subordinate ids in /etc/sub${kind}`,
+    { cause: err },
+  );
+}
+
+/** lchown that never falls back to another owner: see explainChownError. */
 export function lchownMapped(file: string | Buffer, uid: number, gid: number, name: string): void {
   try {
     fs.lchownSync(file, uid, gid);
   } catch (err) {
-    const maps = (err as NodeJS.ErrnoException).code === 'EINVAL' ? userNamespaceMaps() : null;
-    if (!maps) throw err;
-    const [kind, id, table] = !mapped(maps.uid, uid) ? ['uid', uid, maps.uid] as const : ['gid', gid, maps.gid] as const;
-    throw new UnmappedIdError(
-      `${shortName(name)} is owned by ${kind} ${id}, outside the ${kind}s this user namespace maps (${mappedRange(table)}); ` +
-        `give the user more subordinate ids in /etc/sub${kind}`,
-      { cause: err },
-    );
+    throw explainChownError(err, uid, gid, name);
   }
 }
 
