@@ -147,22 +147,24 @@ describe('fsck', () => {
     expect(fs.existsSync(path.join(diffDir, 'bin', 'ls'))).toBe(true);
   });
 
-  it('a built layer changed behind the store\'s back, with no original tar: --repair removes the image, the cache keeps the layer until pruned', async () => {
+  it('a built layer changed behind the store\'s back, with no original tar: --repair removes the image, its cache records and the layer', async () => {
     const ctx = fs.mkdtempSync(path.join(t.work, 'ctx-'));
-    fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox\nRUN echo built > /built\n');
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox\nRUN echo built > /built\nRUN echo above > /above\n');
     const { imageId } = await build({ context: ctx, tags: ['app:latest'] }, { store: t.store });
     const img = await t.store.imageChain(imageId);
-    const built = t.store.layers.get(img.chainID!);
+    const built = t.store.layers.get(t.store.layers.get(img.chainID!).parent!);
     fs.writeFileSync(path.join(t.store.layers.driver.diffPath(built.cacheId), 'built'), 'tampered\n');
     const found = await fsck();
     expect(found.problems.map((p) => p.message)).toEqual([`layer ${built.chainID}: its diff directory ${t.store.layers.driver.diffPath(built.cacheId)} no longer matches diff_id ${built.diffID}`]);
-    // The build's cache record still holds the layer, whoever opened the store (storage reads it).
+    // The build's cache records of the layer and of the one above it go too: a hit would reuse the wrong files.
     const repaired = await fsck(true);
-    expect(repaired.problems[0]!.repair).toBe('removed app:latest; the layer stays: the build cache holds it (tsbuild prune drops the cache)');
-    await t.store.cache.clear();
-    expect(await t.store.collectLayers()).toBe(1);
+    expect(repaired.problems[0]!.repair).toBe('removed app:latest; dropped 2 build cache records; removed the layer');
     expect(t.store.layers.has(built.chainID)).toBe(false);
     expect((await fsck()).problems).toEqual([]);
     expect((await t.store.images.list()).map((i) => i.ref)).toEqual(['busybox:latest']);
+    // The next build runs the steps again: the layer comes back with the built file.
+    const again = await build({ context: ctx, tags: ['app:latest'] }, { store: t.store });
+    const rebuilt = t.store.layers.get(t.store.layers.get((await t.store.imageChain(again.imageId)).chainID!).parent!);
+    expect(fs.readFileSync(path.join(t.store.layers.driver.diffPath(rebuilt.cacheId), 'built'), 'utf8')).toBe('built\n');
   });
 });

@@ -9,21 +9,7 @@
  * The getters are spelled out one per name, in the form Node's CommonJS export scanner recognises, so
  * `import { pullImage } from '@tsbuild/storage'` keeps working from ES modules.
  */
-export * from './errors';
-export * from './names';
-export * from './digest';
-export * from './atomic';
-export * from './fsmode';
-export * from './lock';
-export * from './content';
-export * from './image';
-export * from './archive';
-export * from './store';
-export * from './rootless';
-export * from './containers';
-export * from './drivers';
-export * from './layers';
-export * from './cache';
+export * from './eager';
 
 /** An object that loads the module on its first property read and forwards every read to it. */
 function lazyModule<T extends object>(load: () => T): T {

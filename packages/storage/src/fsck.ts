@@ -191,12 +191,16 @@ export async function fsck(store: Store, opts: { repair?: boolean } = {}): Promi
     else if (result === 'repaired') report.problems.push({ kind: 'layer', message: `${name}: its diff directory ${dir} no longer matches diff_id ${layer.diffID}`, repair: 'replaced by a fresh extraction of its original tar' });
     else if (result === 'changed') {
       await problem('layer', `${name}: its diff directory ${dir} no longer matches diff_id ${layer.diffID}`, async () => {
-        // Nothing to restore it from: the images built on it go, and the layer with them.
+        // Nothing to restore it from: the images built on it go, the build cache records of it and of
+        // the layers above it (a hit would build on wrong files), and the layers with them.
         const users = new Set([...entryChains].filter(([, chains]) => chains.includes(layer.chainID)).map(([d]) => d));
         const gone = await store.images.forgetEntries(users);
+        const records = await store.cache.forgetChains(chainsAbove(store, layer.chainID));
         await store.collectLayers();
         const still = store.layers.has(layer.chainID);
-        return `${gone.length > 0 ? `removed ${gone.join(', ')}; ` : ''}${still ? 'the layer stays: the build cache holds it (tsbuild prune drops the cache)' : 'removed the layer'}`;
+        const done = [gone.length > 0 ? `removed ${gone.join(', ')}` : '', records > 0 ? `dropped ${records} build cache record${records === 1 ? '' : 's'}` : ''];
+        done.push(still ? 'the layer stays: a running operation holds it' : 'removed the layer');
+        return done.filter(Boolean).join('; ');
       });
     }
   }
@@ -204,6 +208,22 @@ export async function fsck(store: Store, opts: { repair?: boolean } = {}): Promi
   await leftovers(store, problem);
   if (repair) await store.collectLayers();
   return report;
+}
+
+/** `chain` and every layer built on it. */
+function chainsAbove(store: Store, chain: string): Set<string> {
+  const above = new Set([chain]);
+  const layers = store.layers.list();
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const l of layers) {
+      if (l.parent !== null && above.has(l.parent) && !above.has(l.chainID)) {
+        above.add(l.chainID);
+        grew = true;
+      }
+    }
+  }
+  return above;
 }
 
 /** A verified uncompressed tar of `diffID` from the content store, if one is there. */

@@ -5,21 +5,7 @@
  * @packageDocumentation
  * @module @tsbuild/storage
  */
-export * from './errors';
-export * from './names';
-export * from './digest';
-export * from './atomic';
-export * from './fsmode';
-export * from './lock';
-export * from './content';
-export * from './image';
+export * from './eager';
 export * from './transport';
-export * from './archive';
-export * from './store';
-export * from './rootless';
 export * from './runtime';
-export * from './containers';
-export * from './drivers';
-export * from './layers';
-export * from './cache';
 export * from './fsck';

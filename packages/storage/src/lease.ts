@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isAlive, ownedName, ownerOf } from './drivers/proc';
 import { mkdirp } from './atomic';
+import { TsbuildError } from './errors';
 
 export interface LeaseFile {
   /** Adds an item; resolves once the lease on disk holds it. */
@@ -58,17 +59,18 @@ export async function readLeases(dir: string): Promise<{ live: string[]; dead: s
     const file = path.join(dir, name);
     const alive = owner !== null && isAlive(owner);
     if (alive && name.endsWith('.tmp')) continue;
-    let items: string[] = [];
+    let items: string[] | undefined;
     // A live owner may be halfway through rewriting its lease: read again until the text is whole. A
     // dead owner's lease may be torn for good, and is removed below anyway.
-    for (let attempt = 0; attempt < (alive ? TORN_READ_ATTEMPTS : 1); attempt++) {
-      try {
-        items = JSON.parse(await fs.promises.readFile(file, 'utf8')) as string[];
-        break;
-      } catch {
-        if (alive) await new Promise((resolve) => setTimeout(resolve, attempt));
-      }
+    for (let attempt = 0; items === undefined && attempt < (alive ? TORN_READ_ATTEMPTS : 1); attempt++) {
+      items = await readLeaseItems(file);
+      if (items === undefined && alive) await new Promise((resolve) => setTimeout(resolve, attempt));
     }
+    // What a live owner holds is unknown: collecting now could remove it, so the caller stops instead.
+    if (items === undefined && alive) {
+      throw new TsbuildError('ELEASE', `lease ${file} of running process ${owner} cannot be read; nothing was removed (try again)`);
+    }
+    items ??= [];
     if (alive) out.live.push(...items);
     else {
       out.dead.push(...items);
@@ -76,4 +78,14 @@ export async function readLeases(dir: string): Promise<{ live: string[]; dead: s
     }
   }
   return out;
+}
+
+/** A lease file's items, or undefined when it is not (yet) a whole JSON list of strings. */
+async function readLeaseItems(file: string): Promise<string[] | undefined> {
+  try {
+    const items: unknown = JSON.parse(await fs.promises.readFile(file, 'utf8'));
+    return Array.isArray(items) && items.every((i) => typeof i === 'string') ? items : undefined;
+  } catch {
+    return undefined;
+  }
 }

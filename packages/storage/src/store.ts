@@ -23,7 +23,7 @@ import { createLease, readLeases } from './lease';
 import { inUserNamespace } from './rootless';
 import { removeStaleCgroups } from './runtime/cgroups';
 import { Containers } from './containers';
-import type { CacheWriteResult, ExportRecord, LoadedCache, PullOptions, PullResult, PushOptions, PushResult, SaveFormat, SaveOptions } from './transport';
+import type { CacheWriteResult, LayerImporter, ExportRecord, LoadedCache, PullOptions, PullResult, PushOptions, PushResult, SaveFormat, SaveOptions } from './transport';
 
 // Loaded when first used: most commands (a cached build, images, run) never move images in or out.
 const transport = () => import('./transport/index.js');
@@ -201,7 +201,8 @@ export class Store {
 
   /** Loads a docker-archive or OCI archive (plain or compressed); returns the references it tagged. */
   async load(file: string, onProgress?: SaveOptions['onProgress']): Promise<{ images: string[]; ids: string[] }> {
-    return (await transport()).loadArchive(this.images, file, { importer: this.layers, ...(onProgress ? { onProgress } : {}) });
+    const t = await transport();
+    return this.withLeasedImporter((importer) => t.loadArchive(this.images, file, { importer, ...(onProgress ? { onProgress } : {}) }));
   }
 
   /**
@@ -235,7 +236,21 @@ export class Store {
 
   /** Pulls an image from a registry into the layer store and tags it. */
   async pull(ref: string, opts: Omit<PullOptions, 'importer'> = {}): Promise<PullResult> {
-    return (await transport()).pullImage(this.images, ref, { ...opts, importer: this.layers });
+    const t = await transport();
+    return this.withLeasedImporter((importer) => t.pullImage(this.images, ref, { ...opts, importer }));
+  }
+
+  /**
+   * Runs an import (load, pull) whose layers stay leased until it returns: between one layer and the
+   * next, and until the image is written, no root reaches the layers imported so far.
+   */
+  private async withLeasedImporter<T>(run: (importer: LayerImporter) => Promise<T>): Promise<T> {
+    const lease = await this.lease();
+    try {
+      return await run(this.layers.leasedImporter(lease));
+    } finally {
+      await lease.release();
+    }
   }
 
   /**

@@ -56,5 +56,16 @@ describe('blob leases and prune', () => {
     fs.writeFileSync(torn, '["sha256:a","sha2');
     setTimeout(() => fs.writeFileSync(torn, '["sha256:a","sha256:b"]'), 20);
     expect((await readLeases(dir)).live).toEqual(['sha256:a', 'sha256:b']);
+
+    // A live owner's lease that stays unreadable: its items are unknown, so the reader refuses rather
+    // than report nothing held (a sweep would then remove what the owner uses).
+    fs.writeFileSync(torn, '["sha256:a","sha2');
+    await expect(readLeases(dir)).rejects.toThrow(/lease .*torn.* of running process [\d.]+ cannot be read/);
+    // A dead owner's torn lease is simply removed.
+    fs.rmSync(torn);
+    const dead = path.join(dir, '999999999.1-dead.json');
+    fs.writeFileSync(dead, '["sha256:c","sha2');
+    expect(await readLeases(dir)).toEqual({ live: [], dead: [] });
+    expect(fs.existsSync(dead)).toBe(false);
   });
 });

@@ -1,12 +1,14 @@
 // One liveness model for layers: a committed layer lives while a root reaches it (an image, a RW
 // layer, a build-cache record, a live lease) and the sweep removes the rest. The store finds every
 // root itself: these tests open it as a library user would, with no option at all.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BuildCache, Store, buildTar, type Digest } from '@tsbuild/storage';
 import { destroyRoot, tempRoot } from '../../../test/helpers/temp';
+import { makeImage } from '../../../test/helpers/images';
 
 function tarOf(files: Record<string, string>): Buffer {
   return buildTar(Object.entries(files).map(([name, body]) => ({ header: { name, type: 'file' as const, size: Buffer.byteLength(body), mtime: 1 }, body })));
@@ -102,4 +104,29 @@ describe('layer liveness', () => {
     await lease.release();
     expect(await store.collectLayers()).toBe(2);
   });
+
+  it('load leases the layers it imports: a sweep by another process between two layers keeps the first', async () => {
+    const src = await openStore();
+    await makeImage(src.images, [tarOf({ one: '1' }), tarOf({ two: '2' })], { tags: ['two:1'] });
+    const archive = path.join(roots[0]!, 'two.tar');
+    await src.save(['two:1'], archive, 'oci');
+    const dest = await openStore();
+    const destRoot = roots[1]!;
+    const sweeps: string[] = [];
+    // Another process sweeps the store right after the first layer is in (this one waits for it).
+    const sweepFromAnotherProcess = () => {
+      const child = spawnSync(process.execPath, ['-e', SWEEP, destRoot], { encoding: 'utf8', timeout: 60_000 });
+      sweeps.push(`${child.status}:${child.stdout.trim()}${child.stderr.trim()}`);
+    };
+    await dest.load(archive, (p) => {
+      if (p.phase === 'import' && p.done === 1) sweepFromAnotherProcess();
+    });
+    expect(sweeps).toEqual(['0:0']);
+    const chain = (await dest.imageChain('two:1')).chainID!;
+    expect(dest.layers.has(chain)).toBe(true);
+    expect(await dest.collectLayers()).toBe(0);
+  });
 });
+
+/** A script that opens the store at argv[1] and sweeps its layers, printing how many it removed. */
+const SWEEP = `require('@tsbuild/storage').Store.open(process.argv[1]).then(async (s) => { process.stdout.write(String(await s.collectLayers())); await s.close(); })`;

@@ -20,21 +20,17 @@ export interface CommandSpec<O extends CommandOptions> {
 }
 
 export function defineCommand<O extends CommandOptions>(spec: CommandSpec<O>, run: (args: ParsedArgs<O>, globals: GlobalOptions) => Promise<number>): Command {
-  const { name, summary, options, positionals: count } = spec;
+  const { name, options, positionals: count } = spec;
   const usage = usageText(spec.usage);
-  return {
-    summary,
-    get usage() {
-      return usage();
-    },
-    options,
-    async run(args, globals) {
+  // Assigned onto the head, not spread: a spread would call the usage getter now.
+  return Object.assign(commandHead(spec, usage), {
+    async run(args: string[], globals: GlobalOptions) {
       const parsed = parseCommandArgs(args, options, usage);
       const n = parsed.positionals.length;
       if (count && (n < (count.min ?? 0) || n > (count.max ?? Infinity))) throw new UsageError(`"${name}" ${count.error}\n${usage()}`);
       return run(parsed, globals);
     },
-  };
+  });
 }
 
 /**
@@ -45,21 +41,27 @@ export function defineTargetCommand<O extends CommandOptions>(
   spec: Omit<CommandSpec<O>, 'positionals'> & { target: { error: string; needsCommand?: boolean } },
   run: (args: { values: ParsedArgs<O>['values']; target: string; rest: string[] }, globals: GlobalOptions) => Promise<number>,
 ): Command {
-  const { name, summary, options, target } = spec;
+  const { name, options, target } = spec;
   const usage = usageText(spec.usage);
-  return {
-    summary,
-    get usage() {
-      return usage();
-    },
-    options,
-    ownArgs: (args) => splitAtFirstPositional(args, options).options,
-    async run(args, globals) {
+  return Object.assign(commandHead(spec, usage), {
+    ownArgs: (args: string[]) => splitAtFirstPositional(args, options).options,
+    async run(args: string[], globals: GlobalOptions) {
       const { options: own, first, rest } = splitAtFirstPositional(args, options);
       const { values, positionals } = parseCommandArgs(own, options, usage);
       if (positionals.length > 0 || first === undefined || (target.needsCommand && rest.length === 0)) throw new UsageError(`"${name}" ${target.error}\n${usage()}`);
       return run({ values, target: first, rest }, globals);
     },
+  });
+}
+
+/** What `--help` and the command list read: the usage text is built only when shown. */
+function commandHead(spec: Pick<CommandSpec<CommandOptions>, 'summary' | 'options'>, usage: () => string): Pick<Command, 'summary' | 'usage' | 'options'> {
+  return {
+    summary: spec.summary,
+    get usage() {
+      return usage();
+    },
+    options: spec.options,
   };
 }
 

@@ -104,6 +104,17 @@ export class BuildCache {
     await fs.promises.rm(this.entryPath(key), { force: true });
   }
 
+  /** Drops the records whose layer is one of `chains` (fsck: a layer that cannot be trusted); returns how many. */
+  async forgetChains(chains: ReadonlySet<string>): Promise<number> {
+    let n = 0;
+    for (const { key, record } of await this.list()) {
+      if (!chains.has(record.chainID)) continue;
+      await this.forget(key);
+      n++;
+    }
+    return n;
+  }
+
   /** The key parts the last build of this step position recorded (undefined: none yet). */
   lastParts(lineageId: string): Promise<KeyParts | undefined> {
     return readJson<KeyParts>(this.lineagePath(lineageId));

@@ -297,12 +297,24 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     await this.importLayerGet(parent, diffID, open);
   }
 
-  /** importLayer returning the layer. */
-  async importLayerGet(parent: Digest | null, diffID: Digest, open: () => Readable): Promise<Layer> {
+  /**
+   * importLayer returning the layer. With `lease`, the layer (new or found) is leased under the lock,
+   * so a sweep cannot take it before the image that will hold it is written (load, pull).
+   */
+  async importLayerGet(parent: Digest | null, diffID: Digest, open: () => Readable, lease?: CommitOptions['lease']): Promise<Layer> {
     const chain = chainID(parent, diffID);
-    const existing = await this.lock.withExclusive(async () => this.readLayer(chain));
+    const existing = await this.lock.withExclusive(async () => {
+      const found = this.readLayer(chain);
+      if (found) await lease?.add(chain);
+      return found;
+    });
     if (existing) return existing;
-    return this.ingest(parent, open, diffID);
+    return this.ingest(parent, open, diffID, false, lease);
+  }
+
+  /** A LayerImporter whose layers `lease` holds until the caller releases it. */
+  leasedImporter(lease: NonNullable<CommitOptions['lease']>): LayerImporter {
+    return { importLayer: async (parent, diffID, open) => void (await this.importLayerGet(parent, diffID, open, lease)) };
   }
 
   private async ingest(
