@@ -85,3 +85,25 @@ export function cliAs(
   const r = runAs(user, [process.execPath, CLI, '--root', root, ...args], opts);
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+
+/**
+ * Kills the keeper process that holds `user`'s rootless namespace (and with it what was mounted in
+ * it) and removes its runtime directory (/tmp/tsbuild-UID: the tests give the user no XDG_RUNTIME_DIR).
+ */
+export function stopKeeper(user: { uid: number }): void {
+  const dir = path.join('/tmp', `tsbuild-${user.uid}`);
+  let pid = NaN;
+  try {
+    pid = Number(fs.readFileSync(path.join(dir, 'userns.pid'), 'utf8').trim());
+  } catch {
+    // no keeper was made
+  }
+  if (Number.isInteger(pid) && pid > 1) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+}

@@ -56,6 +56,18 @@ export async function rootlessSuite(env) {
   const tsbuildAsUser = (root, ...args) => asUser(process.execPath, [opts.tsbuildCli, '--root', root, ...args]);
   const buildahStore = (dir) => ['--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run'), '--storage-driver', 'overlay'];
 
+  // Rootless podman leaves a pause process holding its namespace (pid in --tmpdir): stop it with the store.
+  const dropBuildah = (dir) => {
+    if (!dir) return;
+    try {
+      process.kill(Number(fs.readFileSync(path.join(dir, 'ptmp', 'pause.pid'), 'utf8').trim()), 'SIGKILL');
+    } catch { /* none was left */ }
+    removeTree(dir);
+  };
+  // tsbuild's own keeper of the user's namespace: stopped afterwards if this suite made it.
+  const keeperFile = user ? path.join('/tmp', `tsbuild-${user.uid}`, 'userns.pid') : undefined;
+  const keeperPid = () => { try { return Number(fs.readFileSync(keeperFile, 'utf8').trim()); } catch { return undefined; } };
+  const keeperBefore = keeperFile && keeperPid();
   const state = {};
   const participants = (cold) => {
     const ts = tools.tsbuild;
@@ -83,7 +95,7 @@ export async function rootlessSuite(env) {
       ? {
           tool: 'buildah rootless',
           prepare: cold ? async () => {
-            if (state.buildah) removeTree(state.buildah);
+            dropBuildah(state.buildah);
             state.buildah = userDir('b');
             await runAsUser('podman import (rootless)', 'podman', [...buildahStore(state.buildah), '--tmpdir', path.join(state.buildah, 'ptmp'), 'import', baseTar, 'bench-base']);
           } : undefined,
@@ -100,6 +112,9 @@ export async function rootlessSuite(env) {
     cases.push(cold);
     cases.push(await measureCase({ title: 'app rootless cached (no change)', runs: opts.buildRuns, participants: participants(false), log }));
   } finally {
+    dropBuildah(state.buildah);
+    const keeper = keeperFile && keeperPid();
+    if (keeper && keeper !== keeperBefore) try { process.kill(keeper, 'SIGKILL'); } catch { /* gone */ }
     removeTree(area);
   }
   // The issue sets no goal: each table's ratio column is rootless tsbuild over root tsbuild and over

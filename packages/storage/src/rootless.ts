@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { nativeBinaries } from '@tsbuild/native';
+import { flockWait, nativeBinaries } from '@tsbuild/native';
 import { TsbuildError, shortName } from './errors';
 
 /** A contiguous block of ids: `inside` maps to `outside` .. `outside + count - 1`. */
@@ -236,58 +236,154 @@ export interface UserNamespaceCommand {
 }
 
 /**
- * Runs a command as root of a new user + mount namespace mapped as described above, and resolves with
- * its exit code (128 + signal when killed). SIGINT, SIGTERM, SIGHUP and SIGQUIT sent here are passed on.
+ * Where the keeper of the user's namespace records its pid: $XDG_RUNTIME_DIR/tsbuild, else
+ * /tmp/tsbuild-UID, a directory only the user may write (else an error: another user could name a
+ * process of theirs).
+ */
+export function rootlessRuntimeDir(uid = process.getuid?.() ?? 0, env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_RUNTIME_DIR;
+  const dir = xdg && path.isAbsolute(xdg) ? path.join(xdg, 'tsbuild') : path.join(os.tmpdir(), `tsbuild-${uid}`);
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch {
+    // checked below
+  }
+  const st = fs.lstatSync(dir, { throwIfNoEntry: false });
+  if (!st || !st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
+    throw new TsbuildError('EUSERNSDIR', `rootless mode: ${dir} must be a directory of uid ${uid} that only it can access (mode 0700)`, { exitCode: 125 });
+  }
+  return dir;
+}
+
+/** The pid of the keeper holding this user's namespace, when one is alive (and really ours). */
+function liveKeeper(pidFile: string, uid: number): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+    if (!Number.isInteger(pid) || pid <= 1) return undefined;
+    const owner = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    if (Number(owner?.[1]) !== uid || argv[0] !== nativeBinaries.userns || argv[1] !== '--keep' || argv[2] !== pidFile) return undefined;
+  } catch {
+    return undefined;
+  }
+  return pid;
+}
+
+function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
+  return code ?? 128 + (signal ? os.constants.signals[signal] : 0);
+}
+
+/**
+ * Runs a command as root of the user's user + mount namespace, mapped as described above, and resolves
+ * with its exit code (128 + signal when killed). The first command makes the namespace and leaves a
+ * keeper process holding it (as podman's pause process), so every later command, and `exec` into a
+ * container one of them started, shares it. SIGINT, SIGTERM, SIGHUP and SIGQUIT sent here are passed on.
  */
 export async function runInUserNamespace(cmd: UserNamespaceCommand): Promise<number> {
   const maps = rootlessMappings();
+  const uid = process.getuid?.() ?? 0;
+  const dir = rootlessRuntimeDir(uid);
+  const pidFile = path.join(dir, 'userns.pid');
+  const keeper = liveKeeper(pidFile, uid);
+  if (keeper !== undefined) return runHelper(['--join', String(keeper), cmd.file, ...cmd.args], cmd);
+  // Only one command makes the namespace; the others wait and join it.
+  const lock = fs.openSync(path.join(dir, 'userns.lock'), 'w', 0o600);
+  try {
+    await flockWait(lock, 'exclusive');
+    const made = liveKeeper(pidFile, uid);
+    if (made !== undefined) {
+      fs.closeSync(lock);
+      return runHelper(['--join', String(made), cmd.file, ...cmd.args], cmd);
+    }
+    return await runHelper(['--keep', pidFile, cmd.file, ...cmd.args], cmd, { maps, onMade: () => fs.closeSync(lock) });
+  } finally {
+    try {
+      fs.closeSync(lock);
+    } catch {
+      // closed when the namespace was made
+    }
+  }
+}
+
+async function runHelper(
+  args: string[],
+  cmd: UserNamespaceCommand,
+  make?: { maps: { uid: IdMapping[]; gid: IdMapping[] }; onMade: () => void },
+): Promise<number> {
   const tools = { uid: onPath('newuidmap'), gid: onPath('newgidmap') };
-  if (!tools.uid || !tools.gid) {
+  if (make && (!tools.uid || !tools.gid)) {
     throw new TsbuildError('ENOUIDMAP', 'rootless mode needs newuidmap and newgidmap (apt-get install uidmap)', { exitCode: 125 });
   }
-  const child = spawnProcess(nativeBinaries.userns, [cmd.file, ...cmd.args], {
+  const child = spawnProcess(nativeBinaries.userns, args, {
     env: cmd.env ?? process.env,
-    stdio: [...(cmd.stdio ?? [0, 1, 2]), 'pipe'],
+    stdio: [...(cmd.stdio ?? [0, 1, 2]), make ? 'pipe' : 'ignore'],
   });
   const exited = new Promise<number>((resolve, reject) => {
     child.once('error', reject);
-    child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? os.constants.signals[signal] : 0)));
+    child.once('exit', (code, signal) => resolve(exitCodeOf(code, signal)));
   });
   const forward = (signal: NodeJS.Signals) => child.kill(signal);
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
   for (const s of signals) process.on(s, forward);
   try {
-    const sync = child.stdio[3] as Socket;
-    const first = await new Promise<string>((resolve) => {
-      let got = '';
-      sync.on('data', (d: Buffer) => {
-        got += d.toString();
-        if (got === 'R') resolve(got);
-      });
-      sync.once('end', () => resolve(got));
-    });
-    if (first !== 'R') {
-      const code = await exited;
-      const errno = Number(first.slice(1));
-      if (first.startsWith('E')) {
-        const name = Object.entries(os.constants.errno).find(([, n]) => n === errno)?.[0];
-        throw new TsbuildError('EUSERNS', `rootless mode: cannot create a user namespace (unshare: ${name ?? errno}): ${UNSHARE_HINT}`, { exitCode: 125 });
-      }
-      throw new TsbuildError('EUSERNS', `rootless mode: the user namespace helper ${nativeBinaries.userns} exited with ${code}`, { exitCode: 125 });
-    }
-    try {
-      await writeMap(tools.uid, child.pid!, maps.uid);
-      await writeMap(tools.gid, child.pid!, maps.gid);
-    } catch (err) {
-      child.kill('SIGKILL');
-      await exited;
-      throw err;
-    }
-    sync.end('G');
+    if (make) await mapNamespace(child.pid!, child.stdio[3] as Socket, exited, make.maps, tools as { uid: string; gid: string }, () => child.kill('SIGKILL'), make.onMade);
     return await exited;
   } finally {
     for (const s of signals) process.off(s, forward);
   }
+}
+
+/** The --keep handshake: wait for the unshare, write the maps, let the helper go on, see the keeper made. */
+async function mapNamespace(
+  pid: number,
+  sync: Socket,
+  exited: Promise<number>,
+  maps: { uid: IdMapping[]; gid: IdMapping[] },
+  tools: { uid: string; gid: string },
+  kill: () => void,
+  onMade: () => void,
+): Promise<void> {
+  let got = '';
+  let wake: (() => void) | undefined;
+  let ended = false;
+  sync.on('data', (d: Buffer) => {
+    got += d.toString();
+    wake?.();
+  });
+  sync.once('close', () => {
+    ended = true;
+    wake?.();
+  });
+  const next = async (want: string) => {
+    while (!got.startsWith(want) && !ended && !/^[EMPF]/.test(got)) await new Promise<void>((r) => (wake = r));
+    const ok = got.startsWith(want);
+    if (ok) got = got.slice(want.length);
+    return ok;
+  };
+  if (!(await next('R'))) {
+    const code = await exited;
+    if (got.startsWith('E')) {
+      const errno = Number(got.slice(1));
+      const name = Object.entries(os.constants.errno).find(([, n]) => n === errno)?.[0];
+      throw new TsbuildError('EUSERNS', `rootless mode: cannot create a user namespace (unshare: ${name ?? errno}): ${UNSHARE_HINT}`, { exitCode: 125 });
+    }
+    throw new TsbuildError('EUSERNS', `rootless mode: the user namespace helper ${nativeBinaries.userns} exited with ${code}`, { exitCode: 125 });
+  }
+  try {
+    await writeMap(tools.uid, pid, maps.uid);
+    await writeMap(tools.gid, pid, maps.gid);
+  } catch (err) {
+    kill();
+    await exited;
+    throw err;
+  }
+  sync.write('G');
+  if (!(await next('K'))) {
+    const code = await exited;
+    throw new TsbuildError('EUSERNS', `rootless mode: the user namespace helper could not set up the namespace (${got || `exit ${code}`})`, { exitCode: 125 });
+  }
+  onMade();
 }
 
 /**

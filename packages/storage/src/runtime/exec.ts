@@ -74,8 +74,8 @@ export async function execInContainer(o: ExecOptions): Promise<ExecProcess> {
   const rootfs = `/proc/${o.pid}/root`;
   if (!fs.existsSync(rootfs)) {
     if (inUserNamespace() && fs.existsSync(`/proc/${o.pid}`)) {
-      // Each rootless command has a user namespace of its own; the container's is another one.
-      throw new TsbuildError('EROOTLESSEXEC', 'exec is not supported in the rootless mode yet: the container runs in the user namespace of the command that started it', { exitCode: 125 });
+      // Started in another user namespace (its keeper was killed and a new one made since).
+      throw new TsbuildError('EROOTLESSEXEC', 'the container runs in another user namespace than this command (was the rootless keeper process killed?)', { exitCode: 125 });
     }
     throw new TsbuildError('ENOTRUNNING', `the container's process ${o.pid} is not running`);
   }
@@ -89,7 +89,8 @@ export async function execInContainer(o: ExecOptions): Promise<ExecProcess> {
     args: o.args,
     env,
     joinNamespaces: JOINED.map((j) => ({ type: j.type, path: `/proc/${o.pid}/ns/${j.file}` })),
-    cgroupProcs: cgroupProcsOf(o.pid),
+    // Rootless containers get no cgroup of their own (the user's groups are not ours to write).
+    cgroupProcs: inUserNamespace() ? [] : cgroupProcsOf(o.pid),
     cwd: o.cwd ?? '/',
     uid: user.uid,
     gid: user.gid,
