@@ -114,7 +114,10 @@ export async function rootlessSuite(env) {
   } finally {
     dropBuildah(state.buildah);
     const keeper = keeperFile && keeperPid();
-    if (keeper && keeper !== keeperBefore) try { process.kill(keeper, 'SIGKILL'); } catch { /* gone */ }
+    if (keeper && keeper !== keeperBefore) {
+      try { process.kill(keeper, 'SIGKILL'); } catch { /* gone */ }
+      fs.rmSync(path.dirname(keeperFile), { recursive: true, force: true });
+    }
     removeTree(area);
   }
   // The issue sets no goal: each table's ratio column is rootless tsbuild over root tsbuild and over

@@ -6,7 +6,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  MIN_SUBORDINATE_IDS, TsbuildError, containerSteps, defaultStorageRoot, namespaceMapping, parseIdMap, rootlessMappings, subordinateRanges,
+  MIN_SUBORDINATE_IDS, TsbuildError, containerSteps, defaultStorageRoot, namespaceMapping, parseIdMap, rootlessMappings, rootlessRuntimeDir,
+  subordinateRanges,
 } from '@tsbuild/storage';
 
 const user = { name: 'ci', uid: 1001, gid: 1002 };
@@ -66,6 +67,19 @@ describe('subordinate ids', () => {
       { inside: 0, outside: 1001, count: 1 },
       { inside: 1, outside: 100000, count: 65536 },
     ]);
+  });
+});
+
+describe('the runtime directory of the keeper', () => {
+  it('is $XDG_RUNTIME_DIR/tsbuild, made 0700; one others can write is refused (exit 125)', () => {
+    const run = fs.mkdtempSync(path.join(os.tmpdir(), 'tsbuild-run-'));
+    dirs.push(run);
+    const uid = process.getuid!();
+    const dir = rootlessRuntimeDir(uid, { XDG_RUNTIME_DIR: run });
+    expect(dir).toBe(path.join(run, 'tsbuild'));
+    expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
+    fs.chmodSync(dir, 0o777);
+    expect(() => rootlessRuntimeDir(uid, { XDG_RUNTIME_DIR: run })).toThrow(`rootless mode: ${dir} must be a directory of uid ${uid} that only it can access (mode 0700)`);
   });
 });
 
