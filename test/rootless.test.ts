@@ -14,6 +14,9 @@ import { cliAs, ensureRootlessUser, runAs, stopKeeper, userDir, type RootlessUse
 const EPOCH = { SOURCE_DATE_EPOCH: '1700000000' };
 const storageDist = path.join(REPO, 'packages', 'storage', 'dist', 'index.js');
 
+// Whole builds (bigcopy is ~320 MB) as two users: minutes on a loaded 2-core machine, not seconds.
+const SLOW = 300_000;
+
 let user: RootlessUser;
 let top: string;
 let rootStore: string;
@@ -72,7 +75,7 @@ beforeAll(() => {
   expect(r.status, r.stderr).toBe(0);
   fs.chmodSync(baseTar, 0o644);
   workloads = sharedWorkloads();
-});
+}, 900_000);
 
 afterAll(() => {
   // The keeper holding the user's namespace (and every mount made in it) goes first; then nothing
@@ -98,7 +101,7 @@ describe('rootless: entering the user namespace', () => {
     // Neither the named root nor the default one (~/.local/share/tsbuild) was made, nor a runtime dir.
     expect(fs.readdirSync(home)).toEqual([]);
     expect(fs.existsSync('/tmp/tsbuild-65534')).toBe(false);
-  });
+  }, SLOW);
 
   it('the library: reexecInUserNamespace, then Store.open takes overlay2 in the namespace', () => {
     const dir = userDir(user, top, 'library');
@@ -118,13 +121,13 @@ describe('rootless: entering the user namespace', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe(`overlay2 true 0 ${user.home}/.local/share/tsbuild\n`);
     expect(r.status).toBe(0);
-  });
+  }, SLOW);
 
   it('Store.open({ rootless: true }) outside a user namespace is refused before anything is made', async () => {
     const root = path.join(top, 'not-rootless');
     await expect(Store.open(root, { rootless: true })).rejects.toThrow('rootless: true needs a user namespace: call reexecInUserNamespace() first');
     expect(fs.existsSync(root)).toBe(false);
-  });
+  }, SLOW);
 });
 
 describe('rootless: the same images as root', () => {
@@ -154,7 +157,7 @@ describe('rootless: the same images as root', () => {
     else process.stderr.write(`rootless: bigcopy's du differs (${big.stdout.trim()} / ${rootSize.trim()}); its COPY layer is equal\n`);
     // Fully cached the second time, same ID.
     expect(userBuild(root, path.join(workloads, 'app'), 'app')).toBe(rootBuild(path.join(workloads, 'app'), 'app'));
-  });
+  }, SLOW);
 
   it('chown, USER steps and a setuid file: the same tree (owners, modes, xattrs) as root', () => {
     const context = path.join(top, 'owners');
@@ -194,7 +197,7 @@ describe('rootless: the same images as root', () => {
     const out = path.join(top, 'owners-out');
     expect(cli(rootStore, ['build', '-q', '-o', `type=local,dest=${out}`, context], { env: EPOCH }).status).toBe(0);
     expect(execFileSync('getfattr', ['--only-values', '-n', 'user.origin', path.join(out, 'z', 'f.txt')], { encoding: 'utf8' })).toBe('context');
-  });
+  }, SLOW);
 
   it('--storage-driver vfs works too, with the image ID of a root vfs build', () => {
     const vfs = ['--storage-driver', 'vfs'];
@@ -207,7 +210,7 @@ describe('rootless: the same images as root', () => {
     expect(userBuild(root, context, 'app', vfs)).toBe(asRoot.stdout.trim());
     expect(fs.existsSync(path.join(root, 'overlay2'))).toBe(false);
     expect(cliAs(user, root, ['--storage-driver', 'vfs', 'run', '--rm', 'app'])).toEqual({ status: 0, stdout: 'built\n', stderr: '' });
-  });
+  }, SLOW);
 });
 
 describe('rootless: what the namespace cannot do', () => {
@@ -234,7 +237,7 @@ describe('rootless: what the namespace cannot do', () => {
     expect(copy.stderr).toMatch(/^tsbuild: .*\/bigid\.tar is owned by uid 70000, outside the uids this user namespace maps \(0-65536\); give the user more subordinate ids in \/etc\/subuid\n$/);
     expect(copy.status).toBe(1);
     expect(cliAs(user, root, ['images', '-q', 'chowned'])).toEqual({ status: 0, stdout: '', stderr: '' });
-  });
+  }, SLOW);
 
   it('run: host and no network work; cgroup limits are a clear error without a delegated v2 subtree', () => {
     const { root } = userRootWithBase('run');
@@ -258,5 +261,5 @@ describe('rootless: what the namespace cannot do', () => {
     } finally {
       expect(cliAs(user, root, ['rm', '-f', 'ticker']).status).toBe(0);
     }
-  });
+  }, SLOW);
 });
