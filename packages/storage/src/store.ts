@@ -13,7 +13,7 @@ import { chainIDs, type Digest } from './digest';
 import { MediaTypes } from './content';
 import { ImageStore, hostPlatform, type ImageConfig, type RemoveResult } from './image';
 import { LayerStore, type Layer } from './layers';
-import { BuildCache } from './cache';
+import { BuildCache, type CacheMode } from './cache';
 import type { DriverChoice } from './drivers';
 import { mountsUnder } from './drivers/mountinfo';
 import { detach } from './drivers/perform';
@@ -92,6 +92,8 @@ export class Store {
     requireRoot(opts);
     const abs = prepareRoot(root);
     const layers = await LayerStore.open(abs, { driver: opts.driver ?? 'auto', repair: opts.repair !== false });
+    // Lazily held layers (shared build cache hits) are fetched through the transports when needed.
+    layers.setRemoteOpener(async (remote) => (await transport()).openRemoteBlob(remote));
     if (layers.notice) opts.onNotice?.(layers.notice);
     const images = await ImageStore.open(abs, { layerSource: layers });
     const store = new Store(abs, layers, images, new BuildCache(abs));
@@ -223,9 +225,9 @@ export class Store {
    * Writes build-cache records and their layers' gzip blobs as a shared cache (`build --cache-to`):
    * to an OCI layout folder (`{ dir }`) or a registry reference (`{ ref }`).
    */
-  async exportBuildCache(to: CacheTarget, records: readonly ExportRecord[], opts: RegistryClientOptions = {}): Promise<CacheWriteResult> {
+  async exportBuildCache(to: CacheTarget, records: readonly ExportRecord[], opts: RegistryClientOptions & { mode?: CacheMode } = {}): Promise<CacheWriteResult> {
     const t = await transport();
-    return t.writeCache(this.images, 'dir' in to ? t.layoutCacheLocation(to.dir) : t.registryCacheLocation(to.ref, opts), records);
+    return t.writeCache(this.images, 'dir' in to ? t.layoutCacheLocation(to.dir) : t.registryCacheLocation(to.ref, opts), records, opts.mode);
   }
 
   /** A shared build cache (`build --cache-from`); undefined when there is none. */

@@ -96,6 +96,8 @@ export const imagesCommand = defineCommand(
         return {
           Repository: repo, Tag: tag, ID: id(img.id), Digest: img.manifestDigest,
           CreatedSince: timeAgo(img.created), CreatedAt: img.created ?? '', Size: humanSize(img.size),
+          // Layers from a shared build cache are held lazily: their size is known, their files are not here.
+          ...(img.notFetched ? { NotFetched: humanSize(img.notFetched) } : {}),
         };
       });
       if (template === 'json') {
@@ -106,7 +108,7 @@ export const imagesCommand = defineCommand(
         process.stdout.write(formatList(template, items, IMAGE_HEADERS));
       } else {
         const head = ['REPOSITORY', 'TAG', ...(values.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
-        const rows = [head, ...items.map((i) => [i.Repository, i.Tag, ...(values.digests ? [i.Digest] : []), i.ID, i.CreatedSince, i.Size])];
+        const rows = [head, ...items.map((i) => [i.Repository, i.Tag, ...(values.digests ? [i.Digest] : []), i.ID, i.CreatedSince, i.NotFetched ? `${i.Size} (${i.NotFetched} not fetched)` : i.Size])];
         process.stdout.write(table(rows));
       }
       return 0;

@@ -3,7 +3,7 @@
 // orchestrator testable and its dependencies obvious.
 import type { Readable, Writable } from 'node:stream';
 import type { BuildCache, CacheWriteResult, ExportRecord, RemoteCacheRecord, SeccompOption } from '@tsbuild/storage';
-import type { CacheExportSpec, CacheImportSpec } from './shared-cache';
+import type { CacheDestination, CacheExportSpec, CacheImportSpec } from './shared-cache';
 import type { ImageConfig } from './image-config';
 
 export interface ResolvedImage {
@@ -78,8 +78,13 @@ export interface SharedCacheSource {
   readonly ref: string;
   /** By platform key. */
   readonly records: ReadonlyMap<string, RemoteCacheRecord>;
-  /** Brings the record's layer into the store on its parent chain, verified against its blob and diffID. */
-  importLayer(record: RemoteCacheRecord): Promise<void>;
+  /** How it was exported, when it says (mode=min holds the final image's steps only). */
+  readonly mode?: 'min' | 'max';
+  /**
+   * Holds the record's layer in the store on its parent chain without its files (a lazy layer):
+   * they are fetched, verified against blob digest and diffID, when a step, run, save or -o needs them.
+   */
+  holdLayer(record: RemoteCacheRecord): Promise<void>;
 }
 
 export interface BuildBackend {
@@ -93,7 +98,8 @@ export interface BuildBackend {
   /** Fetches `ref` from its registry into the store (build --pull, or a base image not held locally). */
   pullImage?(ref: string): Promise<void>;
   hasLayer(chainID: string): Promise<boolean>;
-  createWorkLayer(parentChainID: string | null): Promise<WorkLayer>;
+  /** `onFetch` hears of each layer under the parent fetched first (lazily held from a shared cache). */
+  createWorkLayer(parentChainID: string | null, opts?: { onFetch?: (line: string) => void }): Promise<WorkLayer>;
   viewLayer(chainID: string | null): Promise<LayerView>;
   run(req: RunRequest): Promise<RunResult>;
   /** Writes the image (config + manifest) and returns its IDs; tags are applied by `tag`. */
@@ -107,5 +113,5 @@ export interface BuildBackend {
   /** Reads a shared cache (`--cache-from`); undefined when there is none, EBADCACHE when it is corrupt. */
   readSharedCache?(spec: CacheImportSpec): Promise<SharedCacheSource | undefined>;
   /** Writes records and their layers as a shared cache (`--cache-to`). */
-  writeSharedCache?(spec: CacheExportSpec, records: readonly ExportRecord[]): Promise<CacheWriteResult>;
+  writeSharedCache?(spec: CacheExportSpec & CacheDestination, records: readonly ExportRecord[]): Promise<CacheWriteResult>;
 }

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse, parseInstructions, ShellLexer, DockerfileParseError, DockerfileExpansionError, type Stage } from '../dockerfile';
-import { InvalidReferenceError, parseReference, type SeccompOption } from '@tsbuild/storage';
+import { INLINE_CACHE_KEY, InvalidReferenceError, encodeInlineCache, parseReference, type SeccompOption } from '@tsbuild/storage';
 import type { BuildEvent, EventSink } from '../progress';
 import type { BuildBackend, RunRuntimeOptions } from './backend';
 import { evaluateGlobalArgs, PROXY_ARGS } from './args';
@@ -17,7 +17,7 @@ import { BuildError } from './errors';
 import { ContextSources } from './executors';
 import { Planner, checkPlatform, type PlannedStage, type PlanSession } from './plan';
 import { StageRunner, type ExecSession } from './execute';
-import { SharedCaches, cacheName, exportRecords, type CacheExportSpec, type CacheImportSpec } from './shared-cache';
+import { SharedCaches, cacheName, exportRecords, type CacheDestination, type CacheExportSpec, type CacheImportSpec } from './shared-cache';
 
 export interface BuildOptions {
   /** The build context directory. */
@@ -184,15 +184,27 @@ class Builder implements PlanSession, ExecSession {
     if (this.opts.labels && Object.keys(this.opts.labels).length > 0) {
       config.config.Labels = { ...(config.config.Labels ?? {}), ...this.opts.labels };
     }
+    if (this.opts.cacheTo?.some((s) => s.type === 'inline')) this.exportInlineCache(config, finalStage);
     const ids = await this.backend.writeImage(config, result.layers);
     const tags: string[] = [];
     for (const t of this.opts.tags ?? []) tags.push(await this.backend.tag(t, ids.imageId));
-    for (const spec of this.opts.cacheTo ?? []) await this.exportCache(spec, finalStage);
+    // After the image, as BuildKit runs its cache exporters after the image exporter: a failed export
+    // (without ignore-error) fails the build, whose image is written and tagged by then.
+    for (const spec of this.opts.cacheTo ?? []) if (spec.type !== 'inline') await this.exportCache(spec, finalStage, ids.imageId);
     this.emit({ type: 'image', imageId: ids.imageId, manifestDigest: ids.manifestDigest, tags, time: Date.now() });
     return { ...ids, tags, config, warnings: this.warnings };
   }
 
-  private async exportCache(spec: CacheExportSpec, finalStage: PlannedStage): Promise<void> {
+  /** `--cache-to type=inline`: the final image's records (min mode) go into its config, as BuildKit's do. */
+  private exportInlineCache(config: ImageConfig, finalStage: PlannedStage): void {
+    const vertex = this.startVertex(`exporting cache to ${cacheName({ type: 'inline' })}`);
+    const records = exportRecords({ mode: 'min' }, this.runner.resolvedSteps, finalStage);
+    (config as unknown as Record<string, unknown>)[INLINE_CACHE_KEY] = encodeInlineCache(records);
+    this.emit({ type: 'step-log', vertex, stream: 'stdout', data: Buffer.from(`${records.length} records\n`), time: Date.now() });
+    this.emit({ type: 'step-done', vertex, time: Date.now() });
+  }
+
+  private async exportCache(spec: CacheExportSpec & CacheDestination, finalStage: PlannedStage, imageId: string): Promise<void> {
     if (!this.backend.writeSharedCache) throw new BuildError('this build backend cannot export a build cache');
     const vertex = this.startVertex(`exporting cache to ${cacheName(spec)}`);
     try {
@@ -203,7 +215,7 @@ class Builder implements PlanSession, ExecSession {
       const message = `exporting cache to ${cacheName(spec)}: ${(err as Error).message}`;
       if (!spec.ignoreError) {
         this.emit({ type: 'step-error', vertex, message, time: Date.now() });
-        throw err instanceof BuildError ? err : new BuildError(message);
+        throw new BuildError(`${message} (the image ${imageId.slice('sha256:'.length, 'sha256:'.length + 12)} was built; ignore-error=true makes this a warning)`);
       }
       this.warn(message);
     }

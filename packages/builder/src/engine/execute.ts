@@ -156,10 +156,12 @@ export class StageRunner {
         this.resolvedSteps.push({ stage, key, parent: parent ?? '', record });
         return { ...record, cached: true };
       }
-      const reason = explainMiss(await cache.lastParts(lineage), parts);
+      const reason = explainMiss(await cache.lastParts(lineage), parts) ?? this.session.sharedCaches.missNote();
       if (reason) emit({ type: 'step-cache-miss', vertex, reason, time: Date.now() });
     }
-    const work = await backend.createWorkLayer(parent);
+    const work = await backend.createWorkLayer(parent, {
+      onFetch: (line) => emit({ type: 'step-log', vertex, stream: 'stderr', data: Buffer.from(`${line}\n`), time: Date.now() }),
+    });
     try {
       await executor.execute(step, work.rootfs, this.execContext(vertex, stage));
       // A step that finished after a cancel (a COPY, a RUN that exited on its own) is not committed.

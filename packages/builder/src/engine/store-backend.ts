@@ -4,7 +4,7 @@ import * as fsp from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { Store, runContainer, type BuildCache, type CacheWriteResult, type Digest, type Descriptor, type ExportRecord, type Lease } from '@tsbuild/storage';
 import type { BuildBackend, LayerView, ResolvedImage, RunRequest, RunResult, SharedCacheSource, WorkLayer } from './backend';
-import type { CacheExportSpec, CacheImportSpec } from './shared-cache';
+import type { CacheDestination, CacheExportSpec, CacheImportSpec } from './shared-cache';
 import type { ImageConfig } from './image-config';
 
 export class StoreBackend implements BuildBackend {
@@ -46,24 +46,27 @@ export class StoreBackend implements BuildBackend {
     return {
       ref: cache.ref,
       records: cache.records,
-      importLayer: async (record) => {
-        // Leased first: a sweep between the import and the cache record must not take the layer.
-        if (!record.empty) await this.hold(record.chainID);
-        await cache.importLayer(this.store.layers, record);
-      },
+      ...(cache.mode ? { mode: cache.mode } : {}),
+      // Lazily: the layer's files are fetched only when something needs them (ensurePresent). Leased
+      // before it is visible: a sweep between this and the cache record must not take the layer.
+      holdLayer: (record) => cache.holdLayer(this.store.layers, record, { lease: { add: (chain) => this.hold(chain) } }),
     };
   }
 
-  writeSharedCache(spec: CacheExportSpec, records: readonly ExportRecord[]): Promise<CacheWriteResult> {
-    return this.store.exportBuildCache(spec.type === 'local' ? { dir: spec.dest } : { ref: spec.ref }, records);
+  writeSharedCache(spec: CacheExportSpec & CacheDestination, records: readonly ExportRecord[]): Promise<CacheWriteResult> {
+    return this.store.exportBuildCache(spec.type === 'local' ? { dir: spec.dest } : { ref: spec.ref }, records, { mode: spec.mode ?? 'min' });
   }
 
   async hasLayer(chainID: string): Promise<boolean> {
     return this.store.layers.has(chainID as Digest);
   }
 
-  async createWorkLayer(parent: string | null): Promise<WorkLayer> {
+  async createWorkLayer(parent: string | null, opts: { onFetch?: (line: string) => void } = {}): Promise<WorkLayer> {
     const layers = this.store.layers;
+    // A parent held lazily (a shared cache hit) is fetched now: said, so a CI log shows what moved.
+    await layers.ensurePresent(parent as Digest | null, {
+      onFetch: (l) => opts.onFetch?.(`fetching layer ${l.chainID} (${l.remote?.blob.size ?? '?'} bytes) from ${l.remote?.location.replace(/^(registry|local):/, '')}`),
+    });
     const name = Store.workLayerName('build');
     const rw = await layers.createRW(parent as Digest | null, name);
     let rootfs: string;

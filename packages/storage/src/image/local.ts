@@ -41,7 +41,12 @@ export class StoreLayer implements LayerBlob {
     return this.descriptor.mediaType;
   }
 
-  compressed(): Promise<Readable> {
+  async compressed(): Promise<Readable> {
+    // A lazily held layer's cache blob that is not stored here: streamed from the cache, verified.
+    if (this.digest !== this.diffID && !(await this.store.content.has(this.digest))) {
+      const remote = this.store.remoteLayerForm(this.diffID);
+      if (remote?.blob.digest === this.digest) return remote.open();
+    }
     return this.store.content.open(this.digest, { size: this.size });
   }
 
@@ -100,6 +105,10 @@ export class StoreLayer implements LayerBlob {
     }
     const kept = await this.store.findLayerBlob(this.diffID, MediaTypes.ociLayerGzip);
     if (kept) return { descriptor: kept, created: false };
+    // A layer from a shared build cache: its blob there is its gzip form (the store that built it
+    // pushed the same bytes), so a push names and mounts it without fetching anything.
+    const remote = this.store.remoteLayerForm(this.diffID);
+    if (remote && layerCompression(remote.blob.mediaType) === 'gzip') return { descriptor: { ...remote.blob, mediaType: MediaTypes.ociLayerGzip }, created: false };
     const src = await this.uncompressed();
     const counter = new HashingStream();
     const w = await this.store.content.ingest();

@@ -14,6 +14,7 @@
 // not swept; a failed load or pull deletes what it wrote itself.
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import type { Readable } from 'node:stream';
 import { TMP_PREFIX, writeFileAtomic } from '../atomic';
 import { LayerBlobInfo, type LayerInfo } from '../content/blobinfo';
 import { ContentStore } from '../content/store';
@@ -70,6 +71,8 @@ export interface ImageSummary {
   created: string | null;
   /** Sum of the uncompressed layer sizes (compressed size where unknown). */
   size: number;
+  /** Of `size`, the bytes of layers held lazily (a shared build cache's hits): known, not fetched. Absent when 0. */
+  notFetched?: number;
 }
 
 export interface ImageHistoryItem {
@@ -384,6 +387,8 @@ export class ImageStore {
           created: img.config.created ?? null,
           size: this.imageSize(img, info),
         });
+        const notFetched = this.notFetchedSize(img, info);
+        if (notFetched > 0) out[out.length - 1]!.notFetched = notFetched;
       }
       if (!opts.hideParents) return out;
       const parents = parentIds([...cache.values()].filter((x): x is ResolvedImage => x !== null));
@@ -398,6 +403,14 @@ export class ImageStore {
   private layerSizes(img: ResolvedImage, info: Map<Digest, LayerInfo>): number[] {
     const chains = chainIDs(img.layers.map((l) => l.diffID));
     return img.layers.map((l, i) => this.opts.layerSource?.contentSize?.(chains[i]!) ?? layerSize(l, info));
+  }
+
+  private notFetchedSize(img: ResolvedImage, info: Map<Digest, LayerInfo>): number {
+    const source = this.opts.layerSource;
+    if (!source?.isPresent) return 0;
+    const chains = chainIDs(img.layers.map((l) => l.diffID));
+    const sizes = this.layerSizes(img, info);
+    return sizes.reduce((sum, size, i) => (source.isPresent!(chains[i]!) ? sum : sum + size), 0);
   }
 
   private imageSize(img: ResolvedImage, info: Map<Digest, LayerInfo>): number {
@@ -524,6 +537,17 @@ export class ImageStore {
         });
       }
     });
+  }
+
+  /**
+   * The blob in a shared build cache of a lazily held layer with this diffID (fetched or not): a
+   * compressed form that pushes name and mount, and that saves stream, without the layer's files.
+   */
+  remoteLayerForm(diffID: Digest): { location: string; blob: Descriptor; open: () => Promise<Readable> } | undefined {
+    const source = this.opts.layerSource;
+    const remote = source?.remoteForm?.(diffID);
+    if (!remote || !source?.openRemote) return undefined;
+    return { ...remote, open: () => source.openRemote!(remote) };
   }
 
   /** Records a compressed blob for a layer (and its uncompressed size), for reuse by later saves. */

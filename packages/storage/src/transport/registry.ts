@@ -4,7 +4,7 @@
 // or imported uncompressed layer through the archive transport's gzipLayer (compressed once, then
 // kept and reused, so a second push compresses nothing). Each blob is first looked up (HEAD), then
 // mounted from another repository of the same registry that the store knows holds it (a local tag
-// there, or `mountFrom`), else uploaded, streamed from the store and verified on the way out. The
+// there, a shared build cache a lazy layer came from, or `mountFrom`), else uploaded, streamed from the store and verified on the way out. The
 // manifest goes last: the original bytes when every layer was already compressed (its digest stays),
 // else an OCI manifest naming the gzip blobs.
 //
@@ -107,7 +107,7 @@ export async function pushImage(store: ImageStore, ref: string, dest: string | u
   if (dest === undefined && isImageId(ref, img!.id)) throw userError(`push ${ref}: an image ID needs a destination (REGISTRY/REPOSITORY[:TAG])`);
   const target = parseReference(dest ?? ref);
   if (target.digest) throw userError(`cannot push to a digest reference: ${dest ?? ref}; give a tag`);
-  const sources = await mountSources(store, target, opts.mountFrom ?? []);
+  const sources = await mountSources(store, target, opts.mountFrom ?? [], img!);
   return pushTo(img!, target, sources, opts);
 }
 
@@ -191,8 +191,16 @@ interface MountSources {
   always: string[];
 }
 
-async function mountSources(store: ImageStore, target: ImageReference, extra: string[]): Promise<MountSources> {
+async function mountSources(store: ImageStore, target: ImageReference, extra: string[], img: Image): Promise<MountSources> {
   const byBlob = new Map<Digest, string[]>();
+  // Layers held lazily from a shared build cache on this registry: their blobs are in the cache's
+  // repository, so a push mounts them from there and moves no layer bytes.
+  for (const l of img.layers) {
+    const remote = store.remoteLayerForm(l.diffID);
+    if (!remote?.location.startsWith('registry:')) continue;
+    const cacheRef = parseReference(remote.location.slice('registry:'.length));
+    if (cacheRef.domain === target.domain && cacheRef.path !== target.path) byBlob.set(remote.blob.digest as Digest, [cacheRef.path]);
+  }
   const info = await store.blobInfo.read();
   for (const summary of await store.list()) {
     if (!summary.ref) continue;
