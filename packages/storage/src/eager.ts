@@ -15,3 +15,4 @@ export * from './containers';
 export * from './drivers';
 export * from './layers';
 export * from './cache';
+export * from './runtime/binfmt';

@@ -11,7 +11,8 @@ import { decompress } from './archive';
 import { TsbuildError, describeSystemError, shortName } from './errors';
 import { chainIDs, type Digest } from './digest';
 import { MediaTypes } from './content';
-import { ImageStore, hostPlatform, type ImageConfig, type RemoveResult } from './image';
+import { ImageStore, configPlatform, formatPlatform, hostPlatform, parseReference, type ImageConfig, type RemoveResult, type ImageResolveOptions } from './image';
+import type { Platform } from './content';
 import { LayerStore, type Layer } from './layers';
 import { BuildCache, type CacheMode } from './cache';
 import type { DriverChoice } from './drivers';
@@ -72,6 +73,8 @@ export interface ImportOptions {
   /** Config changes (a subset of docker import -c): CMD/ENTRYPOINT/ENV/WORKDIR/USER as JSON or text. */
   config?: Partial<ImageConfig['config']>;
   onProgress?: (bytes: number) => void;
+  /** The platform the rootfs is for (import --platform); default this host's. */
+  platform?: Platform;
 }
 
 export interface Lease {
@@ -185,10 +188,12 @@ export class Store {
       throw err;
     }
     const now = new Date().toISOString();
+    const platform = opts.platform ?? hostPlatform();
     const config: ImageConfig = {
       created: now,
-      architecture: hostPlatform().architecture,
-      os: 'linux',
+      architecture: platform.architecture,
+      os: platform.os,
+      ...(platform.variant ? { variant: platform.variant } : {}),
       config: { ...(opts.config ?? {}) },
       rootfs: { type: 'layers', diff_ids: [layer.diffID] },
       history: [{ created: now, created_by: 'tsbuild import', ...(opts.message ? { comment: opts.message } : {}) }],
@@ -238,8 +243,17 @@ export class Store {
 
   /** Pulls an image from a registry into the layer store and tags it. */
   async pull(ref: string, opts: Omit<PullOptions, 'importer'> = {}): Promise<PullResult> {
+    // `pull --platform` of a name that holds other platforms keeps them: the name becomes an index.
+    const before = opts.platform ? await this.images.platformImages(ref).catch(() => []) : [];
     const t = await transport();
-    return this.withLeasedImporter((importer) => t.pullImage(this.images, ref, { ...opts, importer }));
+    const result = await this.withLeasedImporter((importer) => t.pullImage(this.images, ref, { ...opts, importer }));
+    const pulled = await this.images.resolve(result.manifestDigest);
+    const platform = configPlatform(pulled.config);
+    const others = before.filter((c) => formatPlatform(c.platform) !== formatPlatform(platform));
+    if (others.length > 0 && !parseReference(ref).digest) {
+      await this.images.createIndex([...others, { manifest: pulled.manifestDescriptor, platform }], [result.reference]);
+    }
+    return result;
   }
 
   /**
@@ -293,8 +307,8 @@ export class Store {
   }
 
   /** The chain ID of an image's top layer, or null for an image without layers. */
-  async imageChain(refOrId: string): Promise<{ id: Digest; chainID: Digest | null; config: ImageConfig }> {
-    const img = await this.images.resolve(refOrId);
+  async imageChain(refOrId: string, opts: ImageResolveOptions = {}): Promise<{ id: Digest; chainID: Digest | null; config: ImageConfig }> {
+    const img = await this.images.resolve(refOrId, opts);
     const chains = chainIDs(img.config.rootfs?.diff_ids ?? []);
     const top = chains.length > 0 ? chains[chains.length - 1]! : null;
     if (top !== null && !this.layers.has(top)) {
@@ -326,10 +340,9 @@ export class Store {
         cur = this.layers.get(cur as Digest).parent;
       }
     };
-    for (const summary of await this.images.list()) {
-      const img = await this.images.resolve(summary.id).catch(() => undefined);
-      if (!img) continue;
-      const chains = chainIDs(img.config.rootfs?.diff_ids ?? []);
+    // Every platform image of an index too, not only the one this host would pick.
+    for (const diffIDs of await this.images.allImageLayers()) {
+      const chains = chainIDs(diffIDs);
       markChain(chains[chains.length - 1] ?? null);
     }
     for (const rw of this.layers.listRW()) markChain(rw.parent);

@@ -2,7 +2,7 @@
 // implementation (store-backend.ts) sits on @tsbuild/storage; keeping this narrow keeps the
 // orchestrator testable and its dependencies obvious.
 import type { Readable, Writable } from 'node:stream';
-import type { BuildCache, CacheWriteResult, ExportRecord, RemoteCacheRecord, SeccompOption } from '@tsbuild/storage';
+import type { BuildCache, CacheWriteResult, ExportRecord, Platform, RemoteCacheRecord, SeccompOption } from '@tsbuild/storage';
 import type { CacheDestination, CacheExportSpec, CacheImportSpec } from './shared-cache';
 import type { ImageConfig } from './image-config';
 
@@ -94,14 +94,17 @@ export interface BuildBackend {
   readonly cache: BuildCache;
   /** A scratch directory that crash repair removes if this process dies (caller removes it otherwise). */
   scratch(kind: string): Promise<string>;
-  resolveImage(ref: string): Promise<ResolvedImage>;
+  /** The image `ref` names, for `platform` when given (picked from an index, checked otherwise). */
+  resolveImage(ref: string, platform?: Platform): Promise<ResolvedImage>;
   /** Fetches `ref` from its registry into the store (build --pull, or a base image not held locally). */
-  pullImage?(ref: string): Promise<void>;
+  pullImage?(ref: string, platform?: Platform): Promise<void>;
   hasLayer(chainID: string): Promise<boolean>;
   /** `onFetch` hears of each layer under the parent fetched first (lazily held from a shared cache). */
   createWorkLayer(parentChainID: string | null, opts?: { onFetch?: (line: string) => void }): Promise<WorkLayer>;
   viewLayer(chainID: string | null): Promise<LayerView>;
   run(req: RunRequest): Promise<RunResult>;
+  /** Writes an image index over written platform images (a multi-platform build); returns its digest. */
+  writeIndex?(images: { manifestDigest: string; platform: Platform }[]): Promise<string>;
   /** Writes the image (config + manifest) and returns its IDs; tags are applied by `tag`. */
   writeImage(config: ImageConfig, layers: { diffID: string; chainID: string }[]): Promise<{ imageId: string; manifestDigest: string }>;
   tag(ref: string, imageId: string): Promise<string>;

@@ -4,7 +4,7 @@
 // it locally. `--cache-to`
 // exports the records of the steps this build resolved: the final image's (mode=min) or every
 // stage's (mode=max).
-import { TsbuildError, hostPlatform, platformCacheKey, type CacheRecord, type ExportRecord } from '@tsbuild/storage';
+import { TsbuildError, formatPlatform, hostPlatform, platformCacheKey, type CacheRecord, type ExportRecord } from '@tsbuild/storage';
 import type { EventSink } from '../progress';
 import type { BuildBackend, SharedCacheSource } from './backend';
 import type { PlannedStage } from './plan';
@@ -92,8 +92,8 @@ export class SharedCaches {
    * The record of a step (local key `key`) on `parent` in the first source holding one, with its layer
    * held lazily in the store; undefined when no source has it.
    */
-  async hit(key: string, parent: string): Promise<CacheRecord | undefined> {
-    const remoteKey = platformCacheKey(key, this.platform);
+  async hit(key: string, parent: string, platform: string = this.platform): Promise<CacheRecord | undefined> {
+    const remoteKey = platformCacheKey(key, platform);
     for (const source of this.sources) {
       const record = source.records.get(remoteKey);
       if (!record || record.parent !== parent) continue;
@@ -117,14 +117,15 @@ export function minModeNote(sources: readonly { ref: string; mode?: string }[]):
 }
 
 /** The records `spec` exports from what the build resolved, under their platform keys. */
-export function exportRecords(spec: Pick<CacheExportSpec, 'mode'>, steps: readonly ResolvedStep[], final: PlannedStage): ExportRecord[] {
-  const platform = cachePlatform();
+export function exportRecords(spec: Pick<CacheExportSpec, 'mode'>, steps: readonly ResolvedStep[], finals: readonly PlannedStage[]): ExportRecord[] {
+  // The final stage of every target platform, and the stages under it.
   const inImage = new Set<PlannedStage>();
-  for (let s: PlannedStage | undefined = final; s; s = s.base.kind === 'stage' ? s.base.stage : undefined) inImage.add(s);
+  for (const final of finals) for (let s: PlannedStage | undefined = final; s; s = s.base.kind === 'stage' ? s.base.stage : undefined) inImage.add(s);
   const out = new Map<string, ExportRecord>();
   for (const step of steps) {
     if ((spec.mode ?? 'min') === 'min' && !inImage.has(step.stage)) continue;
-    const key = platformCacheKey(step.key, platform);
+    // Each step under the platform its stage was built for.
+    const key = platformCacheKey(step.key, formatPlatform(step.stage.platform));
     out.set(key, { ...step.record, key, parent: step.parent });
   }
   return [...out.values()];

@@ -6,10 +6,10 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { decompress } from '../archive/decompress';
-import { MediaTypes, layerCompression, type Descriptor } from '../content/types';
+import { MediaTypes, layerCompression, type Descriptor, type Platform } from '../content/types';
 import { DigestMismatchError, HashingStream, verifyingStream, type Digest } from '../digest';
 import { TsbuildError, userError, withContext } from '../errors';
-import type { Image, LayerBlob } from './model';
+import type { Image, LayerBlob, MultiPlatformImage } from './model';
 import { familiarString, parseReference } from './reference';
 import type { ImageLayer, ImageStore, ResolvedImage } from './store';
 
@@ -186,7 +186,7 @@ export function storeLayers(store: ImageStore, layers: readonly ImageLayer[]): S
 }
 
 /** A stored image (resolved, or just staged by a load or pull) as a model Image under `names`. */
-export function storeImage(store: ImageStore, img: Omit<ResolvedImage, 'tags'>, names: readonly string[]): Image {
+export function storeImage(store: ImageStore, img: Omit<ResolvedImage, 'tags' | 'platform'>, names: readonly string[]): Image {
   return {
     id: img.id,
     names,
@@ -218,6 +218,31 @@ export async function storeImages(store: ImageStore, refs: readonly string[]): P
     }
   }
   return out.map(({ resolved, names }) => storeImage(store, resolved, names));
+}
+
+/**
+ * Splits `refs` into single images and image indexes (each index with every platform image it holds);
+ * an index of one platform counts as that image.
+ */
+export async function storeImagesAndIndexes(store: ImageStore, refs: readonly string[]): Promise<{ images: Image[]; indexes: MultiPlatformImage[] }> {
+  const single: string[] = [];
+  const indexes: MultiPlatformImage[] = [];
+  for (const ref of refs) {
+    const found = await store.resolveIndex(ref);
+    if (!found || found.index.manifests.length < 2) {
+      single.push(ref);
+      continue;
+    }
+    const name = isImageId(ref, found.descriptor.digest) ? undefined : nameOf(ref);
+    const images: { image: Image; platform: Platform }[] = [];
+    for (const m of found.index.manifests) {
+      if (!m.platform) continue;
+      const resolved = await store.resolve(ref, { platform: m.platform });
+      images.push({ image: storeImage(store, resolved, []), platform: m.platform });
+    }
+    indexes.push({ names: name ? [name] : [], images });
+  }
+  return { images: single.length > 0 ? await storeImages(store, single) : [], indexes };
 }
 
 /** Whether `ref` is (a prefix of) the image ID `id` rather than a name. */
