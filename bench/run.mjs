@@ -21,15 +21,19 @@ import { runSuite, RUN_TOOLS } from './lib/suites/run.mjs';
 import { querySuite, QUERY_TOOLS } from './lib/suites/query.mjs';
 import { buildSuite, BUILD_TOOLS } from './lib/suites/build.mjs';
 import { ciSuite, CI_TOOLS } from './lib/suites/ci.mjs';
+import { rootlessSuite, ROOTLESS_TOOLS } from './lib/suites/rootless.mjs';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SUITES = { import: [importSuite, IMPORT_TOOLS], run: [runSuite, RUN_TOOLS], query: [querySuite, QUERY_TOOLS], build: [buildSuite, BUILD_TOOLS], ci: [ciSuite, CI_TOOLS] };
+const SUITES = {
+  import: [importSuite, IMPORT_TOOLS], run: [runSuite, RUN_TOOLS], query: [querySuite, QUERY_TOOLS], build: [buildSuite, BUILD_TOOLS],
+  ci: [ciSuite, CI_TOOLS], rootless: [rootlessSuite, ROOTLESS_TOOLS],
+};
 const ALL_TOOLS = ['tsbuild', 'docker', 'podman', 'buildah', 'runc'];
 const FACTORIES = { tsbuild: tsbuildTool, docker: dockerTool, podman: podmanTool, buildah: buildahTool, runc: runcTool };
 
 const USAGE = `Usage: node bench/run.mjs [SUITE...] [OPTIONS]     (as root)
 
-Suites: import, run, query, build, ci (default: all five, in that order)
+Suites: import, run, query, build, ci, rootless (default: all six, in that order)
 
 Options:
   --runs N               runs per case in every suite (the per-suite options below win over it)
@@ -156,7 +160,7 @@ async function main() {
   try {
     const baseTar = await makeBaseTar(repoRoot, path.dirname(opts.workloadsScript), path.join(tmp, 'base.tar'));
     const ctx = { repoRoot, tmp, baseTar, tsbuildCli: opts.tsbuildCli };
-    const workloads = opts.suites.some((s) => s === 'import' || s === 'build' || s === 'ci') ? await ensureWorkloads(opts.workloadsScript, opts.workloads, log) : undefined;
+    const workloads = opts.suites.some((s) => s === 'import' || s === 'build' || s === 'ci' || s === 'rootless') ? await ensureWorkloads(opts.workloadsScript, opts.workloads, log) : undefined;
 
     const needed = ALL_TOOLS.filter((t) => opts.tools.includes(t) && opts.suites.some((s) => SUITES[s][1].includes(t)));
     for (const name of needed) {

@@ -23,10 +23,10 @@ describe('usage', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
-  it('says in one line that it needs root', () => {
+  it('as a user without subordinate ids: says in one line which lines are missing (exit 125), nothing made', () => {
     const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, '--root', root, 'images'], { encoding: 'utf8' });
-    expect(r.status).toBe(1);
-    expect(r.stderr.trim()).toMatch(/^tsbuild: tsbuild needs root: .+$/);
+    expect(r.status).toBe(125);
+    expect(r.stderr.trim()).toMatch(/^tsbuild: rootless mode needs subordinate ids for nobody: \/etc\/subuid needs a line .+$/);
   });
 });
 

@@ -10,6 +10,7 @@ export * from './content';
 export * from './image';
 export * from './archive';
 export * from './store';
+export * from './rootless';
 export * from './containers';
 export * from './drivers';
 export * from './layers';

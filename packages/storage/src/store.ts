@@ -21,6 +21,7 @@ import { detach } from './drivers/perform';
 import { isAlive, ownedName, ownerOf } from './drivers/proc';
 import type { FsckReport } from './fsck';
 import { createLease, readLeases } from './lease';
+import { inUserNamespace } from './rootless';
 import { removeStaleCgroups } from './runtime/cgroups';
 import { Containers } from './containers';
 import type { CacheWriteResult, LayerImporter, ExportRecord, LoadedCache, PullOptions, PullResult, PushOptions, PushResult, SaveFormat, SaveOptions } from './transport';
@@ -41,19 +42,29 @@ export interface StoreOptions {
   /** Remove what crashed processes left at open (default true; fsck looks first). */
   repair?: boolean;
   /**
-   * Reserved for a rootless store (user namespaces, fuse-overlayfs). Not supported yet: `true` is
-   * refused. Without it, opening as non-root is refused rather than falling back to vfs and recording
-   * that choice in the root.
+   * The rootless mode (a user namespace, see rootless.ts) is taken when the process runs in one; `true`
+   * insists on it (refused outside a user namespace), `false` refuses it.
    */
   rootless?: boolean;
 }
 
 /** The one line a non-root caller gets, from the library and the CLI alike. */
-export const ROOT_REQUIRED_MESSAGE = 'tsbuild needs root: it mounts layers (overlay), creates namespaces and cgroups; run it with sudo';
+export const ROOT_REQUIRED_MESSAGE =
+  'tsbuild needs root or a user namespace: it mounts layers (overlay), creates namespaces and cgroups; ' +
+  'run it with sudo, or call reexecInUserNamespace() first (the rootless mode)';
 
-/** Refuses to go on without root (effective uid 0), before anything touches a storage root. */
-export function requireRoot(): void {
+/**
+ * Refuses to go on without root (effective uid 0, of the host or of a user namespace), before anything
+ * touches a storage root.
+ */
+export function requireRoot(opts: { rootless?: boolean | undefined } = {}): void {
   if (typeof process.geteuid === 'function' && process.geteuid() !== 0) throw new TsbuildError('EPERM', ROOT_REQUIRED_MESSAGE);
+  if (opts.rootless === true && !inUserNamespace()) {
+    throw new TsbuildError('EPERM', 'rootless: true needs a user namespace: call reexecInUserNamespace() first');
+  }
+  if (opts.rootless === false && inUserNamespace()) {
+    throw new TsbuildError('EPERM', 'rootless: false, but this process runs in a user namespace');
+  }
 }
 
 export interface ImportOptions {
@@ -81,8 +92,7 @@ export class Store {
   ) {}
 
   static async open(root: string, opts: StoreOptions = {}): Promise<Store> {
-    if (opts.rootless) throw new Error('Store.open: rootless mode is not supported yet (rootless: true)');
-    requireRoot();
+    requireRoot(opts);
     const abs = prepareRoot(root);
     const layers = await LayerStore.open(abs, { driver: opts.driver ?? 'auto', repair: opts.repair !== false });
     // Lazily held layers (shared build cache hits) are fetched through the transports when needed.

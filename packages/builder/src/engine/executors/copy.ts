@@ -10,7 +10,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { lgetxattr, llistxattr, lsetxattr, mknod } from '@tsbuild/native';
-import { applyTar, decompress, fsPath, layerKeepsXattr, resolveInRoot, mkdirp } from '@tsbuild/storage';
+import { applyTar, decompress, explainChownError, fsPath, layerKeepsXattr, resolveInRoot, mkdirp } from '@tsbuild/storage';
 import type { AddInstruction, CopyInstruction } from '../../dockerfile';
 import {
   BuildContext,
@@ -329,7 +329,9 @@ function typeBits(item: CopyItem): number {
 }
 
 async function applyMeta(host: string, meta: { mode: number; uid: number; gid: number }): Promise<void> {
-  await fsp.lchown(fsPath(host), meta.uid, meta.gid);
+  await fsp.lchown(fsPath(host), meta.uid, meta.gid).catch((err: unknown) => {
+    throw explainChownError(err, meta.uid, meta.gid, host); // rootless: an unmapped --chown id, named
+  });
   // chmod after chown: chown clears setuid/setgid bits.
   await fsp.chmod(fsPath(host), meta.mode);
 }
