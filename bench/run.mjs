@@ -20,15 +20,20 @@ import { importSuite, IMPORT_TOOLS } from './lib/suites/import.mjs';
 import { runSuite, RUN_TOOLS } from './lib/suites/run.mjs';
 import { querySuite, QUERY_TOOLS } from './lib/suites/query.mjs';
 import { buildSuite, BUILD_TOOLS } from './lib/suites/build.mjs';
+import { ciSuite, CI_TOOLS } from './lib/suites/ci.mjs';
+import { rootlessSuite, ROOTLESS_TOOLS } from './lib/suites/rootless.mjs';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SUITES = { import: [importSuite, IMPORT_TOOLS], run: [runSuite, RUN_TOOLS], query: [querySuite, QUERY_TOOLS], build: [buildSuite, BUILD_TOOLS] };
+const SUITES = {
+  import: [importSuite, IMPORT_TOOLS], run: [runSuite, RUN_TOOLS], query: [querySuite, QUERY_TOOLS], build: [buildSuite, BUILD_TOOLS],
+  ci: [ciSuite, CI_TOOLS], rootless: [rootlessSuite, ROOTLESS_TOOLS],
+};
 const ALL_TOOLS = ['tsbuild', 'docker', 'podman', 'buildah', 'runc'];
 const FACTORIES = { tsbuild: tsbuildTool, docker: dockerTool, podman: podmanTool, buildah: buildahTool, runc: runcTool };
 
 const USAGE = `Usage: node bench/run.mjs [SUITE...] [OPTIONS]     (as root)
 
-Suites: import, run, query, build (default: all four, in that order)
+Suites: import, run, query, build, ci, rootless (default: all six, in that order)
 
 Options:
   --runs N               runs per case in every suite (the per-suite options below win over it)
@@ -38,7 +43,7 @@ Options:
   --import-runs N        runs of the import suite (default 3)
   --quick                smoke settings: run 5, builds 1, bigcopy 1, import 1
   --tools LIST           comma-separated subset of ${ALL_TOOLS.join(',')}
-  --workloads-only LIST  build suite workloads (default ${WORKLOADS.join(',')})
+  --workloads-only LIST  build and ci suite workloads (default: build ${WORKLOADS.join(',')}; ci app)
   --workloads DIR        workload cache (default $TMPDIR/tsbuild-bench-workloads, reused between runs)
   --workloads-script F   generator (default ../shared/bench/mkworkloads.sh beside the repo)
   --tsbuild FILE         the tsbuild CLI script (default packages/builder/bin/tsbuild.js)
@@ -84,6 +89,7 @@ function parseOptions(argv) {
     importRuns: count('import-runs', q ? 1 : 3),
     tools: list(values.tools, ALL_TOOLS, 'tool'),
     buildWorkloads: list(values['workloads-only'], WORKLOADS, 'workload'),
+    ciWorkloads: values['workloads-only'] === undefined ? undefined : list(values['workloads-only'], WORKLOADS, 'workload'),
     workloads: path.resolve(values.workloads ?? path.join(os.tmpdir(), 'tsbuild-bench-workloads')),
     workloadsScript: path.resolve(values['workloads-script'] ?? path.join(repoRoot, '..', 'shared', 'bench', 'mkworkloads.sh')),
     tsbuildCli: path.resolve(values.tsbuild ?? path.join(repoRoot, 'packages/builder/bin/tsbuild.js')),
@@ -154,7 +160,7 @@ async function main() {
   try {
     const baseTar = await makeBaseTar(repoRoot, path.dirname(opts.workloadsScript), path.join(tmp, 'base.tar'));
     const ctx = { repoRoot, tmp, baseTar, tsbuildCli: opts.tsbuildCli };
-    const workloads = opts.suites.some((s) => s === 'import' || s === 'build') ? await ensureWorkloads(opts.workloadsScript, opts.workloads, log) : undefined;
+    const workloads = opts.suites.some((s) => s === 'import' || s === 'build' || s === 'ci' || s === 'rootless') ? await ensureWorkloads(opts.workloadsScript, opts.workloads, log) : undefined;
 
     const needed = ALL_TOOLS.filter((t) => opts.tools.includes(t) && opts.suites.some((s) => SUITES[s][1].includes(t)));
     for (const name of needed) {
@@ -180,10 +186,11 @@ async function main() {
     const allCases = [];
     for (const suite of opts.suites) {
       log(`suite: ${suite}`);
-      const { cases, goals } = await SUITES[suite][0](env);
+      // A suite whose cases are not tools side by side (ci) gives its own tables and raw data.
+      const { cases, goals, tables = [], data } = await SUITES[suite][0](env);
       allCases.push(...cases);
-      say(`### ${suite}\n\n${cases.map((c) => caseTable(c.title, c.rows, c.notes)).join('\n\n')}${goals.length ? `\n\n${goalTable(`${suite}: goals (median ratios)`, goals)}` : ''}`);
-      result.suites[suite] = { cases: cases.map(caseJson), goals };
+      say(`### ${suite}\n\n${[...cases.map((c) => caseTable(c.title, c.rows, c.notes)), ...tables].join('\n\n')}${goals.length ? `\n\n${goalTable(`${suite}: goals (median ratios)`, goals)}` : ''}`);
+      result.suites[suite] = { cases: cases.map(caseJson), goals, ...(data ? { data } : {}) };
     }
     const memory = rssGoalTable(allCases);
     if (memory) say(`### memory\n\n${memory}`);

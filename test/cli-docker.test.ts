@@ -162,7 +162,7 @@ describe('detached containers', () => {
     expect(cli(root, ['ps']).stdout).toMatch(/\bUp\s+web/);
     for (let i = 0; i < 50 && cli(root, ['logs', 'web']).stdout === ''; i++) spawnSync('sleep', ['0.1']);
     expect(cli(root, ['logs', 'web']).stdout).toBe('ready\n');
-    const ex = cli(root, ['exec', '-e', 'X=1', '-w', '/tmp', '-u', '1000', 'web', 'sh', '-c', 'echo $X $(pwd) $(id -u) $(hostname); grep db /etc/hosts; ps -o comm | grep -c sleep']);
+    const ex = cli(root, ['exec', '-e', 'X=1', '-w', '/tmp', '-u', '1000', 'web', 'sh', '-c', 'echo $X $(pwd) $(id -u) $(hostname); grep -w db /etc/hosts; ps -o comm | grep -c sleep']);
     expect(ex.stderr).toBe('');
     expect(ex.stdout.split('\n').slice(0, 2)).toEqual([`1 /tmp 1000 ${d.stdout.slice(0, 12)}`, '10.0.0.9\tdb']);
     expect(cli(root, ['exec', 'web', 'sh', '-c', 'exit 4']).status).toBe(4);

@@ -23,10 +23,10 @@ describe('usage', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
-  it('says in one line that it needs root', () => {
+  it('as a user without subordinate ids: says in one line which lines are missing (exit 125), nothing made', () => {
     const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, '--root', root, 'images'], { encoding: 'utf8' });
-    expect(r.status).toBe(1);
-    expect(r.stderr.trim()).toMatch(/^tsbuild: tsbuild needs root: .+$/);
+    expect(r.status).toBe(125);
+    expect(r.stderr.trim()).toMatch(/^tsbuild: rootless mode needs subordinate ids for nobody: \/etc\/subuid needs a line .+$/);
   });
 });
 
@@ -244,10 +244,14 @@ describe('build', () => {
     expect(listed).toContain('bin/busybox');
   });
 
-  it('--platform other than the host is a clear error', () => {
+  // Since issue 16 other platforms are built; a base image of another platform is the clear error.
+  it('--platform of a platform the base image lacks is a clear error', () => {
     const ctx = writeTree(fs.mkdtempSync(path.join(top, 'ctx-')), { Dockerfile: 'FROM busybox\n' });
     const r = cli(root, ['build', '--platform', 'linux/s390x', ctx]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/platform "linux\/s390x" is not supported/);
+    expect(r.stderr).toBe('tsbuild: Dockerfile:1: base image "busybox": image busybox is for linux/amd64, not linux/s390x\n');
+    const bad = cli(root, ['build', '--platform', 'linux/amd64,windows/amd64', ctx]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^tsbuild: invalid platform "windows\/amd64": operating system "windows" is not supported \(only linux\)/);
   });
 });

@@ -95,11 +95,13 @@ describe('npm pack', () => {
     const native = tarList(tarballs.native!);
     expect(native.filter((n) => n.startsWith('prebuilds/')).sort()).toEqual([
       'prebuilds/linux-arm64/tsbuild-init',
+      'prebuilds/linux-arm64/tsbuild-userns',
       'prebuilds/linux-arm64/tsbuild_native.node',
       'prebuilds/linux-x64/tsbuild-init',
+      'prebuilds/linux-x64/tsbuild-userns',
       'prebuilds/linux-x64/tsbuild_native.node',
     ]);
-    expect(native).toEqual(expect.arrayContaining(['binding.gyp', 'cc/addon.cc', 'cc/init/init.c', 'scripts/install.js', 'dist/index.d.ts', 'README.md']));
+    expect(native).toEqual(expect.arrayContaining(['binding.gyp', 'cc/addon.cc', 'cc/init/init.c', 'cc/userns/userns.c', 'scripts/install.js', 'dist/index.d.ts', 'README.md']));
     for (const p of PACKAGES) {
       const files = tarList(tarballs[p]!);
       const leftovers = files.filter((n) => /^(build|src|test)\/|\.(o|map|tsbuildinfo|mk)$|\/\.sources$/.test(n));
@@ -111,7 +113,7 @@ describe('npm pack', () => {
   it('has prebuilt binaries for the arch they are named after', () => {
     const dir = path.join(app, 'node_modules', '@tsbuild', 'native', 'prebuilds');
     for (const arch of ['x64', 'arm64']) {
-      for (const file of ['tsbuild_native.node', 'tsbuild-init']) {
+      for (const file of ['tsbuild_native.node', 'tsbuild-init', 'tsbuild-userns']) {
         expect(elfMachine(path.join(dir, `linux-${arch}`, file)), `${arch}/${file}`).toBe(ELF_MACHINES[arch]);
       }
     }

@@ -12,6 +12,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { build, type BuildEvent } from '@tsbuild/builder';
 import { busyboxTarball, cli, mountsUnder, useTestRoot } from './helpers/roots';
 import { captureTree, diffTrees } from './helpers/tree';
+import { writeAppWorkload } from './helpers/bench-workloads';
 
 const t = useTestRoot({ base: false });
 
@@ -33,29 +34,7 @@ function workload(name: string): string {
 }
 
 function makeApp(): string {
-  const dir = workload('app');
-  fs.mkdirSync(path.join(dir, 'src'));
-  for (let i = 1; i <= 200; i++) fs.writeFileSync(path.join(dir, 'src', `m${i}.js`), `export const v${i} = ${i};\n`);
-  fs.writeFileSync(path.join(dir, 'config.json'), '{"name":"bench","port":8080}\n');
-  fs.writeFileSync(
-    path.join(dir, 'Dockerfile'),
-    [
-      'FROM bench-base',
-      'RUN mkdir -p /app && echo built > /app/stamp',
-      'WORKDIR /app',
-      'COPY src/ /app/src/',
-      'ENV MODE=prod',
-      'RUN for i in $(seq 1 200); do echo line$i >> /app/log; done',
-      'RUN rm /app/src/m1.js && ls /app/src | wc -l > /app/count',
-      'COPY config.json /app/',
-      'LABEL org.example.bench=app',
-      'EXPOSE 8080',
-      'USER 1000',
-      'CMD ["/bin/sh","-c","cat /app/stamp"]',
-      '',
-    ].join('\n'),
-  );
-  return dir;
+  return writeAppWorkload(workload('app'));
 }
 
 const SMALL_FILES = 400;

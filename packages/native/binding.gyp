@@ -17,6 +17,13 @@
       "sources": ["cc/init/init.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"],
       "ldflags": ["-static"]
+    },
+    {
+      "target_name": "tsbuild-userns",
+      "type": "executable",
+      "sources": ["cc/userns/userns.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "ldflags": ["-static"]
     }
   ]
 }

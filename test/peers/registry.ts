@@ -40,6 +40,11 @@ export interface RegistryPeer {
   requests(): AccessEntry[];
   /** Waits (up to 10 s) until a served request satisfies `pred`; the access log line comes after the response. */
   waitFor(pred: (e: AccessEntry) => boolean, from?: number): Promise<void>;
+  /**
+   * The requests served so far, once the log holds every request answered before the call: a marker
+   * request is sent and awaited in the log (lines come after responses), so counts are complete.
+   */
+  settledRequests(): Promise<AccessEntry[]>;
   /** Requests the token server was asked for (token auth only): the scopes of each. */
   tokenRequests: string[][];
   stop(): Promise<void>;
@@ -224,6 +229,14 @@ export async function startRegistry(opts: RegistryPeerOptions = {}): Promise<Reg
     child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
     child.stderr!.on('data', (c: Buffer) => (out += c.toString('utf8')));
     await waitForPort(port, child, () => out);
+    let settles = 0;
+    const waitFor = async (pred: (e: AccessEntry) => boolean, from = 0) => {
+      const deadline = Date.now() + 10_000;
+      while (!requests().slice(from).some(pred)) {
+        if (Date.now() > deadline) throw new Error(`the registry did not log the expected request; its log:\n${out}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
     const requests = (): AccessEntry[] => {
       const entries: AccessEntry[] = [];
       for (const m of out.matchAll(/"([A-Z]+) (\S+) HTTP\/[\d.]+" (\d{3}) /g)) entries.push({ method: m[1]!, path: m[2]!, status: Number(m[3]) });
@@ -236,12 +249,12 @@ export async function startRegistry(opts: RegistryPeerOptions = {}): Promise<Reg
       output: () => out,
       requests,
       tokenRequests,
-      async waitFor(pred, from = 0) {
-        const deadline = Date.now() + 10_000;
-        while (!requests().slice(from).some(pred)) {
-          if (Date.now() > deadline) throw new Error(`the registry did not log the expected request; its log:\n${out}`);
-          await new Promise((r) => setTimeout(r, 20));
-        }
+      waitFor,
+      async settledRequests() {
+        const marker = `/v2/?settle=${++settles}`;
+        await (await fetch(`http://127.0.0.1:${port}${marker}`)).arrayBuffer();
+        await waitFor((e) => e.path === marker);
+        return requests().filter((e) => !e.path.startsWith('/v2/?settle='));
       },
       stop,
     };

@@ -13,6 +13,8 @@ export function tsbuildTool(ctx) {
 
   return {
     name: 'tsbuild',
+    /** The CLI script (suites that run their own commands). */
+    cliPath: bin,
     note: `node ${path.relative(ctx.repoRoot, bin)} --root <fresh dir>`,
 
     /** Undefined when the CLI starts at all; otherwise why not (tsbuild cells then read "error: ..."). */

@@ -24,8 +24,8 @@ function prebuiltProblem() {
   if (process.platform !== 'linux') return `tsbuild runs on Linux only, not ${process.platform}`;
   const dir = path.join(pkgDir, 'prebuilds', platformDir);
   const addon = path.join(dir, 'tsbuild_native.node');
-  const init = path.join(dir, 'tsbuild-init');
-  for (const file of [addon, init]) {
+  const helpers = ['tsbuild-init', 'tsbuild-userns'].map((name) => path.join(dir, name));
+  for (const file of [addon, ...helpers]) {
     if (!fs.existsSync(file)) return `no prebuilt binary for ${platformDir} (${path.relative(pkgDir, file)} is missing)`;
     const machine = elfMachine(file);
     if (machine !== ELF_MACHINES[process.arch]) return `${path.relative(pkgDir, file)} is built for ${archOfMachine(machine)}, not ${process.arch}`;

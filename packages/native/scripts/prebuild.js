@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds the binaries shipped inside the package: prebuilds/linux-<arch>/{tsbuild_native.node,
-// tsbuild-init} for x64 and arm64 (glibc), so that installing needs no compiler on those platforms.
+// tsbuild-init,tsbuild-userns} for x64 and arm64 (glibc), so that installing needs no compiler on those platforms.
 //
 // Each arch is built by node-gyp in a clean temporary copy of binding.gyp and cc/, so the local
 // build/ (what `npm ci` compiled for development) is never touched. An arch other than the host's is
@@ -20,7 +20,7 @@ const path = require('node:path');
 const { ELF_MACHINES, elfMachine } = require('./elf');
 
 const pkgDir = path.resolve(__dirname, '..');
-const OUTPUTS = ['tsbuild_native.node', 'tsbuild-init'];
+const OUTPUTS = ['tsbuild_native.node', 'tsbuild-init', 'tsbuild-userns'];
 const TOOLCHAINS = {
   x64: { triple: 'x86_64-linux-gnu', apt: 'g++-x86-64-linux-gnu' },
   arm64: { triple: 'aarch64-linux-gnu', apt: 'g++-aarch64-linux-gnu' },

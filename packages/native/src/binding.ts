@@ -9,6 +9,7 @@ import type { SetupStep } from './types';
 const packageDir = path.join(__dirname, '..');
 const ADDON_FILE = 'tsbuild_native.node';
 const INIT_FILE = 'tsbuild-init';
+const USERNS_FILE = 'tsbuild-userns';
 
 /** The binaries in use: the addon and the static init built with it (same directory, same arch). */
 export interface NativeBinaries {
@@ -16,6 +17,8 @@ export interface NativeBinaries {
   addon: string;
   /** The static `tsbuild-init` run as PID 1 in containers. */
   init: string;
+  /** The static `tsbuild-userns` that enters a user namespace for the rootless mode. */
+  userns: string;
   /** `local-build` for build/Release (node-gyp), `prebuilt` for the binary shipped in the package. */
   origin: 'local-build' | 'prebuilt';
 }
@@ -56,7 +59,7 @@ function load(): { exports: Record<string, unknown>; binaries: NativeBinaries } 
       failures.push(`${addon}: ${err instanceof Error ? err.message : String(err)}`);
       continue;
     }
-    return { exports: mod.exports, binaries: { addon, init: path.join(dir, INIT_FILE), origin } };
+    return { exports: mod.exports, binaries: { addon, init: path.join(dir, INIT_FILE), userns: path.join(dir, USERNS_FILE), origin } };
   }
   const mismatch = platformMismatch();
   throw new Error(

@@ -8,14 +8,15 @@ describe('addon', () => {
     expect(typeof binding).toBe('object');
   });
 
-  it('prefers the local build of a source checkout, with the init built alongside', () => {
+  it('prefers the local build of a source checkout, with the init and the userns helper built alongside', () => {
     const release = path.resolve(__dirname, '..', 'build', 'Release');
     expect(nativeBinaries).toEqual({
       addon: path.join(release, 'tsbuild_native.node'),
       init: path.join(release, 'tsbuild-init'),
+      userns: path.join(release, 'tsbuild-userns'),
       origin: 'local-build',
     });
     expect(INIT_BINARY).toBe(nativeBinaries.init);
-    expect(fs.statSync(INIT_BINARY).mode & 0o111).not.toBe(0);
+    for (const helper of [INIT_BINARY, nativeBinaries.userns]) expect(fs.statSync(helper).mode & 0o111).not.toBe(0);
   });
 });

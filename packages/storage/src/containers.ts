@@ -1,6 +1,9 @@
 // Containers: an image's chain plus a read-write layer, mounted, with a process started by the
 // runtime from the image config and the caller's overrides. A record per container lives in
 // <root>/containers/<id>.json (written atomically); the RW layer is named `ctr-<id>`.
+import { requireEmulation } from './runtime/binfmt';
+import { configPlatform } from './image/store';
+import type { Platform } from './content/types';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -60,6 +63,8 @@ export type StartOptions = Omit<RunOptions, 'rootfs' | 'args' | 'env' | 'cwd' | 
 
 export interface CreateOptions extends ProcessOverrides {
   image: string;
+  /** The platform to pick from a multi-platform image (run --platform); checked against a single one. */
+  platform?: Platform;
   name?: string;
   autoRemove?: boolean;
 }
@@ -85,7 +90,9 @@ export class Containers {
     if (opts.name !== undefined && this.list().some((c) => c.name === opts.name)) {
       throw userError(`the container name "${opts.name}" is already in use`);
     }
-    const { id: imageId, chainID, config } = await this.store.imageChain(opts.image);
+    const { id: imageId, chainID, config } = await this.store.imageChain(opts.image, opts.platform ? { platform: opts.platform } : {});
+    // Another architecture's image runs through binfmt_misc emulation, or fails here in one line.
+    requireEmulation(configPlatform(config), `image ${opts.image}: `);
     const c = config.config ?? {};
     const entrypoint = opts.entrypoint ?? c.Entrypoint ?? [];
     const cmd = opts.cmd && opts.cmd.length > 0 ? opts.cmd : opts.entrypoint ? [] : (c.Cmd ?? []);

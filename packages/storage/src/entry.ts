@@ -25,7 +25,9 @@ Object.defineProperty(exports, 'CONFIG_MAX', { enumerable: true, get: function (
 Object.defineProperty(exports, 'DEFAULT_GZIP_LEVEL', { enumerable: true, get: function () { return transport.DEFAULT_GZIP_LEVEL; } });
 Object.defineProperty(exports, 'gzipLayer', { enumerable: true, get: function () { return transport.gzipLayer; } });
 Object.defineProperty(exports, 'openUncompressedLayer', { enumerable: true, get: function () { return transport.openUncompressedLayer; } });
+Object.defineProperty(exports, 'cacheLocationOf', { enumerable: true, get: function () { return transport.cacheLocationOf; } });
 Object.defineProperty(exports, 'layoutCacheLocation', { enumerable: true, get: function () { return transport.layoutCacheLocation; } });
+Object.defineProperty(exports, 'openRemoteBlob', { enumerable: true, get: function () { return transport.openRemoteBlob; } });
 Object.defineProperty(exports, 'readCache', { enumerable: true, get: function () { return transport.readCache; } });
 Object.defineProperty(exports, 'registryCacheLocation', { enumerable: true, get: function () { return transport.registryCacheLocation; } });
 Object.defineProperty(exports, 'writeCache', { enumerable: true, get: function () { return transport.writeCache; } });

@@ -153,6 +153,7 @@ export async function fsck(store: Store, opts: { repair?: boolean } = {}): Promi
   const rebuildableDiffIDs = new Set(store.layers.list().filter((l) => store.layers.isRebuildable(l.chainID)).map((l) => l.diffID));
   for (const u of uses.values()) {
     if (u.blob.digest !== u.diffID || (await content.has(u.diffID)) || verifiedForm.has(u.diffID) || rebuildableDiffIDs.has(u.diffID)) continue;
+    if (store.images.remoteLayerForm(u.diffID)) continue; // a shared cache holds its blob (a lazy layer's)
     for (const e of u.entries) if (!broken.has(e)) broken.set(e, `its layer blob ${u.diffID} is missing and cannot be rebuilt from the layer`);
   }
   for (const [digest, why] of broken) {
@@ -172,6 +173,11 @@ export async function fsck(store: Store, opts: { repair?: boolean } = {}): Promi
     }
     if (layer.parent !== null && !store.layers.has(layer.parent)) {
       await problem('layer', `${name}: its parent ${layer.parent} is missing`);
+      continue;
+    }
+    if (!layer.present) {
+      // A shared build cache's hit held lazily: its files are fetched (and verified) when needed.
+      report.notes.push(`${name}: held lazily, its files are not fetched yet (blob ${layer.remote?.blob.digest} at ${layer.remote?.location})`);
       continue;
     }
     if (!store.layers.driver.exists(layer.cacheId)) {

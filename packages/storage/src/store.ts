@@ -11,15 +11,17 @@ import { decompress } from './archive';
 import { TsbuildError, describeSystemError, shortName } from './errors';
 import { chainIDs, type Digest } from './digest';
 import { MediaTypes } from './content';
-import { ImageStore, hostPlatform, type ImageConfig, type RemoveResult } from './image';
+import { ImageStore, configPlatform, formatPlatform, hostPlatform, parseReference, type ImageConfig, type RemoveResult, type ImageResolveOptions } from './image';
+import type { Platform } from './content';
 import { LayerStore, type Layer } from './layers';
-import { BuildCache } from './cache';
+import { BuildCache, type CacheMode } from './cache';
 import type { DriverChoice } from './drivers';
 import { mountsUnder } from './drivers/mountinfo';
 import { detach } from './drivers/perform';
 import { isAlive, ownedName, ownerOf } from './drivers/proc';
 import type { FsckReport } from './fsck';
 import { createLease, readLeases } from './lease';
+import { inUserNamespace } from './rootless';
 import { removeStaleCgroups } from './runtime/cgroups';
 import { Containers } from './containers';
 import type { CacheWriteResult, LayerImporter, ExportRecord, LoadedCache, PullOptions, PullResult, PushOptions, PushResult, SaveFormat, SaveOptions } from './transport';
@@ -40,19 +42,29 @@ export interface StoreOptions {
   /** Remove what crashed processes left at open (default true; fsck looks first). */
   repair?: boolean;
   /**
-   * Reserved for a rootless store (user namespaces, fuse-overlayfs). Not supported yet: `true` is
-   * refused. Without it, opening as non-root is refused rather than falling back to vfs and recording
-   * that choice in the root.
+   * The rootless mode (a user namespace, see rootless.ts) is taken when the process runs in one; `true`
+   * insists on it (refused outside a user namespace), `false` refuses it.
    */
   rootless?: boolean;
 }
 
 /** The one line a non-root caller gets, from the library and the CLI alike. */
-export const ROOT_REQUIRED_MESSAGE = 'tsbuild needs root: it mounts layers (overlay), creates namespaces and cgroups; run it with sudo';
+export const ROOT_REQUIRED_MESSAGE =
+  'tsbuild needs root or a user namespace: it mounts layers (overlay), creates namespaces and cgroups; ' +
+  'run it with sudo, or call reexecInUserNamespace() first (the rootless mode)';
 
-/** Refuses to go on without root (effective uid 0), before anything touches a storage root. */
-export function requireRoot(): void {
+/**
+ * Refuses to go on without root (effective uid 0, of the host or of a user namespace), before anything
+ * touches a storage root.
+ */
+export function requireRoot(opts: { rootless?: boolean | undefined } = {}): void {
   if (typeof process.geteuid === 'function' && process.geteuid() !== 0) throw new TsbuildError('EPERM', ROOT_REQUIRED_MESSAGE);
+  if (opts.rootless === true && !inUserNamespace()) {
+    throw new TsbuildError('EPERM', 'rootless: true needs a user namespace: call reexecInUserNamespace() first');
+  }
+  if (opts.rootless === false && inUserNamespace()) {
+    throw new TsbuildError('EPERM', 'rootless: false, but this process runs in a user namespace');
+  }
 }
 
 export interface ImportOptions {
@@ -61,6 +73,8 @@ export interface ImportOptions {
   /** Config changes (a subset of docker import -c): CMD/ENTRYPOINT/ENV/WORKDIR/USER as JSON or text. */
   config?: Partial<ImageConfig['config']>;
   onProgress?: (bytes: number) => void;
+  /** The platform the rootfs is for (import --platform); default this host's. */
+  platform?: Platform;
 }
 
 export interface Lease {
@@ -78,10 +92,11 @@ export class Store {
   ) {}
 
   static async open(root: string, opts: StoreOptions = {}): Promise<Store> {
-    if (opts.rootless) throw new Error('Store.open: rootless mode is not supported yet (rootless: true)');
-    requireRoot();
+    requireRoot(opts);
     const abs = prepareRoot(root);
     const layers = await LayerStore.open(abs, { driver: opts.driver ?? 'auto', repair: opts.repair !== false });
+    // Lazily held layers (shared build cache hits) are fetched through the transports when needed.
+    layers.setRemoteOpener(async (remote) => (await transport()).openRemoteBlob(remote));
     if (layers.notice) opts.onNotice?.(layers.notice);
     const images = await ImageStore.open(abs, { layerSource: layers });
     const store = new Store(abs, layers, images, new BuildCache(abs));
@@ -173,10 +188,12 @@ export class Store {
       throw err;
     }
     const now = new Date().toISOString();
+    const platform = opts.platform ?? hostPlatform();
     const config: ImageConfig = {
       created: now,
-      architecture: hostPlatform().architecture,
-      os: 'linux',
+      architecture: platform.architecture,
+      os: platform.os,
+      ...(platform.variant ? { variant: platform.variant } : {}),
       config: { ...(opts.config ?? {}) },
       rootfs: { type: 'layers', diff_ids: [layer.diffID] },
       history: [{ created: now, created_by: 'tsbuild import', ...(opts.message ? { comment: opts.message } : {}) }],
@@ -213,9 +230,9 @@ export class Store {
    * Writes build-cache records and their layers' gzip blobs as a shared cache (`build --cache-to`):
    * to an OCI layout folder (`{ dir }`) or a registry reference (`{ ref }`).
    */
-  async exportBuildCache(to: CacheTarget, records: readonly ExportRecord[], opts: RegistryClientOptions = {}): Promise<CacheWriteResult> {
+  async exportBuildCache(to: CacheTarget, records: readonly ExportRecord[], opts: RegistryClientOptions & { mode?: CacheMode } = {}): Promise<CacheWriteResult> {
     const t = await transport();
-    return t.writeCache(this.images, 'dir' in to ? t.layoutCacheLocation(to.dir) : t.registryCacheLocation(to.ref, opts), records);
+    return t.writeCache(this.images, 'dir' in to ? t.layoutCacheLocation(to.dir) : t.registryCacheLocation(to.ref, opts), records, opts.mode);
   }
 
   /** A shared build cache (`build --cache-from`); undefined when there is none. */
@@ -226,8 +243,17 @@ export class Store {
 
   /** Pulls an image from a registry into the layer store and tags it. */
   async pull(ref: string, opts: Omit<PullOptions, 'importer'> = {}): Promise<PullResult> {
+    // `pull --platform` of a name that holds other platforms keeps them: the name becomes an index.
+    const before = opts.platform ? await this.images.platformImages(ref).catch(() => []) : [];
     const t = await transport();
-    return this.withLeasedImporter((importer) => t.pullImage(this.images, ref, { ...opts, importer }));
+    const result = await this.withLeasedImporter((importer) => t.pullImage(this.images, ref, { ...opts, importer }));
+    const pulled = await this.images.resolve(result.manifestDigest);
+    const platform = configPlatform(pulled.config);
+    const others = before.filter((c) => formatPlatform(c.platform) !== formatPlatform(platform));
+    if (others.length > 0 && !parseReference(ref).digest) {
+      await this.images.createIndex([...others, { manifest: pulled.manifestDescriptor, platform }], [result.reference]);
+    }
+    return result;
   }
 
   /**
@@ -281,8 +307,8 @@ export class Store {
   }
 
   /** The chain ID of an image's top layer, or null for an image without layers. */
-  async imageChain(refOrId: string): Promise<{ id: Digest; chainID: Digest | null; config: ImageConfig }> {
-    const img = await this.images.resolve(refOrId);
+  async imageChain(refOrId: string, opts: ImageResolveOptions = {}): Promise<{ id: Digest; chainID: Digest | null; config: ImageConfig }> {
+    const img = await this.images.resolve(refOrId, opts);
     const chains = chainIDs(img.config.rootfs?.diff_ids ?? []);
     const top = chains.length > 0 ? chains[chains.length - 1]! : null;
     if (top !== null && !this.layers.has(top)) {
@@ -314,10 +340,9 @@ export class Store {
         cur = this.layers.get(cur as Digest).parent;
       }
     };
-    for (const summary of await this.images.list()) {
-      const img = await this.images.resolve(summary.id).catch(() => undefined);
-      if (!img) continue;
-      const chains = chainIDs(img.config.rootfs?.diff_ids ?? []);
+    // Every platform image of an index too, not only the one this host would pick.
+    for (const diffIDs of await this.images.allImageLayers()) {
+      const chains = chainIDs(diffIDs);
       markChain(chains[chains.length - 1] ?? null);
     }
     for (const rw of this.layers.listRW()) markChain(rw.parent);

@@ -4,8 +4,11 @@ import { chainIDs, sha256OfBuffer, type Digest } from '../src/digest';
 import {
   CACHE_CONFIG_MEDIA_TYPE,
   CACHE_DIFFID_ANNOTATION,
+  INLINE_CACHE_KEY,
   decodeCache,
+  decodeInlineCache,
   encodeCache,
+  encodeInlineCache,
   platformCacheKey,
   type RemoteCacheRecord,
 } from '../src/cache';
@@ -110,5 +113,27 @@ describe('shared build cache format', () => {
     expect(thrown(() => decodeCache(REF, Buffer.from(JSON.stringify(manifest)), encoded.config)).message).toBe(
       `cache ${REF}: layers[0] has no valid ${CACHE_DIFFID_ANNOTATION} annotation`,
     );
+  });
+
+  it('inline: records in an image config take the image layers as blobs, by diffID', () => {
+    const records = sampleRecords();
+    const layers = [records[0]!.blob!, { mediaType: MediaTypes.ociLayerGzip, digest: digestOf('gzip of layer 2'), size: 9 }];
+    const manifest = { schemaVersion: 2 as const, mediaType: MediaTypes.ociManifest, config: { mediaType: MediaTypes.ociConfig, digest: digestOf('c'), size: 1 }, layers };
+    const config = (inline: unknown, diffIDs = [records[0]!.diffID, records[1]!.diffID]) =>
+      Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: diffIDs }, [INLINE_CACHE_KEY]: inline }));
+    const decoded = decodeInlineCache(REF, manifest, config(encodeInlineCache(records.map(({ blob: _blob, ...r }) => r))));
+    expect(decoded.records.get(records[1]!.key)?.blob).toEqual(layers[1]);
+    expect(decoded.records.get(records[2]!.key)).toEqual(records[2]);
+    expect(thrown(() => decodeInlineCache(REF, manifest, config(undefined))).message).toBe(`cache ${REF}: an image without inline cache records (build it with --cache-to type=inline)`);
+    // A record whose diffID is none of the image's layers has no blob: refused.
+    expect(thrown(() => decodeInlineCache(REF, manifest, config(encodeInlineCache(records), [records[0]!.diffID, digestOf('other')]))).message).toBe(`cache ${REF}: records[2]: its layer "${records[1]!.diffID}" is not one of the image's layers`);
+  });
+
+  it('records the export mode; an unknown mode is refused', () => {
+    const encoded = encodeCache(sampleRecords(), 'max');
+    expect(decodeCache(REF, encoded.manifest, encoded.config).mode).toBe('max');
+    expect(decodeCache(REF, encodeCache(sampleRecords()).manifest, encodeCache(sampleRecords()).config).mode).toBeUndefined();
+    const bad = withConfig((doc) => Object.assign(doc, { mode: 'all' }));
+    expect(thrown(() => decodeCache(REF, bad.manifest, bad.config)).message).toBe(`cache ${REF}: the cache config has mode "all", not min or max`);
   });
 });

@@ -102,7 +102,7 @@ describe('ImageStore', () => {
     await store.untag('docker.io/myorg/app:v2');
     // Untagged but still there (dangling), reachable by ID.
     expect(await store.list()).toEqual([
-      { ref: null, id: img.id, manifestDigest: img.manifest.digest, created: '2024-01-01T00:00:00Z', size: 18 },
+      { ref: null, id: img.id, manifestDigest: img.manifest.digest, created: '2024-01-01T00:00:00Z', size: 18, platform: 'linux/amd64' },
     ]);
     expect((await store.resolve(img.id)).tags).toEqual([]);
 

@@ -5,10 +5,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Containers, MediaTypes, Store, TarContentCounter, TsbuildError, findCredentials, hostPlatform, parseChallenge, sha256OfBuffer, type Digest, type Progress } from '../src';
+import { Containers, MediaTypes, RegistryClient, Store, TarContentCounter, TsbuildError, findCredentials, hostPlatform, parseChallenge, sha256OfBuffer, type Digest, type Progress } from '../src';
 import { makeBusyboxTar } from '../../../fixtures/busybox';
 import { startRegistry, type AccessEntry, type RegistryPeer } from '../../../test/peers/registry';
 
@@ -301,6 +301,23 @@ describe('pull', () => {
 });
 
 describe('errors', () => {
+  it('an upload whose source reports corruption only after the registry answered is "upload aborted", not the HTTP error', async () => {
+    const client = new RegistryClient(reg.host, 'late');
+    const session = await client.startUpload('late', 'late-check');
+    const body = Buffer.from('bytes that do not match the digest');
+    // As a verifying stream does: every byte first, the digest verdict at the end (here once the
+    // registry has had every byte and answered 400).
+    const open = async () => {
+      const source = new Readable({ read() {} });
+      source.push(body);
+      setTimeout(() => source.destroy(new Error('blob is corrupt (late check)')), 300);
+      return source;
+    };
+    const err = (await client.uploadBlob('late', session, { digest: sha256OfBuffer(Buffer.from('other')), size: body.length, open }, { subject: 'late-check' }).then(() => undefined, (e: Error) => e)) as Error;
+    expect(err).toBeInstanceOf(TsbuildError);
+    expect(err.message).toBe('upload aborted: blob is corrupt (late check): late-check');
+  });
+
   it('name the registry, repository and HTTP status in one line', async () => {
     const { store } = await storeWithApp();
     await store.push('app', `${reg.host}/errs:latest`);

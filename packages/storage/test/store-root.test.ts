@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ROOT_REQUIRED_MESSAGE, Store } from '@tsbuild/storage';
+import { ROOT_REQUIRED_MESSAGE } from '@tsbuild/storage';
 
 // The child runs the compiled package (tsc -b runs before the tests), as a library user would.
 const storageDist = path.resolve(__dirname, '..', 'dist', 'index.js');
@@ -38,10 +38,10 @@ describe('Store.open without root', () => {
     expect(fs.existsSync(root)).toBe(false);
   });
 
-  it('refuses rootless: true as not supported yet', async () => {
+  it('names the way in for an ordinary user (reexecInUserNamespace), also with rootless: true', () => {
     const root = path.join(parent, 'root');
-    await expect(Store.open(root, { rootless: true })).rejects.toThrow('rootless mode is not supported yet');
-    expect(openAs(NOBODY, root, { rootless: true }).stderr).toContain('rootless mode is not supported yet');
+    expect(ROOT_REQUIRED_MESSAGE).toContain('reexecInUserNamespace()');
+    expect(openAs(NOBODY, root, { rootless: true })).toEqual({ status: 3, stderr: ROOT_REQUIRED_MESSAGE });
     expect(fs.existsSync(root)).toBe(false);
   });
 });

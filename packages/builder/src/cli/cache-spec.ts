@@ -1,5 +1,6 @@
 // `--cache-from` / `--cache-to` in buildx's syntax: `type=local,src=DIR`, `type=local,dest=DIR`,
-// `type=registry,ref=REF` (a bare value is a registry ref), `mode=min|max` on exports.
+// `type=registry,ref=REF` (a bare value is a registry ref), `mode=min|max` on exports, and
+// `--cache-to type=inline` (records in the image config; read back with `--cache-from IMAGE`).
 import * as path from 'node:path';
 import { InvalidReferenceError, parseReference } from '@tsbuild/storage';
 import type { CacheExportSpec, CacheImportSpec } from '../engine';
@@ -8,6 +9,7 @@ import { parseCsv } from './parse';
 
 export function parseCacheFrom(spec: string): CacheImportSpec {
   const fields = cacheFields(spec, '--cache-from');
+  if (fields.type === 'inline') throw new UsageError(`--cache-from ${spec}: an inline cache is read from its image: --cache-from type=registry,ref=IMAGE`);
   if (fields.type === 'registry') {
     checkKeys(fields, ['type', 'ref'], '--cache-from', spec);
     return { type: 'registry', ref: registryRef(fields, '--cache-from', spec) };
@@ -24,6 +26,11 @@ export function parseCacheTo(spec: string): CacheExportSpec {
   const ignore = fields['ignore-error'] ?? 'false';
   if (ignore !== 'true' && ignore !== 'false') throw new UsageError(`--cache-to ${spec}: ignore-error must be true or false`);
   const common = { mode: mode as 'min' | 'max', ...(ignore === 'true' ? { ignoreError: true } : {}) };
+  if (fields.type === 'inline') {
+    checkKeys(fields, ['type', 'mode'], '--cache-to', spec);
+    if (mode !== 'min') throw new UsageError(`--cache-to ${spec}: type=inline holds the final image's steps only (mode=min); use type=registry for mode=max`);
+    return { type: 'inline' };
+  }
   if (fields.type === 'registry') {
     checkKeys(fields, ['type', 'ref', 'mode', 'ignore-error'], '--cache-to', spec);
     return { type: 'registry', ref: registryRef(fields, '--cache-to', spec), ...common };
@@ -37,8 +44,7 @@ export function parseCacheTo(spec: string): CacheExportSpec {
 function cacheFields(spec: string, flag: string): Record<string, string> {
   const fields = spec.includes('=') ? parseCsv(spec, flag) : { type: 'registry', ref: spec };
   const type = (fields.type ??= 'registry');
-  if (type === 'inline') throw new UsageError(`${flag} ${spec}: type=inline is not supported yet: use type=registry or type=local`);
-  if (type !== 'local' && type !== 'registry') throw new UsageError(`${flag} ${spec}: unknown cache type "${type}": use registry or local`);
+  if (type !== 'local' && type !== 'registry' && type !== 'inline') throw new UsageError(`${flag} ${spec}: unknown cache type "${type}": use registry, local or inline`);
   return fields;
 }
 

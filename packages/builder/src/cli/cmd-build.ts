@@ -2,12 +2,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { findSink, mergeTree, mkdirpSync, packDir, sinkNames } from '@tsbuild/storage';
+import { findSink, formatPlatform, mergeTree, mkdirpSync, packDir, sinkNames } from '@tsbuild/storage';
 import { build } from '../engine';
 import { createRenderer, type ProgressMode } from '../progress';
 import { defineCommand } from './command';
 import { CommandError, UsageError } from './errors';
-import { parseAddHost, parseCsv, parseKeyValues, parseSize, parseUlimit, sinkUsage } from './parse';
+import { parseAddHost, parseCsv, parseKeyValues, parsePlatformFlag, parseSize, parseUlimit, sinkUsage } from './parse';
 import { parseSecurityOpts } from './security';
 import { parseCacheFrom, parseCacheTo } from './cache-spec';
 import { withStore } from './store';
@@ -33,7 +33,9 @@ Options:
                              tar (the rootfs; -: on stdout), or an image format
                              (type=oci,tar=false: oci-layout, as buildx):
 ${sinkUsage('                               ')}
-      --platform P           only the host's platform is supported
+      --platform P[,P...]    target platforms (linux/amd64,linux/arm64; default this host's); more
+                             than one gives an image index; RUN for another architecture needs
+                             binfmt_misc emulation (tsbuild binfmt --install)
       --pull                 pull every base image from its registry first (default: use the local one)
       --add-host HOST:IP     add a line to /etc/hosts in RUN steps (repeatable)
       --ulimit T=SOFT[:HARD] resource limits for RUN steps, e.g. nofile=4096 (repeatable)
@@ -81,6 +83,13 @@ export const command = defineCommand(
       throw new UsageError(`unknown network mode "${network}": use default, host or none`);
     }
     const output = values.output ? parseOutput(values.output) : undefined;
+    const platforms = (values.platform ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+    for (const p of platforms) parsePlatformFlag(p);
+    if (output && new Set(platforms.map((p) => formatPlatform(parsePlatformFlag(p)))).size > 1 && !findSink(output.type)?.indexes) {
+      throw new UsageError(
+        `--output type=${output.type} cannot hold a multi-platform image${findSink(output.type) ? ' (docker load takes one platform)' : ''}: use type=oci or type=oci-layout, or build one --platform`,
+      );
+    }
     const security = parseSecurityOpts(values['security-opt'], ['seccomp']);
     const allow = parseAllow(values.allow);
     const cacheFrom = (values['cache-from'] ?? []).map(parseCacheFrom);
@@ -120,7 +129,7 @@ export const command = defineCommand(
             labels: parseKeyValues(values.label, 'label'),
             network,
             secrets: parseSecrets(values.secret),
-            ...(values.platform ? { platform: values.platform } : {}),
+            ...(platforms.length ? { platforms } : {}),
             ...(security.seccomp !== undefined ? { seccomp: security.seccomp } : {}),
             allow,
             ...sourceDateEpoch(),

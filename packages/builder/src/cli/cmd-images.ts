@@ -2,11 +2,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { IMAGE_SINKS, findSink, sinkNames } from '@tsbuild/storage';
+import { IMAGE_SINKS, findSink, formatPlatform, hostPlatform, sinkNames } from '@tsbuild/storage';
 import { defineCommand } from './command';
 import { CommandError, UsageError } from './errors';
 import { compileTemplate, formatList } from './gotemplate';
-import { forEachRef, humanSize, parseKeyValues, sinkUsage, table, timeAgo } from './parse';
+import { forEachRef, humanSize, parseKeyValues, parsePlatformFlag, sinkUsage, table, timeAgo } from './parse';
 import { progressLine } from './progress-line';
 import { withStore } from './store';
 
@@ -15,17 +15,20 @@ const IMPORT_USAGE = `Usage: tsbuild import [OPTIONS] TARBALL|- [NAME[:TAG]]
 Create an image from a rootfs tarball (plain, gzip, zstd, bzip2 or xz), like docker import.
 
 Options:
-  -m, --message TEXT   history comment`;
+  -m, --message TEXT   history comment
+      --platform P     the platform the rootfs is for (default: this host's), e.g. linux/arm64`;
 
 export const importCommand = defineCommand(
-  { name: 'import', summary: 'Create an image from a rootfs tarball', usage: IMPORT_USAGE, options: { message: { type: 'string', short: 'm' } }, positionals: { min: 1, max: 2, error: 'needs a tarball and an optional name' } },
+  { name: 'import', summary: 'Create an image from a rootfs tarball', usage: IMPORT_USAGE, options: { message: { type: 'string', short: 'm' }, platform: { type: 'string' } }, positionals: { min: 1, max: 2, error: 'needs a tarball and an optional name' } },
   async ({ values, positionals }, globals) => {
     const [file, ref] = positionals as [string, string | undefined];
+    if (values.platform) parsePlatformFlag(values.platform); // a bad value is a usage error before any read
     return withStore(globals, async (store) => {
       const progress = progressLine('Importing');
       const source = file === '-' ? process.stdin : file;
       const result = await store.importTarball(source, ref, {
         ...(values.message ? { message: values.message } : {}),
+        ...(values.platform ? { platform: parsePlatformFlag(values.platform) } : {}),
         onProgress: (n) => progress.update(n),
       });
       progress.done();
@@ -45,7 +48,7 @@ Options:
   -a, --all             also untagged images that other images were built from (hidden, as docker does)
   -f, --filter K=V      dangling=true|false, reference=PATTERN (repeatable)
       --format TEMPLATE Go template: {{.Repository}} {{.Tag}} {{.ID}} {{.Digest}} {{.CreatedSince}}
-                        {{.CreatedAt}} {{.Size}}; "table …" adds a header; "json" one JSON object a line
+                        {{.CreatedAt}} {{.Size}} {{.Platform}}; "table …" adds a header; "json" one JSON object a line
       --digests         show the manifest digest`;
 
 const IMAGES_OPTIONS = {
@@ -95,7 +98,9 @@ export const imagesCommand = defineCommand(
         const [repo, tag] = splitRef(img.ref);
         return {
           Repository: repo, Tag: tag, ID: id(img.id), Digest: img.manifestDigest,
-          CreatedSince: timeAgo(img.created), CreatedAt: img.created ?? '', Size: humanSize(img.size),
+          CreatedSince: timeAgo(img.created), CreatedAt: img.created ?? '', Size: humanSize(img.size), Platform: img.platform,
+          // Layers from a shared build cache are held lazily: their size is known, their files are not here.
+          ...(img.notFetched ? { NotFetched: humanSize(img.notFetched) } : {}),
         };
       });
       if (template === 'json') {
@@ -105,8 +110,11 @@ export const imagesCommand = defineCommand(
       } else if (template) {
         process.stdout.write(formatList(template, items, IMAGE_HEADERS));
       } else {
-        const head = ['REPOSITORY', 'TAG', ...(values.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
-        const rows = [head, ...items.map((i) => [i.Repository, i.Tag, ...(values.digests ? [i.Digest] : []), i.ID, i.CreatedSince, i.Size])];
+        // The platform column appears once the store holds an image that is not just this host's.
+        const host = formatPlatform(hostPlatform());
+        const platforms = items.some((i) => i.Platform !== host);
+        const head = ['REPOSITORY', 'TAG', ...(values.digests ? ['DIGEST'] : []), 'IMAGE ID', ...(platforms ? ['PLATFORM'] : []), 'CREATED', 'SIZE'];
+        const rows = [head, ...items.map((i) => [i.Repository, i.Tag, ...(values.digests ? [i.Digest] : []), i.ID, ...(platforms ? [i.Platform] : []), i.CreatedSince, i.NotFetched ? `${i.Size} (${i.NotFetched} not fetched)` : i.Size])];
         process.stdout.write(table(rows));
       }
       return 0;
@@ -115,7 +123,7 @@ export const imagesCommand = defineCommand(
 );
 
 const IMAGE_HEADERS: Record<string, string> = {
-  Repository: 'REPOSITORY', Tag: 'TAG', ID: 'IMAGE ID', Digest: 'DIGEST', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', Size: 'SIZE',
+  Repository: 'REPOSITORY', Tag: 'TAG', ID: 'IMAGE ID', Digest: 'DIGEST', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', Size: 'SIZE', Platform: 'PLATFORM',
 };
 
 function splitRef(ref: string | null): [string, string] {

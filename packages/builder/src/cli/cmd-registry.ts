@@ -3,7 +3,7 @@
 import type { Credentials, Progress } from '@tsbuild/storage';
 import type { Command } from './main';
 import { UsageError } from './errors';
-import { parseCommandArgs } from './parse';
+import { parseCommandArgs, parsePlatformFlag } from './parse';
 import { progressLine } from './progress-line';
 import { withStore } from './store';
 
@@ -26,7 +26,9 @@ const PULL_USAGE = `Usage: tsbuild pull [OPTIONS] IMAGE
 Pull an image from a registry and tag it; prints the image ID.
 
 Options:
-${COMMON_OPTIONS}`;
+${COMMON_OPTIONS}
+      --platform P         the platform to pull from a multi-platform image (default: this host's);
+                           a name that holds other platforms keeps them (it becomes an index)`;
 
 const OPTIONS = {
   'tls-verify': { type: 'string' },
@@ -91,14 +93,16 @@ export const pushCommand: Command = {
   },
 };
 
+const PULL_OPTIONS = { ...OPTIONS, platform: { type: 'string' } } as const;
+
 export const pullCommand: Command = {
   summary: 'Pull an image from a registry',
   usage: PULL_USAGE,
-  options: OPTIONS,
+  options: PULL_OPTIONS,
   async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(normalizeArgs(args), OPTIONS, PULL_USAGE);
+    const { values, positionals } = parseCommandArgs(normalizeArgs(args), PULL_OPTIONS, PULL_USAGE);
     if (positionals.length !== 1) throw new UsageError(`"pull" needs exactly one image\n${PULL_USAGE}`);
-    const opts = registryOptions(values);
+    const opts = { ...registryOptions(values), ...(values.platform ? { platform: parsePlatformFlag(values.platform) } : {}) };
     return withStore(globals, async (store) => {
       const progress = progressFor('Pulling', 'read', values.quiet === true);
       // The progress line is cleared before anything else is printed, on success or failure.

@@ -6,7 +6,7 @@ import { pipe } from '@tsbuild/native';
 import { Containers, capabilitySet, type RunningContainer, type Store } from '@tsbuild/storage';
 import { defineCommand, defineTargetCommand } from './command';
 import { CommandError, UsageError } from './errors';
-import { forEachRef, parseAddHost, parseSize, parseUlimit, table, timeAgo } from './parse';
+import { forEachRef, parseAddHost, parsePlatformFlag, parseSize, parseUlimit, table, timeAgo } from './parse';
 import { parseSecurityOpts, type SecurityOptions } from './security';
 import { withStore } from './store';
 import { startDetached } from './cmd-containers';
@@ -38,6 +38,8 @@ Options:
       --add-host HOST:IP     add a line to /etc/hosts (repeatable)
       --ulimit T=SOFT[:HARD] set a resource limit, e.g. nofile=4096:8192 (repeatable)
       --shm-size SIZE        size of /dev/shm (default 64m)
+      --platform P           the image of this platform (linux/arm64) from a multi-platform image;
+                             another architecture runs through binfmt_misc (tsbuild binfmt --install)
   -p, --publish            refused: tsbuild has no bridge network (use --network host)
       --security-opt OPT     seccomp=unconfined | seccomp=PROFILE.json (Docker's format) | no-new-privileges
       --cap-add CAP          add a capability to Docker's default set (ALL: every one; repeatable)
@@ -71,6 +73,7 @@ const RUN_OPTIONS = {
   ulimit: { type: 'string', multiple: true },
   'shm-size': { type: 'string' },
   publish: { type: 'string', short: 'p', multiple: true },
+  platform: { type: 'string' },
 } as const;
 
 export const runCommand = defineTargetCommand(
@@ -108,6 +111,7 @@ export const runCommand = defineTargetCommand(
       // docker run reports its own failures (no such image, bad name) with 125.
       const { record, process: proc } = await createOr125(containers, {
         image,
+        ...(values.platform ? { platform: parsePlatformFlag(values.platform) } : {}),
         ...(values.name ? { name: values.name } : {}),
         ...(values.rm ? { autoRemove: true } : {}),
         ...(command.length > 0 ? { cmd: command } : {}),

@@ -24,6 +24,7 @@ registerCommand('kill', () => require('./cmd-containers').killCommand);
 registerCommand('wait', () => require('./cmd-containers').waitCommand);
 registerCommand('exec', () => require('./cmd-containers').execCommand);
 registerCommand('pull', () => require('./cmd-registry').pullCommand);
+registerCommand('binfmt', () => require('./cmd-platforms').binfmtCommand);
 
 // Reached through docker's grouped forms (`image prune`, `system df`, …): not listed on their own.
 const grouped: Record<string, () => unknown> = {
@@ -33,6 +34,8 @@ const grouped: Record<string, () => unknown> = {
   'builder-prune': () => require('./cmd-system').builderPruneCommand,
   'system-df': () => require('./cmd-system').systemDfCommand,
   'system-prune': () => require('./cmd-system').systemPruneCommand,
+  'manifest-create': () => require('./cmd-platforms').manifestCreateCommand,
+  'manifest-inspect': () => require('./cmd-platforms').manifestInspectCommand,
   __supervise: () => require('./cmd-containers').superviseCommand,
 };
 for (const [name, load] of Object.entries(grouped)) {

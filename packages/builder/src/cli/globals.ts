@@ -1,4 +1,5 @@
 // Global options shared by every command: where the store lives and which driver assembles layers.
+import { defaultStorageRoot } from '@tsbuild/storage';
 
 export interface GlobalOptions {
   root: string;
@@ -11,13 +12,13 @@ export const DEFAULT_ROOT = '/var/lib/tsbuild';
 
 export const GLOBAL_USAGE = [
   'Global options:',
-  `  --root DIR               storage root (env TSBUILD_ROOT, default ${DEFAULT_ROOT})`,
+  `  --root DIR               storage root (env TSBUILD_ROOT, default ${DEFAULT_ROOT}; as a user $XDG_DATA_HOME/tsbuild or ~/.local/share/tsbuild)`,
   '  --storage-driver NAME    overlay2 | vfs | aufs (env TSBUILD_STORAGE_DRIVER; default overlay2 where it works)',
   '  --debug                  print stack traces of internal errors',
 ].join('\n');
 
 export function resolveGlobals(opts: { root?: string | undefined; storageDriver?: string | undefined; debug: boolean }): GlobalOptions {
-  const root = opts.root ?? process.env.TSBUILD_ROOT ?? DEFAULT_ROOT;
+  const root = opts.root ?? process.env.TSBUILD_ROOT ?? defaultStorageRoot();
   const driver = opts.storageDriver ?? process.env.TSBUILD_STORAGE_DRIVER ?? undefined;
   if (driver !== undefined && driver !== 'overlay2' && driver !== 'vfs' && driver !== 'aufs') {
     const { UsageError } = require('./errors') as typeof import('./errors');

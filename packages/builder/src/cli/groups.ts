@@ -18,6 +18,7 @@ export const GROUPS: Record<string, Record<string, string>> = {
   builder: { prune: 'builder-prune', build: 'build' },
   buildx: { build: 'build', prune: 'builder-prune', du: 'system-df' },
   system: { df: 'system-df', prune: 'system-prune', info: 'version' },
+  manifest: { create: 'manifest-create', inspect: 'manifest-inspect', push: 'push' },
 };
 
 /** Docker commands tsbuild does not have: what a user should do instead. */
@@ -53,7 +54,6 @@ export const UNSUPPORTED: Record<string, string> = {
   diff: 'tsbuild has no diff',
   search: 'tsbuild has no registry search',
   init: 'tsbuild has no init',
-  manifest: 'tsbuild has no manifest lists yet',
   info: 'tsbuild has no daemon to describe: see "tsbuild version" and "tsbuild system df"',
 };
 

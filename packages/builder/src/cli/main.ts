@@ -1,6 +1,7 @@
 // The tsbuild command line: global options, subcommand dispatch, one-line errors and exit codes.
 import { parseArgs } from 'node:util';
-import { asTsbuildError } from '@tsbuild/storage';
+import * as path from 'node:path';
+import { asTsbuildError, runInUserNamespace } from '@tsbuild/storage';
 import { UsageError, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE } from './errors';
 import type { GlobalOptions } from './globals';
 import { resolveGlobals, GLOBAL_USAGE } from './globals';
@@ -158,6 +159,10 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT_OK;
     }
     const globals = resolveGlobals({ root: values.root, storageDriver: values['storage-driver'], debug });
+    // An ordinary user: the same command again, as root of a user namespace (the rootless mode).
+    if (typeof process.geteuid === 'function' && process.geteuid() !== 0) {
+      return await runInUserNamespace({ file: process.execPath, args: [...process.execArgv, path.join(__dirname, '..', '..', 'bin', 'tsbuild.js'), ...argv] });
+    }
     return await cmd.run(rest, globals);
   } catch (err) {
     return reportError(err, debug);

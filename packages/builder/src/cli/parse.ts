@@ -1,6 +1,6 @@
 // Argument parsing shared by the commands: node:util.parseArgs with usage errors that name the flag.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { IMAGE_SINKS } from '@tsbuild/storage';
+import { IMAGE_SINKS, parsePlatform, type Platform } from '@tsbuild/storage';
 import { UsageError } from './errors';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
@@ -11,6 +11,15 @@ export interface ParsedArgs<O extends Options> {
 }
 
 /** `usage` may be a function: a usage text that lists the image sinks loads the transports to do so. */
+/** A `--platform` value: `linux/arm64`, a one-line usage error otherwise. */
+export function parsePlatformFlag(text: string): Platform {
+  try {
+    return parsePlatform(text);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
 export function parseCommandArgs<O extends Options>(args: string[], options: O, usage: string | (() => string)): ParsedArgs<O> {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true }) as ParsedArgs<O>;

@@ -1,24 +1,25 @@
 // ARG scoping with BuildKit's rules: global ARGs (before the first FROM) are visible only to FROM
 // unless redeclared in a stage; a stage ARG takes the --build-arg value, else its default (expanded
 // with what is visible), else the global value; ENV of the same name wins over an ARG.
+import { formatPlatform, hostPlatform, normalizePlatform, type Platform } from '@tsbuild/storage';
 import { ShellLexer, type ArgInstruction } from '../dockerfile';
-import { ociArchitecture } from './image-config';
 
 /** Proxy args are usable without declaration and kept out of history and cache keys. */
 export const PROXY_ARGS = new Set(
   ['HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY', 'ALL_PROXY'].flatMap((n) => [n, n.toLowerCase()]),
 );
 
-/** The automatic platform args (the host's platform: tsbuild builds only for it). */
-export function platformArgs(): Map<string, string> {
-  const arch = ociArchitecture();
-  const platform = `linux/${arch}`;
+/**
+ * BuildKit's automatic platform args: TARGET* for the platform being built (the same in every stage,
+ * FROM --platform=$BUILDPLATFORM ones too), BUILD* for the host that builds.
+ */
+export function platformArgs(target: Platform = hostPlatform(), build: Platform = hostPlatform()): Map<string, string> {
   const args = new Map<string, string>();
-  for (const prefix of ['TARGET', 'BUILD']) {
-    args.set(`${prefix}PLATFORM`, platform);
-    args.set(`${prefix}OS`, 'linux');
-    args.set(`${prefix}ARCH`, arch);
-    args.set(`${prefix}VARIANT`, '');
+  for (const [prefix, p] of [['TARGET', normalizePlatform(target)], ['BUILD', normalizePlatform(build)]] as const) {
+    args.set(`${prefix}PLATFORM`, formatPlatform(p));
+    args.set(`${prefix}OS`, p.os);
+    args.set(`${prefix}ARCH`, p.architecture);
+    args.set(`${prefix}VARIANT`, p.variant ?? '');
   }
   return args;
 }
@@ -63,8 +64,9 @@ export function evaluateGlobalArgs(
   buildArgs: ReadonlyMap<string, string>,
   lexer: ShellLexer,
   used: Set<string>,
+  target?: Platform,
 ): Map<string, string> {
-  const platform = platformArgs();
+  const platform = platformArgs(target);
   const scope = new ArgScope(buildArgs, platform, used);
   for (const instr of globalArgs) {
     scope.declare(instr, lexer, (name) => scope.values.get(name) ?? platform.get(name));

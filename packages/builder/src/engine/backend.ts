@@ -2,8 +2,8 @@
 // implementation (store-backend.ts) sits on @tsbuild/storage; keeping this narrow keeps the
 // orchestrator testable and its dependencies obvious.
 import type { Readable, Writable } from 'node:stream';
-import type { BuildCache, CacheWriteResult, ExportRecord, RemoteCacheRecord, SeccompOption } from '@tsbuild/storage';
-import type { CacheExportSpec, CacheImportSpec } from './shared-cache';
+import type { BuildCache, CacheWriteResult, ExportRecord, Platform, RemoteCacheRecord, SeccompOption } from '@tsbuild/storage';
+import type { CacheDestination, CacheExportSpec, CacheImportSpec } from './shared-cache';
 import type { ImageConfig } from './image-config';
 
 export interface ResolvedImage {
@@ -78,8 +78,13 @@ export interface SharedCacheSource {
   readonly ref: string;
   /** By platform key. */
   readonly records: ReadonlyMap<string, RemoteCacheRecord>;
-  /** Brings the record's layer into the store on its parent chain, verified against its blob and diffID. */
-  importLayer(record: RemoteCacheRecord): Promise<void>;
+  /** How it was exported, when it says (mode=min holds the final image's steps only). */
+  readonly mode?: 'min' | 'max';
+  /**
+   * Holds the record's layer in the store on its parent chain without its files (a lazy layer):
+   * they are fetched, verified against blob digest and diffID, when a step, run, save or -o needs them.
+   */
+  holdLayer(record: RemoteCacheRecord): Promise<void>;
 }
 
 export interface BuildBackend {
@@ -89,13 +94,17 @@ export interface BuildBackend {
   readonly cache: BuildCache;
   /** A scratch directory that crash repair removes if this process dies (caller removes it otherwise). */
   scratch(kind: string): Promise<string>;
-  resolveImage(ref: string): Promise<ResolvedImage>;
+  /** The image `ref` names, for `platform` when given (picked from an index, checked otherwise). */
+  resolveImage(ref: string, platform?: Platform): Promise<ResolvedImage>;
   /** Fetches `ref` from its registry into the store (build --pull, or a base image not held locally). */
-  pullImage?(ref: string): Promise<void>;
+  pullImage?(ref: string, platform?: Platform): Promise<void>;
   hasLayer(chainID: string): Promise<boolean>;
-  createWorkLayer(parentChainID: string | null): Promise<WorkLayer>;
+  /** `onFetch` hears of each layer under the parent fetched first (lazily held from a shared cache). */
+  createWorkLayer(parentChainID: string | null, opts?: { onFetch?: (line: string) => void }): Promise<WorkLayer>;
   viewLayer(chainID: string | null): Promise<LayerView>;
   run(req: RunRequest): Promise<RunResult>;
+  /** Writes an image index over written platform images (a multi-platform build); returns its digest. */
+  writeIndex?(images: { manifestDigest: string; platform: Platform }[]): Promise<string>;
   /** Writes the image (config + manifest) and returns its IDs; tags are applied by `tag`. */
   writeImage(config: ImageConfig, layers: { diffID: string; chainID: string }[]): Promise<{ imageId: string; manifestDigest: string }>;
   tag(ref: string, imageId: string): Promise<string>;
@@ -107,5 +116,5 @@ export interface BuildBackend {
   /** Reads a shared cache (`--cache-from`); undefined when there is none, EBADCACHE when it is corrupt. */
   readSharedCache?(spec: CacheImportSpec): Promise<SharedCacheSource | undefined>;
   /** Writes records and their layers as a shared cache (`--cache-to`). */
-  writeSharedCache?(spec: CacheExportSpec, records: readonly ExportRecord[]): Promise<CacheWriteResult>;
+  writeSharedCache?(spec: CacheExportSpec & CacheDestination, records: readonly ExportRecord[]): Promise<CacheWriteResult>;
 }

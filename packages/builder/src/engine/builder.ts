@@ -8,16 +8,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse, parseInstructions, ShellLexer, DockerfileParseError, DockerfileExpansionError, type Stage } from '../dockerfile';
-import { InvalidReferenceError, parseReference, type SeccompOption } from '@tsbuild/storage';
+import { INLINE_CACHE_KEY, InvalidReferenceError, encodeInlineCache, formatPlatform, hostPlatform, parsePlatform, parseReference, type Platform, type SeccompOption } from '@tsbuild/storage';
 import type { BuildEvent, EventSink } from '../progress';
 import type { BuildBackend, RunRuntimeOptions } from './backend';
 import { evaluateGlobalArgs, PROXY_ARGS } from './args';
 import type { ImageConfig } from './image-config';
 import { BuildError } from './errors';
 import { ContextSources } from './executors';
-import { Planner, checkPlatform, type PlannedStage, type PlanSession } from './plan';
+import { Planner, type PlannedStage, type PlanSession } from './plan';
 import { StageRunner, type ExecSession } from './execute';
-import { SharedCaches, cacheName, exportRecords, type CacheExportSpec, type CacheImportSpec } from './shared-cache';
+import { SharedCaches, cacheName, exportRecords, type CacheDestination, type CacheExportSpec, type CacheImportSpec } from './shared-cache';
 
 export interface BuildOptions {
   /** The build context directory. */
@@ -34,7 +34,12 @@ export interface BuildOptions {
   network?: 'default' | 'host' | 'none';
   /** Secrets for RUN --mount=type=secret: id → a file path or an environment variable name. */
   secrets?: Record<string, { src?: string; env?: string }>;
-  /** Only the host's platform is supported; anything else is a clear error. */
+  /**
+   * Target platforms (`linux/amd64`, `linux/arm64`, ...; default this host's). More than one gives an
+   * OCI image index with one image per platform, which the tags then name.
+   */
+  platforms?: string[];
+  /** One target platform, or several comma-separated (docker build --platform). */
   platform?: string;
   /** Clamp times (config, history, layer files) for reproducible images. */
   sourceDateEpoch?: number;
@@ -68,8 +73,14 @@ export interface BuildHooks {
 }
 
 export interface BuildResult {
+  /** The image ID (config digest); for a multi-platform build, the index digest (as buildx gives). */
   imageId: string;
+  /** The image manifest's digest; for a multi-platform build, the index digest. */
   manifestDigest: string;
+  /** Set when the build made an image index (more than one platform). */
+  indexDigest?: string;
+  /** One image per target platform, in the order asked. */
+  platforms: { platform: string; imageId: string; manifestDigest: string }[];
   tags: string[];
   config: ImageConfig;
   warnings: string[];
@@ -146,7 +157,8 @@ class Builder implements PlanSession, ExecSession {
   }
 
   private async runStages(): Promise<BuildResult> {
-    if (this.opts.platform) checkPlatform(this.opts.platform);
+    const targets = targetPlatforms(this.opts);
+    if (targets.length > 1 && !this.backend.writeIndex) throw new BuildError('this build backend cannot write a multi-platform image');
     const text = this.readDockerfile();
     let parsed;
     try {
@@ -166,10 +178,14 @@ class Builder implements PlanSession, ExecSession {
     if (dockerfile.stages.length === 0) throw new BuildError('the Dockerfile has no FROM instruction');
 
     const buildArgs = new Map(Object.entries(this.opts.buildArgs ?? {}));
-    const globals = evaluateGlobalArgs(dockerfile.globalArgs, buildArgs, lexer, this.usedBuildArgs);
     const target = this.pickTarget(dockerfile.stages);
-
-    const finalStage = await new Planner(this, dockerfile.stages, globals, buildArgs).plan(target);
+    // One plan per target platform; steps the platforms share (same key) run once (execute.ts).
+    const finals: PlannedStage[] = [];
+    for (const platform of targets) {
+      const globals = evaluateGlobalArgs(dockerfile.globalArgs, buildArgs, lexer, this.usedBuildArgs, platform);
+      const label = targets.length > 1 ? `${formatPlatform(platform)} ` : '';
+      finals.push(await new Planner(this, dockerfile.stages, globals, buildArgs, platform, label).plan(target));
+    }
     await this.sources?.save();
 
     const unused = [...buildArgs.keys()].filter((k) => !this.usedBuildArgs.has(k) && !PROXY_ARGS.has(k));
@@ -178,32 +194,55 @@ class Builder implements PlanSession, ExecSession {
     if (!this.opts.noCache && this.opts.cacheFrom?.length) {
       this.sharedCaches = await SharedCaches.read(this.opts.cacheFrom, this.backend, this.emit, (name) => this.startVertex(name), (m) => this.warn(m));
     }
-    const result = await this.runner.stageResult(finalStage);
+    const results = await Promise.all(finals.map((f) => this.runner.stageResult(f)));
     this.checkCanceled();
-    const config = structuredClone(result.config);
-    if (this.opts.labels && Object.keys(this.opts.labels).length > 0) {
-      config.config.Labels = { ...(config.config.Labels ?? {}), ...this.opts.labels };
+    const images: BuildResult['platforms'] = [];
+    let first: ImageConfig | undefined;
+    for (const [i, result] of results.entries()) {
+      const config = structuredClone(result.config);
+      if (this.opts.labels && Object.keys(this.opts.labels).length > 0) {
+        config.config.Labels = { ...(config.config.Labels ?? {}), ...this.opts.labels };
+      }
+      first ??= config;
+      if (this.opts.cacheTo?.some((s) => s.type === 'inline')) this.exportInlineCache(config, finals[i]!);
+      const ids = await this.backend.writeImage(config, result.layers);
+      images.push({ platform: formatPlatform(finals[i]!.platform), ...ids });
     }
-    const ids = await this.backend.writeImage(config, result.layers);
+    const indexDigest =
+      images.length > 1
+        ? await this.backend.writeIndex!(images.map((img, i) => ({ manifestDigest: img.manifestDigest, platform: finals[i]!.platform })))
+        : undefined;
+    const ids = indexDigest ? { imageId: indexDigest, manifestDigest: indexDigest } : { imageId: images[0]!.imageId, manifestDigest: images[0]!.manifestDigest };
     const tags: string[] = [];
-    for (const t of this.opts.tags ?? []) tags.push(await this.backend.tag(t, ids.imageId));
-    for (const spec of this.opts.cacheTo ?? []) await this.exportCache(spec, finalStage);
+    for (const t of this.opts.tags ?? []) tags.push(await this.backend.tag(t, indexDigest ?? ids.imageId));
+    // After the image, as BuildKit runs its cache exporters after the image exporter: a failed export
+    // (without ignore-error) fails the build, whose image is written and tagged by then.
+    for (const spec of this.opts.cacheTo ?? []) if (spec.type !== 'inline') await this.exportCache(spec, finals, ids.imageId);
     this.emit({ type: 'image', imageId: ids.imageId, manifestDigest: ids.manifestDigest, tags, time: Date.now() });
-    return { ...ids, tags, config, warnings: this.warnings };
+    return { ...ids, ...(indexDigest ? { indexDigest } : {}), platforms: images, tags, config: first!, warnings: this.warnings };
   }
 
-  private async exportCache(spec: CacheExportSpec, finalStage: PlannedStage): Promise<void> {
+  /** `--cache-to type=inline`: the final image's records (min mode) go into its config, as BuildKit's do. */
+  private exportInlineCache(config: ImageConfig, finalStage: PlannedStage): void {
+    const vertex = this.startVertex(`exporting cache to ${cacheName({ type: 'inline' })}`);
+    const records = exportRecords({ mode: 'min' }, this.runner.resolvedSteps, [finalStage]);
+    (config as unknown as Record<string, unknown>)[INLINE_CACHE_KEY] = encodeInlineCache(records);
+    this.emit({ type: 'step-log', vertex, stream: 'stdout', data: Buffer.from(`${records.length} records\n`), time: Date.now() });
+    this.emit({ type: 'step-done', vertex, time: Date.now() });
+  }
+
+  private async exportCache(spec: CacheExportSpec & CacheDestination, finals: PlannedStage[], imageId: string): Promise<void> {
     if (!this.backend.writeSharedCache) throw new BuildError('this build backend cannot export a build cache');
     const vertex = this.startVertex(`exporting cache to ${cacheName(spec)}`);
     try {
-      const written = await this.backend.writeSharedCache(spec, exportRecords(spec, this.runner.resolvedSteps, finalStage));
+      const written = await this.backend.writeSharedCache(spec, exportRecords(spec, this.runner.resolvedSteps, finals));
       const said = written.unchanged ? 'unchanged, nothing written' : `${written.bytes} bytes of blobs written`;
       this.emit({ type: 'step-log', vertex, stream: 'stdout', data: Buffer.from(`${said}\n`), time: Date.now() });
     } catch (err) {
       const message = `exporting cache to ${cacheName(spec)}: ${(err as Error).message}`;
       if (!spec.ignoreError) {
         this.emit({ type: 'step-error', vertex, message, time: Date.now() });
-        throw err instanceof BuildError ? err : new BuildError(message);
+        throw new BuildError(`${message} (the image ${imageId.slice('sha256:'.length, 'sha256:'.length + 12)} was built; ignore-error=true makes this a warning)`);
       }
       this.warn(message);
     }
@@ -256,6 +295,22 @@ class Builder implements PlanSession, ExecSession {
     this.emit({ type: 'step-start', vertex, name, time: Date.now() });
     return vertex;
   }
+}
+
+/** The build's target platforms, parsed, each once (default: this host's). */
+function targetPlatforms(opts: BuildOptions): Platform[] {
+  const texts = [...(opts.platforms ?? []), ...(opts.platform ? opts.platform.split(',') : [])].map((t) => t.trim()).filter(Boolean);
+  const out: Platform[] = [];
+  for (const text of texts) {
+    let p: Platform;
+    try {
+      p = parsePlatform(text);
+    } catch (err) {
+      throw new BuildError((err as Error).message);
+    }
+    if (!out.some((q) => formatPlatform(q) === formatPlatform(p))) out.push(p);
+  }
+  return out.length > 0 ? out : [hostPlatform()];
 }
 
 function wrapParseError(err: unknown, file: string): Error {

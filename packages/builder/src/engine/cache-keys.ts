@@ -22,6 +22,7 @@ const PART_LABELS: Record<string, string> = {
   content: 'the content of the sources changed',
   from: 'the source stage or image changed',
   epoch: 'SOURCE_DATE_EPOCH changed',
+  platform: 'the target platform changed',
 };
 
 /**

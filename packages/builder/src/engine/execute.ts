@@ -2,7 +2,7 @@
 // step is looked up in the cache by its key; on a miss its executor runs on a fresh work layer,
 // which is committed and recorded. Config steps only add their history lines.
 import * as path from 'node:path';
-import { chainIDs, type CacheRecord, type Digest } from '@tsbuild/storage';
+import { chainIDs, formatPlatform, isHostPlatform, type CacheRecord, type Digest, type KeyParts, type Platform } from '@tsbuild/storage';
 import type { BuildEvent, EventSink } from '../progress';
 import type { BuildBackend, LayerView } from './backend';
 import { cacheKey, explainMiss, lineageId, stepKeyParts } from './cache-keys';
@@ -12,6 +12,8 @@ import { executorFor, type ExecContext, type LayerExecutor } from './executors';
 import type { PlannedStage, PlannedStep } from './plan';
 import type { BuildOptions } from './builder';
 import type { ResolvedStep, SharedCaches } from './shared-cache';
+
+type LayerOutcome = { chainID: string; diffID: string; empty: boolean; cached: boolean; created: string };
 
 export interface StageResult {
   chainID: string | null;
@@ -45,6 +47,11 @@ export class StageRunner {
   readonly results = new Map<PlannedStage, Promise<StageResult>>();
   /** Every layer step resolved, hit or run, in the order they finished (for `--cache-to`). */
   readonly resolvedSteps: ResolvedStep[] = [];
+  /**
+   * Steps being resolved, by cache key: the same step of several target platforms (a FROM
+   * --platform=$BUILDPLATFORM stage that does not read TARGET*) runs once, the others wait for it.
+   */
+  private readonly inflight = new Map<string, Promise<LayerOutcome>>();
 
   constructor(private readonly session: ExecSession) {}
 
@@ -70,7 +77,7 @@ export class StageRunner {
     let layers: { diffID: string; chainID: string }[] = [];
     let config: ImageConfig;
     if (stage.base.kind === 'scratch') {
-      config = scratchConfig();
+      config = scratchConfig(stage.platform);
     } else if (stage.base.kind === 'image') {
       chainID = stage.base.image.chainID;
       await backend.hold(chainID);
@@ -137,29 +144,53 @@ export class StageRunner {
     step: PlannedStep,
     parent: string | null,
     vertex: number,
-  ): Promise<{ chainID: string; diffID: string; empty: boolean; cached: boolean; created: string }> {
-    const { backend, opts, emit } = this.session;
-    const cache = backend.cache;
+  ): Promise<LayerOutcome> {
+    const { opts } = this.session;
     const parts = await stepKeyParts(executor, step, parent, {
       network: opts.network ?? 'default',
       chainOf: (ref) => this.chainOf(ref, stage),
       sourceDateEpoch: opts.sourceDateEpoch,
+      ...(isHostPlatform(stage.platform) ? {} : { foreignPlatform: formatPlatform(stage.platform) }),
     });
     const key = cacheKey(parts);
+    const running = this.inflight.get(key);
+    if (running) return { ...(await running), cached: true };
+    const outcome = this.resolveLayerStep(executor, stage, step, parent, vertex, key, parts);
+    this.inflight.set(key, outcome);
+    try {
+      return await outcome;
+    } finally {
+      this.inflight.delete(key);
+    }
+  }
+
+  private async resolveLayerStep(
+    executor: LayerExecutor,
+    stage: PlannedStage,
+    step: PlannedStep,
+    parent: string | null,
+    vertex: number,
+    key: string,
+    parts: KeyParts,
+  ): Promise<LayerOutcome> {
+    const { backend, opts, emit } = this.session;
+    const cache = backend.cache;
     const lineage = lineageId(this.session.contextDir, this.session.dockerfilePath, String(stage.stage.index), String(step.number));
     if (!opts.noCache) {
       const local = await cache.lookup(key);
-      const hit = local && (local.empty || (await backend.hasLayer(local.chainID))) ? local : await this.sharedHit(key, parent);
+      const hit = local && (local.empty || (await backend.hasLayer(local.chainID))) ? local : await this.sharedHit(key, parent, stage.platform);
       if (hit) {
         await cache.recordLineage(lineage, parts);
         const record = { ...hit, chainID: hit.empty ? (parent ?? '') : hit.chainID, created: hit.created ?? this.session.created };
         this.resolvedSteps.push({ stage, key, parent: parent ?? '', record });
         return { ...record, cached: true };
       }
-      const reason = explainMiss(await cache.lastParts(lineage), parts);
+      const reason = explainMiss(await cache.lastParts(lineage), parts) ?? this.session.sharedCaches.missNote();
       if (reason) emit({ type: 'step-cache-miss', vertex, reason, time: Date.now() });
     }
-    const work = await backend.createWorkLayer(parent);
+    const work = await backend.createWorkLayer(parent, {
+      onFetch: (line) => emit({ type: 'step-log', vertex, stream: 'stderr', data: Buffer.from(`${line}\n`), time: Date.now() }),
+    });
     try {
       await executor.execute(step, work.rootfs, this.execContext(vertex, stage));
       // A step that finished after a cancel (a COPY, a RUN that exited on its own) is not committed.
@@ -180,8 +211,8 @@ export class StageRunner {
   }
 
   /** A `--cache-from` record for the step, its layer brought into the store and recorded locally. */
-  private async sharedHit(key: string, parent: string | null): Promise<CacheRecord | undefined> {
-    const record = await this.session.sharedCaches.hit(key, parent ?? '');
+  private async sharedHit(key: string, parent: string | null, platform: Platform): Promise<CacheRecord | undefined> {
+    const record = await this.session.sharedCaches.hit(key, parent ?? '', formatPlatform(platform));
     if (record) await this.session.backend.cache.store(key, record);
     return record;
   }
@@ -209,7 +240,8 @@ export class StageRunner {
   }
 
   private async chainOf(ref: string, current?: PlannedStage): Promise<string | null> {
-    for (const [planned] of this.results) {
+    // The stages this one reads from: a multi-platform build has one `builder` per target platform.
+    for (const planned of current ? current.deps : this.results.keys()) {
       const s = planned.stage;
       if ((s.name !== '' && s.name === ref.toLowerCase()) || (/^\d+$/.test(ref) && s.index === Number(ref))) {
         return (await this.stageResult(planned)).chainID;

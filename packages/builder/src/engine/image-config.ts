@@ -1,6 +1,6 @@
 // The image config a build produces, mutated one instruction at a time with Docker's semantics.
 // Pure: no I/O, so every rule is testable on its own.
-import type { ContainerConfig, HistoryEntry } from '@tsbuild/storage';
+import type { ContainerConfig, HistoryEntry, Platform } from '@tsbuild/storage';
 import { cleanPath } from '../context/paths';
 
 export type { ContainerConfig, HistoryEntry } from '@tsbuild/storage';
@@ -28,11 +28,12 @@ export function ociArchitecture(arch: string = process.arch): string {
   return map[arch] ?? arch;
 }
 
-/** The config of `FROM scratch`: Docker sets PATH so that RUN finds programs. */
-export function scratchConfig(): ImageConfig {
+/** The config of `FROM scratch` (for `platform`, default this host's): Docker sets PATH so that RUN finds programs. */
+export function scratchConfig(platform?: Platform): ImageConfig {
   return {
-    architecture: ociArchitecture(),
-    os: 'linux',
+    architecture: platform?.architecture ?? ociArchitecture(),
+    os: platform?.os ?? 'linux',
+    ...(platform?.variant ? { variant: platform.variant } : {}),
     config: { Env: [`PATH=${DEFAULT_PATH}`] },
     rootfs: { type: 'layers', diff_ids: [] },
     history: [],

@@ -16,6 +16,7 @@ import { ConfigState, scratchConfig, type ImageConfig } from './image-config';
 import { BuildError, atLine, lineMessage } from './errors';
 import { executorFor, type ContextSources, type InstructionOf, type PlanContext, type Step, type StepKind } from './executors';
 import type { BuildOptions } from './builder';
+import { hostPlatform, isHostPlatform, parsePlatform, type Platform } from '@tsbuild/storage';
 
 /** A step of a planned stage: what its executor planned, and how progress shows it. */
 export interface PlannedStep extends Step {
@@ -25,6 +26,8 @@ export interface PlannedStep extends Step {
 
 export interface PlannedStage {
   stage: Stage;
+  /** The platform the stage's image is for and its RUN steps execute as (FROM --platform, else the target's). */
+  platform: Platform;
   label: string; // `[stage 2/5]` prefix part, e.g. 'builder ' or ''
   base: { kind: 'scratch' } | { kind: 'image'; image: ResolvedImage } | { kind: 'stage'; stage: PlannedStage };
   baseDisplay: string;
@@ -54,6 +57,9 @@ export class Planner {
     private readonly stages: Stage[],
     private readonly globals: Map<string, string>,
     private readonly buildArgs: Map<string, string>,
+    /** The platform being built; `platformLabel` prefixes progress names in a multi-platform build. */
+    private readonly target: Platform = hostPlatform(),
+    private readonly platformLabel = '',
   ) {}
 
   /** Plans a stage and, first, the stages it reads from (once each). */
@@ -69,22 +75,26 @@ export class Planner {
     const { lexer, opts } = this.session;
     const fromInstr = expandInstruction(stage.from, (n) => this.globals.get(n), lexer);
     const baseName = fromInstr.baseName;
-    if (fromInstr.platform) checkPlatform(fromInstr.platform, stage.from.startLine);
+    const line = stage.from.startLine;
+    const asked = fromInstr.platform ? atLine(line, () => parsePlatform(fromInstr.platform)) : undefined;
+    let platform = asked ?? this.target;
     const deps = new Set<PlannedStage>();
     let base: PlannedStage['base'];
     let baseConfig: ImageConfig;
     const earlier = this.stages.slice(0, stage.index).find((s) => s.name !== '' && s.name === baseName.toLowerCase());
     if (baseName.toLowerCase() === 'scratch') {
       base = { kind: 'scratch' };
-      baseConfig = scratchConfig();
+      baseConfig = scratchConfig(platform);
     } else if (earlier) {
       const dep = await this.plan(earlier);
       deps.add(dep);
       base = { kind: 'stage', stage: dep };
       baseConfig = dep.finalConfig;
+      // A stage built on another is for that stage's platform unless it names one.
+      platform = asked ?? dep.platform;
     } else {
-      if (baseName === '') throw new BuildError(lineMessage(stage.from.startLine, 'base name (FROM) should not be blank'));
-      const image = await this.resolveImage(baseName, stage.from.startLine);
+      if (baseName === '') throw new BuildError(lineMessage(line, 'base name (FROM) should not be blank'));
+      const image = await this.resolveImage(baseName, line, platform);
       base = { kind: 'image', image };
       baseConfig = image.config;
     }
@@ -104,7 +114,7 @@ export class Planner {
     // BuildKit numbers the steps it shows: FROM and the layer steps, not metadata instructions.
     const total = 1 + instructions.filter((i) => isLayerKind(i.kind)).length;
     let shown = 1;
-    const label = stage.name !== '' ? `${stage.name} ` : this.stages.length > 1 ? `stage-${stage.index} ` : '';
+    const label = this.platformLabel + (stage.name !== '' ? `${stage.name} ` : this.stages.length > 1 ? `stage-${stage.index} ` : '');
     const fromImages = new Map<string, ResolvedImage>();
     const ctx: PlanContext = {
       state,
@@ -113,7 +123,8 @@ export class Planner {
       visible,
       secrets: opts.secrets ?? {},
       allow: opts.allow ?? [],
-      dependOn: (ref, line) => this.stageOrImage(ref, stage, deps, fromImages, line),
+      platform,
+      dependOn: (ref, at) => this.stageOrImage(ref, stage, deps, fromImages, at, platform),
       contextSources: () => this.session.contextSources(),
     };
     const steps: PlannedStep[] = [];
@@ -136,32 +147,37 @@ export class Planner {
       const planned = await executor.plan(stepInstr, ctx);
       steps.push({ number, name, instr: stepInstr, planned, runEnv, keyEnv, args, configBefore, configAfter: structuredClone(state.image), original: raw.original });
     }
-    return { stage, label, base, baseDisplay: baseName, steps, finalConfig: structuredClone(state.image), deps, fromImages };
+    return { stage, platform, label, base, baseDisplay: baseName, steps, finalConfig: structuredClone(state.image), deps, fromImages };
   }
 
-  private async resolveImage(ref: string, line: number): Promise<ResolvedImage> {
+  private async resolveImage(ref: string, line: number, platform: Platform = this.target): Promise<ResolvedImage> {
     const { backend, opts } = this.session;
+    // The platform is named only when it is not this host's: a host build resolves as it always did.
+    const explicit = Boolean(opts.platforms?.length || opts.platform);
+    const wanted = explicit || !isHostPlatform(platform) ? platform : undefined;
     const pull = async (why: string) => {
       if (!backend.pullImage) throw new BuildError(lineMessage(line, `base image "${ref}": this backend cannot pull`));
       try {
-        await backend.pullImage(ref);
+        await backend.pullImage(ref, wanted);
       } catch (err) {
         throw new BuildError(lineMessage(line, `base image "${ref}" ${why}, and pulling it failed: ${(err as Error).message}`));
       }
     };
     if (opts.pull === 'always' && ref !== 'scratch') await pull('was to be pulled (--pull)');
     try {
-      return await backend.resolveImage(ref);
+      return await backend.resolveImage(ref, wanted);
     } catch (err) {
       if (opts.pull !== 'always' && namesRegistryHost(ref)) {
         await pull('is not in the store');
-        return await backend.resolveImage(ref);
+        return await backend.resolveImage(ref, wanted);
       }
-      throw new BuildError(lineMessage(line, `base image "${ref}" not found: ${(err as Error).message}`));
+      // Found, but not for this platform: say that, not "not found".
+      const missing = (err as { code?: string }).code === 'ENOIMAGE';
+      throw new BuildError(lineMessage(line, `base image "${ref}"${missing ? ' not found' : ''}: ${(err as Error).message}`));
     }
   }
 
-  private async stageOrImage(ref: string, current: Stage, deps: Set<PlannedStage>, fromImages: Map<string, ResolvedImage>, line: number): Promise<void> {
+  private async stageOrImage(ref: string, current: Stage, deps: Set<PlannedStage>, fromImages: Map<string, ResolvedImage>, line: number, platform: Platform): Promise<void> {
     const byName = this.stages.find((s) => s.name !== '' && s.name === ref.toLowerCase());
     const byIndex = /^\d+$/.test(ref) ? this.stages[Number(ref)] : undefined;
     const source = byName ?? byIndex;
@@ -172,20 +188,13 @@ export class Planner {
       deps.add(await this.plan(source));
       return;
     }
-    if (!fromImages.has(ref)) fromImages.set(ref, await this.resolveImage(ref, line));
+    if (!fromImages.has(ref)) fromImages.set(ref, await this.resolveImage(ref, line, platform));
   }
 }
 
 /** Instructions that make a layer (and a progress step); the others only change the config. */
 function isLayerKind(kind: Instruction['kind']): boolean {
   return executorFor(kind).layer;
-}
-
-export function checkPlatform(platform: string, line?: number): void {
-  const host = `linux/${scratchConfig().architecture}`;
-  if (platform === host || platform === scratchConfig().architecture || platform === '$BUILDPLATFORM') return;
-  const message = `platform "${platform}" is not supported: tsbuild builds for the host platform (${host}) only`;
-  throw new BuildError(line !== undefined ? lineMessage(line, message) : message);
 }
 
 /** Whether a reference's first component is a registry host (`localhost:5000/app`, `ghcr.io/x/y`). */

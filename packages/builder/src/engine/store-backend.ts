@@ -2,9 +2,9 @@
 // through the container runtime, images are written into the OCI-layout image store.
 import * as fsp from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { Store, runContainer, type BuildCache, type CacheWriteResult, type Digest, type Descriptor, type ExportRecord, type Lease } from '@tsbuild/storage';
+import { MediaTypes, Store, runContainer, type Platform, type BuildCache, type CacheWriteResult, type Digest, type Descriptor, type ExportRecord, type Lease } from '@tsbuild/storage';
 import type { BuildBackend, LayerView, ResolvedImage, RunRequest, RunResult, SharedCacheSource, WorkLayer } from './backend';
-import type { CacheExportSpec, CacheImportSpec } from './shared-cache';
+import type { CacheDestination, CacheExportSpec, CacheImportSpec } from './shared-cache';
 import type { ImageConfig } from './image-config';
 
 export class StoreBackend implements BuildBackend {
@@ -25,8 +25,9 @@ export class StoreBackend implements BuildBackend {
     return this.store.scratch(kind);
   }
 
-  async resolveImage(ref: string): Promise<ResolvedImage> {
-    const img = await this.store.images.resolve(ref);
+  async resolveImage(ref: string, platform?: Platform): Promise<ResolvedImage> {
+    const opts = platform ? { platform } : {};
+    const img = await this.store.images.resolve(ref, opts);
     const { chainID } = await this.store.imageChain(img.id);
     // Leased at once: an rmi of the base from now on keeps its layers and blobs for our image. One
     // that ran before the lease was written has deleted the image, which resolving again tells.
@@ -36,8 +37,17 @@ export class StoreBackend implements BuildBackend {
     return { id: img.id, ref, config: img.config as unknown as ImageConfig, chainID };
   }
 
-  async pullImage(ref: string): Promise<void> {
-    await this.store.pull(ref);
+  async pullImage(ref: string, platform?: Platform): Promise<void> {
+    await this.store.pull(ref, platform ? { platform } : {});
+  }
+
+  async writeIndex(images: { manifestDigest: string; platform: Platform }[]): Promise<string> {
+    const children = [];
+    for (const i of images) {
+      const info = await this.store.images.content.info(i.manifestDigest as Digest);
+      children.push({ manifest: { mediaType: MediaTypes.ociManifest, digest: i.manifestDigest as Digest, size: info.size }, platform: i.platform });
+    }
+    return (await this.store.images.createIndex(children)).digest;
   }
 
   async readSharedCache(spec: CacheImportSpec): Promise<SharedCacheSource | undefined> {
@@ -46,24 +56,27 @@ export class StoreBackend implements BuildBackend {
     return {
       ref: cache.ref,
       records: cache.records,
-      importLayer: async (record) => {
-        // Leased first: a sweep between the import and the cache record must not take the layer.
-        if (!record.empty) await this.hold(record.chainID);
-        await cache.importLayer(this.store.layers, record);
-      },
+      ...(cache.mode ? { mode: cache.mode } : {}),
+      // Lazily: the layer's files are fetched only when something needs them (ensurePresent). Leased
+      // before it is visible: a sweep between this and the cache record must not take the layer.
+      holdLayer: (record) => cache.holdLayer(this.store.layers, record, { lease: { add: (chain) => this.hold(chain) } }),
     };
   }
 
-  writeSharedCache(spec: CacheExportSpec, records: readonly ExportRecord[]): Promise<CacheWriteResult> {
-    return this.store.exportBuildCache(spec.type === 'local' ? { dir: spec.dest } : { ref: spec.ref }, records);
+  writeSharedCache(spec: CacheExportSpec & CacheDestination, records: readonly ExportRecord[]): Promise<CacheWriteResult> {
+    return this.store.exportBuildCache(spec.type === 'local' ? { dir: spec.dest } : { ref: spec.ref }, records, { mode: spec.mode ?? 'min' });
   }
 
   async hasLayer(chainID: string): Promise<boolean> {
     return this.store.layers.has(chainID as Digest);
   }
 
-  async createWorkLayer(parent: string | null): Promise<WorkLayer> {
+  async createWorkLayer(parent: string | null, opts: { onFetch?: (line: string) => void } = {}): Promise<WorkLayer> {
     const layers = this.store.layers;
+    // A parent held lazily (a shared cache hit) is fetched now: said, so a CI log shows what moved.
+    await layers.ensurePresent(parent as Digest | null, {
+      onFetch: (l) => opts.onFetch?.(`fetching layer ${l.chainID} (${l.remote?.blob.size ?? '?'} bytes) from ${l.remote?.location.replace(/^(registry|local):/, '')}`),
+    });
     const name = Store.workLayerName('build');
     const rw = await layers.createRW(parent as Digest | null, name);
     let rootfs: string;

@@ -2,6 +2,7 @@
 // planning and write into the history (no root, no store: planning a config step touches nothing).
 import { describe, expect, it } from 'vitest';
 import { EXPANDED_INSTRUCTIONS, ShellLexer, expandInstruction, parse, parseInstructions, type Instruction } from '../../src/dockerfile';
+import { hostPlatform } from '@tsbuild/storage';
 import { ArgScope } from '../../src/engine/args';
 import { ConfigState, scratchConfig } from '../../src/engine/image-config';
 import { executorFor, type PlanContext, type Step, type StepKind } from '../../src/engine/executors';
@@ -24,6 +25,7 @@ async function planConfigSteps(dockerfile: string, buildArgs: Record<string, str
     visible,
     secrets: {},
     allow: [],
+    platform: hostPlatform(),
     dependOn: () => Promise.reject(new Error('config steps read no stage')),
     contextSources: () => Promise.reject(new Error('config steps read no context')),
   };

@@ -13,13 +13,14 @@ import type { TarHeader } from './tar-format';
 import { readTar, type TarEntry } from './tar-reader';
 import { BreakoutError, cleanRelPath, resolveInRootSync } from './resolve';
 import {
-  OVERLAY_OPAQUE_XATTR,
+  overlayOpaqueXattr,
   WHITEOUT_LINK_DIR,
   WHITEOUT_META_PREFIX,
   WHITEOUT_OPAQUE,
   classifyWhiteout,
 } from './whiteout';
 import { isOverlayXattr, layerKeepsXattr } from './xattrs';
+import { UnmappedIdError, lchownMapped } from '../rootless';
 import { TsbuildError, describeSystemError, quoteName } from '../errors';
 import { decodeName, fsPath } from '../names';
 
@@ -68,7 +69,7 @@ export class ApplyError extends TsbuildError {
  * An entry's failure as a one-line ApplyError; anything but a system error escapes as a bug.
  */
 function entryError(name: string, err: unknown): Error {
-  if (err instanceof BreakoutError || err instanceof ApplyError) return err;
+  if (err instanceof BreakoutError || err instanceof ApplyError || err instanceof UnmappedIdError) return err;
   if (err instanceof TsbuildError) return new ApplyError(name, `cannot extract tar entry ${quoteName(name)}: ${err.message}`, err.code, { cause: err });
   // A syscall failing on an entry: the archive (an overlong name, a symlink loop) or the machine (a full disk).
   const e = err as NodeJS.ErrnoException;
@@ -223,7 +224,7 @@ class Extractor {
     const dirParts = parts.slice(0, -1);
     if (wo.kind === 'opaque') {
       if (mode === 'overlay') {
-        lsetxattr(fsPath(this.parentDir(h.name, dirParts)), OVERLAY_OPAQUE_XATTR, Buffer.from('y'));
+        lsetxattr(fsPath(this.parentDir(h.name, dirParts)), overlayOpaqueXattr(), Buffer.from('y'));
       } else {
         const dir = this.existingDir(h.name, dirParts);
         if (dir) this.removeHidden(dir);
@@ -238,7 +239,7 @@ class Extractor {
       const st = lstatOrNull(target);
       if (st) this.removeExisting(target, st);
       mknod(fsPath(target), { type: 'char', mode: 0, major: 0, minor: 0 });
-      if (!this.opts.noChown && (h.uid !== 0 || h.gid !== 0)) fs.lchownSync(fsPath(target), h.uid, h.gid);
+      if (h.uid !== 0 || h.gid !== 0) this.chown(target, h);
       fs.lutimesSync(fsPath(target), h.mtime, h.mtime);
       this.markWritten(target);
     } else {
@@ -365,7 +366,8 @@ class Extractor {
   }
 
   private chown(p: string, h: TarHeader): void {
-    if (!this.opts.noChown) fs.lchownSync(fsPath(p), h.uid, h.gid);
+    // Rootless: an owner outside the namespace's ids is an error naming the file, never another owner.
+    if (!this.opts.noChown) lchownMapped(fsPath(p), h.uid, h.gid, `/${cleanRelPath(h.name).join('/')}`);
   }
 
   private setXattrs(p: string, h: TarHeader): void {

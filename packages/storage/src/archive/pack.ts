@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { lgetxattr } from '@tsbuild/native';
 import { tarStream, type TarBody, type TarWriteEntry } from './tar-writer';
 import { decodeName, fsPath } from '../names';
-import { OVERLAY_OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, whiteoutNameFor } from './whiteout';
+import { overlayOpaqueXattr, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, whiteoutNameFor } from './whiteout';
 import { layerKeepsXattr, readXattrs } from './xattrs';
 
 export interface PackOptions {
@@ -108,7 +108,7 @@ function* entriesFor(abs: string, rel: string, st: fs.BigIntStats, state: WalkSt
   if (st.isDirectory()) {
     const xattrs = readXattrs(abs, layerKeepsXattr);
     yield { header: { name: `${rel}/`, type: 'dir', mode, uid, gid, mtime, xattrs } };
-    if (opts.whiteouts === 'overlay' && lgetxattr(fsPath(abs), OVERLAY_OPAQUE_XATTR)?.toString() === 'y') {
+    if (opts.whiteouts === 'overlay' && lgetxattr(fsPath(abs), overlayOpaqueXattr())?.toString() === 'y') {
       yield { header: { name: `${rel}/${WHITEOUT_OPAQUE}`, type: 'file', mode: mode & 0o777, uid, gid, mtime, size: 0 } };
     }
     return;

@@ -15,7 +15,7 @@ export const WHITEOUT_AUFS_BASE = '.wh..wh.aufs';
 export const WHITEOUT_ORPHAN_DIR = '.wh..wh.orph';
 
 // The overlay opaque xattr and the other xattrs union filesystems own: the xattr policy (xattrs.ts).
-export { OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIXES, isOverlayXattr } from './xattrs';
+export { OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIXES, isOverlayXattr, overlayOpaqueXattr } from './xattrs';
 
 /** What a layer entry's base name means for whiteout processing. */
 export type WhiteoutKind =

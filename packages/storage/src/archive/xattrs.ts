@@ -8,9 +8,18 @@
 // would under overlay2. aufs' own metadata is names (`.wh..wh.*`), handled with the whiteouts.
 import * as native from '@tsbuild/native';
 import { fsPath } from '../names';
+import { inUserNamespace } from '../rootless';
 
-/** The overlay xattr marking an opaque dir (root: `trusted.`; in a user namespace it would be `user.`). */
+/** The overlay xattr marking an opaque dir as root (`trusted.`); see overlayOpaqueXattr. */
 export const OVERLAY_OPAQUE_XATTR = 'trusted.overlay.opaque';
+
+/**
+ * The opaque xattr overlay2 layers use in this process: `trusted.overlay.opaque`, or in a user
+ * namespace (where trusted.* cannot be set; overlay is mounted with `userxattr`) `user.overlay.opaque`.
+ */
+export function overlayOpaqueXattr(): string {
+  return inUserNamespace() ? 'user.overlay.opaque' : OVERLAY_OPAQUE_XATTR;
+}
 
 /** The xattr namespaces overlayfs owns. */
 export const OVERLAY_XATTR_PREFIXES = ['trusted.overlay.', 'user.overlay.'] as const;

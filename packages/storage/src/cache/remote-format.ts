@@ -12,6 +12,12 @@ import type { ImageManifest } from '../image/types';
 import type { CacheRecord } from './store';
 
 export const CACHE_CONFIG_MEDIA_TYPE = 'application/vnd.tsbuild.cache.config.v1+json';
+/**
+ * The key of an image config that holds inline cache records (`--cache-to type=inline`), as BuildKit
+ * keeps `moby.buildkit.cache.v0` there: the final image's steps (min mode), without blobs, since
+ * the blobs are the image's own layers (paired by diffID when the image is read as a cache).
+ */
+export const INLINE_CACHE_KEY = 'tsbuild.cache.v1';
 /** The annotation on each layer of a cache manifest: the diffID of the blob's tar. */
 export const CACHE_DIFFID_ANNOTATION = 'dev.tsbuild.cache.diffid';
 
@@ -29,7 +35,11 @@ export interface RemoteCacheRecord extends CacheRecord {
 export interface RemoteCache {
   records: ReadonlyMap<Digest, RemoteCacheRecord>;
   manifest: ImageManifest;
+  /** How it was exported, when it says: min holds the final image's steps only. */
+  mode?: CacheMode;
 }
+
+export type CacheMode = 'min' | 'max';
 
 /**
  * The key a shared cache files a step under: the local key (engine/cache-keys.ts, unchanged so local
@@ -45,9 +55,9 @@ export function platformCacheKey(localKey: string, platform: string): Digest {
  * blobs once each in record order), so the same records give the same digests and an export can be
  * skipped when the ref already holds them.
  */
-export function encodeCache(records: readonly RemoteCacheRecord[]): { config: Buffer; configDescriptor: Descriptor; manifest: Buffer; manifestDescriptor: Descriptor } {
+export function encodeCache(records: readonly RemoteCacheRecord[], mode?: CacheMode): { config: Buffer; configDescriptor: Descriptor; manifest: Buffer; manifestDescriptor: Descriptor } {
   const sorted = [...records].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const config = Buffer.from(JSON.stringify({ schemaVersion: 1, records: sorted.map(canonicalRecord) }));
+  const config = Buffer.from(JSON.stringify({ schemaVersion: 1, ...(mode ? { mode } : {}), records: sorted.map(canonicalRecord) }));
   const configDescriptor: Descriptor = { mediaType: CACHE_CONFIG_MEDIA_TYPE, digest: sha256OfBuffer(config), size: config.length };
   const layers: Descriptor[] = [];
   const seen = new Set<string>();
@@ -61,8 +71,43 @@ export function encodeCache(records: readonly RemoteCacheRecord[]): { config: Bu
   return { config, configDescriptor, manifest, manifestDescriptor: { mediaType: MediaTypes.ociManifest, digest: sha256OfBuffer(manifest), size: manifest.length } };
 }
 
+/** The inline cache document of `records` (no blobs), sorted as encodeCache sorts them. */
+export function encodeInlineCache(records: readonly (Omit<RemoteCacheRecord, 'blob'> & { blob?: Descriptor })[]): { schemaVersion: 1; records: Record<string, unknown>[] } {
+  const sorted = [...records].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return { schemaVersion: 1, records: sorted.map(({ key, parent, chainID, diffID, size, empty, created }) => canonicalRecord({ key, parent, chainID, diffID, size, empty, created })) };
+}
+
+/**
+ * A pushed image read as a cache (`--cache-from type=registry,ref=IMAGE` of an image built with
+ * `--cache-to type=inline`): the records of its config's INLINE_CACHE_KEY, each non-empty one taking
+ * the manifest layer whose diff_id is its diffID as its blob. `manifest` is checked already.
+ */
+export function decodeInlineCache(ref: string, manifest: ImageManifest, configBytes: Buffer): RemoteCache {
+  const fail = (detail: string) => badCache(ref, detail);
+  const config = parseDocument(configBytes, 'the image config', fail);
+  if (!isObject(config)) throw fail('the image config is not a JSON object');
+  const inline = config[INLINE_CACHE_KEY];
+  if (inline === undefined) throw fail('an image without inline cache records (build it with --cache-to type=inline)');
+  if (!isObject(inline) || inline.schemaVersion !== 1 || !Array.isArray(inline.records)) throw fail(`the image config's ${INLINE_CACHE_KEY} is not a tsbuild inline cache of schemaVersion 1`);
+  const diffIDs = isObject(config.rootfs) && Array.isArray(config.rootfs.diff_ids) ? config.rootfs.diff_ids : [];
+  if (diffIDs.length !== manifest.layers.length) throw fail(`the image has ${manifest.layers.length} layers and ${diffIDs.length} diff_ids`);
+  const layerOf = new Map<unknown, Descriptor>();
+  manifest.layers.forEach((l, i) => {
+    if (!layerOf.has(diffIDs[i])) layerOf.set(diffIDs[i], { mediaType: l.mediaType, digest: l.digest, size: l.size });
+  });
+  const records = inline.records.map((r, i) => {
+    if (!isObject(r) || r.empty !== false) return r;
+    const blob = layerOf.get(r.diffID);
+    if (!blob) throw fail(`records[${i}]: its layer ${show(r.diffID)} is not one of the image's layers`);
+    return { ...r, blob };
+  });
+  const layers = new Map<string, string>();
+  manifest.layers.forEach((l, i) => layers.set(l.digest, String(diffIDs[i])));
+  return { records: decodeRecords(records, layers, fail), manifest, mode: 'min' };
+}
+
 /** The fields of a record in a fixed order (the config's bytes must not depend on how it was built). */
-function canonicalRecord(r: RemoteCacheRecord): Record<string, unknown> {
+function canonicalRecord(r: Omit<RemoteCacheRecord, 'blob'> & { blob?: Descriptor }): Record<string, unknown> {
   return {
     key: r.key,
     parent: r.parent,
@@ -92,18 +137,24 @@ export function decodeCache(ref: string, manifestBytes: Buffer, configBytes: Buf
   if (!isObject(doc)) throw fail('the cache config is not a JSON object');
   if (doc.schemaVersion !== 1) throw fail(`the cache config has schemaVersion ${JSON.stringify(doc.schemaVersion)?.slice(0, 40)}, not 1 (written by a newer tsbuild?)`);
   if (!Array.isArray(doc.records)) throw fail('the cache config has no "records" array');
+  if (doc.mode !== undefined && doc.mode !== 'min' && doc.mode !== 'max') throw fail(`the cache config has mode ${show(doc.mode)}, not min or max`);
   const layers = new Map<string, string>();
   for (const l of manifest.layers) layers.set(l.digest, l.annotations?.[CACHE_DIFFID_ANNOTATION] ?? '');
+  return { records: decodeRecords(doc.records, layers, fail), manifest, ...(doc.mode ? { mode: doc.mode } : {}) };
+}
+
+/** Checked records by key; `layers` maps each blob the manifest lists to its diffID. */
+function decodeRecords(raw: unknown[], layers: ReadonlyMap<string, string>, fail: (detail: string) => Error): Map<Digest, RemoteCacheRecord> {
   const records = new Map<Digest, RemoteCacheRecord>();
-  doc.records.forEach((raw, i) => {
-    const record = checkRecord(raw, `records[${i}]`, fail);
+  raw.forEach((item, i) => {
+    const record = checkRecord(item, `records[${i}]`, fail);
     if (record.blob && layers.get(record.blob.digest) !== record.diffID) {
       throw fail(`records[${i}]: blob ${record.blob.digest} is not a layer of the manifest with diffID ${record.diffID}`);
     }
     if (records.has(record.key)) throw fail(`records[${i}]: key ${record.key} appears twice`);
     records.set(record.key, record);
   });
-  return { records, manifest };
+  return records;
 }
 
 /** A cache manifest: an OCI image manifest whose config is a tsbuild cache config. */

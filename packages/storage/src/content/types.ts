@@ -28,6 +28,12 @@ export interface LayerBlobSource {
   openLayerTar(diffID: Digest): Promise<Readable> | null;
   /** Bytes of the files in the layer of this chain, when the source counted them (docker's size). */
   contentSize?(chainID: Digest): number | undefined;
+  /** False for a lazily held layer whose files are not fetched yet. */
+  isPresent?(chainID: Digest): boolean;
+  /** A lazily held layer's blob in a shared build cache, for a layer with this diffID. */
+  remoteForm?(diffID: Digest): { location: string; blob: Descriptor } | undefined;
+  /** Opens such a blob (compressed, verified against its digest). */
+  openRemote?(remote: { location: string; blob: Descriptor }): Promise<Readable>;
 }
 
 export const MediaTypes = {

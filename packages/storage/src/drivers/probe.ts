@@ -11,6 +11,8 @@ import { isMountPoint } from './mountinfo';
 import { isAlive, ownedName, ownerOf } from './proc';
 import { TsbuildError } from '../errors';
 import { mkdirpSync } from '../atomic';
+import { overlayOpaqueXattr } from '../archive/xattrs';
+import { inUserNamespace } from '../rootless';
 
 const OVERLAY_PARAMS = '/sys/module/overlay/parameters';
 
@@ -21,6 +23,8 @@ export interface OverlayFeatures {
   metacopyParam: boolean;
   /** The kernel takes one `lowerdir+` per layer (new mount API, Linux 6.7+): 500 layers fit. */
   lowerdirPlus: boolean;
+  /** In a user namespace (rootless): overlay keeps its xattrs in `user.overlay.*` (`userxattr`, Linux 5.11+). */
+  userxattr?: boolean;
 }
 
 export interface OverlayProbe extends OverlayFeatures {
@@ -47,6 +51,7 @@ export function overlayFeatures(): OverlayFeatures {
     indexParam: fs.existsSync(path.join(OVERLAY_PARAMS, 'index')),
     metacopyParam: fs.existsSync(path.join(OVERLAY_PARAMS, 'metacopy')),
     lowerdirPlus: native.overlayApi() === 'fsconfig',
+    ...(inUserNamespace() ? { userxattr: true } : {}),
   };
 }
 
@@ -55,7 +60,9 @@ export function baseOverlayOptions(f: OverlayFeatures): string[] {
   const opts: string[] = [];
   if (f.indexParam) opts.push('index=off');
   if (f.metacopyParam) opts.push('metacopy=off');
-  opts.push('redirect_dir=off');
+  // With userxattr the kernel refuses to follow redirects (a user could forge them): `nofollow`.
+  opts.push(f.userxattr ? 'redirect_dir=nofollow' : 'redirect_dir=off');
+  if (f.userxattr) opts.push('userxattr');
   return opts;
 }
 
@@ -90,7 +97,7 @@ const PROBE_RECORD = '.overlay-probe.json';
 
 function probeIdentity(root: string): string {
   const st = fs.statSync(root);
-  return `${os.release()} ${st.dev}`;
+  return `${os.release()} ${st.dev}${inUserNamespace() ? ' userns' : ''}`;
 }
 
 function readProbeRecord(root: string): OverlayProbe | undefined {
@@ -114,6 +121,12 @@ function writeProbeRecord(root: string, probe: OverlayProbe): void {
   } catch {
     fs.rmSync(tmp, { force: true });
   }
+}
+
+/** Whether a passed probe of `root` is known already (this process, or recorded in the root). */
+export function overlayProbeKnown(root: string): boolean {
+  const key = path.resolve(root);
+  return cache.has(key) || readProbeRecord(key) !== undefined;
 }
 
 /** Throws OverlayUnsupportedError unless the probe passed. */
@@ -160,9 +173,9 @@ function runProbe(root: string): OverlayProbe {
       return result(false, `cannot create whiteout devices (${(err as Error).message})`);
     }
     try {
-      native.lsetxattr(path.join(l2, 'd'), 'trusted.overlay.opaque', Buffer.from('y'));
+      native.lsetxattr(path.join(l2, 'd'), overlayOpaqueXattr(), Buffer.from('y'));
     } catch (err) {
-      return result(false, `cannot set trusted.* xattrs (${(err as Error).message})`);
+      return result(false, `cannot set ${overlayOpaqueXattr()} xattrs (${(err as Error).message})`);
     }
     try {
       native.mountOverlaySync({ lower: [l2, l1], upper, work, target: merged, options: baseOverlayOptions(overlayFeatures()) });

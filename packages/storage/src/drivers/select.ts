@@ -2,10 +2,11 @@
 // probe passes, else vfs with a notice for the caller to print.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AufsDriver } from './aufs';
+import { AufsDriver, probeAufs } from './aufs';
+import { inUserNamespace } from '../rootless';
 import type { DriverOptions } from './base';
 import { Overlay2Driver } from './overlay2';
-import { OverlayUnsupportedError, probeOverlay } from './probe';
+import { OverlayUnsupportedError, overlayProbeKnown, probeOverlay } from './probe';
 import type { Driver, DriverName } from './types';
 import { VfsDriver } from './vfs';
 
@@ -55,8 +56,20 @@ export function openDriver(root: string, opts: OpenDriverOptions = {}): OpenedDr
   if (existing === 'vfs') return { driver: VfsDriver.open(root, opts) };
   if (existing === 'overlay2') return { driver: Overlay2Driver.open(root, opts) };
   if (existing === 'aufs') return { driver: AufsDriver.open(root, opts) };
+  // Rootless (a user namespace): kernel overlay with userxattr, else fuse-overlayfs, else vfs; the
+  // choice and its reason are said once, when the probe runs for a new root.
+  const rootless = inUserNamespace();
+  const firstProbe = rootless && !overlayProbeKnown(root);
   const probe = probeOverlay(root);
-  if (probe.supported) return { driver: Overlay2Driver.open(root, { ...opts, features: probe }) };
+  if (probe.supported) {
+    const driver = Overlay2Driver.open(root, { ...opts, features: probe });
+    return firstProbe ? { driver, notice: 'rootless: using overlay2 (kernel overlayfs mounted with userxattr in the user namespace)' } : { driver };
+  }
   const why = new OverlayUnsupportedError(probe.fsType, path.resolve(root), probe.reason ?? 'unknown reason').message;
+  if (rootless) {
+    const fuse = probeAufs(root);
+    if (fuse.supported) return { driver: AufsDriver.open(root, opts), notice: `${why}; rootless: using fuse-overlayfs (the aufs driver)` };
+    return { driver: VfsDriver.open(root, opts), notice: `${why}; fuse-overlayfs neither (${fuse.reason ?? 'unknown reason'}); using the vfs driver (a full copy per layer)` };
+  }
   return { driver: VfsDriver.open(root, opts), notice: `${why}; using the vfs driver (a full copy per layer)` };
 }

@@ -2,14 +2,14 @@
 // stored form of the same diffID (an imported layer's original gzip, a gzip kept by an earlier save),
 // or are rebuilt from the layer's diff directory (materialization). Loads and pulls stage their blobs
 // in the content store first, so the images they bring in are read through this same source.
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { decompress } from '../archive/decompress';
-import { MediaTypes, layerCompression, type Descriptor } from '../content/types';
+import { MediaTypes, layerCompression, type Descriptor, type Platform } from '../content/types';
 import { DigestMismatchError, HashingStream, verifyingStream, type Digest } from '../digest';
 import { TsbuildError, userError, withContext } from '../errors';
-import type { Image, LayerBlob } from './model';
+import type { Image, LayerBlob, MultiPlatformImage } from './model';
 import { familiarString, parseReference } from './reference';
 import type { ImageLayer, ImageStore, ResolvedImage } from './store';
 
@@ -41,7 +41,13 @@ export class StoreLayer implements LayerBlob {
     return this.descriptor.mediaType;
   }
 
-  compressed(): Promise<Readable> {
+  async compressed(): Promise<Readable> {
+    // A lazily held layer's cache blob that is not stored here: streamed from the cache, verified.
+    if (this.digest !== this.diffID && !(await this.store.content.has(this.digest))) {
+      const remote = this.store.remoteLayerForm(this.diffID);
+      // The cache's config pairs the blob with the diffID; only the bytes can confirm it.
+      if (remote?.blob.digest === this.digest) return passVerifiedAgainstDiffID(await remote.open(), remote.blob, this.diffID);
+    }
     return this.store.content.open(this.digest, { size: this.size });
   }
 
@@ -100,6 +106,10 @@ export class StoreLayer implements LayerBlob {
     }
     const kept = await this.store.findLayerBlob(this.diffID, MediaTypes.ociLayerGzip);
     if (kept) return { descriptor: kept, created: false };
+    // A layer from a shared build cache: its blob there is its gzip form (the store that built it
+    // pushed the same bytes), so a push names and mounts it without fetching anything.
+    const remote = this.store.remoteLayerForm(this.diffID);
+    if (remote && layerCompression(remote.blob.mediaType) === 'gzip') return { descriptor: { ...remote.blob, mediaType: MediaTypes.ociLayerGzip }, created: false };
     const src = await this.uncompressed();
     const counter = new HashingStream();
     const w = await this.store.content.ingest();
@@ -171,13 +181,43 @@ export function chainInto(out: PassThrough, streams: Readable[], wrap: (err: Err
   prev?.pipe(out);
 }
 
+/**
+ * A compressed layer blob passed through as it is, ending only once its decompressed bytes hashed to
+ * `diffID` (else it fails naming the layer): what a save or push serves of a blob it did not import.
+ */
+function passVerifiedAgainstDiffID(raw: Readable, blob: Descriptor, diffID: Digest): Readable {
+  const side = new PassThrough({ highWaterMark: 1 << 20 });
+  const verify = verifyingStream(diffID);
+  const verified = new Promise<void>((resolve) => verify.on('finish', resolve));
+  const out = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      if (side.write(chunk)) done(null, chunk);
+      else side.once('drain', () => done(null, chunk));
+    },
+    flush(done) {
+      side.end();
+      void verified.then(() => done());
+    },
+  });
+  // A mismatch or a broken blob fails the output at once (the side chain stops draining then).
+  const fail = (err: Error) => out.destroy(decompressError(err, blob, diffID));
+  const decompressed = decompress(side);
+  for (const s of [side, decompressed, verify]) s.on('error', fail);
+  decompressed.pipe(verify).resume();
+  raw.on('error', (err) => out.destroy(err));
+  out.on('close', () => {
+    if (!out.writableFinished) for (const s of [raw, side, decompressed, verify]) s.destroy();
+  });
+  return raw.pipe(out);
+}
+
 /** The layers of a resolved image, as model layers over the store. */
 export function storeLayers(store: ImageStore, layers: readonly ImageLayer[]): StoreLayer[] {
   return layers.map((l) => new StoreLayer(store, l.diffID, l.descriptor));
 }
 
 /** A stored image (resolved, or just staged by a load or pull) as a model Image under `names`. */
-export function storeImage(store: ImageStore, img: Omit<ResolvedImage, 'tags'>, names: readonly string[]): Image {
+export function storeImage(store: ImageStore, img: Omit<ResolvedImage, 'tags' | 'platform'>, names: readonly string[]): Image {
   return {
     id: img.id,
     names,
@@ -209,6 +249,31 @@ export async function storeImages(store: ImageStore, refs: readonly string[]): P
     }
   }
   return out.map(({ resolved, names }) => storeImage(store, resolved, names));
+}
+
+/**
+ * Splits `refs` into single images and image indexes (each index with every platform image it holds);
+ * an index of one platform counts as that image.
+ */
+export async function storeImagesAndIndexes(store: ImageStore, refs: readonly string[]): Promise<{ images: Image[]; indexes: MultiPlatformImage[] }> {
+  const single: string[] = [];
+  const indexes: MultiPlatformImage[] = [];
+  for (const ref of refs) {
+    const found = await store.resolveIndex(ref);
+    if (!found || found.index.manifests.length < 2) {
+      single.push(ref);
+      continue;
+    }
+    const name = isImageId(ref, found.descriptor.digest) ? undefined : nameOf(ref);
+    const images: { image: Image; platform: Platform }[] = [];
+    for (const m of found.index.manifests) {
+      if (!m.platform) continue;
+      const resolved = await store.resolve(ref, { platform: m.platform });
+      images.push({ image: storeImage(store, resolved, []), platform: m.platform });
+    }
+    indexes.push({ names: name ? [name] : [], images });
+  }
+  return { images: single.length > 0 ? await storeImages(store, single) : [], indexes };
 }
 
 /** Whether `ref` is (a prefix of) the image ID `id` rather than a name. */

@@ -3,7 +3,7 @@
 // yields them and every sink (archives, layout directories, registries, the local store) takes them,
 // so a sink never needs to know where an image came from. Metadata is held; bytes are opened on demand.
 import type { Readable } from 'node:stream';
-import type { Descriptor } from '../content/types';
+import type { Descriptor, Platform } from '../content/types';
 import { MediaTypes } from '../content/types';
 import { sha256OfBuffer, type Digest } from '../digest';
 import type { ImageConfig, ImageManifest } from './types';
@@ -44,6 +44,12 @@ export interface Image {
   rawManifest(): Promise<Buffer>;
   /** The config's exact bytes (its digest is the image ID). */
   rawConfig(): Promise<Buffer>;
+}
+
+/** An image index: one image per platform under shared names (a multi-platform build, `manifest create`). */
+export interface MultiPlatformImage {
+  readonly names: readonly string[];
+  readonly images: readonly { image: Image; platform: Platform }[];
 }
 
 function sameBlob(a: Descriptor, b: Descriptor): boolean {

@@ -14,14 +14,15 @@
 // not swept; a failed load or pull deletes what it wrote itself.
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import type { Readable } from 'node:stream';
 import { TMP_PREFIX, writeFileAtomic } from '../atomic';
 import { LayerBlobInfo, type LayerInfo } from '../content/blobinfo';
 import { ContentStore } from '../content/store';
-import { MediaTypes, layerCompression, type Descriptor, type LayerBlobSource } from '../content/types';
+import { MediaTypes, layerCompression, type Descriptor, type LayerBlobSource, type Platform } from '../content/types';
 import { chainIDs, parseDigest, type Digest } from '../digest';
 import { createLease, readLeases } from '../lease';
 import { StoreLock } from '../lock';
-import { selectPlatform } from './platform';
+import { describePlatforms, formatPlatform, hostPlatform, normalizePlatform, platformMatches, selectPlatform } from './platform';
 import { familiarString, formatReference, parseReference, type ImageReference } from './reference';
 import { ANNOTATION_REF_NAME, type HistoryEntry, type ImageConfig, type ImageIndex, type ImageManifest } from './types';
 import { TsbuildError, shortName, userError } from '../errors';
@@ -60,6 +61,24 @@ export interface ResolvedImage {
   layers: ImageLayer[];
   /** Familiar references tagging this manifest (`app:latest`). */
   tags: string[];
+  /** The platform its config names (`linux/arm64`). */
+  platform: string;
+  /** When the reference names an image index: its descriptor and every platform it holds. */
+  index?: { descriptor: Descriptor; platforms: string[] };
+}
+
+export interface ImageResolveOptions {
+  /**
+   * The platform wanted: picked from an index, and checked against a single image's config (a
+   * mismatch is an error). Without it an index yields this host's platform, else its first image.
+   */
+  platform?: Platform;
+}
+
+/** One platform image of a new image index (`manifest create`, a multi-platform build). */
+export interface IndexChild {
+  manifest: Descriptor;
+  platform: Platform;
 }
 
 export interface ImageSummary {
@@ -70,6 +89,10 @@ export interface ImageSummary {
   created: string | null;
   /** Sum of the uncompressed layer sizes (compressed size where unknown). */
   size: number;
+  /** The image's platform (`linux/amd64`); an index lists all of its platforms, comma-separated. */
+  platform: string;
+  /** Of `size`, the bytes of layers held lazily (a shared build cache's hits): known, not fetched. Absent when 0. */
+  notFetched?: number;
 }
 
 export interface ImageHistoryItem {
@@ -221,8 +244,11 @@ export class ImageStore {
   /** Points `ref` at a manifest (a descriptor, or any image `resolve` accepts). */
   async tag(ref: string, target: Descriptor | string): Promise<void> {
     const parsed = parseTagReference(ref);
+    // A name of an image index tags the index itself, not the platform image this host would pick.
     const descriptor =
-      typeof target === 'string' ? (await this.resolve(target)).manifestDescriptor : manifestEntryDescriptor(target);
+      typeof target === 'string'
+        ? manifestEntryDescriptor(await this.lock.withShared(async () => this.findManifest(await this.entries(), target)))
+        : manifestEntryDescriptor(target);
     if (!(await this.content.has(descriptor.digest))) throw new Error(`cannot tag ${ref}: manifest ${descriptor.digest} is not in the store`);
     await this.lock.withExclusive(async () => {
       const entries = applyTag(await this.entries(), parsed, descriptor);
@@ -252,11 +278,69 @@ export class ImageStore {
    * Finds an image by `name[:tag]`, `name@digest`, a full image ID (config digest, with or without
    * `sha256:`), or a short ID (≥12 hex digits, unambiguous).
    */
-  async resolve(refOrId: string): Promise<ResolvedImage> {
+  async resolve(refOrId: string, opts: ImageResolveOptions = {}): Promise<ResolvedImage> {
     return this.lock.withShared(async () => {
       const entries = await this.entries();
       const manifestDesc = await this.findManifest(entries, refOrId);
-      return this.load(manifestDesc, entries);
+      const img = await this.load(manifestDesc, entries, opts.platform);
+      if (opts.platform && !img.index && !platformMatches(configPlatform(img.config), opts.platform)) {
+        throw userError(`image ${shortName(refOrId)} is for ${img.platform}, not ${formatPlatform(opts.platform)}`);
+      }
+      return img;
+    });
+  }
+
+  /** The image index a reference names, or undefined when it names a single image. */
+  async resolveIndex(refOrId: string): Promise<{ descriptor: Descriptor; index: ImageIndex } | undefined> {
+    return this.lock.withShared(async () => {
+      const desc = await this.findManifest(await this.entries(), refOrId);
+      const raw = await this.content.readJson<unknown>(desc.digest);
+      if (!isIndexDocument(raw, desc.mediaType)) return undefined;
+      return { descriptor: withoutRefName(desc), index: checkIndex(raw, `image index ${desc.digest}`) };
+    });
+  }
+
+  /** The platform images a reference names: each of an index's, or the one image with its config's platform. */
+  async platformImages(refOrId: string): Promise<IndexChild[]> {
+    const found = await this.resolveIndex(refOrId);
+    if (found) return found.index.manifests.filter((m) => m.platform).map((m) => ({ manifest: { mediaType: m.mediaType, digest: m.digest, size: m.size }, platform: m.platform! }));
+    const img = await this.resolve(refOrId);
+    return [{ manifest: img.manifestDescriptor, platform: configPlatform(img.config) }];
+  }
+
+  /**
+   * Writes an OCI image index over stored platform images and records it under `tags` (the tags
+   * point at the index, as docker buildx and podman manifest do). Two images of one platform are refused.
+   */
+  async createIndex(children: IndexChild[], tags: string[] = []): Promise<Descriptor> {
+    const seen = new Set<string>();
+    for (const c of children) {
+      const p = formatPlatform(c.platform);
+      if (seen.has(p)) throw userError(`two images for platform ${p}: an index holds one image per platform`);
+      seen.add(p);
+      if (!(await this.content.has(c.manifest.digest))) throw new Error(`manifest ${c.manifest.digest} is not in the store`);
+    }
+    const index: ImageIndex = {
+      schemaVersion: 2,
+      mediaType: MediaTypes.ociIndex,
+      manifests: children.map((c) => ({ mediaType: c.manifest.mediaType, digest: c.manifest.digest, size: c.manifest.size, platform: normalizePlatform(c.platform) })),
+    };
+    const desc = await this.content.putJson(index, MediaTypes.ociIndex);
+    await this.addIndex(desc, index, tags);
+    return desc;
+  }
+
+  /** Records a stored image index under `tags` (untagged if none); its images need no entries of their own. */
+  async addIndex(desc: Descriptor, index: ImageIndex, tags: string[]): Promise<void> {
+    const parsed = tags.map(parseTagReference);
+    const entry = manifestEntryDescriptor({ ...desc, mediaType: index.mediaType ?? MediaTypes.ociIndex });
+    const childDigests = new Set(index.manifests.map((m) => m.digest));
+    await this.lock.withExclusive(async () => {
+      // Untagged entries of its platform images (a multi-platform build's) are reached through the index now.
+      let entries = (await this.entries()).filter((e) => e.name !== null || !childDigests.has(e.descriptor.digest));
+      for (const t of parsed) entries = applyTag(entries, t, entry);
+      if (!entries.some((e) => e.descriptor.digest === entry.digest)) entries.push({ descriptor: entry, name: null });
+      await this.writeEntries(entries);
     });
   }
 
@@ -313,12 +397,19 @@ export class ImageStore {
       seen.add(e.descriptor.digest);
       const m = await this.tryManifest(e.descriptor);
       if (m && pred(m.manifest.config.digest)) out.push({ descriptor: withoutRefName(e.descriptor), id: m.manifest.config.digest });
+      // The other platform images of an index are found by their IDs too (run, rmi, inspect by ID).
+      for (const child of m?.index?.manifests ?? []) {
+        if (seen.has(child.digest) || child.digest === m?.descriptor.digest) continue;
+        seen.add(child.digest);
+        const c = await this.tryManifest(child);
+        if (c && pred(c.manifest.config.digest)) out.push({ descriptor: c.descriptor, id: c.manifest.config.digest });
+      }
     }
     return out;
   }
 
   /** The image manifest behind an index entry (choosing this host's platform from an index). */
-  private async tryManifest(desc: Descriptor): Promise<{ manifest: ImageManifest; descriptor: Descriptor } | null> {
+  private async tryManifest(desc: Descriptor): Promise<{ manifest: ImageManifest; descriptor: Descriptor; index?: ImageIndex } | null> {
     try {
       return await this.readManifest(desc);
     } catch {
@@ -327,23 +418,26 @@ export class ImageStore {
   }
 
   /** Reads the image manifest that `desc` names, descending through image indexes to this platform. */
-  async readManifest(desc: Descriptor, depth = 0): Promise<{ manifest: ImageManifest; descriptor: Descriptor }> {
+  async readManifest(desc: Descriptor, depth = 0, platform?: Platform): Promise<{ manifest: ImageManifest; descriptor: Descriptor; index?: ImageIndex }> {
     const raw = await this.content.readJson<unknown>(desc.digest);
     const mediaType = documentMediaType(raw, desc.mediaType);
     if (isIndexDocument(raw, desc.mediaType)) {
       if (depth > 4) throw new TsbuildError('EBADMETA', `image index ${desc.digest} nests too deeply`);
       const index = checkIndex(raw, `image index ${desc.digest}`);
-      const child = selectPlatform(index.manifests);
-      if (!child) throw new Error(`image index ${desc.digest} has no manifest for this platform`);
-      return this.readManifest(child, depth + 1);
+      // Without a wanted platform: this host's, else the first image (so images and inspect show it).
+      const child = platform ? selectPlatform(index.manifests, platform) : (selectPlatform(index.manifests, hostPlatform()) ?? index.manifests.find((m) => m.platform));
+      if (!child) {
+        throw userError(`no image for ${formatPlatform(platform ?? hostPlatform())} in its index (it has ${describePlatforms(index.manifests)})`);
+      }
+      return { ...(await this.readManifest(child, depth + 1, platform)), index };
     }
     if (!MANIFEST_MEDIA_TYPES.has(mediaType) && !(raw as { config?: unknown } | null)?.config) throw new Error(`blob ${desc.digest} is not an image manifest (${mediaType})`);
     const manifest = checkManifest(raw, `manifest ${desc.digest}`);
     return { manifest, descriptor: { mediaType, digest: desc.digest, size: desc.size } };
   }
 
-  private async load(entryDesc: Descriptor, entries: IndexEntry[]): Promise<ResolvedImage> {
-    const { manifest, descriptor } = await this.readManifest(entryDesc);
+  private async load(entryDesc: Descriptor, entries: IndexEntry[], platform?: Platform): Promise<ResolvedImage> {
+    const { manifest, descriptor, index } = await this.readManifest(entryDesc, 0, platform);
     const config = checkConfig(await this.content.readJson<unknown>(manifest.config.digest), `image config ${manifest.config.digest}`);
     const layers = pairLayers(manifest, config, (detail) => new TsbuildError('EBADMETA', `manifest ${descriptor.digest}: ${detail}`));
     const tags = entries
@@ -357,6 +451,10 @@ export class ImageStore {
       configDescriptor: manifest.config,
       layers,
       tags,
+      platform: formatPlatform(configPlatform(config)),
+      ...(index
+        ? { index: { descriptor: withoutRefName(entryDesc), platforms: index.manifests.filter((m) => m.platform).map((m) => formatPlatform(m.platform!)) } }
+        : {}),
     };
   }
 
@@ -383,7 +481,10 @@ export class ImageStore {
           manifestDigest: img.manifestDescriptor.digest,
           created: img.config.created ?? null,
           size: this.imageSize(img, info),
+          platform: img.index ? img.index.platforms.join(',') : img.platform,
         });
+        const notFetched = this.notFetchedSize(img, info);
+        if (notFetched > 0) out[out.length - 1]!.notFetched = notFetched;
       }
       if (!opts.hideParents) return out;
       const parents = parentIds([...cache.values()].filter((x): x is ResolvedImage => x !== null));
@@ -398,6 +499,14 @@ export class ImageStore {
   private layerSizes(img: ResolvedImage, info: Map<Digest, LayerInfo>): number[] {
     const chains = chainIDs(img.layers.map((l) => l.diffID));
     return img.layers.map((l, i) => this.opts.layerSource?.contentSize?.(chains[i]!) ?? layerSize(l, info));
+  }
+
+  private notFetchedSize(img: ResolvedImage, info: Map<Digest, LayerInfo>): number {
+    const source = this.opts.layerSource;
+    if (!source?.isPresent) return 0;
+    const chains = chainIDs(img.layers.map((l) => l.diffID));
+    const sizes = this.layerSizes(img, info);
+    return sizes.reduce((sum, size, i) => (source.isPresent!(chains[i]!) ? sum : sum + size), 0);
   }
 
   private imageSize(img: ResolvedImage, info: Map<Digest, LayerInfo>): number {
@@ -436,8 +545,8 @@ export class ImageStore {
   }
 
   /** A docker-inspect-like description of an image. */
-  async inspect(refOrId: string): Promise<Record<string, unknown>> {
-    const img = await this.resolve(refOrId);
+  async inspect(refOrId: string, opts: ImageResolveOptions = {}): Promise<Record<string, unknown>> {
+    const img = await this.resolve(refOrId, opts);
     const info = await this.blobInfo.read();
     const c = img.config;
     const out: Record<string, unknown> = {
@@ -457,6 +566,8 @@ export class ImageStore {
     };
     if (c.variant) out.Variant = c.variant;
     if (c['os.version']) out.OsVersion = c['os.version'];
+    if (img.index) out.Platforms = img.index.platforms;
+    if (img.index) (out.Metadata as Record<string, unknown>).IndexDigest = img.index.descriptor.digest;
     return out;
   }
 
@@ -524,6 +635,17 @@ export class ImageStore {
         });
       }
     });
+  }
+
+  /**
+   * The blob in a shared build cache of a lazily held layer with this diffID (fetched or not): a
+   * compressed form that pushes name and mount, and that saves stream, without the layer's files.
+   */
+  remoteLayerForm(diffID: Digest): { location: string; blob: Descriptor; open: () => Promise<Readable> } | undefined {
+    const source = this.opts.layerSource;
+    const remote = source?.remoteForm?.(diffID);
+    if (!remote || !source?.openRemote) return undefined;
+    return { ...remote, open: () => source.openRemote!(remote) };
   }
 
   /** Records a compressed blob for a layer (and its uncompressed size), for reuse by later saves. */
@@ -660,7 +782,13 @@ export class ImageStore {
       }
       entries = entries.filter((e) => !manifestDigests.has(e.descriptor.digest));
       await this.writeEntries(entries);
-      released = await this.deleteUnreferenced(entries, [{ img, entryDigests: [...manifestDigests] }], result);
+      const images = [{ img, entryDigests: [...manifestDigests] }];
+      // An index's other platform images go with it (unless something else still reaches them).
+      for (const child of (await this.readManifest(target)).index?.manifests ?? []) {
+        const other = await this.load(child, entries).catch(() => null);
+        if (other && other.id !== img.id) images.push({ img: other, entryDigests: [child.digest] });
+      }
+      released = await this.deleteUnreferenced(entries, images, result);
     });
     await this.release(released);
     return result;
@@ -725,10 +853,19 @@ export class ImageStore {
     return result;
   }
 
+  /**
+   * The diffIDs of every image the tags and untagged entries reach, each platform image of an index
+   * included (the layer sweep's roots).
+   */
+  async allImageLayers(): Promise<Digest[][]> {
+    return this.lock.withShared(async () => (await this.reachable(await this.entries())).images);
+  }
+
   /** Every blob reachable from `entries`, and the diffIDs of every reachable image. */
-  private async reachable(entries: IndexEntry[]): Promise<{ blobs: Set<Digest>; diffIDs: Set<Digest> }> {
+  private async reachable(entries: IndexEntry[]): Promise<{ blobs: Set<Digest>; diffIDs: Set<Digest>; images: Digest[][] }> {
     const blobs = new Set<Digest>();
     const diffIDs = new Set<Digest>();
+    const images: Digest[][] = [];
     const visit = async (desc: Descriptor, depth: number): Promise<void> => {
       if (blobs.has(desc.digest) || depth > 4) return;
       blobs.add(desc.digest);
@@ -745,6 +882,7 @@ export class ImageStore {
         try {
           const config = await this.content.readJson<ImageConfig>(doc.config.digest);
           for (const d of config.rootfs?.diff_ids ?? []) diffIDs.add(d);
+          images.push(config.rootfs?.diff_ids ?? []);
         } catch {
           // A missing config: nothing more is reachable through it.
         }
@@ -759,7 +897,7 @@ export class ImageStore {
       blobs.add(d);
       for (const c of li?.compressed ?? []) blobs.add(c.digest);
     }
-    return { blobs, diffIDs };
+    return { blobs, diffIDs, images };
   }
 
   /** Deletes the manifests, configs and layer blobs of `images` that `entries` no longer reach. */
@@ -805,6 +943,11 @@ export class ImageStore {
 }
 
 // ---- helpers ----
+
+/** The platform an image config names. */
+export function configPlatform(config: ImageConfig): Platform {
+  return { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
+}
 
 function entryName(desc: Descriptor): string | null {
   const raw = desc.annotations?.[ANNOTATION_REF_NAME];

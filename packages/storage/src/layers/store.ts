@@ -3,7 +3,10 @@
 //   <root>/layers/sha256/<chainHex>/diff      "sha256:<diffID>"
 //   <root>/layers/sha256/<chainHex>/parent    parent chainID (absent for a base layer)
 //   <root>/layers/sha256/<chainHex>/size      bytes of the uncompressed tar
-//   <root>/layers/sha256/<chainHex>/cache-id  the driver's id for the layer's files
+//   <root>/layers/sha256/<chainHex>/cache-id  the driver's id for the layer's files (absent while lazy)
+//   <root>/layers/sha256/<chainHex>/remote    a lazily held layer (a shared build cache's hit): where its
+//                                             blob is (`{"location":"registry:REF"|"local:DIR","blob":…}`);
+//                                             without cache-id the files are not fetched yet
 //   <root>/layers/sha256/<chainHex>/clamp-mtime  SOURCE_DATE_EPOCH the tar was made with (only when set)
 //   <root>/layers/sha256/<chainHex>/rebuildable  present when the tar is our own packing of the diff
 //                                             directory (built layers), so fsck can rebuild and compare
@@ -14,7 +17,10 @@
 //   <root>/layers/tmp/<pid>.<start>-<rand>/   staging (and trash) owned by a process
 //   <root>/layers/layers.lock                 the store lock (flock)
 // Crash safety: every layer and RW entry is assembled in tmp/ and renamed into place; removal renames
-// into tmp/ first. At open, under the lock, tmp/ entries of dead processes are deleted, driver layers
+// into tmp/ first. A lazy layer is fetched (ensurePresent) into a driver layer staged under tmp/, verified
+// against its blob digest and diffID, and becomes present when its cache-id is renamed into its metadata
+// directory; a crash before that leaves a staged entry and an orphan driver layer that open removes.
+// At open, under the lock, tmp/ entries of dead processes are deleted, driver layers
 // no metadata refers to are removed, stale mounts are unmounted and dead holders' mount counts dropped.
 //
 // Liveness: one model, reachability. A committed layer lives while a root reaches it (its chain or a
@@ -27,15 +33,16 @@
 //     `builder prune` or `tsbuild prune` drops the record;
 //   - leases: chains held by live processes (<root>/leases, lease.ts), e.g. a build between
 //     committing a layer and writing its image; a dead process's lease is no root.
+// Lazy layers are layers for all of this: roots reach them, the sweep removes them (no files to drop).
 // Besides, remove() refuses a layer with children or mounts. There are no reference counts: a count
 // cannot survive a kill -9 consistently, a sweep is always right. (Layers of older stores may still
 // hold a `refs` file; nothing reads it.)
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Writable, type Readable } from 'node:stream';
+import { PassThrough, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { HashingStream, digestHex, isDigest, sha256OfBuffer, type Digest } from '../digest';
+import { DigestMismatchError, HashingStream, digestHex, isDigest, sha256OfBuffer, verifyingStream, type Digest } from '../digest';
 import { StoreLock } from '../lock';
 import type { LayerBlobSource } from '../content/types';
 import type { LayerImporter } from '../transport/load';
@@ -47,8 +54,12 @@ import { openDriver, type DriverChoice } from '../drivers/select';
 import type { Driver, RepairReport } from '../drivers/types';
 import { MountState } from './mountstate';
 import {
-  DiffIDMismatchError, LayerNotFoundError, type CommitOptions, type CreateRWOptions, type Layer, type RWLayer,
+  DiffIDMismatchError, LayerNotFoundError, type CommitOptions, type CreateRWOptions, type Layer, type RemoteLayer, type RWLayer,
 } from './types';
+import { decompress } from '../archive/decompress';
+import { TsbuildError } from '../errors';
+import { checkDescriptor } from '../image/decode';
+import { chainInto } from '../image/local';
 import { mkdirpSync } from '../atomic';
 import { TarContentCounter } from '../archive/content-size';
 
@@ -69,6 +80,36 @@ export interface LayerStoreOptions extends DriverOptions {
   driver?: Driver | DriverChoice;
   /** Repair what a crash left at open (default true; fsck looks first, then calls repairNow). */
   repair?: boolean;
+}
+
+/** Opens a lazy layer's blob as its location holds it (compressed), verified against its digest. */
+export type RemoteBlobOpener = (remote: RemoteLayer) => Promise<Readable>;
+
+/** A `remote` metadata file, or undefined when it is not one (then the layer is torn). */
+function parseRemote(text: string | null): RemoteLayer | undefined {
+  if (text === null) return undefined;
+  try {
+    const doc = JSON.parse(text) as { location?: unknown; blob?: unknown };
+    if (typeof doc.location !== 'string' || !/^(registry|local):./.test(doc.location)) return undefined;
+    const blob = checkDescriptor(doc.blob, 'remote blob');
+    return { location: doc.location, blob: { mediaType: blob.mediaType, digest: blob.digest, size: blob.size } };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A remote blob decompressed, verified against the diffID the cache paired it with; a mismatch names
+ * the blob and where it is (not the diff directory, which the generic materialize message blames).
+ */
+function verifiedRemoteTar(blob: Readable, diffID: Digest, remote: RemoteLayer): Readable {
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  const head = `layer ${diffID}: blob ${remote.blob.digest} from ${remote.location}`;
+  chainInto(out, [decompress(blob), verifyingStream(diffID)], (err) =>
+    err instanceof DigestMismatchError && err.expected === diffID
+      ? new TsbuildError('EDIGEST', `${head} does not decompress to its diff_id: its tar hashes to ${err.actual}`, { cause: err })
+      : new TsbuildError('EDIGEST', `${head}: ${err.message}`, { cause: err }));
+  return out;
 }
 
 /** What LayerStore.checkDiff found about a layer's diff directory. */
@@ -132,6 +173,9 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   lastRepair: StoreRepairReport = { unmounted: [], relinked: [], removed: [], staging: [], orphans: [], droppedMounts: [] };
   private readonly mountState: MountState;
   private readonly cache = new Map<Digest, Layer>();
+  private remoteOpener: RemoteBlobOpener | undefined;
+  /** Lazy layers this process is fetching: a second caller waits for the same fetch. */
+  private readonly fetching = new Map<Digest, Promise<void>>();
 
   private constructor(
     readonly root: string,
@@ -189,12 +233,14 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
 
   private readLayer(chain: Digest): Layer | null {
     const cached = this.cache.get(chain);
-    if (cached && fs.existsSync(this.layerDir(chain))) return cached;
+    // A lazy layer is read afresh: another process may have fetched it since.
+    if (cached?.present && fs.existsSync(this.layerDir(chain))) return cached;
     this.cache.delete(chain);
     const dir = this.layerDir(chain);
     const diff = readTextOrNull(path.join(dir, 'diff'));
     const cacheId = readTextOrNull(path.join(dir, 'cache-id'));
-    if (diff === null || cacheId === null) return null;
+    const remote = parseRemote(readTextOrNull(path.join(dir, 'remote')));
+    if (diff === null || (cacheId === null && remote === undefined)) return null;
     const parent = readTextOrNull(path.join(dir, 'parent'));
     const clamp = readTextOrNull(path.join(dir, 'clamp-mtime'));
     const contentSize = readTextOrNull(path.join(dir, 'content-size'));
@@ -203,7 +249,9 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       diffID: diff as Digest,
       parent: parent ? (parent as Digest) : null,
       size: Number(readTextOrNull(path.join(dir, 'size')) ?? 0),
-      cacheId,
+      cacheId: cacheId ?? '',
+      present: cacheId !== null,
+      ...(remote ? { remote } : {}),
       ...(clamp ? { clampMtime: Number(clamp) } : {}),
       ...(contentSize !== null ? { contentSize: Number(contentSize) } : {}),
     };
@@ -324,6 +372,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     rebuildable = false,
     lease?: CommitOptions['lease'],
   ): Promise<Layer> {
+    await this.ensurePresent(parent);
     const cacheId = randomLayerId();
     // Staged under the lock: from here on the parent counts this registration as a child.
     const { staging, parentCacheId } = await this.lock.withExclusive(() => {
@@ -407,6 +456,128 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     });
   }
 
+  // ---- lazy layers ----
+
+  /** How lazy layers' blobs are opened (Store.open sets it: the transports know the locations). */
+  setRemoteOpener(open: RemoteBlobOpener): void {
+    this.remoteOpener = open;
+  }
+
+  /**
+   * Records a layer known from a shared build cache without its files: chain, diffID, size and where
+   * its blob is. `hasLayer` is true for it; whatever needs its files calls ensurePresent, which
+   * fetches them. The parent must exist (present or lazy). Leased before it is visible, as a commit.
+   */
+  registerRemote(parent: Digest | null, diffID: Digest, size: number, remote: RemoteLayer, opts: { lease?: CommitOptions['lease'] } = {}): Promise<Layer> {
+    const chain = chainID(parent, diffID);
+    return this.lock.withExclusive(async () => {
+      await opts.lease?.add(chain);
+      const existing = this.readLayer(chain);
+      if (existing) return existing;
+      if (parent !== null) this.get(parent);
+      const staging = this.newTmp('remote');
+      try {
+        if (parent !== null) writeSynced(path.join(staging, 'parent'), parent);
+        writeSynced(path.join(staging, 'diff'), diffID);
+        writeSynced(path.join(staging, 'size'), String(size));
+        writeSynced(path.join(staging, 'remote'), JSON.stringify(remote));
+        fsyncDir(staging);
+        fs.renameSync(staging, this.layerDir(chain));
+      } catch (err) {
+        await fs.promises.rm(staging, { recursive: true, force: true });
+        throw err;
+      }
+      fsyncDir(path.join(this.dir, 'sha256'));
+      return this.get(chain);
+    });
+  }
+
+  /** LayerBlobSource: false for a lazy layer not fetched yet. */
+  isPresent(chain: Digest): boolean {
+    return !isDigest(chain) || (this.readLayer(chain)?.present ?? true);
+  }
+
+  /** A lazy layer's remote blob for `diffID` (present or not): a compressed form pushes and saves reuse. */
+  remoteForm(diffID: Digest): RemoteLayer | undefined {
+    return this.list().find((l) => l.diffID === diffID && l.remote)?.remote;
+  }
+
+  /** Opens a remote blob (compressed, verified against its digest). */
+  openRemote(remote: RemoteLayer): Promise<Readable> {
+    if (!this.remoteOpener) throw new TsbuildError('ENOLAYER', `blob ${remote.blob.digest} is at ${remote.location} and this store cannot fetch it`);
+    return this.remoteOpener(remote);
+  }
+
+  /**
+   * Makes sure the layer's files (and its parents') are on disk: a lazy layer's blob is fetched,
+   * verified against its digest and its diffID while it is extracted into a staged driver layer, and
+   * only then is the layer marked present. A failure leaves the layer lazy and nothing else behind.
+   */
+  async ensurePresent(chain: Digest | null, opts: { onFetch?: (layer: Layer) => void } = {}): Promise<void> {
+    if (chain === null || this.get(chain).present) return;
+    let fetch = this.fetching.get(chain);
+    if (!fetch) {
+      fetch = this.fetch(this.get(chain), opts).finally(() => this.fetching.delete(chain));
+      this.fetching.set(chain, fetch);
+    }
+    await fetch;
+  }
+
+  private async fetch(layer: Layer, opts: { onFetch?: (layer: Layer) => void }): Promise<void> {
+    await this.ensurePresent(layer.parent, opts);
+    const remote = layer.remote!;
+    opts.onFetch?.(layer);
+    const cacheId = randomLayerId();
+    const { staging, parentCacheId } = await this.lock.withExclusive(() => {
+      const parentCacheId = layer.parent === null ? null : this.get(layer.parent).cacheId;
+      const staging = this.newTmp('fetch');
+      writeSynced(path.join(staging, 'cache-id'), cacheId);
+      if (layer.parent !== null) writeSynced(path.join(staging, 'parent'), layer.parent);
+      return { staging, parentCacheId };
+    });
+    try {
+      await this.driver.create(cacheId, parentCacheId, {});
+      let blob: Readable;
+      try {
+        blob = await this.openRemote(remote);
+      } catch (err) {
+        throw new TsbuildError((err as { code?: string }).code ?? 'EFETCH', `layer ${layer.chainID}: cannot fetch blob ${remote.blob.digest} from ${remote.location}: ${(err as Error).message}`, { cause: err });
+      }
+      const counter = new TarContentCounter();
+      const tar = decompress(blob);
+      tar.on('error', (err) => counter.destroy(err));
+      counter.on('close', () => {
+        if (!tar.readableEnded) tar.destroy();
+      });
+      let applied: { diffID: Digest };
+      try {
+        applied = await this.driver.applyDiff(cacheId, tar.pipe(counter));
+      } catch (err) {
+        throw new TsbuildError('EDIGEST', `layer ${layer.chainID}: blob ${remote.blob.digest} from ${remote.location}: ${(err as Error).message}`, { cause: err });
+      }
+      if (applied.diffID !== layer.diffID) {
+        throw new TsbuildError('EDIGEST', `layer ${layer.chainID}: blob ${remote.blob.digest} from ${remote.location} does not match its diff_id ${layer.diffID}: its tar hashes to ${applied.diffID}`);
+      }
+      await this.lock.withExclusive(async () => {
+        const current = this.readLayer(layer.chainID);
+        if (!current) throw new LayerNotFoundError(layer.chainID); // removed meanwhile: discarded below
+        if (current.present) return; // another process fetched it first: ours is discarded below
+        const dir = this.layerDir(layer.chainID);
+        writeSynced(path.join(staging, 'content-size'), String(counter.bytes));
+        fs.renameSync(path.join(staging, 'content-size'), path.join(dir, 'content-size'));
+        // The rename of cache-id is what makes the layer present (repair re-commits every present layer).
+        fs.renameSync(path.join(staging, 'cache-id'), path.join(dir, 'cache-id'));
+        fsyncDir(dir);
+        this.cache.delete(layer.chainID);
+        await this.driver.commit(cacheId);
+      });
+    } finally {
+      const published = this.readLayer(layer.chainID)?.cacheId === cacheId;
+      if (published) await fs.promises.rm(staging, { recursive: true, force: true });
+      else await this.discard(staging, [cacheId]);
+    }
+  }
+
   /** Best-effort removal of a failed registration's files. */
   private async discard(staging: string, ids: string[]): Promise<void> {
     for (const id of ids) {
@@ -426,12 +597,22 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   }
 
   private tarOf(layer: Layer): Readable {
+    if (!layer.present) throw new TsbuildError('ENOLAYER', `layer ${layer.chainID} is not fetched yet (held lazily from ${layer.remote?.location})`);
     return this.driver.diff(layer.cacheId, layer.clampMtime === undefined ? {} : { clampMtime: layer.clampMtime });
   }
 
-  /** LayerBlobSource: the tar of any layer with this diffID, or null. */
+  /**
+   * LayerBlobSource: the tar of any layer with this diffID, or null: our packing of a built layer's
+   * diff directory, else a shared cache's blob decompressed (the exact bytes its diffID names; the
+   * caller verifies them), else the diff directory of another layer.
+   */
   openLayerTar(diffID: Digest): Promise<Readable> | null {
-    const layer = this.list().find((l) => l.diffID === diffID);
+    const layers = this.list().filter((l) => l.diffID === diffID);
+    const built = layers.find((l) => l.present && this.isRebuildable(l.chainID));
+    if (built) return Promise.resolve(this.tarOf(built));
+    const remote = layers.find((l) => l.remote)?.remote;
+    if (remote) return this.openRemote(remote).then((blob) => verifiedRemoteTar(blob, diffID, remote));
+    const layer = layers.find((l) => l.present);
     return layer ? Promise.resolve(this.tarOf(layer)) : null;
   }
 
@@ -449,17 +630,18 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     const layer = this.get(chain);
     const n = this.children(chain);
     if (n > 0) throw new Error(`layer ${chain} has ${n} ${n === 1 ? 'child' : 'children'}`);
-    if (this.isMountedId(layer.cacheId)) throw new Error(`layer ${chain} is mounted`);
+    if (layer.present && this.isMountedId(layer.cacheId)) throw new Error(`layer ${chain} is mounted`);
     const trash = this.newTmp('rm');
     fs.rmdirSync(trash);
     fs.renameSync(this.layerDir(chain), trash); // from here on the layer is gone; repair finishes a crash
     this.cache.delete(chain);
-    await this.driver.remove(layer.cacheId);
+    if (layer.present) await this.driver.remove(layer.cacheId);
     await fs.promises.rm(trash, { recursive: true, force: true });
   }
 
   /** Mounts a committed layer's chain read-only (refcounted across processes); returns the rootfs. */
-  mount(chain: Digest): Promise<string> {
+  async mount(chain: Digest): Promise<string> {
+    await this.ensurePresent(chain);
     return this.lock.withExclusive(() => this.driver.get(this.get(chain).cacheId));
   }
 
@@ -470,8 +652,9 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   // ---- RW layers ----
 
   /** Creates a writable layer named `name` on top of `parent` (null: an empty base). */
-  createRW(parent: Digest | null, name: string, opts: CreateRWOptions = {}): Promise<RWLayer> {
+  async createRW(parent: Digest | null, name: string, opts: CreateRWOptions = {}): Promise<RWLayer> {
     if (!NAME_RE.test(name)) throw new Error(`invalid RW layer name ${JSON.stringify(name)}: expected 1-128 characters of [A-Za-z0-9_.-]`);
+    await this.ensurePresent(parent);
     return this.lock.withExclusive(async () => {
       if (fs.existsSync(this.rwDir(name))) throw new Error(`RW layer ${name} already exists`);
       let lower = parent === null ? null : this.get(parent).cacheId;
@@ -706,7 +889,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
 
   /** Driver layers that no committed layer, RW layer or live registration names (repairNow removes them). */
   orphanDriverLayers(): string[] {
-    const referenced = new Set(this.list().map((l) => l.cacheId));
+    const referenced = new Set(this.list().filter((l) => l.present).map((l) => l.cacheId));
     for (const e of this.rwEntries()) {
       referenced.add(e.mountId);
       if (e.initId) referenced.add(e.initId);
@@ -738,7 +921,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       await fs.promises.rm(p, { recursive: true, force: true }); // not ours, or torn by hand
       report.staging.push(p);
     }
-    const committedIds = new Set(this.list().map((l) => l.cacheId));
+    const committedIds = new Set(this.list().filter((l) => l.present).map((l) => l.cacheId));
     const mounts = path.join(this.dir, 'mounts');
     for (const name of fs.readdirSync(mounts)) {
       const e = NAME_RE.test(name) ? this.readRW(name) : null;

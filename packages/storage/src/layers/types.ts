@@ -1,3 +1,4 @@
+import type { Descriptor } from '../content/types';
 import type { Digest } from '../digest';
 import { TsbuildError } from '../errors';
 
@@ -13,10 +14,24 @@ export interface Layer {
   /** Bytes of the files in the layer (docker's layer size: file sizes and link targets); absent in
    * layers committed before it was recorded. */
   contentSize?: number;
-  /** The driver's id for the layer's files. */
+  /** The driver's id for the layer's files; '' for a lazy layer (`remote` set, files not fetched yet). */
   cacheId: string;
+  /**
+   * Where a lazily held layer's blob can be fetched (a shared build cache's hit): the layer is known
+   * (chain, diffID, size) but its files are not on disk until LayerStore.ensurePresent fetches them.
+   * Kept once fetched: it is also a compressed form of the layer that pushes and saves can reuse.
+   */
+  remote?: RemoteLayer;
+  /** False while a lazy layer's files are not fetched yet. */
+  present: boolean;
   /** Set when committed with a SOURCE_DATE_EPOCH clamp: the layer's tar clamps mtimes to it. */
   clampMtime?: number;
+}
+
+/** A layer's blob in a shared build cache: `registry:REF` or `local:DIR` (an OCI layout folder). */
+export interface RemoteLayer {
+  location: string;
+  blob: Descriptor;
 }
 
 export interface CommitOptions {

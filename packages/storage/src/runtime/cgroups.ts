@@ -4,6 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { mkdirpSync } from '../atomic';
+import { TsbuildError } from '../errors';
+import { inUserNamespace } from '../rootless';
 
 export interface CgroupLimits {
   /** Memory limit in bytes. Swap: as much again (Docker's default when --memory-swap is unset). */
@@ -312,10 +314,41 @@ class V2Cgroup implements ContainerCgroup {
   }
 }
 
+/**
+ * No group at all: the rootless mode, where the host's cgroup tree is not the user's to write. The
+ * container's processes still die with its PID namespace.
+ */
+class NoCgroup implements ContainerCgroup {
+  readonly dirs: string[] = [];
+  readonly spawnOptions = {};
+  constructor(readonly version: 1 | 2) {}
+  oomKilled(): boolean {
+    return false;
+  }
+  async killAll(): Promise<void> {}
+  async remove(): Promise<void> {}
+}
+
+const LIMIT_FLAGS: Record<string, string> = { memory: '--memory', cpus: '--cpus', pidsLimit: '--pids-limit' };
+
 /** Creates the container's cgroup(s) and applies the limits. */
 export function createCgroup(id: string, limits: CgroupLimits = {}, opts: CgroupOptions = {}): ContainerCgroup {
   checkId(id);
   checkLimits(limits);
+  if (inUserNamespace() && opts.root === undefined) {
+    const version = opts.version ?? detectCgroupVersion();
+    const asked = Object.keys(LIMIT_FLAGS).filter((k) => limits[k as keyof CgroupLimits] !== undefined);
+    if (asked.length > 0) {
+      // A delegated v2 subtree (systemd Delegate=yes) is the only place a user may set limits; v1 has none.
+      throw new TsbuildError(
+        'ECGROUPROOTLESS',
+        `${asked.map((k) => LIMIT_FLAGS[k]).join(', ')}: resource limits in the rootless mode need a cgroup v2 subtree delegated to the user; ` +
+          (version === 1 ? 'this host uses cgroup v1 (or hybrid), which has none' : 'tsbuild cannot use a delegated subtree yet'),
+        { exitCode: 125 },
+      );
+    }
+    return new NoCgroup(version);
+  }
   const root = opts.root ?? '/sys/fs/cgroup';
   const parent = opts.parent ?? 'tsbuild';
   checkId(parent);
@@ -330,6 +363,7 @@ export function createCgroup(id: string, limits: CgroupLimits = {}, opts: Cgroup
  */
 export function removeStaleCgroups(opts: CgroupOptions & { minAgeMs?: number } = {}): number {
   let removed = 0;
+  if (inUserNamespace() && opts.root === undefined) return 0; // rootless: no groups of ours
   for (const dir of staleCgroups(opts)) {
     try {
       fs.rmdirSync(dir);

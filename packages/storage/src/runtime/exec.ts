@@ -14,6 +14,7 @@ import { mergeEnv } from './env';
 import { resolveRootfsUser } from './users';
 import { terminalStreams } from './terminal';
 import type { Readable, Writable } from 'node:stream';
+import { inUserNamespace } from '../rootless';
 import { TsbuildError } from '../errors';
 
 export interface ExecOptions {
@@ -72,6 +73,10 @@ export async function execInContainer(o: ExecOptions): Promise<ExecProcess> {
   if (!Array.isArray(o.args) || o.args.length === 0) throw new TypeError('execInContainer: args must name a command');
   const rootfs = `/proc/${o.pid}/root`;
   if (!fs.existsSync(rootfs)) {
+    if (inUserNamespace() && fs.existsSync(`/proc/${o.pid}`)) {
+      // Started in another user namespace (its keeper was killed and a new one made since).
+      throw new TsbuildError('EROOTLESSEXEC', 'the container runs in another user namespace than this command (was the rootless keeper process killed?)', { exitCode: 125 });
+    }
     throw new TsbuildError('ENOTRUNNING', `the container's process ${o.pid} is not running`);
   }
   const user = resolveRootfsUser(rootfs, o.user);
@@ -84,7 +89,8 @@ export async function execInContainer(o: ExecOptions): Promise<ExecProcess> {
     args: o.args,
     env,
     joinNamespaces: JOINED.map((j) => ({ type: j.type, path: `/proc/${o.pid}/ns/${j.file}` })),
-    cgroupProcs: cgroupProcsOf(o.pid),
+    // Rootless containers get no cgroup of their own (the user's groups are not ours to write).
+    cgroupProcs: inUserNamespace() ? [] : cgroupProcsOf(o.pid),
     cwd: o.cwd ?? '/',
     uid: user.uid,
     gid: user.gid,

@@ -19,6 +19,7 @@ import { TsbuildError } from '../errors';
 import { resolveInRootSync } from '../archive/resolve';
 import { mkdirpSync } from '../atomic';
 import { terminalStreams } from './terminal';
+import { inUserNamespace } from '../rootless';
 
 export interface RunOptions {
   /** The container's root directory, already populated (and mounted, if it is an overlay). */
@@ -252,6 +253,7 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
         rootfs: opts.rootfs, hostname, etcFiles: writeEtcFiles(stateDir, hostname, network, opts.extraHosts),
         mounts, readonlyRootfs: opts.readonlyRootfs, cwd, console: opts.tty === true,
         ownNetwork: network === 'none',
+        rootless: inUserNamespace(),
         ...(opts.shmSize !== undefined ? { shmSize: opts.shmSize } : {}),
         ...(privileged ? { privileged, maskedPaths: [], readonlyPaths: [] } : {}),
       }),

@@ -33,6 +33,12 @@ export interface ContainerStepsOptions {
   shmSize?: number;
   /** Privileged: the host's device nodes are made in /dev too, and /sys is writable. */
   privileged?: boolean;
+  /**
+   * In a user namespace (the rootless mode): mknod is not allowed there, so the /dev nodes are bind
+   * mounts of the host's; without a network namespace of its own, sysfs cannot be mounted and the
+   * host's /sys is bound read-only instead (as rootless podman does).
+   */
+  rootless?: boolean;
 }
 
 /** Docker's masked paths (moby/moby:daemon/pkg/oci/defaults.go). */
@@ -142,7 +148,22 @@ export function containerSteps(o: ContainerStepsOptions): SetupStep[] {
         { source: o.etcFiles.resolvConf, target: '/etc/resolv.conf' },
       ]
     : [];
-  if (etc.length + mounts.length > 64) throw new RangeError(`at most ${64 - etc.length} bind mounts are supported`);
+  // Host trees attached after the pivot, in slot order: the /etc files, the user's mounts, then
+  // (rootless) the device nodes and /sys.
+  const devices = o.rootless
+    ? DEFAULT_DEVICES.map((d) => ({ source: `/dev/${d.name}`, target: `/dev/${d.name}`, isDir: false, readonly: false }))
+    : [];
+  const sysBind = o.rootless && !o.ownNetwork ? [{ source: '/sys', target: '/sys', isDir: true, readonly: !o.privileged }] : [];
+  const hostTrees = [...etc, ...mounts, ...devices, ...sysBind];
+  const proc = (at: string): SetupStep[] => [
+    { op: 'mkdir', path: `${at}/proc` },
+    { op: 'mount', source: 'proc', target: `${at}/proc`, type: 'proc', flags: NODEV_NOSUID_NOEXEC },
+  ];
+  const sysfs = (at: string): SetupStep[] => [
+    { op: 'mkdir', path: `${at}/sys` },
+    { op: 'mount', source: 'sysfs', target: `${at}/sys`, type: 'sysfs', flags: o.privileged ? NODEV_NOSUID_NOEXEC : [...NODEV_NOSUID_NOEXEC, 'ro'] },
+  ];
+  if (hostTrees.length > 64) throw new RangeError(`at most ${64 - hostTrees.length + mounts.length} bind mounts are supported`);
 
   const steps: SetupStep[] = [
     // Modes below are exact (device nodes 0666, dirs 0755), whatever umask the caller has; the
@@ -153,15 +174,23 @@ export function containerSteps(o: ContainerStepsOptions): SetupStep[] {
     { op: 'mount', source: o.rootfs, target: o.rootfs, flags: ['bind', 'rec'] },
   ];
   // Detached copies of host trees, attached after the pivot.
-  [...etc, ...mounts].forEach((m, slot) => steps.push({ op: 'openTree', source: m.source, slot }));
+  hostTrees.forEach((m, slot) => steps.push({ op: 'openTree', source: m.source, slot }));
+  const attach = (m: { target: string; readonly?: boolean | undefined }, slot: number, flags: MountFlag[] = []): SetupStep => ({
+    op: 'attachTree', slot, target: m.target, flags: m.readonly ? ['ro', ...flags] : flags,
+  });
   steps.push(
+    // proc and sysfs: in a user namespace the kernel mounts them only where the host's are visible
+    // (mount_too_revealing), so before the pivot, at the rootfs paths runContainer checked are
+    // directories; as root, after it.
+    ...(o.rootless ? [...proc(o.rootfs), ...(sysBind.length > 0 ? [] : sysfs(o.rootfs))] : []),
     { op: 'pivotRoot', root: o.rootfs },
-    { op: 'mkdir', path: '/proc' },
-    { op: 'mount', source: 'proc', target: '/proc', type: 'proc', flags: NODEV_NOSUID_NOEXEC },
+    ...(o.rootless ? [] : proc('')),
     { op: 'mkdir', path: '/dev' },
     { op: 'mount', source: 'tmpfs', target: '/dev', type: 'tmpfs', flags: ['nosuid', 'strictatime'], data: 'mode=755,size=65536k' },
-    ...DEFAULT_DEVICES.map((d): SetupStep => ({ op: 'mknod', path: `/dev/${d.name}`, type: 'char', mode: 0o666, major: d.major, minor: d.minor })),
-    ...(o.privileged ? hostDeviceSteps() : []),
+    ...(o.rootless
+      ? devices.flatMap((d, i): SetupStep[] => [...mountPoint(d.target, false), attach(d, etc.length + mounts.length + i, ['nosuid', 'noexec'])])
+      : DEFAULT_DEVICES.map((d): SetupStep => ({ op: 'mknod', path: `/dev/${d.name}`, type: 'char', mode: 0o666, major: d.major, minor: d.minor }))),
+    ...(o.privileged && !o.rootless ? hostDeviceSteps() : []),
     { op: 'symlink', target: '/proc/self/fd', path: '/dev/fd' },
     { op: 'symlink', target: '/proc/self/fd/0', path: '/dev/stdin' },
     { op: 'symlink', target: '/proc/self/fd/1', path: '/dev/stdout' },
@@ -174,14 +203,12 @@ export function containerSteps(o: ContainerStepsOptions): SetupStep[] {
     { op: 'mount', source: 'shm', target: '/dev/shm', type: 'tmpfs', flags: NODEV_NOSUID_NOEXEC, data: `mode=1777,size=${Math.ceil((o.shmSize ?? 64 * 1024 * 1024) / 1024)}k` },
     { op: 'mkdir', path: '/dev/mqueue' },
     { op: 'mount', source: 'mqueue', target: '/dev/mqueue', type: 'mqueue', flags: NODEV_NOSUID_NOEXEC },
-    { op: 'mkdir', path: '/sys' },
-    { op: 'mount', source: 'sysfs', target: '/sys', type: 'sysfs', flags: o.privileged ? NODEV_NOSUID_NOEXEC : [...NODEV_NOSUID_NOEXEC, 'ro'] },
+    ...(o.rootless ? [] : sysfs('')),
+    ...(sysBind.length > 0 ? [{ op: 'mkdir', path: '/sys' } as SetupStep, attach(sysBind[0]!, hostTrees.length - 1, NODEV_NOSUID_NOEXEC)] : []),
   );
   if (etc.length) steps.push({ op: 'mkdir', path: '/etc' });
   [...etc.map((m) => ({ ...m, isDir: false, readonly: false })), ...mounts].forEach((m, slot) => {
-    steps.push(...mountPoint(m.target, m.isDir), {
-      op: 'attachTree', slot, target: m.target, flags: m.readonly ? ['ro'] : [],
-    });
+    steps.push(...mountPoint(m.target, m.isDir), attach(m, slot));
   });
   if (o.cwd) steps.push({ op: 'mkdir', path: checkContainerPath('cwd', o.cwd), parents: true });
   if (o.readonlyRootfs) steps.push({ op: 'mount', target: '/', flags: ['bind', 'remount', 'ro'] });

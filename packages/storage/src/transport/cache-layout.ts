@@ -2,8 +2,9 @@
 // type=local,dest=DIR`, `--cache-from type=local,src=DIR`, usable as a CI cache directory) or a
 // registry ref (`type=registry,ref=…`). Both are a CacheLocation (blobs by digest plus one manifest);
 // reading and writing a cache is the same over both. Every document is checked against its digest
-// before it is decoded, and a layer's blob against its digest and its diffID while the layer store
-// extracts it, so nothing is recorded from bytes that do not match.
+// before it is decoded. A hit registers its layer lazily (LayerStore.registerRemote) with the blob's
+// location (`registry:REF` or `local:DIR`); the layer store fetches it through openRemoteBlob when its
+// files are needed, verified against the blob's digest and the diffID before it is marked present.
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -12,16 +13,18 @@ import { mkdirp, writeFileAtomic } from '../atomic';
 import { INDEX_FILE, OCI_LAYOUT_FILE, OCI_LAYOUT_VERSION } from '../content/store';
 import { MediaTypes, type Descriptor } from '../content/types';
 import { digestHex, sha256OfBuffer, verifyingStream, type Digest } from '../digest';
-import { checkIndex, parseDocument } from '../image/decode';
-import { openOwnBlobVerified, StoreLayer } from '../image/local';
+import { checkIndex, checkManifest, decodeWith, parseDocument } from '../image/decode';
+import { CONFIG_MAX } from './common';
+import { StoreLayer } from '../image/local';
 import type { LayerBlob } from '../image/model';
 import type { ImageStore } from '../image/store';
 import { ANNOTATION_REF_NAME } from '../image/types';
-import type { LayerStore } from '../layers';
+import type { CommitOptions, LayerStore } from '../layers';
+import { TsbuildError } from '../errors';
 import { parseReference } from '../image/reference';
 import { RegistryClient, RegistryError, subjectOf, type RegistryClientOptions } from './registry-client';
 import { writeLayoutBlob } from './sinks/oci-layout';
-import { badCache, decodeCache, decodeCacheManifest, encodeCache, type RemoteCache, type RemoteCacheRecord } from '../cache/remote-format';
+import { badCache, type CacheMode, decodeCache, decodeCacheManifest, decodeInlineCache, encodeCache, type RemoteCache, type RemoteCacheRecord } from '../cache/remote-format';
 
 /** The index.json name of the cache manifest in a layout folder. */
 const CACHE_REF_NAME = 'tsbuild-cache';
@@ -30,6 +33,8 @@ const CACHE_REF_NAME = 'tsbuild-cache';
 export interface CacheLocation {
   /** How messages name it (the folder, the registry reference). */
   readonly ref: string;
+  /** How a lazy layer records it: `registry:REF` or `local:DIR` (absolute). */
+  readonly location: string;
   /** The manifest's bytes and the digest it was found by; undefined when there is no cache there. */
   readManifest(): Promise<{ bytes: Buffer; digest?: Digest } | undefined>;
   openBlob(d: Descriptor): Promise<Readable>;
@@ -54,7 +59,7 @@ export type ExportRecord = Omit<RemoteCacheRecord, 'blob'>;
  * blobs it lacks, then the manifest, so a reader sees the old cache or the new; nothing when the
  * location holds the same records already.
  */
-export async function writeCache(images: ImageStore, to: CacheLocation, records: readonly ExportRecord[]): Promise<CacheWriteResult> {
+export async function writeCache(images: ImageStore, to: CacheLocation, records: readonly ExportRecord[], mode?: CacheMode): Promise<CacheWriteResult> {
   const full: RemoteCacheRecord[] = [];
   const layers = new Map<Digest, LayerBlob>();
   for (const r of records) {
@@ -67,7 +72,7 @@ export async function writeCache(images: ImageStore, to: CacheLocation, records:
     layers.set(layer.digest, layer);
     full.push({ ...r, blob: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size } });
   }
-  const encoded = encodeCache(full);
+  const encoded = encodeCache(full, mode);
   // Nothing changed: the location holds these records already (the encoding is deterministic).
   const current = await to.readManifest().catch(() => undefined);
   if (current && sha256OfBuffer(current.bytes) === encoded.manifestDescriptor.digest) return { digest: encoded.manifestDescriptor.digest, bytes: 0, unchanged: true };
@@ -83,11 +88,13 @@ export async function writeCache(images: ImageStore, to: CacheLocation, records:
   return { digest: encoded.manifestDescriptor.digest, bytes, unchanged: false };
 }
 
-/** A cache read from a location: its records, and how to bring a record's layer into a store. */
+/** A cache read from a location: its records, and how to hold a record's layer in a store. */
 export interface LoadedCache extends RemoteCache {
   readonly ref: string;
-  /** Extracts the record's layer on its parent chain (verified against blob digest and diffID). */
-  importLayer(layers: LayerStore, record: RemoteCacheRecord): Promise<void>;
+  /** Where its blobs are, as a lazy layer records it: `registry:REF` or `local:DIR`. */
+  readonly location: string;
+  /** Records the record's layer on its parent chain lazily (its files are fetched when needed). */
+  holdLayer(layers: LayerStore, record: RemoteCacheRecord, opts?: { lease?: CommitOptions['lease'] }): Promise<void>;
 }
 
 /** Reads the cache at `from`: undefined when there is none; EBADCACHE naming its ref when corrupt or foreign. */
@@ -96,40 +103,58 @@ export async function readCache(from: CacheLocation): Promise<LoadedCache | unde
   const found = await from.readManifest();
   if (!found) return undefined;
   if (found.digest && sha256OfBuffer(found.bytes) !== found.digest) throw fail(`the manifest ${found.digest} does not match its digest`);
+  const readConfig = async (config: Descriptor): Promise<Buffer> => {
+    if (!(config.size <= CONFIG_MAX)) throw fail(`its config ${config.digest} of ${config.size} bytes is too large`);
+    const chunks: Buffer[] = [];
+    try {
+      for await (const chunk of (await from.openBlob(config)).pipe(verifyingStream(config.digest as Digest, config.size))) chunks.push(chunk as Buffer);
+    } catch (err) {
+      throw fail(`cannot read the config ${config.digest}: ${(err as Error).message}`);
+    }
+    return Buffer.concat(chunks);
+  };
+  // A pushed image built with --cache-to type=inline: its config holds the records, its layers the blobs.
+  const image = imageManifestOf(found.bytes);
   // The manifest is checked (a tsbuild cache, a well-formed config descriptor) before its config is read.
-  const { config } = decodeCacheManifest(from.ref, found.bytes);
-  const chunks: Buffer[] = [];
-  try {
-    for await (const chunk of (await from.openBlob(config)).pipe(verifyingStream(config.digest, config.size))) chunks.push(chunk as Buffer);
-  } catch (err) {
-    throw fail(`cannot read the config ${config.digest}: ${(err as Error).message}`);
-  }
-  const cache = decodeCache(from.ref, found.bytes, Buffer.concat(chunks));
+  const cache = image
+    ? decodeInlineCache(from.ref, decodeWith(() => checkManifest(image, 'the image manifest'), fail), await readConfig(image.config))
+    : decodeCache(from.ref, found.bytes, await readConfig(decodeCacheManifest(from.ref, found.bytes).config));
   return {
     ...cache,
     ref: from.ref,
-    async importLayer(layers, record) {
-      const blob = record.blob;
-      if (!blob) return;
-      const layer: LayerBlob = {
-        descriptor: blob,
-        digest: blob.digest as Digest,
-        diffID: record.diffID as Digest,
-        size: blob.size,
-        mediaType: blob.mediaType,
-        compressed: async () => {
-          const verify = verifyingStream(blob.digest as Digest, blob.size);
-          const source = await from.openBlob(blob);
-          source.on('error', (err) => verify.destroy(fail(`cannot read the layer ${blob.digest}: ${err.message}`)));
-          return source.pipe(verify);
-        },
-        uncompressed: async () => openOwnBlobVerified(layer, () => {}),
-        uncompressedSize: async () => record.size,
-        gzipped: async () => layer,
-      };
-      await layers.importLayer(record.parent === '' ? null : (record.parent as Digest), layer.diffID, () => openOwnBlobVerified(layer, () => {}));
+    location: from.location,
+    async holdLayer(layers, record, opts = {}) {
+      if (!record.blob) return;
+      await layers.registerRemote(record.parent === '' ? null : (record.parent as Digest), record.diffID as Digest, record.size, { location: from.location, blob: record.blob }, opts);
     },
   };
+}
+
+/** The manifest as a document when it is an image's (its config an image config), else undefined. */
+function imageManifestOf(bytes: Buffer): { config: Descriptor } | undefined {
+  try {
+    const doc = JSON.parse(bytes.toString('utf8')) as { config?: { mediaType?: unknown } };
+    const type = doc?.config?.mediaType;
+    return type === MediaTypes.ociConfig || type === MediaTypes.dockerConfig ? (doc as { config: Descriptor }) : undefined;
+  } catch {
+    return undefined; // decodeCacheManifest says what is wrong with it
+  }
+}
+
+/** The location a lazy layer names (`registry:REF`, `local:DIR`). */
+export function cacheLocationOf(location: string, opts: RegistryClientOptions = {}): CacheLocation {
+  if (location.startsWith('registry:')) return registryCacheLocation(location.slice('registry:'.length), opts);
+  if (location.startsWith('local:')) return layoutCacheLocation(location.slice('local:'.length));
+  throw new TsbuildError('EBADCACHE', `unknown cache location ${location}`);
+}
+
+/** A lazy layer's blob (compressed), verified against its digest and size. */
+export async function openRemoteBlob(remote: { location: string; blob: Descriptor }, opts: RegistryClientOptions = {}): Promise<Readable> {
+  const { blob } = remote;
+  const verify = verifyingStream(blob.digest as Digest, blob.size);
+  const source = await cacheLocationOf(remote.location, opts).openBlob(blob);
+  source.on('error', (err) => verify.destroy(badCache(remote.location, `cannot read the layer ${blob.digest}: ${err.message}`)));
+  return source.pipe(verify);
 }
 
 /** An OCI layout folder holding one cache: its manifest is the index.json entry CACHE_REF_NAME. */
@@ -138,6 +163,7 @@ export function layoutCacheLocation(dir: string): CacheLocation {
   const fail = (detail: string) => badCache(dir, detail);
   return {
     ref: dir,
+    location: `local:${path.resolve(dir)}`,
     async readManifest() {
       let indexText: string;
       try {
@@ -185,6 +211,7 @@ export function registryCacheLocation(ref: string, opts: RegistryClientOptions =
   const client = new RegistryClient(parsed.domain, repo, opts);
   return {
     ref,
+    location: `registry:${ref}`,
     async readManifest() {
       try {
         // The client checks the bytes against the digest the registry claims.

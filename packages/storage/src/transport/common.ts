@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import type { Descriptor } from '../content/types';
 import { DEFAULT_GZIP_LEVEL, StoreLayer } from '../image/local';
 import type { ImageLayer, ImageStore } from '../image/store';
+import type { MultiPlatformImage } from '../image/model';
 
 export { DEFAULT_GZIP_LEVEL };
 
@@ -44,6 +45,8 @@ export interface SaveOptions {
   mtime?: number;
   /** OCI archives: also write docker load's manifest.json (with compression 'none'). */
   dockerManifest?: boolean;
+  /** Image indexes to write next to the images (OCI outputs only: docker load cannot take one). */
+  indexes?: readonly MultiPlatformImage[];
 }
 
 /** Size of a layer's uncompressed tar: known, or measured by decompressing once (then recorded). */

@@ -17,4 +17,4 @@ export { importImages, type LayerImporter } from './import';
 export { loadArchive, type LoadOptions, type LoadResult } from './load';
 export { ArchiveWriter, readArchiveMembers, writeArchiveFile, type ArchiveMember } from './archive-file';
 export * from './registry';
-export { layoutCacheLocation, readCache, registryCacheLocation, writeCache, type CacheLocation, type CacheWriteResult, type ExportRecord, type LoadedCache } from './cache-layout';
+export { cacheLocationOf, layoutCacheLocation, openRemoteBlob, readCache, registryCacheLocation, writeCache, type CacheLocation, type CacheWriteResult, type ExportRecord, type LoadedCache } from './cache-layout';

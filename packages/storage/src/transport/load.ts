@@ -15,13 +15,13 @@ import { storeImage } from '../image/local';
 import { withNames, type Image } from '../image/model';
 import { familiarString, parseReference } from '../image/reference';
 import type { ImageStore, StagedBlobs } from '../image/store';
-import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, type DockerArchiveManifestEntry, type ImageManifest } from '../image/types';
+import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, type DockerArchiveManifestEntry, type ImageIndex, type ImageManifest } from '../image/types';
 import { normalizeName, readArchiveMembers } from './archive-file';
 import { decompress, detectCompression } from '../archive/decompress';
 import { CONFIG_MAX, type ProgressFn } from './common';
 import { importImages, type LayerImporter } from './import';
 import { TsbuildError, archiveError, describeSystemError, shortName, withContext } from '../errors';
-import { checkConfig, checkIndex, pairLayers, parseDocument } from '../image/decode';
+import { checkConfig, checkIndex, isIndexDocument, pairLayers, parseDocument } from '../image/decode';
 
 export type { LayerImporter } from './import';
 
@@ -60,13 +60,17 @@ export async function loadArchive(store: ImageStore, file: string, opts: LoadOpt
 async function loadStaged(store: ImageStore, file: string, fileSize: number, staged: StagedBlobs, opts: LoadOptions): Promise<LoadResult> {
   const members = await readMembers(store, file, fileSize, staged, opts.onProgress);
   let images: Image[];
-  if (members.meta.has('oci-layout') && members.meta.has('index.json')) images = await fromOciLayout(store, members, file);
+  let indexes: LoadedIndex[] = [];
+  if (members.meta.has('oci-layout') && members.meta.has('index.json')) ({ images, indexes } = await fromOciLayout(store, members, file));
   else if (members.meta.has('manifest.json')) images = await fromDockerArchive(store, members, file, staged);
   else if (members.meta.has('repositories')) {
     throw archiveError(file, `legacy docker-archive (docker < 1.10, no manifest.json) is not supported; re-save it with a newer docker`);
   } else throw archiveError(file, `not an image archive (no oci-layout + index.json, no manifest.json)`);
   await importImages(store, opts.importer, images, opts.onProgress);
+  // A multi-platform image stays one: its index (the archive's bytes) under its names.
+  for (const x of indexes) await store.addIndex(x.descriptor, x.index, x.names);
   const result: LoadResult = { images: [], ids: [] };
+  for (const x of indexes) for (const n of x.names) if (!result.images.includes(n)) result.images.push(n);
   for (const img of images) {
     for (const n of img.names) if (!result.images.includes(n)) result.images.push(n);
     if (!result.ids.includes(img.id)) result.ids.push(img.id);
@@ -156,22 +160,56 @@ function ociEntryNames(desc: Descriptor): string[] {
   return [];
 }
 
-async function fromOciLayout(store: ImageStore, members: Members, file: string): Promise<Image[]> {
+/** An image index of an OCI archive whose every platform image the archive holds. */
+interface LoadedIndex {
+  descriptor: Descriptor;
+  index: ImageIndex;
+  names: string[];
+}
+
+async function fromOciLayout(store: ImageStore, members: Members, file: string): Promise<{ images: Image[]; indexes: LoadedIndex[] }> {
   const layout = parseMeta<{ imageLayoutVersion?: unknown } | null>(members, 'oci-layout', file);
   if (layout?.imageLayoutVersion !== '1.0.0') throw archiveError(file, `unsupported OCI layout version ${JSON.stringify(layout?.imageLayoutVersion)?.slice(0, 40)}`);
   const index = checkIndex(parseMeta<unknown>(members, 'index.json', file), `${shortName(file)}: index.json`);
   const out: Image[] = [];
+  const indexes: LoadedIndex[] = [];
   for (const entry of index.manifests) {
     if (!isDigest(entry.digest)) throw archiveError(file, `index.json names an invalid digest ${JSON.stringify(entry.digest)}`);
     lookup(members, `blobs/sha256/${entry.digest.slice(7)}`, file, 'manifest');
-    const { manifest, descriptor } = await store.readManifest(entry);
     const names = ociEntryNames(entry);
+    const multi = await platformImagesOf(store, members, entry, file);
+    if (multi) {
+      out.push(...multi.images);
+      indexes.push({ descriptor: { mediaType: entry.mediaType, digest: entry.digest, size: entry.size }, index: multi.index, names });
+      continue;
+    }
+    const { manifest, descriptor } = await store.readManifest(entry);
     const at = out.findIndex((o) => o.manifestDescriptor.digest === descriptor.digest);
     const same = out[at];
     if (same) out[at] = withNames(same, [...same.names, ...names.filter((n) => !same.names.includes(n))]);
     else out.push(await describe(store, manifest, descriptor, file, names));
   }
-  return out;
+  return { images: out, indexes };
+}
+
+/**
+ * Every platform image of an index entry, when the entry is an index of one level whose images the
+ * archive all holds (skopeo copy --all, save --format oci); otherwise undefined, and this host's
+ * image is loaded as before.
+ */
+async function platformImagesOf(store: ImageStore, members: Members, entry: Descriptor, file: string): Promise<{ index: ImageIndex; images: Image[] } | undefined> {
+  const raw = await store.content.readJson<unknown>(entry.digest);
+  if (!isIndexDocument(raw, entry.mediaType)) return undefined;
+  const index = checkIndex(raw, `${shortName(file)}: image index ${entry.digest}`);
+  const children = index.manifests.filter((m) => m.platform);
+  if (children.length < 2 || children.some((m) => !isDigest(m.digest) || !members.files.has(`blobs/sha256/${m.digest.slice(7)}`))) return undefined;
+  const images: Image[] = [];
+  for (const child of children) {
+    const { manifest, descriptor, index: nested } = await store.readManifest(child);
+    if (nested) return undefined;
+    images.push(await describe(store, manifest, descriptor, file, []));
+  }
+  return { index, images };
 }
 
 async function describe(store: ImageStore, manifest: ImageManifest, descriptor: Descriptor, file: string, names: string[]): Promise<Image> {

@@ -5,8 +5,8 @@
 // dir:app:latest` match) and `io.containerd.image.name` = the full name (what docker ≥25 and
 // containerd read).
 import type { Readable } from 'node:stream';
-import { MediaTypes } from '../content/types';
-import type { Digest } from '../digest';
+import { MediaTypes, type Descriptor } from '../content/types';
+import { sha256OfBuffer, type Digest } from '../digest';
 import { uncompressedLayer, withLayers, type Image, type LayerBlob } from '../image/model';
 import { formatReference, parseReference } from '../image/reference';
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, type DockerArchiveManifestEntry, type ImageIndex } from '../image/types';
@@ -40,9 +40,10 @@ export async function planOciLayout(images: readonly Image[], opts: SaveOptions)
   };
   const index: ImageIndex = { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [] };
   const dockerManifest: DockerArchiveManifestEntry[] = [];
-  const totalLayers = images.reduce((n, i) => n + i.layers.length, 0);
+  const totalLayers = [...images, ...(opts.indexes ?? []).flatMap((x) => x.images.map((i) => i.image))].reduce((n, i) => n + i.layers.length, 0);
   let layersDone = 0;
-  for (const img of images) {
+  /** Adds an image's blobs (layers converted) and returns its manifest's descriptor as written. */
+  const planImage = async (img: Image): Promise<{ manifest: Descriptor; layers: LayerBlob[] }> => {
     const layers: LayerBlob[] = [];
     for (const layer of img.layers) {
       const out = opts.compression === 'none' ? await uncompressedLayer(layer) : await layer.gzipped(opts.gzipLevel);
@@ -55,12 +56,27 @@ export async function planOciLayout(images: readonly Image[], opts: SaveOptions)
     const exported = withLayers(img, layers);
     const m = exported.manifestDescriptor;
     add({ digest: m.digest, size: m.size, open: () => exported.rawManifest() });
-    dockerManifest.push({ Config: blobMember(cfg.digest), RepoTags: img.names.map(fullName), Layers: layers.map((l) => blobMember(l.digest)) });
-    const base = { mediaType: m.mediaType, digest: m.digest, size: m.size };
-    if (img.names.length === 0) index.manifests.push(base);
-    for (const name of img.names) {
+    return { manifest: { mediaType: m.mediaType, digest: m.digest, size: m.size }, layers };
+  };
+  const addEntries = (base: Descriptor, names: readonly string[]) => {
+    if (names.length === 0) index.manifests.push(base);
+    for (const name of names) {
       index.manifests.push({ ...base, annotations: { [ANNOTATION_IMAGE_NAME]: fullName(name), [ANNOTATION_REF_NAME]: name } });
     }
+  };
+  for (const img of images) {
+    const { manifest, layers } = await planImage(img);
+    dockerManifest.push({ Config: blobMember(img.configDescriptor.digest), RepoTags: img.names.map(fullName), Layers: layers.map((l) => blobMember(l.digest)) });
+    addEntries(manifest, img.names);
+  }
+  // An index names its platform images' manifests as written here (their layers may have been converted).
+  for (const multi of opts.indexes ?? []) {
+    const manifests: Descriptor[] = [];
+    for (const { image, platform } of multi.images) manifests.push({ ...(await planImage(image)).manifest, platform });
+    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests }));
+    const digest = sha256OfBuffer(bytes);
+    add({ digest, size: bytes.length, open: async () => bytes });
+    addEntries({ mediaType: MediaTypes.ociIndex, digest, size: bytes.length }, multi.names);
   }
   return { index, dockerManifest, blobs: [...blobs.values()] };
 }

@@ -3,6 +3,7 @@
 // manifest and blob requests push and pull need. Errors are RegistryErrors: one line naming the
 // registry, repository (and tag or digest) and the HTTP status.
 import { Readable, Transform } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { sha256OfBuffer, type Digest } from '../digest';
 import { MediaTypes } from '../content/types';
@@ -385,10 +386,15 @@ export class RegistryClient {
     // A local read failure (a corrupt blob fails its digest check at the end) aborts the request;
     // that failure, not fetch's "network error", is what to report.
     let sourceError: Error | undefined;
+    let source: Readable | undefined;
+    let sent = 0;
     try {
-      const source = await blob.open();
+      source = await blob.open();
       source.on('error', (err) => (sourceError ??= err));
-      const counted = countBytes(source, opts.onBytes);
+      const counted = countBytes(source, (n) => {
+        sent += n;
+        opts.onBytes?.(n);
+      });
       if (opts.chunkSize && opts.chunkSize > 0) {
         let offset = 0;
         for await (const chunk of chunks(counted, opts.chunkSize)) {
@@ -425,6 +431,12 @@ export class RegistryClient {
         if (res.status !== 201) await this.fail(res, opts.subject);
       }
     } catch (err) {
+      // Every byte went out, so the registry may have answered (400, digest invalid) before the source's
+      // own check at its end reported: let the source finish, so that its verdict is what we report.
+      if (!sourceError && source && sent === blob.size) {
+        source.resume();
+        await finished(source).catch(() => undefined);
+      }
       await this.request('DELETE', location.href, { scopes, subject: opts.subject }).then(discardBody, () => undefined);
       if (sourceError) throw new RegistryError(`upload aborted: ${sourceError.message}: ${opts.subject}`);
       throw err;

@@ -4,9 +4,10 @@
 // or imported uncompressed layer through the archive transport's gzipLayer (compressed once, then
 // kept and reused, so a second push compresses nothing). Each blob is first looked up (HEAD), then
 // mounted from another repository of the same registry that the store knows holds it (a local tag
-// there, or `mountFrom`), else uploaded, streamed from the store and verified on the way out. The
+// there, a shared build cache a lazy layer came from, or `mountFrom`), else uploaded, streamed from the store and verified on the way out. The
 // manifest goes last: the original bytes when every layer was already compressed (its digest stays),
-// else an OCI manifest naming the gzip blobs.
+// else an OCI manifest naming the gzip blobs. A multi-platform image pushes each platform image by
+// digest, then an index naming them as they went out, under the tag.
 //
 // Pull: the manifest (an index is resolved to this host's platform), the config and every missing
 // layer blob are stored verified against their digests; the layers are handed bottom-up to the
@@ -14,11 +15,12 @@
 // platform manifest is tagged with the reference.
 import { Readable } from 'node:stream';
 import type { Descriptor, Platform } from '../content/types';
-import { DigestMismatchError, type Digest } from '../digest';
+import { DigestMismatchError, sha256OfBuffer, type Digest } from '../digest';
+import { MediaTypes } from '../content/types';
 import { familiarString, parseReference, type ImageReference } from '../image/reference';
 import { hostPlatform, selectPlatform } from '../image/platform';
-import { isImageId, storeImage, storeImages } from '../image/local';
-import { withLayers, type Image, type LayerBlob } from '../image/model';
+import { isImageId, storeImage, storeImagesAndIndexes } from '../image/local';
+import { withLayers, type Image, type LayerBlob, type MultiPlatformImage } from '../image/model';
 import type { ImageStore, StagedBlobs } from '../image/store';
 import { checkConfig, checkIndex, checkLayerTypes, checkManifest, decodeWith, isIndexDocument, pairLayers, parseDocument } from '../image/decode';
 import { CONFIG_MAX, type ProgressFn, writeProgress } from './common';
@@ -103,19 +105,44 @@ interface BlobToPush {
 
 /** Pushes image `ref` of the store to `dest` (default: `ref` itself, which then names the registry). */
 export async function pushImage(store: ImageStore, ref: string, dest: string | undefined, opts: PushOptions = {}): Promise<PushResult> {
-  const [img] = await storeImages(store, [ref]);
-  if (dest === undefined && isImageId(ref, img!.id)) throw userError(`push ${ref}: an image ID needs a destination (REGISTRY/REPOSITORY[:TAG])`);
+  const { images, indexes } = await storeImagesAndIndexes(store, [ref]);
+  const img = images[0];
+  if (dest === undefined && img && isImageId(ref, img.id)) throw userError(`push ${ref}: an image ID needs a destination (REGISTRY/REPOSITORY[:TAG])`);
   const target = parseReference(dest ?? ref);
   if (target.digest) throw userError(`cannot push to a digest reference: ${dest ?? ref}; give a tag`);
-  const sources = await mountSources(store, target, opts.mountFrom ?? []);
-  return pushTo(img!, target, sources, opts);
+  const sources = await mountSources(store, target, opts.mountFrom ?? [], img ? [img] : indexes[0]!.images.map((i) => i.image));
+  if (img) return pushTo(img, target, sources, opts);
+  return pushIndex(indexes[0]!, target, sources, opts);
+}
+
+/**
+ * Pushes a multi-platform image: each platform image by digest, then the index naming them (as they
+ * went out: layers compressed for the push change a manifest's digest) under the tag.
+ */
+async function pushIndex(multi: MultiPlatformImage, target: ImageReference, sources: MountSources, opts: PushOptions): Promise<PushResult> {
+  const manifests: Descriptor[] = [];
+  const total: PushResult['blobs'] = { uploaded: 0, existing: 0, mounted: 0 };
+  let bytesUploaded = 0;
+  for (const { image, platform } of multi.images) {
+    const pushed = await pushTo(image, target, sources, opts, 'digest');
+    manifests.push({ mediaType: pushed.mediaType, digest: pushed.digest, size: pushed.size, platform });
+    total.uploaded += pushed.blobs.uploaded;
+    total.existing += pushed.blobs.existing;
+    total.mounted += pushed.blobs.mounted;
+    bytesUploaded += pushed.bytesUploaded;
+  }
+  const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests }));
+  const tag = target.tag ?? 'latest';
+  const client = new RegistryClient(target.domain, target.path, opts);
+  const digest = await client.putManifest(target.path, tag, bytes, MediaTypes.ociIndex, subjectOf(target));
+  return { reference: familiarString({ ...target, tag }), digest, size: bytes.length, mediaType: MediaTypes.ociIndex, blobs: total, bytesUploaded };
 }
 
 /**
  * Pushes a model Image to `target`; `sources` are the repositories of the same registry to try
  * mounting each blob from.
  */
-async function pushTo(img: Image, target: ImageReference, sources: MountSources, opts: PushOptions): Promise<PushResult> {
+async function pushTo(img: Image, target: ImageReference, sources: MountSources, opts: PushOptions, as: 'tag' | 'digest' = 'tag'): Promise<PushResult> {
   const repo = target.path;
   const tag = target.tag ?? 'latest';
   const subject = subjectOf(target);
@@ -177,7 +204,8 @@ async function pushTo(img: Image, target: ImageReference, sources: MountSources,
     });
     result.blobs.uploaded++;
   });
-  result.digest = await client.putManifest(repo, tag, manifest.bytes, manifest.mediaType, subject);
+  const digest = sha256OfBuffer(manifest.bytes);
+  result.digest = await client.putManifest(repo, as === 'tag' ? tag : digest, manifest.bytes, manifest.mediaType, subject);
   return result;
 }
 
@@ -191,8 +219,16 @@ interface MountSources {
   always: string[];
 }
 
-async function mountSources(store: ImageStore, target: ImageReference, extra: string[]): Promise<MountSources> {
+async function mountSources(store: ImageStore, target: ImageReference, extra: string[], pushed: readonly Image[]): Promise<MountSources> {
   const byBlob = new Map<Digest, string[]>();
+  // Layers held lazily from a shared build cache on this registry: their blobs are in the cache's
+  // repository, so a push mounts them from there and moves no layer bytes.
+  for (const l of pushed.flatMap((i) => i.layers)) {
+    const remote = store.remoteLayerForm(l.diffID);
+    if (!remote?.location.startsWith('registry:')) continue;
+    const cacheRef = parseReference(remote.location.slice('registry:'.length));
+    if (cacheRef.domain === target.domain && cacheRef.path !== target.path) byBlob.set(remote.blob.digest as Digest, [cacheRef.path]);
+  }
   const info = await store.blobInfo.read();
   for (const summary of await store.list()) {
     if (!summary.ref) continue;

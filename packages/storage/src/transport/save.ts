@@ -1,7 +1,8 @@
 // The library's save functions: images of the store, by reference, through a sink of the registry.
-import { storeImages } from '../image/local';
+import { storeImagesAndIndexes } from '../image/local';
 import type { ImageStore } from '../image/store';
 import { userError } from '../errors';
+import { formatPlatform } from '../image/platform';
 import type { SaveOptions } from './common';
 import { dockerArchiveSink, dockerOciArchiveSink, findSink, ociArchiveSink, ociLayoutSink, sinkNames } from './sinks';
 import type { ImageSink } from './sink';
@@ -18,7 +19,14 @@ export function sinkFor(format: SaveFormat): ImageSink {
 
 /** Saves images of the store (names, IDs or digests) to `out` in `format`. */
 export async function saveImages(store: ImageStore, refs: string[], format: SaveFormat, out: string, opts: SaveOptions = {}): Promise<void> {
-  await sinkFor(format).write(await storeImages(store, refs), out, opts);
+  const sink = sinkFor(format);
+  if (refs.length === 0) throw userError('no images to save');
+  const { images, indexes } = await storeImagesAndIndexes(store, refs);
+  if (indexes.length > 0 && !sink.indexes) {
+    const platforms = indexes[0]!.images.map((i) => formatPlatform(i.platform)).join(', ');
+    throw userError(`${indexes[0]!.names[0] ?? 'the image'} is a multi-platform image (${platforms}): format ${sink.name} cannot hold an image index (docker load takes one platform); use --format oci or oci-layout`);
+  }
+  await sink.write(images, out, { ...opts, ...(indexes.length > 0 ? { indexes } : {}) });
 }
 
 /** Saves images as an OCI archive (a tar of an OCI image layout). */

@@ -13,5 +13,7 @@ export interface ImageSink {
   readonly dest: 'file' | 'directory';
   /** One line for usage texts. */
   readonly summary: string;
+  /** Whether it writes image indexes (SaveOptions.indexes): OCI layouts do, docker archives cannot. */
+  readonly indexes?: boolean;
   write(images: readonly Image[], dest: string, opts: SaveOptions): Promise<void>;
 }

@@ -10,7 +10,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { lgetxattr, llistxattr, lsetxattr, mknod } from '@tsbuild/native';
-import { applyTar, decompress, fsPath, layerKeepsXattr, resolveInRoot, mkdirp } from '@tsbuild/storage';
+import { applyTar, decompress, explainChownError, fsPath, layerKeepsXattr, lchownMapped, resolveInRoot, mkdirp } from '@tsbuild/storage';
 import type { AddInstruction, CopyInstruction } from '../../dockerfile';
 import {
   BuildContext,
@@ -359,7 +359,11 @@ function writeSmallFile(host: string, item: CopyItem, opts: WriteOptions): void 
       for (let n; (n = fs.readSync(src, copyBuffer, 0, copyBuffer.length, null)) > 0; ) {
         for (let off = 0; off < n; ) off += fs.writeSync(dst, copyBuffer, off, n - off);
       }
-      fs.fchownSync(dst, uid, gid);
+      try {
+        fs.fchownSync(dst, uid, gid);
+      } catch (err) {
+        throw explainChownError(err, uid, gid, host); // rootless: an unmapped --chown id, named
+      }
       fs.fchmodSync(dst, mode); // after chown: chown clears setuid/setgid bits
       copyXattrs(item.absPath, host);
       const seconds = Number(item.mtimeNs) / 1e9;
@@ -434,7 +438,7 @@ function typeBits(item: CopyItem): number {
 }
 
 function applyMeta(host: string, meta: { mode: number; uid: number; gid: number }): void {
-  fs.lchownSync(fsPath(host), meta.uid, meta.gid);
+  lchownMapped(fsPath(host), meta.uid, meta.gid, host); // rootless: an unmapped --chown id, named
   // chmod after chown: chown clears setuid/setgid bits.
   fs.chmodSync(fsPath(host), meta.mode);
 }

@@ -2,7 +2,7 @@
 // needs resolved before any layer is made) → key parts → execute (on the step's work layer) →
 // history line. The orchestrator (plan.ts, execute.ts) looks executors up by kind (index.ts) and
 // knows nothing of any one instruction.
-import type { KeyParts, SeccompOption } from '@tsbuild/storage';
+import type { KeyParts, Platform, SeccompOption } from '@tsbuild/storage';
 import type { Instruction, ShellLexer } from '../../dockerfile';
 import type { BuildEvent } from '../../progress';
 import type { ArgScope } from '../args';
@@ -42,6 +42,8 @@ export interface PlanContext {
   readonly secrets: Readonly<Record<string, { src?: string; env?: string }>>;
   /** Entitlements granted (`--allow`). */
   readonly allow: readonly string[];
+  /** The stage's platform: what its RUN steps execute as. */
+  readonly platform: Platform;
   /** Records that the step reads a stage or an image (COPY --from, RUN --mount from=); resolves an image now. */
   dependOn(ref: string, line: number): Promise<void>;
   /** The build context's side of COPY/ADD and context binds (opened on first use). */
@@ -51,6 +53,8 @@ export interface PlanContext {
 export interface KeyContext {
   /** The build's network mode (`--network`). */
   readonly network: string;
+  /** The stage's platform (`linux/arm64`) when it is not this host's, so no two platforms share a RUN key. */
+  readonly foreignPlatform?: string;
   /** The chain ID of a stage or image a step reads from (null: no layers). */
   chainOf(ref: string): Promise<string | null>;
 }

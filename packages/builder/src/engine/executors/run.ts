@@ -8,7 +8,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { flock, flockWait } from '@tsbuild/native';
-import { mkdirExactModeAsync, mkdirp, mkdirpExactMode, resolveInRoot, writeFileExactModeAsync } from '@tsbuild/storage';
+import { mkdirExactModeAsync, mkdirp, mkdirpExactMode, requireEmulation, resolveInRoot, writeFileExactModeAsync } from '@tsbuild/storage';
 import { planRun, type RunInstruction, type RunMount } from '../../dockerfile';
 import type { RunMountRequest } from '../backend';
 import type { SourceEntry } from '../../context';
@@ -24,6 +24,12 @@ export const runExecutor: LayerExecutor<'run', ContextBinds> = {
   layer: true,
 
   async plan(instr, ctx) {
+    // A RUN for a platform this host cannot execute fails here, before any layer is made.
+    try {
+      requireEmulation(ctx.platform);
+    } catch (err) {
+      throw new BuildError(lineMessage(instr.startLine, (err as Error).message));
+    }
     await checkMounts(instr, ctx);
     return planContextBinds(instr, ctx);
   },
@@ -40,6 +46,8 @@ export const runExecutor: LayerExecutor<'run', ContextBinds> = {
     parts.mounts = JSON.stringify(instr.mounts ?? []);
     const froms = (instr.mounts ?? []).map((m) => ('from' in m ? m.from : '')).filter(Boolean);
     if (froms.length > 0) parts.from = JSON.stringify(await Promise.all(froms.map((f) => ctx.chainOf(f))));
+    // Absent for this host's platform, so keys made before multi-platform builds stay valid.
+    if (ctx.foreignPlatform !== undefined) parts.platform = ctx.foreignPlatform;
     return parts;
   },
 

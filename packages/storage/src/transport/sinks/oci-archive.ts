@@ -8,6 +8,7 @@ import { writeProgress } from '../common';
 export const ociArchiveSink: ImageSink = {
   name: 'oci',
   aliases: ['oci-archive'],
+  indexes: true,
   dest: 'file',
   summary: 'OCI archive (a tar of an OCI layout), gzip layers',
   async write(images, out, opts) {

@@ -17,6 +17,7 @@ import { writeProgress } from '../common';
 export const ociLayoutSink: ImageSink = {
   name: 'oci-layout',
   aliases: [],
+  indexes: true,
   dest: 'directory',
   summary: 'OCI layout directory (skopeo oci:DIR, umoci), gzip layers',
   async write(images, dir, opts) {
