@@ -530,6 +530,26 @@ describe('bad input leaves no tag, layer step or mount behind', () => {
   it('a missing base image is named', () => expectFailure({ Dockerfile: 'FROM nosuchimage:1\nRUN true\n' }, /nosuchimage/));
   it('a failing RUN reports its exit code', () =>
     expectFailure({ Dockerfile: 'FROM busybox\nRUN exit 3\n' }, /process "\/bin\/sh -c exit 3" did not complete successfully: exit code: 3/));
+  // The file goes away after planning (hashed) and before the COPY runs: the small-file (synchronous)
+  // and the large-file (pool) paths both fail naming the file, and leave no layer behind.
+  for (const [name, size] of [['small', 10], ['large', 300 * 1024]] as const) {
+    it(`a ${name} source file that vanishes before the COPY runs is named`, async () => {
+      const files: Record<string, string> = { Dockerfile: 'FROM busybox\nCOPY dir /dst/\n', [`dir/${name}`]: 'x'.repeat(size) };
+      for (let i = 0; i < 40; i++) files[`dir/f${i}`] = `${i}`;
+      const ctx = context(files);
+      const before = t.store.layers.list().length;
+      const onEvent = (e: BuildEvent) => {
+        if (e.type === 'step-start' && e.name.includes('COPY')) fs.rmSync(path.join(ctx, 'dir', name));
+      };
+      await expect(build({ context: ctx, tags: ['bad:latest'] }, { store: t.store, onEvent })).rejects.toThrow(
+        new RegExp(`Dockerfile:2: COPY dir /dst/: ENOENT.*dir/${name}`),
+      );
+      await expect(t.store.images.resolve('bad:latest')).rejects.toThrow(/not found/);
+      expect(t.store.layers.list().length).toBe(before);
+      expect(t.store.layers.listRW()).toEqual([]);
+      expect(mountsUnder(t.root)).toEqual([]);
+    });
+  }
   it('a context symlink pointing outside', async () => {
     const ctx = context({ Dockerfile: 'FROM busybox\nCOPY link /x\n' });
     fs.symlinkSync('/etc/passwd', path.join(ctx, 'link'));

@@ -5,9 +5,10 @@
 // StatCache skips files whose stat tuple is unchanged.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
+import { promisify } from 'node:util';
 import type { CopyItem, SourceEntry } from './context';
 import { ContextError } from './errors';
+import { SYNC_IO_MAX, timeSlicer } from './slices';
 import { nowNs, type StatCache, type StatTuple } from './statcache';
 import { defaultXattrReader, xattrCounts, type XattrReader } from './xattrs';
 import { fsPath } from '@tsbuild/storage';
@@ -39,6 +40,8 @@ export interface HashResult {
 
 const CHUNK = 1 << 20;
 const FORMAT = 'tsbuild.context.v1';
+const openAsync = promisify(fs.open);
+const readAsync = promisify(fs.read);
 
 /** The digest of resolved sources (see the file comment for what counts). */
 export async function hashSources(sources: readonly SourceEntry[], opts: HashOptions = {}): Promise<HashResult> {
@@ -52,11 +55,13 @@ export async function hashSources(sources: readonly SourceEntry[], opts: HashOpt
   const contentHashes = new Map<CopyItem, string>();
   const stats = { filesRead: 0, bytesRead: 0 };
   let next = 0;
+  const pause = timeSlicer();
   const worker = async (): Promise<void> => {
     const buf = Buffer.allocUnsafe(CHUNK);
     while (next < files.length) {
       const item = files[next++]!;
       contentHashes.set(item, await contentHash(item, buf, cache, stats));
+      await pause();
     }
   };
   const workers = Math.max(1, Math.min(opts.concurrency ?? 8, files.length));
@@ -87,11 +92,11 @@ export async function hashSources(sources: readonly SourceEntry[], opts: HashOpt
 
 /** The sha256 (hex) of one file's content, streamed; `buf` is scratch space for the reads. */
 export async function sha256File(absPath: string, buf: Buffer = Buffer.allocUnsafe(CHUNK)): Promise<{ sha256: string; bytes: number }> {
-  const fh = await fsp.open(fsPath(absPath), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  const fd = await openAsync(fsPath(absPath), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
-    return await hashOpenFile(fh, buf);
+    return await hashFd(fd, buf);
   } finally {
-    await fh.close();
+    fs.closeSync(fd);
   }
 }
 
@@ -106,45 +111,53 @@ function tupleOf(st: { dev: bigint; ino: bigint; size: bigint | number; mtimeNs:
   return { dev: st.dev, ino: st.ino, size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, mode: Number(st.mode) & 0o7777 };
 }
 
-async function hashOpenFile(fh: fsp.FileHandle, buf: Buffer): Promise<{ sha256: string; bytes: number }> {
+/**
+ * Hashes an open file to its end. With `knownSize` (from fstat), a short read that ends exactly there
+ * is taken as the end, which saves the read that returns 0; a file that grew is still read to its end.
+ * A file known to be small is read synchronously (see slices.ts), a larger one through the pool.
+ */
+async function hashFd(fd: number, buf: Buffer, knownSize?: number): Promise<{ sha256: string; bytes: number }> {
   const h = crypto.createHash('sha256');
+  const sync = knownSize !== undefined && knownSize <= SYNC_IO_MAX;
   let bytes = 0;
   for (;;) {
-    const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+    const bytesRead = sync ? fs.readSync(fd, buf, 0, buf.length, null) : (await readAsync(fd, buf, 0, buf.length, null)).bytesRead;
     if (bytesRead === 0) break;
     h.update(buf.subarray(0, bytesRead));
     bytes += bytesRead;
+    if (bytesRead < buf.length && bytes === knownSize) break;
   }
   return { sha256: h.digest('hex'), bytes };
 }
 
+/** The content hash of a regular file, from the stat cache or read (open, fstat, read, fstat, close). */
 async function contentHash(item: CopyItem, buf: Buffer, cache: StatCache | undefined, stats: { filesRead: number; bytesRead: number }): Promise<string> {
   const walked = tupleOf(item);
   const cached = cache?.lookup(item.absPath, walked);
   if (cached !== undefined) return cached;
 
   const readStart = nowNs();
-  let fh: fsp.FileHandle;
+  let fd: number;
   try {
-    fh = await fsp.open(fsPath(item.absPath), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    fd = fs.openSync(fsPath(item.absPath), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch (err) {
     throw new ContextError('CHANGED_DURING_HASH', `failed to compute cache key: cannot read ${item.path}: ${(err as Error).message}`, undefined, item.absPath);
   }
   try {
-    const before = await fh.stat({ bigint: true });
+    const before = fs.fstatSync(fd, { bigint: true });
     if (before.dev !== item.dev || before.ino !== item.ino) {
       throw new ContextError('CHANGED_DURING_HASH', `failed to compute cache key: ${item.path} was replaced while the build was reading it`, undefined, item.absPath);
     }
-    const { sha256, bytes } = await hashOpenFile(fh, buf);
+    const { sha256, bytes } = await hashFd(fd, buf, Number(before.size));
     stats.filesRead++;
     stats.bytesRead += bytes;
-    const after = await fh.stat({ bigint: true });
+    const after = fs.fstatSync(fd, { bigint: true });
     const tBefore = tupleOf(before);
     // Only a read that saw a stable file may be trusted later.
     if (cache && sameStat(tBefore, tupleOf(after))) cache.record(item.absPath, tBefore, sha256, readStart);
     return sha256;
   } finally {
-    await fh.close();
+    fs.closeSync(fd);
   }
 }
 

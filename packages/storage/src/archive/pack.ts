@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { lgetxattr } from '@tsbuild/native';
-import { tarStream, type TarWriteEntry } from './tar-writer';
+import { tarStream, type TarBody, type TarWriteEntry } from './tar-writer';
 import { decodeName, fsPath } from '../names';
 import { overlayOpaqueXattr, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, whiteoutNameFor } from './whiteout';
 import { layerKeepsXattr, readXattrs } from './xattrs';
@@ -43,25 +43,30 @@ function floorSeconds(ns: bigint): number {
   return Number(s);
 }
 
-/** The file's content as fresh buffers, read as the consumer pulls; never more than `size` bytes. */
-async function* fileChunks(file: string, size: number): AsyncGenerator<Buffer> {
+/**
+ * The file's content: a small file is read synchronously straight into the tar's output buffers when
+ * the writer gets to it (see SYNC_READ_MAX), a larger one as fresh buffers read as the consumer pulls.
+ * Never more than `size` bytes.
+ */
+function fileBody(file: string, size: number): TarBody | undefined {
+  if (size === 0) return undefined;
   if (size <= SYNC_READ_MAX) {
-    if (size === 0) return;
-    const buf = Buffer.allocUnsafe(size);
-    let got = 0;
-    const fd = fs.openSync(fsPath(file), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-    try {
-      while (got < size) {
-        const n = fs.readSync(fd, buf, got, size - got, null);
-        if (n === 0) break; // shrank: the writer reports the short entry
-        got += n;
-      }
-    } finally {
-      fs.closeSync(fd);
-    }
-    yield got === size ? buf : buf.subarray(0, got);
-    return;
+    let fd: number | undefined;
+    return {
+      readInto(target: Buffer, offset: number, length: number): number {
+        fd ??= fs.openSync(fsPath(file), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+        return fs.readSync(fd, target, offset, length, null);
+      },
+      close(): void {
+        if (fd !== undefined) fs.closeSync(fd);
+        fd = undefined;
+      },
+    };
   }
+  return fileChunks(file, size);
+}
+
+async function* fileChunks(file: string, size: number): AsyncGenerator<Buffer> {
   const fh = await fs.promises.open(fsPath(file), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
     let left = size;
@@ -83,7 +88,7 @@ interface WalkState {
   links: Map<string, string>;
 }
 
-async function* entriesFor(abs: string, rel: string, st: fs.BigIntStats, state: WalkState): AsyncGenerator<TarWriteEntry> {
+function* entriesFor(abs: string, rel: string, st: fs.BigIntStats, state: WalkState): Generator<TarWriteEntry> {
   const { opts } = state;
   let mtime = floorSeconds(st.mtimeNs);
   if (opts.clampMtime !== undefined && mtime > opts.clampMtime) mtime = opts.clampMtime;
@@ -125,7 +130,7 @@ async function* entriesFor(abs: string, rel: string, st: fs.BigIntStats, state: 
   const common = { name: rel, mode, uid, gid, mtime, xattrs };
   if (st.isFile()) {
     const size = Number(st.size);
-    yield { header: { ...common, type: 'file', size }, body: fileChunks(abs, size) };
+    yield { header: { ...common, type: 'file', size }, body: fileBody(abs, size) };
   } else if (st.isSymbolicLink()) {
     const target = decodeName(fs.readlinkSync(fsPath(abs), { encoding: 'buffer' }));
     yield { header: { ...common, type: 'symlink', linkname: target } };
@@ -141,7 +146,8 @@ function isWhiteoutDevice(st: fs.BigIntStats, opts: PackOptions): boolean {
   return opts.whiteouts === 'overlay' && st.isCharacterDevice() && st.rdev === 0n;
 }
 
-async function* walkDir(abs: string, rel: string, state: WalkState): AsyncGenerator<TarWriteEntry> {
+// Synchronous generators: each entry reaches the tar writer without a promise per directory level.
+function* walkDir(abs: string, rel: string, state: WalkState): Generator<TarWriteEntry> {
   const children: Array<{ name: string; key: Buffer; st: fs.BigIntStats }> = [];
   // metadata calls inline (see SYNC_READ_MAX): each is a few µs, a pool round trip ten times that
   for (const raw of fs.readdirSync(fsPath(abs), { encoding: 'buffer' })) {
@@ -162,9 +168,9 @@ async function* walkDir(abs: string, rel: string, state: WalkState): AsyncGenera
   }
 }
 
-async function* packEntries(dir: string, opts: PackOptions): AsyncGenerator<TarWriteEntry> {
-  const root = await fs.promises.realpath(dir);
-  if (!(await fs.promises.stat(root)).isDirectory()) throw new Error(`cannot pack ${dir}: not a directory`);
+function* packEntries(dir: string, opts: PackOptions): Generator<TarWriteEntry> {
+  const root = fs.realpathSync(dir);
+  if (!fs.statSync(root).isDirectory()) throw new Error(`cannot pack ${dir}: not a directory`);
   yield* walkDir(root === '/' ? '' : root, '', { opts, links: new Map() });
 }
 

@@ -34,7 +34,18 @@ export interface TarWriteHeader {
   xattrs?: Map<string, Buffer> | Record<string, Buffer | string> | undefined;
 }
 
-export type TarBody = Buffer | Uint8Array | string | AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>;
+/**
+ * Content read synchronously into the writer's own buffers (a small file): tarStream reads it straight
+ * into its output, with no buffer or promise per file.
+ */
+export interface SyncReadBody {
+  /** Reads up to `length` bytes into `target` at `offset`; 0 at the end. */
+  readInto(target: Buffer, offset: number, length: number): number;
+  /** Called once when the writer is done with the body, also after a failure. */
+  close(): void;
+}
+
+export type TarBody = Buffer | Uint8Array | string | AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array> | SyncReadBody;
 
 export interface TarWriteEntry {
   header: TarWriteHeader;
@@ -162,11 +173,44 @@ export function encodeEntryHeader(h: TarWriteHeader): Buffer {
 /** The end of an archive: two zero blocks. */
 export const END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK);
 
-function bodyChunks(body: TarBody | undefined): AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array> {
+function isSyncReadBody(body: TarBody): body is SyncReadBody {
+  return typeof (body as Partial<SyncReadBody>).readInto === 'function';
+}
+
+/** A SyncReadBody as one fresh buffer of at most `size` bytes. */
+function* syncBodyChunks(body: SyncReadBody, size: number): Generator<Buffer> {
+  try {
+    const buf = Buffer.allocUnsafe(size);
+    let got = 0;
+    while (got < size) {
+      const n = body.readInto(buf, got, size - got);
+      if (n === 0) break;
+      got += n;
+    }
+    if (got > 0) yield got === size ? buf : buf.subarray(0, got);
+  } finally {
+    body.close();
+  }
+}
+
+function bodyChunks(body: TarBody | undefined, size: number): AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array> {
   if (body === undefined) return [];
   if (typeof body === 'string') return [Buffer.from(body, 'utf8')];
   if (body instanceof Uint8Array) return [body];
+  if (isSyncReadBody(body)) return syncBodyChunks(body, size);
   return body;
+}
+
+function asBuffer(chunk: Buffer | Uint8Array): Buffer {
+  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
+function tooLong(name: string, size: number): Error {
+  return new Error(`tar: entry "${name}": content is longer than its size ${size} (the file grew while packing?)`);
+}
+
+function sizeMismatch(name: string, written: number, size: number): Error {
+  return new Error(`tar: entry "${name}": content is ${written} bytes, its header says ${size} (the file shrank while packing?)`);
 }
 
 /**
@@ -179,51 +223,117 @@ export async function* tarChunks(entries: AsyncIterable<TarWriteEntry> | Iterabl
     yield encodeEntryHeader(h);
     const size = isHeaderOnlyType(h.type) ? 0 : (h.size ?? 0);
     let written = 0;
-    for await (const chunk of bodyChunks(entry.body)) {
-      const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    for await (const chunk of bodyChunks(entry.body, size)) {
+      const buf = asBuffer(chunk);
       written += buf.length;
-      if (written > size) {
-        throw new Error(`tar: entry "${h.name}": content is longer than its size ${size} (the file grew while packing?)`);
-      }
+      if (written > size) throw tooLong(h.name, size);
       if (buf.length) yield buf;
     }
-    if (written !== size) {
-      throw new Error(`tar: entry "${h.name}": content is ${written} bytes, its header says ${size} (the file shrank while packing?)`);
-    }
+    if (written !== size) throw sizeMismatch(h.name, written, size);
     const pad = paddingFor(size);
     if (pad) yield Buffer.alloc(pad);
   }
   yield END_OF_ARCHIVE;
 }
 
-const COALESCE = 64 * 1024;
+/** Output blocks of the archive stream; chunks at least this big pass through without a copy. */
+const OUT_BLOCK = 256 * 1024;
+const PASS_THROUGH = 64 * 1024;
 
-/** Joins small chunks (headers, small files, padding) into writes of up to COALESCE bytes. */
-async function* coalesce(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  let pending: Buffer[] = [];
-  let size = 0;
-  for await (const c of chunks) {
-    if (c.length >= COALESCE) {
-      if (size) yield pending.length === 1 ? pending[0]! : Buffer.concat(pending, size);
-      pending = [];
-      size = 0;
-      yield c;
-      continue;
+/** Assembles the archive into OUT_BLOCK buffers: headers, small bodies and padding are copied (or read) in. */
+class BlockAssembler {
+  private out = Buffer.allocUnsafe(OUT_BLOCK);
+  private pos = 0;
+  /** Blocks ready to be handed on, in order. */
+  ready: Buffer[] = [];
+
+  put(chunk: Buffer): void {
+    if (chunk.length >= PASS_THROUGH) {
+      this.flush();
+      this.ready.push(chunk);
+      return;
     }
-    pending.push(c);
-    size += c.length;
-    if (size >= COALESCE) {
-      yield Buffer.concat(pending, size);
-      pending = [];
-      size = 0;
+    let from = 0;
+    while (from < chunk.length) {
+      const n = chunk.copy(this.out, this.pos, from);
+      from += n;
+      this.advance(n);
     }
   }
-  if (size) yield Buffer.concat(pending, size);
+
+  zeros(count: number): void {
+    while (count > 0) {
+      const n = Math.min(count, OUT_BLOCK - this.pos);
+      this.out.fill(0, this.pos, this.pos + n);
+      count -= n;
+      this.advance(n);
+    }
+  }
+
+  /** Reads at most `size` bytes of `body` into the output; returns how many it gave. */
+  read(body: SyncReadBody, size: number): number {
+    let got = 0;
+    try {
+      while (got < size) {
+        const n = body.readInto(this.out, this.pos, Math.min(size - got, OUT_BLOCK - this.pos));
+        if (n === 0) break;
+        got += n;
+        this.advance(n);
+      }
+    } finally {
+      body.close();
+    }
+    return got;
+  }
+
+  /** Hands on the partly filled block too (at the end, or before a pass-through chunk). */
+  flush(): void {
+    if (this.pos === 0) return;
+    this.ready.push(this.out.subarray(0, this.pos));
+    this.out = Buffer.allocUnsafe(OUT_BLOCK);
+    this.pos = 0;
+  }
+
+  private advance(n: number): void {
+    this.pos += n;
+    if (this.pos === OUT_BLOCK) this.flush();
+  }
+}
+
+/**
+ * tarChunks' bytes in OUT_BLOCK pieces: a promise per block rather than per header, body chunk and
+ * padding, and small bodies read in place.
+ */
+async function* tarBlocks(entries: AsyncIterable<TarWriteEntry> | Iterable<TarWriteEntry>): AsyncGenerator<Buffer> {
+  const asm = new BlockAssembler();
+  for await (const entry of entries) {
+    const h = entry.header;
+    asm.put(encodeEntryHeader(h));
+    const size = isHeaderOnlyType(h.type) ? 0 : (h.size ?? 0);
+    let written = 0;
+    if (entry.body !== undefined && isSyncReadBody(entry.body)) {
+      written = asm.read(entry.body, size);
+    } else {
+      for await (const chunk of bodyChunks(entry.body, size)) {
+        const buf = asBuffer(chunk);
+        written += buf.length;
+        if (written > size) throw tooLong(h.name, size);
+        if (buf.length) asm.put(buf);
+        if (asm.ready.length) yield* asm.ready.splice(0);
+      }
+    }
+    if (written !== size) throw sizeMismatch(h.name, written, size);
+    asm.zeros(paddingFor(size));
+    if (asm.ready.length) yield* asm.ready.splice(0);
+  }
+  asm.put(END_OF_ARCHIVE);
+  asm.flush();
+  yield* asm.ready.splice(0);
 }
 
 /** A byte stream of the archive with backpressure: bodies are read only as the consumer pulls. */
 export function tarStream(entries: AsyncIterable<TarWriteEntry> | Iterable<TarWriteEntry>): Readable {
-  return Readable.from(coalesce(tarChunks(entries)), { objectMode: false });
+  return Readable.from(tarBlocks(entries), { objectMode: false });
 }
 
 /** A whole archive in memory, for small archives (tests, fixtures). Bodies must be buffers or strings. */

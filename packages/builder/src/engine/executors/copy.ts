@@ -10,7 +10,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { lgetxattr, llistxattr, lsetxattr, mknod } from '@tsbuild/native';
-import { applyTar, decompress, explainChownError, fsPath, layerKeepsXattr, resolveInRoot, mkdirp } from '@tsbuild/storage';
+import { applyTar, decompress, explainChownError, fsPath, layerKeepsXattr, lchownMapped, resolveInRoot, mkdirp } from '@tsbuild/storage';
 import type { AddInstruction, CopyInstruction } from '../../dockerfile';
 import {
   BuildContext,
@@ -22,6 +22,8 @@ import {
   type CopyItem,
   type Owner,
   type SourceEntry,
+  SYNC_IO_MAX,
+  timeSlicer,
 } from '../../context';
 import { BuildError, lineMessage } from '../errors';
 import type { LayerExecutor, PlanContext } from './executor';
@@ -209,7 +211,7 @@ async function copyStep(
       const host = await resolveCreating(rootfs, target, opts);
       await fsp.rm(host, { recursive: true, force: true });
       await fsp.writeFile(host, content.data, { mode: 0o644 });
-      await applyMeta(host, { mode: chmod ? chmod(0o100644) & 0o7777 : 0o644, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0 });
+      applyMeta(host, { mode: chmod ? chmod(0o100644) & 0o7777 : 0o644, uid: owner?.uid ?? 0, gid: owner?.gid ?? 0 });
     }
 
     for (const dl of planned?.downloads ?? []) {
@@ -251,15 +253,28 @@ function createdDirMode(chmod: string | undefined): number {
 async function resolveCreating(rootfs: string, p: string, opts: WriteOptions, followFinal = false): Promise<string> {
   const created: string[] = [];
   const host = await resolveInRoot(rootfs, p, { createParents: true, followFinal, onCreate: (dir) => created.push(dir) });
-  for (const dir of created) await applyMeta(dir, { mode: opts.dirMode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
+  for (const dir of created) applyMeta(dir, { mode: opts.dirMode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
   return host;
 }
+
+/** Large files copied at once by a COPY (through the pool; small files are copied synchronously). */
+const FILE_CONCURRENCY = 8;
 
 /** Writes `items` (root first, depth-first) so that the root lands at `dest` inside `rootfs`. */
 async function writeTree(rootfs: string, dest: string, items: CopyItem[], opts: WriteOptions): Promise<void> {
   const hostOf = new Map<string, string>(); // item.rel → host path
   const linked = new Map<string, string>(); // context path of the first hardlink → its host copy
   const dirs: { host: string; item: CopyItem }[] = [];
+  const large: { host: string; item: CopyItem }[] = [];
+  const links: { host: string; item: CopyItem }[] = []; // hardlinks to a file written by this tree
+  // Files of this tree that later items hardlink to (only those are remembered: a COPY can hold 100k files).
+  const targets = new Set<string>();
+  for (const item of items) if (item.hardlinkTo !== undefined) targets.add(item.hardlinkTo);
+  const inTree = new Set<string>();
+  for (const item of items) if (item.type === 'file' && item.hardlinkTo === undefined && targets.has(item.path)) inTree.add(item.path);
+  const pause = timeSlicer();
+  // In order: a parent exists before its children. Per-file metadata calls are synchronous (slices.ts);
+  // large files and hardlinks to files of this tree are written after the walk.
   for (const item of items) {
     const parentRel = item.rel === '' ? undefined : path.posix.dirname(item.rel) === '.' ? '' : path.posix.dirname(item.rel);
     const host =
@@ -267,82 +282,174 @@ async function writeTree(rootfs: string, dest: string, items: CopyItem[], opts: 
         ? // A directory's contents go where a symlink at the destination points, as BuildKit follows it.
           await resolveCreating(rootfs, dest, opts, item.type === 'dir')
         : path.join(hostOf.get(parentRel) ?? (await resolveCreating(rootfs, path.posix.join(dest, parentRel), opts)), path.posix.basename(item.rel));
+    if (item.type !== 'dir') {
+      if (item.type === 'file' && item.hardlinkTo !== undefined && inTree.has(item.hardlinkTo)) links.push({ host, item });
+      else if (item.type === 'file' && item.size > SYNC_IO_MAX) large.push({ host, item });
+      else {
+        if (item.type === 'file') writeSmallFile(host, item, opts);
+        else writeNonDir(host, item, opts);
+        if (inTree.has(item.path)) linked.set(item.path, host);
+        await pause();
+      }
+      continue;
+    }
     hostOf.set(item.rel, host);
-    const uid = opts.owner?.uid ?? (opts.keepOwner ? item.uid : 0);
-    const gid = opts.owner?.gid ?? (opts.keepOwner ? item.gid : 0);
-    const mode = opts.chmod ? opts.chmod(item.mode | typeBits(item), item.type === 'dir') & 0o7777 : item.mode;
-    const existing = await fsp.lstat(fsPath(host)).catch(() => undefined);
-    if (item.type === 'dir' && item.rel === '') {
+    const existing = fs.lstatSync(fsPath(host), { throwIfNoEntry: false });
+    if (item.rel === '') {
       // A directory source copies its contents: the destination is not a copy of the source directory.
       // An existing one keeps its metadata; a new one is made like a missing parent (moby/buildkit#585).
       if (existing?.isDirectory()) continue;
-      if (existing) await fsp.rm(fsPath(host), { recursive: true, force: true });
-      await fsp.mkdir(fsPath(host));
-      await applyMeta(host, { mode: opts.dirMode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
+      if (existing) fs.rmSync(fsPath(host), { recursive: true, force: true });
+      fs.mkdirSync(fsPath(host));
+      applyMeta(host, { mode: opts.dirMode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
       continue;
     }
-    if (item.type === 'dir') {
-      if (existing && !existing.isDirectory()) await fsp.rm(fsPath(host), { recursive: true, force: true });
-      if (!existing || !existing.isDirectory()) await fsp.mkdir(fsPath(host));
-      dirs.push({ host, item });
-      await applyMeta(host, { mode, uid, gid });
-      await copyXattrs(item.absPath, host);
-      continue;
-    }
-    if (existing) await fsp.rm(fsPath(host), { recursive: true, force: true });
-    switch (item.type) {
-      case 'file': {
-        const first = item.hardlinkTo !== undefined ? linked.get(item.hardlinkTo) : undefined;
-        if (first) {
-          await fsp.link(fsPath(first), fsPath(host));
-          continue;
-        }
-        await fsp.copyFile(fsPath(item.absPath), fsPath(host));
-        linked.set(item.path, host);
-        break;
-      }
-      case 'symlink':
-        await fsp.symlink(fsPath(item.linkTarget ?? ''), fsPath(host));
-        await fsp.lchown(fsPath(host), uid, gid);
-        await setTimes(host, item, true);
-        continue;
-      case 'fifo':
-        mknod(fsPath(host), { type: 'fifo', mode: mode });
-        break;
-      case 'char':
-      case 'block':
-        mknod(fsPath(host), { type: item.type, mode, major: Math.floor(item.rdev / 256) & 0xfff, minor: item.rdev & 0xff });
-        break;
-      case 'socket':
-        continue; // sockets are not copied, as with docker
-    }
-    await applyMeta(host, { mode, uid, gid });
-    await copyXattrs(item.absPath, host);
-    await setTimes(host, item, false);
+    if (existing && !existing.isDirectory()) fs.rmSync(fsPath(host), { recursive: true, force: true });
+    if (!existing || !existing.isDirectory()) fs.mkdirSync(fsPath(host));
+    dirs.push({ host, item });
+    applyMeta(host, ownership(item, opts));
+    copyXattrs(item.absPath, host);
+  }
+  await eachLimit(large, FILE_CONCURRENCY, async ({ host, item }) => {
+    await writeNonDir(host, item, opts);
+    if (inTree.has(item.path)) linked.set(item.path, host);
+  });
+  // Hardlinks once the file they link to is written.
+  for (const { host, item } of links) {
+    fs.rmSync(fsPath(host), { recursive: true, force: true });
+    fs.linkSync(fsPath(linked.get(item.hardlinkTo ?? '') ?? ''), fsPath(host));
+    await pause();
   }
   // Directory times last, after their children were written.
-  for (const { host, item } of dirs.reverse()) await setTimes(host, item, false);
+  for (const { host, item } of dirs.reverse()) setTimes(host, item, false);
+}
+
+/** The owner and mode an item gets: --chown, else the source's (COPY --from) or 0:0; --chmod's mode. */
+function ownership(item: CopyItem, opts: WriteOptions): { mode: number; uid: number; gid: number } {
+  return {
+    uid: opts.owner?.uid ?? (opts.keepOwner ? item.uid : 0),
+    gid: opts.owner?.gid ?? (opts.keepOwner ? item.gid : 0),
+    mode: opts.chmod ? opts.chmod(item.mode | typeBits(item), item.type === 'dir') & 0o7777 : item.mode,
+  };
+}
+
+/** Scratch space for small-file copies (the JS thread copies them one at a time). */
+let copyBuffer: Buffer | undefined;
+
+/**
+ * Copies a small file (at most SYNC_IO_MAX when walked; read to its end) to `host`, replacing what is
+ * there, and sets owner, mode and times through the new file's descriptor: every path-based call walks
+ * the whole overlay path again, so this makes 3 lookups per file instead of 8.
+ */
+function writeSmallFile(host: string, item: CopyItem, opts: WriteOptions): void {
+  const { mode, uid, gid } = ownership(item, opts);
+  const src = fs.openSync(fsPath(item.absPath), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+    let dst: number;
+    try {
+      dst = fs.openSync(fsPath(host), flags, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      fs.rmSync(fsPath(host), { recursive: true, force: true });
+      dst = fs.openSync(fsPath(host), flags, 0o600);
+    }
+    try {
+      copyBuffer ??= Buffer.allocUnsafe(SYNC_IO_MAX);
+      for (let n; (n = fs.readSync(src, copyBuffer, 0, copyBuffer.length, null)) > 0; ) {
+        for (let off = 0; off < n; ) off += fs.writeSync(dst, copyBuffer, off, n - off);
+      }
+      try {
+        fs.fchownSync(dst, uid, gid);
+      } catch (err) {
+        throw explainChownError(err, uid, gid, host); // rootless: an unmapped --chown id, named
+      }
+      fs.fchmodSync(dst, mode); // after chown: chown clears setuid/setgid bits
+      copyXattrs(item.absPath, host);
+      const seconds = Number(item.mtimeNs) / 1e9;
+      fs.futimesSync(dst, seconds, seconds);
+    } finally {
+      fs.closeSync(dst);
+    }
+  } finally {
+    fs.closeSync(src);
+  }
+}
+
+/**
+ * Writes one item that is not a directory at `host`, replacing what is there. Synchronous but for a
+ * regular file's content, which is copied through the pool (large files).
+ */
+function writeNonDir(host: string, item: CopyItem, opts: WriteOptions): Promise<void> | undefined {
+  const { mode, uid, gid } = ownership(item, opts);
+  if (fs.lstatSync(fsPath(host), { throwIfNoEntry: false })) fs.rmSync(fsPath(host), { recursive: true, force: true });
+  switch (item.type) {
+    case 'dir':
+      throw new Error(`internal: ${item.path} is a directory`);
+    case 'file': {
+      const done = (): void => {
+        applyMeta(host, { mode, uid, gid });
+        copyXattrs(item.absPath, host);
+        setTimes(host, item, false);
+      };
+      return fsp.copyFile(fsPath(item.absPath), fsPath(host)).then(done);
+    }
+    case 'symlink':
+      fs.symlinkSync(fsPath(item.linkTarget ?? ''), fsPath(host));
+      fs.lchownSync(fsPath(host), uid, gid);
+      setTimes(host, item, true);
+      return undefined;
+    case 'fifo':
+      mknod(fsPath(host), { type: 'fifo', mode: mode });
+      break;
+    case 'char':
+    case 'block':
+      mknod(fsPath(host), { type: item.type, mode, major: Math.floor(item.rdev / 256) & 0xfff, minor: item.rdev & 0xff });
+      break;
+    case 'socket':
+      return undefined; // sockets are not copied, as with docker
+  }
+  applyMeta(host, { mode, uid, gid });
+  copyXattrs(item.absPath, host);
+  setTimes(host, item, false);
+  return undefined;
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time; the first failure is thrown once all have settled. */
+async function eachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { err: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== undefined) throw failure.err;
 }
 
 function typeBits(item: CopyItem): number {
   return item.type === 'dir' ? 0o040000 : 0o100000;
 }
 
-async function applyMeta(host: string, meta: { mode: number; uid: number; gid: number }): Promise<void> {
-  await fsp.lchown(fsPath(host), meta.uid, meta.gid).catch((err: unknown) => {
-    throw explainChownError(err, meta.uid, meta.gid, host); // rootless: an unmapped --chown id, named
-  });
+function applyMeta(host: string, meta: { mode: number; uid: number; gid: number }): void {
+  lchownMapped(fsPath(host), meta.uid, meta.gid, host); // rootless: an unmapped --chown id, named
   // chmod after chown: chown clears setuid/setgid bits.
-  await fsp.chmod(fsPath(host), meta.mode);
+  fs.chmodSync(fsPath(host), meta.mode);
 }
 
-async function setTimes(host: string, item: CopyItem, isLink: boolean): Promise<void> {
+function setTimes(host: string, item: CopyItem, isLink: boolean): void {
   const seconds = Number(item.mtimeNs) / 1e9;
-  if (isLink) await fsp.lutimes(fsPath(host), seconds, seconds);
-  else await fsp.utimes(fsPath(host), seconds, seconds);
+  if (isLink) fs.lutimesSync(fsPath(host), seconds, seconds);
+  else fs.utimesSync(fsPath(host), seconds, seconds);
 }
 
-async function copyXattrs(from: string, to: string): Promise<void> {
+function copyXattrs(from: string, to: string): void {
   let names: string[];
   try {
     names = llistxattr(fsPath(from));
@@ -455,6 +562,6 @@ async function addRemote(rootfs: string, dl: Download, intoDir: boolean, destPat
   await fsp.rm(host, { recursive: true, force: true });
   await fsp.copyFile(dl.file, host);
   const mode = opts.chmod ? opts.chmod(0o100600) & 0o7777 : 0o600;
-  await applyMeta(host, { mode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
+  applyMeta(host, { mode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
   if (dl.mtime !== undefined) await fsp.utimes(host, dl.mtime, dl.mtime);
 }
