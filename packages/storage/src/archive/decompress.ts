@@ -106,6 +106,10 @@ async function external(cmd: 'bzip2' | 'xz', src: Readable, out: PassThrough): P
 export function decompress(input: Readable | AsyncIterable<Buffer>): Readable {
   const out = new PassThrough();
   let kind: Compression = 'none';
+  // The input is ours from here on, and so are its errors, for as long as it lives: once the codec has
+  // failed and the iteration stopped, a verifying input can still report its digest check at its end,
+  // and an 'error' with no listener is an uncaught exception. The first error wins.
+  if (input instanceof Readable) input.on('error', (err) => out.destroy(err));
   (async () => {
     const it = (input as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     const parts: Buffer[] = [];
