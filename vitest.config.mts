@@ -38,6 +38,8 @@ export default defineConfig({
     // Root-only syscalls, mounts and namespaces: forks keep native state per test file.
     pool: 'forks',
     maxWorkers: 2,
+    // Spawned CLIs run the bundle, as installed ones do.
+    globalSetup: ['./test/helpers/bundle-setup.ts'],
     // The plain "N passed, N failed" closing line is what CI reads in any language.
     reporters: ['default', './test/helpers/summary-reporter.ts'],
     projects: [

@@ -133,6 +133,19 @@ describe('installed from the tarballs', () => {
     expect(run(path.join(app, 'node_modules', '.bin', 'tsbuild'), ['version'], { cwd: app }).stdout).toMatch(/^tsbuild 0\.1\.0\n/);
   });
 
+  it('runs the CLI from its one-file bundle, finding the addon in the native package', () => {
+    expect(tarList(tarballs.builder!)).toContain('dist/cli/bundle.js');
+    // Preloaded: lists at exit the JavaScript files of ours that the process loaded.
+    const preload = path.join(top, 'list-loaded.cjs');
+    fs.writeFileSync(preload, "process.on('exit', () => process.stderr.write(JSON.stringify(Object.keys(require.cache).filter((f) => f.includes('@tsbuild')))));\n");
+    // `images` opens a store: the driver probe needs the addon.
+    const root = path.join(top, 'bundle-root');
+    const result = run(path.join(app, 'node_modules', '.bin', 'tsbuild'), ['--root', root, 'images'], { cwd: app, env: { ...process.env, NODE_OPTIONS: `--require ${preload}` } });
+    expect(result.stdout).toMatch(/^REPOSITORY\s+TAG/);
+    const loaded = (JSON.parse(result.stderr) as string[]).map((f) => path.relative(path.join(app, 'node_modules'), f));
+    expect(loaded).toEqual(['@tsbuild/builder/bin/tsbuild.js', '@tsbuild/builder/dist/cli/bundle.js']);
+  });
+
   it('compiles the library example under strict + nodenext, builds, runs and cancels without leftovers', () => {
     fs.copyFileSync(EXAMPLE, path.join(app, 'build-and-run.ts'));
     // The runtime's subpath export carries its types too.
