@@ -109,7 +109,7 @@ class VerifyingStream extends HashingStream {
  */
 export function verifyingStream(expected: Digest, size?: number): HashingStream {
   parseDigest(expected);
-  return new VerifyingStream(expected, size);
+  return settleQuietly(new VerifyingStream(expected, size));
 }
 
 /** sha256 and size of a file, streamed. */
@@ -130,4 +130,15 @@ export function chainIDs(diffIDs: readonly Digest[]): Digest[] {
     out.push(out.length === 0 ? diffID : sha256OfBuffer(`${out[out.length - 1]} ${diffID}`));
   }
   return out;
+}
+
+/**
+ * Gives a stream a listener of last resort for 'error': every other listener still gets the error,
+ * but one that comes after its reader stopped listening (a save that already failed on another layer,
+ * a decompressor that gave up first; the digest check reports only at the end) does not become an
+ * uncaught exception that ends the process. For the streams that verify bytes and hand them out.
+ */
+export function settleQuietly<S extends NodeJS.EventEmitter>(stream: S): S {
+  stream.on('error', () => undefined);
+  return stream;
 }

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { decompress } from '../archive/decompress';
 import { MediaTypes, layerCompression, type Descriptor, type Platform } from '../content/types';
-import { DigestMismatchError, HashingStream, verifyingStream, type Digest } from '../digest';
+import { DigestMismatchError, HashingStream, settleQuietly, verifyingStream, type Digest } from '../digest';
 import { TsbuildError, userError, withContext } from '../errors';
 import type { Image, LayerBlob, MultiPlatformImage } from './model';
 import { familiarString, parseReference } from './reference';
@@ -165,6 +165,7 @@ function decompressError(err: Error, blob: Descriptor, diffID: Digest): Error {
  * destroy `out` with the raw error first, losing the context).
  */
 export function chainInto(out: PassThrough, streams: Readable[], wrap: (err: Error) => Error = (e) => e): void {
+  settleQuietly(out);
   let failed = false;
   const fail = (err: Error) => {
     if (failed) return;
@@ -189,7 +190,7 @@ function passVerifiedAgainstDiffID(raw: Readable, blob: Descriptor, diffID: Dige
   const side = new PassThrough({ highWaterMark: 1 << 20 });
   const verify = verifyingStream(diffID);
   const verified = new Promise<void>((resolve) => verify.on('finish', resolve));
-  const out = new Transform({
+  const out = settleQuietly(new Transform({
     transform(chunk: Buffer, _enc, done) {
       if (side.write(chunk)) done(null, chunk);
       else side.once('drain', () => done(null, chunk));
@@ -198,7 +199,7 @@ function passVerifiedAgainstDiffID(raw: Readable, blob: Descriptor, diffID: Dige
       side.end();
       void verified.then(() => done());
     },
-  });
+  }));
   // A mismatch or a broken blob fails the output at once (the side chain stops draining then).
   const fail = (err: Error) => out.destroy(decompressError(err, blob, diffID));
   const decompressed = decompress(side);

@@ -42,7 +42,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DigestMismatchError, HashingStream, digestHex, isDigest, sha256OfBuffer, verifyingStream, type Digest } from '../digest';
+import { DigestMismatchError, HashingStream, digestHex, isDigest, settleQuietly, sha256OfBuffer, verifyingStream, type Digest } from '../digest';
 import { StoreLock } from '../lock';
 import type { LayerBlobSource } from '../content/types';
 import type { LayerImporter } from '../transport/load';
@@ -384,8 +384,8 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     });
     try {
       await this.driver.create(cacheId, parentCacheId, {});
-      const tar = openTar();
-      const counter = new TarContentCounter();
+      const tar = settleQuietly(openTar());
+      const counter = settleQuietly(new TarContentCounter());
       tar.on('error', (err) => counter.destroy(err));
       // A driver that gives up destroys the stream it read: release the source too.
       counter.on('close', () => {
@@ -543,8 +543,9 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       } catch (err) {
         throw new TsbuildError((err as { code?: string }).code ?? 'EFETCH', `layer ${layer.chainID}: cannot fetch blob ${remote.blob.digest} from ${remote.location}: ${(err as Error).message}`, { cause: err });
       }
-      const counter = new TarContentCounter();
-      const tar = decompress(blob);
+      // The driver may stop reading once it failed; a later error of the blob must not go uncaught.
+      const counter = settleQuietly(new TarContentCounter());
+      const tar = settleQuietly(decompress(blob));
       tar.on('error', (err) => counter.destroy(err));
       counter.on('close', () => {
         if (!tar.readableEnded) tar.destroy();
