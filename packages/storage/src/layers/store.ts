@@ -20,6 +20,8 @@
 // into tmp/ first. A lazy layer is fetched (ensurePresent) into a driver layer staged under tmp/, verified
 // against its blob digest and diffID, and becomes present when its cache-id is renamed into its metadata
 // directory; a crash before that leaves a staged entry and an orphan driver layer that open removes.
+// The blob's bytes are kept on the way (RemoteHooks.keep: the image store's content, before the layer
+// becomes present), so a fetched layer no longer depends on its cache.
 // At open, under the lock, tmp/ entries of dead processes are deleted, driver layers
 // no metadata refers to are removed, stale mounts are unmounted and dead holders' mount counts dropped.
 //
@@ -41,7 +43,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough, Writable, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { DigestMismatchError, HashingStream, digestHex, isDigest, settleQuietly, sha256OfBuffer, verifyingStream, type Digest } from '../digest';
 import { StoreLock } from '../lock';
 import type { LayerBlobSource } from '../content/types';
@@ -57,7 +59,7 @@ import {
   DiffIDMismatchError, LayerNotFoundError, type CommitOptions, type CreateRWOptions, type Layer, type RemoteLayer, type RWLayer,
 } from './types';
 import { decompress } from '../archive/decompress';
-import { TsbuildError } from '../errors';
+import { TsbuildError, withContext } from '../errors';
 import { checkDescriptor } from '../image/decode';
 import { chainInto } from '../image/local';
 import { mkdirpSync } from '../atomic';
@@ -84,6 +86,24 @@ export interface LayerStoreOptions extends DriverOptions {
 
 /** Opens a lazy layer's blob as its location holds it (compressed), verified against its digest. */
 export type RemoteBlobOpener = (remote: RemoteLayer) => Promise<Readable>;
+
+/** A staged copy of a fetched blob: written while the fetch extracts it, committed once it verified. */
+export interface FetchedBlobCopy {
+  readonly stream: Writable;
+  /** Stores the copy (the caller records it as a compressed form of the layer's diffID). */
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+/**
+ * What the layer store asks of its owner around a lazy layer's fetch (Store.open sets them): `open`
+ * reads the blob where it is, `keep` stages the copy that makes the fetched layer independent of its
+ * cache (saves and pushes serve it from the store afterwards).
+ */
+export interface RemoteHooks {
+  open: RemoteBlobOpener;
+  keep?: (layer: Layer) => Promise<FetchedBlobCopy>;
+}
 
 /** A `remote` metadata file, or undefined when it is not one (then the layer is torn). */
 function parseRemote(text: string | null): RemoteLayer | undefined {
@@ -173,7 +193,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   lastRepair: StoreRepairReport = { unmounted: [], relinked: [], removed: [], staging: [], orphans: [], droppedMounts: [] };
   private readonly mountState: MountState;
   private readonly cache = new Map<Digest, Layer>();
-  private remoteOpener: RemoteBlobOpener | undefined;
+  private remoteHooks: RemoteHooks | undefined;
   /** Lazy layers this process is fetching: a second caller waits for the same fetch. */
   private readonly fetching = new Map<Digest, Promise<void>>();
 
@@ -458,9 +478,9 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
 
   // ---- lazy layers ----
 
-  /** How lazy layers' blobs are opened (Store.open sets it: the transports know the locations). */
-  setRemoteOpener(open: RemoteBlobOpener): void {
-    this.remoteOpener = open;
+  /** How lazy layers' blobs are opened and kept (Store.open sets them: the transports know the locations). */
+  setRemoteHooks(hooks: RemoteHooks): void {
+    this.remoteHooks = hooks;
   }
 
   /**
@@ -497,15 +517,21 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     return !isDigest(chain) || (this.readLayer(chain)?.present ?? true);
   }
 
-  /** A lazy layer's remote blob for `diffID` (present or not): a compressed form pushes and saves reuse. */
-  remoteForm(diffID: Digest): RemoteLayer | undefined {
-    return this.list().find((l) => l.diffID === diffID && l.remote)?.remote;
+  /**
+   * A lazy layer's remote blob for `diffID`: a compressed form pushes and saves reuse. With `lazyOnly`,
+   * only while no layer of this diffID is present: once the files are here, the store serves the layer
+   * from its own data, and a cache that is gone since cannot fail a save or push.
+   */
+  remoteForm(diffID: Digest, opts: { lazyOnly?: boolean } = {}): RemoteLayer | undefined {
+    const layers = this.list().filter((l) => l.diffID === diffID);
+    if (opts.lazyOnly && layers.some((l) => l.present)) return undefined;
+    return layers.find((l) => l.remote)?.remote;
   }
 
   /** Opens a remote blob (compressed, verified against its digest). */
   openRemote(remote: RemoteLayer): Promise<Readable> {
-    if (!this.remoteOpener) throw new TsbuildError('ENOLAYER', `blob ${remote.blob.digest} is at ${remote.location} and this store cannot fetch it`);
-    return this.remoteOpener(remote);
+    if (!this.remoteHooks) throw new TsbuildError('ENOLAYER', `blob ${remote.blob.digest} is at ${remote.location} and this store cannot fetch it`);
+    return this.remoteHooks.open(remote);
   }
 
   /**
@@ -535,18 +561,39 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       if (layer.parent !== null) writeSynced(path.join(staging, 'parent'), layer.parent);
       return { staging, parentCacheId };
     });
+    let copy: FetchedBlobCopy | undefined;
+    let blob: Readable | undefined;
     try {
       await this.driver.create(cacheId, parentCacheId, {});
-      let blob: Readable;
       try {
         blob = await this.openRemote(remote);
       } catch (err) {
         throw new TsbuildError((err as { code?: string }).code ?? 'EFETCH', `layer ${layer.chainID}: cannot fetch blob ${remote.blob.digest} from ${remote.location}: ${(err as Error).message}`, { cause: err });
       }
+      // The blob's bytes are kept as they come (the fetched layer's own compressed form), committed
+      // only once they verified: later saves and pushes need the cache no more.
+      copy = await this.remoteHooks?.keep?.(layer);
+      const copyWritten = copy ? finished(copy.stream) : Promise.resolve();
+      copyWritten.catch(() => {}); // awaited below, once the extraction succeeded
+      let extracted: Readable = blob;
+      if (copy) {
+        // Two pipes from the blob: each paces it (decompress iterates its input, so it gets its own).
+        const source = blob;
+        const sink = copy.stream;
+        const toExtract = settleQuietly(new PassThrough({ highWaterMark: 1 << 20 }));
+        source.on('error', (err) => {
+          toExtract.destroy(err);
+          sink.destroy(err);
+        });
+        source.pipe(toExtract);
+        source.pipe(sink);
+        extracted = toExtract;
+      }
       // The driver may stop reading once it failed; a later error of the blob must not go uncaught.
       const counter = settleQuietly(new TarContentCounter());
-      const tar = settleQuietly(decompress(blob));
+      const tar = settleQuietly(decompress(extracted));
       tar.on('error', (err) => counter.destroy(err));
+      copy?.stream.on('error', (err) => tar.destroy(err));
       counter.on('close', () => {
         if (!tar.readableEnded) tar.destroy();
       });
@@ -558,6 +605,12 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       }
       if (applied.diffID !== layer.diffID) {
         throw new TsbuildError('EDIGEST', `layer ${layer.chainID}: blob ${remote.blob.digest} from ${remote.location} does not match its diff_id ${layer.diffID}: its tar hashes to ${applied.diffID}`);
+      }
+      if (copy) {
+        await copyWritten;
+        const kept = copy;
+        copy = undefined;
+        await kept.commit();
       }
       await this.lock.withExclusive(async () => {
         const current = this.readLayer(layer.chainID);
@@ -573,6 +626,8 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
         await this.driver.commit(cacheId);
       });
     } finally {
+      if (blob && !blob.readableEnded) blob.destroy();
+      await copy?.abort();
       const published = this.readLayer(layer.chainID)?.cacheId === cacheId;
       if (published) await fs.promises.rm(staging, { recursive: true, force: true });
       else await this.discard(staging, [cacheId]);
@@ -604,17 +659,23 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
 
   /**
    * LayerBlobSource: the tar of any layer with this diffID, or null: our packing of a built layer's
-   * diff directory, else a shared cache's blob decompressed (the exact bytes its diffID names; the
-   * caller verifies them), else the diff directory of another layer.
+   * diff directory, else the diff directory of another present layer (a fetched one included: its
+   * cache may be gone; the caller verifies the bytes), else a lazy layer's blob decompressed.
    */
   openLayerTar(diffID: Digest): Promise<Readable> | null {
     const layers = this.list().filter((l) => l.diffID === diffID);
     const built = layers.find((l) => l.present && this.isRebuildable(l.chainID));
     if (built) return Promise.resolve(this.tarOf(built));
-    const remote = layers.find((l) => l.remote)?.remote;
-    if (remote) return this.openRemote(remote).then((blob) => verifiedRemoteTar(blob, diffID, remote));
     const layer = layers.find((l) => l.present);
-    return layer ? Promise.resolve(this.tarOf(layer)) : null;
+    if (layer) return Promise.resolve(this.tarOf(layer));
+    const remote = layers.find((l) => l.remote)?.remote;
+    if (!remote) return null;
+    return this.openRemote(remote).then(
+      (blob) => verifiedRemoteTar(blob, diffID, remote),
+      (err: Error) => {
+        throw withContext(`layer ${diffID}: cannot read blob ${remote.blob.digest} from ${remote.location}`, err);
+      },
+    );
   }
 
   /** LayerBlobSource: the bytes of the layer's files, when counted at commit or import. */
