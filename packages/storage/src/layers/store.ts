@@ -565,14 +565,15 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     let blob: Readable | undefined;
     try {
       await this.driver.create(cacheId, parentCacheId, {});
+      // The blob's bytes are kept as they come (the fetched layer's own compressed form), committed
+      // only once they verified: later saves and pushes need the cache no more. Staged before the blob
+      // is opened: from then on its errors need a listener at once, with no await in between.
+      copy = await this.remoteHooks?.keep?.(layer);
       try {
         blob = await this.openRemote(remote);
       } catch (err) {
         throw new TsbuildError((err as { code?: string }).code ?? 'EFETCH', `layer ${layer.chainID}: cannot fetch blob ${remote.blob.digest} from ${remote.location}: ${(err as Error).message}`, { cause: err });
       }
-      // The blob's bytes are kept as they come (the fetched layer's own compressed form), committed
-      // only once they verified: later saves and pushes need the cache no more.
-      copy = await this.remoteHooks?.keep?.(layer);
       const copyWritten = copy ? finished(copy.stream) : Promise.resolve();
       copyWritten.catch(() => {}); // awaited below, once the extraction succeeded
       let extracted: Readable = blob;
