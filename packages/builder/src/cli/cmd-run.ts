@@ -1,6 +1,7 @@
 // tsbuild run / ps / rm: containers from images, docker run's flags and exit statuses.
 import * as fs from 'node:fs';
-import * as net from 'node:net';
+// Required where used, not here: loading it is part of every command's start (README, Performance).
+import type * as net from 'node:net';
 import * as path from 'node:path';
 import { pipe } from '@tsbuild/native';
 import { Containers, capabilitySet, type RunningContainer, type Store } from '@tsbuild/storage';
@@ -213,7 +214,7 @@ function outputFd(fd: 1 | 2, relays: OutputRelay[]): number {
   })();
   if (!isSocket) return fd;
   const [readFd, writeFd] = pipe();
-  const source = new net.Socket({ fd: readFd, readable: true, writable: false });
+  const source = new (require('node:net') as typeof net).Socket({ fd: readFd, readable: true, writable: false });
   const target = fd === 1 ? process.stdout : process.stderr;
   let open = true;
   relays.push({

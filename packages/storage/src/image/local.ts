@@ -4,7 +4,8 @@
 // in the content store first, so the images they bring in are read through this same source.
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import * as zlib from 'node:zlib';
+// Required where used, not here: loading it is part of every command's start (README, Performance).
+import type * as zlib from 'node:zlib';
 import { decompress } from '../archive/decompress';
 import { MediaTypes, layerCompression, type Descriptor, type Platform } from '../content/types';
 import { DigestMismatchError, HashingStream, settleQuietly, verifyingStream, type Digest } from '../digest';
@@ -116,7 +117,7 @@ export class StoreLayer implements LayerBlob {
     const counter = new HashingStream();
     const w = await this.store.content.ingest();
     try {
-      await pipeline(src, counter, zlib.createGzip({ level }), w.stream);
+      await pipeline(src, counter, (require('node:zlib') as typeof zlib).createGzip({ level }), w.stream);
     } catch (err) {
       await w.abort();
       throw err;
