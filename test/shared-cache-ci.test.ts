@@ -3,6 +3,8 @@
 // cache without running anything and without downloading a layer, gets the same image ID and, pushed,
 // the same manifest digest while the registry serves no layer blob; after one source file changes B
 // runs only the later steps and downloads only the layers those need. With and without basic auth.
+// Then lazy layers behind basic auth: a later `run`/`save` fetches with its own --authfile (or the
+// library call's registry options) and, without credentials, fails naming the layer and the registry.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
