@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { decompress } from './archive';
 import { TsbuildError, describeSystemError, shortName } from './errors';
 import { chainIDs, type Digest } from './digest';
@@ -152,16 +152,24 @@ export class Store {
         onFetch?.({ digest: remote.blob.digest as Digest, size: remote.blob.size, from });
         return (await transport()).openRemoteBlob(remote, typeof registry === 'function' ? registry(host) : (registry ?? {}));
       },
-      keep: async (layer) => {
+      keep: async (layer, open) => {
         const blob = layer.remote!.blob;
+        // Staged before the blob is opened: its errors have a reader from the first byte on.
         const writer = await this.images.content.ingest();
+        try {
+          await pipeline(await open(), writer.stream);
+        } catch (err) {
+          await writer.abort();
+          throw err;
+        }
+        let created = false;
+        const kept = await writer.commit(blob.digest, blob.mediaType, () => (created = true));
         return {
-          stream: writer.stream,
-          commit: async () => {
-            const kept = await writer.commit(blob.digest, blob.mediaType);
-            await this.images.recordLayerBlob(layer.diffID, kept, layer.size);
+          open: () => this.images.content.open(kept.digest, { size: kept.size }),
+          record: () => this.images.recordLayerBlob(layer.diffID, kept, layer.size),
+          discard: async () => {
+            if (created) await this.images.content.delete(kept.digest);
           },
-          abort: () => writer.abort(),
         };
       },
     });

@@ -20,8 +20,9 @@
 // into tmp/ first. A lazy layer is fetched (ensurePresent) into a driver layer staged under tmp/, verified
 // against its blob digest and diffID, and becomes present when its cache-id is renamed into its metadata
 // directory; a crash before that leaves a staged entry and an orphan driver layer that open removes.
-// The blob's bytes are kept on the way (RemoteHooks.keep: the image store's content, before the layer
-// becomes present), so a fetched layer no longer depends on its cache.
+// The blob is downloaded first, verified against its digest into the image store's content
+// (RemoteHooks.keep), extracted from there and recorded as the layer's compressed form before the layer
+// becomes present: a fetched layer no longer depends on its cache.
 // At open, under the lock, tmp/ entries of dead processes are deleted, driver layers
 // no metadata refers to are removed, stale mounts are unmounted and dead holders' mount counts dropped.
 //
@@ -43,7 +44,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough, Writable, type Readable } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
+import { pipeline } from 'node:stream/promises';
 import { DigestMismatchError, HashingStream, digestHex, isDigest, settleQuietly, sha256OfBuffer, verifyingStream, type Digest } from '../digest';
 import { StoreLock } from '../lock';
 import type { LayerBlobSource } from '../content/types';
@@ -87,22 +88,25 @@ export interface LayerStoreOptions extends DriverOptions {
 /** Opens a lazy layer's blob as its location holds it (compressed), verified against its digest. */
 export type RemoteBlobOpener = (remote: RemoteLayer) => Promise<Readable>;
 
-/** A staged copy of a fetched blob: written while the fetch extracts it, committed once it verified. */
-export interface FetchedBlobCopy {
-  readonly stream: Writable;
-  /** Stores the copy (the caller records it as a compressed form of the layer's diffID). */
-  commit(): Promise<void>;
-  abort(): Promise<void>;
+/** A fetched blob stored by the layer store's owner (verified against its digest), not yet recorded. */
+export interface KeptBlob {
+  /** Reads the stored copy (what the layer is extracted from). */
+  open(): Promise<Readable>;
+  /** Records it as the layer's compressed form, once the extraction matched the diffID. */
+  record(): Promise<void>;
+  /** Removes it again when the fetch fails (unless it was stored before). */
+  discard(): Promise<void>;
 }
 
 /**
  * What the layer store asks of its owner around a lazy layer's fetch (Store.open sets them): `open`
- * reads the blob where it is, `keep` stages the copy that makes the fetched layer independent of its
- * cache (saves and pushes serve it from the store afterwards).
+ * reads the blob where it is; `keep` downloads it through `open` into the owner's content store,
+ * verified against its digest, before anything is extracted: the fetched layer then has its own
+ * compressed form, and saves and pushes no longer need the cache.
  */
 export interface RemoteHooks {
   open: RemoteBlobOpener;
-  keep?: (layer: Layer) => Promise<FetchedBlobCopy>;
+  keep?: (layer: Layer, open: () => Promise<Readable>) => Promise<KeptBlob>;
 }
 
 /** A `remote` metadata file, or undefined when it is not one (then the layer is torn). */
@@ -561,40 +565,35 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       if (layer.parent !== null) writeSynced(path.join(staging, 'parent'), layer.parent);
       return { staging, parentCacheId };
     });
-    let copy: FetchedBlobCopy | undefined;
-    let blob: Readable | undefined;
+    let kept: KeptBlob | undefined;
+    let recorded = false;
     try {
       await this.driver.create(cacheId, parentCacheId, {});
-      // The blob's bytes are kept as they come (the fetched layer's own compressed form), committed
-      // only once they verified: later saves and pushes need the cache no more. Staged before the blob
-      // is opened: from then on its errors need a listener at once, with no await in between.
-      copy = await this.remoteHooks?.keep?.(layer);
+      const where = `blob ${remote.blob.digest} from ${remote.location}`;
+      let openFailure: Error | undefined;
+      const open = async () => {
+        try {
+          return await this.openRemote(remote);
+        } catch (err) {
+          throw (openFailure = new TsbuildError((err as { code?: string }).code ?? 'EFETCH', `layer ${layer.chainID}: cannot fetch ${where}: ${(err as Error).message}`, { cause: err }));
+        }
+      };
+      let blob: Readable;
       try {
-        blob = await this.openRemote(remote);
+        if (this.remoteHooks?.keep) {
+          kept = await this.remoteHooks.keep(layer, open);
+          blob = await kept.open();
+        } else {
+          blob = await open();
+        }
       } catch (err) {
-        throw new TsbuildError((err as { code?: string }).code ?? 'EFETCH', `layer ${layer.chainID}: cannot fetch blob ${remote.blob.digest} from ${remote.location}: ${(err as Error).message}`, { cause: err });
-      }
-      const copyWritten = copy ? finished(copy.stream) : Promise.resolve();
-      copyWritten.catch(() => {}); // awaited below, once the extraction succeeded
-      let extracted: Readable = blob;
-      if (copy) {
-        // Two pipes from the blob: each paces it (decompress iterates its input, so it gets its own).
-        const source = blob;
-        const sink = copy.stream;
-        const toExtract = settleQuietly(new PassThrough({ highWaterMark: 1 << 20 }));
-        source.on('error', (err) => {
-          toExtract.destroy(err);
-          sink.destroy(err);
-        });
-        source.pipe(toExtract);
-        source.pipe(sink);
-        extracted = toExtract;
+        if (err === openFailure) throw err;
+        throw new TsbuildError((err as { code?: string }).code ?? 'EFETCH', `layer ${layer.chainID}: ${where}: ${(err as Error).message}`, { cause: err });
       }
       // The driver may stop reading once it failed; a later error of the blob must not go uncaught.
       const counter = settleQuietly(new TarContentCounter());
-      const tar = settleQuietly(decompress(extracted));
+      const tar = settleQuietly(decompress(blob));
       tar.on('error', (err) => counter.destroy(err));
-      copy?.stream.on('error', (err) => tar.destroy(err));
       counter.on('close', () => {
         if (!tar.readableEnded) tar.destroy();
       });
@@ -602,17 +601,14 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       try {
         applied = await this.driver.applyDiff(cacheId, tar.pipe(counter));
       } catch (err) {
-        throw new TsbuildError('EDIGEST', `layer ${layer.chainID}: blob ${remote.blob.digest} from ${remote.location}: ${(err as Error).message}`, { cause: err });
+        throw new TsbuildError('EDIGEST', `layer ${layer.chainID}: ${where}: ${(err as Error).message}`, { cause: err });
       }
       if (applied.diffID !== layer.diffID) {
-        throw new TsbuildError('EDIGEST', `layer ${layer.chainID}: blob ${remote.blob.digest} from ${remote.location} does not match its diff_id ${layer.diffID}: its tar hashes to ${applied.diffID}`);
+        throw new TsbuildError('EDIGEST', `layer ${layer.chainID}: ${where} does not match its diff_id ${layer.diffID}: its tar hashes to ${applied.diffID}`);
       }
-      if (copy) {
-        await copyWritten;
-        const kept = copy;
-        copy = undefined;
-        await kept.commit();
-      }
+      // Recorded before the layer becomes present: a present fetched layer has its own compressed form.
+      await kept?.record();
+      recorded = true;
       await this.lock.withExclusive(async () => {
         const current = this.readLayer(layer.chainID);
         if (!current) throw new LayerNotFoundError(layer.chainID); // removed meanwhile: discarded below
@@ -627,10 +623,8 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
         await this.driver.commit(cacheId);
       });
     } finally {
-      if (blob && !blob.readableEnded) blob.destroy();
-      await copy?.abort();
-      const published = this.readLayer(layer.chainID)?.cacheId === cacheId;
-      if (published) await fs.promises.rm(staging, { recursive: true, force: true });
+      if (!recorded) await kept?.discard();
+      if (this.readLayer(layer.chainID)?.cacheId === cacheId) await fs.promises.rm(staging, { recursive: true, force: true });
       else await this.discard(staging, [cacheId]);
     }
   }
