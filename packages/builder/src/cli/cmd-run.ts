@@ -10,6 +10,7 @@ import { CommandError, UsageError } from './errors';
 import { forEachRef, parseAddHost, parsePlatformFlag, parseSize, parseUlimit, table, timeAgo } from './parse';
 import { parseSecurityOpts, type SecurityOptions } from './security';
 import { withStore } from './store';
+import { REGISTRY_OPTIONS, REGISTRY_USAGE, remoteAccessOf } from './registry-flags';
 import { startDetached } from './cmd-containers';
 import { attachTerminal } from './terminal';
 
@@ -45,7 +46,9 @@ Options:
       --security-opt OPT     seccomp=unconfined | seccomp=PROFILE.json (Docker's format) | no-new-privileges
       --cap-add CAP          add a capability to Docker's default set (ALL: every one; repeatable)
       --cap-drop CAP         drop a capability (ALL: every one; repeatable)
-      --privileged           DANGEROUS: every capability, no seccomp filter, no masked paths, host devices`;
+      --privileged           DANGEROUS: every capability, no seccomp filter, no masked paths, host devices
+Registry options, for the layers of an image built from a shared cache that are fetched now:
+${REGISTRY_USAGE.replace('--tls-verify[=BOOL]', '--tls-verify=BOOL  ')}`;
 
 const RUN_OPTIONS = {
   rm: { type: 'boolean' },
@@ -75,6 +78,7 @@ const RUN_OPTIONS = {
   'shm-size': { type: 'string' },
   publish: { type: 'string', short: 'p', multiple: true },
   platform: { type: 'string' },
+  ...REGISTRY_OPTIONS,
 } as const;
 
 export const runCommand = defineTargetCommand(
@@ -106,8 +110,9 @@ export const runCommand = defineTargetCommand(
       .flatMap((e) => (e.includes('=') ? [e] : process.env[e] !== undefined ? [`${e}=${process.env[e]}`] : []));
     const extraHosts = (values['add-host'] ?? []).map(parseAddHost);
     const rlimits = (values.ulimit ?? []).map(parseUlimit);
+    const remoteAccess = remoteAccessOf(values);
 
-    return withStore(globals, async (store) => {
+    return withStore(globals, (store) => store.withRemoteAccess(remoteAccess, async () => {
       const containers = new Containers(store);
       // docker run reports its own failures (no such image, bad name) with 125.
       const { record, process: proc } = await createOr125(containers, {
@@ -155,7 +160,7 @@ export const runCommand = defineTargetCommand(
       } finally {
         if (values.rm) await containers.remove(record.id, { force: true }).catch(() => {});
       }
-    });
+    }));
   },
 );
 

@@ -647,12 +647,13 @@ export class ImageStore {
   }
 
   /**
-   * The blob in a shared build cache of a lazily held layer with this diffID (fetched or not): a
-   * compressed form that pushes name and mount, and that saves stream, without the layer's files.
+   * The blob in a shared build cache of a lazily held layer with this diffID: a compressed form that
+   * pushes name and mount, and that saves stream, without the layer's files. Fetched or not, unless
+   * `lazyOnly` (what serves a save or push: a fetched layer is served from the store).
    */
-  remoteLayerForm(diffID: Digest): { location: string; blob: Descriptor; open: () => Promise<Readable> } | undefined {
+  remoteLayerForm(diffID: Digest, opts: { lazyOnly?: boolean } = {}): { location: string; blob: Descriptor; open: () => Promise<Readable> } | undefined {
     const source = this.opts.layerSource;
-    const remote = source?.remoteForm?.(diffID);
+    const remote = source?.remoteForm?.(diffID, opts);
     if (!remote || !source?.openRemote) return undefined;
     return { ...remote, open: () => source.openRemote!(remote) };
   }
