@@ -346,6 +346,15 @@ describe('shared build cache', () => {
       // docker-archive takes the uncompressed tar (materialized from the blob): the error names the blob's location.
       await expect(b.store.save(['app:latest'], file, 'docker')).rejects.toThrow(new RegExp(`^layer sha256:[0-9a-f]{64}: blob ${theirs.digest} from local:${dir} does not decompress to its diff_id: its tar hashes to sha256:`));
       expect(fs.existsSync(file)).toBe(false);
+      // A fetch stores the blob (it matches its digest) before the extraction can check the diffID: on
+      // the mismatch the stored copy goes again, nothing is recorded, and the layer stays lazy.
+      const top = b.store.layers.get((await b.store.imageChain('app:latest')).chainID!);
+      await expect(runImage(b.store, 'app:latest', ['true'])).rejects.toThrow(new RegExp(`^layer ${top.chainID}: blob ${theirs.digest} from local:${dir} does not match its diff_id ${top.diffID}`));
+      expect(b.store.layers.get(top.chainID).present).toBe(false);
+      expect(await b.store.images.content.has(theirs.digest)).toBe(false);
+      expect(await b.store.images.findLayerBlob(top.diffID, 'application/vnd.oci.image.layer.v1.tar+gzip')).toBeUndefined();
+      expect(b.store.layers.orphanDriverLayers()).toEqual([]);
+      expect(b.store.layers.staleStaging()).toEqual([]);
     } finally {
       await b.close();
     }

@@ -198,7 +198,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   private readonly mountState: MountState;
   private readonly cache = new Map<Digest, Layer>();
   private remoteHooks: RemoteHooks | undefined;
-  /** Lazy layers this process is fetching: a second caller waits for the same fetch. */
+  /** Lazy layers this process is fetching: a second caller waits for the same fetch (and, if it fails, fetches itself). */
   private readonly fetching = new Map<Digest, Promise<void>>();
 
   private constructor(
@@ -544,12 +544,16 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
    * only then is the layer marked present. A failure leaves the layer lazy and nothing else behind.
    */
   async ensurePresent(chain: Digest | null, opts: { onFetch?: (layer: Layer) => void } = {}): Promise<void> {
-    if (chain === null || this.get(chain).present) return;
-    let fetch = this.fetching.get(chain);
-    if (!fetch) {
-      fetch = this.fetch(this.get(chain), opts).finally(() => this.fetching.delete(chain));
-      this.fetching.set(chain, fetch);
+    for (;;) {
+      if (chain === null || this.get(chain).present) return;
+      const running = this.fetching.get(chain);
+      if (!running) break;
+      // Another call's fetch runs with that call's registry options (Store.withRemoteAccess): its
+      // failure (no credentials, say) is not ours, so this call then fetches with its own.
+      await running.catch(() => undefined);
     }
+    const fetch = this.fetch(this.get(chain), opts).finally(() => this.fetching.delete(chain));
+    this.fetching.set(chain, fetch);
     await fetch;
   }
 
