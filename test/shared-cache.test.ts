@@ -360,6 +360,44 @@ describe('shared build cache', () => {
     }
   });
 
+  it('a cache record that claims another size for a layer: the fetch fails naming both sizes, and the layer stays lazy', async () => {
+    const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: 'FROM busybox\nRUN echo one > /one\n' });
+    const dir = path.join(t.work, 'cache');
+    await buildCollect(t.store, ctx, { cacheTo: [{ type: 'local', dest: dir }] });
+    // The cache's record claims another size for the layer (config, manifest and index rewritten to match).
+    const blobPath = (digest: string) => path.join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length));
+    const put = (value: unknown) => {
+      const bytes = Buffer.from(JSON.stringify(value));
+      const digest = `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
+      fs.writeFileSync(blobPath(digest), bytes);
+      return { digest, size: bytes.length };
+    };
+    const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8'));
+    const manifest = JSON.parse(fs.readFileSync(blobPath(index.manifests[0].digest), 'utf8'));
+    const config = JSON.parse(fs.readFileSync(blobPath(manifest.config.digest), 'utf8'));
+    const diffID = Object.values(manifest.layers[0].annotations as Record<string, string>).find((v) => v.startsWith('sha256:'));
+    const lying = config.records.filter((r: { diffID?: string }) => r.diffID === diffID);
+    expect(lying.length).toBeGreaterThan(0);
+    for (const r of lying) r.size += 4096;
+    const forged = put({ ...manifest, config: { ...manifest.config, ...put(config) } });
+    fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({ ...index, manifests: [{ ...index.manifests[0], ...forged }] }));
+
+    const b = await storeWithSameBase();
+    try {
+      const built = await buildCollect(b.store, ctx, { cacheFrom: [{ type: 'local', src: dir }] });
+      expect(count(built.events, 'step-cached')).toBe(1);
+      const top = b.store.layers.get((await b.store.imageChain('app:latest')).chainID!);
+      // The bytes match the diffID; only the size is wrong, and images built on the layer carry it.
+      await expect(runImage(b.store, 'app:latest', ['cat', '/one'])).rejects.toThrow(new RegExp(`^layer ${top.chainID}: blob sha256:[0-9a-f]{64} from local:${dir} is a tar of \\d+ bytes; the cache record says ${top.size}$`));
+      expect(b.store.layers.get(top.chainID).present).toBe(false);
+      expect(await b.store.images.findLayerBlob(top.diffID, 'application/vnd.oci.image.layer.v1.tar+gzip')).toBeUndefined();
+      expect(b.store.layers.orphanDriverLayers()).toEqual([]);
+      expect(b.store.layers.staleStaging()).toEqual([]);
+    } finally {
+      await b.close();
+    }
+  });
+
   it('the CLI takes buildx syntax and logs the import, each CACHED step and the export', async () => {
     const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: DOCKERFILE, 'a.txt': 'hello\n' });
     const dir = path.join(t.work, 'cache');

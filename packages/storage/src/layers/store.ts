@@ -597,6 +597,8 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       // The driver may stop reading once it failed; a later error of the blob must not go uncaught.
       const counter = settleQuietly(new TarContentCounter());
       const tar = settleQuietly(decompress(blob));
+      let tarBytes = 0;
+      tar.on('data', (chunk: Buffer) => (tarBytes += chunk.length));
       tar.on('error', (err) => counter.destroy(err));
       counter.on('close', () => {
         if (!tar.readableEnded) tar.destroy();
@@ -609,6 +611,11 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       }
       if (applied.diffID !== layer.diffID) {
         throw new TsbuildError('EDIGEST', `layer ${layer.chainID}: ${where} does not match its diff_id ${layer.diffID}: its tar hashes to ${applied.diffID}`);
+      }
+      // The size is the cache record's claim, which the diffID does not cover; images built on the
+      // layer name it with that size (a docker save announces it), so it must be the tar's.
+      if (tarBytes !== layer.size) {
+        throw new TsbuildError('EDIGEST', `layer ${layer.chainID}: ${where} is a tar of ${tarBytes} bytes; the cache record says ${layer.size}`);
       }
       // Recorded before the layer becomes present: a present fetched layer has its own compressed form.
       await kept?.record();
