@@ -188,6 +188,16 @@ describe('detached containers', () => {
     expect(cli(root, ['ps', '-a', '-q']).stdout).toBe('');
   });
 
+  it('logs of more than a pipe holds reach a piped reader whole (the bin exits only once stdout drained)', () => {
+    const id = cli(root, ['run', '-d', 'busybox', 'seq', '1', '100000']).stdout.trim();
+    expect(cli(root, ['wait', id]).stdout).toBe('0\n');
+    const logs = cli(root, ['logs', id]);
+    expect(logs.status).toBe(0);
+    expect(logs.stdout.length).toBe(588_895); // `seq 1 100000`: far more than the 64 KiB a pipe buffers
+    expect(logs.stdout.endsWith('\n99999\n100000\n')).toBe(true);
+    expect(cli(root, ['rm', id]).status).toBe(0);
+  });
+
   it('a detached container that cannot start fails the run with 125 or 127 and leaves nothing', () => {
     const r = cli(root, ['run', '-d', '--rm', 'busybox', 'nope']);
     expect(r.status).toBe(127);

@@ -255,9 +255,15 @@ describe('lazy layers from a registry cache behind basic auth', () => {
       const top = (await b.store.imageChain('lib:latest')).chainID!;
       await expect(runImage(b.store, 'lib:latest', ['cat', '/f'])).rejects.toThrow(new RegExp(`^layer ${top}: cannot fetch blob sha256:[0-9a-f]{64} from registry:${ref}: unauthorized: `));
       expect(b.store.layers.get(top).present).toBe(false);
+      // Two calls at once, the first without credentials: the second does not inherit the first's
+      // failed fetch (nor its options), it fetches with its own.
       const fetched: string[] = [];
-      const out = await b.store.withRemoteAccess({ registry, onFetch: (f) => fetched.push(f.from) }, () => runImage(b.store, 'lib:latest', ['cat', '/f']));
-      expect(out.stdout).toBe('library\n');
+      const [anonymous, out] = await Promise.allSettled([
+        runImage(b.store, 'lib:latest', ['cat', '/f']),
+        b.store.withRemoteAccess({ registry, onFetch: (f) => fetched.push(f.from) }, () => runImage(b.store, 'lib:latest', ['cat', '/f'])),
+      ]);
+      expect(anonymous.status === 'rejected' && String(anonymous.reason)).toMatch(/unauthorized: /);
+      expect(out.status === 'fulfilled' && out.value.stdout).toBe('library\n');
       expect(fetched).toEqual([ref]);
       expect(b.store.layers.get(top).present).toBe(true);
     } finally {

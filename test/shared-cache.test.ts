@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { build, type BuildEvent } from '@tsbuild/builder';
-import { INLINE_CACHE_KEY, Store } from '@tsbuild/storage';
+import { INLINE_CACHE_KEY, Store, type Digest } from '@tsbuild/storage';
 import { CLI, cli, openTestRoot, runImage, useTestRoot, writeTree } from './helpers/roots';
 import { startRegistry } from './peers/registry';
 
@@ -39,6 +39,14 @@ async function storeWithSameBase() {
 }
 
 const count = (events: BuildEvent[], type: BuildEvent['type']) => events.filter((e) => e.type === type).length;
+
+/** After a refused fetch: the layer is still lazy, no compressed form is recorded, nothing staged is left. */
+async function expectStillLazy(store: Store, layer: { chainID: Digest; diffID: Digest }) {
+  expect(store.layers.get(layer.chainID).present).toBe(false);
+  expect(await store.images.findLayerBlob(layer.diffID, 'application/vnd.oci.image.layer.v1.tar+gzip')).toBeUndefined();
+  expect(store.layers.orphanDriverLayers()).toEqual([]);
+  expect(store.layers.staleStaging()).toEqual([]);
+}
 const stepNames = (events: BuildEvent[]) =>
   new Map(events.flatMap((e) => (e.type === 'step-start' ? [[e.vertex, e.name] as const] : [])));
 
@@ -346,6 +354,47 @@ describe('shared build cache', () => {
       // docker-archive takes the uncompressed tar (materialized from the blob): the error names the blob's location.
       await expect(b.store.save(['app:latest'], file, 'docker')).rejects.toThrow(new RegExp(`^layer sha256:[0-9a-f]{64}: blob ${theirs.digest} from local:${dir} does not decompress to its diff_id: its tar hashes to sha256:`));
       expect(fs.existsSync(file)).toBe(false);
+      // A fetch stores the blob (it matches its digest) before the extraction can check the diffID: on
+      // the mismatch the stored copy goes again, nothing is recorded, and the layer stays lazy.
+      const top = b.store.layers.get((await b.store.imageChain('app:latest')).chainID!);
+      await expect(runImage(b.store, 'app:latest', ['true'])).rejects.toThrow(new RegExp(`^layer ${top.chainID}: blob ${theirs.digest} from local:${dir} does not match its diff_id ${top.diffID}`));
+      await expectStillLazy(b.store, top);
+      expect(await b.store.images.content.has(theirs.digest)).toBe(false);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('a cache record that claims another size for a layer: the fetch fails naming both sizes, and the layer stays lazy', async () => {
+    const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: 'FROM busybox\nRUN echo one > /one\n' });
+    const dir = path.join(t.work, 'cache');
+    await buildCollect(t.store, ctx, { cacheTo: [{ type: 'local', dest: dir }] });
+    // The cache's record claims another size for the layer (config, manifest and index rewritten to match).
+    const blobPath = (digest: string) => path.join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length));
+    const put = (value: unknown) => {
+      const bytes = Buffer.from(JSON.stringify(value));
+      const digest = `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
+      fs.writeFileSync(blobPath(digest), bytes);
+      return { digest, size: bytes.length };
+    };
+    const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8'));
+    const manifest = JSON.parse(fs.readFileSync(blobPath(index.manifests[0].digest), 'utf8'));
+    const config = JSON.parse(fs.readFileSync(blobPath(manifest.config.digest), 'utf8'));
+    const diffID = Object.values(manifest.layers[0].annotations as Record<string, string>).find((v) => v.startsWith('sha256:'));
+    const lying = config.records.filter((r: { diffID?: string }) => r.diffID === diffID);
+    expect(lying.length).toBeGreaterThan(0);
+    for (const r of lying) r.size += 4096;
+    const forged = put({ ...manifest, config: { ...manifest.config, ...put(config) } });
+    fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({ ...index, manifests: [{ ...index.manifests[0], ...forged }] }));
+
+    const b = await storeWithSameBase();
+    try {
+      const built = await buildCollect(b.store, ctx, { cacheFrom: [{ type: 'local', src: dir }] });
+      expect(count(built.events, 'step-cached')).toBe(1);
+      const top = b.store.layers.get((await b.store.imageChain('app:latest')).chainID!);
+      // The bytes match the diffID; only the size is wrong, and images built on the layer carry it.
+      await expect(runImage(b.store, 'app:latest', ['cat', '/one'])).rejects.toThrow(new RegExp(`^layer ${top.chainID}: blob sha256:[0-9a-f]{64} from local:${dir} is a tar of \\d+ bytes; the cache record says ${top.size}$`));
+      await expectStillLazy(b.store, top);
     } finally {
       await b.close();
     }

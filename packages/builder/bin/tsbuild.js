@@ -33,17 +33,31 @@ const cli = loaded ? loaded.exports : require(path.join(dist, 'cli', 'main.js'))
 // without it (scripts/bundle.js).
 if (process.env.TSBUILD_WRITE_CODE_CACHE !== '1') require('node:v8').setFlagsFromString('--semi-space-growth-factor=1');
 
-// A command is done when main() settles: everything it started has been awaited, and stdout and stderr
-// are synchronous on Linux (files, pipes and terminals). process.exit() then skips tearing down the
+/**
+ * Resolves once what was written to `stream` has left the process. A pipe takes what fits (64 KiB) and
+ * Node queues the rest: process.exit() would drop it (`tsbuild logs C | less` lost most of a long log).
+ * A reader that went away (EPIPE) ends the wait too.
+ */
+function drained(stream) {
+  return new Promise((resolve) => {
+    if (!stream.writableLength || stream.destroyed) return resolve();
+    stream.once('error', () => resolve());
+    stream.write('', () => resolve());
+  });
+}
+
+// A command is done when main() settles: everything it started has been awaited, and once stdout and
+// stderr drained (nothing to wait for with files and terminals), process.exit() skips tearing down the
 // heap and the worker threads one by one, which took 20 to 30 ms of a short command (README, Performance).
+const exitWhenDrained = (code) => Promise.all([drained(process.stdout), drained(process.stderr)]).then(() => process.exit(code));
 cli.main(process.argv.slice(2)).then(
   (code) => {
     // scripts/bundle.js runs the bin once with this set: the cache then holds what a command compiled.
     if (loaded && process.env.TSBUILD_WRITE_CODE_CACHE === '1') require('./code-cache.js').writeCodeCache(bundle, loaded);
-    process.exit(code);
+    return exitWhenDrained(code);
   },
   (err) => {
     process.stderr.write(`tsbuild: internal error: ${err && err.message ? err.message : err}\n`);
-    process.exit(125);
+    return exitWhenDrained(125);
   },
 );

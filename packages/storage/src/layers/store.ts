@@ -198,7 +198,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   private readonly mountState: MountState;
   private readonly cache = new Map<Digest, Layer>();
   private remoteHooks: RemoteHooks | undefined;
-  /** Lazy layers this process is fetching: a second caller waits for the same fetch. */
+  /** Lazy layers this process is fetching: a second caller waits for the same fetch (and, if it fails, fetches itself). */
   private readonly fetching = new Map<Digest, Promise<void>>();
 
   private constructor(
@@ -544,12 +544,16 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
    * only then is the layer marked present. A failure leaves the layer lazy and nothing else behind.
    */
   async ensurePresent(chain: Digest | null, opts: { onFetch?: (layer: Layer) => void } = {}): Promise<void> {
-    if (chain === null || this.get(chain).present) return;
-    let fetch = this.fetching.get(chain);
-    if (!fetch) {
-      fetch = this.fetch(this.get(chain), opts).finally(() => this.fetching.delete(chain));
-      this.fetching.set(chain, fetch);
+    for (;;) {
+      if (chain === null || this.get(chain).present) return;
+      const running = this.fetching.get(chain);
+      if (!running) break;
+      // Another call's fetch runs with that call's registry options (Store.withRemoteAccess): its
+      // failure (no credentials, say) is not ours, so this call then fetches with its own.
+      await running.catch(() => undefined);
     }
+    const fetch = this.fetch(this.get(chain), opts).finally(() => this.fetching.delete(chain));
+    this.fetching.set(chain, fetch);
     await fetch;
   }
 
@@ -593,6 +597,8 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       // The driver may stop reading once it failed; a later error of the blob must not go uncaught.
       const counter = settleQuietly(new TarContentCounter());
       const tar = settleQuietly(decompress(blob));
+      let tarBytes = 0;
+      tar.on('data', (chunk: Buffer) => (tarBytes += chunk.length));
       tar.on('error', (err) => counter.destroy(err));
       counter.on('close', () => {
         if (!tar.readableEnded) tar.destroy();
@@ -605,6 +611,11 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       }
       if (applied.diffID !== layer.diffID) {
         throw new TsbuildError('EDIGEST', `layer ${layer.chainID}: ${where} does not match its diff_id ${layer.diffID}: its tar hashes to ${applied.diffID}`);
+      }
+      // The size is the cache record's claim, which the diffID does not cover; images built on the
+      // layer name it with that size (a docker save announces it), so it must be the tar's.
+      if (tarBytes !== layer.size) {
+        throw new TsbuildError('EDIGEST', `layer ${layer.chainID}: ${where} is a tar of ${tarBytes} bytes; the cache record says ${layer.size}`);
       }
       // Recorded before the layer becomes present: a present fetched layer has its own compressed form.
       await kept?.record();
