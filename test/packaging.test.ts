@@ -133,17 +133,27 @@ describe('installed from the tarballs', () => {
     expect(run(path.join(app, 'node_modules', '.bin', 'tsbuild'), ['version'], { cwd: app }).stdout).toMatch(/^tsbuild 0\.1\.0\n/);
   });
 
-  it('runs the CLI from its one-file bundle, finding the addon in the native package', () => {
-    expect(tarList(tarballs.builder!)).toContain('dist/cli/bundle.js');
-    // Preloaded: lists at exit the JavaScript files of ours that the process loaded.
+  it('runs the CLI from its one-file bundle through its code cache, finding the addon in the native package', () => {
+    expect(tarList(tarballs.builder!)).toEqual(expect.arrayContaining(['dist/cli/bundle.js', 'dist/cli/bundle.js.cache']));
+    // Preloaded: lists at exit the JavaScript files of ours that the process loaded, and whether V8
+    // took the code cache offered for each script compiled through node:vm (bin/code-cache.js).
     const preload = path.join(top, 'list-loaded.cjs');
-    fs.writeFileSync(preload, "process.on('exit', () => process.stderr.write(JSON.stringify(Object.keys(require.cache).filter((f) => f.includes('@tsbuild')))));\n");
+    fs.writeFileSync(preload, `
+      const vm = require('node:vm');
+      const scripts = [];
+      vm.Script = class extends vm.Script {
+        constructor(source, options) { super(source, options); scripts.push({ file: options.filename, offered: Boolean(options.cachedData), rejected: this.cachedDataRejected }); }
+      };
+      process.on('exit', () => process.stderr.write(JSON.stringify({ loaded: Object.keys(require.cache).filter((f) => f.includes('@tsbuild')), scripts })));
+    `);
     // `images` opens a store: the driver probe needs the addon.
     const root = path.join(top, 'bundle-root');
     const result = run(path.join(app, 'node_modules', '.bin', 'tsbuild'), ['--root', root, 'images'], { cwd: app, env: { ...process.env, NODE_OPTIONS: `--require ${preload}` } });
     expect(result.stdout).toMatch(/^REPOSITORY\s+TAG/);
-    const loaded = (JSON.parse(result.stderr) as string[]).map((f) => path.relative(path.join(app, 'node_modules'), f));
-    expect(loaded).toEqual(['@tsbuild/builder/bin/tsbuild.js', '@tsbuild/builder/dist/cli/bundle.js']);
+    const report = JSON.parse(result.stderr) as { loaded: string[]; scripts: { file: string; offered: boolean; rejected: boolean }[] };
+    const ours = (f: string) => path.relative(path.join(app, 'node_modules'), f);
+    expect(report.loaded.map(ours)).toEqual(['@tsbuild/builder/bin/tsbuild.js', '@tsbuild/builder/bin/code-cache.js', '@tsbuild/builder/dist/cli/bundle.js']);
+    expect(report.scripts.map((s) => ({ ...s, file: ours(s.file) }))).toEqual([{ file: '@tsbuild/builder/dist/cli/bundle.js', offered: true, rejected: false }]);
   });
 
   it('compiles the library example under strict + nodenext, builds, runs and cancels without leftovers', () => {

@@ -3,12 +3,14 @@
 // cache without running anything and without downloading a layer, gets the same image ID and, pushed,
 // the same manifest digest while the registry serves no layer blob; after one source file changes B
 // runs only the later steps and downloads only the layers those need. With and without basic auth.
+// Then lazy layers behind basic auth: a later `run`/`save` fetches with its own --authfile (or the
+// library call's registry options) and, without credentials, fails naming the layer and the registry.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { build, type BuildEvent } from '@tsbuild/builder';
 import type { Digest } from '@tsbuild/storage';
-import { openTestRoot, runImage, useTestRoot, type TestRoot } from './helpers/roots';
+import { cli, openTestRoot, runImage, useTestRoot, type TestRoot } from './helpers/roots';
 import { writeAppWorkload } from './helpers/bench-workloads';
 import { startRegistry, type AccessEntry, type RegistryPeer } from './peers/registry';
 
@@ -149,6 +151,117 @@ describe.each([
     } finally {
       await b.close();
       await a.close();
+    }
+  });
+});
+
+describe('lazy layers from a registry cache behind basic auth', () => {
+  let reg: RegistryPeer;
+  const savedAuthFile = process.env.REGISTRY_AUTH_FILE;
+  beforeEach(async () => {
+    reg = await startRegistry({ auth: { htpasswd: { ci: 'runner-secret' } } });
+    // No credentials anywhere by default, for this process and the CLIs it starts.
+    const none = path.join(t.work, 'no-auth.json');
+    fs.writeFileSync(none, JSON.stringify({ auths: {} }));
+    process.env.REGISTRY_AUTH_FILE = none;
+  });
+  afterEach(async () => {
+    if (savedAuthFile === undefined) delete process.env.REGISTRY_AUTH_FILE;
+    else process.env.REGISTRY_AUTH_FILE = savedAuthFile;
+    await reg.stop();
+  });
+
+  it('run, save and build fetch with the command\'s --authfile; without credentials one error names the registry and the layer, and the layer stays lazy', async () => {
+    const authFile = path.join(t.work, 'auth.json');
+    fs.writeFileSync(authFile, JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from('ci:runner-secret').toString('base64') } } }));
+    const env = { REGISTRY_AUTH_FILE: process.env.REGISTRY_AUTH_FILE!, HOME: t.work, DOCKER_CONFIG: t.work, XDG_RUNTIME_DIR: t.work, XDG_CONFIG_HOME: t.work };
+    const ctx = path.join(t.work, 'ctx');
+    fs.mkdirSync(ctx);
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox\nRUN head -c 16 /dev/urandom | od -x > /random\n');
+    const ref = `${reg.host}/app:buildcache`;
+    const exported = cli(t.root, ['build', '--progress', 'plain', '-t', 'app', '--authfile', authFile, '--cache-to', `type=registry,ref=${ref}`, ctx], { env });
+    expect(exported.stderr).toContain(`exporting cache to ${ref}`);
+    expect(exported.status).toBe(0);
+    const random = (await runImage(t.store, 'app:latest', ['cat', '/random'])).stdout;
+
+    const archive = path.join(t.work, 'base.tar');
+    await t.store.save(['busybox:latest'], archive, 'oci');
+    const b = await openTestRoot({ base: false });
+    const c = await openTestRoot({ base: false });
+    try {
+      await b.store.load(archive);
+      const built = cli(b.root, ['build', '--progress', 'plain', '-t', 'app', '--authfile', authFile, '--cache-from', `type=registry,ref=${ref}`, ctx], { env });
+      expect(built.stderr.match(/CACHED/g)).toHaveLength(1);
+      expect(built.status).toBe(0);
+      const top = (await b.store.imageChain('app:latest')).chainID!;
+      const lazyAndClean = () => {
+        expect(b.store.layers.get(top).present).toBe(false);
+        expect(b.store.layers.orphanDriverLayers()).toEqual([]);
+        expect(b.store.layers.staleStaging()).toEqual([]);
+        expect(b.store.layers.listRW()).toEqual([]);
+        expect(fs.readdirSync(path.join(b.root, 'oci', 'ingest'))).toEqual([]);
+      };
+      lazyAndClean();
+
+      // Without credentials: one error line naming the layer and the registry; nothing recorded.
+      const errorLine = new RegExp(`^tsbuild: .*layer sha256:[0-9a-f]{64}: cannot (fetch|read) blob sha256:[0-9a-f]{64} from registry:${ref}: unauthorized: .*${reg.host}`);
+      const refused = cli(b.root, ['run', '--rm', 'app', 'cat', '/random'], { env });
+      expect(refused.status).not.toBe(0);
+      expect(refused.stderr.split('\n').filter((l) => l.startsWith('tsbuild: '))).toEqual([expect.stringMatching(errorLine)]);
+      lazyAndClean();
+      expect(cli(b.root, ['ps', '-a', '-q']).stdout).toBe('');
+      const file = path.join(t.work, 'app.tar');
+      const refusedSave = cli(b.root, ['save', '-o', file, 'app'], { env });
+      expect(refusedSave.status).not.toBe(0);
+      expect(refusedSave.stderr.split('\n').filter((l) => l.startsWith('tsbuild: '))).toEqual([expect.stringMatching(errorLine)]);
+      expect(fs.existsSync(file)).toBe(false);
+      lazyAndClean();
+
+      // With --authfile: save streams the blob from the cache (said unless -q), the layer stays lazy.
+      const saved = cli(b.root, ['save', '--authfile', authFile, '-o', file, 'app'], { env });
+      expect(saved.stderr).toMatch(new RegExp(`^fetching layer sha256:[0-9a-f]{12}… \\(\\d+(\\.\\d+)?[kM]?B\\) from ${ref}\n$`));
+      expect(saved.status).toBe(0);
+      expect(cli(b.root, ['save', '-q', '--authfile', authFile, '-o', file, 'app'], { env }).stderr).toBe('');
+      lazyAndClean();
+      await c.store.load(file);
+      expect((await runImage(c.store, 'app:latest', ['cat', '/random'])).stdout).toBe(random);
+      // `run --authfile` fetches the layer.
+      const ran = cli(b.root, ['run', '--rm', '--authfile', authFile, 'app', 'cat', '/random'], { env });
+      expect(ran.stdout).toBe(random);
+      expect(ran.stderr).toMatch(new RegExp(`^fetching layer sha256:[0-9a-f]{12}… \\(\\d+(\\.\\d+)?[kM]?B\\) from ${ref}\n$`));
+      expect(ran.status).toBe(0);
+      expect(b.store.layers.get(top).present).toBe(true);
+    } finally {
+      await c.close();
+      await b.close();
+    }
+  });
+
+  it('the library: a lazy fetch takes the registry options of the call that needs it', async () => {
+    const ctx = path.join(t.work, 'ctx');
+    fs.mkdirSync(ctx);
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox\nRUN echo library > /f\n');
+    const ref = `${reg.host}/lib:buildcache`;
+    const registry = { credentials: { username: 'ci', password: 'runner-secret' } };
+    await build({ context: ctx, tags: ['lib:latest'], cacheTo: [{ type: 'registry', ref }], registry }, { store: t.store });
+    const archive = path.join(t.work, 'base.tar');
+    await t.store.save(['busybox:latest'], archive, 'oci');
+    const b = await openTestRoot({ base: false });
+    try {
+      await b.store.load(archive);
+      const events: BuildEvent[] = [];
+      await build({ context: ctx, tags: ['lib:latest'], cacheFrom: [{ type: 'registry', ref }], registry }, { store: b.store, onEvent: (e) => events.push(e) });
+      expect(events.filter((e) => e.type === 'step-cached')).toHaveLength(1);
+      const top = (await b.store.imageChain('lib:latest')).chainID!;
+      await expect(runImage(b.store, 'lib:latest', ['cat', '/f'])).rejects.toThrow(new RegExp(`^layer ${top}: cannot fetch blob sha256:[0-9a-f]{64} from registry:${ref}: unauthorized: `));
+      expect(b.store.layers.get(top).present).toBe(false);
+      const fetched: string[] = [];
+      const out = await b.store.withRemoteAccess({ registry, onFetch: (f) => fetched.push(f.from) }, () => runImage(b.store, 'lib:latest', ['cat', '/f']));
+      expect(out.stdout).toBe('library\n');
+      expect(fetched).toEqual([ref]);
+      expect(b.store.layers.get(top).present).toBe(true);
+    } finally {
+      await b.close();
     }
   });
 });

@@ -143,6 +143,58 @@ describe('shared build cache', () => {
     }
   });
 
+  it('a fetched layer no longer needs its cache: with the cache folder gone, save and push serve it from the store', async () => {
+    const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), { Dockerfile: 'FROM busybox\nRUN head -c 200000 /dev/urandom > /big\nRUN echo two > /two\n' });
+    const dir = path.join(t.work, 'cache');
+    const a = await buildCollect(t.store, ctx, { cacheTo: [{ type: 'local', dest: dir }] });
+    const b = await storeWithSameBase();
+    const reg = await startRegistry();
+    try {
+      await buildCollect(b.store, ctx, { cacheFrom: [{ type: 'local', src: dir }] });
+      const top = (await b.store.imageChain('app:latest')).chainID!;
+      expect(b.store.layers.get(top).present).toBe(false);
+      // `run` needs the files: both lazy layers are fetched, each said in one line on stderr.
+      const ran = cli(b.root, ['run', '--rm', 'app', 'cat', '/two']);
+      expect(ran.stdout).toBe('two\n');
+      expect(ran.stderr.split('\n').filter(Boolean)).toEqual([
+        expect.stringMatching(new RegExp(`^fetching layer sha256:[0-9a-f]{12}… \\(\\d+(\\.\\d+)?[kM]?B\\) from ${dir}$`)),
+        expect.stringMatching(new RegExp(`^fetching layer sha256:[0-9a-f]{12}… \\(\\d+(\\.\\d+)?[kM]?B\\) from ${dir}$`)),
+      ]);
+      expect(ran.status).toBe(0);
+      expect(b.store.layers.get(top).present).toBe(true);
+
+      fs.rmSync(dir, { recursive: true });
+      for (const format of ['docker-oci', 'oci', 'docker']) {
+        const file = path.join(t.work, `app-${format}.tar`);
+        const saved = cli(b.root, ['save', '--format', format, '-o', file, 'app']);
+        expect(saved.stderr).toBe('');
+        expect(saved.status).toBe(0);
+        const c = await openTestRoot({ base: false });
+        try {
+          await c.store.load(file);
+          expect((await c.store.images.resolve('app:latest')).id).toBe(a.result.imageId);
+          expect((await runImage(c.store, 'app:latest', ['wc', '-c', '/big'])).stdout.trim()).toBe('200000 /big');
+        } finally {
+          await c.close();
+        }
+      }
+      // A push to a registry the cache never was in uploads the layers from the store.
+      const pushed = await b.store.push('app:latest', `${reg.host}/app:1`);
+      expect(pushed.blobs.uploaded).toBe(a.result.config.rootfs.diff_ids.length + 1); // the layers and the config
+      const d = await openTestRoot({ base: false });
+      try {
+        await d.store.pull(`${reg.host}/app:1`);
+        expect((await runImage(d.store, `${reg.host}/app:1`, ['cat', '/two'])).stdout).toBe('two\n');
+      } finally {
+        await d.close();
+      }
+      expect((await b.store.fsck()).problems).toEqual([]);
+    } finally {
+      await reg.stop();
+      await b.close();
+    }
+  });
+
   it('COPY --from a stage that hit lazily fetches that stage\'s layer when the COPY runs', async () => {
     const ctx = writeTree(fs.mkdtempSync(path.join(t.work, 'ctx-')), {
       Dockerfile: 'FROM busybox AS builder\nRUN head -c 16 /dev/urandom | od -x > /out\nFROM busybox\nCOPY a.txt /a\nCOPY --from=builder /out /out\n',

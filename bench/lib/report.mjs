@@ -1,5 +1,6 @@
 // Markdown tables for stdout and the JSON document under bench/results/.
 import { formatKiB, formatMs, formatRatio } from './stats.mjs';
+import { NODE_START } from './start-floor.mjs';
 
 // What the RSS column is, printed under every table that has one.
 export const RSS_NOTE = 'peak RSS: the largest of the runs\' wait4 ru_maxrss, i.e. the biggest single process among the ' +
@@ -26,12 +27,14 @@ export function caseTable(title, rows, notes = [], ratioTool = 'tsbuild') {
   return lines.join('\n');
 }
 
-/** Goal rows: { case, peer, goal (max ratio), ratio|undefined, note }. */
+/** Goal rows: { case, peer, goal (max ratio), ratio|undefined, note, nodeStartRatio? }. */
 export function goalTable(title, goals) {
-  const lines = [`#### ${title}`, '', '| case | tsbuild/peer | goal | met |', '|---|---:|---:|:---:|'];
+  const floor = goals.some((g) => g.nodeStartRatio !== undefined);
+  const lines = [`#### ${title}`, '', `| case | tsbuild/peer | goal | met |${floor ? ` ${NODE_START} / peer |` : ''}`, `|---|---:|---:|:---:|${floor ? '---:|' : ''}`];
   for (const g of goals) {
     const met = g.ratio === undefined ? `— (${g.note})` : g.ratio <= g.goal ? 'yes' : 'no';
-    lines.push(`| ${g.case} vs ${g.peer} | ${formatRatio(g.ratio)} | ≤ ${g.goal.toFixed(2)}× | ${escapeCell(met)} |`);
+    const start = floor ? ` ${g.nodeStartRatio === undefined ? '' : formatRatio(g.nodeStartRatio)} |` : '';
+    lines.push(`| ${g.case} vs ${g.peer} | ${formatRatio(g.ratio)} | ≤ ${g.goal.toFixed(2)}× | ${escapeCell(met)} |${start}`);
   }
   return lines.join('\n');
 }
@@ -56,7 +59,8 @@ export function ratioOf(rows, peer) {
   const p = rows.find((r) => r.tool === peer);
   if (!ts || ts.status !== 'ok') return { note: `tsbuild ${ts ? ts.status : 'not run'}` };
   if (!p || p.status !== 'ok') return { note: `${peer} ${p ? p.status : 'not run'}` };
-  return { ratio: ts.stats.median / p.stats.median };
+  const node = rows.find((r) => r.tool === NODE_START && r.status === 'ok');
+  return { ratio: ts.stats.median / p.stats.median, ...(node ? { nodeStartRatio: node.stats.median / p.stats.median } : {}) };
 }
 
 function escapeCell(s) {

@@ -9,6 +9,7 @@ import { measureCase } from '../measure.mjs';
 import { removeTree } from '../cleanup.mjs';
 import { copyContext, WORKLOADS } from '../fixtures.mjs';
 import { ratioOf } from '../report.mjs';
+import { startFloorParticipants } from '../start-floor.mjs';
 
 export const BUILD_TOOLS = ['tsbuild', 'docker', 'buildah'];
 
@@ -94,7 +95,9 @@ async function buildWorkload(env, workload) {
     if (FLOOR_SOURCE[workload] && tools.tsbuild) coldParticipants.push(floorParticipant());
     const cold = await measureCase({ title: `${workload} cold (fresh store)`, runs: coldRuns, participants: coldParticipants, dropCaches: opts.dropCaches, probes, log });
     cases.push(cold);
-    cases.push(await measureCase({ title: `${workload} cached (no change)`, runs: opts.buildRuns, participants: names.map((t) => warmParticipant(t, cold)), probes, log }));
+    // A fully cached build is mostly start-up for the small workloads: the floors show how much.
+    const cachedParticipants = [...names.map((t) => warmParticipant(t, cold)), ...startFloorParticipants(tools)];
+    cases.push(await measureCase({ title: `${workload} cached (no change)`, runs: opts.buildRuns, participants: cachedParticipants, probes, log }));
     if (workload === 'app') {
       const m5 = path.join(context, 'src', 'm5.js');
       // Every round writes new content, so every tool's COPY src/ misses the cache in every round.

@@ -2,6 +2,7 @@
 // `inspect bench-base`, on a store holding bench-base under TAGS names (warm, after warm-up runs).
 import { must } from '../exec.mjs';
 import { measureCase } from '../measure.mjs';
+import { startFloorParticipants } from '../start-floor.mjs';
 
 export const QUERY_TOOLS = ['tsbuild', 'docker', 'podman'];
 const TAGS = 10;
@@ -30,7 +31,7 @@ export async function querySuite(env) {
     const base = { tool: t, unavailable: tool.unavailable, error: tool.error ?? (ready[t] === true ? undefined : ready[t]) };
     if (base.unavailable || base.error) return base;
     return { ...base, tsbuild: t === 'tsbuild', command: () => command(tool, t) };
-  });
+  }).concat(startFloorParticipants(tools));
   try {
     const probes = tools.docker?.daemonProbe && !tools.docker.unavailable ? [tools.docker.daemonProbe()] : [];
     const images = await measureCase({ title: `images (${TAGS} tags)`, runs: opts.runRuns, warmup: 3, probes, log,

@@ -1,6 +1,7 @@
 // Suite "run": start-to-exit latency of `run --rm bench-base true`, warm (after warm-up runs).
 import { measureCase } from '../measure.mjs';
 import { ratioOf } from '../report.mjs';
+import { startFloorParticipants } from '../start-floor.mjs';
 
 export const RUN_TOOLS = ['tsbuild', 'podman', 'docker', 'runc'];
 
@@ -23,6 +24,7 @@ export async function runSuite(env) {
     }
     participants.push({ ...base, command: () => tool.runCmd() });
   }
+  participants.push(...startFloorParticipants(tools));
   try {
     const probes = tools.docker?.daemonProbe && !tools.docker.unavailable ? [tools.docker.daemonProbe()] : [];
     const c = await measureCase({ title: 'run --rm bench-base true (warm)', runs: opts.runRuns, warmup: 3, participants, probes, log });

@@ -2,7 +2,8 @@
 // This file validates and normalizes the spec into plain numbers and strings; cc/spawn*.cc clones from
 // a libuv pool thread and watches the pidfd in the event loop.
 import * as fs from 'node:fs';
-import * as net from 'node:net';
+// Required where used, not here: loading it is part of every command's start (README, Performance).
+import type * as net from 'node:net';
 import * as os from 'node:os';
 import * as util from 'node:util';
 import type { Readable, Writable } from 'node:stream';
@@ -437,7 +438,7 @@ export async function spawnWithPipes(
     });
     const proc = await spawn({ ...spec, stdio: childFds as [number, number, number] });
     const sockets = parentEnds.map((fd, i) =>
-      fd === null ? null : new net.Socket({ fd, readable: i !== 0, writable: i === 0 }),
+      fd === null ? null : new (require('node:net') as typeof net).Socket({ fd, readable: i !== 0, writable: i === 0 }),
     );
     parentEnds.fill(null);
     return Object.assign(proc, {

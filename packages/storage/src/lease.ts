@@ -22,13 +22,14 @@ export async function createLease(dir: string): Promise<LeaseFile> {
   const items = new Set<string>();
   // Parallel callers add to one lease: writes go one after the other, each with the whole set.
   let writing: Promise<void> = Promise.resolve();
-  let handle: fs.promises.FileHandle | undefined;
+  let fd: number | undefined;
   // Rewritten in place, neither renamed nor synced: a lease matters only while its owner lives, and a
   // crash ends the owner. Items are only added, so each JSON text extends the last one's prefix and
-  // covers it entirely; a reader that catches a write half done retries (readLeases).
-  const write = async () => {
-    handle ??= await fs.promises.open(file, 'w', 0o600);
-    await handle.write(JSON.stringify([...items]), 0);
+  // covers it entirely; a reader that catches a write half done retries (readLeases). Synchronous: a
+  // build step adds one item, and a pool round trip costs more than the write (README, Performance).
+  const write = () => {
+    fd ??= fs.openSync(file, 'w', 0o600);
+    fs.writeSync(fd, JSON.stringify([...items]), 0);
   };
   return {
     add(item: string) {
@@ -39,7 +40,8 @@ export async function createLease(dir: string): Promise<LeaseFile> {
     },
     async release() {
       await writing.catch(() => {});
-      await handle?.close().catch(() => {});
+      if (fd !== undefined) fs.closeSync(fd);
+      fd = undefined;
       await fs.promises.rm(file, { force: true });
     },
   };

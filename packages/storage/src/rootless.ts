@@ -4,7 +4,8 @@
 // and cannot unshare a user namespace itself, so the static `tsbuild-userns` helper does and waits
 // while this process, still outside, maps it with the setuid newuidmap/newgidmap (package uidmap).
 // Inside, tsbuild is root: what differs is read from here (overlay's userxattr, no cgroups, no mknod).
-import { spawn as spawnProcess, execFile } from 'node:child_process';
+// Required where used, not here: loading it is part of every command's start (README, Performance).
+import type * as childProcess from 'node:child_process';
 import type { Socket } from 'node:net';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -194,7 +195,9 @@ export function rootlessMappings(
   return result;
 }
 
-const execFileAsync = promisify(execFile);
+function execFileAsync(file: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return promisify((require('node:child_process') as typeof childProcess).execFile)(file, args);
+}
 
 function onPath(command: string): string | undefined {
   for (const dir of (process.env.PATH || '/usr/local/bin:/usr/bin:/bin').split(':')) {
@@ -315,7 +318,7 @@ async function runHelper(
   if (make && (!tools.uid || !tools.gid)) {
     throw new TsbuildError('ENOUIDMAP', 'rootless mode needs newuidmap and newgidmap (apt-get install uidmap)', { exitCode: 125 });
   }
-  const child = spawnProcess(nativeBinaries.userns, args, {
+  const child = (require('node:child_process') as typeof childProcess).spawn(nativeBinaries.userns, args, {
     env: cmd.env ?? process.env,
     stdio: [...(cmd.stdio ?? [0, 1, 2]), make ? 'pipe' : 'ignore'],
   });

@@ -2,11 +2,12 @@
 // layout), the build cache's records and the transports, wired together. Layers live as long as a
 // root reaches them (see the liveness model in layers/store.ts); removal is a sweep over what is
 // unreachable, so no reference count can drift after a crash.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { decompress } from './archive';
 import { TsbuildError, describeSystemError, shortName } from './errors';
 import { chainIDs, type Digest } from './digest';
@@ -34,6 +35,33 @@ import type { RegistryClientOptions } from './transport/registry-client';
 /** Where a shared build cache is kept: an OCI layout folder or a registry reference. */
 export type CacheTarget = { dir: string } | { ref: string };
 
+/**
+ * A lazy layer's blob read from its shared build cache: fetched because a command needs the layer's
+ * files, or streamed by a save or push.
+ */
+export interface LayerFetch {
+  /** The blob's digest (the layer's compressed form). */
+  digest: Digest;
+  /** Bytes of the blob. */
+  size: number;
+  /** Where it is read from: the registry reference or the folder. */
+  from: string;
+}
+
+/**
+ * How lazy layers are fetched by what runs inside Store.withRemoteAccess (a command's registry
+ * options; a listener for its progress output).
+ */
+export interface RemoteAccess {
+  /** Options for the registry a lazy layer's blob is in (its host given). */
+  registry?: RegistryClientOptions | ((host: string) => RegistryClientOptions);
+  /** Hears of each lazy layer's blob read from its cache (one line of progress: `fetching layer … from …`). */
+  onFetch?: (fetch: LayerFetch) => void;
+}
+
+/** The RemoteAccess of the call in progress (Store.withRemoteAccess), for fetches deep below it. */
+const currentAccess = new AsyncLocalStorage<RemoteAccess>();
+
 export interface StoreOptions {
   /** overlay2 | vfs | aufs; default: what the root already uses, else overlay2 where it works, else vfs. */
   driver?: DriverChoice;
@@ -41,6 +69,11 @@ export interface StoreOptions {
   onNotice?: (message: string) => void;
   /** Remove what crashed processes left at open (default true; fsck looks first). */
   repair?: boolean;
+  /**
+   * How lazy layers are fetched when no Store.withRemoteAccess call says otherwise (default: the
+   * registries' default options, no progress).
+   */
+  remoteAccess?: RemoteAccess;
   /**
    * The rootless mode (a user namespace, see rootless.ts) is taken when the process runs in one; `true`
    * insists on it (refused outside a user namespace), `false` refuses it.
@@ -89,17 +122,67 @@ export class Store {
     readonly images: ImageStore,
     /** The build cache: its records are roots of the layer sweep. */
     readonly cache: BuildCache,
+    private readonly defaultAccess: RemoteAccess,
   ) {}
+
+  /**
+   * Runs `fn` with `access` for every lazy layer it fetches or streams (a `run`, a save, a push, a
+   * build step): the registry options of the command that needs the bytes, and its progress listener.
+   * Nested calls see the innermost access, merged over the outer one.
+   */
+  withRemoteAccess<T>(access: RemoteAccess, fn: () => Promise<T>): Promise<T> {
+    return currentAccess.run({ ...this.remoteAccess(), ...access }, fn);
+  }
+
+  private remoteAccess(): RemoteAccess {
+    return currentAccess.getStore() ?? this.defaultAccess;
+  }
+
+  /**
+   * Lazily held layers (shared build cache hits) are read through the transports with the caller's
+   * registry options, and a fetch keeps the blob as the layer's own compressed form: once fetched,
+   * saves and pushes serve the layer from the store, whether or not its cache is still there.
+   */
+  private wireRemoteLayers(): void {
+    this.layers.setRemoteHooks({
+      open: async (remote) => {
+        const { registry, onFetch } = this.remoteAccess();
+        const from = remote.location.replace(/^(registry|local):/, '');
+        const host = remote.location.startsWith('registry:') ? parseReference(from).domain : '';
+        onFetch?.({ digest: remote.blob.digest as Digest, size: remote.blob.size, from });
+        return (await transport()).openRemoteBlob(remote, typeof registry === 'function' ? registry(host) : (registry ?? {}));
+      },
+      keep: async (layer, open) => {
+        const blob = layer.remote!.blob;
+        // Staged before the blob is opened: its errors have a reader from the first byte on.
+        const writer = await this.images.content.ingest();
+        try {
+          await pipeline(await open(), writer.stream);
+        } catch (err) {
+          await writer.abort();
+          throw err;
+        }
+        let created = false;
+        const kept = await writer.commit(blob.digest, blob.mediaType, () => (created = true));
+        return {
+          open: () => this.images.content.open(kept.digest, { size: kept.size }),
+          record: () => this.images.recordLayerBlob(layer.diffID, kept, layer.size),
+          discard: async () => {
+            if (created) await this.images.content.delete(kept.digest);
+          },
+        };
+      },
+    });
+  }
 
   static async open(root: string, opts: StoreOptions = {}): Promise<Store> {
     requireRoot(opts);
     const abs = prepareRoot(root);
     const layers = await LayerStore.open(abs, { driver: opts.driver ?? 'auto', repair: opts.repair !== false });
-    // Lazily held layers (shared build cache hits) are fetched through the transports when needed.
-    layers.setRemoteOpener(async (remote) => (await transport()).openRemoteBlob(remote));
     if (layers.notice) opts.onNotice?.(layers.notice);
     const images = await ImageStore.open(abs, { layerSource: layers });
-    const store = new Store(abs, layers, images, new BuildCache(abs));
+    const store = new Store(abs, layers, images, new BuildCache(abs), opts.remoteAccess ?? {});
+    store.wireRemoteLayers();
     images.setHooks({
       onImageDeleted: () => store.collectLayers().then(() => undefined),
       leasedDiffIDs: () => store.leasedDiffIDs(),
@@ -217,13 +300,28 @@ export class Store {
    * save writes since Docker 25, read by docker load, podman load and OCI tools), `oci`, `docker`, or
    * `oci-layout` (`out` is then a directory).
    */
-  async save(images: string[], out: string, format: SaveFormat, opts: SaveOptions = {}): Promise<void> {
-    await (await transport()).saveImages(this.images, images, format, out, opts);
+  async save(images: string[], out: string, format: SaveFormat, opts: SaveOptions & { remoteAccess?: RemoteAccess } = {}): Promise<void> {
+    const { remoteAccess, ...save } = opts;
+    const t = await transport();
+    await this.withRemoteAccess(remoteAccess ?? {}, () => t.saveImages(this.images, images, format, out, save));
   }
 
-  /** Pushes an image to a registry (`dest` defaults to `ref`, which then names the registry). */
-  async push(ref: string, dest?: string, opts: PushOptions = {}): Promise<PushResult> {
-    return (await transport()).pushImage(this.images, ref, dest, opts);
+  /**
+   * Pushes an image to a registry (`dest` defaults to `ref`, which then names the registry). Lazy
+   * layers read for it use the push's auth file; its credentials and TLS setting only on the
+   * destination's registry (a cache elsewhere gets its own defaults).
+   */
+  async push(ref: string, dest?: string, opts: PushOptions & { remoteAccess?: RemoteAccess } = {}): Promise<PushResult> {
+    const { remoteAccess, ...push } = opts;
+    const t = await transport();
+    const target = parseReference(dest ?? ref).domain;
+    const outer = this.remoteAccess().registry;
+    const registry = (host: string): RegistryClientOptions => {
+      const base = typeof outer === 'function' ? outer(host) : (outer ?? {});
+      const { credentials, tlsVerify, authFile, env, userAgent } = push;
+      return { ...base, ...pickRegistryOptions({ authFile, env, userAgent }), ...(host === target ? pickRegistryOptions({ credentials, tlsVerify }) : {}) };
+    };
+    return this.withRemoteAccess({ registry, ...remoteAccess }, () => t.pushImage(this.images, ref, dest, push));
   }
 
   /**
@@ -436,4 +534,15 @@ function openTarball(file: string): Readable {
   }
   if (!st.isFile()) throw new TsbuildError('EINVAL', `cannot import ${shortName(file)}: not a regular file`);
   return fs.createReadStream(file, { highWaterMark: 1 << 20 });
+}
+
+/** The registry settings among a call's options (set ones only). */
+function pickRegistryOptions(opts: { [K in keyof RegistryClientOptions]?: RegistryClientOptions[K] | undefined }): RegistryClientOptions {
+  const out: RegistryClientOptions = {};
+  if (opts.tlsVerify !== undefined) out.tlsVerify = opts.tlsVerify;
+  if (opts.credentials !== undefined) out.credentials = opts.credentials;
+  if (opts.authFile !== undefined) out.authFile = opts.authFile;
+  if (opts.env !== undefined) out.env = opts.env;
+  if (opts.userAgent !== undefined) out.userAgent = opts.userAgent;
+  return out;
 }

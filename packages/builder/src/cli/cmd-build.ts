@@ -11,6 +11,7 @@ import { parseAddHost, parseCsv, parseKeyValues, parsePlatformFlag, parseSize, p
 import { parseSecurityOpts } from './security';
 import { parseCacheFrom, parseCacheTo } from './cache-spec';
 import { withStore } from './store';
+import { REGISTRY_OPTIONS, REGISTRY_USAGE, normalizeRegistryArgs, registryOptions } from './registry-flags';
 
 const usage = (): string => `Usage: tsbuild build [OPTIONS] CONTEXT
        tsbuild [OPTIONS] CONTEXT
@@ -44,7 +45,9 @@ ${sinkUsage('                               ')}
       --cache-to SPEC        export it: type=registry,ref=REF or type=local,dest=DIR [,mode=min|max][,ignore-error=true] (min: the final
                              image's steps; max: every stage's)
       --security-opt OPT     seccomp=unconfined | seccomp=PROFILE.json for RUN steps (default: Docker's profile)
-      --allow ENTITLEMENT    security.insecure: let RUN --security=insecure run privileged (dangerous)`;
+      --allow ENTITLEMENT    security.insecure: let RUN --security=insecure run privileged (dangerous)
+Registry options, for base image pulls, shared caches and the cached layers a step fetches:
+${REGISTRY_USAGE}`;
 
 const OPTIONS = {
   tag: { type: 'string', short: 't', multiple: true },
@@ -68,10 +71,11 @@ const OPTIONS = {
   'shm-size': { type: 'string' },
   'cache-from': { type: 'string', multiple: true },
   'cache-to': { type: 'string', multiple: true },
+  ...REGISTRY_OPTIONS,
 } as const;
 
 export const command = defineCommand(
-  { name: 'build', summary: 'Build an image from a Dockerfile', usage, options: OPTIONS, positionals: { min: 1, max: 1, error: 'needs exactly one context directory' } },
+  { name: 'build', summary: 'Build an image from a Dockerfile', usage, options: OPTIONS, positionals: { min: 1, max: 1, error: 'needs exactly one context directory' }, normalize: normalizeRegistryArgs },
   async ({ values, positionals }, globals) => {
     const context = positionals[0]!;
     const progress = (values.quiet ? 'quiet' : (values.progress ?? 'auto')) as ProgressMode;
@@ -94,6 +98,7 @@ export const command = defineCommand(
     const allow = parseAllow(values.allow);
     const cacheFrom = (values['cache-from'] ?? []).map(parseCacheFrom);
     const cacheTo = (values['cache-to'] ?? []).map(parseCacheTo);
+    const registry = registryOptions(values);
     const runtime = {
       ...(values['add-host'] ? { extraHosts: values['add-host'].map(parseAddHost) } : {}),
       ...(values.ulimit ? { rlimits: values.ulimit.map(parseUlimit) } : {}),
@@ -137,6 +142,7 @@ export const command = defineCommand(
             ...(Object.keys(runtime).length ? { runtime } : {}),
             ...(cacheFrom.length ? { cacheFrom } : {}),
             ...(cacheTo.length ? { cacheTo } : {}),
+            ...(Object.keys(registry).length ? { registry } : {}),
           },
           { store, onEvent: (e) => renderer.handle(e), signal: cancel.signal },
         );
@@ -149,7 +155,8 @@ export const command = defineCommand(
         renderer.finish();
       }
       if (values.iidfile) fs.writeFileSync(values.iidfile, result.imageId);
-      if (output) await exportOutput(store, result.tags.length > 0 ? result.tags : [result.imageId], output);
+      // A local or tar output mounts the image: its lazy layers are fetched with the build's options.
+      if (output) await store.withRemoteAccess({ registry }, () => exportOutput(store, result.tags.length > 0 ? result.tags : [result.imageId], output));
       // stdout carries the tar with `-o -`: the ID would corrupt it.
       if (progress === 'quiet' && output?.dest !== '-') process.stdout.write(`${result.imageId}\n`);
       return 0;

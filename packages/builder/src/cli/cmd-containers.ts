@@ -1,7 +1,8 @@
 // Detached containers and what docker users do with them: run -d (a supervisor process that owns the
 // container and writes its output to a log file), logs, stop, kill, wait, exec.
 import * as fs from 'node:fs';
-import { spawn as spawnProcess } from 'node:child_process';
+// Required where used, not here: loading it is part of every command's start (README, Performance).
+import type * as childProcess from 'node:child_process';
 import { Containers, execInContainer, type ContainerRecord, type StartOptions } from '@tsbuild/storage';
 import { defineCommand, defineTargetCommand } from './command';
 import type { Command } from './main';
@@ -28,7 +29,7 @@ interface DetachedStart {
  */
 export async function startDetached(globals: GlobalOptions, containers: Containers, start: DetachedStart): Promise<void> {
   const log = fs.openSync(containers.logPath(start.id), 'a', 0o600);
-  const child = spawnProcess(
+  const child = (require('node:child_process') as typeof childProcess).spawn(
     process.execPath,
     [CLI_ENTRY, '--root', globals.root, ...(globals.storageDriver ? ['--storage-driver', globals.storageDriver] : []), SUPERVISOR, JSON.stringify(start)],
     { detached: true, stdio: ['ignore', log, log, 'pipe'] },

@@ -9,6 +9,7 @@ import { compileTemplate, formatList } from './gotemplate';
 import { forEachRef, humanSize, parseKeyValues, parsePlatformFlag, sinkUsage, table, timeAgo } from './parse';
 import { progressLine } from './progress-line';
 import { withStore } from './store';
+import { REGISTRY_OPTIONS, REGISTRY_USAGE, normalizeRegistryArgs, remoteAccessOf } from './registry-flags';
 
 const IMPORT_USAGE = `Usage: tsbuild import [OPTIONS] TARBALL|- [NAME[:TAG]]
 
@@ -213,12 +214,15 @@ Save images to an archive (to stdout when -o is absent and stdout is not a termi
 Options:
   -o, --output PATH    the archive (or directory) to write
       --format FORMAT  one of (default ${defaultSaveFormat()}):
-${sinkUsage('                         ')}`;
+${sinkUsage('                         ')}
+  -q, --quiet          no progress
+Registry options, for the layers of an image built from a shared cache that are read from it:
+${REGISTRY_USAGE}`;
 
-const SAVE_OPTIONS = { output: { type: 'string', short: 'o' }, format: { type: 'string' } } as const;
+const SAVE_OPTIONS = { output: { type: 'string', short: 'o' }, format: { type: 'string' }, quiet: { type: 'boolean', short: 'q' }, ...REGISTRY_OPTIONS } as const;
 
 export const saveCommand = defineCommand(
-  { name: 'save', summary: 'Save images to an archive docker load, podman load and OCI tools read', usage: saveUsage, options: SAVE_OPTIONS, positionals: { min: 1, error: 'needs at least one image' } },
+  { name: 'save', summary: 'Save images to an archive docker load, podman load and OCI tools read', usage: saveUsage, options: SAVE_OPTIONS, positionals: { min: 1, error: 'needs at least one image' }, normalize: normalizeRegistryArgs },
   async ({ values, positionals }, globals) => {
     const sink = findSink(values.format ?? defaultSaveFormat());
     if (!sink) throw new UsageError(`unknown format "${values.format}": use ${sinkNames().join(', ')}`);
@@ -232,13 +236,14 @@ export const saveCommand = defineCommand(
       const dir = path.dirname(path.resolve(values.output!));
       if (!fs.existsSync(dir)) throw new CommandError(`cannot write ${values.output}: the directory ${dir} does not exist`);
     }
+    const remoteAccess = remoteAccessOf(values, values.quiet === true);
     return withStore(globals, async (store) => {
       const progress = progressLine('Saving');
       // stdout may be a pipe: the archive is staged in the store's scratch, then streamed.
       const scratch = toStdout ? await store.scratch('save') : undefined;
       const out = scratch ? path.join(scratch, 'archive.tar') : values.output!;
       try {
-        await store.save(positionals, out, format, { onProgress: (p) => progress.update(p.done, p.total) });
+        await store.save(positionals, out, format, { ...(values.quiet ? {} : { onProgress: (p) => progress.update(p.done, p.total) }), remoteAccess });
         progress.done();
         if (scratch) await pipeline(fs.createReadStream(out), process.stdout, { end: false });
       } finally {

@@ -1,18 +1,15 @@
 // Registry commands: push and pull (OCI distribution API). Credentials come from the auth files
 // (podman's auth.json, docker's ~/.docker/config.json), --authfile or --creds.
-import type { Credentials, Progress } from '@tsbuild/storage';
+import type { Progress } from '@tsbuild/storage';
 import type { Command } from './main';
 import { UsageError } from './errors';
 import { parseCommandArgs, parsePlatformFlag } from './parse';
 import { progressLine } from './progress-line';
 import { withStore } from './store';
+import { REGISTRY_OPTIONS, REGISTRY_USAGE, normalizeRegistryArgs, registryOptions, remoteAccessOf } from './registry-flags';
 
-const COMMON_OPTIONS = `      --tls-verify[=BOOL]  verify the registry's TLS certificate (default: true, except for localhost
-                           and 127.0.0.0/8, which may also use plain HTTP); false allows plain HTTP
-      --authfile FILE      credentials file (auth.json / config.json format) to consult first
-      --creds USER[:PASS]  credentials to use instead of the auth files
+const COMMON_OPTIONS = `${REGISTRY_USAGE}
   -q, --quiet              no progress`;
-
 const PUSH_USAGE = `Usage: tsbuild push [OPTIONS] IMAGE [DESTINATION]
 
 Push an image to a registry. Without DESTINATION, IMAGE names the registry (localhost:5000/app:v1).
@@ -31,32 +28,9 @@ ${COMMON_OPTIONS}
                            a name that holds other platforms keeps them (it becomes an index)`;
 
 const OPTIONS = {
-  'tls-verify': { type: 'string' },
-  authfile: { type: 'string' },
-  creds: { type: 'string' },
+  ...REGISTRY_OPTIONS,
   quiet: { type: 'boolean', short: 'q' },
 } as const;
-
-/** `--tls-verify` alone means true (podman's boolean flag); parseArgs wants a value. */
-function normalizeArgs(args: string[]): string[] {
-  return args.map((a) => (a === '--tls-verify' ? '--tls-verify=true' : a));
-}
-
-function registryOptions(values: { 'tls-verify'?: string; authfile?: string; creds?: string }) {
-  const out: { tlsVerify?: boolean; authFile?: string; credentials?: Credentials } = {};
-  const tls = values['tls-verify'];
-  if (tls !== undefined) {
-    if (tls !== 'true' && tls !== 'false') throw new UsageError(`invalid --tls-verify value "${tls}": use true or false`);
-    out.tlsVerify = tls === 'true';
-  }
-  if (values.authfile) out.authFile = values.authfile;
-  if (values.creds !== undefined) {
-    const colon = values.creds.indexOf(':');
-    if (colon === 0 || values.creds === '') throw new UsageError('invalid --creds: expected USER[:PASSWORD]');
-    out.credentials = colon < 0 ? { username: values.creds, password: '' } : { username: values.creds.slice(0, colon), password: values.creds.slice(colon + 1) };
-  }
-  return out;
-}
 
 /** One progress line per byte phase (compress and import are counted in items, not shown). */
 function progressFor(label: string, phase: Progress['phase'], quiet: boolean) {
@@ -74,7 +48,7 @@ export const pushCommand: Command = {
   usage: PUSH_USAGE,
   options: { ...OPTIONS, 'chunk-size': { type: 'string' } },
   async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(normalizeArgs(args), { ...OPTIONS, 'chunk-size': { type: 'string' } }, PUSH_USAGE);
+    const { values, positionals } = parseCommandArgs(normalizeRegistryArgs(args), { ...OPTIONS, 'chunk-size': { type: 'string' } }, PUSH_USAGE);
     if (positionals.length < 1 || positionals.length > 2) throw new UsageError(`"push" needs an image and an optional destination\n${PUSH_USAGE}`);
     let chunkSize: number | undefined;
     if (values['chunk-size'] !== undefined) {
@@ -86,7 +60,11 @@ export const pushCommand: Command = {
     return withStore(globals, async (store) => {
       const progress = progressFor('Pushing', 'write', values.quiet === true);
       // The progress line is cleared before anything else is printed, on success or failure.
-      const res = await store.push(image, dest, { ...opts, ...(chunkSize ? { chunkSize } : {}), onProgress: progress.onProgress }).finally(() => progress.done());
+      // A lazy layer pushed to another registry is read from its cache: said on stderr unless -q.
+      const { onFetch } = remoteAccessOf(values, values.quiet === true);
+      const res = await store
+        .push(image, dest, { ...opts, ...(chunkSize ? { chunkSize } : {}), onProgress: progress.onProgress, ...(onFetch ? { remoteAccess: { onFetch } } : {}) })
+        .finally(() => progress.done());
       process.stdout.write(`${res.reference}: digest: ${res.digest} size: ${res.size}\n`);
       return 0;
     });
@@ -100,7 +78,7 @@ export const pullCommand: Command = {
   usage: PULL_USAGE,
   options: PULL_OPTIONS,
   async run(args, globals) {
-    const { values, positionals } = parseCommandArgs(normalizeArgs(args), PULL_OPTIONS, PULL_USAGE);
+    const { values, positionals } = parseCommandArgs(normalizeRegistryArgs(args), PULL_OPTIONS, PULL_USAGE);
     if (positionals.length !== 1) throw new UsageError(`"pull" needs exactly one image\n${PULL_USAGE}`);
     const opts = { ...registryOptions(values), ...(values.platform ? { platform: parsePlatformFlag(values.platform) } : {}) };
     return withStore(globals, async (store) => {

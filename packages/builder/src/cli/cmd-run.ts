@@ -1,6 +1,7 @@
 // tsbuild run / ps / rm: containers from images, docker run's flags and exit statuses.
 import * as fs from 'node:fs';
-import * as net from 'node:net';
+// Required where used, not here: loading it is part of every command's start (README, Performance).
+import type * as net from 'node:net';
 import * as path from 'node:path';
 import { pipe } from '@tsbuild/native';
 import { Containers, capabilitySet, type RunningContainer, type Store } from '@tsbuild/storage';
@@ -9,6 +10,7 @@ import { CommandError, UsageError } from './errors';
 import { forEachRef, parseAddHost, parsePlatformFlag, parseSize, parseUlimit, table, timeAgo } from './parse';
 import { parseSecurityOpts, type SecurityOptions } from './security';
 import { withStore } from './store';
+import { REGISTRY_OPTIONS, REGISTRY_USAGE, remoteAccessOf } from './registry-flags';
 import { startDetached } from './cmd-containers';
 import { attachTerminal } from './terminal';
 
@@ -44,7 +46,9 @@ Options:
       --security-opt OPT     seccomp=unconfined | seccomp=PROFILE.json (Docker's format) | no-new-privileges
       --cap-add CAP          add a capability to Docker's default set (ALL: every one; repeatable)
       --cap-drop CAP         drop a capability (ALL: every one; repeatable)
-      --privileged           DANGEROUS: every capability, no seccomp filter, no masked paths, host devices`;
+      --privileged           DANGEROUS: every capability, no seccomp filter, no masked paths, host devices
+Registry options, for the layers of an image built from a shared cache that are fetched now:
+${REGISTRY_USAGE.replace('--tls-verify[=BOOL]', '--tls-verify=BOOL  ')}`;
 
 const RUN_OPTIONS = {
   rm: { type: 'boolean' },
@@ -74,6 +78,7 @@ const RUN_OPTIONS = {
   'shm-size': { type: 'string' },
   publish: { type: 'string', short: 'p', multiple: true },
   platform: { type: 'string' },
+  ...REGISTRY_OPTIONS,
 } as const;
 
 export const runCommand = defineTargetCommand(
@@ -105,8 +110,9 @@ export const runCommand = defineTargetCommand(
       .flatMap((e) => (e.includes('=') ? [e] : process.env[e] !== undefined ? [`${e}=${process.env[e]}`] : []));
     const extraHosts = (values['add-host'] ?? []).map(parseAddHost);
     const rlimits = (values.ulimit ?? []).map(parseUlimit);
+    const remoteAccess = remoteAccessOf(values);
 
-    return withStore(globals, async (store) => {
+    return withStore(globals, (store) => store.withRemoteAccess(remoteAccess, async () => {
       const containers = new Containers(store);
       // docker run reports its own failures (no such image, bad name) with 125.
       const { record, process: proc } = await createOr125(containers, {
@@ -154,7 +160,7 @@ export const runCommand = defineTargetCommand(
       } finally {
         if (values.rm) await containers.remove(record.id, { force: true }).catch(() => {});
       }
-    });
+    }));
   },
 );
 
@@ -208,7 +214,7 @@ function outputFd(fd: 1 | 2, relays: OutputRelay[]): number {
   })();
   if (!isSocket) return fd;
   const [readFd, writeFd] = pipe();
-  const source = new net.Socket({ fd: readFd, readable: true, writable: false });
+  const source = new (require('node:net') as typeof net).Socket({ fd: readFd, readable: true, writable: false });
   const target = fd === 1 ? process.stdout : process.stderr;
   let open = true;
   relays.push({

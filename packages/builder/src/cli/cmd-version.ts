@@ -1,3 +1,4 @@
+import * as os from 'node:os';
 import type { Command } from './main';
 
 export const command: Command = {
@@ -5,7 +6,6 @@ export const command: Command = {
   usage: 'Usage: tsbuild version',
   options: {},
   async run() {
-    const os = await import('node:os');
     const pkg = require('../../package.json') as { version: string };
     process.stdout.write(`tsbuild ${pkg.version}\nnode ${process.version}\nkernel ${os.release()}\n`);
     return 0;

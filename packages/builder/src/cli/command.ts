@@ -17,6 +17,8 @@ export interface CommandSpec<O extends CommandOptions> {
   options: O;
   /** How many positional arguments the command takes (default any) and the error otherwise: `"NAME" ERROR`. */
   positionals?: { min?: number; max?: number; error: string };
+  /** Rewrites the arguments before parsing (podman's bare boolean flags: `--tls-verify`). */
+  normalize?: (args: string[]) => string[];
 }
 
 export function defineCommand<O extends CommandOptions>(spec: CommandSpec<O>, run: (args: ParsedArgs<O>, globals: GlobalOptions) => Promise<number>): Command {
@@ -25,7 +27,7 @@ export function defineCommand<O extends CommandOptions>(spec: CommandSpec<O>, ru
   // Assigned onto the head, not spread: a spread would call the usage getter now.
   return Object.assign(commandHead(spec, usage), {
     async run(args: string[], globals: GlobalOptions) {
-      const parsed = parseCommandArgs(args, options, usage);
+      const parsed = parseCommandArgs(spec.normalize ? spec.normalize(args) : args, options, usage);
       const n = parsed.positionals.length;
       if (count && (n < (count.min ?? 0) || n > (count.max ?? Infinity))) throw new UsageError(`"${name}" ${count.error}\n${usage()}`);
       return run(parsed, globals);

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse, parseInstructions, ShellLexer, DockerfileParseError, DockerfileExpansionError, type Stage } from '../dockerfile';
-import { INLINE_CACHE_KEY, InvalidReferenceError, encodeInlineCache, formatPlatform, hostPlatform, parsePlatform, parseReference, type Platform, type SeccompOption } from '@tsbuild/storage';
+import { INLINE_CACHE_KEY, InvalidReferenceError, encodeInlineCache, formatPlatform, hostPlatform, parsePlatform, parseReference, type Platform, type RegistryClientOptions, type SeccompOption } from '@tsbuild/storage';
 import type { BuildEvent, EventSink } from '../progress';
 import type { BuildBackend, RunRuntimeOptions } from './backend';
 import { evaluateGlobalArgs, PROXY_ARGS } from './args';
@@ -58,6 +58,11 @@ export interface BuildOptions {
   cacheFrom?: CacheImportSpec[];
   /** Where to export the steps' records and layers (`--cache-to`) once the image is written. */
   cacheTo?: CacheExportSpec[];
+  /**
+   * Registry options (podman build's --authfile, --creds, --tls-verify) for every registry the build
+   * reads or writes: base image pulls, shared caches, and the blobs of lazy layers it fetches.
+   */
+  registry?: RegistryClientOptions;
 }
 
 export interface BuildHooks {

@@ -27,7 +27,9 @@ export async function build(opts: BuildOptions, hooks: BuildHooks & BuildStoreOp
   const root = hooks.root ?? process.env.TSBUILD_ROOT ?? '/var/lib/tsbuild';
   const store = hooks.store ?? (await Store.open(root, hooks.storageDriver ? { driver: hooks.storageDriver } : {}));
   try {
-    return await runBuild(opts, new StoreBackend(store), hooks);
+    const backend = new StoreBackend(store, opts.registry);
+    // The build's registry options reach the lazy layers it fetches too (a step on a cache hit).
+    return await (opts.registry ? store.withRemoteAccess({ registry: opts.registry }, () => runBuild(opts, backend, hooks)) : runBuild(opts, backend, hooks));
   } finally {
     if (own) await store.close();
   }

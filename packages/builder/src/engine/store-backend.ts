@@ -2,7 +2,7 @@
 // through the container runtime, images are written into the OCI-layout image store.
 import * as fsp from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { MediaTypes, Store, runContainer, type Platform, type BuildCache, type CacheWriteResult, type Digest, type Descriptor, type ExportRecord, type Lease } from '@tsbuild/storage';
+import { MediaTypes, Store, runContainer, type Platform, type BuildCache, type CacheWriteResult, type Digest, type Descriptor, type ExportRecord, type Lease, type RegistryClientOptions } from '@tsbuild/storage';
 import type { BuildBackend, LayerView, ResolvedImage, RunRequest, RunResult, SharedCacheSource, WorkLayer } from './backend';
 import type { CacheDestination, CacheExportSpec, CacheImportSpec } from './shared-cache';
 import type { ImageConfig } from './image-config';
@@ -11,7 +11,11 @@ export class StoreBackend implements BuildBackend {
   /** Original blobs of base-image layers, reused in the built manifest (diffID → descriptor). */
   private readonly baseBlobs = new Map<string, Descriptor>();
 
-  constructor(readonly store: Store) {}
+  constructor(
+    readonly store: Store,
+    /** For pulls and shared caches (lazy fetches get them from Store.withRemoteAccess). */
+    private readonly registry: RegistryClientOptions = {},
+  ) {}
 
   get root(): string {
     return this.store.root;
@@ -38,7 +42,7 @@ export class StoreBackend implements BuildBackend {
   }
 
   async pullImage(ref: string, platform?: Platform): Promise<void> {
-    await this.store.pull(ref, platform ? { platform } : {});
+    await this.store.pull(ref, { ...this.registry, ...(platform ? { platform } : {}) });
   }
 
   async writeIndex(images: { manifestDigest: string; platform: Platform }[]): Promise<string> {
@@ -51,7 +55,7 @@ export class StoreBackend implements BuildBackend {
   }
 
   async readSharedCache(spec: CacheImportSpec): Promise<SharedCacheSource | undefined> {
-    const cache = await this.store.readBuildCache(spec.type === 'local' ? { dir: spec.src } : { ref: spec.ref });
+    const cache = await this.store.readBuildCache(spec.type === 'local' ? { dir: spec.src } : { ref: spec.ref }, this.registry);
     if (!cache) return undefined;
     return {
       ref: cache.ref,
@@ -64,7 +68,7 @@ export class StoreBackend implements BuildBackend {
   }
 
   writeSharedCache(spec: CacheExportSpec & CacheDestination, records: readonly ExportRecord[]): Promise<CacheWriteResult> {
-    return this.store.exportBuildCache(spec.type === 'local' ? { dir: spec.dest } : { ref: spec.ref }, records, { mode: spec.mode ?? 'min' });
+    return this.store.exportBuildCache(spec.type === 'local' ? { dir: spec.dest } : { ref: spec.ref }, records, { ...this.registry, mode: spec.mode ?? 'min' });
   }
 
   async hasLayer(chainID: string): Promise<boolean> {

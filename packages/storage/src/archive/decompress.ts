@@ -1,7 +1,8 @@
 // Decompression by sniffing magic bytes: gzip (node:zlib), zstd (fzstd; Node 20's zlib lacks it),
 // bzip2 and xz (the system tools, which Node has no codec for). Anything else passes through.
-import { spawn } from 'node:child_process';
-import * as zlib from 'node:zlib';
+// Required where used, not here: loading it is part of every command's start (README, Performance).
+import type * as childProcess from 'node:child_process';
+import type * as zlib from 'node:zlib';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Decompress as ZstdDecompress } from 'fzstd';
@@ -75,7 +76,7 @@ async function* prepend(head: Buffer, rest: AsyncIterator<Buffer>): AsyncGenerat
 
 /** Pipes `src` through `cmd -dc`, turning a missing tool or a failure into a clear error. */
 async function external(cmd: 'bzip2' | 'xz', src: Readable, out: PassThrough): Promise<void> {
-  const child = spawn(cmd, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = (require('node:child_process') as typeof childProcess).spawn(cmd, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (d: string) => {
@@ -126,7 +127,7 @@ export function decompress(input: Readable | AsyncIterable<Buffer>): Readable {
     kind = detectCompression(head);
     switch (kind) {
       case 'gzip':
-        return pipeline(src, zlib.createGunzip(), out);
+        return pipeline(src, (require('node:zlib') as typeof zlib).createGunzip(), out);
       case 'zstd':
         return pipeline(src, zstdDecompressor(), out);
       case 'bzip2':

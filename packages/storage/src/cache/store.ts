@@ -123,7 +123,7 @@ export class BuildCache {
   async recordLineage(lineageId: string, parts: KeyParts): Promise<void> {
     const file = this.lineagePath(lineageId);
     // A cache hit usually records what is already there: skip the write.
-    const current = await fs.promises.readFile(file, 'utf8').catch(() => undefined);
+    const current = readTextOrUndefined(file);
     if (current === JSON.stringify(parts)) return;
     await writeJsonAtomic(file, parts);
   }
@@ -137,10 +137,21 @@ export class BuildCache {
   }
 }
 
+// Records are a few hundred bytes and a cached build reads two per step: synchronous reads, since a
+// pool round trip costs more than the read (README, Performance).
+function readTextOrUndefined(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
 /** A JSON file's value; undefined when it is missing or torn. */
 async function readJson<T>(file: string): Promise<T | undefined> {
+  const text = readTextOrUndefined(file);
   try {
-    return JSON.parse(await fs.promises.readFile(file, 'utf8')) as T;
+    return text === undefined ? undefined : (JSON.parse(text) as T);
   } catch {
     return undefined;
   }

@@ -224,11 +224,11 @@ export class ContentStore {
   async readBytes(d: Digest): Promise<Buffer> {
     let data: Buffer;
     try {
-      data = await fsp.readFile(this.blobPath(d));
+      data = await readWhole(this.blobPath(d));
     } catch (err) {
       if (!isNotFound(err)) throw err;
       if (!(await this.materialize(d))) throw this.notFound(d);
-      data = await fsp.readFile(this.blobPath(d));
+      data = await readWhole(this.blobPath(d));
     }
     const actual = sha256OfBuffer(data);
     if (actual !== d) throw new DigestMismatchError(d, actual);
@@ -388,3 +388,19 @@ function openReadStream(file: string): Promise<fs.ReadStream> {
     s.once('error', reject);
   });
 }
+
+/**
+ * A file's bytes: manifests and configs (a few KB, several per command) synchronously, since a pool
+ * round trip costs more than the read; anything larger through the pool.
+ */
+async function readWhole(file: string): Promise<Buffer> {
+  const fd = fs.openSync(file, 'r');
+  try {
+    if (fs.fstatSync(fd).size > SMALL_READ_MAX) return await fsp.readFile(file);
+    return fs.readFileSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+const SMALL_READ_MAX = 256 * 1024;

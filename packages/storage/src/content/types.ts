@@ -30,8 +30,11 @@ export interface LayerBlobSource {
   contentSize?(chainID: Digest): number | undefined;
   /** False for a lazily held layer whose files are not fetched yet. */
   isPresent?(chainID: Digest): boolean;
-  /** A lazily held layer's blob in a shared build cache, for a layer with this diffID. */
-  remoteForm?(diffID: Digest): { location: string; blob: Descriptor } | undefined;
+  /**
+   * A lazily held layer's blob in a shared build cache, for a layer with this diffID; with `lazyOnly`,
+   * only while no layer of this diffID is present (then the store's own data serves it).
+   */
+  remoteForm?(diffID: Digest, opts?: { lazyOnly?: boolean }): { location: string; blob: Descriptor } | undefined;
   /** Opens such a blob (compressed, verified against its digest). */
   openRemote?(remote: { location: string; blob: Descriptor }): Promise<Readable>;
 }

@@ -8,7 +8,8 @@
 // Kernel aufs stacks the branches itself. Without it (every mainline kernel) fuse-overlayfs stacks the
 // same branches; with FUSE_OVERLAYFS_DISABLE_OVL_WHITEOUT=1 it reads and writes aufs-format whiteouts,
 // so the branches on disk are the same either way (REFERENCE §3.8, §3.9).
-import * as child from 'node:child_process';
+// Required where used, not here: loading it is part of every command's start (README, Performance).
+import type * as child from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -240,7 +241,7 @@ function probeKernelAufs(root: string): AufsBackend | null {
  * hide, and deletions and re-created dirs land in the upper branch as aufs whiteouts.
  */
 function probeFuseOverlay(root: string): string | null {
-  const version = child.spawnSync('fuse-overlayfs', ['--version'], { stdio: 'ignore' });
+  const version = (require('node:child_process') as typeof child).spawnSync('fuse-overlayfs', ['--version'], { stdio: 'ignore' });
   if (version.error) return 'fuse-overlayfs was not found on PATH';
   if (fs.realpathSync(root).includes(':')) {
     return `fuse-overlayfs cannot write branches under ${fs.realpathSync(root)}: it splits its upper dir's path at ':' (no escape); use a storage root without ':'`;
@@ -428,7 +429,7 @@ export class AufsDriver extends BaseDriver {
     const plan = this.exists(id) ? this.mounts(id) : null;
     if (plan && this.backend.kind === 'aufs' && this.isMounted(id)) {
       // Docker's unmount: fold aufs pseudo-links back into the branch before the union goes away
-      child.spawnSync('auplink', [plan.target, 'flush'], { stdio: 'ignore' });
+      (require('node:child_process') as typeof child).spawnSync('auplink', [plan.target, 'flush'], { stdio: 'ignore' });
     }
     await super.put(id);
     if (!plan || !plan.mounts.some(isFuseOverlayMount)) return;

@@ -1,6 +1,7 @@
 // The one place that turns mount plans into syscalls (through @tsbuild/native), or into a
 // fuse-overlayfs process for the aufs driver on kernels without aufs.
-import * as child from 'node:child_process';
+// Required where used, not here: loading it is part of every command's start (README, Performance).
+import type * as child from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -238,7 +239,7 @@ function startFuseOverlay(m: FuseOverlayMount, target: string): FuseStart {
   const errFd = fs.openSync(errFile, 'w+', 0o600);
   fs.unlinkSync(errFile);
   try {
-    const proc = child.spawn(cmd.command, cmd.args, {
+    const proc = (require('node:child_process') as typeof child).spawn(cmd.command, cmd.args, {
       cwd: cmd.cwd,
       env: { ...process.env, ...cmd.env },
       stdio: ['ignore', 'ignore', errFd],
@@ -308,7 +309,7 @@ export function unmountFuse(target: string): boolean {
   const t = path.resolve(target);
   if (!isFuseMountPoint(t)) return false;
   for (const tool of ['fusermount3', 'fusermount']) {
-    const r = child.spawnSync(tool, ['-u', t], { stdio: 'ignore' });
+    const r = (require('node:child_process') as typeof child).spawnSync(tool, ['-u', t], { stdio: 'ignore' });
     if (r.status === 0) {
       const proc = fuseDaemons.get(t);
       fuseDaemons.delete(t);

@@ -4,7 +4,8 @@
 // in the content store first, so the images they bring in are read through this same source.
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import * as zlib from 'node:zlib';
+// Required where used, not here: loading it is part of every command's start (README, Performance).
+import type * as zlib from 'node:zlib';
 import { decompress } from '../archive/decompress';
 import { MediaTypes, layerCompression, type Descriptor, type Platform } from '../content/types';
 import { DigestMismatchError, HashingStream, settleQuietly, verifyingStream, type Digest } from '../digest';
@@ -42,11 +43,12 @@ export class StoreLayer implements LayerBlob {
   }
 
   async compressed(): Promise<Readable> {
-    // A lazily held layer's cache blob that is not stored here: streamed from the cache, verified.
+    // A lazily held layer's cache blob that is not stored here (a fetch keeps it): streamed from the
+    // cache, verified.
     if (this.digest !== this.diffID && !(await this.store.content.has(this.digest))) {
       const remote = this.store.remoteLayerForm(this.diffID);
       // The cache's config pairs the blob with the diffID; only the bytes can confirm it.
-      if (remote?.blob.digest === this.digest) return passVerifiedAgainstDiffID(await remote.open(), remote.blob, this.diffID);
+      if (remote?.blob.digest === this.digest) return passVerifiedAgainstDiffID(await openNamingLayer(remote, this.diffID), remote.blob, this.diffID);
     }
     return this.store.content.open(this.digest, { size: this.size });
   }
@@ -106,15 +108,16 @@ export class StoreLayer implements LayerBlob {
     }
     const kept = await this.store.findLayerBlob(this.diffID, MediaTypes.ociLayerGzip);
     if (kept) return { descriptor: kept, created: false };
-    // A layer from a shared build cache: its blob there is its gzip form (the store that built it
-    // pushed the same bytes), so a push names and mounts it without fetching anything.
-    const remote = this.store.remoteLayerForm(this.diffID);
+    // A lazy layer from a shared build cache: its blob there is its gzip form (the store that built it
+    // pushed the same bytes), so a push names and mounts it without fetching anything. Once fetched,
+    // the fetch kept that blob (found above); else the layer is compressed from its files like a built one.
+    const remote = this.store.remoteLayerForm(this.diffID, { lazyOnly: true });
     if (remote && layerCompression(remote.blob.mediaType) === 'gzip') return { descriptor: { ...remote.blob, mediaType: MediaTypes.ociLayerGzip }, created: false };
     const src = await this.uncompressed();
     const counter = new HashingStream();
     const w = await this.store.content.ingest();
     try {
-      await pipeline(src, counter, zlib.createGzip({ level }), w.stream);
+      await pipeline(src, counter, (require('node:zlib') as typeof zlib).createGzip({ level }), w.stream);
     } catch (err) {
       await w.abort();
       throw err;
@@ -180,6 +183,15 @@ export function chainInto(out: PassThrough, streams: Readable[], wrap: (err: Err
   let prev: Readable | undefined;
   for (const s of streams) prev = prev ? (prev.pipe(s as unknown as NodeJS.WritableStream) as unknown as Readable) : s;
   prev?.pipe(out);
+}
+
+/** A lazy layer's blob opened where it is; a failure names the layer and the cache. */
+async function openNamingLayer(remote: { location: string; blob: Descriptor; open: () => Promise<Readable> }, diffID: Digest): Promise<Readable> {
+  try {
+    return await remote.open();
+  } catch (err) {
+    throw withContext(`layer ${diffID}: cannot read blob ${remote.blob.digest} from ${remote.location}`, err as Error);
+  }
 }
 
 /**

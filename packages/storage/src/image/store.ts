@@ -12,6 +12,7 @@
 // staged then renamed); prune() spares blobs that a live load or pull leases (stageBlobs), and other
 // blobs younger than a grace period, so that blobs written just before their manifest is tagged are
 // not swept; a failed load or pull deletes what it wrote itself.
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -207,14 +208,22 @@ export class ImageStore {
 
   // ---- index.json ----
 
-  async readIndex(): Promise<ImageIndex> {
-    let text: string;
+  /**
+   * index.json's text, or undefined when there is none. Synchronous: it is small and most commands read
+   * it several times, and a pool round trip costs more than the read (README, Performance).
+   */
+  private readIndexText(): string | undefined {
     try {
-      text = await fsp.readFile(this.content.indexPath, 'utf8');
+      return fs.readFileSync(this.content.indexPath, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [] };
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
+  }
+
+  async readIndex(): Promise<ImageIndex> {
+    const text = this.readIndexText();
+    if (text === undefined) return { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [] };
     let index: ImageIndex;
     try {
       index = JSON.parse(text);
@@ -234,7 +243,7 @@ export class ImageStore {
     const index: ImageIndex = { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: entries.map((e) => e.descriptor) };
     const text = JSON.stringify(index);
     // A rebuild that changes nothing (same image, same tags) costs no write and no fsync.
-    const current = await fsp.readFile(this.content.indexPath, 'utf8').catch(() => undefined);
+    const current = this.readIndexText();
     if (current === text) return;
     await writeFileAtomic(this.content.indexPath, text);
   }
@@ -638,12 +647,13 @@ export class ImageStore {
   }
 
   /**
-   * The blob in a shared build cache of a lazily held layer with this diffID (fetched or not): a
-   * compressed form that pushes name and mount, and that saves stream, without the layer's files.
+   * The blob in a shared build cache of a lazily held layer with this diffID: a compressed form that
+   * pushes name and mount, and that saves stream, without the layer's files. Fetched or not, unless
+   * `lazyOnly` (what serves a save or push: a fetched layer is served from the store).
    */
-  remoteLayerForm(diffID: Digest): { location: string; blob: Descriptor; open: () => Promise<Readable> } | undefined {
+  remoteLayerForm(diffID: Digest, opts: { lazyOnly?: boolean } = {}): { location: string; blob: Descriptor; open: () => Promise<Readable> } | undefined {
     const source = this.opts.layerSource;
-    const remote = source?.remoteForm?.(diffID);
+    const remote = source?.remoteForm?.(diffID, opts);
     if (!remote || !source?.openRemote) return undefined;
     return { ...remote, open: () => source.openRemote!(remote) };
   }

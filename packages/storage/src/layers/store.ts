@@ -20,6 +20,9 @@
 // into tmp/ first. A lazy layer is fetched (ensurePresent) into a driver layer staged under tmp/, verified
 // against its blob digest and diffID, and becomes present when its cache-id is renamed into its metadata
 // directory; a crash before that leaves a staged entry and an orphan driver layer that open removes.
+// The blob is downloaded first, verified against its digest into the image store's content
+// (RemoteHooks.keep), extracted from there and recorded as the layer's compressed form before the layer
+// becomes present: a fetched layer no longer depends on its cache.
 // At open, under the lock, tmp/ entries of dead processes are deleted, driver layers
 // no metadata refers to are removed, stale mounts are unmounted and dead holders' mount counts dropped.
 //
@@ -57,7 +60,7 @@ import {
   DiffIDMismatchError, LayerNotFoundError, type CommitOptions, type CreateRWOptions, type Layer, type RemoteLayer, type RWLayer,
 } from './types';
 import { decompress } from '../archive/decompress';
-import { TsbuildError } from '../errors';
+import { TsbuildError, withContext } from '../errors';
 import { checkDescriptor } from '../image/decode';
 import { chainInto } from '../image/local';
 import { mkdirpSync } from '../atomic';
@@ -84,6 +87,27 @@ export interface LayerStoreOptions extends DriverOptions {
 
 /** Opens a lazy layer's blob as its location holds it (compressed), verified against its digest. */
 export type RemoteBlobOpener = (remote: RemoteLayer) => Promise<Readable>;
+
+/** A fetched blob stored by the layer store's owner (verified against its digest), not yet recorded. */
+export interface KeptBlob {
+  /** Reads the stored copy (what the layer is extracted from). */
+  open(): Promise<Readable>;
+  /** Records it as the layer's compressed form, once the extraction matched the diffID. */
+  record(): Promise<void>;
+  /** Removes it again when the fetch fails (unless it was stored before). */
+  discard(): Promise<void>;
+}
+
+/**
+ * What the layer store asks of its owner around a lazy layer's fetch (Store.open sets them): `open`
+ * reads the blob where it is; `keep` downloads it through `open` into the owner's content store,
+ * verified against its digest, before anything is extracted: the fetched layer then has its own
+ * compressed form, and saves and pushes no longer need the cache.
+ */
+export interface RemoteHooks {
+  open: RemoteBlobOpener;
+  keep?: (layer: Layer, open: () => Promise<Readable>) => Promise<KeptBlob>;
+}
 
 /** A `remote` metadata file, or undefined when it is not one (then the layer is torn). */
 function parseRemote(text: string | null): RemoteLayer | undefined {
@@ -173,7 +197,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   lastRepair: StoreRepairReport = { unmounted: [], relinked: [], removed: [], staging: [], orphans: [], droppedMounts: [] };
   private readonly mountState: MountState;
   private readonly cache = new Map<Digest, Layer>();
-  private remoteOpener: RemoteBlobOpener | undefined;
+  private remoteHooks: RemoteHooks | undefined;
   /** Lazy layers this process is fetching: a second caller waits for the same fetch. */
   private readonly fetching = new Map<Digest, Promise<void>>();
 
@@ -458,9 +482,9 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
 
   // ---- lazy layers ----
 
-  /** How lazy layers' blobs are opened (Store.open sets it: the transports know the locations). */
-  setRemoteOpener(open: RemoteBlobOpener): void {
-    this.remoteOpener = open;
+  /** How lazy layers' blobs are opened and kept (Store.open sets them: the transports know the locations). */
+  setRemoteHooks(hooks: RemoteHooks): void {
+    this.remoteHooks = hooks;
   }
 
   /**
@@ -497,15 +521,21 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     return !isDigest(chain) || (this.readLayer(chain)?.present ?? true);
   }
 
-  /** A lazy layer's remote blob for `diffID` (present or not): a compressed form pushes and saves reuse. */
-  remoteForm(diffID: Digest): RemoteLayer | undefined {
-    return this.list().find((l) => l.diffID === diffID && l.remote)?.remote;
+  /**
+   * A lazy layer's remote blob for `diffID`: a compressed form pushes and saves reuse. With `lazyOnly`,
+   * only while no layer of this diffID is present: once the files are here, the store serves the layer
+   * from its own data, and a cache that is gone since cannot fail a save or push.
+   */
+  remoteForm(diffID: Digest, opts: { lazyOnly?: boolean } = {}): RemoteLayer | undefined {
+    const layers = this.list().filter((l) => l.diffID === diffID);
+    if (opts.lazyOnly && layers.some((l) => l.present)) return undefined;
+    return layers.find((l) => l.remote)?.remote;
   }
 
   /** Opens a remote blob (compressed, verified against its digest). */
   openRemote(remote: RemoteLayer): Promise<Readable> {
-    if (!this.remoteOpener) throw new TsbuildError('ENOLAYER', `blob ${remote.blob.digest} is at ${remote.location} and this store cannot fetch it`);
-    return this.remoteOpener(remote);
+    if (!this.remoteHooks) throw new TsbuildError('ENOLAYER', `blob ${remote.blob.digest} is at ${remote.location} and this store cannot fetch it`);
+    return this.remoteHooks.open(remote);
   }
 
   /**
@@ -535,13 +565,30 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       if (layer.parent !== null) writeSynced(path.join(staging, 'parent'), layer.parent);
       return { staging, parentCacheId };
     });
+    let kept: KeptBlob | undefined;
+    let recorded = false;
     try {
       await this.driver.create(cacheId, parentCacheId, {});
+      const where = `blob ${remote.blob.digest} from ${remote.location}`;
+      let openFailure: Error | undefined;
+      const open = async () => {
+        try {
+          return await this.openRemote(remote);
+        } catch (err) {
+          throw (openFailure = new TsbuildError((err as { code?: string }).code ?? 'EFETCH', `layer ${layer.chainID}: cannot fetch ${where}: ${(err as Error).message}`, { cause: err }));
+        }
+      };
       let blob: Readable;
       try {
-        blob = await this.openRemote(remote);
+        if (this.remoteHooks?.keep) {
+          kept = await this.remoteHooks.keep(layer, open);
+          blob = await kept.open();
+        } else {
+          blob = await open();
+        }
       } catch (err) {
-        throw new TsbuildError((err as { code?: string }).code ?? 'EFETCH', `layer ${layer.chainID}: cannot fetch blob ${remote.blob.digest} from ${remote.location}: ${(err as Error).message}`, { cause: err });
+        if (err === openFailure) throw err;
+        throw new TsbuildError((err as { code?: string }).code ?? 'EFETCH', `layer ${layer.chainID}: ${where}: ${(err as Error).message}`, { cause: err });
       }
       // The driver may stop reading once it failed; a later error of the blob must not go uncaught.
       const counter = settleQuietly(new TarContentCounter());
@@ -554,11 +601,14 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       try {
         applied = await this.driver.applyDiff(cacheId, tar.pipe(counter));
       } catch (err) {
-        throw new TsbuildError('EDIGEST', `layer ${layer.chainID}: blob ${remote.blob.digest} from ${remote.location}: ${(err as Error).message}`, { cause: err });
+        throw new TsbuildError('EDIGEST', `layer ${layer.chainID}: ${where}: ${(err as Error).message}`, { cause: err });
       }
       if (applied.diffID !== layer.diffID) {
-        throw new TsbuildError('EDIGEST', `layer ${layer.chainID}: blob ${remote.blob.digest} from ${remote.location} does not match its diff_id ${layer.diffID}: its tar hashes to ${applied.diffID}`);
+        throw new TsbuildError('EDIGEST', `layer ${layer.chainID}: ${where} does not match its diff_id ${layer.diffID}: its tar hashes to ${applied.diffID}`);
       }
+      // Recorded before the layer becomes present: a present fetched layer has its own compressed form.
+      await kept?.record();
+      recorded = true;
       await this.lock.withExclusive(async () => {
         const current = this.readLayer(layer.chainID);
         if (!current) throw new LayerNotFoundError(layer.chainID); // removed meanwhile: discarded below
@@ -573,8 +623,8 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
         await this.driver.commit(cacheId);
       });
     } finally {
-      const published = this.readLayer(layer.chainID)?.cacheId === cacheId;
-      if (published) await fs.promises.rm(staging, { recursive: true, force: true });
+      if (!recorded) await kept?.discard();
+      if (this.readLayer(layer.chainID)?.cacheId === cacheId) await fs.promises.rm(staging, { recursive: true, force: true });
       else await this.discard(staging, [cacheId]);
     }
   }
@@ -604,17 +654,23 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
 
   /**
    * LayerBlobSource: the tar of any layer with this diffID, or null: our packing of a built layer's
-   * diff directory, else a shared cache's blob decompressed (the exact bytes its diffID names; the
-   * caller verifies them), else the diff directory of another layer.
+   * diff directory, else the diff directory of another present layer (a fetched one included: its
+   * cache may be gone; the caller verifies the bytes), else a lazy layer's blob decompressed.
    */
   openLayerTar(diffID: Digest): Promise<Readable> | null {
     const layers = this.list().filter((l) => l.diffID === diffID);
     const built = layers.find((l) => l.present && this.isRebuildable(l.chainID));
     if (built) return Promise.resolve(this.tarOf(built));
-    const remote = layers.find((l) => l.remote)?.remote;
-    if (remote) return this.openRemote(remote).then((blob) => verifiedRemoteTar(blob, diffID, remote));
     const layer = layers.find((l) => l.present);
-    return layer ? Promise.resolve(this.tarOf(layer)) : null;
+    if (layer) return Promise.resolve(this.tarOf(layer));
+    const remote = layers.find((l) => l.remote)?.remote;
+    if (!remote) return null;
+    return this.openRemote(remote).then(
+      (blob) => verifiedRemoteTar(blob, diffID, remote),
+      (err: Error) => {
+        throw withContext(`layer ${diffID}: cannot read blob ${remote.blob.digest} from ${remote.location}`, err);
+      },
+    );
   }
 
   /** LayerBlobSource: the bytes of the layer's files, when counted at commit or import. */

@@ -8,6 +8,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { lgetxattr, llistxattr, lsetxattr, mknod } from '@tsbuild/native';
 import { applyTar, decompress, explainChownError, fsPath, layerKeepsXattr, lchownMapped, resolveInRoot, mkdirp } from '@tsbuild/storage';
@@ -535,7 +536,6 @@ export async function download(url: string, dir: string, checksum: string): Prom
   await mkdirp(dir, 0o700);
   const file = path.join(dir, crypto.randomBytes(8).toString('hex'));
   const hash = crypto.createHash('sha256');
-  const { Readable, Transform } = await import('node:stream');
   await pipeline(
     Readable.fromWeb(response.body as never),
     new Transform({
