@@ -35,19 +35,21 @@ export class CopyItems implements Iterable<CopyItem> {
   length = 0;
   private capacity = 0;
   private readonly names: string[] = [];
-  /** The parent's directory number; -1 for the root item. */
-  private parents = new Int32Array(0);
-  private types = new Uint8Array(0);
-  private modes = new Uint16Array(0);
-  private uids = new Uint32Array(0);
-  private gids = new Uint32Array(0);
-  private sizes = new Float64Array(0);
-  private nlinks = new Float64Array(0);
-  private rdevs = new Float64Array(0);
-  private devs = new BigUint64Array(0);
-  private inos = new BigUint64Array(0);
-  private mtimes = new BigInt64Array(0);
-  private ctimes = new BigInt64Array(0);
+  /** One row per item; `parents` holds the parent's directory number, -1 for the root item. */
+  private cols = {
+    parents: new Int32Array(0),
+    types: new Uint8Array(0),
+    modes: new Uint16Array(0),
+    uids: new Uint32Array(0),
+    gids: new Uint32Array(0),
+    sizes: new Float64Array(0),
+    nlinks: new Float64Array(0),
+    rdevs: new Float64Array(0),
+    devs: new BigUint64Array(0),
+    inos: new BigUint64Array(0),
+    mtimes: new BigInt64Array(0),
+    ctimes: new BigInt64Array(0),
+  };
   /** Per directory number: its path below the root item, and its host path. */
   private readonly dirRels: string[] = [];
   private readonly dirAbses: string[] = [];
@@ -77,7 +79,7 @@ export class CopyItems implements Iterable<CopyItem> {
   dropLast(): void {
     const i = --this.length;
     this.names.pop();
-    if (this.types[i] === CODE_OF.get('dir')) {
+    if (this.cols.types[i] === CODE_OF.get('dir')) {
       this.dirRels.pop();
       this.dirAbses.pop();
     }
@@ -86,16 +88,16 @@ export class CopyItems implements Iterable<CopyItem> {
   }
 
   typeOf(i: number): EntryType {
-    return TYPE_CODES[this.types[i]!]!;
+    return TYPE_CODES[this.cols.types[i]!]!;
   }
 
   nlinkOf(i: number): number {
-    return this.nlinks[i]!;
+    return this.cols.nlinks[i]!;
   }
 
   /** The parent's directory number (-1 for the root item). */
   parentOf(i: number): number {
-    return this.parents[i]!;
+    return this.cols.parents[i]!;
   }
 
   nameOf(i: number): string {
@@ -123,23 +125,23 @@ export class CopyItems implements Iterable<CopyItem> {
   /** Item `i` as a fresh object. */
   at(i: number): CopyItem {
     if (!(i >= 0 && i < this.length)) throw new RangeError(`no item ${i} of ${this.length}`);
-    const parent = this.parents[i]!;
+    const parent = this.cols.parents[i]!;
     const name = this.names[i]!;
     const rel = parent < 0 ? '' : joinRel(this.dirRels[parent]!, name);
     const item: CopyItem = {
       path: rel === '' ? this.rootPath : joinRel(this.rootPath, rel),
       absPath: parent < 0 ? this.rootAbs : childAbs(this.dirAbses[parent]!, name),
-      type: TYPE_CODES[this.types[i]!]!,
-      mode: this.modes[i]!,
-      uid: this.uids[i]!,
-      gid: this.gids[i]!,
-      size: this.sizes[i]!,
-      nlink: this.nlinks[i]!,
-      dev: this.devs[i]!,
-      ino: this.inos[i]!,
-      rdev: this.rdevs[i]!,
-      mtimeNs: this.mtimes[i]!,
-      ctimeNs: this.ctimes[i]!,
+      type: TYPE_CODES[this.cols.types[i]!]!,
+      mode: this.cols.modes[i]!,
+      uid: this.cols.uids[i]!,
+      gid: this.cols.gids[i]!,
+      size: this.cols.sizes[i]!,
+      nlink: this.cols.nlinks[i]!,
+      dev: this.cols.devs[i]!,
+      ino: this.cols.inos[i]!,
+      rdev: this.cols.rdevs[i]!,
+      mtimeNs: this.cols.mtimes[i]!,
+      ctimeNs: this.cols.ctimes[i]!,
       rel,
     };
     const target = this.linkTargets.get(i);
@@ -159,18 +161,18 @@ export class CopyItems implements Iterable<CopyItem> {
     const mode = Number(st.mode);
     const type = entryType(mode);
     this.names.push(name);
-    this.parents[i] = parent;
-    this.types[i] = CODE_OF.get(type)!;
-    this.modes[i] = mode & 0o7777;
-    this.uids[i] = Number(st.uid);
-    this.gids[i] = Number(st.gid);
-    this.sizes[i] = type === 'file' ? Number(st.size) : 0;
-    this.nlinks[i] = Number(st.nlink);
-    this.rdevs[i] = type === 'char' || type === 'block' ? Number(st.rdev) : 0;
-    this.devs[i] = st.dev;
-    this.inos[i] = st.ino;
-    this.mtimes[i] = st.mtimeNs;
-    this.ctimes[i] = st.ctimeNs;
+    this.cols.parents[i] = parent;
+    this.cols.types[i] = CODE_OF.get(type)!;
+    this.cols.modes[i] = mode & 0o7777;
+    this.cols.uids[i] = Number(st.uid);
+    this.cols.gids[i] = Number(st.gid);
+    this.cols.sizes[i] = type === 'file' ? Number(st.size) : 0;
+    this.cols.nlinks[i] = Number(st.nlink);
+    this.cols.rdevs[i] = type === 'char' || type === 'block' ? Number(st.rdev) : 0;
+    this.cols.devs[i] = st.dev;
+    this.cols.inos[i] = st.ino;
+    this.cols.mtimes[i] = st.mtimeNs;
+    this.cols.ctimes[i] = st.ctimeNs;
     if (linkTarget !== undefined) this.linkTargets.set(i, linkTarget);
     if (type !== 'dir') return -1;
     this.dirRels.push(rel);
@@ -179,24 +181,20 @@ export class CopyItems implements Iterable<CopyItem> {
   }
 
   private grow(): void {
-    const n = Math.max(INITIAL_CAPACITY, this.capacity * 2);
-    this.parents = resized(this.parents, new Int32Array(n));
-    this.types = resized(this.types, new Uint8Array(n));
-    this.modes = resized(this.modes, new Uint16Array(n));
-    this.uids = resized(this.uids, new Uint32Array(n));
-    this.gids = resized(this.gids, new Uint32Array(n));
-    this.sizes = resized(this.sizes, new Float64Array(n));
-    this.nlinks = resized(this.nlinks, new Float64Array(n));
-    this.rdevs = resized(this.rdevs, new Float64Array(n));
-    this.devs = resized(this.devs, new BigUint64Array(n));
-    this.inos = resized(this.inos, new BigUint64Array(n));
-    this.mtimes = resized(this.mtimes, new BigInt64Array(n));
-    this.ctimes = resized(this.ctimes, new BigInt64Array(n));
-    this.capacity = n;
+    this.capacity = Math.max(INITIAL_CAPACITY, this.capacity * 2);
+    this.cols = grownColumns(this.cols, this.capacity);
   }
 }
 
-function resized<T extends { set(from: T): void }>(from: T, to: T): T {
-  to.set(from);
-  return to;
+type Column = Int32Array | Uint8Array | Uint16Array | Uint32Array | Float64Array | BigUint64Array | BigInt64Array;
+
+/** Typed-array columns of `length` rows, each holding its old rows first (the rest zero). */
+export function grownColumns<C extends Record<string, Column>>(from: C, length: number): C {
+  const out: Record<string, Column> = {};
+  for (const [name, column] of Object.entries(from)) {
+    const grown = new (column.constructor as new (length: number) => Column)(length);
+    (grown as { set(rows: Column): void }).set(column);
+    out[name] = grown;
+  }
+  return out as C;
 }

@@ -8,6 +8,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { mkdirp } from '@tsbuild/storage';
 import { fsPath } from '@tsbuild/storage';
+import { grownColumns } from './items';
 
 /** The stat fields that must all be unchanged for a cached content hash to be reused. */
 export interface StatTuple {
@@ -61,13 +62,16 @@ export class StatCache {
   private count = 0;
   private used = 0;
   private capacity = 0;
-  private devs = new BigUint64Array(0);
-  private inos = new BigUint64Array(0);
-  private mtimes = new BigInt64Array(0);
-  private ctimes = new BigInt64Array(0);
-  private sizes = new Float64Array(0);
-  private modes = new Float64Array(0);
-  private racy = new Uint8Array(0);
+  /** One row per slot. */
+  private cols = {
+    devs: new BigUint64Array(0),
+    inos: new BigUint64Array(0),
+    mtimes: new BigInt64Array(0),
+    ctimes: new BigInt64Array(0),
+    sizes: new Float64Array(0),
+    modes: new Float64Array(0),
+    racy: new Uint8Array(0),
+  };
   private digests = Buffer.alloc(0);
 
   private constructor(
@@ -114,7 +118,7 @@ export class StatCache {
    */
   lookupIn(dir: string, name: string, st: StatTuple, out: Buffer, offset: number): boolean {
     const slot = this.slots.get(dirKey(dir))?.get(name);
-    if (slot !== undefined && this.racy[slot] === 0 && this.sameTuple(slot, st)) {
+    if (slot !== undefined && this.cols.racy[slot] === 0 && this.sameTuple(slot, st)) {
       this.hits++;
       this.digests.copy(out, offset, slot * 32, slot * 32 + 32);
       return true;
@@ -133,13 +137,13 @@ export class StatCache {
   recordIn(dir: string, name: string, st: StatTuple, sha256: Uint8Array, readStartNs: bigint): void {
     const slot = this.slotFor(dirKey(dir), name);
     const latest = st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs;
-    this.devs[slot] = st.dev;
-    this.inos[slot] = st.ino;
-    this.sizes[slot] = st.size;
-    this.mtimes[slot] = st.mtimeNs;
-    this.ctimes[slot] = st.ctimeNs;
-    this.modes[slot] = st.mode;
-    this.racy[slot] = latest + RACY_WINDOW_NS >= readStartNs ? 1 : 0;
+    this.cols.devs[slot] = st.dev;
+    this.cols.inos[slot] = st.ino;
+    this.cols.sizes[slot] = st.size;
+    this.cols.mtimes[slot] = st.mtimeNs;
+    this.cols.ctimes[slot] = st.ctimeNs;
+    this.cols.modes[slot] = st.mode;
+    this.cols.racy[slot] = latest + RACY_WINDOW_NS >= readStartNs ? 1 : 0;
     this.digests.set(sha256.subarray(0, 32), slot * 32);
     this.dirty = true;
   }
@@ -160,7 +164,7 @@ export class StatCache {
     await Promise.all(
       [...this.paths()].map(async ([p, slot]) => {
         const st = await fsp.lstat(fsPath(p), { bigint: true }).catch(() => null);
-        if (st && st.isFile() && st.dev === this.devs[slot] && st.ino === this.inos[slot]) return;
+        if (st && st.isFile() && st.dev === this.cols.devs[slot] && st.ino === this.cols.inos[slot]) return;
         gone.push(p);
       }),
     );
@@ -204,15 +208,15 @@ export class StatCache {
 
   private stored(slot: number): StoredRecord {
     const r: StoredRecord = {
-      dev: this.devs[slot]!.toString(),
-      ino: this.inos[slot]!.toString(),
-      size: this.sizes[slot]!,
-      mtimeNs: this.mtimes[slot]!.toString(),
-      ctimeNs: this.ctimes[slot]!.toString(),
-      mode: this.modes[slot]!,
+      dev: this.cols.devs[slot]!.toString(),
+      ino: this.cols.inos[slot]!.toString(),
+      size: this.cols.sizes[slot]!,
+      mtimeNs: this.cols.mtimes[slot]!.toString(),
+      ctimeNs: this.cols.ctimes[slot]!.toString(),
+      mode: this.cols.modes[slot]!,
       sha256: this.digests.toString('hex', slot * 32, slot * 32 + 32),
     };
-    if (this.racy[slot]) r.racy = true;
+    if (this.cols.racy[slot]) r.racy = true;
     return r;
   }
 
@@ -223,12 +227,12 @@ export class StatCache {
 
   private sameTuple(slot: number, st: StatTuple): boolean {
     return (
-      this.devs[slot] === st.dev &&
-      this.inos[slot] === st.ino &&
-      this.sizes[slot] === st.size &&
-      this.mtimes[slot] === st.mtimeNs &&
-      this.ctimes[slot] === st.ctimeNs &&
-      this.modes[slot] === st.mode
+      this.cols.devs[slot] === st.dev &&
+      this.cols.inos[slot] === st.ino &&
+      this.cols.sizes[slot] === st.size &&
+      this.cols.mtimes[slot] === st.mtimeNs &&
+      this.cols.ctimes[slot] === st.ctimeNs &&
+      this.cols.modes[slot] === st.mode
     );
   }
 
@@ -241,13 +245,13 @@ export class StatCache {
     if (dev === undefined || ino === undefined || mtimeNs === undefined || ctimeNs === undefined) return;
     const [dir, name] = splitPath(absPath);
     const slot = this.slotFor(dirKey(dir), name);
-    this.devs[slot] = dev;
-    this.inos[slot] = ino;
-    this.sizes[slot] = r.size;
-    this.mtimes[slot] = mtimeNs;
-    this.ctimes[slot] = ctimeNs;
-    this.modes[slot] = r.mode;
-    this.racy[slot] = r.racy ? 1 : 0;
+    this.cols.devs[slot] = dev;
+    this.cols.inos[slot] = ino;
+    this.cols.sizes[slot] = r.size;
+    this.cols.mtimes[slot] = mtimeNs;
+    this.cols.ctimes[slot] = ctimeNs;
+    this.cols.modes[slot] = r.mode;
+    this.cols.racy[slot] = r.racy ? 1 : 0;
     this.digests.write(r.sha256, slot * 32, 32, 'hex');
   }
 
@@ -268,32 +272,11 @@ export class StatCache {
   }
 
   private grow(): void {
-    const n = Math.max(INITIAL_CAPACITY, this.capacity * 2);
-    const devs = new BigUint64Array(n);
-    devs.set(this.devs);
-    this.devs = devs;
-    const inos = new BigUint64Array(n);
-    inos.set(this.inos);
-    this.inos = inos;
-    const mtimes = new BigInt64Array(n);
-    mtimes.set(this.mtimes);
-    this.mtimes = mtimes;
-    const ctimes = new BigInt64Array(n);
-    ctimes.set(this.ctimes);
-    this.ctimes = ctimes;
-    const sizes = new Float64Array(n);
-    sizes.set(this.sizes);
-    this.sizes = sizes;
-    const modes = new Float64Array(n);
-    modes.set(this.modes);
-    this.modes = modes;
-    const racy = new Uint8Array(n);
-    racy.set(this.racy);
-    this.racy = racy;
-    const digests = Buffer.alloc(n * 32);
+    this.capacity = Math.max(INITIAL_CAPACITY, this.capacity * 2);
+    this.cols = grownColumns(this.cols, this.capacity);
+    const digests = Buffer.alloc(this.capacity * 32);
     this.digests.copy(digests);
     this.digests = digests;
-    this.capacity = n;
   }
 }
 
