@@ -233,6 +233,27 @@ describe('build', () => {
   });
 });
 
+describe('layer bytes', () => {
+  it('a COPY of a tree (nested directories, symlink, hardlink, empty directory) gives a pinned diffID', async () => {
+    const ctx = context({
+      Dockerfile: 'FROM busybox\nCOPY tree/ /dst/\n',
+      'tree/a.txt': { content: 'a\n', mode: 0o644 },
+      'tree/sub/b.sh': { content: '#!/bin/sh\n', mode: 0o755 },
+      'tree/sub/deep/c.txt': { content: 'c\n', mode: 0o600 },
+    });
+    const tree = path.join(ctx, 'tree');
+    fs.mkdirSync(path.join(tree, 'empty'));
+    fs.symlinkSync('sub/b.sh', path.join(tree, 'link'));
+    fs.linkSync(path.join(tree, 'a.txt'), path.join(tree, 'hard'));
+    const when = new Date('2020-01-02T03:04:05Z');
+    for (const dir of ['sub/deep', 'sub', 'empty', '.']) fs.chmodSync(path.join(tree, dir), 0o755); // not the umask's
+    for (const rel of ['a.txt', 'sub/b.sh', 'sub/deep/c.txt', 'sub/deep', 'sub', 'empty', '.']) fs.utimesSync(path.join(tree, rel), when, when);
+    fs.lutimesSync(path.join(tree, 'link'), when, when);
+    const { result } = await buildCollect(ctx, { sourceDateEpoch: 1700000000 });
+    expect(result.config.rootfs.diff_ids.at(-1)).toBe('sha256:23fd91cb9b5398958f60831724e80f86978dcf9bfeb03b2b144d9ffc2b9a69a2');
+  });
+});
+
 describe('cache keys', () => {
   /** The key as documented: a digest of the named parts in order (the format existing caches hold). */
   const keyOf = (parts: Record<string, string>) => {

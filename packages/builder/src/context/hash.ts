@@ -6,7 +6,9 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { promisify } from 'node:util';
-import type { CopyItem, SourceEntry } from './context';
+import * as path from 'node:path';
+import type { SourceEntry } from './context';
+import type { CopyItems } from './items';
 import { ContextError } from './errors';
 import { SYNC_IO_MAX, timeSlicer } from './slices';
 import { nowNs, type StatCache, type StatTuple } from './statcache';
@@ -50,39 +52,53 @@ export async function hashSources(sources: readonly SourceEntry[], opts: HashOpt
   const missesBefore = cache?.misses ?? 0;
   const readXattrs = opts.readXattrs === undefined ? await defaultXattrReader() : opts.readXattrs;
 
-  const files: CopyItem[] = [];
-  for (const s of sources) for (const item of s.items) if (item.type === 'file') files.push(item);
-  const contentHashes = new Map<CopyItem, string>();
+  // Every regular file of every source, in order, as (source, item index); their sha256s go into one
+  // buffer, 32 bytes a file: nothing per file outlives the call but what the stat cache keeps.
+  let fileCount = 0;
+  for (const s of sources) for (let i = 0; i < s.items.length; i++) if (s.items.typeOf(i) === 'file') fileCount++;
+  const fileSource = new Uint32Array(fileCount);
+  const fileIndex = new Uint32Array(fileCount);
+  let f = 0;
+  for (const [n, s] of sources.entries()) {
+    for (let i = 0; i < s.items.length; i++) {
+      if (s.items.typeOf(i) !== 'file') continue;
+      fileSource[f] = n;
+      fileIndex[f++] = i;
+    }
+  }
+  const digests = Buffer.alloc(fileCount * 32);
   const stats = { filesRead: 0, bytesRead: 0 };
   let next = 0;
   const pause = timeSlicer();
   const worker = async (): Promise<void> => {
     const buf = Buffer.allocUnsafe(CHUNK);
-    while (next < files.length) {
-      const item = files[next++]!;
-      contentHashes.set(item, await contentHash(item, buf, cache, stats));
+    while (next < fileCount) {
+      const file = next++;
+      await contentHash(sources[fileSource[file]!]!.items, fileIndex[file]!, buf, cache, stats, digests, file * 32);
       await pause();
     }
   };
-  const workers = Math.max(1, Math.min(opts.concurrency ?? 8, files.length));
+  const workers = Math.max(1, Math.min(opts.concurrency ?? 8, fileCount));
   await Promise.all(Array.from({ length: workers }, worker));
 
   const h = crypto.createHash('sha256');
   h.update(JSON.stringify([FORMAT]) + '\n');
+  f = 0;
   for (const s of sources) {
     h.update(JSON.stringify(['source', s.matchedPath]) + '\n');
     for (const item of s.items) {
       const xattrs = readXattrs ? xattrList(readXattrs(item.absPath)) : [];
+      const content = item.type === 'file' ? digests.toString('hex', f * 32, ++f * 32) : '';
       const record = [
         item.rel, item.type, item.mode.toString(8), item.uid, item.gid, item.size,
-        item.linkTarget ?? '', item.rdev, item.hardlinkTo ?? '', xattrs, contentHashes.get(item) ?? '',
+        item.linkTarget ?? '', item.rdev, item.hardlinkTo ?? '', xattrs, content,
       ];
       h.update(JSON.stringify(record) + '\n');
     }
   }
   return {
     digest: `sha256:${h.digest('hex')}`,
-    files: files.length,
+    files: fileCount,
     filesRead: stats.filesRead,
     bytesRead: stats.bytesRead,
     cacheHits: (cache?.hits ?? 0) - hitsBefore,
@@ -94,7 +110,8 @@ export async function hashSources(sources: readonly SourceEntry[], opts: HashOpt
 export async function sha256File(absPath: string, buf: Buffer = Buffer.allocUnsafe(CHUNK)): Promise<{ sha256: string; bytes: number }> {
   const fd = await openAsync(fsPath(absPath), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
-    return await hashFd(fd, buf);
+    const { digest, bytes } = await hashFd(fd, buf);
+    return { sha256: digest.toString('hex'), bytes };
   } finally {
     fs.closeSync(fd);
   }
@@ -116,7 +133,7 @@ function tupleOf(st: { dev: bigint; ino: bigint; size: bigint | number; mtimeNs:
  * is taken as the end, which saves the read that returns 0; a file that grew is still read to its end.
  * A file known to be small is read synchronously (see slices.ts), a larger one through the pool.
  */
-async function hashFd(fd: number, buf: Buffer, knownSize?: number): Promise<{ sha256: string; bytes: number }> {
+async function hashFd(fd: number, buf: Buffer, knownSize?: number): Promise<{ digest: Buffer; bytes: number }> {
   const h = crypto.createHash('sha256');
   const sync = knownSize !== undefined && knownSize <= SYNC_IO_MAX;
   let bytes = 0;
@@ -127,14 +144,29 @@ async function hashFd(fd: number, buf: Buffer, knownSize?: number): Promise<{ sh
     bytes += bytesRead;
     if (bytesRead < buf.length && bytes === knownSize) break;
   }
-  return { sha256: h.digest('hex'), bytes };
+  return { digest: h.digest(), bytes };
 }
 
-/** The content hash of a regular file, from the stat cache or read (open, fstat, read, fstat, close). */
-async function contentHash(item: CopyItem, buf: Buffer, cache: StatCache | undefined, stats: { filesRead: number; bytesRead: number }): Promise<string> {
+/**
+ * The content hash of the regular file `items.at(index)`, from the stat cache or read (open, fstat,
+ * read, fstat, close), written to `out` at `offset` (32 bytes).
+ */
+async function contentHash(
+  items: CopyItems,
+  index: number,
+  buf: Buffer,
+  cache: StatCache | undefined,
+  stats: { filesRead: number; bytesRead: number },
+  out: Buffer,
+  offset: number,
+): Promise<void> {
+  const item = items.at(index);
   const walked = tupleOf(item);
-  const cached = cache?.lookup(item.absPath, walked);
-  if (cached !== undefined) return cached;
+  // The stat cache is keyed by directory and name: the walk's strings, shared rather than copied.
+  const parent = items.parentOf(index);
+  const dir = parent < 0 ? path.dirname(item.absPath) : items.dirAbs(parent);
+  const name = parent < 0 ? path.basename(item.absPath) : items.nameOf(index);
+  if (cache?.lookupIn(dir, name, walked, out, offset)) return;
 
   const readStart = nowNs();
   let fd: number;
@@ -148,14 +180,14 @@ async function contentHash(item: CopyItem, buf: Buffer, cache: StatCache | undef
     if (before.dev !== item.dev || before.ino !== item.ino) {
       throw new ContextError('CHANGED_DURING_HASH', `failed to compute cache key: ${item.path} was replaced while the build was reading it`, undefined, item.absPath);
     }
-    const { sha256, bytes } = await hashFd(fd, buf, Number(before.size));
+    const { digest, bytes } = await hashFd(fd, buf, Number(before.size));
     stats.filesRead++;
     stats.bytesRead += bytes;
     const after = fs.fstatSync(fd, { bigint: true });
     const tBefore = tupleOf(before);
     // Only a read that saw a stable file may be trusted later.
-    if (cache && sameStat(tBefore, tupleOf(after))) cache.record(item.absPath, tBefore, sha256, readStart);
-    return sha256;
+    if (cache && sameStat(tBefore, tupleOf(after))) cache.recordIn(dir, name, tBefore, digest, readStart);
+    digest.copy(out, offset);
   } finally {
     fs.closeSync(fd);
   }

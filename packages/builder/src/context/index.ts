@@ -1,6 +1,8 @@
 // The build context: .dockerignore, COPY/ADD source resolution, content hashes, --chown/--chmod, USER.
 export { BuildContext } from './context';
-export type { CopyItem, OpenOptions, ResolveOptions, SourceEntry, WalkOptions } from './context';
+export type { OpenOptions, ResolveOptions, SourceEntry, WalkOptions } from './context';
+export { CopyItems } from './items';
+export type { CopyItem } from './items';
 export type { ContextEntry, EntryType } from './entry';
 export { ContextError } from './errors';
 export type { ContextErrorCode } from './errors';

@@ -136,7 +136,7 @@ describe('.dockerignore semantics while walking', () => {
       '.dockerignore', 'Dockerfile', 'docs', 'docs/api', 'docs/api/README.md', 'vendor', 'vendor/x', 'vendor/x/y', 'vendor/x/y/keep.me',
     ]);
     const docs = (await ctx.resolveSources(['docs']))[0]!;
-    expect(docs.items.map((i) => i.rel)).toEqual(['', 'api', 'api/README.md']);
+    expect([...docs.items].map((i) => i.rel)).toEqual(['', 'api', 'api/README.md']);
     const readme = (await ctx.resolveSources(['docs/api/README.md']))[0]!;
     expect(readme.root.type).toBe('file');
     expect((await rejection(ctx.resolveSources(['docs/a.md']))).code).toBe('SOURCE_NOT_FOUND');
@@ -188,14 +188,14 @@ describe('resolveSources', () => {
   it('copies a directory with all its visible descendants, relative to it', async () => {
     const ctx = await open({ '.dockerignore': '**/*.o\n', 'app/main.c': 'int main;', 'app/main.o': '', 'app/inc/a.h': '', 'app/empty': { dir: true } });
     const app = (await ctx.resolveSources(['app']))[0]!;
-    expect(app.root).toBe(app.items[0]);
-    expect(app.items.map((i) => [i.rel, i.path, i.type])).toEqual([
+    expect(app.root).toEqual(app.items.at(0));
+    expect([...app.items].map((i) => [i.rel, i.path, i.type])).toEqual([
       ['', 'app', 'dir'], ['empty', 'app/empty', 'dir'], ['inc', 'app/inc', 'dir'], ['inc/a.h', 'app/inc/a.h', 'file'], ['main.c', 'app/main.c', 'file'],
     ]);
     const root = (await ctx.resolveSources(['.']))[0]!;
-    expect(root.items[0]!.path).toBe('');
-    expect(root.items.map((i) => i.rel)).toContain('app/main.c');
-    expect(root.items.map((i) => i.rel)).not.toContain('app/main.o');
+    expect(root.items.at(0).path).toBe('');
+    expect([...root.items].map((i) => i.rel)).toContain('app/main.c');
+    expect([...root.items].map((i) => i.rel)).not.toContain('app/main.o');
   });
 
   it('names a missing or excluded source with BuildKit-like wording', async () => {
@@ -247,7 +247,7 @@ describe('resolveSources', () => {
   it('copies symlinks inside a copied directory as symlinks, even pointing outside', async () => {
     const ctx = await open({ 'dir/f': 'f', 'dir/out': { link: '../../outside' }, 'dir/in': { link: 'f' } });
     const dir = (await ctx.resolveSources(['dir']))[0]!;
-    expect(dir.items.map((i) => [i.rel, i.type, i.linkTarget])).toEqual([
+    expect([...dir.items].map((i) => [i.rel, i.type, i.linkTarget])).toEqual([
       ['', 'dir', undefined], ['f', 'file', undefined], ['in', 'symlink', 'f'], ['out', 'symlink', '../../outside'],
     ]);
   });
@@ -269,7 +269,7 @@ describe('resolveSources', () => {
       ['lnk/l0', 'lnk/subfile'], ['lnk/l1', 'lnk/baz'], ['lnk/lfile', 'lnk/lfile'],
     ]);
     const viaDir = (await ctx.resolveSources(['link']))[0]!;
-    expect(viaDir.items.map((i) => i.path)).toEqual(['sub', 'sub/foo']);
+    expect([...viaDir.items].map((i) => i.path)).toEqual(['sub', 'sub/foo']);
     const abs = (await ctx.resolveSources(['abslink/foo']))[0]!;
     expect(abs.root.path).toBe('sub/foo');
   });
@@ -296,7 +296,7 @@ describe('resolveSources', () => {
     fs.linkSync(path.join(ctxDir, 'hl/a'), path.join(ctxDir, 'hl/b'));
     fs.linkSync(path.join(ctxDir, 'hl/a'), path.join(ctxDir, 'top'));
     const out = await ctx.resolveSources(['hl', 'top']);
-    const byPath = new Map(out.flatMap((s) => s.items).map((i) => [i.path, i]));
+    const byPath = new Map(out.flatMap((s) => [...s.items]).map((i) => [i.path, i]));
     expect(byPath.get('hl/a')!.hardlinkTo).toBeUndefined();
     expect(byPath.get('hl/b')!.hardlinkTo).toBe('hl/a');
     expect(byPath.get('top')!.hardlinkTo).toBe('hl/a');
@@ -307,7 +307,7 @@ describe('resolveSources', () => {
   it('applies --exclude patterns relative to each source', async () => {
     const ctx = await open({ 'src/a.ts': '', 'src/a.js': '', 'src/sub/b.js': '', 'src/sub/keep.js': '', 'home.txt': '', 'home.md': '' });
     const src = (await ctx.resolveSources(['src'], { excludes: ['**/*.js', '!sub/keep.js'] }))[0]!;
-    expect(src.items.map((i) => i.rel)).toEqual(['', 'a.ts', 'sub', 'sub/keep.js']);
+    expect([...src.items].map((i) => i.rel)).toEqual(['', 'a.ts', 'sub', 'sub/keep.js']);
     const homes = await ctx.resolveSources(['hom*'], { excludes: ['*.txt'] });
     expect(homes.map((s) => s.matchedPath)).toEqual(['home.md']);
     expect((await rejection(ctx.resolveSources(['src'], { excludes: ['['] }))).code).toBe('BAD_PATTERN');

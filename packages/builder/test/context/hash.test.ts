@@ -140,6 +140,15 @@ describe('hashSources', () => {
     expect(one).not.toBe(two);
   });
 
+  it('is the documented record format over every item, nested directories, links and several sources included', async () => {
+    const dir = makeContext('ctx', { ...TREE, 'app/lib/deep/x.txt': 'x\n', 'app/lib/deep/y': { link: '../../main.c' } });
+    fs.linkSync(path.join(dir, 'app/main.c'), path.join(dir, 'app/lib/hard'));
+    const sources = ['app', 'app/main.c', 'app/lib'];
+    const ctx = await BuildContext.open(dir);
+    const got = await hashSources(await ctx.resolveSources(sources), { readXattrs: null });
+    expect(got.digest).toBe(referenceDigest(dir, sources));
+  });
+
   it('streams a file through sha256', async () => {
     const dir = makeContext('ctx');
     const file = path.join(dir, 'app/big.bin');
@@ -169,6 +178,41 @@ describe('StatCache persistence', () => {
     expect(reopened.size).toBe(3);
     const second = await hashOf(dir, reopened);
     expect(second).toMatchObject({ digest: first.digest, filesRead: 0, cacheHits: 3, cacheMisses: 0 });
+  });
+
+  it('writes the version 1 JSON that earlier versions wrote and read, in pieces for many files', async () => {
+    const dir = makeContext('ctx');
+    const cacheFile = path.join(tmp!, 'cache.json');
+    await settle();
+    const cache = await StatCache.load(cacheFile);
+    await hashOf(dir, cache);
+    await cache.save();
+    const text = fs.readFileSync(cacheFile, 'utf8');
+    expect(text).toBe(JSON.stringify(JSON.parse(text)));
+    const entries: Record<string, unknown> = {};
+    for (const rel of ['app/main.c', 'app/lib/util.c', 'app/big.bin']) {
+      const abs = path.join(fs.realpathSync(dir), rel);
+      const st = fs.lstatSync(abs, { bigint: true });
+      entries[abs] = {
+        dev: st.dev.toString(), ino: st.ino.toString(), size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString(),
+        mode: Number(st.mode & 0o7777n), sha256: crypto.createHash('sha256').update(fs.readFileSync(abs)).digest('hex'),
+      };
+    }
+    expect(JSON.parse(text)).toEqual({ version: 1, entries });
+
+    // More records than one piece of the writer holds, under '/' too; racy ones keep their flag.
+    const sha = 'ab'.repeat(32);
+    const tuple = (n: number) => ({ dev: 2049n, ino: BigInt(n), size: n, mtimeNs: 1_700_000_000_000_000_000n + BigInt(n), ctimeNs: 1n, mode: 0o644 });
+    const big = await StatCache.load(path.join(tmp!, 'many.json'));
+    for (let n = 0; n < 20_000; n++) big.record(`/ctx/dir-${n % 997}/file-${n}.js`, tuple(n), sha, 2_000_000_000_000_000_000n);
+    big.record('/top', tuple(1), sha, 0n);
+    await big.save();
+    const reread = await StatCache.load(path.join(tmp!, 'many.json'));
+    expect(reread.size).toBe(20_001);
+    expect(reread.lookup('/ctx/dir-5/file-19945.js', tuple(19945))).toBe(sha);
+    expect(reread.lookup('/ctx/dir-5/file-19945.js', tuple(19946))).toBeUndefined();
+    expect(reread.lookup('/top', tuple(1))).toBeUndefined(); // racy
+    expect(JSON.parse(fs.readFileSync(path.join(tmp!, 'many.json'), 'utf8')).entries['/top']).toMatchObject({ racy: true, sha256: sha });
   });
 
   it('does not trust a record whose timestamps are too recent (racily clean)', async () => {
@@ -205,3 +249,34 @@ describe('StatCache persistence', () => {
     expect((await StatCache.load(file)).size).toBe(0);
   });
 });
+
+/**
+ * The context digest as the hash.ts file comment documents it, from a plain recursive walk: what keeps
+ * the cache keys of existing caches valid however the walk and hash are implemented. No xattrs.
+ */
+function referenceDigest(dir: string, sources: string[]): string {
+  const h = crypto.createHash('sha256').update(JSON.stringify(['tsbuild.context.v1']) + '\n');
+  const firstPath = new Map<string, string>();
+  const visit = (rel: string, contextPath: string): void => {
+    const abs = path.join(dir, contextPath);
+    const st = fs.lstatSync(abs);
+    const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'file';
+    let hardlinkTo = '';
+    if (type === 'file' && st.nlink > 1) {
+      const key = `${st.dev}:${st.ino}`;
+      const first = firstPath.get(key);
+      if (first === undefined) firstPath.set(key, contextPath);
+      else if (first !== contextPath) hardlinkTo = first;
+    }
+    const content = type === 'file' ? crypto.createHash('sha256').update(fs.readFileSync(abs)).digest('hex') : '';
+    const target = type === 'symlink' ? fs.readlinkSync(abs) : '';
+    const record = [rel, type, (st.mode & 0o7777).toString(8), st.uid, st.gid, type === 'file' ? st.size : 0, target, 0, hardlinkTo, [], content];
+    h.update(JSON.stringify(record) + '\n');
+    if (type === 'dir') for (const name of fs.readdirSync(abs).sort()) visit(rel === '' ? name : `${rel}/${name}`, `${contextPath}/${name}`);
+  };
+  for (const source of sources) {
+    h.update(JSON.stringify(['source', source]) + '\n');
+    visit('', source);
+  }
+  return `sha256:${h.digest('hex')}`;
+}

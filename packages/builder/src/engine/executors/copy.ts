@@ -21,6 +21,7 @@ import {
   parseChown,
   type ChmodFn,
   type CopyItem,
+  type CopyItems,
   type Owner,
   type SourceEntry,
   SYNC_IO_MAX,
@@ -262,27 +263,31 @@ async function resolveCreating(rootfs: string, p: string, opts: WriteOptions, fo
 const FILE_CONCURRENCY = 8;
 
 /** Writes `items` (root first, depth-first) so that the root lands at `dest` inside `rootfs`. */
-async function writeTree(rootfs: string, dest: string, items: CopyItem[], opts: WriteOptions): Promise<void> {
-  const hostOf = new Map<string, string>(); // item.rel → host path
+async function writeTree(rootfs: string, dest: string, items: CopyItems, opts: WriteOptions): Promise<void> {
+  const hostOfDir: string[] = []; // by the items' directory number (their order)
   const linked = new Map<string, string>(); // context path of the first hardlink → its host copy
-  const dirs: { host: string; item: CopyItem }[] = [];
+  const dirTimes: { host: string; mtimeNs: bigint }[] = [];
   const large: { host: string; item: CopyItem }[] = [];
   const links: { host: string; item: CopyItem }[] = []; // hardlinks to a file written by this tree
   // Files of this tree that later items hardlink to (only those are remembered: a COPY can hold 100k files).
   const targets = new Set<string>();
-  for (const item of items) if (item.hardlinkTo !== undefined) targets.add(item.hardlinkTo);
+  for (let i = 0; i < items.length; i++) {
+    const target = items.hardlinkToOf(i);
+    if (target !== undefined) targets.add(target);
+  }
   const inTree = new Set<string>();
-  for (const item of items) if (item.type === 'file' && item.hardlinkTo === undefined && targets.has(item.path)) inTree.add(item.path);
+  if (targets.size > 0) for (const item of items) if (item.type === 'file' && item.hardlinkTo === undefined && targets.has(item.path)) inTree.add(item.path);
   const pause = timeSlicer();
   // In order: a parent exists before its children. Per-file metadata calls are synchronous (slices.ts);
   // large files and hardlinks to files of this tree are written after the walk.
-  for (const item of items) {
-    const parentRel = item.rel === '' ? undefined : path.posix.dirname(item.rel) === '.' ? '' : path.posix.dirname(item.rel);
+  for (let i = 0; i < items.length; i++) {
+    const item = items.at(i);
+    const parent = items.parentOf(i);
     const host =
-      parentRel === undefined
+      parent < 0
         ? // A directory's contents go where a symlink at the destination points, as BuildKit follows it.
           await resolveCreating(rootfs, dest, opts, item.type === 'dir')
-        : path.join(hostOf.get(parentRel) ?? (await resolveCreating(rootfs, path.posix.join(dest, parentRel), opts)), path.posix.basename(item.rel));
+        : path.join(hostOfDir[parent] ?? (await resolveCreating(rootfs, path.posix.join(dest, items.dirRel(parent)), opts)), items.nameOf(i));
     if (item.type !== 'dir') {
       if (item.type === 'file' && item.hardlinkTo !== undefined && inTree.has(item.hardlinkTo)) links.push({ host, item });
       else if (item.type === 'file' && item.size > SYNC_IO_MAX) large.push({ host, item });
@@ -294,7 +299,7 @@ async function writeTree(rootfs: string, dest: string, items: CopyItem[], opts: 
       }
       continue;
     }
-    hostOf.set(item.rel, host);
+    hostOfDir.push(host);
     const existing = fs.lstatSync(fsPath(host), { throwIfNoEntry: false });
     if (item.rel === '') {
       // A directory source copies its contents: the destination is not a copy of the source directory.
@@ -307,7 +312,7 @@ async function writeTree(rootfs: string, dest: string, items: CopyItem[], opts: 
     }
     if (existing && !existing.isDirectory()) fs.rmSync(fsPath(host), { recursive: true, force: true });
     if (!existing || !existing.isDirectory()) fs.mkdirSync(fsPath(host));
-    dirs.push({ host, item });
+    dirTimes.push({ host, mtimeNs: item.mtimeNs });
     applyMeta(host, ownership(item, opts));
     copyXattrs(item.absPath, host);
   }
@@ -322,7 +327,7 @@ async function writeTree(rootfs: string, dest: string, items: CopyItem[], opts: 
     await pause();
   }
   // Directory times last, after their children were written.
-  for (const { host, item } of dirs.reverse()) setTimes(host, item, false);
+  for (const { host, mtimeNs } of dirTimes.reverse()) setTimes(host, mtimeNs, false);
 }
 
 /** The owner and mode an item gets: --chown, else the source's (COPY --from) or 0:0; --chmod's mode. */
@@ -391,14 +396,14 @@ function writeNonDir(host: string, item: CopyItem, opts: WriteOptions): Promise<
       const done = (): void => {
         applyMeta(host, { mode, uid, gid });
         copyXattrs(item.absPath, host);
-        setTimes(host, item, false);
+        setTimes(host, item.mtimeNs, false);
       };
       return fsp.copyFile(fsPath(item.absPath), fsPath(host)).then(done);
     }
     case 'symlink':
       fs.symlinkSync(fsPath(item.linkTarget ?? ''), fsPath(host));
       fs.lchownSync(fsPath(host), uid, gid);
-      setTimes(host, item, true);
+      setTimes(host, item.mtimeNs, true);
       return undefined;
     case 'fifo':
       mknod(fsPath(host), { type: 'fifo', mode: mode });
@@ -412,7 +417,7 @@ function writeNonDir(host: string, item: CopyItem, opts: WriteOptions): Promise<
   }
   applyMeta(host, { mode, uid, gid });
   copyXattrs(item.absPath, host);
-  setTimes(host, item, false);
+  setTimes(host, item.mtimeNs, false);
   return undefined;
 }
 
@@ -444,8 +449,8 @@ function applyMeta(host: string, meta: { mode: number; uid: number; gid: number 
   fs.chmodSync(fsPath(host), meta.mode);
 }
 
-function setTimes(host: string, item: CopyItem, isLink: boolean): void {
-  const seconds = Number(item.mtimeNs) / 1e9;
+function setTimes(host: string, mtimeNs: bigint, isLink: boolean): void {
+  const seconds = Number(mtimeNs) / 1e9;
   if (isLink) fs.lutimesSync(fsPath(host), seconds, seconds);
   else fs.utimesSync(fsPath(host), seconds, seconds);
 }
