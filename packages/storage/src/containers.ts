@@ -7,7 +7,7 @@ import type { Platform } from './content/types';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic, mkdirpSync } from './atomic';
+import { writeFileAtomic, writeFileAtomicVolatileSync, mkdirpSync } from './atomic';
 import { isAlive, tokenOf } from './drivers/proc';
 import type { Digest } from './digest';
 import type { ContainerExit, RunOptions, RunningContainer, SeccompOption } from './runtime';
@@ -112,7 +112,10 @@ export class Containers {
       state: 'created',
       ...(opts.autoRemove ? { autoRemove: true } : {}),
     };
-    await this.store.layers.createRW(chainID as Digest | null, containerLayerName(id));
+    // A --rm container is throwaway: nothing of it may outlive it, so nothing of it is synced (its
+    // overlay is volatile, as podman mounts a --rm container's). A kill -9 of tsbuild leaves the
+    // records in the page cache, where the next open finds and removes them.
+    await this.store.layers.createRW(chainID as Digest | null, containerLayerName(id), opts.autoRemove ? { volatile: true } : {});
     try {
       await this.write(record);
     } catch (err) {
@@ -238,8 +241,10 @@ export class Containers {
     return next;
   }
 
-  private write(record: ContainerRecord): Promise<void> {
-    return writeFileAtomic(this.recordPath(record.id), JSON.stringify(record));
+  private async write(record: ContainerRecord): Promise<void> {
+    const file = this.recordPath(record.id);
+    if (!record.autoRemove) return writeFileAtomic(file, JSON.stringify(record));
+    writeFileAtomicVolatileSync(file, JSON.stringify(record)); // no fsyncs: see create()
   }
 
   private recordPath(id: string): string {

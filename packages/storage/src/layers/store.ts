@@ -171,6 +171,11 @@ function writeSynced(file: string, data: string): void {
   }
 }
 
+/** A small file of a throwaway record: written, not fsynced. */
+function writeUnsynced(file: string, data: string): void {
+  fs.writeFileSync(file, data, { mode: 0o644 });
+}
+
 function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
   try {
@@ -729,9 +734,12 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       const mountId = randomLayerId();
       const initId = opts.init ? `${mountId}-init` : null;
       const staging = this.newTmp('rw');
-      writeSynced(path.join(staging, 'mount-id'), mountId);
-      writeSynced(path.join(staging, 'parent'), parent ?? '');
-      if (initId) writeSynced(path.join(staging, 'init-id'), initId);
+      // A volatile layer is throwaway: nothing of it has to survive a power loss (its mount does not
+      // either), so its records skip the fsyncs. A kill -9 loses nothing: the page cache stays.
+      const write = opts.volatile ? writeUnsynced : writeSynced;
+      write(path.join(staging, 'mount-id'), mountId);
+      write(path.join(staging, 'parent'), parent ?? '');
+      if (initId) write(path.join(staging, 'init-id'), initId);
       try {
         if (initId) {
           await this.driver.create(initId, lower, { readWrite: true });
@@ -740,7 +748,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
           lower = initId;
         }
         await this.driver.create(mountId, lower, { readWrite: true, volatile: opts.volatile });
-        fsyncDir(staging);
+        if (!opts.volatile) fsyncDir(staging);
         fs.renameSync(staging, this.rwDir(name));
       } catch (err) {
         await this.discard(staging, [mountId, ...(initId ? [initId] : [])]);
