@@ -876,7 +876,8 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     fs.renameSync(this.rwDir(name), trash);
     await this.driver.remove(e.mountId);
     if (e.initId) await this.driver.remove(e.initId);
-    await fs.promises.rm(trash, { recursive: true, force: true });
+    // Two or three small record files: inline, not one pool round trip per file and directory.
+    fs.rmSync(trash, { recursive: true, force: true });
   }
 
   /** Unmounts everything this process mounted through the store. */
