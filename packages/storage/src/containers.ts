@@ -133,8 +133,9 @@ export class Containers {
   ): Promise<{ container: RunningContainer; finished: Promise<ContainerExit> }> {
     const rw = this.store.layers.getRW(containerLayerName(record.id));
     if (!rw) throw userError(`container ${record.name} has no read-write layer`);
-    // Loaded here, not at import: every store open settles orphaned containers, few start one.
-    const runtime = await import('./runtime/index.js');
+    // Loaded here, not at import: every store open settles orphaned containers, few start one. run.js,
+    // not the runtime's index: that loads the seccomp compiler, which the default filter does not need.
+    const runtime = await import('./runtime/run.js');
     const rootfs = await rw.mount();
     let container: RunningContainer;
     try {

@@ -2,9 +2,9 @@
 // container's capabilities and compiled to classic BPF), mechanism in the addon (spawn loads the bytes).
 import * as fs from 'node:fs';
 import { compileFilter } from './bpf';
-import { DOCKER_DEFAULT_PROFILE, DOCKER_PROFILE_VERSION } from './default-profile';
-import { PRECOMPILED_CAPABILITIES, PRECOMPILED_FILTERS, PRECOMPILED_MIN_KERNEL, PRECOMPILED_PROFILE_VERSION } from './precompiled';
-import { checkProfile, kernelVersion, nativeGoArch, parseProfile, resolveProfile, type SeccompProfile } from './profile';
+import { DOCKER_DEFAULT_PROFILE } from './default-profile';
+import { precompiledDefault, type CompiledSeccomp, type SeccompOption } from './container';
+import { checkProfile, parseProfile, resolveProfile, type SeccompProfile } from './profile';
 import { TsbuildError } from '../../errors';
 
 export { DOCKER_DEFAULT_PROFILE, DOCKER_PROFILE_VERSION } from './default-profile';
@@ -14,13 +14,7 @@ export {
   type ResolveContext, type ResolvedProfile, type SeccompProfile,
 } from './profile';
 
-/** 'default' (Docker's profile), 'unconfined' (no filter) or a profile in Docker's format. */
-export type SeccompOption = 'default' | 'unconfined' | SeccompProfile;
-
-export interface CompiledSeccomp {
-  filter: Buffer;
-  flags: number;
-}
+export type { CompiledSeccomp, SeccompOption } from './container';
 
 // The default profile depends only on the capability set (and the host): compile each set once.
 const defaultCache = new Map<string, CompiledSeccomp>();
@@ -32,27 +26,13 @@ export function containerSeccomp(option: SeccompOption | undefined, capabilities
     const key = [...capabilities].sort().join(',');
     let compiled = defaultCache.get(key);
     if (!compiled) {
-      compiled = precompiledDefault(key) ?? compileProfile(DOCKER_DEFAULT_PROFILE, capabilities);
+      compiled = precompiledDefault(capabilities) ?? compileProfile(DOCKER_DEFAULT_PROFILE, capabilities);
       defaultCache.set(key, compiled);
     }
     return compiled;
   }
   // A caller's object gets the same checks as a file.
   return compileProfile(checkProfile(option), capabilities);
-}
-
-/**
- * The default profile's filter for Docker's default capabilities, compiled when tsbuild was built
- * (precompiled.ts): compiling it costs a short command 3 to 6 ms of CPU. Undefined for another
- * capability set, architecture or an older kernel than the profile's rules were resolved for.
- */
-function precompiledDefault(capabilityKey: string): CompiledSeccomp | undefined {
-  const entry = PRECOMPILED_FILTERS[nativeGoArch()];
-  const [k, maj] = kernelVersion();
-  const [minK, minMaj] = PRECOMPILED_MIN_KERNEL;
-  if (!entry || capabilityKey !== PRECOMPILED_CAPABILITIES || PRECOMPILED_PROFILE_VERSION !== DOCKER_PROFILE_VERSION) return undefined;
-  if (k < minK || (k === minK && maj < minMaj)) return undefined;
-  return { filter: Buffer.from(entry.filter, 'base64'), flags: entry.flags };
 }
 
 function compileProfile(profile: SeccompProfile, capabilities: readonly string[]): CompiledSeccomp {
