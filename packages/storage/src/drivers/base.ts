@@ -80,6 +80,7 @@ export abstract class BaseDriver implements Driver {
   abstract diff(id: string, opts?: DiffOptions): Readable;
   abstract applyDiff(id: string, tar: Readable): Promise<{ diffID: Digest; size: number }>;
   abstract repair(inUse: (id: string) => boolean): Promise<RepairReport>;
+  abstract needsRepair(): boolean;
 
   setMountCounter(counter: MountCounter): void {
     this.counter = counter;

@@ -2,15 +2,29 @@
 // mountpoints.json, outside the layer metadata). Per driver id, per holder process:
 //   <root>/layers/mounts.json = { "<driver id>": { "<pid>.<starttime>": count } }
 // Only touched under the store's exclusive lock. Holders that died are dropped at open.
+// A process that counts a mount first makes a marker dir in the store's tmp/ (`<token>-mounts-…`) and
+// removes it at close once it holds nothing: a crash between an unmount's count and the unmount itself
+// leaves no holder behind, but the dead process's marker makes the next open repair in full.
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { writeFileAtomic } from '../atomic';
 import type { MountCounter } from '../drivers/types';
-import { isAlive, processToken } from '../drivers/proc';
+import { isAlive, ownedName, processToken } from '../drivers/proc';
 
 export type MountTable = Record<string, Record<string, number>>;
 
 export class MountState implements MountCounter {
-  constructor(readonly file: string) {}
+  /** This instance's marker in `markerDir`, once it counted a mount. */
+  private marker: string | undefined;
+  /** Ids this instance counted a mount of. */
+  private readonly counted = new Set<string>();
+
+  constructor(
+    readonly file: string,
+    /** Where the marker goes (the layer store's tmp/). */
+    private readonly markerDir: string,
+  ) {}
 
   load(): MountTable {
     return MountState.parse(this.read());
@@ -53,6 +67,12 @@ export class MountState implements MountCounter {
   }
 
   async increment(id: string): Promise<number> {
+    if (this.marker === undefined) {
+      const marker = path.join(this.markerDir, ownedName(`mounts-${crypto.randomBytes(8).toString('hex')}`));
+      fs.mkdirSync(marker, { mode: 0o700 });
+      this.marker = marker;
+    }
+    this.counted.add(id);
     const table = this.load();
     const holders = (table[id] ??= {});
     const me = processToken();
@@ -75,6 +95,30 @@ export class MountState implements MountCounter {
     if (Object.keys(holders).length === 0) delete table[id];
     await this.save(table);
     return MountState.total(table[id]);
+  }
+
+  /**
+   * Removes this instance's marker when this process holds no count and none of the ids it counted is
+   * still mounted (`mounted` asks the kernel): its mounts are all undone.
+   */
+  releaseMarker(mounted: (id: string) => boolean): void {
+    if (this.marker === undefined) return;
+    const me = processToken();
+    const table = this.load();
+    if (Object.values(table).some((holders) => (holders[me] ?? 0) > 0)) return;
+    for (const id of this.counted) if (mounted(id)) return;
+    fs.rmSync(this.marker, { recursive: true, force: true });
+    this.marker = undefined;
+    this.counted.clear();
+  }
+
+  /** Whether the table holds a count of a dead process, or cannot be read: then repair must run. */
+  needsRepair(): boolean {
+    const text = this.read();
+    if (text === null) return false;
+    const table = MountState.parse(text);
+    if (Object.keys(table).length === 0) return text !== MountState.format({});
+    return Object.values(table).some((holders) => Object.entries(holders ?? {}).some(([token, n]) => !(n > 0) || !isAlive(token)));
   }
 
   /**
