@@ -474,6 +474,64 @@ class StallingCommit extends Overlay2Driver {
     await reopened.close();
   }, 60_000);
 
+  it('killed between dropping a mount count and the unmount: the next open unmounts', async () => {
+    const store = await LayerStore.open(root, { driver: 'overlay2' });
+    const base = await store.register(null, Readable.from([busyboxTar]));
+    const top = await store.register(base.chainID, Readable.from([tarOf({ 'etc/motd': 'hi' })]));
+    const script = path.join(root, 'victim-unmount.cjs');
+    // The store's own mount counter, except that it stalls once an unmount's count is dropped.
+    fs.writeFileSync(
+      script,
+      `
+const { LayerStore } = require(${JSON.stringify(path.join(dist, 'layers', 'store.js'))});
+(async () => {
+  const [root, top] = process.argv.slice(2);
+  const store = await LayerStore.open(root, { driver: 'overlay2' });
+  await store.mount(top);
+  const counts = store.mountState;
+  store.driver.setMountCounter({
+    increment: (id) => counts.increment(id),
+    decrement: async (id) => {
+      await counts.decrement(id);
+      process.stdout.write('unmounting\\n');
+      setInterval(() => {}, 1000);
+      await new Promise(() => {});
+    },
+  });
+  await store.unmount(top);
+  process.stdout.write('finished\\n');
+})().catch((err) => { process.stderr.write(String(err && err.stack || err)); process.exit(1); });
+`,
+    );
+    proc = child.spawn(process.execPath, [script, root, top.chainID], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    proc.stdout!.on('data', (d) => (out += d));
+    proc.stderr!.on('data', (d) => (err += d));
+    const exited = new Promise<void>((resolve) => proc!.once('exit', () => resolve()));
+    while (!out.includes('unmounting')) {
+      if (proc.exitCode !== null) throw new Error(`the child exited early (${proc.exitCode}): ${out} ${err}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    proc.kill('SIGKILL');
+    await exited;
+    expect(JSON.parse(fs.readFileSync(path.join(root, 'layers', 'mounts.json'), 'utf8'))).toEqual({}); // no count left, ...
+    const target = store.driver.mounts(top.cacheId).target;
+    expect(mountsUnder(root)).toEqual([target]); // ... but the mount
+
+    const reopened = await LayerStore.open(root, { driver: 'overlay2' });
+    expect(reopened.lastRepair.reason).toMatch(/^unfinished work of a dead process: tmp\/\d+\.\d+-unmount-/);
+    expect(reopened.lastRepair.unmounted).toEqual([target]);
+    expect(mountsUnder(root)).toEqual([]);
+    expect(fs.readdirSync(path.join(reopened.dir, 'tmp'))).toEqual([]);
+    // An unmount that completes leaves nothing in tmp/: the next open is cheap.
+    await reopened.mount(top.chainID);
+    await reopened.unmount(top.chainID);
+    expect(fs.readdirSync(path.join(reopened.dir, 'tmp'))).toEqual([]);
+    expect((await LayerStore.open(root, { driver: 'overlay2' })).lastRepair.reason).toBeNull();
+    await reopened.remove(top.chainID);
+  }, 60_000);
+
   it('registering a 100 MB layer, killed mid-way: no incomplete layer, no mount, list() works', async () => {
     const store = await LayerStore.open(root, { driver: 'overlay2' });
     const base = await store.register(null, Readable.from([busyboxTar]));

@@ -82,6 +82,8 @@ export interface MountCounter {
   increment(id: string): Promise<number> | number;
   /** Drops one reference (never below 0); returns the new count. */
   decrement(id: string): Promise<number> | number;
+  /** After a decrement: put has done what it had to (unmounted at 0, or nothing to do). */
+  settled?(id: string): Promise<void> | void;
 }
 
 export interface RepairReport {

@@ -2,9 +2,10 @@
 // mountpoints.json, outside the layer metadata). Per driver id, per holder process:
 //   <root>/layers/mounts.json = { "<driver id>": { "<pid>.<starttime>": count } }
 // Only touched under the store's exclusive lock. Holders that died are dropped at open.
-// A process that counts a mount first makes a marker dir in the store's tmp/ (`<token>-mounts-…`) and
-// removes it at close once it holds nothing: a crash between an unmount's count and the unmount itself
-// leaves no holder behind, but the dead process's marker makes the next open repair in full.
+// A crash while a mount is held, or between a mount's count and the mount, leaves a count of a dead
+// process (the next open repairs in full). An unmount drops its count first: from then until the
+// driver has unmounted (settled) a marker dir of this process is in the store's tmp/
+// (`<token>-unmount-…`), so a crash in between shows as well.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -15,10 +16,10 @@ import { isAlive, ownedName, processToken } from '../drivers/proc';
 export type MountTable = Record<string, Record<string, number>>;
 
 export class MountState implements MountCounter {
-  /** This instance's marker in `markerDir`, once it counted a mount. */
+  /** This instance's marker in `markerDir` while unmounts are pending. */
   private marker: string | undefined;
-  /** Ids this instance counted a mount of. */
-  private readonly counted = new Set<string>();
+  /** Unmounts counted down and not settled yet. */
+  private pending = 0;
 
   constructor(
     readonly file: string,
@@ -67,12 +68,6 @@ export class MountState implements MountCounter {
   }
 
   async increment(id: string): Promise<number> {
-    if (this.marker === undefined) {
-      const marker = path.join(this.markerDir, ownedName(`mounts-${crypto.randomBytes(8).toString('hex')}`));
-      fs.mkdirSync(marker, { mode: 0o700 });
-      this.marker = marker;
-    }
-    this.counted.add(id);
     const table = this.load();
     const holders = (table[id] ??= {});
     const me = processToken();
@@ -83,6 +78,12 @@ export class MountState implements MountCounter {
 
   /** Drops one of this process's references, else one of any holder's (an explicit unmount). */
   async decrement(id: string): Promise<number> {
+    if (this.marker === undefined) {
+      const marker = path.join(this.markerDir, ownedName(`unmount-${crypto.randomBytes(8).toString('hex')}`));
+      fs.mkdirSync(marker, { mode: 0o700 });
+      this.marker = marker;
+    }
+    this.pending++;
     const table = this.load();
     const holders = table[id];
     if (!holders) return 0;
@@ -97,19 +98,11 @@ export class MountState implements MountCounter {
     return MountState.total(table[id]);
   }
 
-  /**
-   * Removes this instance's marker when this process holds no count and none of the ids it counted is
-   * still mounted (`mounted` asks the kernel): its mounts are all undone.
-   */
-  releaseMarker(mounted: (id: string) => boolean): void {
-    if (this.marker === undefined) return;
-    const me = processToken();
-    const table = this.load();
-    if (Object.values(table).some((holders) => (holders[me] ?? 0) > 0)) return;
-    for (const id of this.counted) if (mounted(id)) return;
+  settled(_id: string): void {
+    if (--this.pending > 0 || this.marker === undefined) return;
     fs.rmSync(this.marker, { recursive: true, force: true });
     this.marker = undefined;
-    this.counted.clear();
+    this.pending = 0;
   }
 
   /** Whether the table holds a count of a dead process, or cannot be read: then repair must run. */

@@ -29,11 +29,12 @@
 // committed layer's driver commit is re-applied. It costs a look at every layer, so open runs it only
 // on evidence (repairReason): every change a kill -9 can tear runs while an entry of its process is in
 // tmp/ (a staging dir, a trash dir, or an empty marker dir around a window that has neither: a publish
-// from its rename to the driver's commit, a process's mounts until close). An entry of a dead process,
-// a mount count of a dead process, a driver's own leftover (Driver.needsRepair) or a missing or old
-// `layers/repaired` stamp (written by a full repair with the boot id: stores of older versions, and
-// markers that a power loss may not have kept) makes open repair in full; otherwise open only reads
-// tmp/, mounts.json and the stamp. fsck and repairNow always repair in full.
+// from its rename to the driver's commit, an unmount from its count to the unmount, the full repair),
+// and a held mount is a count in mounts.json. An entry or a count of a dead process, a driver's own
+// leftover (Driver.needsRepair) or a missing or old `layers/repaired` stamp (written by a full repair
+// with the boot id: stores of older versions, and markers that a power loss may not have kept) makes
+// open repair in full; otherwise open only reads tmp/, mounts.json and the stamp. fsck and repairNow
+// always repair in full.
 //
 // Liveness: one model, reachability. A committed layer lives while a root reaches it (its chain or a
 // chain above it); Store.collectLayers (store.ts) marks from the roots under this store's lock and
@@ -927,16 +928,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
 
   /** Unmounts everything this process mounted through the store. */
   async close(): Promise<void> {
-    await this.lock.withExclusive(async () => {
-      await this.driver.cleanup();
-      this.mountState.releaseMarker((id) => {
-        try {
-          return this.driver.exists(id) && this.driver.isMounted(id);
-        } catch {
-          return false; // no valid plan: nothing of ours can be mounted from it
-        }
-      });
-    });
+    await this.lock.withExclusive(() => this.driver.cleanup());
   }
 
   // ---- fsck ----
