@@ -412,6 +412,31 @@ describe('layer store survives kill -9', () => {
     destroyRoot(root);
   });
 
+  /** The store at `root` with busybox and a layer holding /etc/motd on it. */
+  async function busyboxWithMotd() {
+    const store = await LayerStore.open(root, { driver: 'overlay2' });
+    const base = await store.register(null, Readable.from([busyboxTar]));
+    const top = await store.register(base.chainID, Readable.from([tarOf({ 'etc/motd': 'hi' })]));
+    return { store, base, top };
+  }
+
+  /** Runs a node script and SIGKILLs it once its stdout holds `mark` (it stalls there). */
+  async function killOnceItSays(mark: string, script: string, ...args: string[]): Promise<void> {
+    const victim = child.spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc = victim;
+    let out = '';
+    let err = '';
+    victim.stdout.on('data', (d) => (out += d));
+    victim.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<void>((resolve) => victim.once('exit', () => resolve()));
+    while (!out.includes(mark)) {
+      if (victim.exitCode !== null) throw new Error(`the child exited early (${victim.exitCode}): ${out} ${err}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    victim.kill('SIGKILL');
+    await exited;
+  }
+
   it('killed between publishing a commit and the driver\'s commit: the next open finishes it', async () => {
     const store = await LayerStore.open(root, { driver: 'overlay2' });
     const base = await store.register(null, Readable.from([busyboxTar]));
@@ -442,18 +467,7 @@ class StallingCommit extends Overlay2Driver {
 })().catch((err) => { process.stderr.write(String(err && err.stack || err)); process.exit(1); });
 `,
     );
-    proc = child.spawn(process.execPath, [script, root, base.chainID], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    proc.stdout!.on('data', (d) => (out += d));
-    proc.stderr!.on('data', (d) => (err += d));
-    const exited = new Promise<void>((resolve) => proc!.once('exit', () => resolve()));
-    while (!out.includes('committing')) {
-      if (proc.exitCode !== null) throw new Error(`the child exited early (${proc.exitCode}): ${out} ${err}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    proc.kill('SIGKILL');
-    await exited;
+    await killOnceItSays('committing', script, root, base.chainID);
     const rwId = fs.readFileSync(path.join(root, 'layers', 'mounts', 'committing', 'mount-id'), 'utf8');
     const layer = store.list().find((l) => l.cacheId === rwId)!;
     expect(layer.parent).toBe(base.chainID); // published, ...
@@ -475,9 +489,7 @@ class StallingCommit extends Overlay2Driver {
   }, 60_000);
 
   it('killed between dropping a mount count and the unmount: the next open unmounts', async () => {
-    const store = await LayerStore.open(root, { driver: 'overlay2' });
-    const base = await store.register(null, Readable.from([busyboxTar]));
-    const top = await store.register(base.chainID, Readable.from([tarOf({ 'etc/motd': 'hi' })]));
+    const { store, top } = await busyboxWithMotd();
     const script = path.join(root, 'victim-unmount.cjs');
     // The store's own mount counter, except that it stalls once an unmount's count is dropped.
     fs.writeFileSync(
@@ -503,18 +515,7 @@ const { LayerStore } = require(${JSON.stringify(path.join(dist, 'layers', 'store
 })().catch((err) => { process.stderr.write(String(err && err.stack || err)); process.exit(1); });
 `,
     );
-    proc = child.spawn(process.execPath, [script, root, top.chainID], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    proc.stdout!.on('data', (d) => (out += d));
-    proc.stderr!.on('data', (d) => (err += d));
-    const exited = new Promise<void>((resolve) => proc!.once('exit', () => resolve()));
-    while (!out.includes('unmounting')) {
-      if (proc.exitCode !== null) throw new Error(`the child exited early (${proc.exitCode}): ${out} ${err}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    proc.kill('SIGKILL');
-    await exited;
+    await killOnceItSays('unmounting', script, root, top.chainID);
     expect(JSON.parse(fs.readFileSync(path.join(root, 'layers', 'mounts.json'), 'utf8'))).toEqual({}); // no count left, ...
     const target = store.driver.mounts(top.cacheId).target;
     expect(mountsUnder(root)).toEqual([target]); // ... but the mount
@@ -533,9 +534,7 @@ const { LayerStore } = require(${JSON.stringify(path.join(dist, 'layers', 'store
   }, 60_000);
 
   it('registering a 100 MB layer, killed mid-way: no incomplete layer, no mount, list() works', async () => {
-    const store = await LayerStore.open(root, { driver: 'overlay2' });
-    const base = await store.register(null, Readable.from([busyboxTar]));
-    const top = await store.register(base.chainID, Readable.from([tarOf({ 'etc/motd': 'hi' })]));
+    const { base, top } = await busyboxWithMotd();
     const script = path.join(root, 'victim.cjs');
     fs.writeFileSync(
       script,
