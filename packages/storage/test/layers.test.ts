@@ -279,6 +279,64 @@ describe.each(['overlay2', 'vfs'] as const)('layer store on %s', (driverName) =>
     expect(more.parent).toBe(committed.chainID);
   });
 
+  it('opens a clean store without looking at its layers; repairs in full on evidence of a crash or when asked', async () => {
+    const store = await openStore();
+    const root = store.root;
+    expect(store.lastRepair.reason).toBe('no stamp of a full repair since boot'); // a new store
+    let parent: Digest | null = null;
+    const layers = [];
+    for (let i = 0; i < 20; i++) {
+      const layer = await store.register(parent, Readable.from([tarOf({ [`f${i}`]: String(i) })]));
+      layers.push(layer);
+      parent = layer.chainID;
+    }
+    const top = layers[layers.length - 1]!;
+    expect((await openStore(root)).lastRepair.reason).toBeNull();
+    // Metadata torn by hand (no crash leaves this): a cheap open does not read it, the full repair does.
+    const topDir = path.join(store.dir, 'sha256', top.chainID.slice('sha256:'.length));
+    fs.rmSync(path.join(topDir, 'diff'));
+    const cheap = await openStore(root);
+    expect(cheap.lastRepair).toEqual({ reason: null, unmounted: [], relinked: [], removed: [], staging: [], orphans: [], droppedMounts: [] });
+    expect(fs.existsSync(topDir)).toBe(true);
+    await cheap.repairNow();
+    expect(cheap.lastRepair.reason).toBe('asked');
+    expect(cheap.lastRepair.staging).toEqual([topDir]);
+    expect(cheap.lastRepair.orphans).toEqual([top.cacheId]);
+    expect(fs.existsSync(topDir)).toBe(false);
+    // Evidence: an entry of a dead process in tmp/ (here an empty marker), a mount count of a dead process.
+    const dead = '999999.1'; // no such process
+    const marker = path.join(store.dir, 'tmp', `${dead}-publish-0123`);
+    fs.mkdirSync(marker);
+    const afterCrash = await openStore(root);
+    expect(afterCrash.lastRepair.reason).toBe(`unfinished work of a dead process: tmp/${path.basename(marker)}`);
+    expect(afterCrash.lastRepair.staging).toEqual([marker]);
+    fs.writeFileSync(path.join(store.dir, 'mounts.json'), JSON.stringify({ [layers[0]!.cacheId]: { [dead]: 1 } }));
+    const afterDeadHolder = await openStore(root);
+    expect(afterDeadHolder.lastRepair).toMatchObject({ reason: 'mount counts of a dead process', droppedMounts: [] });
+    expect(JSON.parse(fs.readFileSync(path.join(store.dir, 'mounts.json'), 'utf8'))).toEqual({});
+    expect((await openStore(root)).lastRepair.reason).toBeNull();
+    expect((await openStore(root)).list()).toHaveLength(19);
+  });
+
+  it('repairs in full once a store without the stamp (written by an older version)', async () => {
+    const store = await openStore();
+    const root = store.root;
+    const base = await store.register(null, Readable.from([tarOf({ a: 'a' })]));
+    const top = await store.register(base.chainID, Readable.from([tarOf({ b: 'b' })]));
+    // What an older version's torn state may look like: a layer the full repair drops, nothing in tmp/.
+    const topDir = path.join(store.dir, 'sha256', top.chainID.slice('sha256:'.length));
+    fs.rmSync(path.join(topDir, 'cache-id'));
+    fs.rmSync(path.join(store.dir, 'repaired'));
+    const upgraded = await openStore(root);
+    expect(upgraded.lastRepair).toMatchObject({ reason: 'no stamp of a full repair since boot', staging: [topDir], orphans: [top.cacheId] });
+    expect(fs.readFileSync(path.join(store.dir, 'repaired'), 'utf8')).toMatch(/^markers 1 boot [0-9a-f-]{36}\n$/);
+    expect((await openStore(root)).lastRepair.reason).toBeNull();
+    // A stamp of another boot (markers a power loss may have dropped) is no stamp.
+    fs.writeFileSync(path.join(store.dir, 'repaired'), 'markers 1 boot 00000000-0000-0000-0000-000000000000\n');
+    expect((await openStore(root)).lastRepair.reason).toBe('no stamp of a full repair since boot');
+    expect((await openStore(root)).list().map((l) => l.chainID)).toEqual([base.chainID]);
+  });
+
   it('keeps mount counts across store instances (processes) and unmounts at the last put', async () => {
     const a = await openStore();
     const b = await openStore(a.root);
@@ -354,10 +412,129 @@ describe('layer store survives kill -9', () => {
     destroyRoot(root);
   });
 
-  it('registering a 100 MB layer, killed mid-way: no incomplete layer, no mount, list() works', async () => {
+  /** The store at `root` with busybox and a layer holding /etc/motd on it. */
+  async function busyboxWithMotd() {
     const store = await LayerStore.open(root, { driver: 'overlay2' });
     const base = await store.register(null, Readable.from([busyboxTar]));
     const top = await store.register(base.chainID, Readable.from([tarOf({ 'etc/motd': 'hi' })]));
+    return { store, base, top };
+  }
+
+  /** Runs a node script and SIGKILLs it once its stdout holds `mark` (it stalls there). */
+  async function killOnceItSays(mark: string, script: string, ...args: string[]): Promise<void> {
+    const victim = child.spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc = victim;
+    let out = '';
+    let err = '';
+    victim.stdout.on('data', (d) => (out += d));
+    victim.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<void>((resolve) => victim.once('exit', () => resolve()));
+    while (!out.includes(mark)) {
+      if (victim.exitCode !== null) throw new Error(`the child exited early (${victim.exitCode}): ${out} ${err}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    victim.kill('SIGKILL');
+    await exited;
+  }
+
+  it('killed between publishing a commit and the driver\'s commit: the next open finishes it', async () => {
+    const store = await LayerStore.open(root, { driver: 'overlay2' });
+    const base = await store.register(null, Readable.from([busyboxTar]));
+    const script = path.join(root, 'victim-commit.cjs');
+    // The driver's commit waits forever (once the layer is published): the window a kill -9 must not tear.
+    fs.writeFileSync(
+      script,
+      `
+const fs = require('node:fs');
+const path = require('node:path');
+const { LayerStore } = require(${JSON.stringify(path.join(dist, 'layers', 'store.js'))});
+const { Overlay2Driver } = require(${JSON.stringify(path.join(dist, 'drivers', 'overlay2.js'))});
+class StallingCommit extends Overlay2Driver {
+  async commit(id) {
+    process.stdout.write('committing\\n');
+    setInterval(() => {}, 1000);
+    await new Promise(() => {});
+  }
+}
+(async () => {
+  const [root, base] = process.argv.slice(2);
+  const driver = new StallingCommit(root, Overlay2Driver.open(root).features);
+  const store = await LayerStore.open(root, { driver });
+  const rw = await store.createRW(base, 'committing');
+  fs.writeFileSync(path.join(rw.diffPath, 'new'), 'n');
+  await store.commitRW(rw);
+  process.stdout.write('finished\\n');
+})().catch((err) => { process.stderr.write(String(err && err.stack || err)); process.exit(1); });
+`,
+    );
+    await killOnceItSays('committing', script, root, base.chainID);
+    const rwId = fs.readFileSync(path.join(root, 'layers', 'mounts', 'committing', 'mount-id'), 'utf8');
+    const layer = store.list().find((l) => l.cacheId === rwId)!;
+    expect(layer.parent).toBe(base.chainID); // published, ...
+    expect(fs.existsSync(path.join(root, 'overlay2', rwId, 'committed'))).toBe(false); // ... not committed
+
+    const reopened = await LayerStore.open(root, { driver: 'overlay2' });
+    expect(reopened.lastRepair.reason).toMatch(/^unfinished work of a dead process: tmp\/\d+\.\d+-publish-/);
+    expect(fs.existsSync(path.join(root, 'overlay2', rwId, 'committed'))).toBe(true);
+    expect(reopened.getRW('committing')).toBeUndefined(); // its files are the layer's now
+    expect(reopened.driver.list()).toContain(rwId);
+    expect(fs.readdirSync(path.join(reopened.dir, 'tmp'))).toEqual([]);
+    expect((await LayerStore.open(root, { driver: 'overlay2' })).lastRepair.reason).toBeNull();
+    const view = await reopened.mount(layer.chainID);
+    expect(fs.readFileSync(path.join(view, 'new'), 'utf8')).toBe('n');
+    expect(() => fs.writeFileSync(path.join(view, 'x'), 'x')).toThrow(/EROFS/);
+    await reopened.unmount(layer.chainID);
+    await reopened.remove(layer.chainID);
+    await reopened.close();
+  }, 60_000);
+
+  it('killed between dropping a mount count and the unmount: the next open unmounts', async () => {
+    const { store, top } = await busyboxWithMotd();
+    const script = path.join(root, 'victim-unmount.cjs');
+    // The store's own mount counter, except that it stalls once an unmount's count is dropped.
+    fs.writeFileSync(
+      script,
+      `
+const { LayerStore } = require(${JSON.stringify(path.join(dist, 'layers', 'store.js'))});
+(async () => {
+  const [root, top] = process.argv.slice(2);
+  const store = await LayerStore.open(root, { driver: 'overlay2' });
+  await store.mount(top);
+  const counts = store.mountState;
+  store.driver.setMountCounter({
+    increment: (id) => counts.increment(id),
+    decrement: async (id) => {
+      await counts.decrement(id);
+      process.stdout.write('unmounting\\n');
+      setInterval(() => {}, 1000);
+      await new Promise(() => {});
+    },
+  });
+  await store.unmount(top);
+  process.stdout.write('finished\\n');
+})().catch((err) => { process.stderr.write(String(err && err.stack || err)); process.exit(1); });
+`,
+    );
+    await killOnceItSays('unmounting', script, root, top.chainID);
+    expect(JSON.parse(fs.readFileSync(path.join(root, 'layers', 'mounts.json'), 'utf8'))).toEqual({}); // no count left, ...
+    const target = store.driver.mounts(top.cacheId).target;
+    expect(mountsUnder(root)).toEqual([target]); // ... but the mount
+
+    const reopened = await LayerStore.open(root, { driver: 'overlay2' });
+    expect(reopened.lastRepair.reason).toMatch(/^unfinished work of a dead process: tmp\/\d+\.\d+-unmount-/);
+    expect(reopened.lastRepair.unmounted).toEqual([target]);
+    expect(mountsUnder(root)).toEqual([]);
+    expect(fs.readdirSync(path.join(reopened.dir, 'tmp'))).toEqual([]);
+    // An unmount that completes leaves nothing in tmp/: the next open is cheap.
+    await reopened.mount(top.chainID);
+    await reopened.unmount(top.chainID);
+    expect(fs.readdirSync(path.join(reopened.dir, 'tmp'))).toEqual([]);
+    expect((await LayerStore.open(root, { driver: 'overlay2' })).lastRepair.reason).toBeNull();
+    await reopened.remove(top.chainID);
+  }, 60_000);
+
+  it('registering a 100 MB layer, killed mid-way: no incomplete layer, no mount, list() works', async () => {
+    const { base, top } = await busyboxWithMotd();
     const script = path.join(root, 'victim.cjs');
     fs.writeFileSync(
       script,

@@ -181,6 +181,13 @@ export interface AufsProbeOptions {
 /** Probe dirs are named so that no layer id can match; repair removes the ones of dead processes. */
 const PROBE_PREFIX = '.aufs-probe-';
 
+/** A probe dir whose process is gone. */
+function isStaleAufsProbe(name: string): boolean {
+  if (!name.startsWith(PROBE_PREFIX)) return false;
+  const owner = ownerOf(name.slice(PROBE_PREFIX.length));
+  return !owner || !isAlive(owner);
+}
+
 function pageSize(): number {
   // The first mapping's KernelPageSize in smaps; Node has no getpagesize().
   try {
@@ -485,6 +492,14 @@ export class AufsDriver extends BaseDriver {
     return applyLayerTar(tar, this.diffPath(id), { whiteouts: 'aufs' });
   }
 
+  /**
+   * A dead process's probe dir. Staged branches, layers files, `-removing` dirs and mount points change
+   * only inside the layer store's marked windows (registrations, removals, mounts).
+   */
+  needsRepair(): boolean {
+    return fs.readdirSync(this.root).some(isStaleAufsProbe);
+  }
+
   async repair(inUse: (id: string) => boolean): Promise<RepairReport> {
     const report: RepairReport = { unmounted: [], relinked: [], removed: [] };
     const table = readMountInfo();
@@ -501,10 +516,7 @@ export class AufsDriver extends BaseDriver {
       report.removed.push(p);
     };
     // Probe dirs, staged branches and layers files of dead processes; half-removed dirs.
-    for (const name of fs.readdirSync(this.root).filter((n) => n.startsWith(PROBE_PREFIX))) {
-      const owner = ownerOf(name.slice(PROBE_PREFIX.length));
-      if (!owner || !isAlive(owner)) await removeTree(path.join(this.root, name));
-    }
+    for (const name of fs.readdirSync(this.root).filter(isStaleAufsProbe)) await removeTree(path.join(this.root, name));
     for (const kind of ['layers', 'diff', 'mnt', 'work'] as const) {
       const dir = path.join(this.home, kind);
       for (const name of fs.readdirSync(dir)) {

@@ -80,6 +80,7 @@ export abstract class BaseDriver implements Driver {
   abstract diff(id: string, opts?: DiffOptions): Readable;
   abstract applyDiff(id: string, tar: Readable): Promise<{ diffID: Digest; size: number }>;
   abstract repair(inUse: (id: string) => boolean): Promise<RepairReport>;
+  abstract needsRepair(): boolean;
 
   setMountCounter(counter: MountCounter): void {
     this.counter = counter;
@@ -123,9 +124,11 @@ export abstract class BaseDriver implements Driver {
     await this.mutex.run(id, async () => {
       const n = await this.counter.decrement(id);
       this.dropOwn(id);
-      if (n > 0 || !this.exists(id)) return;
+      if (n > 0 || !this.exists(id)) return this.counter.settled?.(id);
       const plan = this.mounts(id);
       if (plan.mounts.length > 0) await unmountAndRemove(plan.target, this.warn);
+      // A mount point left in place (the detach failed) stays unsettled: a repair looks at it later.
+      if (plan.mounts.length === 0 || !fs.existsSync(plan.target)) await this.counter.settled?.(id);
     });
   }
 

@@ -239,6 +239,14 @@ export class Overlay2Driver extends BaseDriver {
     return applyLayerTar(tar, this.diffPath(id), { whiteouts: 'overlay' });
   }
 
+  /**
+   * A dead process's mount probe. Layers, `-removing` dirs, links and `merged` dirs change only inside
+   * the layer store's marked windows (registrations, removals, mounts), so their crashes show there.
+   */
+  needsRepair(): boolean {
+    return fs.readdirSync(this.root).some(isStaleProbe);
+  }
+
   async repair(inUse: (id: string) => boolean): Promise<RepairReport> {
     const report: RepairReport = { unmounted: [], relinked: [], removed: [] };
     mkdirpSync(path.join(this.home, 'l'), 0o700);

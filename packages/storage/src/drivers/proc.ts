@@ -53,3 +53,9 @@ export function ownerOf(name: string): string | null {
   const token = dash < 0 ? name : name.slice(0, dash);
   return isProcessToken(token) ? token : null;
 }
+
+/** Whether a name made by ownedName belongs to a process that is gone (true for a name without owner). */
+export function ownerIsGone(name: string): boolean {
+  const owner = ownerOf(name);
+  return !owner || !isAlive(owner);
+}

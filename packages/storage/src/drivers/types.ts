@@ -82,6 +82,8 @@ export interface MountCounter {
   increment(id: string): Promise<number> | number;
   /** Drops one reference (never below 0); returns the new count. */
   decrement(id: string): Promise<number> | number;
+  /** After a decrement: put has done what it had to (unmounted at 0, or nothing to do). */
+  settled?(id: string): Promise<void> | void;
 }
 
 export interface RepairReport {
@@ -126,6 +128,12 @@ export interface Driver {
    * mounts of layers for which `inUse(id)` is false and removes unused mount points.
    */
   repair(inUse: (id: string) => boolean): Promise<RepairReport>;
+  /**
+   * Whether a dead process left something repair() must look at that the layer store's own markers
+   * do not show (a mount probe, a diff staged outside a layer's registration). Costs what such
+   * leftovers cost to find, never a look at every layer: the store asks it at every open.
+   */
+  needsRepair(): boolean;
   /** Unmounts everything this process mounted (puts each of its get()s). */
   cleanup(): Promise<void>;
 }

@@ -13,7 +13,7 @@ import { REMOVING_SUFFIX, checkLayerId } from './ids';
 import { applyLayerTar, packLayerDir } from './layer-tar';
 import { ctimeNow, stageChanges } from './naivediff';
 import { copyTree } from './treecopy';
-import { isAlive, ownedName, ownerOf } from './proc';
+import { isAlive, ownedName, ownerIsGone, ownerOf } from './proc';
 import type { DriverCreateOptions, DiffOptions, MountPlan, RepairReport } from './types';
 import { mkdirpSync } from '../atomic';
 
@@ -164,6 +164,14 @@ export class VfsDriver extends BaseDriver {
   async applyDiff(id: string, tar: Readable): Promise<{ diffID: Digest; size: number }> {
     this.requireLayer(id);
     return applyLayerTar(tar, this.dir(id), { whiteouts: 'merge' });
+  }
+
+  /**
+   * A dead process's entry in tmp/ (a diff staged for a push, a save or fsck, outside any registration).
+   * Layer dirs and metadata change only inside the layer store's marked windows.
+   */
+  needsRepair(): boolean {
+    return fs.readdirSync(path.join(this.home, 'tmp')).some(ownerIsGone);
   }
 
   async repair(_inUse: (id: string) => boolean): Promise<RepairReport> {

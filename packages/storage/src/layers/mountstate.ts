@@ -2,15 +2,30 @@
 // mountpoints.json, outside the layer metadata). Per driver id, per holder process:
 //   <root>/layers/mounts.json = { "<driver id>": { "<pid>.<starttime>": count } }
 // Only touched under the store's exclusive lock. Holders that died are dropped at open.
+// A crash while a mount is held, or between a mount's count and the mount, leaves a count of a dead
+// process (the next open repairs in full). An unmount drops its count first: from then until the
+// driver has unmounted (settled) a marker dir of this process is in the store's tmp/
+// (`<token>-unmount-…`), so a crash in between shows as well.
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { writeFileAtomicVolatileSync } from '../atomic';
 import type { MountCounter } from '../drivers/types';
-import { isAlive, processToken } from '../drivers/proc';
+import { isAlive, ownedName, processToken } from '../drivers/proc';
 
 export type MountTable = Record<string, Record<string, number>>;
 
 export class MountState implements MountCounter {
-  constructor(readonly file: string) {}
+  /** This instance's marker in `markerDir` while unmounts are pending. */
+  private marker: string | undefined;
+  /** Unmounts counted down and not settled yet. */
+  private pending = 0;
+
+  constructor(
+    readonly file: string,
+    /** Where the marker goes (the layer store's tmp/). */
+    private readonly markerDir: string,
+  ) {}
 
   load(): MountTable {
     return MountState.parse(this.read());
@@ -68,6 +83,12 @@ export class MountState implements MountCounter {
 
   /** Drops one of this process's references, else one of any holder's (an explicit unmount). */
   async decrement(id: string): Promise<number> {
+    if (this.marker === undefined) {
+      const marker = path.join(this.markerDir, ownedName(`unmount-${crypto.randomBytes(8).toString('hex')}`));
+      fs.mkdirSync(marker, { mode: 0o700 });
+      this.marker = marker;
+    }
+    this.pending++;
     const table = this.load();
     const holders = table[id];
     if (!holders) return 0;
@@ -80,6 +101,22 @@ export class MountState implements MountCounter {
     if (Object.keys(holders).length === 0) delete table[id];
     await this.save(table);
     return MountState.total(table[id]);
+  }
+
+  settled(_id: string): void {
+    if (--this.pending > 0 || this.marker === undefined) return;
+    fs.rmSync(this.marker, { recursive: true, force: true });
+    this.marker = undefined;
+    this.pending = 0;
+  }
+
+  /** Whether the table holds a count of a dead process, or cannot be read: then repair must run. */
+  needsRepair(): boolean {
+    const text = this.read();
+    if (text === null) return false;
+    const table = MountState.parse(text);
+    if (Object.keys(table).length === 0) return text !== MountState.format({});
+    return Object.values(table).some((holders) => Object.entries(holders ?? {}).some(([token, n]) => !(n > 0) || !isAlive(token)));
   }
 
   /**

@@ -14,7 +14,8 @@
 //                                             directory, once fsck found it equal to the original tar's
 //   <root>/layers/mounts/<name>/{mount-id,init-id,parent}   RW layers (init-id only with an init layer)
 //   <root>/layers/mounts.json                 mount refcounts per driver id and holder process
-//   <root>/layers/tmp/<pid>.<start>-<rand>/   staging (and trash) owned by a process
+//   <root>/layers/tmp/<pid>.<start>-<rand>/   staging (and trash, and markers) owned by a process
+//   <root>/layers/repaired                    stamp of the last full repair (format and boot id)
 //   <root>/layers/layers.lock                 the store lock (flock)
 // Crash safety: every layer and RW entry is assembled in tmp/ and renamed into place; removal renames
 // into tmp/ first. A lazy layer is fetched (ensurePresent) into a driver layer staged under tmp/, verified
@@ -23,8 +24,17 @@
 // The blob is downloaded first, verified against its digest into the image store's content
 // (RemoteHooks.keep), extracted from there and recorded as the layer's compressed form before the layer
 // becomes present: a fetched layer no longer depends on its cache.
-// At open, under the lock, tmp/ entries of dead processes are deleted, driver layers
-// no metadata refers to are removed, stale mounts are unmounted and dead holders' mount counts dropped.
+// The full repair, under the lock: tmp/ entries of dead processes are deleted, driver layers no metadata
+// refers to are removed, stale mounts are unmounted, dead holders' mount counts dropped, and every
+// committed layer's driver commit is re-applied. It costs a look at every layer, so open runs it only
+// on evidence (repairReason): every change a kill -9 can tear runs while an entry of its process is in
+// tmp/ (a staging dir, a trash dir, or an empty marker dir around a window that has neither: a publish
+// from its rename to the driver's commit, an unmount from its count to the unmount, the full repair),
+// and a held mount is a count in mounts.json. An entry or a count of a dead process, a driver's own
+// leftover (Driver.needsRepair) or a missing or old `layers/repaired` stamp (written by a full repair
+// with the boot id: stores of older versions, and markers that a power loss may not have kept) makes
+// open repair in full; otherwise open only reads tmp/, mounts.json and the stamp. fsck and repairNow
+// always repair in full.
 //
 // Liveness: one model, reachability. A committed layer lives while a root reaches it (its chain or a
 // chain above it); Store.collectLayers (store.ts) marks from the roots under this store's lock and
@@ -52,7 +62,7 @@ import type { LayerImporter } from '../transport/load';
 import { defaultWarn, readTextOrNull, type DriverOptions } from '../drivers/base';
 import { randomLayerId } from '../drivers/ids';
 import { detach } from '../drivers/perform';
-import { isAlive, ownedName, ownerOf } from '../drivers/proc';
+import { isAlive, ownedName, ownerIsGone, ownerOf } from '../drivers/proc';
 import { openDriver, type DriverChoice } from '../drivers/select';
 import type { Driver, RepairReport } from '../drivers/types';
 import { MountState } from './mountstate';
@@ -63,7 +73,7 @@ import { decompress } from '../archive/decompress';
 import { TsbuildError, withContext } from '../errors';
 import { checkDescriptor } from '../image/decode';
 import { chainInto } from '../image/local';
-import { mkdirpSync } from '../atomic';
+import { mkdirpSync, writeFileAtomic } from '../atomic';
 import { TarContentCounter } from '../archive/content-size';
 
 /** The sha256 of everything a stream yields. */
@@ -149,12 +159,27 @@ export type DiffCheck =
 
 /** What the last open() repaired (for logs and tests). */
 export interface StoreRepairReport extends RepairReport {
+  /** Why the full repair ran (null: open found no evidence and looked at no layer). */
+  reason: string | null;
   /** Staged or half-removed metadata dirs deleted. */
   staging: string[];
   /** Driver layers that no metadata referred to, removed. */
   orphans: string[];
   /** Mount counts dropped (dead holders, mounts that vanished). */
   droppedMounts: string[];
+}
+
+function emptyReport(reason: string | null): StoreRepairReport {
+  return { reason, unmounted: [], relinked: [], removed: [], staging: [], orphans: [], droppedMounts: [] };
+}
+
+/** What the stamp says: the marker format (bump it when a window changes) and this boot. */
+function stampText(): string | null {
+  try {
+    return `markers 1 boot ${fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}\n`;
+  } catch {
+    return null; // no boot id: no proof that markers survived, so every open repairs in full
+  }
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -199,7 +224,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   /** Set when the driver choice fell back (overlay unsupported): print it. */
   readonly notice?: string;
   /** What open() found and fixed. */
-  lastRepair: StoreRepairReport = { unmounted: [], relinked: [], removed: [], staging: [], orphans: [], droppedMounts: [] };
+  lastRepair: StoreRepairReport = emptyReport(null);
   private readonly mountState: MountState;
   private readonly cache = new Map<Digest, Layer>();
   private remoteHooks: RemoteHooks | undefined;
@@ -214,12 +239,12 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   ) {
     this.dir = path.join(root, 'layers');
     this.lock = new StoreLock(path.join(this.dir, 'layers.lock'));
-    this.mountState = new MountState(path.join(this.dir, 'mounts.json'));
+    this.mountState = new MountState(path.join(this.dir, 'mounts.json'), path.join(this.dir, 'tmp'));
     if (notice) this.notice = notice;
     driver.setMountCounter(this.mountState);
   }
 
-  /** Opens (creating) the store at `root`, takes the lock and repairs what a crash left. */
+  /** Opens (creating) the store at `root`, takes the lock and repairs what a crash left (on evidence of one). */
   static async open(root: string, opts: LayerStoreOptions = {}): Promise<LayerStore> {
     const abs = path.resolve(root);
     for (const d of ['sha256', 'mounts', 'tmp']) mkdirpSync(path.join(abs, 'layers', d), 0o700);
@@ -234,13 +259,37 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       ({ driver, notice } = openDriver(abs, { driver: opts.driver, warn: opts.warn }));
     }
     const store = new LayerStore(abs, driver, notice, opts.warn ?? defaultWarn);
-    if (opts.repair !== false) await store.repairNow();
+    if (opts.repair !== false) {
+      await store.lock.withExclusive(async () => {
+        const reason = store.repairReason();
+        if (reason === null) store.lastRepair = emptyReport(null);
+        else await store.repair(reason);
+      });
+    }
     return store;
   }
 
-  /** Repairs what a crash left (what open does); the report is in lastRepair. */
+  /** Repairs in full what a crash left (what open does on evidence of one); the report is in lastRepair. */
   repairNow(): Promise<void> {
-    return this.lock.withExclusive(() => this.repair());
+    return this.lock.withExclusive(() => this.repair('asked'));
+  }
+
+  private get stampFile(): string {
+    return path.join(this.dir, 'repaired');
+  }
+
+  /**
+   * Why open must repair in full, or null. Reads tmp/, mounts.json, the stamp and the driver's own
+   * leftovers: nothing here grows with the number of layers.
+   */
+  private repairReason(): string | null {
+    const stamp = stampText();
+    if (stamp === null || readTextOrNull(this.stampFile) !== stamp.trim()) return 'no stamp of a full repair since boot';
+    const dead = fs.readdirSync(path.join(this.dir, 'tmp')).find(ownerIsGone);
+    if (dead !== undefined) return `unfinished work of a dead process: tmp/${dead}`;
+    if (this.mountState.needsRepair()) return 'mount counts of a dead process';
+    if (this.driver.needsRepair()) return `leftovers in ${this.driver.name}`;
+    return null;
   }
 
   // ---- paths and metadata ----
@@ -476,11 +525,16 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       // Empty: its existence is all it says, and the fsync of the directory below makes it durable.
       if (hooks.rebuildable) fs.writeFileSync(path.join(staging, 'rebuildable'), '');
       fsyncDir(staging);
+      // From the rename to the driver's commit (and the RW entry's removal) nothing else is in tmp/:
+      // the marker shows a crash in between, and the full repair re-commits and drops the entry.
+      const window = this.newTmp('publish');
       fs.renameSync(staging, this.layerDir(chain));
       fsyncDir(path.join(this.dir, 'sha256'));
-      // After the rename (repair re-commits every layer): a crash before it leaves a usable RW layer.
+      // After the rename: a crash before it leaves a usable RW layer.
       await this.driver.commit(cacheId);
       await hooks.published?.();
+      // Left in place when the commit failed: the next open after this process repairs in full.
+      fs.rmdirSync(window);
       return this.get(chain);
     });
   }
@@ -632,7 +686,8 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
         const dir = this.layerDir(layer.chainID);
         writeSynced(path.join(staging, 'content-size'), String(counter.bytes));
         fs.renameSync(path.join(staging, 'content-size'), path.join(dir, 'content-size'));
-        // The rename of cache-id is what makes the layer present (repair re-commits every present layer).
+        // The rename of cache-id is what makes the layer present; until the driver's commit is done the
+        // staging dir stays in tmp/, so a crash in between makes the next open repair (re-commit) in full.
         fs.renameSync(path.join(staging, 'cache-id'), path.join(dir, 'cache-id'));
         fsyncDir(dir);
         this.cache.delete(layer.chainID);
@@ -977,19 +1032,16 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
 
   /** Staged entries of dead processes: what repairNow() removes. */
   staleStaging(): string[] {
-    const out: string[] = [];
     const tmp = path.join(this.dir, 'tmp');
-    for (const name of fs.readdirSync(tmp)) {
-      const owner = ownerOf(name);
-      if (!owner || !isAlive(owner)) out.push(path.join(tmp, name));
-    }
-    return out;
+    return fs.readdirSync(tmp).filter(ownerIsGone).map((name) => path.join(tmp, name));
   }
 
   // ---- repair ----
 
-  private async repair(): Promise<void> {
-    const report: StoreRepairReport = { unmounted: [], relinked: [], removed: [], staging: [], orphans: [], droppedMounts: [] };
+  private async repair(reason: string): Promise<void> {
+    const report = emptyReport(reason);
+    // Our own marker: a crash of this repair makes the next open repair in full again.
+    const marker = this.newTmp('repair');
     this.cache.clear();
     const sha = path.join(this.dir, 'sha256');
     for (const name of fs.readdirSync(sha)) {
@@ -1013,12 +1065,9 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
       if (e.initId) referenced.add(e.initId);
     }
     for (const s of this.liveStaging()) for (const id of s.ids) referenced.add(id);
-    const tmp = path.join(this.dir, 'tmp');
-    for (const name of fs.readdirSync(tmp)) {
-      const owner = ownerOf(name);
-      if (owner && isAlive(owner)) continue;
-      await fs.promises.rm(path.join(tmp, name), { recursive: true, force: true });
-      report.staging.push(path.join(tmp, name));
+    for (const p of this.staleStaging()) {
+      await fs.promises.rm(p, { recursive: true, force: true });
+      report.staging.push(p);
     }
 
     const table = await this.mountState.prune((id) => {
@@ -1050,7 +1099,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
     }
     // commit() is idempotent: re-applying it finishes a publish that crashed right after its rename.
     // commit() returns at once for a committed layer, so the mount table is read only for the rare one
-    // that is not (this runs on every open: keep it cheap for stores with many layers).
+    // that is not.
     for (const id of committedIds) {
       if (!this.driver.exists(id)) continue;
       try {
@@ -1059,6 +1108,9 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
         // Mounted by a live process right now: its publish completed, the marker follows on a later open.
       }
     }
+    const stamp = stampText();
+    if (stamp !== null && readTextOrNull(this.stampFile) !== stamp.trim()) await writeFileAtomic(this.stampFile, stamp);
+    fs.rmdirSync(marker);
     this.lastRepair = report;
   }
 }
