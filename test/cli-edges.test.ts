@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { CLI, cli, cliRootWithBusybox, writeTree } from './helpers/roots';
+import { CLI, cli, cliRootWithBusybox, mountsUnder, writeTree } from './helpers/roots';
 
 const paths = cliRootWithBusybox('tsbuild-edges-');
 
@@ -52,6 +52,43 @@ describe('a container whose tsbuild was killed', () => {
     // Its record and read-write layer are gone; the kept one still has both until rm.
     expect(cli(paths.root, ['rm', 'removed']).stderr).toBe('tsbuild: no such container: removed\n');
     expect(cli(paths.root, ['rm', 'kept']).status).toBe(0);
+    // Nothing of either is left: no mount (the --rm one's volatile overlay was unmounted by the next
+    // command), no RW layer record, no overlay directory but the image's.
+    expect(mountsUnder(paths.root)).toEqual([]);
+    expect(fs.readdirSync(path.join(paths.root, 'layers', 'mounts'))).toEqual([]);
+    const imageLayers = fs.readdirSync(path.join(paths.root, 'layers', 'sha256')).length;
+    expect(fs.readdirSync(path.join(paths.root, 'overlay2')).filter((d) => d !== 'l')).toHaveLength(imageLayers);
+  });
+});
+
+describe('a --rm container is throwaway', () => {
+  // Its overlay is mounted volatile (as podman mounts a --rm container's): unmounting it does not sync
+  // the host's filesystem. A container that is kept gets a durable one.
+  const rootOptions = (args: string[]) => {
+    const r = cli(paths.root, ['run', ...args, 'busybox', 'cat', '/proc/self/mountinfo']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const root = r.stdout.split('\n').find((l) => l.split(' ')[4] === '/');
+    expect(root).toMatch(/ - overlay /);
+    return root!.split(' - ')[1]!.split(' ')[2]!.split(',');
+  };
+
+  // Linux 6.12 and later show the option as fsync=volatile.
+  const volatile = (options: string[]) => options.some((o) => o === 'volatile' || o === 'fsync=volatile');
+
+  it('run --rm mounts its root volatile; run without --rm does not', () => {
+    expect(volatile(rootOptions(['--rm']))).toBe(true);
+    expect(volatile(rootOptions(['--name', 'durable']))).toBe(false);
+    expect(cli(paths.root, ['rm', 'durable']).status).toBe(0);
+  });
+
+  it('run --rm leaves nothing: no record, RW layer, overlay directory or mount', () => {
+    const before = fs.readdirSync(path.join(paths.root, 'overlay2')).sort();
+    for (let i = 0; i < 3; i++) expect(cli(paths.root, ['run', '--rm', 'busybox', 'sh', '-c', 'echo x > /new']).status).toBe(0);
+    expect(fs.readdirSync(path.join(paths.root, 'overlay2')).sort()).toEqual(before);
+    expect(fs.readdirSync(path.join(paths.root, 'layers', 'mounts'))).toEqual([]);
+    expect(fs.readdirSync(path.join(paths.root, 'containers')).filter((f) => f.endsWith('.json'))).toEqual([]);
+    expect(mountsUnder(paths.root)).toEqual([]);
   });
 });
 

@@ -99,6 +99,22 @@ export async function writeFileAtomic(file: string, data: Buffer | string, mode 
 }
 
 /**
+ * Writes `data` to `file` atomically (a reader sees the old file or the new one, never a torn one) but
+ * not durably: no fsync. For records that mean nothing after a reboot (mount counts, a --rm
+ * container's state): a killed process loses nothing, as the page cache outlives it.
+ */
+export function writeFileAtomicVolatileSync(file: string, data: Buffer | string, mode = 0o644): void {
+  const tmp = tmpSibling(file);
+  fs.writeFileSync(tmp, data, { mode, flag: 'wx' });
+  try {
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
  * Moves `from` to `to` unless `to` exists (link + unlink: Node has no renameat2). Returns false,
  * leaving `from` in place, when `to` already exists. Files only.
  */

@@ -7,7 +7,7 @@ import type { Platform } from './content/types';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic, mkdirpSync } from './atomic';
+import { writeFileAtomic, writeFileAtomicVolatileSync, mkdirpSync } from './atomic';
 import { isAlive, tokenOf } from './drivers/proc';
 import type { Digest } from './digest';
 import type { ContainerExit, RunOptions, RunningContainer, SeccompOption } from './runtime';
@@ -112,7 +112,10 @@ export class Containers {
       state: 'created',
       ...(opts.autoRemove ? { autoRemove: true } : {}),
     };
-    await this.store.layers.createRW(chainID as Digest | null, containerLayerName(id));
+    // A --rm container is throwaway: nothing of it may outlive it, so nothing of it is synced (its
+    // overlay is volatile, as podman mounts a --rm container's). A kill -9 of tsbuild leaves the
+    // records in the page cache, where the next open finds and removes them.
+    await this.store.layers.createRW(chainID as Digest | null, containerLayerName(id), opts.autoRemove ? { volatile: true } : {});
     try {
       await this.write(record);
     } catch (err) {
@@ -130,8 +133,9 @@ export class Containers {
   ): Promise<{ container: RunningContainer; finished: Promise<ContainerExit> }> {
     const rw = this.store.layers.getRW(containerLayerName(record.id));
     if (!rw) throw userError(`container ${record.name} has no read-write layer`);
-    // Loaded here, not at import: every store open settles orphaned containers, few start one.
-    const runtime = await import('./runtime/index.js');
+    // Loaded here, not at import: every store open settles orphaned containers, few start one. run.js,
+    // not the runtime's index: that loads the seccomp compiler, which the default filter does not need.
+    const runtime = await import('./runtime/run.js');
     const rootfs = await rw.mount();
     let container: RunningContainer;
     try {
@@ -238,8 +242,10 @@ export class Containers {
     return next;
   }
 
-  private write(record: ContainerRecord): Promise<void> {
-    return writeFileAtomic(this.recordPath(record.id), JSON.stringify(record));
+  private async write(record: ContainerRecord): Promise<void> {
+    const file = this.recordPath(record.id);
+    if (!record.autoRemove) return writeFileAtomic(file, JSON.stringify(record));
+    writeFileAtomicVolatileSync(file, JSON.stringify(record)); // no fsyncs: see create()
   }
 
   private recordPath(id: string): string {

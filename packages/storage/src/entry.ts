@@ -19,6 +19,8 @@ function lazyModule<T extends object>(load: () => T): T {
 
 const transport = lazyModule(() => require('./transport') as typeof import('./transport'));
 const runtime = lazyModule(() => require('./runtime') as typeof import('./runtime'));
+// What `run` uses of the runtime, without the index's seccomp compiler (the default filter is precompiled).
+const containerRuntime = lazyModule(() => require('./runtime/run') as typeof import('./runtime/run'));
 const fsck = lazyModule(() => require('./fsck') as typeof import('./fsck'));
 
 Object.defineProperty(exports, 'CONFIG_MAX', { enumerable: true, get: function () { return transport.CONFIG_MAX; } });
@@ -55,7 +57,7 @@ Object.defineProperty(exports, 'findCredentials', { enumerable: true, get: funct
 Object.defineProperty(exports, 'parseChallenge', { enumerable: true, get: function () { return transport.parseChallenge; } });
 Object.defineProperty(exports, 'pushImage', { enumerable: true, get: function () { return transport.pushImage; } });
 Object.defineProperty(exports, 'pullImage', { enumerable: true, get: function () { return transport.pullImage; } });
-Object.defineProperty(exports, 'runContainer', { enumerable: true, get: function () { return runtime.runContainer; } });
+Object.defineProperty(exports, 'runContainer', { enumerable: true, get: function () { return containerRuntime.runContainer; } });
 Object.defineProperty(exports, 'createCgroup', { enumerable: true, get: function () { return runtime.createCgroup; } });
 Object.defineProperty(exports, 'detectCgroupVersion', { enumerable: true, get: function () { return runtime.detectCgroupVersion; } });
 Object.defineProperty(exports, 'removeStaleCgroups', { enumerable: true, get: function () { return runtime.removeStaleCgroups; } });
@@ -71,8 +73,8 @@ Object.defineProperty(exports, 'readRootfsEtcFile', { enumerable: true, get: fun
 Object.defineProperty(exports, 'lookupUser', { enumerable: true, get: function () { return runtime.lookupUser; } });
 Object.defineProperty(exports, 'parsePasswd', { enumerable: true, get: function () { return runtime.parsePasswd; } });
 Object.defineProperty(exports, 'parseGroup', { enumerable: true, get: function () { return runtime.parseGroup; } });
-Object.defineProperty(exports, 'capabilitySet', { enumerable: true, get: function () { return runtime.capabilitySet; } });
-Object.defineProperty(exports, 'allCapabilities', { enumerable: true, get: function () { return runtime.allCapabilities; } });
+Object.defineProperty(exports, 'capabilitySet', { enumerable: true, get: function () { return containerRuntime.capabilitySet; } });
+Object.defineProperty(exports, 'allCapabilities', { enumerable: true, get: function () { return containerRuntime.allCapabilities; } });
 Object.defineProperty(exports, 'hostDeviceSteps', { enumerable: true, get: function () { return runtime.hostDeviceSteps; } });
 Object.defineProperty(exports, 'containerSeccomp', { enumerable: true, get: function () { return runtime.containerSeccomp; } });
 Object.defineProperty(exports, 'seccompOptionFromFlag', { enumerable: true, get: function () { return runtime.seccompOptionFromFlag; } });

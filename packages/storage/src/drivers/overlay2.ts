@@ -9,6 +9,7 @@
 //   <root>/overlay2/<id>/committed  read-only from now on (written into a parent when a child appears)
 // Committed layers mount without an upper dir (moby/moby#39780); RW layers get upper+work.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest';
@@ -21,6 +22,12 @@ import { assertOverlay, isStaleProbe, baseOverlayOptions, type OverlayFeatures }
 import type { DriverCreateOptions, DiffOptions, MountPlan, RepairReport } from './types';
 import { TsbuildError } from '../errors';
 import { mkdirpSync } from '../atomic';
+
+/** overlay's `volatile` mount option came with Linux 5.10; an older kernel refuses the mount. */
+export function volatileSupported(release = os.release()): boolean {
+  const [major = 0, minor = 0] = release.split('.').map((n) => parseInt(n, 10));
+  return major > 5 || (major === 5 && minor >= 10);
+}
 
 /** The kernel's OVL_MAX_STACK: lower layers one overlay mount can stack. */
 export const MAX_LOWERS = 500;
@@ -165,7 +172,7 @@ export class Overlay2Driver extends BaseDriver {
         fs.mkdirSync(path.join(dir, 'work'), { mode: 0o700 });
         touch(path.join(this.dir(parent), 'committed'));
       }
-      if (opts.volatile) touch(path.join(dir, 'volatile'));
+      if (opts.volatile && volatileSupported()) touch(path.join(dir, 'volatile'));
       if (!opts.readWrite) touch(path.join(dir, 'committed'));
     } catch (err) {
       if (link) fs.rmSync(path.join(this.home, 'l', link), { force: true });

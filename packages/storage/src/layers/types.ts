@@ -70,7 +70,10 @@ export interface CreateRWOptions {
    * Receives the init layer's directory. A RW layer with an init layer commits by copying its diff.
    */
   init?: (dir: string) => Promise<void> | void;
-  /** overlay2 `volatile` (no syncs): for throwaway layers. */
+  /**
+   * A throwaway layer: overlay2 mounts it `volatile` (no syncs, Linux 5.10+; its unmount does not sync
+   * the host filesystem) and its records are written without fsync. Nothing of it survives a power loss.
+   */
   volatile?: boolean;
 }
 

@@ -9,7 +9,7 @@ import {
 } from '@tsbuild/native';
 import type { ContainerProcess, Namespace, SpawnSpec } from '@tsbuild/native';
 import type { ContainerExit } from './run';
-import { containerSeccomp, type SeccompOption } from './seccomp';
+import { seccompFor, type SeccompOption } from './seccomp/container';
 import { mergeEnv } from './env';
 import { resolveRootfsUser } from './users';
 import { terminalStreams } from './terminal';
@@ -81,7 +81,7 @@ export async function execInContainer(o: ExecOptions): Promise<ExecProcess> {
   }
   const user = resolveRootfsUser(rootfs, o.user);
   const caps = o.capabilities ?? [...DOCKER_DEFAULT_CAPABILITIES];
-  const seccomp = containerSeccomp(o.seccomp, caps);
+  const seccomp = await seccompFor(o.seccomp, caps);
   let env = mergeEnv(o.baseEnv ?? [], o.env ?? []);
   if (!env.some((e) => e.startsWith('PATH='))) env = [`PATH=${DEFAULT_PATH}`, ...env];
   if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home}`);

@@ -11,7 +11,7 @@ import {
 } from '@tsbuild/native';
 import type { ContainerProcess, Namespace, Rlimit, Signal, SpawnSpec } from '@tsbuild/native';
 import { createCgroup, type CgroupOptions, type ContainerCgroup } from './cgroups';
-import { containerSeccomp, type SeccompOption } from './seccomp';
+import { seccompFor, type SeccompOption } from './seccomp/container';
 import { containerSteps, type BindMount } from './steps';
 import { writeFileExactMode } from '../fsmode';
 import { resolveRootfsUser } from './users';
@@ -218,7 +218,7 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
   const caps = capabilitySet(opts.capabilities, privileged);
   // Checked and compiled before anything is created for the container. Privileged means unconfined
   // whatever else is asked, as in Docker.
-  const seccomp = containerSeccomp(privileged ? 'unconfined' : opts.seccomp, caps);
+  const seccomp = await seccompFor(privileged ? 'unconfined' : opts.seccomp, caps);
   const id = opts.id ?? randomBytes(32).toString('hex');
   const network = opts.network ?? 'none';
   const hostname = opts.hostname ?? (network === 'host' ? os.hostname() : id.slice(0, 12));

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as native from '@tsbuild/native';
-import { Overlay2Driver, MAX_LOWERS, overlayMountPlan } from '../../src/drivers/overlay2';
+import { Overlay2Driver, MAX_LOWERS, overlayMountPlan, volatileSupported } from '../../src/drivers/overlay2';
 import { OverlayUnsupportedError, baseOverlayOptions, overlayFeatures, probeOverlay } from '../../src/drivers/probe';
 import { SHORT_ID_RE } from '../../src/drivers/ids';
 import { processToken } from '../../src/drivers/proc';
@@ -158,6 +158,11 @@ describe('overlay2 specifics', () => {
       await d.put('tmp');
     }
     expect(fs.readdirSync(d.diffPath('tmp')).sort()).toEqual(['f0', 'f1']);
+  });
+
+  it('asks for volatile only from Linux 5.10 on, where the kernel knows it', () => {
+    expect(['4.19.0', '5.4.120', '5.9.16'].map((r) => volatileSupported(r))).toEqual([false, false, false]);
+    expect(['5.10.0', '5.15.0-91-generic', '6.18.44-fc-v1272'].map((r) => volatileSupported(r))).toEqual([true, true, true]);
   });
 
   it('probes the filesystem and explains why overlay cannot work', () => {

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import { compileFilter } from './bpf';
 import { DOCKER_DEFAULT_PROFILE } from './default-profile';
+import { precompiledDefault, type CompiledSeccomp, type SeccompOption } from './container';
 import { checkProfile, parseProfile, resolveProfile, type SeccompProfile } from './profile';
 import { TsbuildError } from '../../errors';
 
@@ -13,13 +14,7 @@ export {
   type ResolveContext, type ResolvedProfile, type SeccompProfile,
 } from './profile';
 
-/** 'default' (Docker's profile), 'unconfined' (no filter) or a profile in Docker's format. */
-export type SeccompOption = 'default' | 'unconfined' | SeccompProfile;
-
-export interface CompiledSeccomp {
-  filter: Buffer;
-  flags: number;
-}
+export type { CompiledSeccomp, SeccompOption } from './container';
 
 // The default profile depends only on the capability set (and the host): compile each set once.
 const defaultCache = new Map<string, CompiledSeccomp>();
@@ -31,7 +26,7 @@ export function containerSeccomp(option: SeccompOption | undefined, capabilities
     const key = [...capabilities].sort().join(',');
     let compiled = defaultCache.get(key);
     if (!compiled) {
-      compiled = compileProfile(DOCKER_DEFAULT_PROFILE, capabilities);
+      compiled = precompiledDefault(capabilities) ?? compileProfile(DOCKER_DEFAULT_PROFILE, capabilities);
       defaultCache.set(key, compiled);
     }
     return compiled;
