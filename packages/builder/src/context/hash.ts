@@ -131,18 +131,33 @@ function tupleOf(st: { dev: bigint; ino: bigint; size: bigint | number; mtimeNs:
 /**
  * Hashes an open file to its end. With `knownSize` (from fstat), a short read that ends exactly there
  * is taken as the end, which saves the read that returns 0; a file that grew is still read to its end.
- * A file known to be small is read synchronously (see slices.ts), a larger one through the pool.
+ * A file known to be small is read synchronously (see slices.ts), a larger one through the pool, one
+ * read ahead into a second buffer: the pool copies the next chunk while this thread hashes the last.
  */
 async function hashFd(fd: number, buf: Buffer, knownSize?: number): Promise<{ digest: Buffer; bytes: number }> {
   const h = crypto.createHash('sha256');
-  const sync = knownSize !== undefined && knownSize <= SYNC_IO_MAX;
   let bytes = 0;
-  for (;;) {
-    const bytesRead = sync ? fs.readSync(fd, buf, 0, buf.length, null) : (await readAsync(fd, buf, 0, buf.length, null)).bytesRead;
+  if (knownSize !== undefined && knownSize <= SYNC_IO_MAX) {
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) {
+      h.update(buf.subarray(0, n));
+      bytes += n;
+      if (n < buf.length && bytes === knownSize) break;
+    }
+    return { digest: h.digest(), bytes };
+  }
+  let filling: Buffer = buf;
+  let spare: Buffer = Buffer.allocUnsafe(buf.length);
+  let pending: Promise<{ bytesRead: number }> | undefined = readAsync(fd, filling, 0, filling.length, null);
+  while (pending) {
+    const { bytesRead }: { bytesRead: number } = await pending;
     if (bytesRead === 0) break;
-    h.update(buf.subarray(0, bytesRead));
     bytes += bytesRead;
-    if (bytesRead < buf.length && bytes === knownSize) break;
+    const filled = filling;
+    const atEnd: boolean = bytesRead < filled.length && bytes === knownSize;
+    filling = spare;
+    spare = filled;
+    pending = atEnd ? undefined : readAsync(fd, filling, 0, filling.length, null);
+    h.update(filled.subarray(0, bytesRead));
   }
   return { digest: h.digest(), bytes };
 }
