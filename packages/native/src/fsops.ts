@@ -139,6 +139,32 @@ export function copyFiles(files: readonly FileCopy[]): Promise<CopyFilesResult> 
   return binding.copyFiles(sources, targets, meta);
 }
 
+/** Per file in HashFilesResult.stats: before the read, then after it. */
+export const HASH_STAT_FIELDS = ['dev', 'ino', 'size', 'mtimeNs', 'ctimeNs', 'mode'] as const;
+
+export interface HashFilesResult {
+  /** Files [0, done) were hashed. */
+  done: number;
+  /** Their SHA-256s, 32 bytes a file. */
+  digests: Buffer;
+  /**
+   * 12 numbers a file: fstat's dev, ino, size, mtime ns, ctime ns and mode before the read, then the
+   * same after it (dev and ino as their 64-bit patterns: BigInt.asUintN(64, v)).
+   */
+  stats: BigInt64Array;
+  /** Why file `done` failed (code, errno, syscall, path), or null when all were hashed. */
+  error: NodeJS.ErrnoException | null;
+}
+
+/**
+ * SHA-256 of regular files, one after the other on a libuv pool thread: open (O_NOFOLLOW), fstat, read
+ * to the end (a short read ending at fstat's size is the end), fstat, close. Stops at the first failure
+ * and reports it in the result rather than rejecting.
+ */
+export function hashFiles(paths: readonly (string | Buffer)[]): Promise<HashFilesResult> {
+  return binding.hashFiles(paths.map((p, i) => checkFsPath('hashFiles', `paths[${i}]`, p)));
+}
+
 // ---- statfs ----
 
 /** Filesystem magic numbers (linux/magic.h) for the filesystems tsbuild meets. */

@@ -1,9 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  copyFiles, flock, flockWait, lgetxattr, llistxattr, lremovexattr, lsetxattr, mknod, openPty, pipe, statfs,
+  copyFiles, hashFiles, flock, flockWait, lgetxattr, llistxattr, lremovexattr, lsetxattr, mknod, openPty, pipe, statfs,
 } from '../src/fsops';
 import { mountSync, umountSync } from '../src/mount';
 import { withoutNative } from './syscall-helpers';
@@ -195,6 +196,48 @@ describe('copyFiles', () => {
       expect(() => copyFiles([file({ ...ok, mode: 0o10000 })])).toThrow(/mode must be an integer/);
       expect(() => copyFiles([file({ ...ok, uid: -1 })])).toThrow(/uid/);
       expect(() => copyFiles([file({ ...ok, mtimeNs: 5 as never })])).toThrow(/mtimeNs must be a bigint/);
+    });
+  });
+});
+
+describe('hashFiles', () => {
+  it('hashes files (empty, beyond the read buffer, a non-UTF-8 name) and gives fstat before and after', async () => {
+    const big = Buffer.alloc(700 * 1024 + 3);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+    fs.writeFileSync(path.join(root, 'big'), big);
+    fs.writeFileSync(path.join(root, 'empty'), '');
+    const odd = Buffer.concat([Buffer.from(`${root}/`), Buffer.from([0x6e, 0xff])]);
+    fs.writeFileSync(odd, 'odd');
+    const paths = [path.join(root, 'big'), path.join(root, 'empty'), odd];
+    const result = await hashFiles(paths);
+    expect(result.error).toBeNull();
+    expect(result.done).toBe(3);
+    paths.forEach((p, k) => {
+      expect(result.digests.subarray(k * 32, k * 32 + 32).toString('hex')).toBe(crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex'));
+      const st = fs.statSync(p, { bigint: true });
+      const expected = [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs, st.mode];
+      expect([...result.stats.subarray(k * 12, k * 12 + 6)].map((v) => BigInt.asUintN(64, v))).toEqual(expected);
+      expect([...result.stats.subarray(k * 12 + 6, k * 12 + 12)].map((v) => BigInt.asUintN(64, v))).toEqual(expected);
+    });
+  });
+
+  it('stops at the first failure and names its call and path: a missing or symlinked file, a directory', async () => {
+    fs.writeFileSync(path.join(root, 'a'), 'a');
+    fs.symlinkSync('a', path.join(root, 'link'));
+    fs.mkdirSync(path.join(root, 'dir'));
+    for (const [name, code, syscall] of [['missing', 'ENOENT', 'open'], ['link', 'ELOOP', 'open'], ['dir', 'EISDIR', 'read']] as const) {
+      const result = await hashFiles([path.join(root, 'a'), path.join(root, name), path.join(root, 'a')]);
+      expect(result.done).toBe(1);
+      expect(result.digests.subarray(0, 32).toString('hex')).toBe(crypto.createHash('sha256').update('a').digest('hex'));
+      expect(result.error).toEqual(expect.objectContaining({ code, syscall, path: path.join(root, name) }));
+    }
+  });
+
+  it('rejects bad paths with a TypeError before calling C++', async () => {
+    await withoutNative('hashFiles', () => {
+      expect(() => hashFiles([''])).toThrow(TypeError);
+      expect(() => hashFiles(['a\0b'])).toThrow(/NUL/);
+      expect(() => hashFiles([5 as never])).toThrow(/paths\[0\]/);
     });
   });
 });
