@@ -18,11 +18,23 @@ const entry = path.join(packageDir, 'dist', 'cli', 'main.js');
 const outfile = path.join(packageDir, 'dist', 'cli', 'bundle.js');
 const NATIVE_DIR = "path.join(__dirname, '..')";
 
-/** binding.js finds the addon next to itself; in the bundle it must look in the native package. */
+/**
+ * binding.js finds the addon next to itself; in the bundle it must look in the native package: the
+ * nearest node_modules/@tsbuild/native above the bundle (where npm puts a dependency, a workspace link
+ * included), else wherever require.resolve finds it. require.resolve alone cost ~4 ms of every command
+ * (Node compiles its package-exports resolver for it).
+ */
+const NATIVE_DIR_IN_BUNDLE = `((start) => {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'node_modules', '@tsbuild', 'native');
+    if (fs.existsSync(path.join(candidate, 'package.json'))) return candidate;
+    if (path.dirname(dir) === dir) return path.dirname(require.resolve('@tsbuild/native/package.json'));
+  }
+})(__dirname)`;
 function nativePackageDir(file, source) {
   if (!/[\\/]native[\\/]dist[\\/]binding\.js$/.test(file)) return source;
   if (!source.includes(NATIVE_DIR)) throw new Error(`${file}: no "${NATIVE_DIR}" to replace; update scripts/bundle.js`);
-  return source.replace(NATIVE_DIR, "path.dirname(require.resolve('@tsbuild/native/package.json'))");
+  return source.replace(NATIVE_DIR, NATIVE_DIR_IN_BUNDLE);
 }
 
 /**

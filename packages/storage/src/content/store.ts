@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as native from '@tsbuild/native';
-import { fsyncDir, mkdirp, writeFileAtomic } from '../atomic';
+import { fsyncDir, mkdirpSync, writeFileAtomic } from '../atomic';
 import {
   DigestMismatchError,
   digestHex,
@@ -123,11 +123,12 @@ export class ContentStore {
   }
 
   private async init(): Promise<void> {
-    await mkdirp(this.blobsDir);
-    await mkdirp(this.ingestDir);
+    // Synchronous: a few small files every command opens (a pool round trip each costs more).
+    mkdirpSync(this.blobsDir);
+    mkdirpSync(this.ingestDir);
     const layoutFile = path.join(this.dir, OCI_LAYOUT_FILE);
     try {
-      const layout = JSON.parse(await fsp.readFile(layoutFile, 'utf8'));
+      const layout = JSON.parse(fs.readFileSync(layoutFile, 'utf8'));
       if (layout?.imageLayoutVersion !== OCI_LAYOUT_VERSION) {
         throw new Error(`${layoutFile}: unsupported imageLayoutVersion ${JSON.stringify(layout?.imageLayoutVersion)}`);
       }
@@ -150,7 +151,7 @@ export class ContentStore {
    */
   async removeStaleIngests(): Promise<number> {
     let removed = 0;
-    for (const name of await fsp.readdir(this.ingestDir)) {
+    for (const name of fs.readdirSync(this.ingestDir)) {
       const file = path.join(this.ingestDir, name);
       let fd: number;
       try {
