@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "args.h"
+#include "async.h"
 #include "errors.h"
 #include "module.h"
 
@@ -133,10 +134,7 @@ Napi::Value CopyFiles(const Napi::CallbackInfo& info) {
                 static_cast<uid_t>(m[1]), static_cast<gid_t>(m[2]),
                 {static_cast<time_t>(m[3]), static_cast<long>(m[4])}};
   }
-  auto* worker = new CopyFilesWorker(env, std::move(files));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();  // deletes itself after OnOK
-  return promise;
+  return QueueWorker<CopyFilesWorker>(env, std::move(files));
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "args.h"
+#include "async.h"
 #include "errors.h"
 #include "module.h"
 
@@ -115,10 +116,7 @@ Napi::Value HashFiles(const Napi::CallbackInfo& info) {
   std::vector<std::string> paths;
   paths.reserve(list.size());
   for (auto& p : list) paths.push_back(std::move(p.bytes));
-  auto* worker = new HashFilesWorker(info.Env(), std::move(paths));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();  // deletes itself after OnOK
-  return promise;
+  return QueueWorker<HashFilesWorker>(info.Env(), std::move(paths));
 }
 
 }  // namespace
