@@ -3,7 +3,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { build, BuildCache, type BuildEvent } from '@tsbuild/builder';
+import { build, BuildCache, BuildContext, hashSources, type BuildEvent } from '@tsbuild/builder';
 import { Store } from '@tsbuild/storage';
 import { mountsUnder, openTestRoot, runImage, useTestRoot, writeTree } from './helpers/roots';
 
@@ -251,6 +251,39 @@ describe('layer bytes', () => {
     fs.lutimesSync(path.join(tree, 'link'), when, when);
     const { result } = await buildCollect(ctx, { sourceDateEpoch: 1700000000 });
     expect(result.config.rootfs.diff_ids.at(-1)).toBe('sha256:23fd91cb9b5398958f60831724e80f86978dcf9bfeb03b2b144d9ffc2b9a69a2');
+  });
+
+  // The batch copy creates targets O_EXCL: what the image below has at a target (a file, a directory)
+  // is replaced on the JS thread and the batch goes on.
+  it('a COPY replaces files and directories of the image below', async () => {
+    const files: Record<string, string> = {
+      Dockerfile: 'FROM busybox\nRUN mkdir -p /dst/b /dst/sub && echo old > /dst/a && echo x > /dst/b/inner && echo old > /dst/sub/e\nCOPY tree/ /dst/\n',
+    };
+    for (const name of ['a', 'b', 'c', 'sub/d', 'sub/e']) files[`tree/${name}`] = `new ${name}\n`;
+    for (let i = 0; i < 100; i++) files[`tree/many/f${i}`] = `${i}\n`; // more than one batch
+    await buildCollect(context(files), { tags: ['replaced:latest'] });
+    const run = await runImage(t.store, 'replaced:latest', ['sh', '-c', 'cat /dst/a /dst/b /dst/c /dst/sub/d /dst/sub/e /dst/many/f99; ls /dst/many | wc -l']);
+    expect(run.stdout.split('\n').map((l) => l.trim())).toEqual(['new a', 'new b', 'new c', 'new sub/d', 'new sub/e', '99', '100', '']);
+  });
+
+  // Large files are copied in the background while the small ones are written, and read one chunk ahead
+  // for the cache key and the layer tar: the pins were taken before either change.
+  it('a COPY of large files among small ones (and a hardlink to a large one) gives pinned diffID and content key', async () => {
+    const files: Record<string, { content: string; mode: number }> = {};
+    for (let i = 0; i < 30; i++) files[`tree/s${String(i).padStart(2, '0')}.txt`] = { content: `small ${i}\n`, mode: 0o644 };
+    files['tree/b0.bin'] = { content: 'a'.repeat(300 * 1024), mode: 0o644 };
+    files['tree/sub/b1.bin'] = { content: 'b'.repeat(3 * 1024 * 1024 + 17), mode: 0o600 };
+    files['tree/sub/b2.bin'] = { content: 'c'.repeat(1024 * 1024), mode: 0o755 };
+    const ctx = context({ Dockerfile: 'FROM busybox\nCOPY tree/ /dst/\n', ...files });
+    const tree = path.join(ctx, 'tree');
+    fs.linkSync(path.join(tree, 'sub/b1.bin'), path.join(tree, 'z-hard'));
+    const when = new Date('2020-01-02T03:04:05Z');
+    for (const dir of ['sub', '.']) fs.chmodSync(path.join(tree, dir), 0o755);
+    for (const rel of [...Object.keys(files).map((f) => f.slice('tree/'.length)), 'sub', '.']) fs.utimesSync(path.join(tree, rel), when, when);
+    const { result } = await buildCollect(ctx, { sourceDateEpoch: 1700000000 });
+    expect(result.config.rootfs.diff_ids.at(-1)).toBe('sha256:81d15332674fdd5837892561c08e097061f9fd4065084350b9d06229e7a11cf8');
+    const hash = await hashSources(await (await BuildContext.open(ctx)).resolveSources(['tree/']));
+    expect(hash.digest).toBe('sha256:630f8d6290b0fbd637f96cbb1151f9744c654fe6126c2e592909a7e44ddd3572');
   });
 });
 

@@ -3,6 +3,8 @@
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tsb::InitMount(env, exports);
   tsb::InitFsOps(env, exports);
+  tsb::InitCopyFiles(env, exports);
+  tsb::InitHashFiles(env, exports);
   tsb::InitSpawn(env, exports);
   return exports;
 }

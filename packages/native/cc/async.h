@@ -43,4 +43,13 @@ class SyscallWorker : public Napi::AsyncWorker {
   Failure failure_;
 };
 
+// Queues a worker that settles its own deferred and deletes itself after OnOK; returns its promise.
+template <typename Worker, typename... Args>
+Napi::Promise QueueWorker(Napi::Env env, Args&&... args) {
+  auto* worker = new Worker(env, std::forward<Args>(args)...);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
 }  // namespace tsb

@@ -178,6 +178,11 @@ export interface NativeBinding {
   /** false when op has LOCK_NB and another description holds the lock. */
   flock(fd: number, op: number): boolean;
   flockWait(fd: number, op: number): Promise<void>;
+  // cc/hashfiles.cc
+  hashFiles(paths: (string | Buffer)[]): Promise<{ done: number; digests: Buffer; stats: BigInt64Array; error: NodeJS.ErrnoException | null }>;
+  // cc/copyfiles.cc
+  /** meta: mode, uid, gid, mtime seconds, mtime nanoseconds per file. */
+  copyFiles(sources: (string | Buffer)[], targets: (string | Buffer)[], meta: Float64Array): Promise<{ done: number; xattrs: Uint8Array; error: NodeJS.ErrnoException | null }>;
   pipe(): [readFd: number, writeFd: number];
   openPty(): { master: number; slave: number; slavePath: string };
   // cc/spawn.cc

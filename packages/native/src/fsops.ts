@@ -81,6 +81,90 @@ export function lremovexattr(path: string | Buffer, name: string): void {
   binding.lremovexattr(checkFsPath('lremovexattr', 'path', path), checkXattrName('lremovexattr', name));
 }
 
+// ---- batch file copies (on the pool) ----
+
+/** A regular file to copy: the target is created (O_EXCL), then owner, mode and times set through it. */
+export interface FileCopy {
+  source: string | Buffer;
+  target: string | Buffer;
+  /** Permission bits (0 to 0o7777), set after the owner (chown clears setuid/setgid). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** The target's atime and mtime, in nanoseconds since the epoch. */
+  mtimeNs: bigint;
+}
+
+export interface CopyFilesResult {
+  /** Files [0, done) were copied. */
+  done: number;
+  /** 1 where a copied file's source has extended attributes (the caller copies those it keeps). */
+  xattrs: Uint8Array;
+  /** Why file `done` failed (code, errno, syscall, path), or null when all were copied. */
+  error: NodeJS.ErrnoException | null;
+}
+
+const ID_MAX = 0xfffffffe; // (uid_t)-1 means "unchanged" to fchown
+const NS_PER_S = 1_000_000_000n;
+
+/**
+ * Copies small regular files one after the other on a libuv pool thread: open the source (O_NOFOLLOW),
+ * create the target (O_EXCL | O_NOFOLLOW, so an existing target is an EEXIST error), copy the content to
+ * its end, fchown, fchmod, futimens, close. Stops at the first failure and reports it in the result
+ * rather than rejecting, so the caller knows which files were copied.
+ */
+export function copyFiles(files: readonly FileCopy[]): Promise<CopyFilesResult> {
+  const fn = 'copyFiles';
+  const sources: (string | Buffer)[] = [];
+  const targets: (string | Buffer)[] = [];
+  const meta = new Float64Array(files.length * 5);
+  for (const [i, f] of files.entries()) {
+    sources.push(checkFsPath(fn, `files[${i}].source`, f.source));
+    targets.push(checkFsPath(fn, `files[${i}].target`, f.target));
+    if (typeof f.mtimeNs !== 'bigint') fail(fn, `files[${i}].mtimeNs`, 'a bigint', f.mtimeNs);
+    let seconds = f.mtimeNs / NS_PER_S;
+    let nanos = f.mtimeNs % NS_PER_S;
+    if (nanos < 0n) {
+      nanos += NS_PER_S;
+      seconds -= 1n;
+    }
+    meta.set([
+      checkInteger(fn, `files[${i}].mode`, f.mode, 0, 0o7777),
+      checkInteger(fn, `files[${i}].uid`, f.uid, 0, ID_MAX),
+      checkInteger(fn, `files[${i}].gid`, f.gid, 0, ID_MAX),
+      Number(seconds),
+      Number(nanos),
+    ], i * 5);
+  }
+  return binding.copyFiles(sources, targets, meta);
+}
+
+/** Per file in HashFilesResult.stats: before the read, then after it. */
+export const HASH_STAT_FIELDS = ['dev', 'ino', 'size', 'mtimeNs', 'ctimeNs', 'mode'] as const;
+
+export interface HashFilesResult {
+  /** Files [0, done) were hashed. */
+  done: number;
+  /** Their SHA-256s, 32 bytes a file. */
+  digests: Buffer;
+  /**
+   * 12 numbers a file: fstat's dev, ino, size, mtime ns, ctime ns and mode before the read, then the
+   * same after it (dev and ino as their 64-bit patterns: BigInt.asUintN(64, v)).
+   */
+  stats: BigInt64Array;
+  /** Why file `done` failed (code, errno, syscall, path), or null when all were hashed. */
+  error: NodeJS.ErrnoException | null;
+}
+
+/**
+ * SHA-256 of regular files, one after the other on a libuv pool thread: open (O_NOFOLLOW), fstat, read
+ * to the end (a short read ending at fstat's size is the end), fstat, close. Stops at the first failure
+ * and reports it in the result rather than rejecting.
+ */
+export function hashFiles(paths: readonly (string | Buffer)[]): Promise<HashFilesResult> {
+  return binding.hashFiles(paths.map((p, i) => checkFsPath('hashFiles', `paths[${i}]`, p)));
+}
+
 // ---- statfs ----
 
 /** Filesystem magic numbers (linux/magic.h) for the filesystems tsbuild meets. */

@@ -14,7 +14,7 @@ export {
   mountFlagBits, namespaceBits, checkMountData, MOUNT_FLAGS, NAMESPACE_FLAGS, MOUNT_DATA_MAX, FSCONFIG_VALUE_MAX,
 } from './mount';
 export {
-  mknod, mknodArgs, lgetxattr, lsetxattr, llistxattr, lremovexattr, statfs, FS_MAGIC, flock, flockWait, pipe, openPty,
+  mknod, mknodArgs, lgetxattr, lsetxattr, llistxattr, lremovexattr, copyFiles, hashFiles, HASH_STAT_FIELDS, statfs, FS_MAGIC, flock, flockWait, pipe, openPty,
 } from './fsops';
-export type { MknodOptions, StatfsResult, FlockMode, Pty } from './fsops';
+export type { MknodOptions, CopyFilesResult, FileCopy, HashFilesResult, StatfsResult, FlockMode, Pty } from './fsops';
 export * from './spawn';

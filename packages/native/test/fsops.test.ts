@@ -1,10 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  flock, flockWait, lgetxattr, llistxattr, lremovexattr, lsetxattr, mknod, openPty, pipe, statfs,
+  copyFiles, hashFiles, flock, flockWait, lgetxattr, llistxattr, lremovexattr, lsetxattr, mknod, openPty, pipe, statfs,
 } from '../src/fsops';
+import { mountSync, umountSync } from '../src/mount';
 import { withoutNative } from './syscall-helpers';
 
 let root: string;
@@ -109,6 +111,133 @@ describe('xattrs', () => {
       expect(() => lsetxattr(missing, 'user.' + 'x'.repeat(251), Buffer.alloc(1))).toThrow(/at most 255 bytes/);
       expect(() => lsetxattr(missing, 'user.x', Buffer.alloc(1), 'upsert' as never)).toThrow(/flags must be one of/);
       expect(() => lsetxattr(missing, 'user.x', Buffer.alloc(65537))).toThrow(/at most 65536 bytes/);
+    });
+  });
+});
+
+describe('copyFiles', () => {
+  const file = (over: Partial<Parameters<typeof copyFiles>[0][number]> & { source: string | Buffer; target: string | Buffer }) => ({
+    mode: 0o644, uid: 0, gid: 0, mtimeNs: 0n, ...over,
+  });
+
+  it('copies content, owner, mode (setuid kept after chown) and nanosecond times; says which sources have xattrs', async () => {
+    const big = Buffer.alloc(600 * 1024 + 5); // more than the 256 KiB copy buffer
+    for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
+    fs.writeFileSync(path.join(root, 'big'), big);
+    fs.writeFileSync(path.join(root, 'empty'), '');
+    const odd = Buffer.concat([Buffer.from(`${root}/`), Buffer.from([0x6e, 0xff, 0x01])]); // not UTF-8
+    fs.writeFileSync(odd, 'odd');
+    lsetxattr(path.join(root, 'empty'), 'user.note', Buffer.from('x'));
+    fs.mkdirSync(path.join(root, 'out'));
+    const mtimeNs = 1_600_000_000_123_456_789n;
+    const result = await copyFiles([
+      file({ source: path.join(root, 'big'), target: path.join(root, 'out/big'), mode: 0o4755, uid: 1234, gid: 5678, mtimeNs }),
+      file({ source: path.join(root, 'empty'), target: path.join(root, 'out/empty'), mode: 0o600, mtimeNs: -1_500_000_000n }),
+      file({ source: odd, target: Buffer.concat([Buffer.from(`${root}/out/`), Buffer.from([0x6e, 0xff, 0x01])]) }),
+    ]);
+    expect(result.error).toBeNull();
+    expect(result.done).toBe(3);
+    expect([...result.xattrs]).toEqual([0, 1, 0]);
+    const st = fs.statSync(path.join(root, 'out/big'), { bigint: true }); // before a read moves atime
+    expect([st.uid, st.gid, Number(st.mode & 0o7777n)]).toEqual([1234n, 5678n, 0o4755]);
+    expect([st.mtimeNs, st.atimeNs]).toEqual([mtimeNs, mtimeNs]);
+    expect(fs.readFileSync(path.join(root, 'out/big'))).toEqual(big);
+    const empty = fs.statSync(path.join(root, 'out/empty'), { bigint: true });
+    expect([empty.size, Number(empty.mode & 0o7777n), empty.mtimeNs]).toEqual([0n, 0o600, -1_500_000_000n]);
+    expect(fs.readFileSync(Buffer.concat([Buffer.from(`${root}/out/`), Buffer.from([0x6e, 0xff, 0x01])]), 'utf8')).toBe('odd');
+  });
+
+  it('stops at the first failure and names its call and path: an existing target, a missing or symlinked source, a directory', async () => {
+    fs.writeFileSync(path.join(root, 'a'), 'a');
+    fs.writeFileSync(path.join(root, 'taken'), 'old');
+    fs.symlinkSync('a', path.join(root, 'link'));
+    fs.mkdirSync(path.join(root, 'dir'));
+    const cases: [string, string, string, string, string][] = [
+      // source, target, code, syscall, path named
+      ['a', 'taken', 'EEXIST', 'open', 'taken'],
+      ['missing', 'm', 'ENOENT', 'open', 'missing'],
+      ['link', 'l', 'ELOOP', 'open', 'link'],
+      ['dir', 'd', 'EISDIR', 'read', 'dir'],
+    ];
+    for (const [source, target, code, syscall, named] of cases) {
+      const result = await copyFiles([
+        file({ source: path.join(root, 'a'), target: path.join(root, `first-${target}`) }),
+        file({ source: path.join(root, source), target: path.join(root, target) }),
+        file({ source: path.join(root, 'a'), target: path.join(root, `after-${target}`) }),
+      ]);
+      expect(result.done).toBe(1);
+      expect(result.error).toEqual(expect.objectContaining({ code, syscall, path: path.join(root, named) }));
+      expect(result.error?.message).toContain(`${code}: `);
+      expect(fs.readFileSync(path.join(root, `first-${target}`), 'utf8')).toBe('a');
+      expect(fs.existsSync(path.join(root, `after-${target}`))).toBe(false);
+    }
+    expect(fs.readFileSync(path.join(root, 'taken'), 'utf8')).toBe('old');
+  });
+
+  it('names a failed write (ENOSPC on a full tmpfs)', async () => {
+    const small = path.join(root, 'small-fs');
+    fs.mkdirSync(small);
+    mountSync({ source: 'tmpfs', target: small, type: 'tmpfs', data: 'size=64k' });
+    try {
+      fs.writeFileSync(path.join(root, 'big'), Buffer.alloc(512 * 1024, 1));
+      const result = await copyFiles([file({ source: path.join(root, 'big'), target: path.join(small, 'big') })]);
+      expect(result.done).toBe(0);
+      expect(result.error).toEqual(expect.objectContaining({ code: 'ENOSPC', syscall: 'write', path: path.join(small, 'big') }));
+    } finally {
+      umountSync(small);
+    }
+  });
+
+  it('rejects bad arguments with a TypeError before calling C++', async () => {
+    const ok = { source: path.join(root, 'a'), target: path.join(root, 'b') };
+    await withoutNative('copyFiles', () => {
+      expect(() => copyFiles([file({ ...ok, source: '' })])).toThrow(TypeError);
+      expect(() => copyFiles([file({ ...ok, target: 'a\0b' })])).toThrow(/NUL/);
+      expect(() => copyFiles([file({ ...ok, mode: 0o10000 })])).toThrow(/mode must be an integer/);
+      expect(() => copyFiles([file({ ...ok, uid: -1 })])).toThrow(/uid/);
+      expect(() => copyFiles([file({ ...ok, mtimeNs: 5 as never })])).toThrow(/mtimeNs must be a bigint/);
+    });
+  });
+});
+
+describe('hashFiles', () => {
+  it('hashes files (empty, beyond the read buffer, a non-UTF-8 name) and gives fstat before and after', async () => {
+    const big = Buffer.alloc(700 * 1024 + 3);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+    fs.writeFileSync(path.join(root, 'big'), big);
+    fs.writeFileSync(path.join(root, 'empty'), '');
+    const odd = Buffer.concat([Buffer.from(`${root}/`), Buffer.from([0x6e, 0xff])]);
+    fs.writeFileSync(odd, 'odd');
+    const paths = [path.join(root, 'big'), path.join(root, 'empty'), odd];
+    const result = await hashFiles(paths);
+    expect(result.error).toBeNull();
+    expect(result.done).toBe(3);
+    paths.forEach((p, k) => {
+      expect(result.digests.subarray(k * 32, k * 32 + 32).toString('hex')).toBe(crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex'));
+      const st = fs.statSync(p, { bigint: true });
+      const expected = [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs, st.mode];
+      expect([...result.stats.subarray(k * 12, k * 12 + 6)].map((v) => BigInt.asUintN(64, v))).toEqual(expected);
+      expect([...result.stats.subarray(k * 12 + 6, k * 12 + 12)].map((v) => BigInt.asUintN(64, v))).toEqual(expected);
+    });
+  });
+
+  it('stops at the first failure and names its call and path: a missing or symlinked file, a directory', async () => {
+    fs.writeFileSync(path.join(root, 'a'), 'a');
+    fs.symlinkSync('a', path.join(root, 'link'));
+    fs.mkdirSync(path.join(root, 'dir'));
+    for (const [name, code, syscall] of [['missing', 'ENOENT', 'open'], ['link', 'ELOOP', 'open'], ['dir', 'EISDIR', 'read']] as const) {
+      const result = await hashFiles([path.join(root, 'a'), path.join(root, name), path.join(root, 'a')]);
+      expect(result.done).toBe(1);
+      expect(result.digests.subarray(0, 32).toString('hex')).toBe(crypto.createHash('sha256').update('a').digest('hex'));
+      expect(result.error).toEqual(expect.objectContaining({ code, syscall, path: path.join(root, name) }));
+    }
+  });
+
+  it('rejects bad paths with a TypeError before calling C++', async () => {
+    await withoutNative('hashFiles', () => {
+      expect(() => hashFiles([''])).toThrow(TypeError);
+      expect(() => hashFiles(['a\0b'])).toThrow(/NUL/);
+      expect(() => hashFiles([5 as never])).toThrow(/paths\[0\]/);
     });
   });
 });

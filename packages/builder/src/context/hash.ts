@@ -8,11 +8,12 @@ import * as fs from 'node:fs';
 import { promisify } from 'node:util';
 import * as path from 'node:path';
 import type { SourceEntry } from './context';
-import type { CopyItems } from './items';
+import type { CopyItem, CopyItems } from './items';
 import { ContextError } from './errors';
-import { SYNC_IO_MAX, timeSlicer } from './slices';
+import { Background, SYNC_IO_MAX, timeSlicer } from './slices';
 import { nowNs, type StatCache, type StatTuple } from './statcache';
 import { defaultXattrReader, xattrCounts, type XattrReader } from './xattrs';
+import { hashFiles } from '@tsbuild/native';
 import { fsPath } from '@tsbuild/storage';
 
 export interface HashOptions {
@@ -68,18 +69,23 @@ export async function hashSources(sources: readonly SourceEntry[], opts: HashOpt
   }
   const digests = Buffer.alloc(fileCount * 32);
   const stats = { filesRead: 0, bytesRead: 0 };
+  const small = new SmallFileHasher(cache, stats, digests);
   let next = 0;
   const pause = timeSlicer();
   const worker = async (): Promise<void> => {
     const buf = Buffer.allocUnsafe(CHUNK);
     while (next < fileCount) {
       const file = next++;
-      await contentHash(sources[fileSource[file]!]!.items, fileIndex[file]!, buf, cache, stats, digests, file * 32);
+      await contentHash(sources[fileSource[file]!]!.items, fileIndex[file]!, buf, cache, stats, digests, file * 32, small);
       await pause();
     }
   };
   const workers = Math.max(1, Math.min(opts.concurrency ?? 8, fileCount));
-  await Promise.all(Array.from({ length: workers }, worker));
+  try {
+    await Promise.all(Array.from({ length: workers }, worker));
+  } finally {
+    await small.finish();
+  }
 
   const h = crypto.createHash('sha256');
   h.update(JSON.stringify([FORMAT]) + '\n');
@@ -131,18 +137,33 @@ function tupleOf(st: { dev: bigint; ino: bigint; size: bigint | number; mtimeNs:
 /**
  * Hashes an open file to its end. With `knownSize` (from fstat), a short read that ends exactly there
  * is taken as the end, which saves the read that returns 0; a file that grew is still read to its end.
- * A file known to be small is read synchronously (see slices.ts), a larger one through the pool.
+ * A file known to be small is read synchronously (see slices.ts), a larger one through the pool, one
+ * read ahead into a second buffer: the pool copies the next chunk while this thread hashes the last.
  */
 async function hashFd(fd: number, buf: Buffer, knownSize?: number): Promise<{ digest: Buffer; bytes: number }> {
   const h = crypto.createHash('sha256');
-  const sync = knownSize !== undefined && knownSize <= SYNC_IO_MAX;
   let bytes = 0;
-  for (;;) {
-    const bytesRead = sync ? fs.readSync(fd, buf, 0, buf.length, null) : (await readAsync(fd, buf, 0, buf.length, null)).bytesRead;
+  if (knownSize !== undefined && knownSize <= SYNC_IO_MAX) {
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) {
+      h.update(buf.subarray(0, n));
+      bytes += n;
+      if (n < buf.length && bytes === knownSize) break;
+    }
+    return { digest: h.digest(), bytes };
+  }
+  let filling: Buffer = buf;
+  let spare: Buffer = Buffer.allocUnsafe(buf.length);
+  let pending: Promise<{ bytesRead: number }> | undefined = readAsync(fd, filling, 0, filling.length, null);
+  while (pending) {
+    const { bytesRead }: { bytesRead: number } = await pending;
     if (bytesRead === 0) break;
-    h.update(buf.subarray(0, bytesRead));
     bytes += bytesRead;
-    if (bytesRead < buf.length && bytes === knownSize) break;
+    const filled = filling;
+    const atEnd: boolean = bytesRead < filled.length && bytes === knownSize;
+    filling = spare;
+    spare = filled;
+    pending = atEnd ? undefined : readAsync(fd, filling, 0, filling.length, null);
+    h.update(filled.subarray(0, bytesRead));
   }
   return { digest: h.digest(), bytes };
 }
@@ -159,6 +180,7 @@ async function contentHash(
   stats: { filesRead: number; bytesRead: number },
   out: Buffer,
   offset: number,
+  small: SmallFileHasher,
 ): Promise<void> {
   const item = items.at(index);
   const walked = tupleOf(item);
@@ -167,6 +189,7 @@ async function contentHash(
   const dir = parent < 0 ? path.dirname(item.absPath) : items.dirAbs(parent);
   const name = parent < 0 ? path.basename(item.absPath) : items.nameOf(index);
   if (cache?.lookupIn(dir, name, walked, out, offset)) return;
+  if (item.size <= SYNC_IO_MAX) return small.add({ item, walked, dir, name, offset });
 
   const readStart = nowNs();
   let fd: number;
@@ -191,6 +214,92 @@ async function contentHash(
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** A small file to hash on the pool, and where its digest goes. */
+interface SmallFile {
+  item: CopyItem;
+  walked: StatTuple;
+  dir: string;
+  name: string;
+  offset: number;
+}
+
+/** Small files hashed per native call, and how many calls run at once (the JS thread walks on). */
+const HASH_BATCH_FILES = 64;
+const HASH_BATCHES_IN_FLIGHT = 2;
+
+/**
+ * Hashes small files in batches on the pool (native hashFiles: open, fstat, read, fstat, close each),
+ * with the checks and stat-cache records contentHash makes for one file.
+ */
+class SmallFileHasher {
+  private batch: SmallFile[] = [];
+  private readonly inFlight = new Background(HASH_BATCHES_IN_FLIGHT);
+
+  constructor(
+    private readonly cache: StatCache | undefined,
+    private readonly stats: { filesRead: number; bytesRead: number },
+    private readonly out: Buffer,
+  ) {}
+
+  add(file: SmallFile): Promise<void> | undefined {
+    this.batch.push(file);
+    if (this.batch.length < HASH_BATCH_FILES) return undefined;
+    return this.send();
+  }
+
+  /** Hashes what is left and waits for every batch; throws the first failure. */
+  async finish(): Promise<void> {
+    try {
+      if (this.batch.length > 0) await this.send();
+    } finally {
+      await this.inFlight.settled();
+    }
+    await this.inFlight.done();
+  }
+
+  private send(): Promise<void> {
+    const files = this.batch;
+    this.batch = [];
+    return this.inFlight.start(() => this.run(files));
+  }
+
+  private async run(files: readonly SmallFile[]): Promise<void> {
+    const readStart = nowNs(); // before any of the reads: a file changed since is taken as racy
+    const { done, digests, stats, error } = await hashFiles(files.map((f) => fsPath(f.item.absPath)));
+    for (let k = 0; k < done; k++) {
+      const { item, walked, dir, name, offset } = files[k]!;
+      const before = statTuple(stats, k * 12);
+      if (before.dev !== walked.dev || before.ino !== walked.ino) {
+        throw new ContextError('CHANGED_DURING_HASH', `failed to compute cache key: ${item.path} was replaced while the build was reading it`, undefined, item.absPath);
+      }
+      this.stats.filesRead++;
+      this.stats.bytesRead += before.size;
+      const digest = digests.subarray(k * 32, k * 32 + 32);
+      // Only a read that saw a stable file may be trusted later.
+      if (this.cache && sameStat(before, statTuple(stats, k * 12 + 6))) this.cache.recordIn(dir, name, before, digest, readStart);
+      digest.copy(this.out, offset);
+    }
+    if (!error) return;
+    const { item } = files[done]!;
+    if (error.syscall === 'open') {
+      throw new ContextError('CHANGED_DURING_HASH', `failed to compute cache key: cannot read ${item.path}: ${error.message}`, undefined, item.absPath);
+    }
+    throw error;
+  }
+}
+
+/** The stat tuple at `at` in hashFiles' stats (dev, ino, size, mtime ns, ctime ns, mode). */
+function statTuple(stats: BigInt64Array, at: number): StatTuple {
+  return {
+    dev: BigInt.asUintN(64, stats[at]!),
+    ino: BigInt.asUintN(64, stats[at + 1]!),
+    size: Number(stats[at + 2]),
+    mtimeNs: stats[at + 3]!,
+    ctimeNs: stats[at + 4]!,
+    mode: Number(stats[at + 5]) & 0o7777,
+  };
 }
 
 function sameStat(a: StatTuple, b: StatTuple): boolean {

@@ -17,4 +17,4 @@ export { defaultXattrReader, xattrCounts } from './xattrs';
 export type { XattrReader } from './xattrs';
 export { parseChmod, parseChown } from './chown';
 export type { ChmodFn, Owner } from './chown';
-export { SYNC_IO_MAX, timeSlicer } from './slices';
+export { Background, SYNC_IO_MAX, timeSlicer } from './slices';

@@ -24,3 +24,35 @@ export function timeSlicer(): () => Promise<void> | undefined {
     );
   };
 }
+
+/** Work started in order and run at most `limit` at a time; done() throws the first failure once all settled. */
+export class Background {
+  private readonly running = new Set<Promise<void>>();
+  private failure: { err: unknown } | undefined;
+
+  constructor(private readonly limit: number) {}
+
+  /** Starts `fn` once fewer than `limit` run; throws an earlier failure instead of starting more. */
+  async start(fn: () => Promise<void>): Promise<void> {
+    while (this.running.size >= this.limit) await Promise.race(this.running);
+    if (this.failure !== undefined) throw this.failure.err;
+    const task: Promise<void> = fn()
+      .catch((err: unknown) => {
+        this.failure ??= { err };
+      })
+      .then(() => {
+        this.running.delete(task);
+      });
+    this.running.add(task);
+  }
+
+  /** Waits for everything started (never throws). */
+  async settled(): Promise<void> {
+    while (this.running.size > 0) await Promise.all(this.running);
+  }
+
+  async done(): Promise<void> {
+    await this.settled();
+    if (this.failure !== undefined) throw this.failure.err;
+  }
+}

@@ -57,6 +57,25 @@ describe('hashSources', () => {
     expect(a.bytesRead).toBe(3 * 1024 * 1024 + 17 + 29 + 10);
   });
 
+  // Small files are hashed in batches on the pool (native hashFiles): a file that goes away or is
+  // replaced between the walk and the read is named, as before.
+  it('names a file removed or replaced after the walk', async () => {
+    const tree: Tree = { ...TREE };
+    for (let i = 0; i < 150; i++) tree[`app/many/f${i}`] = `${i}\n`; // more than one batch
+    const walked = async (name: string) => {
+      const dir = makeContext(name, tree);
+      return { dir, entries: await (await BuildContext.open(dir)).resolveSources(['app']) };
+    };
+    const gone = await walked('gone');
+    fs.rmSync(path.join(gone.dir, 'app/many/f120'));
+    await expect(hashSources(gone.entries, {})).rejects.toThrow(/^failed to compute cache key: cannot read app\/many\/f120: ENOENT/);
+    const replaced = await walked('replaced');
+    // Written while the old file still holds its inode, so the new one has another.
+    fs.writeFileSync(path.join(replaced.dir, 'app/many/next'), 'new\n');
+    fs.renameSync(path.join(replaced.dir, 'app/many/next'), path.join(replaced.dir, 'app/many/f120'));
+    await expect(hashSources(replaced.entries, {})).rejects.toThrow('failed to compute cache key: app/many/f120 was replaced while the build was reading it');
+  });
+
   it('ignores mtime; the stat cache re-reads only the touched file', async () => {
     const dir = makeContext('ctx');
     await settle();

@@ -68,16 +68,28 @@ function fileBody(file: string, size: number): TarBody | undefined {
 
 async function* fileChunks(file: string, size: number): AsyncGenerator<Buffer> {
   const fh = await fs.promises.open(fsPath(file), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  // One read ahead: the pool copies the next chunk out of the page cache while the consumer hashes this
+  // one, so the two run on both cores instead of taking turns.
+  let left = size;
+  const readNext = (): Promise<Buffer> | undefined => {
+    if (left <= 0) return undefined;
+    const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, left));
+    return fh.read(buf, 0, buf.length, null).then(({ bytesRead }) => {
+      left = bytesRead === 0 ? 0 : left - bytesRead;
+      return bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+    });
+  };
+  let pending = readNext();
   try {
-    let left = size;
-    while (left > 0) {
-      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, left));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) return; // shrank: the writer reports the short entry
-      left -= bytesRead;
-      yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+    while (pending) {
+      const chunk = await pending;
+      if (chunk.length === 0) return; // shrank: the writer reports the short entry
+      pending = readNext();
+      yield chunk;
     }
   } finally {
+    // A consumer that stopped early leaves a read in flight: let it land before the close.
+    await pending?.catch(() => undefined);
     await fh.close();
   }
 }

@@ -10,7 +10,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { lgetxattr, llistxattr, lsetxattr, mknod } from '@tsbuild/native';
+import { copyFiles, lgetxattr, llistxattr, lsetxattr, mknod, type FileCopy } from '@tsbuild/native';
 import { applyTar, decompress, explainChownError, fsPath, layerKeepsXattr, lchownMapped, resolveInRoot, mkdirp } from '@tsbuild/storage';
 import type { AddInstruction, CopyInstruction } from '../../dockerfile';
 import {
@@ -24,6 +24,7 @@ import {
   type CopyItems,
   type Owner,
   type SourceEntry,
+  Background,
   SYNC_IO_MAX,
   timeSlicer,
 } from '../../context';
@@ -267,7 +268,11 @@ async function writeTree(rootfs: string, dest: string, items: CopyItems, opts: W
   const hostOfDir: string[] = []; // by the items' directory number (their order)
   const linked = new Map<string, string>(); // context path of the first hardlink → its host copy
   const dirTimes: { host: string; mtimeNs: bigint }[] = [];
-  const large: { host: string; item: CopyItem }[] = [];
+  // Large files are copied through the pool while this thread goes on with the small ones (both cores).
+  const largeCopies = new Background(FILE_CONCURRENCY);
+  // Small files go to the pool in batches (native copyFiles) while this thread creates the directories.
+  const smallCopies = new Background(BATCHES_IN_FLIGHT);
+  let batch: SmallFile[] = [];
   const links: { host: string; item: CopyItem }[] = []; // hardlinks to a file written by this tree
   // Files of this tree that later items hardlink to (only those are remembered: a COPY can hold 100k files).
   const targets = new Set<string>();
@@ -279,47 +284,64 @@ async function writeTree(rootfs: string, dest: string, items: CopyItems, opts: W
   if (targets.size > 0) for (const item of items) if (item.type === 'file' && item.hardlinkTo === undefined && targets.has(item.path)) inTree.add(item.path);
   const pause = timeSlicer();
   // In order: a parent exists before its children. Per-file metadata calls are synchronous (slices.ts);
-  // large files and hardlinks to files of this tree are written after the walk.
-  for (let i = 0; i < items.length; i++) {
-    const item = items.at(i);
-    const parent = items.parentOf(i);
-    const host =
-      parent < 0
-        ? // A directory's contents go where a symlink at the destination points, as BuildKit follows it.
-          await resolveCreating(rootfs, dest, opts, item.type === 'dir')
-        : path.join(hostOfDir[parent] ?? (await resolveCreating(rootfs, path.posix.join(dest, items.dirRel(parent)), opts)), items.nameOf(i));
-    if (item.type !== 'dir') {
-      if (item.type === 'file' && item.hardlinkTo !== undefined && inTree.has(item.hardlinkTo)) links.push({ host, item });
-      else if (item.type === 'file' && item.size > SYNC_IO_MAX) large.push({ host, item });
-      else {
-        if (item.type === 'file') writeSmallFile(host, item, opts);
-        else writeNonDir(host, item, opts);
-        if (inTree.has(item.path)) linked.set(item.path, host);
-        await pause();
+  // large files are copied in the background, hardlinks to files of this tree after the walk.
+  try {
+    for (let i = 0; i < items.length; i++) {
+      const item = items.at(i);
+      const parent = items.parentOf(i);
+      const host =
+        parent < 0
+          ? // A directory's contents go where a symlink at the destination points, as BuildKit follows it.
+            await resolveCreating(rootfs, dest, opts, item.type === 'dir')
+          : path.join(hostOfDir[parent] ?? (await resolveCreating(rootfs, path.posix.join(dest, items.dirRel(parent)), opts)), items.nameOf(i));
+      if (item.type !== 'dir') {
+        if (item.type === 'file' && item.hardlinkTo !== undefined && inTree.has(item.hardlinkTo)) links.push({ host, item });
+        else if (item.type === 'file' && item.size > SYNC_IO_MAX) {
+          await largeCopies.start(async () => {
+            await writeNonDir(host, item, opts);
+            if (inTree.has(item.path)) linked.set(item.path, host);
+          });
+        } else if (item.type === 'file') {
+          batch.push({ host, item });
+          if (inTree.has(item.path)) linked.set(item.path, host); // read once every copy is done
+          if (batch.length === BATCH_FILES) {
+            const full = batch;
+            batch = [];
+            await smallCopies.start(() => copyBatch(full, opts));
+          }
+        } else {
+          writeNonDir(host, item, opts);
+          if (inTree.has(item.path)) linked.set(item.path, host);
+          await pause();
+        }
+        continue;
       }
-      continue;
+      hostOfDir.push(host);
+      const existing = fs.lstatSync(fsPath(host), { throwIfNoEntry: false });
+      if (item.rel === '') {
+        // A directory source copies its contents: the destination is not a copy of the source directory.
+        // An existing one keeps its metadata; a new one is made like a missing parent (moby/buildkit#585).
+        if (existing?.isDirectory()) continue;
+        if (existing) fs.rmSync(fsPath(host), { recursive: true, force: true });
+        fs.mkdirSync(fsPath(host));
+        applyMeta(host, { mode: opts.dirMode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
+        continue;
+      }
+      if (existing && !existing.isDirectory()) fs.rmSync(fsPath(host), { recursive: true, force: true });
+      if (!existing || !existing.isDirectory()) fs.mkdirSync(fsPath(host));
+      dirTimes.push({ host, mtimeNs: item.mtimeNs });
+      applyMeta(host, ownership(item, opts));
+      copyXattrs(item.absPath, host);
     }
-    hostOfDir.push(host);
-    const existing = fs.lstatSync(fsPath(host), { throwIfNoEntry: false });
-    if (item.rel === '') {
-      // A directory source copies its contents: the destination is not a copy of the source directory.
-      // An existing one keeps its metadata; a new one is made like a missing parent (moby/buildkit#585).
-      if (existing?.isDirectory()) continue;
-      if (existing) fs.rmSync(fsPath(host), { recursive: true, force: true });
-      fs.mkdirSync(fsPath(host));
-      applyMeta(host, { mode: opts.dirMode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
-      continue;
-    }
-    if (existing && !existing.isDirectory()) fs.rmSync(fsPath(host), { recursive: true, force: true });
-    if (!existing || !existing.isDirectory()) fs.mkdirSync(fsPath(host));
-    dirTimes.push({ host, mtimeNs: item.mtimeNs });
-    applyMeta(host, ownership(item, opts));
-    copyXattrs(item.absPath, host);
+    if (batch.length > 0) await smallCopies.start(() => copyBatch(batch, opts));
+  } catch (err) {
+    // nothing writes into the rootfs once the step has failed
+    await Promise.all([largeCopies.settled(), smallCopies.settled()]);
+    throw err;
   }
-  await eachLimit(large, FILE_CONCURRENCY, async ({ host, item }) => {
-    await writeNonDir(host, item, opts);
-    if (inTree.has(item.path)) linked.set(item.path, host);
-  });
+  await Promise.all([largeCopies.settled(), smallCopies.settled()]);
+  await largeCopies.done();
+  await smallCopies.done();
   // Hardlinks once the file they link to is written.
   for (const { host, item } of links) {
     fs.rmSync(fsPath(host), { recursive: true, force: true });
@@ -339,7 +361,37 @@ function ownership(item: CopyItem, opts: WriteOptions): { mode: number; uid: num
   };
 }
 
-/** Scratch space for small-file copies (the JS thread copies them one at a time). */
+/** Small files copied by one native call on the pool, and how many such calls run at once. */
+const BATCH_FILES = 64;
+const BATCHES_IN_FLIGHT = 2;
+
+interface SmallFile {
+  host: string;
+  item: CopyItem;
+}
+
+/**
+ * Copies a batch of small files on the pool (as writeSmallFile does each: created O_EXCL, owner, mode and
+ * times through the descriptor), then their extended attributes here. A target that already exists (a
+ * file of the image below: EEXIST, which only the O_EXCL create gives) is replaced on this thread, and
+ * the rest of the batch goes on.
+ */
+async function copyBatch(files: readonly SmallFile[], opts: WriteOptions): Promise<void> {
+  for (let from = 0; from < files.length; ) {
+    const part = files.slice(from);
+    const copies: FileCopy[] = part.map(({ host, item }) => ({ source: fsPath(item.absPath), target: fsPath(host), mtimeNs: item.mtimeNs, ...ownership(item, opts) }));
+    const { done, xattrs, error } = await copyFiles(copies);
+    for (let k = 0; k < done; k++) if (xattrs[k]) copyXattrs(part[k]!.item.absPath, part[k]!.host);
+    if (!error) return;
+    const failed = part[done]!;
+    if (error.code === 'EEXIST') writeSmallFile(failed.host, failed.item, opts);
+    else if (error.syscall === 'fchown') throw explainChownError(error, copies[done]!.uid, copies[done]!.gid, failed.host);
+    else throw error;
+    from += done + 1;
+  }
+}
+
+/** Scratch space for small-file copies on this thread (a target that existed). */
 let copyBuffer: Buffer | undefined;
 
 /**
@@ -419,24 +471,6 @@ function writeNonDir(host: string, item: CopyItem, opts: WriteOptions): Promise<
   copyXattrs(item.absPath, host);
   setTimes(host, item.mtimeNs, false);
   return undefined;
-}
-
-/** Runs `fn` over `items`, at most `limit` at a time; the first failure is thrown once all have settled. */
-async function eachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { err: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (failure === undefined && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (err) {
-        failure ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure !== undefined) throw failure.err;
 }
 
 function typeBits(item: CopyItem): number {
