@@ -12,7 +12,7 @@ export const SYNC_IO_MAX = 256 * 1024;
 
 /** A function to await between synchronous steps: it yields to the event loop once a slice is used up. */
 export function timeSlicer(): () => Promise<void> | undefined {
-  // Date.now, not performance.now: the first use of \`performance\` loads node:perf_hooks (~3 ms).
+  // Date.now, not performance.now: the first use of `performance` loads node:perf_hooks (~3 ms).
   let start = Date.now();
   return () => {
     if (Date.now() - start < SLICE_MS) return undefined;
