@@ -7,13 +7,14 @@ import type { Platform } from './content/types';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic, writeFileAtomicVolatileSync, mkdirpSync } from './atomic';
+import { writeFileAtomic, writeFileAtomicVolatileSync, mkdirpSync, unlinkIfExists } from './atomic';
 import { isAlive, tokenOf } from './drivers/proc';
 import type { Digest } from './digest';
 import type { ContainerExit, RunOptions, RunningContainer, SeccompOption } from './runtime';
 
 import { mergeEnv } from './runtime/env';
 import type { Store } from './store';
+import type { RWLayer } from './layers';
 import { userError } from './errors';
 
 export interface ContainerRecord {
@@ -59,6 +60,9 @@ export interface ProcessOverrides {
   user?: string;
 }
 
+/** How a started container ended; `removed` when it was an autoRemove one and is gone already. */
+export type FinishedExit = ContainerExit & { removed?: boolean };
+
 export type StartOptions = Omit<RunOptions, 'rootfs' | 'args' | 'env' | 'cwd' | 'user' | 'id'>;
 
 export interface CreateOptions extends ProcessOverrides {
@@ -76,6 +80,8 @@ const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
 export class Containers {
   private readonly dir: string;
+  /** RW layers create() made, for start() (`run`): not read back from the store. */
+  private readonly created = new Map<string, RWLayer>();
 
   constructor(private readonly store: Store) {
     this.dir = path.join(store.root, 'containers');
@@ -115,23 +121,28 @@ export class Containers {
     // A --rm container is throwaway: nothing of it may outlive it, so nothing of it is synced (its
     // overlay is volatile, as podman mounts a --rm container's). A kill -9 of tsbuild leaves the
     // records in the page cache, where the next open finds and removes them.
-    await this.store.layers.createRW(chainID as Digest | null, containerLayerName(id), opts.autoRemove ? { volatile: true } : {});
+    const rw = await this.store.layers.createRW(chainID as Digest | null, containerLayerName(id), opts.autoRemove ? { volatile: true } : {});
     try {
       await this.write(record);
     } catch (err) {
       await this.store.layers.removeRW(containerLayerName(id)).catch(() => {});
       throw err;
     }
+    this.created.set(id, rw);
     return { record, process: { args, env, cwd: opts.workdir ?? (c.WorkingDir || '/'), user: opts.user ?? c.User ?? '' } };
   }
 
-  /** Mounts the container's rootfs and starts its process. `finished` resolves after the state is saved. */
+  /**
+   * Mounts the container's rootfs and starts its process. `finished` resolves after the state is saved,
+   * or, for an autoRemove container, once it is removed (`removed`).
+   */
   async start(
     record: ContainerRecord,
     proc: { args: string[]; env: string[]; cwd: string; user: string },
     opts: StartOptions,
-  ): Promise<{ container: RunningContainer; finished: Promise<ContainerExit> }> {
-    const rw = this.store.layers.getRW(containerLayerName(record.id));
+  ): Promise<{ container: RunningContainer; finished: Promise<FinishedExit> }> {
+    const rw = this.created.get(record.id) ?? this.store.layers.getRW(containerLayerName(record.id));
+    this.created.delete(record.id);
     if (!rw) throw userError(`container ${record.name} has no read-write layer`);
     // Loaded here, not at import: every store open settles orphaned containers, few start one. run.js,
     // not the runtime's index: that loads the seccomp compiler, which the default filter does not need.
@@ -161,12 +172,31 @@ export class Containers {
       noNewPrivileges: opts.noNewPrivileges ?? false,
     };
     await this.write({ ...record, state: 'running', pid: container.pid, ...(pidToken ? { pidToken } : {}), security });
-    const finished = container.wait().then(async (exit) => {
+    const finished = container.wait().then(async (exit): Promise<FinishedExit> => {
       await rw.unmount().catch(() => {});
+      if (record.autoRemove && (await this.removeExited(record, rw.name))) return { ...exit, removed: true };
       await this.write({ ...record, state: 'exited', exitCode: exit.exitCode, finished: new Date().toISOString() });
       return exit;
     });
     return { container, finished };
+  }
+
+  /**
+   * A --rm container that exited goes at once, with what start() knows: no record of its exit is
+   * written, the RW layer is not looked up or unmounted again, and no other record is read. The RW
+   * layer goes first and the record last, as in remove(): a kill -9 in between leaves the record of
+   * a dead container, which the next open removes (settleOrphans). False when the layer stays (still
+   * mounted): the caller records the exit instead.
+   */
+  private async removeExited(record: ContainerRecord, rwName: string): Promise<boolean> {
+    try {
+      await this.store.layers.removeRW(rwName, { inline: true });
+    } catch {
+      return false;
+    }
+    unlinkIfExists(this.logPath(record.id));
+    unlinkIfExists(this.recordPath(record.id));
+    return true;
   }
 
   list(): ContainerRecord[] {
