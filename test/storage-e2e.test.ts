@@ -163,4 +163,22 @@ describe('containers', () => {
     const leftCgroups = ids.filter((id) => fs.existsSync(`/sys/fs/cgroup/pids/tsbuild/${id}`));
     expect(leftCgroups).toEqual([]);
   }, 300_000);
+
+  it('an autoRemove container is gone when finished resolves: record, RW layer, its files, mount, cgroups', async () => {
+    const r = await root();
+    const containers = new Containers(r.store);
+    const overlayDirs = () => fs.readdirSync(path.join(r.root, 'overlay2')).sort();
+    const before = overlayDirs();
+    const { record, process: proc } = await containers.create({ image: 'busybox', cmd: ['sh', '-c', 'mkdir -p /a/b && echo x > /a/b/f; exit 3'], autoRemove: true });
+    const { finished } = await containers.start(record, proc, { stdio: 'inherit' });
+    expect(await finished).toMatchObject({ exitCode: 3, removed: true });
+    // Nothing for the caller to remove: no record (not even one of its exit), no RW layer or its files.
+    expect(containers.list()).toEqual([]);
+    expect(r.store.layers.listRW()).toEqual([]);
+    expect(overlayDirs()).toEqual(before);
+    expect(mountsUnder(r.root)).toEqual([]);
+    expect(fs.existsSync(`/sys/fs/cgroup/pids/tsbuild/${record.id}`)).toBe(false);
+    expect(fs.readdirSync(path.join(r.root, 'tmp'))).toEqual([]);
+    expect(fs.readdirSync(path.join(r.root, 'layers', 'tmp'))).toEqual([]);
+  });
 });
