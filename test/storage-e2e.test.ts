@@ -181,4 +181,21 @@ describe('containers', () => {
     expect(fs.readdirSync(path.join(r.root, 'tmp'))).toEqual([]);
     expect(fs.readdirSync(path.join(r.root, 'layers', 'tmp'))).toEqual([]);
   });
+
+  it('an autoRemove container whose creator died before starting it is removed by the next open', async () => {
+    const r = await root();
+    const containers = new Containers(r.store);
+    const { record } = await containers.create({ image: 'busybox', cmd: ['true'], autoRemove: true });
+    const { record: kept } = await containers.create({ image: 'busybox', cmd: ['true'] });
+    const file = path.join(r.root, 'containers', `${record.id}.json`);
+    const written = JSON.parse(fs.readFileSync(file, 'utf8')) as { creator?: string };
+    expect(written.creator).toMatch(/^\d+\.\d+$/);
+    // As a kill -9 of the creating tsbuild leaves it: a created record of a process that is gone
+    // (pid 1's start time is never 1).
+    fs.writeFileSync(file, JSON.stringify({ ...written, creator: '1.1' }));
+    await r.store.repairLeftovers();
+    expect(containers.list().map((c) => c.id)).toEqual([kept.id]); // a plain `create` stays, as docker's
+    expect(r.store.layers.listRW().map((l) => l.name)).toEqual([`ctr-${kept.id.slice(0, 32)}`]);
+    await containers.remove(kept.id);
+  });
 });

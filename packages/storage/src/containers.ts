@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic, writeFileAtomicVolatileSync, mkdirpSync, unlinkIfExists } from './atomic';
-import { isAlive, tokenOf } from './drivers/proc';
+import { isAlive, processToken, tokenOf } from './drivers/proc';
 import type { Digest } from './digest';
 import type { ContainerExit, RunOptions, RunningContainer, SeccompOption } from './runtime';
 
@@ -38,6 +38,11 @@ export interface ContainerRecord {
   finished?: string;
   /** docker run --rm: removed when it exits, or by the next open of the store if its tsbuild was killed. */
   autoRemove?: boolean;
+  /**
+   * The process token of the tsbuild that created an autoRemove container and starts it: if that one
+   * dies before the container started (state still `created`), the next open removes the container.
+   */
+  creator?: string;
   /** The confinement the container was started with: `exec` gives its processes the same, as Docker does. */
   security?: ContainerSecurity;
 }
@@ -116,7 +121,7 @@ export class Containers {
       user: opts.user ?? c.User ?? '',
       created: new Date().toISOString(),
       state: 'created',
-      ...(opts.autoRemove ? { autoRemove: true } : {}),
+      ...(opts.autoRemove ? { autoRemove: true, creator: processToken() } : {}),
     };
     // A --rm container is throwaway: nothing of it may outlive it, so nothing of it is synced (its
     // overlay is volatile, as podman mounts a --rm container's). A kill -9 of tsbuild leaves the
@@ -254,6 +259,11 @@ export class Containers {
       } catch {
         continue;
       }
+      if (record.state === 'created') {
+        // A --rm container whose tsbuild was killed before it started: nobody will start it.
+        if (record.autoRemove && record.creator !== undefined && !isAlive(record.creator)) await this.remove(record.id).catch(() => {});
+        continue;
+      }
       if (record.state !== 'running' || runningNow(record)) continue;
       if (record.autoRemove) await this.remove(record.id, { force: true }).catch(() => {});
       else await this.write({ ...record, state: 'exited', exitCode: KILLED_WITH_TSBUILD, finished: new Date().toISOString() });
@@ -267,7 +277,9 @@ export class Containers {
 
   /** Marks a created container as detached before it starts (its output goes to logPath()). */
   async markDetached(record: ContainerRecord): Promise<ContainerRecord> {
-    const next = { ...record, detached: true };
+    // Its supervisor, another process, starts it: the creator's exit says nothing then.
+    const { creator: _creator, ...rest } = record;
+    const next = { ...rest, detached: true };
     await this.write(next);
     return next;
   }
