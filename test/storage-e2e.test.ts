@@ -193,6 +193,9 @@ describe('containers', () => {
     // As a kill -9 of the creating tsbuild leaves it: a created record of a process that is gone
     // (pid 1's start time is never 1).
     fs.writeFileSync(file, JSON.stringify({ ...written, creator: '1.1' }));
+    // Killed before its layer was made (the record comes first): the record alone goes too.
+    const bare = { ...written, id: 'f'.repeat(64), name: 'bare', creator: '1.1' };
+    fs.writeFileSync(path.join(r.root, 'containers', `${bare.id}.json`), JSON.stringify(bare));
     await r.store.repairLeftovers();
     expect(containers.list().map((c) => c.id)).toEqual([kept.id]); // a plain `create` stays, as docker's
     expect(r.store.layers.listRW().map((l) => l.name)).toEqual([`ctr-${kept.id.slice(0, 32)}`]);

@@ -126,12 +126,26 @@ export class Containers {
     // A --rm container is throwaway: nothing of it may outlive it, so nothing of it is synced (its
     // overlay is volatile, as podman mounts a --rm container's). A kill -9 of tsbuild leaves the
     // records in the page cache, where the next open finds and removes them.
-    const rw = await this.store.layers.createRW(chainID as Digest | null, containerLayerName(id), opts.autoRemove ? { volatile: true } : {});
-    try {
+    const name = containerLayerName(id);
+    let rw: RWLayer;
+    if (opts.autoRemove) {
+      // Its record first: a kill -9 before the layer is complete leaves the record of a dead creator,
+      // which the next open removes with whatever layer there is (a layer first would stay, unnamed).
       await this.write(record);
-    } catch (err) {
-      await this.store.layers.removeRW(containerLayerName(id)).catch(() => {});
-      throw err;
+      try {
+        rw = await this.store.layers.createRW(chainID as Digest | null, name, { volatile: true });
+      } catch (err) {
+        unlinkIfExists(this.recordPath(id));
+        throw err;
+      }
+    } else {
+      rw = await this.store.layers.createRW(chainID as Digest | null, name);
+      try {
+        await this.write(record);
+      } catch (err) {
+        await this.store.layers.removeRW(name).catch(() => {});
+        throw err;
+      }
     }
     this.created.set(id, rw);
     return { record, process: { args, env, cwd: opts.workdir ?? (c.WorkingDir || '/'), user: opts.user ?? c.User ?? '' } };
