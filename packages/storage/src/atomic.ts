@@ -132,8 +132,7 @@ export async function renameNoReplace(from: string, to: string): Promise<boolean
 /**
  * Removes `dir` when the caller knows what it holds: the named files are unlinked (a missing one is
  * fine), then the directory is removed; anything else in it falls back to a recursive rm. A few
- * syscalls where fs.rmSync walks the tree with an lstat per entry and first loads Node's rimraf module
- * (about 1 ms of a `run --rm`, README Performance). A missing `dir` is fine.
+ * syscalls where fs.rmSync lstats every entry and tries rmdir first. A missing `dir` is fine.
  */
 export function removeKnownDir(dir: string, files: readonly string[]): void {
   for (const name of files) {
@@ -151,7 +150,7 @@ export function removeKnownDir(dir: string, files: readonly string[]): void {
   }
 }
 
-/** unlink that is fine with a missing file (fs.rmSync's force, without loading Node's rimraf). */
+/** unlink that is fine with a missing file (fs.rmSync's force, without its lstat and rimraf walk). */
 export function unlinkIfExists(file: string): void {
   try {
     fs.unlinkSync(file);
