@@ -4,9 +4,10 @@
 // (module.enableCompileCache is Node 22).
 //
 // Two kinds of cache, one format. `bundle.js.cache` is written at bundle time after `--version`
-// (scripts/bundle.js) and shipped. A command that compiles much more (build, run) gets a cache of its
-// own family, written after its first successful run on this machine (like Node 22's compile cache):
-// beside the bundle when that directory is writable, else in $XDG_CACHE_HOME/tsbuild (~/.cache/tsbuild).
+// (scripts/bundle.js) and shipped. Each command (build, run, images...) gets a cache of its own, written
+// after its first successful run on this machine (like Node 22's compile cache) and holding what it
+// compiled: beside the bundle when that directory is writable (`bundle.js.<command>.cache`), else in
+// $XDG_CACHE_HOME/tsbuild (~/.cache/tsbuild). Until then a command starts from the shipped cache.
 // Any cache that is missing or stale (another bundle, another V8) is rewritten after the command, staged
 // then renamed; writing is best-effort and never fails a command.
 //
@@ -37,13 +38,14 @@ function buildIdOf(source) {
   return /^[0-9a-f]+$/.test(id) ? id : undefined;
 }
 
-/** `build` and `run` compile much more than the rest; anything else shares the shipped cache. */
-const OWN_FAMILIES = new Set(['build', 'run']);
+/** Commands that run little more than `--version`, whose cache the shipped one is. */
+const DEFAULT_FAMILY_COMMANDS = new Set(['version', 'help']);
 
 /**
- * The cache family of a command line, from a cheap look at it: the first word after the global options
- * (main.ts splitGlobals); a first word that is an option or a path is the `tsbuild -t app .` build
- * shorthand. A wrong guess only costs time.
+ * The cache family of a command line, from a cheap look at it: the command word after the global options
+ * (main.ts splitGlobals), so each command gets a cache of what it compiles; a first word that is an option
+ * or a path is the `tsbuild -t app .` build shorthand. A cache is written only after a command succeeded,
+ * so a mistyped word leaves none. A wrong guess only costs time.
  */
 function familyOf(argv) {
   let i = 0;
@@ -54,8 +56,8 @@ function familyOf(argv) {
     else break;
   }
   const first = argv[i];
-  if (first === undefined) return 'default';
-  if (OWN_FAMILIES.has(first)) return first;
+  if (first === undefined || DEFAULT_FAMILY_COMMANDS.has(first)) return 'default';
+  if (/^[a-z][a-z0-9-]{0,31}$/.test(first)) return first;
   if (/^(-[^-h]|--(?!help$|version$)|\.|\/)/.test(first)) return 'build';
   return 'default';
 }

@@ -67,7 +67,7 @@ const adjustOurModules = {
  */
 function writeCodeCache() {
   const dir = path.dirname(outfile);
-  const ofBundle = new RegExp(`^${path.basename(outfile).replace('.', '\\.')}\\.(\\w+\\.)?cache$`);
+  const ofBundle = new RegExp(`^${path.basename(outfile).replace('.', '\\.')}\\.([\\w-]+\\.)?cache(\\.\\d+\\.tmp)?$`);
   for (const name of fs.readdirSync(dir)) if (ofBundle.test(name)) fs.rmSync(path.join(dir, name), { force: true });
   execFileSync(process.execPath, [path.join(packageDir, 'bin', 'tsbuild.js'), '--version'], {
     env: { ...process.env, TSBUILD_WRITE_CODE_CACHE: '1' },

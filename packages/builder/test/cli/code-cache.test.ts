@@ -106,7 +106,7 @@ describe('the CLI bundle code cache', () => {
     expect(load(file)).toEqual({ answer: '246A', accepted: false, stale: true });
   });
 
-  it('gives build and run caches of their own, starting from the default one', () => {
+  it('gives each command a cache of its own, starting from the default one', () => {
     const file = path.join(dir, 'bundle.js');
     writeModule(file, 'A');
     load(file, { write: true });
@@ -147,14 +147,18 @@ describe('the CLI bundle code cache', () => {
   it('picks the family from the command word after the global options', () => {
     expect(familyOf([])).toBe('default');
     expect(familyOf(['--version'])).toBe('default');
+    expect(familyOf(['version'])).toBe('default');
     expect(familyOf(['--help'])).toBe('default');
-    expect(familyOf(['images'])).toBe('default');
-    expect(familyOf(['--root', 'run', 'images'])).toBe('default');
+    expect(familyOf(['help', 'run'])).toBe('default');
+    expect(familyOf(['images'])).toBe('images');
+    expect(familyOf(['--root', 'run', 'images'])).toBe('images');
     expect(familyOf(['--root=/r', '--storage-driver', 'vfs', '--debug', 'run', 'img'])).toBe('run');
+    expect(familyOf(['image', 'ls'])).toBe('image');
     expect(familyOf(['build', '-t', 'app', '.'])).toBe('build');
     expect(familyOf(['-t', 'app', '.'])).toBe('build');
     expect(familyOf(['--tag', 'app', '.'])).toBe('build');
     expect(familyOf(['./dir'])).toBe('build');
     expect(familyOf(['/abs/dir'])).toBe('build');
+    expect(familyOf(['Weird_Word'])).toBe('default');
   });
 });
