@@ -45,7 +45,7 @@ const DEFAULT_FAMILY_COMMANDS = new Set(['version', 'help']);
  * The cache family of a command line, from a cheap look at it: the command word after the global options
  * (main.ts splitGlobals), so each command gets a cache of what it compiles; a first word that is an option
  * or a path is the `tsbuild -t app .` build shorthand. A cache is written only after a command succeeded,
- * so a mistyped word leaves none. A wrong guess only costs time.
+ * so a mistyped word leaves none. A wrong guess only costs time (`run img sh -h` takes the shipped one).
  */
 function familyOf(argv) {
   let i = 0;
@@ -56,7 +56,8 @@ function familyOf(argv) {
     else break;
   }
   const first = argv[i];
-  if (first === undefined || DEFAULT_FAMILY_COMMANDS.has(first)) return 'default';
+  // A command's usage compiles little more than --version; its cache must not become the command's.
+  if (first === undefined || DEFAULT_FAMILY_COMMANDS.has(first) || argv.includes('--help') || argv.includes('-h')) return 'default';
   if (/^[a-z][a-z0-9-]{0,31}$/.test(first)) return first;
   if (/^(-[^-h]|--(?!help$|version$)|\.|\/)/.test(first)) return 'build';
   return 'default';

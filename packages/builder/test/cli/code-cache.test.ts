@@ -160,5 +160,7 @@ describe('the CLI bundle code cache', () => {
     expect(familyOf(['./dir'])).toBe('build');
     expect(familyOf(['/abs/dir'])).toBe('build');
     expect(familyOf(['Weird_Word'])).toBe('default');
+    expect(familyOf(['run', '--help'])).toBe('default');
+    expect(familyOf(['build', '-h'])).toBe('default');
   });
 });
