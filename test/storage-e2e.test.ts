@@ -163,4 +163,42 @@ describe('containers', () => {
     const leftCgroups = ids.filter((id) => fs.existsSync(`/sys/fs/cgroup/pids/tsbuild/${id}`));
     expect(leftCgroups).toEqual([]);
   }, 300_000);
+
+  it('an autoRemove container is gone when finished resolves: record, RW layer, its files, mount, cgroups', async () => {
+    const r = await root();
+    const containers = new Containers(r.store);
+    const overlayDirs = () => fs.readdirSync(path.join(r.root, 'overlay2')).sort();
+    const before = overlayDirs();
+    const { record, process: proc } = await containers.create({ image: 'busybox', cmd: ['sh', '-c', 'mkdir -p /a/b && echo x > /a/b/f; exit 3'], autoRemove: true });
+    const { finished } = await containers.start(record, proc, { stdio: 'inherit' });
+    expect(await finished).toMatchObject({ exitCode: 3, removed: true });
+    // Nothing for the caller to remove: no record (not even one of its exit), no RW layer or its files.
+    expect(containers.list()).toEqual([]);
+    expect(r.store.layers.listRW()).toEqual([]);
+    expect(overlayDirs()).toEqual(before);
+    expect(mountsUnder(r.root)).toEqual([]);
+    expect(fs.existsSync(`/sys/fs/cgroup/pids/tsbuild/${record.id}`)).toBe(false);
+    expect(fs.readdirSync(path.join(r.root, 'tmp'))).toEqual([]);
+    expect(fs.readdirSync(path.join(r.root, 'layers', 'tmp'))).toEqual([]);
+  });
+
+  it('an autoRemove container whose creator died before starting it is removed by the next open', async () => {
+    const r = await root();
+    const containers = new Containers(r.store);
+    const { record } = await containers.create({ image: 'busybox', cmd: ['true'], autoRemove: true });
+    const { record: kept } = await containers.create({ image: 'busybox', cmd: ['true'] });
+    const file = path.join(r.root, 'containers', `${record.id}.json`);
+    const written = JSON.parse(fs.readFileSync(file, 'utf8')) as { creator?: string };
+    expect(written.creator).toMatch(/^\d+\.\d+$/);
+    // As a kill -9 of the creating tsbuild leaves it: a created record of a process that is gone
+    // (pid 1's start time is never 1).
+    fs.writeFileSync(file, JSON.stringify({ ...written, creator: '1.1' }));
+    // Killed before its layer was made (the record comes first): the record alone goes too.
+    const bare = { ...written, id: 'f'.repeat(64), name: 'bare', creator: '1.1' };
+    fs.writeFileSync(path.join(r.root, 'containers', `${bare.id}.json`), JSON.stringify(bare));
+    await r.store.repairLeftovers();
+    expect(containers.list().map((c) => c.id)).toEqual([kept.id]); // a plain `create` stays, as docker's
+    expect(r.store.layers.listRW().map((l) => l.name)).toEqual([`ctr-${kept.id.slice(0, 32)}`]);
+    await containers.remove(kept.id);
+  });
 });

@@ -128,3 +128,33 @@ export async function renameNoReplace(from: string, to: string): Promise<boolean
   await fsp.unlink(from);
   return true;
 }
+
+/**
+ * Removes `dir` when the caller knows what it holds: the named files are unlinked (a missing one is
+ * fine), then the directory is removed; anything else in it falls back to a recursive rm. A few
+ * syscalls where fs.rmSync lstats every entry and tries rmdir first. A missing `dir` is fine.
+ */
+export function removeKnownDir(dir: string, files: readonly string[]): void {
+  for (const name of files) {
+    try {
+      fs.unlinkSync(path.join(dir, name));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') break; // not a plain file: rm below sees to it
+    }
+  }
+  try {
+    fs.rmdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** unlink that is fine with a missing file (fs.rmSync's force, without its lstat and rimraf walk). */
+export function unlinkIfExists(file: string): void {
+  try {
+    fs.unlinkSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}

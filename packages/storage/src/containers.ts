@@ -7,13 +7,14 @@ import type { Platform } from './content/types';
 import { randomBytes } from '@tsbuild/native';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic, writeFileAtomicVolatileSync, mkdirpSync } from './atomic';
-import { isAlive, tokenOf } from './drivers/proc';
+import { writeFileAtomic, writeFileAtomicVolatileSync, mkdirpSync, unlinkIfExists } from './atomic';
+import { isAlive, processToken, tokenOf } from './drivers/proc';
 import type { Digest } from './digest';
 import type { ContainerExit, RunOptions, RunningContainer, SeccompOption } from './runtime';
 
 import { mergeEnv } from './runtime/env';
 import type { Store } from './store';
+import type { RWLayer } from './layers';
 import { userError } from './errors';
 
 export interface ContainerRecord {
@@ -37,6 +38,11 @@ export interface ContainerRecord {
   finished?: string;
   /** docker run --rm: removed when it exits, or by the next open of the store if its tsbuild was killed. */
   autoRemove?: boolean;
+  /**
+   * The process token of the tsbuild that created an autoRemove container and starts it: if that one
+   * dies before the container started (state still `created`), the next open removes the container.
+   */
+  creator?: string;
   /** The confinement the container was started with: `exec` gives its processes the same, as Docker does. */
   security?: ContainerSecurity;
 }
@@ -59,6 +65,9 @@ export interface ProcessOverrides {
   user?: string;
 }
 
+/** How a started container ended; `removed` when it was an autoRemove one and is gone already. */
+export type FinishedExit = ContainerExit & { removed?: boolean };
+
 export type StartOptions = Omit<RunOptions, 'rootfs' | 'args' | 'env' | 'cwd' | 'user' | 'id'>;
 
 export interface CreateOptions extends ProcessOverrides {
@@ -76,6 +85,8 @@ const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
 export class Containers {
   private readonly dir: string;
+  /** RW layers create() made, for start() (`run`): not read back from the store. */
+  private readonly created = new Map<string, RWLayer>();
 
   constructor(private readonly store: Store) {
     this.dir = path.join(store.root, 'containers');
@@ -110,28 +121,47 @@ export class Containers {
       user: opts.user ?? c.User ?? '',
       created: new Date().toISOString(),
       state: 'created',
-      ...(opts.autoRemove ? { autoRemove: true } : {}),
+      ...(opts.autoRemove ? { autoRemove: true, creator: processToken() } : {}),
     };
     // A --rm container is throwaway: nothing of it may outlive it, so nothing of it is synced (its
     // overlay is volatile, as podman mounts a --rm container's). A kill -9 of tsbuild leaves the
     // records in the page cache, where the next open finds and removes them.
-    await this.store.layers.createRW(chainID as Digest | null, containerLayerName(id), opts.autoRemove ? { volatile: true } : {});
-    try {
+    const name = containerLayerName(id);
+    let rw: RWLayer;
+    if (opts.autoRemove) {
+      // Its record first: a kill -9 before the layer is complete leaves the record of a dead creator,
+      // which the next open removes with whatever layer there is (a layer first would stay, unnamed).
       await this.write(record);
-    } catch (err) {
-      await this.store.layers.removeRW(containerLayerName(id)).catch(() => {});
-      throw err;
+      try {
+        rw = await this.store.layers.createRW(chainID as Digest | null, name, { volatile: true });
+      } catch (err) {
+        unlinkIfExists(this.recordPath(id));
+        throw err;
+      }
+    } else {
+      rw = await this.store.layers.createRW(chainID as Digest | null, name);
+      try {
+        await this.write(record);
+      } catch (err) {
+        await this.store.layers.removeRW(name).catch(() => {});
+        throw err;
+      }
     }
+    this.created.set(id, rw);
     return { record, process: { args, env, cwd: opts.workdir ?? (c.WorkingDir || '/'), user: opts.user ?? c.User ?? '' } };
   }
 
-  /** Mounts the container's rootfs and starts its process. `finished` resolves after the state is saved. */
+  /**
+   * Mounts the container's rootfs and starts its process. `finished` resolves after the state is saved,
+   * or, for an autoRemove container, once it is removed (`removed`).
+   */
   async start(
     record: ContainerRecord,
     proc: { args: string[]; env: string[]; cwd: string; user: string },
     opts: StartOptions,
-  ): Promise<{ container: RunningContainer; finished: Promise<ContainerExit> }> {
-    const rw = this.store.layers.getRW(containerLayerName(record.id));
+  ): Promise<{ container: RunningContainer; finished: Promise<FinishedExit> }> {
+    const rw = this.created.get(record.id) ?? this.store.layers.getRW(containerLayerName(record.id));
+    this.created.delete(record.id);
     if (!rw) throw userError(`container ${record.name} has no read-write layer`);
     // Loaded here, not at import: every store open settles orphaned containers, few start one. run.js,
     // not the runtime's index: that loads the seccomp compiler, which the default filter does not need.
@@ -161,12 +191,31 @@ export class Containers {
       noNewPrivileges: opts.noNewPrivileges ?? false,
     };
     await this.write({ ...record, state: 'running', pid: container.pid, ...(pidToken ? { pidToken } : {}), security });
-    const finished = container.wait().then(async (exit) => {
+    const finished = container.wait().then(async (exit): Promise<FinishedExit> => {
       await rw.unmount().catch(() => {});
+      if (record.autoRemove && (await this.removeExited(record, rw.name))) return { ...exit, removed: true };
       await this.write({ ...record, state: 'exited', exitCode: exit.exitCode, finished: new Date().toISOString() });
       return exit;
     });
     return { container, finished };
+  }
+
+  /**
+   * A --rm container that exited goes at once, with what start() knows: no record of its exit is
+   * written, the RW layer is not looked up or unmounted again, and no other record is read. The RW
+   * layer goes first and the record last, as in remove(): a kill -9 in between leaves the record of
+   * a dead container, which the next open removes (settleOrphans). False when the layer stays (still
+   * mounted): the caller records the exit instead.
+   */
+  private async removeExited(record: ContainerRecord, rwName: string): Promise<boolean> {
+    try {
+      await this.store.layers.removeRW(rwName, { inline: true });
+    } catch {
+      return false;
+    }
+    unlinkIfExists(this.logPath(record.id));
+    unlinkIfExists(this.recordPath(record.id));
+    return true;
   }
 
   list(): ContainerRecord[] {
@@ -224,6 +273,11 @@ export class Containers {
       } catch {
         continue;
       }
+      if (record.state === 'created') {
+        // A --rm container whose tsbuild was killed before it started: nobody will start it.
+        if (record.autoRemove && record.creator !== undefined && !isAlive(record.creator)) await this.remove(record.id).catch(() => {});
+        continue;
+      }
       if (record.state !== 'running' || runningNow(record)) continue;
       if (record.autoRemove) await this.remove(record.id, { force: true }).catch(() => {});
       else await this.write({ ...record, state: 'exited', exitCode: KILLED_WITH_TSBUILD, finished: new Date().toISOString() });
@@ -237,7 +291,9 @@ export class Containers {
 
   /** Marks a created container as detached before it starts (its output goes to logPath()). */
   async markDetached(record: ContainerRecord): Promise<ContainerRecord> {
-    const next = { ...record, detached: true };
+    // Its supervisor, another process, starts it: the creator's exit says nothing then.
+    const { creator: _creator, ...rest } = record;
+    const next = { ...rest, detached: true };
     await this.write(next);
     return next;
   }

@@ -263,8 +263,9 @@ async function leftovers(store: Store, problem: (kind: FsckKind, message: string
     })());
   for (const message of found) await problem('leftover', message, repairAll);
 
-  // A container is created layer first, record second, and removed in the same order: only what
-  // stayed that way for a while is left over, not a container being created or removed right now.
+  // A container is created layer first, record second (a --rm one record first), and removed layer
+  // first: only what stayed that way for a while is left over, not a container being created or
+  // removed right now.
   const settled = (createdAt: number | undefined) => createdAt !== undefined && Date.now() - createdAt > SETTLE_MS;
   const containers = new Containers(store);
   const records = containers.list();

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { renameNoReplace, writeFileAtomic } from '../src/atomic';
+import { removeKnownDir, renameNoReplace, writeFileAtomic } from '../src/atomic';
 import { StoreLock } from '../src/lock';
 
 const turns = async (n = 20) => {
@@ -156,5 +156,21 @@ describe('atomic writes', () => {
     expect(await renameNoReplace(a, b)).toBe(true);
     expect(fs.existsSync(a)).toBe(false);
     expect(fs.readFileSync(b, 'utf8')).toBe('A');
+  });
+
+  it('removeKnownDir removes a dir of the named files, one with more in it, and a missing one', () => {
+    const known = path.join(tmp, 'known');
+    fs.mkdirSync(known);
+    fs.writeFileSync(path.join(known, 'hosts'), 'x');
+    removeKnownDir(known, ['hosts', 'hostname']); // a named file that is not there is fine
+    expect(fs.existsSync(known)).toBe(false);
+    const more = path.join(tmp, 'more');
+    fs.mkdirSync(path.join(more, 'sub'), { recursive: true });
+    fs.writeFileSync(path.join(more, 'sub', 'f'), 'x');
+    fs.writeFileSync(path.join(more, 'unexpected'), 'x');
+    removeKnownDir(more, ['sub']); // a dir where a file was named: the recursive fallback takes it
+    expect(fs.existsSync(more)).toBe(false);
+    removeKnownDir(path.join(tmp, 'missing'), ['x']);
+    expect(fs.readdirSync(tmp)).toEqual([]);
   });
 });

@@ -78,7 +78,7 @@ export const superviseCommand: Command = {
       }
       report(`started ${started.container.pid}`);
       const exit = await started.finished;
-      if (start.remove) await containers.remove(record.id, { force: true }).catch(() => {});
+      if (start.remove && !exit.removed) await containers.remove(record.id, { force: true }).catch(() => {});
       return exit.exitCode;
     });
   },

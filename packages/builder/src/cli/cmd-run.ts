@@ -151,14 +151,16 @@ export const runCommand = defineTargetCommand(
         process.stdout.write(`${record.id}\n`);
         return 0;
       }
+      // A --rm container that ran is removed as it exits (Containers.start); one that did not start, here.
+      const ran = { removed: false };
       try {
         return await runAttached(containers, record, proc, {
           ...startOptions,
           tty: values.tty === true,
           interactive: values.interactive === true,
-        });
+        }, ran);
       } finally {
-        if (values.rm) await containers.remove(record.id, { force: true }).catch(() => {});
+        if (values.rm && !ran.removed) await containers.remove(record.id, { force: true }).catch(() => {});
       }
     }));
   },
@@ -237,6 +239,7 @@ async function runAttached(
   record: Parameters<Containers['start']>[0],
   proc: Parameters<Containers['start']>[1],
   o: AttachOptions,
+  ran: { removed: boolean },
 ): Promise<number> {
   const devnull = o.interactive ? -1 : fs.openSync('/dev/null', 'r');
   // Handlers go in before the container starts: a signal that arrives while it starts is delivered
@@ -257,6 +260,7 @@ async function runAttached(
     for (const s of queued.splice(0)) container.kill(s);
     if (tty && container.terminal) restoreRaw = attachTerminal(container.terminal, interactive);
     const exit = await started.finished;
+    ran.removed = exit.removed === true;
     await Promise.all(relays.map((relay) => relay.done));
     if (exit.oomKilled) process.stderr.write('tsbuild: the container was OOM killed (memory limit reached)\n');
     return exit.exitCode;

@@ -17,14 +17,14 @@ import type { Readable } from 'node:stream';
 import * as native from '@tsbuild/native';
 import { OPAQUE_MARKER_XATTRS, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, packDir } from '../archive';
 import type { Digest } from '../digest';
-import { BaseDriver, touch, type DriverOptions } from './base';
+import { BaseDriver, removeDoomed, touch, type DriverOptions } from './base';
 import { REMOVING_SUFFIX, checkLayerId } from './ids';
 import { applyLayerTar } from './layer-tar';
 import { isMountPoint, mountsUnder, readMountInfo } from './mountinfo';
 import { detach, detachSync, performPlanSync, settleFuseDaemon, unmountAndRemoveSync, unmountFuse } from './perform';
 import { isAlive, ownedName, ownerOf } from './proc';
 import {
-  isFuseOverlayMount, type DiffOptions, type DriverCreateOptions, type FuseOverlayMount, type GenericMount, type MountPlan,
+  isFuseOverlayMount, type DiffOptions, type DriverCreateOptions, type DriverRemoveOptions, type FuseOverlayMount, type GenericMount, type MountPlan,
   type RepairReport,
 } from './types';
 import { TsbuildError } from '../errors';
@@ -454,7 +454,7 @@ export class AufsDriver extends BaseDriver {
     touch(this.at('committed', id));
   }
 
-  async remove(id: string): Promise<void> {
+  async remove(id: string, opts: DriverRemoveOptions = {}): Promise<void> {
     checkLayerId(id);
     const dirs = [this.at('diff', id), this.at('mnt', id), this.at('work', id)];
     const table = readMountInfo();
@@ -473,7 +473,7 @@ export class AufsDriver extends BaseDriver {
     fs.rmSync(this.at('layers', id), { force: true });
     fs.rmSync(this.at('committed', id), { force: true });
     this.forgetOwn(id);
-    for (const d of doomed) await fs.promises.rm(d, { recursive: true, force: true });
+    for (const d of doomed) await removeDoomed(d, opts);
   }
 
   diff(id: string, opts: DiffOptions = {}): Readable {

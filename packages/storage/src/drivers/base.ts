@@ -7,7 +7,7 @@ import { checkLayerId } from './ids';
 import { isMountPoint } from './mountinfo';
 import { performPlan, unmountAndRemove } from './perform';
 import type {
-  DriverCreateOptions, DiffOptions, Driver, DriverName, MountCounter, MountPlan, RepairReport,
+  DriverCreateOptions, DiffOptions, Driver, DriverName, DriverRemoveOptions, MountCounter, MountPlan, RepairReport,
 } from './types';
 
 /** Runs async functions one at a time per key. */
@@ -71,7 +71,7 @@ export abstract class BaseDriver implements Driver {
   }
 
   abstract create(id: string, parent: string | null, opts?: DriverCreateOptions): Promise<void>;
-  abstract remove(id: string): Promise<void>;
+  abstract remove(id: string, opts?: DriverRemoveOptions): Promise<void>;
   abstract exists(id: string): boolean;
   abstract list(): string[];
   abstract mounts(id: string): MountPlan;
@@ -158,6 +158,12 @@ export abstract class BaseDriver implements Driver {
       }
     }
   }
+}
+
+/** Deletes a driver's `-removing` tree: on the pool, or inline (DriverRemoveOptions). */
+export async function removeDoomed(doomed: string, opts: DriverRemoveOptions = {}): Promise<void> {
+  if (opts.inline) fs.rmSync(doomed, { recursive: true, force: true });
+  else await fs.promises.rm(doomed, { recursive: true, force: true });
 }
 
 /** A small text file's trimmed content, or null when it does not exist. */

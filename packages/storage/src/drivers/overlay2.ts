@@ -14,12 +14,12 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest';
 import { applyLayerTar, packLayerDir } from './layer-tar';
-import { BaseDriver, readTextOrNull, touch, type DriverOptions } from './base';
+import { BaseDriver, readTextOrNull, removeDoomed, touch, type DriverOptions } from './base';
 import { REMOVING_SUFFIX, SHORT_ID_RE, checkLayerId, shortId } from './ids';
 import { mountsUnder, readMountInfo } from './mountinfo';
 import { detach } from './perform';
 import { assertOverlay, isStaleProbe, baseOverlayOptions, type OverlayFeatures } from './probe';
-import type { DriverCreateOptions, DiffOptions, MountPlan, RepairReport } from './types';
+import type { DriverCreateOptions, DiffOptions, DriverRemoveOptions, MountPlan, RepairReport } from './types';
 import { TsbuildError } from '../errors';
 import { mkdirpSync } from '../atomic';
 
@@ -200,7 +200,9 @@ export class Overlay2Driver extends BaseDriver {
     // it exists. The layer is throwaway by contract, so we clear it.
     for (const m of plan.mounts) {
       if (m.type === 'overlay' && 'work' in m && m.work && m.options.includes('volatile')) {
-        fs.rmSync(path.join(m.work, 'work', 'incompat'), { recursive: true, force: true });
+        const incompat = path.join(m.work, 'work', 'incompat');
+        // Looked for first: a fresh layer has none, and rmSync loads Node's rimraf even for nothing.
+        if (fs.existsSync(incompat)) fs.rmSync(incompat, { recursive: true, force: true });
       }
     }
   }
@@ -213,7 +215,7 @@ export class Overlay2Driver extends BaseDriver {
     fs.rmSync(path.join(this.dir(id), 'volatile'), { force: true });
   }
 
-  async remove(id: string): Promise<void> {
+  async remove(id: string, opts: DriverRemoveOptions = {}): Promise<void> {
     checkLayerId(id);
     const dir = this.dir(id);
     if (!fs.existsSync(dir)) return;
@@ -226,7 +228,7 @@ export class Overlay2Driver extends BaseDriver {
     fs.rmSync(doomed, { recursive: true, force: true });
     fs.renameSync(dir, doomed);
     this.forgetOwn(id);
-    await fs.promises.rm(doomed, { recursive: true, force: true });
+    await removeDoomed(doomed, opts);
   }
 
   diff(id: string, opts: DiffOptions = {}): Readable {

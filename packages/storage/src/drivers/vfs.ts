@@ -7,13 +7,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough, pipeline, type Readable } from 'node:stream';
 import type { Digest } from '../digest';
-import { BaseDriver, type DriverOptions } from './base';
+import { BaseDriver, removeDoomed, type DriverOptions } from './base';
 import { REMOVING_SUFFIX, checkLayerId } from './ids';
 import { applyLayerTar, packLayerDir } from './layer-tar';
 import { ctimeNow, stageChanges } from './naivediff';
 import { copyTree } from './treecopy';
 import { isAlive, ownedName, ownerIsGone, ownerOf } from './proc';
-import type { DriverCreateOptions, DiffOptions, MountPlan, RepairReport } from './types';
+import type { DriverCreateOptions, DiffOptions, DriverRemoveOptions, MountPlan, RepairReport } from './types';
 import { mkdirpSync } from '../atomic';
 import { randomBytes } from '@tsbuild/native';
 
@@ -128,7 +128,7 @@ export class VfsDriver extends BaseDriver {
     if (!meta.committed) this.writeMeta(id, { ...meta, committed: true });
   }
 
-  async remove(id: string): Promise<void> {
+  async remove(id: string, opts: DriverRemoveOptions = {}): Promise<void> {
     checkLayerId(id);
     const dir = this.dir(id);
     if (fs.existsSync(dir)) {
@@ -136,7 +136,7 @@ export class VfsDriver extends BaseDriver {
       fs.rmSync(doomed, { recursive: true, force: true });
       fs.renameSync(dir, doomed);
       this.forgetOwn(id);
-      await fs.promises.rm(doomed, { recursive: true, force: true });
+      await removeDoomed(doomed, opts);
     }
     fs.rmSync(this.metaFile(id), { force: true });
   }

@@ -190,8 +190,9 @@ export class ImageStore {
     // writeFileAtomic temporary found now was left by a crash.
     const content = await lock.withExclusive(async () => {
       const cs = await ContentStore.open(path.join(abs, 'oci'), { layerSource: opts.layerSource });
+      // Listed inline: two small directories every command opens (a pool round trip each costs more).
       for (const dir of [abs, cs.dir]) {
-        for (const name of await fsp.readdir(dir)) {
+        for (const name of fs.readdirSync(dir)) {
           if (name.startsWith(TMP_PREFIX)) await fsp.rm(path.join(dir, name), { force: true });
         }
       }

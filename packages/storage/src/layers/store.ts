@@ -63,7 +63,7 @@ import { randomLayerId } from '../drivers/ids';
 import { detach } from '../drivers/perform';
 import { isAlive, ownedName, ownerIsGone, ownerOf } from '../drivers/proc';
 import { openDriver, type DriverChoice } from '../drivers/select';
-import type { Driver, RepairReport } from '../drivers/types';
+import type { Driver, DriverRemoveOptions, RepairReport } from '../drivers/types';
 import { MountState } from './mountstate';
 import {
   DiffIDMismatchError, LayerNotFoundError, type CommitOptions, type CreateRWOptions, type Layer, type RemoteLayer, type RWLayer,
@@ -72,7 +72,7 @@ import { decompress } from '../archive/decompress';
 import { TsbuildError, withContext } from '../errors';
 import { checkDescriptor } from '../image/decode';
 import { chainInto } from '../image/local';
-import { mkdirpSync, writeFileAtomic } from '../atomic';
+import { mkdirpSync, removeKnownDir, writeFileAtomic } from '../atomic';
 import { TarContentCounter } from '../archive/content-size';
 import { randomBytes } from '@tsbuild/native';
 
@@ -184,6 +184,8 @@ function stampText(): string | null {
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+/** What a RW layer's record dir (mounts/<name>) holds. */
+const RW_RECORD_FILES = ['mount-id', 'parent', 'init-id'] as const;
 
 /** A small file written and fsynced (its directory is fsynced by the rename that publishes it). */
 function writeSynced(file: string, data: string): void {
@@ -809,7 +811,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
         await this.discard(staging, [mountId, ...(initId ? [initId] : [])]);
         throw err;
       }
-      return this.rwHandle(this.readRW(name)!);
+      return this.rwHandle({ name, mountId, initId, parent }); // what readRW would read back
     });
   }
 
@@ -918,21 +920,21 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
   }
 
   /** Removes a RW layer and its files; refuses while it is mounted. */
-  async removeRW(name: string): Promise<void> {
-    await this.lock.withExclusive(() => this.removeRWLocked(name));
+  async removeRW(name: string, opts: DriverRemoveOptions = {}): Promise<void> {
+    await this.lock.withExclusive(() => this.removeRWLocked(name, opts));
   }
 
-  private async removeRWLocked(name: string): Promise<void> {
+  private async removeRWLocked(name: string, opts: DriverRemoveOptions = {}): Promise<void> {
     const e = this.readRW(name);
     if (!e) throw new Error(`RW layer ${name} not found`);
     if (this.isMountedId(e.mountId)) throw new Error(`cannot remove RW layer ${name}: it is mounted`);
     const trash = this.newTmp('rm');
     fs.rmdirSync(trash);
     fs.renameSync(this.rwDir(name), trash);
-    await this.driver.remove(e.mountId);
-    if (e.initId) await this.driver.remove(e.initId);
+    await this.driver.remove(e.mountId, opts);
+    if (e.initId) await this.driver.remove(e.initId, opts);
     // Two or three small record files: inline, not one pool round trip per file and directory.
-    fs.rmSync(trash, { recursive: true, force: true });
+    removeKnownDir(trash, RW_RECORD_FILES);
   }
 
   /** Unmounts everything this process mounted through the store. */

@@ -68,6 +68,21 @@ function write(file: string, value: string): void {
   }
 }
 
+/** Writes each value with its own write(2) (devices.allow takes one rule per write) through one open. */
+function writeEach(file: string, values: readonly string[]): void {
+  let fd: number | undefined;
+  let value = '';
+  try {
+    fd = fs.openSync(file, 'w');
+    for (value of values) fs.writeSync(fd, value);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw Object.assign(new Error(`cgroup: writing ${JSON.stringify(value)} to ${file}: ${e.code} (${e.message})`), { code: e.code });
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
 function readIfExists(file: string): string {
   try {
     return fs.readFileSync(file, 'utf8');
@@ -173,7 +188,7 @@ class V1Cgroup implements ContainerCgroup {
       for (const controller of V1_CONTROLLERS) {
         const mount = path.join(root, controller);
         if (!fs.existsSync(path.join(mount, 'cgroup.procs'))) continue;
-        const hierarchy = fs.realpathSync(mount);
+        const hierarchy = fs.realpathSync.native(mount); // one realpath(3), not an lstat per component
         let dir = byHierarchy.get(hierarchy);
         if (!dir) {
           mkdirpSync(path.join(hierarchy, parent));
@@ -224,7 +239,7 @@ class V1Cgroup implements ContainerCgroup {
         write(path.join(devices, 'devices.allow'), 'a');
       } else {
         write(path.join(devices, 'devices.deny'), 'a');
-        for (const rule of DEFAULT_DEVICE_RULES) write(path.join(devices, 'devices.allow'), rule);
+        writeEach(path.join(devices, 'devices.allow'), DEFAULT_DEVICE_RULES);
       }
     }
   }

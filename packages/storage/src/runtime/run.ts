@@ -16,7 +16,7 @@ import { writeFileExactMode } from '../fsmode';
 import { resolveRootfsUser } from './users';
 import { TsbuildError } from '../errors';
 import { resolveInRootSync } from '../archive/resolve';
-import { mkdirpSync } from '../atomic';
+import { mkdirpSync, removeKnownDir } from '../atomic';
 import { terminalStreams } from './terminal';
 import { inUserNamespace } from '../rootless';
 import { randomBytes } from '@tsbuild/native';
@@ -144,12 +144,15 @@ function containerEnv(env: string[], defaults: Record<string, string>): string[]
   return out;
 }
 
+/** What writeEtcFiles puts in the state dir: all it holds, so its removal needs no walk. */
+const ETC_FILES = ['hosts', 'hostname', 'resolv.conf'] as const;
+
 /** Per-container /etc/hosts, /etc/hostname and /etc/resolv.conf, bound over the rootfs's. */
 function writeEtcFiles(dir: string, hostname: string, network: 'none' | 'host', extraHosts: { host: string; ip: string }[] = []) {
   const files = {
-    hosts: path.join(dir, 'hosts'),
-    hostname: path.join(dir, 'hostname'),
-    resolvConf: path.join(dir, 'resolv.conf'),
+    hosts: path.join(dir, ETC_FILES[0]),
+    hostname: path.join(dir, ETC_FILES[1]),
+    resolvConf: path.join(dir, ETC_FILES[2]),
   };
   const hosts =
     (network === 'host'
@@ -233,7 +236,7 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
 
   const stateDir = opts.stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), `tsbuild-ctr-${id.slice(0, 12)}-`));
   if (opts.stateDir) mkdirpSync(stateDir, 0o700);
-  const cleanups: (() => Promise<void> | void)[] = [() => fs.rmSync(stateDir, { recursive: true, force: true })];
+  const cleanups: (() => Promise<void> | void)[] = [() => removeKnownDir(stateDir, ETC_FILES)];
   const cleanup = async () => {
     for (const fn of cleanups.splice(0).reverse()) await fn();
   };
