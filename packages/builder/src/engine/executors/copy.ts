@@ -401,8 +401,10 @@ let copyBuffer: Buffer | undefined;
  */
 function writeSmallFile(host: string, item: CopyItem, opts: WriteOptions): void {
   const { mode, uid, gid } = ownership(item, opts);
-  const src = fs.openSync(fsPath(item.absPath), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  // O_NONBLOCK and the check: a fifo swapped in since the walk neither blocks nor copies as an empty file
+  const src = fs.openSync(fsPath(item.absPath), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   try {
+    if (!fs.fstatSync(src).isFile()) throw new Error(`cannot copy ${item.absPath}: it is no longer a regular file`);
     const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
     let dst: number;
     try {
