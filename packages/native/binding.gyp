@@ -3,7 +3,7 @@
     {
       "target_name": "tsbuild_native",
       "sources": [
-        "cc/addon.cc", "cc/errors.cc", "cc/mount.cc", "cc/fsops.cc", "cc/copyfiles.cc", "cc/hashfiles.cc",
+        "cc/addon.cc", "cc/errors.cc", "cc/mount.cc", "cc/fsops.cc", "cc/copyfiles.cc", "cc/hashfiles.cc", "cc/sha256.cc",
         "cc/spawn.cc", "cc/spawn_request.cc", "cc/spawn_launch.cc", "cc/spawn_failure.cc",
         "cc/spawn_init.cc", "cc/spawn_process.cc", "cc/spawn_child.cc", "cc/spawn_clone.cc"
       ],

@@ -1,53 +1,126 @@
 'use strict';
-// Loads the CLI bundle with a V8 code cache written beside it at bundle time (scripts/bundle.js), so a
-// short command skips parsing and compiling the ~0.8 MB of JavaScript it starts with (README,
-// Performance). Node 20 has no compile cache of its own (module.enableCompileCache is Node 22).
+// Loads the CLI bundle with a V8 code cache, so a command skips parsing and compiling the ~0.8 MB of
+// JavaScript it starts with (README, Performance). Node 20 has no compile cache of its own
+// (module.enableCompileCache is Node 22).
+//
+// Two kinds of cache, one format. `bundle.js.cache` is written at bundle time after `--version`
+// (scripts/bundle.js) and shipped. Each command (build, run, images...) gets a cache of its own, written
+// after its first successful run on this machine (like Node 22's compile cache) and holding what it
+// compiled: beside the bundle when that directory is writable (`bundle.js.<command>.cache`), else in
+// $XDG_CACHE_HOME/tsbuild (~/.cache/tsbuild). Until then a command starts from the shipped cache.
+// Any cache that is missing or stale (another bundle, another V8) is rewritten after the command, staged
+// then renamed; writing is best-effort and never fails a command.
 //
 // V8 checks a cache against the source's length, not its content, so a cache made from another bundle
-// of the same length would run that bundle's code: the cache file starts with the SHA-256 of the source
-// it was made from, and anything else (no file, another hash, a V8 or flag mismatch) compiles normally.
-const crypto = require('node:crypto');
+// of the same length would run that bundle's code. The bundle's first line carries a build id (a hash of
+// the rest of it, computed at bundle time) and a cache is used only with the same id in its header. The
+// id is not recomputed when loading (hashing the bundle, with node:crypto loaded for it, cost ~10 ms of
+// every command): a bundle edited by hand at the same length without changing its id line would run its
+// old cache. A file without an id never uses a cache.
 const fs = require('node:fs');
-const Module = require('node:module');
 const path = require('node:path');
 const vm = require('node:vm');
+// The Module class without loading node:module (which loads the ESM loader and source maps).
+const Module = module.constructor;
 
-const HASH_BYTES = 32;
+/** The bundle's first line: this prefix, the build id, a newline (scripts/bundle.js writes it). */
+const BUILD_ID_PREFIX = '//tsbuild-build-id ';
+const BUILD_ID_LENGTH = 32;
+/** A cache file starts with `MAGIC <build id> <V8 version>\n`, then V8's data. */
+const MAGIC = 'tsbuild-code-cache';
 
-function cacheFileOf(file) {
-  return `${file}.cache`;
+/** The build id on the bundle's first line, else undefined. */
+function buildIdOf(source) {
+  if (!source.startsWith(BUILD_ID_PREFIX)) return undefined;
+  const end = BUILD_ID_PREFIX.length + BUILD_ID_LENGTH;
+  if (source.charCodeAt(end) !== 10) return undefined;
+  const id = source.slice(BUILD_ID_PREFIX.length, end);
+  return /^[0-9a-f]+$/.test(id) ? id : undefined;
 }
 
-function sha256(buffer) {
-  return crypto.createHash('sha256').update(buffer).digest();
-}
+/** Commands that run little more than `--version`, whose cache the shipped one is. */
+const DEFAULT_FAMILY_COMMANDS = new Set(['version', 'help']);
 
-/** The cache's V8 data when it was made from exactly these source bytes, else undefined. */
-function readCodeCache(file, sourceBytes) {
-  let cache;
-  try {
-    cache = fs.readFileSync(cacheFileOf(file));
-  } catch {
-    return undefined;
+/**
+ * The cache family of a command line, from a cheap look at it: the command word after the global options
+ * (main.ts splitGlobals), so each command gets a cache of what it compiles; a first word that is an option
+ * or a path is the `tsbuild -t app .` build shorthand. A cache is written only after a command succeeded,
+ * so a mistyped word leaves none. A wrong guess only costs time (`run img sh -h` takes the shipped one).
+ */
+function familyOf(argv) {
+  let i = 0;
+  while (i < argv.length) {
+    const arg = argv[i];
+    if (arg === '--root' || arg === '--storage-driver') i += 2;
+    else if (arg.startsWith('--root=') || arg.startsWith('--storage-driver=') || arg === '--debug') i += 1;
+    else break;
   }
-  if (cache.length <= HASH_BYTES || !cache.subarray(0, HASH_BYTES).equals(sha256(sourceBytes))) return undefined;
-  return cache.subarray(HASH_BYTES);
+  const first = argv[i];
+  // A command's usage compiles little more than --version; its cache must not become the command's.
+  if (first === undefined || DEFAULT_FAMILY_COMMANDS.has(first) || argv.includes('--help') || argv.includes('-h')) return 'default';
+  if (/^[a-z][a-z0-9-]{0,31}$/.test(first)) return first;
+  if (/^(-[^-h]|--(?!help$|version$)|\.|\/)/.test(first)) return 'build';
+  return 'default';
+}
+
+function cacheFileOf(file, family = 'default') {
+  return family === 'default' ? `${file}.cache` : `${file}.${family}.cache`;
+}
+
+/** Where a cache goes when the bundle's directory is not writable. */
+function userCacheFileOf(file, family, buildId) {
+  const home = process.env.XDG_CACHE_HOME || (process.env.HOME ? path.join(process.env.HOME, '.cache') : undefined);
+  if (!home || !path.isAbsolute(home)) return undefined;
+  return path.join(home, 'tsbuild', `${buildId}.${path.basename(cacheFileOf(file, family))}`);
+}
+
+function headerOf(buildId) {
+  return `${MAGIC} ${buildId} ${process.versions.v8}\n`;
+}
+
+/**
+ * The first of `files` made for this build and this V8, else the first that exists, as
+ * { data, sameV8 }: data is V8's part, only for this build and V8.
+ */
+function readCache(files, buildId) {
+  let found;
+  for (const file of files) {
+    if (!file) continue;
+    let bytes;
+    try {
+      bytes = fs.readFileSync(file);
+    } catch {
+      continue;
+    }
+    const newline = bytes.indexOf(10);
+    const header = newline > 0 && newline < 200 ? bytes.latin1Slice(0, newline).split(' ') : [];
+    const sameV8 = header.length === 3 && header[0] === MAGIC && header[1] === buildId && header[2] === process.versions.v8;
+    if (sameV8 && bytes.length > newline + 1) return { data: bytes.subarray(newline + 1), sameV8 };
+    found ??= { data: undefined, sameV8: false };
+  }
+  return found;
 }
 
 /**
  * Runs a CommonJS file as `require` would (a module registered under its path, with its own `require`),
- * compiled with its code cache when one matches. Returns the module's exports and, for writeCodeCache,
- * the script. The file must be ASCII: the bundle is (esbuild `charset: 'ascii'`, comments stripped), and
- * reading it as latin1 keeps V8's one-byte string fast path. It must not use `import()`: a vm script
- * can only with --experimental-vm-modules or an experimental option that prints a warning (the bundle
- * script checks).
+ * compiled with the code cache of `argv`'s family (else the default one) when its build id matches.
+ * Returns the module's exports and, for writeCodeCache, the script and whether (and which) cache to write.
+ * The file must be ASCII: the bundle is (esbuild `charset: 'ascii'`, comments stripped), and reading it
+ * as latin1 keeps V8's one-byte string fast path. It must not use `import()`: a vm script can only with
+ * --experimental-vm-modules or an experimental option that prints a warning (the bundle script checks).
  */
-function loadWithCodeCache(file) {
-  const sourceBytes = fs.readFileSync(file);
-  const script = new vm.Script(`${Module.wrapper[0]}${sourceBytes.toString('latin1')}${Module.wrapper[1]}`, {
-    filename: file,
-    cachedData: readCodeCache(file, sourceBytes),
-  });
+function loadWithCodeCache(file, argv = []) {
+  const source = fs.readFileSync(file, 'latin1');
+  const buildId = buildIdOf(source);
+  const family = familyOf(argv);
+  let cache;
+  let familyCache;
+  if (buildId) {
+    familyCache = readCache([cacheFileOf(file, family), userCacheFileOf(file, family, buildId)], buildId);
+    cache = familyCache;
+    if (!cache?.data && family !== 'default') cache = readCache([cacheFileOf(file), userCacheFileOf(file, 'default', buildId)], buildId);
+  }
+  const script = new vm.Script(`${Module.wrapper[0]}${source}${Module.wrapper[1]}`, { filename: file, cachedData: cache?.data });
   const mod = new Module(file, module);
   mod.filename = file;
   mod.paths = Module._nodeModulePaths(path.dirname(file));
@@ -59,18 +132,58 @@ function loadWithCodeCache(file) {
     throw err;
   }
   mod.loaded = true;
-  return { exports: mod.exports, script, sourceBytes, cacheAccepted: script.cachedDataRejected === false };
+  const cacheAccepted = cache?.data !== undefined && script.cachedDataRejected === false;
+  // Rewritten when missing or made for another build or V8. A cache of this build and V8 that V8 still
+  // rejects was made under other V8 flags (NODE_OPTIONS): rewriting it on every command would not help.
+  const stale = buildId !== undefined && !familyCache?.sameV8;
+  return { exports: mod.exports, script, buildId, family, cacheAccepted, stale };
+}
+
+/** Stages `data` beside `target` and renames it into place; false when the directory is not writable. */
+function writeAtomically(target, data) {
+  const staged = `${target}.${process.pid}.tmp`;
+  try {
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.writeFileSync(staged, data);
+    fs.renameSync(staged, target);
+    return true;
+  } catch {
+    fs.rmSync(staged, { force: true });
+    return false;
+  }
+}
+
+/** The user cache directory's caches of other builds of the bundle that `kept` is a cache of. */
+function removeOtherBuilds(kept, buildId) {
+  const dir = path.dirname(kept);
+  const suffix = path.basename(kept).slice(buildId.length);
+  for (const name of fs.readdirSync(dir)) {
+    if (name.endsWith(suffix) && name.length === BUILD_ID_LENGTH + suffix.length && !name.startsWith(buildId)) fs.rmSync(path.join(dir, name), { force: true });
+  }
 }
 
 /**
- * Writes the cache of a script after it ran, so the functions compiled while it ran are in it too.
- * Staged then renamed: a reader sees the old cache or the new one.
+ * Writes the cache of a script after it ran, so the functions compiled while it ran are in it too: beside
+ * the bundle, else in the user's cache directory. V8 stamps the data with its current flags and rejects it
+ * under others, so `restoreFlags` first undoes what the bin changed after loading. Returns where it wrote,
+ * or undefined. Never throws.
  */
-function writeCodeCache(file, loaded) {
-  const data = Buffer.concat([sha256(loaded.sourceBytes), loaded.script.createCachedData()]);
-  const staged = `${cacheFileOf(file)}.${process.pid}.tmp`;
-  fs.writeFileSync(staged, data);
-  fs.renameSync(staged, cacheFileOf(file));
+function writeCodeCache(file, loaded, restoreFlags = () => undefined) {
+  if (!loaded.buildId) return undefined;
+  try {
+    restoreFlags();
+    const data = Buffer.concat([Buffer.from(headerOf(loaded.buildId), 'latin1'), loaded.script.createCachedData()]);
+    const beside = cacheFileOf(file, loaded.family);
+    if (writeAtomically(beside, data)) return beside;
+    const user = userCacheFileOf(file, loaded.family, loaded.buildId);
+    if (user && writeAtomically(user, data)) {
+      removeOtherBuilds(user, loaded.buildId);
+      return user;
+    }
+  } catch {
+    // Best-effort: a command never fails for its cache.
+  }
+  return undefined;
 }
 
-module.exports = { loadWithCodeCache, writeCodeCache, cacheFileOf };
+module.exports = { loadWithCodeCache, writeCodeCache, cacheFileOf, familyOf, BUILD_ID_PREFIX, BUILD_ID_LENGTH };

@@ -22,21 +22,25 @@ function bundleIsCurrent() {
 }
 
 /** The bundle through its code cache (bin/code-cache.js), else the compiled modules. */
-const loaded = bundleIsCurrent() ? require('./code-cache.js').loadWithCodeCache(bundle) : undefined;
+const codeCache = bundleIsCurrent() ? require('./code-cache.js') : undefined;
+const loaded = codeCache ? codeCache.loadWithCodeCache(bundle, process.argv.slice(2)) : undefined;
 const cli = loaded ? loaded.exports : require(path.join(dist, 'cli', 'main.js'));
 
 // Keep V8's young generation at its first semi-space instead of letting it grow to 16 MB: garbage then
 // reaches old space less, and a COPY of 30,000 small files peaked at 134 MB RSS instead of 163 MB for the
 // same CPU time (README, Performance). V8 reads this flag whenever the new space would grow. Set only
 // now: any flag change alters V8's flag hash, and every code cache checked after it is rejected, Node's
-// own for its built-in modules (~10 ms more per command) and the bundle's. So the cache is written
-// without it (scripts/bundle.js). The old generation may grow by half before a mark-compact, not up to 4×
-// (V8's factor for a fast mutator, read whenever it sets the next limit): in a 100,000-file COPY the
-// commit promotes ~0.6 MB per scavenge, and with 23 MB live the heap reached 62 MB before the build ended.
-if (process.env.TSBUILD_WRITE_CODE_CACHE !== '1') {
-  const v8 = require('node:v8');
-  v8.setFlagsFromString('--semi-space-growth-factor=1');
-  v8.setFlagsFromString('--heap-growing-percent=50');
+// own for its built-in modules (~10 ms more per command) and the bundle's. So a code cache is written
+// with both flags back at V8's defaults (restoreV8Flags). The old generation may grow by half before a
+// mark-compact, not up to 4× (V8's factor for a fast mutator, read whenever it sets the next limit): in a
+// 100,000-file COPY the commit promotes ~0.6 MB per scavenge, and with 23 MB live the heap reached 62 MB
+// before the build ended.
+const v8 = require('node:v8');
+v8.setFlagsFromString('--semi-space-growth-factor=1');
+v8.setFlagsFromString('--heap-growing-percent=50');
+function restoreV8Flags() {
+  v8.setFlagsFromString('--semi-space-growth-factor=2');
+  v8.setFlagsFromString('--heap-growing-percent=0');
 }
 
 /**
@@ -58,8 +62,10 @@ function drained(stream) {
 const exitWhenDrained = (code) => Promise.all([drained(process.stdout), drained(process.stderr)]).then(() => process.exit(code));
 cli.main(process.argv.slice(2)).then(
   (code) => {
-    // scripts/bundle.js runs the bin once with this set: the cache then holds what a command compiled.
-    if (loaded && process.env.TSBUILD_WRITE_CODE_CACHE === '1') require('./code-cache.js').writeCodeCache(bundle, loaded);
+    // After a command's first success with this bundle, its code cache (bin/code-cache.js), so the next
+    // one skips compiling what this one compiled; scripts/bundle.js runs `--version` with
+    // TSBUILD_WRITE_CODE_CACHE=1 to write the shipped one.
+    if (loaded && ((code === 0 && loaded.stale) || process.env.TSBUILD_WRITE_CODE_CACHE === '1')) codeCache.writeCodeCache(bundle, loaded, restoreV8Flags);
     return exitWhenDrained(code);
   },
   (err) => {

@@ -11,7 +11,8 @@ const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const esbuild = require('esbuild');
-const { cacheFileOf } = require('../bin/code-cache.js');
+const crypto = require('node:crypto');
+const { cacheFileOf, BUILD_ID_PREFIX, BUILD_ID_LENGTH } = require('../bin/code-cache.js');
 
 const packageDir = path.join(__dirname, '..');
 const entry = path.join(packageDir, 'dist', 'cli', 'main.js');
@@ -60,11 +61,14 @@ const adjustOurModules = {
 };
 
 /**
- * The bin loads the bundle through a V8 code cache (bin/code-cache.js): written here by running the bin
- * once, so the cache also holds the functions that command compiled. Without it the bundle still runs.
+ * The bin loads the bundle through a V8 code cache (bin/code-cache.js): the shipped one is written here by
+ * running the bin once, so the cache also holds the functions that command compiled; the caches of other
+ * command families, written on first use, are removed. Without a cache the bundle still runs.
  */
 function writeCodeCache() {
-  fs.rmSync(cacheFileOf(outfile), { force: true });
+  const dir = path.dirname(outfile);
+  const ofBundle = new RegExp(`^${path.basename(outfile).replace('.', '\\.')}\\.([\\w-]+\\.)?cache(\\.\\d+\\.tmp)?$`);
+  for (const name of fs.readdirSync(dir)) if (ofBundle.test(name)) fs.rmSync(path.join(dir, name), { force: true });
   execFileSync(process.execPath, [path.join(packageDir, 'bin', 'tsbuild.js'), '--version'], {
     env: { ...process.env, TSBUILD_WRITE_CODE_CACHE: '1' },
     stdio: 'ignore',
@@ -96,6 +100,9 @@ esbuild
     // bin/code-cache.js runs the bundle as a vm script, where `import()` fails: use require.
     const dynamicImport = /\bimport\((?!\))/.exec(code);
     if (dynamicImport) throw new Error(`${outfile}: import() at offset ${dynamicImport.index} (${code.slice(dynamicImport.index - 60, dynamicImport.index + 30)}); use require`);
+    // The build id bin/code-cache.js matches a cache against, in place of hashing the bundle each time.
+    const buildId = crypto.createHash('sha256').update(code).digest('hex').slice(0, BUILD_ID_LENGTH);
+    fs.writeFileSync(outfile, `${BUILD_ID_PREFIX}${buildId}\n${code}`, 'latin1');
     writeCodeCache();
   })
   .catch((err) => {

@@ -5,6 +5,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tsb::InitFsOps(env, exports);
   tsb::InitCopyFiles(env, exports);
   tsb::InitHashFiles(env, exports);
+  tsb::InitSha256(env, exports);
   tsb::InitSpawn(env, exports);
   return exports;
 }

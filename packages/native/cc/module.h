@@ -7,5 +7,6 @@ void InitMount(Napi::Env env, Napi::Object exports);
 void InitFsOps(Napi::Env env, Napi::Object exports);
 void InitCopyFiles(Napi::Env env, Napi::Object exports);
 void InitHashFiles(Napi::Env env, Napi::Object exports);
+void InitSha256(Napi::Env env, Napi::Object exports);
 void InitSpawn(Napi::Env env, Napi::Object exports);
 }  // namespace tsb

@@ -180,6 +180,15 @@ export interface NativeBinding {
   flockWait(fd: number, op: number): Promise<void>;
   // cc/hashfiles.cc
   hashFiles(paths: (string | Buffer)[]): Promise<{ done: number; digests: Buffer; stats: BigInt64Array; error: NodeJS.ErrnoException | null }>;
+  // cc/sha256.cc
+  /** An incremental SHA-256 handle (freed when collected). */
+  sha256Create(): unknown;
+  sha256Update(hash: unknown, data: string | NodeJS.TypedArray): void;
+  /** 32 bytes; the handle must not be used again. */
+  sha256Digest(hash: unknown): Buffer;
+  sha256(data: string | NodeJS.TypedArray): Buffer;
+  /** Fills `bytes` from getrandom(2). */
+  randomFill(bytes: NodeJS.TypedArray): void;
   // cc/copyfiles.cc
   /** meta: mode, uid, gid, mtime seconds, mtime nanoseconds per file. */
   copyFiles(sources: (string | Buffer)[], targets: (string | Buffer)[], meta: Float64Array): Promise<{ done: number; xattrs: Uint8Array; error: NodeJS.ErrnoException | null }>;

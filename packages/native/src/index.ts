@@ -18,3 +18,4 @@ export {
 } from './fsops';
 export type { MknodOptions, CopyFilesResult, FileCopy, HashFilesResult, StatfsResult, FlockMode, Pty } from './fsops';
 export * from './spawn';
+export { createHash, sha256, randomBytes, Sha256 } from './hash';

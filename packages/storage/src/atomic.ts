@@ -1,10 +1,10 @@
 // Crash-safe file writes: stage in the same directory, fsync, rename over the target, fsync the
 // directory. A crash leaves either the old file or the new one, never a torn one (plus, at worst, a
 // `.tmp-*` file that the owner's start-up cleanup removes).
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { randomBytes } from '@tsbuild/native';
 
 export const TMP_PREFIX = '.tmp-';
 
@@ -73,7 +73,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 
 /** A unique temporary name next to `target` (same directory, so rename is atomic). */
 export function tmpSibling(target: string): string {
-  return path.join(path.dirname(target), `${TMP_PREFIX}${path.basename(target)}-${crypto.randomBytes(6).toString('hex')}`);
+  return path.join(path.dirname(target), `${TMP_PREFIX}${path.basename(target)}-${randomBytes(6).toString('hex')}`);
 }
 
 /** Writes `data` to `file` atomically and durably. */

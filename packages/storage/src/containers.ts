@@ -4,7 +4,7 @@
 import { requireEmulation } from './runtime/binfmt';
 import { configPlatform } from './image/store';
 import type { Platform } from './content/types';
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from '@tsbuild/native';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic, writeFileAtomicVolatileSync, mkdirpSync } from './atomic';

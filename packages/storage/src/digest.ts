@@ -1,6 +1,6 @@
 // OCI digests (`sha256:<64 hex>`), hashing and verifying streams. Only sha256 is supported: it is what
 // every tool we interoperate with writes, and refusing the rest keeps blob paths simple.
-import * as crypto from 'node:crypto';
+import { createHash } from '@tsbuild/native';
 import * as fs from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
 import { TsbuildError } from './errors';
@@ -32,12 +32,12 @@ export function digestHex(d: Digest): string {
 }
 
 export function sha256OfBuffer(data: Buffer | string): Digest {
-  return `sha256:${crypto.createHash('sha256').update(data).digest('hex')}`;
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
 /** A pass-through Transform that hashes and counts the bytes flowing through it. */
 export class HashingStream extends Transform {
-  private readonly hash = crypto.createHash('sha256');
+  private readonly hash = createHash('sha256');
   private finalDigest: Digest | undefined;
   /** Bytes seen so far. */
   bytes = 0;
@@ -114,7 +114,7 @@ export function verifyingStream(expected: Digest, size?: number): HashingStream 
 
 /** sha256 and size of a file, streamed. */
 export async function digestFile(file: string): Promise<{ digest: Digest; size: number }> {
-  const hash = crypto.createHash('sha256');
+  const hash = createHash('sha256');
   let size = 0;
   for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) {
     hash.update(chunk as Buffer);

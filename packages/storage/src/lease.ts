@@ -1,7 +1,7 @@
 // Leases: what a running operation holds, as one JSON list per operation in a directory, the file
 // named after the owner process. A live owner's items are kept by garbage collection; a dead
 // owner's lease is stale, so no count can drift after a `kill -9`.
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from '@tsbuild/native';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isAlive, ownedName, ownerOf } from './drivers/proc';

@@ -3,7 +3,6 @@
 // root reaches them (see the liveness model in layers/store.ts); removal is a sweep over what is
 // unreachable, so no reference count can drift after a crash.
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -31,6 +30,7 @@ import type { CacheWriteResult, LayerImporter, ExportRecord, LoadedCache, PullOp
 const transport = () => import('./transport/index.js');
 import { mkdirp, mkdirpSync } from './atomic';
 import type { RegistryClientOptions } from './transport/registry-client';
+import { randomBytes } from '@tsbuild/native';
 
 /** Where a shared build cache is kept: an OCI layout folder or a registry reference. */
 export type CacheTarget = { dir: string } | { ref: string };

@@ -3,7 +3,6 @@
 // number, hardlink and hashed xattrs, and for regular files the sha256 of the content. Timestamps are
 // left out, so touching a file does not miss the cache. Files are streamed through the hash, and a
 // StatCache skips files whose stat tuple is unchanged.
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { promisify } from 'node:util';
 import * as path from 'node:path';
@@ -13,7 +12,7 @@ import { ContextError } from './errors';
 import { Background, SYNC_IO_MAX, timeSlicer } from './slices';
 import { nowNs, type StatCache, type StatTuple } from './statcache';
 import { defaultXattrReader, xattrCounts, type XattrReader } from './xattrs';
-import { hashFiles } from '@tsbuild/native';
+import { createHash, hashFiles } from '@tsbuild/native';
 import { fsPath } from '@tsbuild/storage';
 
 export interface HashOptions {
@@ -87,7 +86,7 @@ export async function hashSources(sources: readonly SourceEntry[], opts: HashOpt
     await small.finish();
   }
 
-  const h = crypto.createHash('sha256');
+  const h = createHash('sha256');
   h.update(JSON.stringify([FORMAT]) + '\n');
   f = 0;
   for (const s of sources) {
@@ -141,7 +140,7 @@ function tupleOf(st: { dev: bigint; ino: bigint; size: bigint | number; mtimeNs:
  * read ahead into a second buffer: the pool copies the next chunk while this thread hashes the last.
  */
 async function hashFd(fd: number, buf: Buffer, knownSize?: number): Promise<{ digest: Buffer; bytes: number }> {
-  const h = crypto.createHash('sha256');
+  const h = createHash('sha256');
   let bytes = 0;
   if (knownSize !== undefined && knownSize <= SYNC_IO_MAX) {
     for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) {

@@ -2,13 +2,13 @@
 // it was last hashed is not read again. mtime stays out of the cache *key* (the digest); here it only
 // decides whether the recorded content hash can be trusted. Persisted as JSON in a file the caller
 // names, replaced atomically (tmp + fsync + rename).
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { mkdirp } from '@tsbuild/storage';
 import { fsPath } from '@tsbuild/storage';
 import { grownColumns } from './items';
+import { randomBytes } from '@tsbuild/native';
 
 /** The stat fields that must all be unchanged for a cached content hash to be reused. */
 export interface StatTuple {
@@ -325,7 +325,7 @@ function isRecord(r: unknown): r is StoredRecord {
 async function writeAtomic(file: string, data: Iterable<Buffer>): Promise<void> {
   const dir = path.dirname(file);
   await mkdirp(dir);
-  const tmp = path.join(dir, `.tmp-${path.basename(file)}-${crypto.randomBytes(6).toString('hex')}`);
+  const tmp = path.join(dir, `.tmp-${path.basename(file)}-${randomBytes(6).toString('hex')}`);
   const fh = await fsp.open(tmp, 'wx', 0o644);
   try {
     for (const piece of data) await fh.writeFile(piece); // at the current position, to its end

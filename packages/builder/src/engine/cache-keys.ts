@@ -2,10 +2,10 @@
 // content of its sources…). The records and the last parts of every step position ("lineage") are
 // kept by storage's BuildCache (a root of the layer sweep); this side computes keys and says which
 // part changed since the previous build.
-import * as crypto from 'node:crypto';
 import type { KeyParts } from '@tsbuild/storage';
 import type { Instruction } from '../dockerfile';
 import type { KeyContext, LayerExecutor, Step } from './executors';
+import { createHash } from '@tsbuild/native';
 
 export type { KeyParts } from '@tsbuild/storage';
 
@@ -51,7 +51,7 @@ function canonicalInstruction(instr: Instruction): string {
 }
 
 export function cacheKey(parts: KeyParts): string {
-  const h = crypto.createHash('sha256');
+  const h = createHash('sha256');
   h.update('tsbuild-cache-v1\n');
   for (const [name, value] of Object.entries(parts)) h.update(`${name}=${JSON.stringify(value)}\n`);
   return `sha256:${h.digest('hex')}`;
@@ -105,5 +105,5 @@ function truncate(s: string): string {
 }
 
 export function lineageId(...parts: string[]): string {
-  return crypto.createHash('sha256').update(parts.join('\0')).digest('hex');
+  return createHash('sha256').update(parts.join('\0')).digest('hex');
 }

@@ -2,12 +2,11 @@
 // an overlay upper dir, an aufs branch, or a full tree (vfs) on which the layer is merged.
 // Every entry lands inside dest: names are cleaned (".." above the root is an error), parents are
 // resolved through symlinks relative to dest (resolve.ts), the last component is never followed.
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { lsetxattr, mknod } from '@tsbuild/native';
+import { createHash, lsetxattr, mknod } from '@tsbuild/native';
 import type { ByteInput } from './byte-source';
 import type { TarHeader } from './tar-format';
 import { readTar, type TarEntry } from './tar-reader';

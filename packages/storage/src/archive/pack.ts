@@ -1,11 +1,10 @@
 // A deterministic layer tar of a directory tree (a layer's diff dir, a rootfs): names sorted bytewise
 // within each dir (parents first, GNU `tar --sort=name` order), numeric owners, whole-second mtimes,
 // the xattrs a layer keeps (xattrs.ts), hard links by inode, overlay whiteouts converted to OCI ones.
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { lgetxattr } from '@tsbuild/native';
+import { createHash, lgetxattr } from '@tsbuild/native';
 import { tarStream, type TarBody, type TarWriteEntry } from './tar-writer';
 import { decodeName, fsPath } from '../names';
 import { overlayOpaqueXattr, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, whiteoutNameFor } from './whiteout';

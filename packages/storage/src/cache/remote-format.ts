@@ -3,13 +3,13 @@
 // document and whose layers are the records' blobs, each annotated with its diffID. Pure: encodes and
 // decodes, checking everything read from outside once, here (as image/decode.ts does for images),
 // so a corrupt or foreign cache is refused with one line naming its ref.
-import * as crypto from 'node:crypto';
 import { MediaTypes, layerCompression, type Descriptor } from '../content/types';
 import { isDigest, sha256OfBuffer, type Digest } from '../digest';
 import { TsbuildError } from '../errors';
 import { checkDescriptor, decodeWith, parseDocument } from '../image/decode';
 import type { ImageManifest } from '../image/types';
 import type { CacheRecord } from './store';
+import { createHash } from '@tsbuild/native';
 
 export const CACHE_CONFIG_MEDIA_TYPE = 'application/vnd.tsbuild.cache.config.v1+json';
 /**
@@ -46,7 +46,7 @@ export type CacheMode = 'min' | 'max';
  * caches stay valid) with the platform the step was built for, so two platforms never share a record.
  */
 export function platformCacheKey(localKey: string, platform: string): Digest {
-  const h = crypto.createHash('sha256').update(`tsbuild-remote-cache-v1\n${platform}\n${localKey}`);
+  const h = createHash('sha256').update(`tsbuild-remote-cache-v1\n${platform}\n${localKey}`);
   return `sha256:${h.digest('hex')}`;
 }
 

@@ -1,7 +1,6 @@
 // The content store: an OCI image layout directory (oci-layout, index.json, blobs/sha256/<hex>).
 // Blobs are written through `ingest/<random>` staging files (fsync, then rename into place) and
 // verified against their digest on every read. index.json belongs to the image store.
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -18,6 +17,7 @@ import {
   type Digest,
 } from '../digest';
 import { MediaTypes, type Descriptor, type LayerBlobSource } from './types';
+import { createHash, randomBytes } from '@tsbuild/native';
 
 export const OCI_LAYOUT_FILE = 'oci-layout';
 export const OCI_LAYOUT_VERSION = '1.0.0';
@@ -47,7 +47,7 @@ export type OnCreated = (d: Digest) => void;
 
 /** Writes into an fd while hashing; fsyncs in _final so that commit only has to rename. */
 class StagingWritable extends Writable {
-  readonly hash = crypto.createHash('sha256');
+  readonly hash = createHash('sha256');
   bytes = 0;
   constructor(private readonly fh: fsp.FileHandle) {
     super({ highWaterMark: 1 << 20 });
@@ -248,7 +248,7 @@ export class ContentStore {
   /** Starts a staged write. The staging file is flocked so that removeStaleIngests leaves it alone. */
   async ingest(): Promise<IngestWriter> {
     for (;;) {
-      const file = path.join(this.ingestDir, crypto.randomBytes(12).toString('hex'));
+      const file = path.join(this.ingestDir, randomBytes(12).toString('hex'));
       const fh = await fsp.open(file, 'wx', 0o644);
       // Between open and flock a cleaner may have locked or removed the file: then start over.
       const locked = native.flock(fh.fd, 'exclusive', { nonBlocking: true });

@@ -10,7 +10,7 @@
 // so the branches on disk are the same either way (REFERENCE §3.8, §3.9).
 // Required where used, not here: loading it is part of every command's start (README, Performance).
 import type * as child from 'node:child_process';
-import * as crypto from 'node:crypto';
+import { randomBytes } from '@tsbuild/native';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -209,7 +209,7 @@ function pageSize(): number {
 // The probes run inside AufsDriver.open, which is synchronous (as every driver's open is): they mount
 // and unmount with the *Sync calls, which block the event loop for the few milliseconds a probe takes.
 function withProbeDir<T>(root: string, fn: (dir: string) => T): T {
-  const dir = path.join(root, `${PROBE_PREFIX}${ownedName(crypto.randomBytes(6).toString('hex'))}`);
+  const dir = path.join(root, `${PROBE_PREFIX}${ownedName(randomBytes(6).toString('hex'))}`);
   mkdirpSync(dir, 0o700);
   try {
     return fn(dir);

@@ -1,12 +1,12 @@
 // Identifiers of driver layers: random 64-hex ids (like Docker's cache ids) and overlay2's 26-char
 // base32 short ids, which keep each lower path short.
-import * as crypto from 'node:crypto';
+import { randomBytes } from '@tsbuild/native';
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
 /** 26 characters of RFC 4648 base32 from 128 random bits (Docker's overlay2 `l/` names). */
 export function shortId(): string {
-  const bytes = crypto.randomBytes(17);
+  const bytes = randomBytes(17);
   let bits = 0;
   let value = 0;
   let out = '';
@@ -26,7 +26,7 @@ export const SHORT_ID_RE = /^[A-Z2-7]{26}$/;
 
 /** A random 64-hex layer id. */
 export function randomLayerId(): string {
-  return crypto.randomBytes(32).toString('hex');
+  return randomBytes(32).toString('hex');
 }
 
 /** Suffix of a directory whose removal is under way; start-up repair finishes the job. */

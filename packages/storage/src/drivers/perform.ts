@@ -2,7 +2,6 @@
 // fuse-overlayfs process for the aufs driver on kernels without aufs.
 // Required where used, not here: loading it is part of every command's start (README, Performance).
 import type * as child from 'node:child_process';
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -11,6 +10,7 @@ import type { MountFlag } from '@tsbuild/native';
 import { isFuseOverlayMount, isOverlayMount, type FuseOverlayMount, type Mount, type MountPlan } from './types';
 import { isMountPoint, readMountInfo } from './mountinfo';
 import { mkdirpSync } from '../atomic';
+import { randomBytes } from '@tsbuild/native';
 
 /** Option words of a generic mount that are mount(2) flags rather than filesystem data. */
 const FLAG_WORDS: ReadonlySet<string> = new Set<MountFlag>([
@@ -235,7 +235,7 @@ interface FuseStart {
 
 function startFuseOverlay(m: FuseOverlayMount, target: string): FuseStart {
   const cmd = fuseOverlayCommand(m, target);
-  const errFile = path.join(os.tmpdir(), `tsbuild-fuse-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
+  const errFile = path.join(os.tmpdir(), `tsbuild-fuse-${process.pid}-${randomBytes(6).toString('hex')}`);
   const errFd = fs.openSync(errFile, 'w+', 0o600);
   fs.unlinkSync(errFile);
   try {

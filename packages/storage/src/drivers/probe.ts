@@ -1,7 +1,7 @@
 // Feature tests for overlay on a given storage root (containerd's overlayutils/check.go): mount a tiny
 // overlay inside the root's own filesystem and check that whiteouts hide, opaque dirs hide, and the
 // kernel writes 0/0 whiteouts into the upper dir. Capabilities come from these tests, never from names.
-import * as crypto from 'node:crypto';
+import { randomBytes } from '@tsbuild/native';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -150,7 +150,7 @@ export function isStaleProbe(name: string): boolean {
 // mounted and detached with the *Sync calls, blocking the event loop for the milliseconds it takes.
 function runProbe(root: string): OverlayProbe {
   const fsType = fsTypeOf(root);
-  const dir = path.join(root, `${PROBE_PREFIX}${ownedName(crypto.randomBytes(6).toString('hex'))}`);
+  const dir = path.join(root, `${PROBE_PREFIX}${ownedName(randomBytes(6).toString('hex'))}`);
   const result = (supported: boolean, reason?: string): OverlayProbe => ({
     ...overlayFeatures(),
     supported,

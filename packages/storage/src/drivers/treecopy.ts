@@ -2,12 +2,12 @@
 // setuid/sticky bits, times, xattrs (security.capability included), hard links, symlinks, devices,
 // fifos and sockets. Used by vfs to start a layer from its parent. Data is cloned when the filesystem
 // can (FICLONE), else copied in the kernel (copy_file_range).
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as native from '@tsbuild/native';
 import { copyXattrs } from '../archive/xattrs';
 import { decodeName, fsPath } from '../names';
+import { randomBytes } from '@tsbuild/native';
 
 type Stats = fs.BigIntStats;
 

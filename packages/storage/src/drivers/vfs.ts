@@ -3,7 +3,6 @@
 //   <root>/vfs/dir/<id>/        the layer's complete tree (the rootfs; never mounted)
 //   <root>/vfs/meta/<id>.json   {"parent": id|null, "committed": bool}
 //   <root>/vfs/tmp/             copies under construction and diff staging (cleared by repair)
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough, pipeline, type Readable } from 'node:stream';
@@ -16,6 +15,7 @@ import { copyTree } from './treecopy';
 import { isAlive, ownedName, ownerIsGone, ownerOf } from './proc';
 import type { DriverCreateOptions, DiffOptions, MountPlan, RepairReport } from './types';
 import { mkdirpSync } from '../atomic';
+import { randomBytes } from '@tsbuild/native';
 
 interface VfsMeta {
   parent: string | null;
@@ -65,7 +65,7 @@ export class VfsDriver extends BaseDriver {
 
   /** A temporary path owned by this process (repair leaves the ones of live processes alone). */
   private tmpPath(prefix: string): string {
-    return path.join(this.home, 'tmp', ownedName(`${prefix}-${crypto.randomBytes(8).toString('hex')}`));
+    return path.join(this.home, 'tmp', ownedName(`${prefix}-${randomBytes(8).toString('hex')}`));
   }
 
   exists(id: string): boolean {

@@ -6,12 +6,12 @@
 // process (the next open repairs in full). An unmount drops its count first: from then until the
 // driver has unmounted (settled) a marker dir of this process is in the store's tmp/
 // (`<token>-unmount-…`), so a crash in between shows as well.
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomicVolatileSync } from '../atomic';
 import type { MountCounter } from '../drivers/types';
 import { isAlive, ownedName, processToken } from '../drivers/proc';
+import { randomBytes } from '@tsbuild/native';
 
 export type MountTable = Record<string, Record<string, number>>;
 
@@ -84,7 +84,7 @@ export class MountState implements MountCounter {
   /** Drops one of this process's references, else one of any holder's (an explicit unmount). */
   async decrement(id: string): Promise<number> {
     if (this.marker === undefined) {
-      const marker = path.join(this.markerDir, ownedName(`unmount-${crypto.randomBytes(8).toString('hex')}`));
+      const marker = path.join(this.markerDir, ownedName(`unmount-${randomBytes(8).toString('hex')}`));
       fs.mkdirSync(marker, { mode: 0o700 });
       this.marker = marker;
     }

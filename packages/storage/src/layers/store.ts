@@ -50,7 +50,6 @@
 // Besides, remove() refuses a layer with children or mounts. There are no reference counts: a count
 // cannot survive a kill -9 consistently, a sweep is always right. (Layers of older stores may still
 // hold a `refs` file; nothing reads it.)
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough, Writable, type Readable } from 'node:stream';
@@ -75,6 +74,7 @@ import { checkDescriptor } from '../image/decode';
 import { chainInto } from '../image/local';
 import { mkdirpSync, writeFileAtomic } from '../atomic';
 import { TarContentCounter } from '../archive/content-size';
+import { randomBytes } from '@tsbuild/native';
 
 /** The sha256 of everything a stream yields. */
 async function digestOfStream(stream: Readable): Promise<Digest> {
@@ -304,7 +304,7 @@ export class LayerStore implements LayerBlobSource, LayerImporter {
 
   /** A fresh dir in tmp/, named after this process so that repair leaves it alone while we live. */
   private newTmp(kind: string): string {
-    const p = path.join(this.dir, 'tmp', ownedName(`${kind}-${crypto.randomBytes(8).toString('hex')}`));
+    const p = path.join(this.dir, 'tmp', ownedName(`${kind}-${randomBytes(8).toString('hex')}`));
     fs.mkdirSync(p, { mode: 0o700 });
     return p;
   }

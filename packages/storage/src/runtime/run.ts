@@ -1,7 +1,6 @@
 // runContainer(): a process in a prepared rootfs with Docker's defaults (REFERENCE §4): namespaces,
 // mounts, masked and read-only paths, the 14 capabilities, NOFILE 1024:1024, a cgroup with the limits,
 // and a sealed init as PID 1. The rootfs is someone else's (mounted and populated already).
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -20,6 +19,7 @@ import { resolveInRootSync } from '../archive/resolve';
 import { mkdirpSync } from '../atomic';
 import { terminalStreams } from './terminal';
 import { inUserNamespace } from '../rootless';
+import { randomBytes } from '@tsbuild/native';
 
 export interface RunOptions {
   /** The container's root directory, already populated (and mounted, if it is an overlay). */

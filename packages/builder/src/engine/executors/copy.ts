@@ -4,13 +4,12 @@
 // it becomes the destination. Every destination path is resolved inside the rootfs (symlinks in the
 // image are re-rooted, never followed on the host). Owner: --chown, else 0:0 for context sources and
 // the original owner for --from sources. Mode, mtime, xattrs and hardlinks are kept.
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { copyFiles, lgetxattr, llistxattr, lsetxattr, mknod, type FileCopy } from '@tsbuild/native';
+import { copyFiles, createHash, type FileCopy, lgetxattr, llistxattr, lsetxattr, mknod, randomBytes } from '@tsbuild/native';
 import { applyTar, decompress, explainChownError, fsPath, layerKeepsXattr, lchownMapped, resolveInRoot, mkdirp } from '@tsbuild/storage';
 import type { AddInstruction, CopyInstruction } from '../../dockerfile';
 import {
@@ -113,7 +112,7 @@ export class ContextSources {
     if (dockerfile.text !== undefined) opts.dockerfileText = dockerfile.text;
     else if (dockerfile.path !== undefined) opts.dockerfilePath = dockerfile.path;
     const context = await BuildContext.open(contextDir, opts);
-    const id = crypto.createHash('sha256').update(context.root).digest('hex').slice(0, 32);
+    const id = createHash('sha256').update(context.root).digest('hex').slice(0, 32);
     const statCache = await StatCache.load(path.join(storageRoot, 'builder', 'statcache', `${id}.json`));
     return new ContextSources(context, statCache, path.join(storageRoot, 'builder', 'downloads'));
   }
@@ -122,7 +121,7 @@ export class ContextSources {
     const local = instr.sources.filter((s) => !isRemote(s));
     const entries = await this.context.resolveSources(local, { excludes: instr.exclude });
     const hash = await hashSources(entries, { statCache: this.statCache });
-    const h = crypto.createHash('sha256').update(hash.digest);
+    const h = createHash('sha256').update(hash.digest);
     const downloads: Download[] = [];
     for (const url of instr.sources.filter(isRemote)) {
       if (instr.kind !== 'add') throw new BuildError(`${instr.keyword} does not support URLs: ${url} (use ADD)`);
@@ -591,8 +590,8 @@ export async function download(url: string, dir: string, checksum: string): Prom
   }
   if (!response.ok || !response.body) throw new BuildError(`failed to download ${url}: HTTP ${response.status}`);
   await mkdirp(dir, 0o700);
-  const file = path.join(dir, crypto.randomBytes(8).toString('hex'));
-  const hash = crypto.createHash('sha256');
+  const file = path.join(dir, randomBytes(8).toString('hex'));
+  const hash = createHash('sha256');
   await pipeline(
     Readable.fromWeb(response.body as never),
     new Transform({

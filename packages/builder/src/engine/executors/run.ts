@@ -2,12 +2,11 @@
 // unless --network=none, no_new_privs off, Docker's capabilities) and its --mount kinds. Mount points
 // and the /etc files the runtime binds are stubs: the ones that did not exist before are removed after
 // the run, so they never reach the layer.
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { flock, flockWait } from '@tsbuild/native';
+import { createHash, flock, flockWait, randomBytes } from '@tsbuild/native';
 import { mkdirExactModeAsync, mkdirp, mkdirpExactMode, requireEmulation, resolveInRoot, writeFileExactModeAsync } from '@tsbuild/storage';
 import { planRun, type RunInstruction, type RunMount } from '../../dockerfile';
 import type { RunMountRequest } from '../backend';
@@ -184,7 +183,7 @@ async function prepareMount(
   switch (m.type) {
     case 'cache': {
       // The id only names a directory: hash it, so `id=../..` can never point outside (CVE-2024-9675).
-      const base = path.join(ctx.cacheMountsDir, crypto.createHash('sha256').update(m.id).digest('hex'));
+      const base = path.join(ctx.cacheMountsDir, createHash('sha256').update(m.id).digest('hex'));
       await mkdirp(ctx.cacheMountsDir, 0o700);
       const dir = await claimCacheDir(base, m.sharing, cleanups);
       const created = await mkdirp(dir);
@@ -200,7 +199,7 @@ async function prepareMount(
       const planned = m.from ? undefined : ctx.contextBind(m.target);
       if (planned && planned.filtered) {
         // The context as .dockerignore leaves it, as BuildKit sends it: a private view of the entries.
-        const view = path.join(scratch, `ctx-${crypto.randomBytes(4).toString('hex')}`);
+        const view = path.join(scratch, `ctx-${randomBytes(4).toString('hex')}`);
         await materialize(planned.entries, view, m.readOnly);
         return { type: 'bind', source: view, target: m.target, readonly: m.readOnly };
       }
@@ -213,7 +212,7 @@ async function prepareMount(
       const source = await resolveInRoot(root, m.source || '/', { followFinal: true, escape: 'clamp' });
       if (!m.readOnly) {
         // rw binds keep their writes to this step: give the step a private copy.
-        const copy = path.join(scratch, `bind-${crypto.randomBytes(4).toString('hex')}`);
+        const copy = path.join(scratch, `bind-${randomBytes(4).toString('hex')}`);
         await fsp.cp(source, copy, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
         return { type: 'bind', source: copy, target: m.target, readonly: false };
       }
@@ -229,7 +228,7 @@ async function prepareMount(
       const value = given.env !== undefined ? Buffer.from(process.env[given.env] ?? '') : await readSecret(given.src!, m.id);
       if (m.env) env.push(`${m.env}=${value.toString('utf8')}`);
       if (!m.target) return undefined;
-      const file = path.join(scratch, `secret-${crypto.randomBytes(4).toString('hex')}`);
+      const file = path.join(scratch, `secret-${randomBytes(4).toString('hex')}`);
       await writeFileExactModeAsync(file, value, m.mode);
       await fsp.chown(file, m.uid, m.gid);
       return { type: 'bind', source: file, target: m.target, readonly: true };
