@@ -59,9 +59,10 @@ struct FileCopy {
 
 // One file; on failure returns it with the path the failing call was about.
 Failure CopyOne(const FileCopy& f, bool* hasXattrs) {
-  int src = OpenRetrying(f.source.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+  int src = OpenRetrying(f.source.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
   if (src < 0) return {errno, "open", f.source, ""};
   Fd srcFd(src);
+  if (Failure notFile = RequireRegularFile(src, f.source)) return notFile;
   int dst = OpenRetrying(f.target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (dst < 0) return {errno, "open", f.target, ""};
   Fd dstFd(dst);

@@ -1,6 +1,7 @@
 #include "errors.h"
 #include <cerrno>
 #include <cstring>
+#include <sys/stat.h>
 
 namespace tsb {
 
@@ -28,6 +29,18 @@ Napi::Error SystemError(Napi::Env env, int err, const char* syscall, const std::
 }
 
 Napi::Error SystemError(Napi::Env env, const Failure& f) { return SystemError(env, f.err, f.syscall, f.path, f.detail); }
+
+Failure NotRegularFile(unsigned int mode, const std::string& path) {
+  const char* type = S_ISDIR(mode) ? "a directory" : S_ISFIFO(mode) ? "a fifo" : S_ISSOCK(mode) ? "a socket"
+                     : S_ISCHR(mode) ? "a character device" : S_ISBLK(mode) ? "a block device" : "of an unknown type";
+  return {S_ISDIR(mode) ? EISDIR : EINVAL, "open", path, std::string("not a regular file but ") + type};
+}
+
+Failure RequireRegularFile(int fd, const std::string& path) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return {errno, "fstat", path, ""};
+  return S_ISREG(st.st_mode) ? Failure{} : NotRegularFile(st.st_mode, path);
+}
 
 void ThrowSystemError(Napi::Env env, int err, const char* syscall, const std::string& path,
                       const std::string& detail) {

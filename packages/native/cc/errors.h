@@ -15,6 +15,12 @@ struct Failure {
   explicit operator bool() const { return err != 0; }
 };
 
+// A source opened as a regular file (O_NONBLOCK, so that a fifo swapped in does not block) that is
+// something else: EISDIR for a directory, else EINVAL, under `syscall` "open", naming the path and type.
+Failure NotRegularFile(unsigned int mode, const std::string& path);
+// fstat(fd), then NotRegularFile unless it is a regular file; an empty Failure when it is one.
+Failure RequireRegularFile(int fd, const std::string& path);
+
 const char* ErrnoName(int err);
 // "ENOENT: No such file or directory, mount '/target': detail", with code, errno, syscall and path set.
 Napi::Error SystemError(Napi::Env env, int err, const char* syscall, const std::string& path = "",

@@ -1,6 +1,7 @@
 // hashFiles: the SHA-256 of a batch of small regular files, computed on a libuv pool thread (OpenSSL's,
 // from node's own headers and symbols), so that the context hash of many files runs on a second core.
-// For each file: open O_NOFOLLOW, fstat, read and hash to its end, fstat again, close; the two stats
+// For each file: open O_NOFOLLOW (and O_NONBLOCK: a fifo swapped in since the walk must not block a pool
+// thread), fstat, refuse anything but a regular file, read and hash to its end, fstat again, close; the two stats
 // let the caller trust (and cache) only a read that saw a stable file. The batch stops at the first
 // failure and says which file failed and how.
 #include <fcntl.h>
@@ -44,12 +45,13 @@ Failure HashOne(const std::string& path, uint8_t* digest, int64_t* stats) {
   thread_local std::vector<char> buf(kReadBuffer);
   thread_local DigestCtx md;
   int fd;
-  do fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  do fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   while (fd < 0 && errno == EINTR);
   if (fd < 0) return {errno, "open", path, ""};
   Fd file(fd);
   struct stat before, after;
   if (fstat(fd, &before) != 0) return {errno, "fstat", path, ""};
+  if (!S_ISREG(before.st_mode)) return NotRegularFile(before.st_mode, path);
   if (md.ctx == nullptr || EVP_DigestInit_ex(md.ctx, EVP_sha256(), nullptr) != 1) return {ENOMEM, "EVP_DigestInit_ex", path, ""};
   // To the end; a short read that ends exactly at the size fstat gave is taken as the end.
   for (off_t total = 0;;) {

@@ -108,10 +108,11 @@ const ID_MAX = 0xfffffffe; // (uid_t)-1 means "unchanged" to fchown
 const NS_PER_S = 1_000_000_000n;
 
 /**
- * Copies small regular files one after the other on a libuv pool thread: open the source (O_NOFOLLOW),
- * create the target (O_EXCL | O_NOFOLLOW, so an existing target is an EEXIST error), copy the content to
- * its end, fchown, fchmod, futimens, close. Stops at the first failure and reports it in the result
- * rather than rejecting, so the caller knows which files were copied.
+ * Copies small regular files one after the other on a libuv pool thread: open the source (O_NOFOLLOW,
+ * O_NONBLOCK) and refuse it unless it is a regular file (EISDIR for a directory, else EINVAL, syscall
+ * 'open'), create the target (O_EXCL | O_NOFOLLOW, so an existing target is an EEXIST error), copy the
+ * content to its end, fchown, fchmod, futimens, close. Stops at the first failure and reports it in the
+ * result rather than rejecting, so the caller knows which files were copied.
  */
 export function copyFiles(files: readonly FileCopy[]): Promise<CopyFilesResult> {
   const fn = 'copyFiles';
@@ -157,7 +158,8 @@ export interface HashFilesResult {
 }
 
 /**
- * SHA-256 of regular files, one after the other on a libuv pool thread: open (O_NOFOLLOW), fstat, read
+ * SHA-256 of regular files, one after the other on a libuv pool thread: open (O_NOFOLLOW, O_NONBLOCK),
+ * fstat (anything but a regular file fails as copyFiles says), read
  * to the end (a short read ending at fstat's size is the end), fstat, close. Stops at the first failure
  * and reports it in the result rather than rejecting.
  */

@@ -115,6 +115,42 @@ describe('xattrs', () => {
   });
 });
 
+/** A regular file at `file` replaced by a fifo (as between a context walk and the copy); returns `file`. */
+function fifoSwappedIn(file: string): string {
+  fs.writeFileSync(file, 'was a file');
+  fs.rmSync(file);
+  mknod(file, { type: 'fifo', mode: 0o644 });
+  return file;
+}
+
+/**
+ * Unblocks a reader stuck opening the fifo (code without O_NONBLOCK), so a failing test ends: a
+ * non-blocking open for writing succeeds only while someone has it open for reading.
+ */
+function releaseFifoReaders(fifo: string): void {
+  try {
+    fs.closeSync(fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+  } catch {
+    // ENXIO: no reader, nothing blocked
+  }
+}
+
+/**
+ * The operation's outcome, or a failure when it has not settled after a while: an open that blocks on
+ * a fifo never returns, and this turns that into a failed assertion instead of a hung test.
+ */
+async function settlesOrFails<T>(op: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('the operation never settled: blocked opening the fifo')), 10_000);
+  });
+  try {
+    return await Promise.race([op, stuck]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 describe('copyFiles', () => {
   const file = (over: Partial<Parameters<typeof copyFiles>[0][number]> & { source: string | Buffer; target: string | Buffer }) => ({
     mode: 0o644, uid: 0, gid: 0, mtimeNs: 0n, ...over,
@@ -157,7 +193,7 @@ describe('copyFiles', () => {
       ['a', 'taken', 'EEXIST', 'open', 'taken'],
       ['missing', 'm', 'ENOENT', 'open', 'missing'],
       ['link', 'l', 'ELOOP', 'open', 'link'],
-      ['dir', 'd', 'EISDIR', 'read', 'dir'],
+      ['dir', 'd', 'EISDIR', 'open', 'dir'],
     ];
     for (const [source, target, code, syscall, named] of cases) {
       const result = await copyFiles([
@@ -172,6 +208,23 @@ describe('copyFiles', () => {
       expect(fs.existsSync(path.join(root, `after-${target}`))).toBe(false);
     }
     expect(fs.readFileSync(path.join(root, 'taken'), 'utf8')).toBe('old');
+  });
+
+  it('refuses a fifo swapped in for a source file instead of blocking a pool thread on it', async () => {
+    fs.writeFileSync(path.join(root, 'a'), 'a');
+    const source = fifoSwappedIn(path.join(root, 'was-a-file'));
+    try {
+      const result = await settlesOrFails(copyFiles([
+        file({ source: path.join(root, 'a'), target: path.join(root, 'first') }),
+        file({ source, target: path.join(root, 'fifo-copy') }),
+      ]));
+      expect(result.done).toBe(1);
+      expect(result.error).toEqual(expect.objectContaining({ code: 'EINVAL', syscall: 'open', path: source }));
+      expect(result.error?.message).toContain('not a regular file but a fifo');
+      expect(fs.existsSync(path.join(root, 'fifo-copy'))).toBe(false);
+    } finally {
+      releaseFifoReaders(source);
+    }
   });
 
   it('names a failed write (ENOSPC on a full tmpfs)', async () => {
@@ -225,11 +278,24 @@ describe('hashFiles', () => {
     fs.writeFileSync(path.join(root, 'a'), 'a');
     fs.symlinkSync('a', path.join(root, 'link'));
     fs.mkdirSync(path.join(root, 'dir'));
-    for (const [name, code, syscall] of [['missing', 'ENOENT', 'open'], ['link', 'ELOOP', 'open'], ['dir', 'EISDIR', 'read']] as const) {
+    for (const [name, code, syscall] of [['missing', 'ENOENT', 'open'], ['link', 'ELOOP', 'open'], ['dir', 'EISDIR', 'open']] as const) {
       const result = await hashFiles([path.join(root, 'a'), path.join(root, name), path.join(root, 'a')]);
       expect(result.done).toBe(1);
       expect(result.digests.subarray(0, 32).toString('hex')).toBe(crypto.createHash('sha256').update('a').digest('hex'));
       expect(result.error).toEqual(expect.objectContaining({ code, syscall, path: path.join(root, name) }));
+    }
+  });
+
+  it('refuses a fifo swapped in for a file instead of blocking a pool thread on it', async () => {
+    fs.writeFileSync(path.join(root, 'a'), 'a');
+    const fifo = fifoSwappedIn(path.join(root, 'was-a-file'));
+    try {
+      const result = await settlesOrFails(hashFiles([path.join(root, 'a'), fifo]));
+      expect(result.done).toBe(1);
+      expect(result.error).toEqual(expect.objectContaining({ code: 'EINVAL', syscall: 'open', path: fifo }));
+      expect(result.error?.message).toContain('not a regular file but a fifo');
+    } finally {
+      releaseFifoReaders(fifo);
     }
   });
 

@@ -193,7 +193,8 @@ async function contentHash(
   const readStart = nowNs();
   let fd: number;
   try {
-    fd = fs.openSync(fsPath(item.absPath), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    // O_NONBLOCK: a fifo swapped in since the walk must not block the open (the fstat below refuses it)
+    fd = fs.openSync(fsPath(item.absPath), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   } catch (err) {
     throw new ContextError('CHANGED_DURING_HASH', `failed to compute cache key: cannot read ${item.path}: ${(err as Error).message}`, undefined, item.absPath);
   }

@@ -3,7 +3,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { lsetxattr } from '@tsbuild/native';
+import { lsetxattr, mknod } from '@tsbuild/native';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BuildContext } from '../../src/context/context';
 import { hashSources, sha256File } from '../../src/context/hash';
@@ -74,6 +74,11 @@ describe('hashSources', () => {
     fs.writeFileSync(path.join(replaced.dir, 'app/many/next'), 'new\n');
     fs.renameSync(path.join(replaced.dir, 'app/many/next'), path.join(replaced.dir, 'app/many/f120'));
     await expect(hashSources(replaced.entries, {})).rejects.toThrow('failed to compute cache key: app/many/f120 was replaced while the build was reading it');
+    // A fifo swapped in is refused, not opened for a read that waits for a writer forever.
+    const fifo = await walked('fifo');
+    fs.rmSync(path.join(fifo.dir, 'app/many/f120'));
+    mknod(path.join(fifo.dir, 'app/many/f120'), { type: 'fifo', mode: 0o644 });
+    await expect(hashSources(fifo.entries, {})).rejects.toThrow(/^failed to compute cache key: cannot read app\/many\/f120: EINVAL: .*not a regular file but a fifo/);
   });
 
   it('ignores mtime; the stat cache re-reads only the touched file', async () => {
