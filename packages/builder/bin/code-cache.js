@@ -26,7 +26,7 @@ const Module = module.constructor;
 /** The bundle's first line: this prefix, the build id, a newline (scripts/bundle.js writes it). */
 const BUILD_ID_PREFIX = '//tsbuild-build-id ';
 const BUILD_ID_LENGTH = 32;
-/** A cache file starts with `MAGIC <build id> <V8 version>\n`, then V8's data. */
+/** A cache file starts with `MAGIC <build id> <V8 version> <start flags>\n` (startFlags), then V8's data. */
 const MAGIC = 'tsbuild-code-cache';
 
 /** The build id on the bundle's first line, else undefined. */
@@ -74,13 +74,28 @@ function userCacheFileOf(file, family, buildId) {
   return path.join(home, 'tsbuild', `${buildId}.${path.basename(cacheFileOf(file, family))}`);
 }
 
+/**
+ * What this process was started with that can change V8's flags (NODE_OPTIONS, node's own options), as a
+ * short FNV-1a hash. V8 rejects a cache made under other flags, but only after reading it: a cache
+ * written once under `NODE_OPTIONS=--max-old-space-size=...` would otherwise be rejected by every
+ * plain command after it and never rewritten (a same-build cache is not rewritten on rejection, which
+ * would repeat on every command when the data is damaged).
+ */
+function startFlags() {
+  const text = `${process.env.NODE_OPTIONS ?? ''}\0${process.execArgv.filter((arg) => arg.startsWith('-') && arg !== '-e' && arg !== '--eval').join('\0')}`;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return hash.toString(16).padStart(8, '0');
+}
+
 function headerOf(buildId) {
-  return `${MAGIC} ${buildId} ${process.versions.v8}\n`;
+  return `${MAGIC} ${buildId} ${process.versions.v8} ${startFlags()}\n`;
 }
 
 /**
  * The first of `files` made for this build and this V8, else the first that exists, as
- * { data, sameV8 }: data is V8's part, only for this build and V8.
+ * { data, sameV8, sameFlags }: data is V8's part, only for this build and V8; sameFlags when it was
+ * written by a process started with the same flags as this one.
  */
 function readCache(files, buildId) {
   let found;
@@ -94,9 +109,9 @@ function readCache(files, buildId) {
     }
     const newline = bytes.indexOf(10);
     const header = newline > 0 && newline < 200 ? bytes.latin1Slice(0, newline).split(' ') : [];
-    const sameV8 = header.length === 3 && header[0] === MAGIC && header[1] === buildId && header[2] === process.versions.v8;
-    if (sameV8 && bytes.length > newline + 1) return { data: bytes.subarray(newline + 1), sameV8 };
-    found ??= { data: undefined, sameV8: false };
+    const sameV8 = header.length === 4 && header[0] === MAGIC && header[1] === buildId && header[2] === process.versions.v8;
+    if (sameV8 && bytes.length > newline + 1) return { data: bytes.subarray(newline + 1), sameV8, sameFlags: header[3] === startFlags() };
+    found ??= { data: undefined, sameV8: false, sameFlags: false };
   }
   return found;
 }
@@ -133,9 +148,11 @@ function loadWithCodeCache(file, argv = []) {
   }
   mod.loaded = true;
   const cacheAccepted = cache?.data !== undefined && script.cachedDataRejected === false;
-  // Rewritten when missing or made for another build or V8. A cache of this build and V8 that V8 still
-  // rejects was made under other V8 flags (NODE_OPTIONS): rewriting it on every command would not help.
-  const stale = buildId !== undefined && !familyCache?.sameV8;
+  // Rewritten when missing, made for another build or V8, or rejected by V8 after a process started with
+  // other flags wrote it (startFlags). One this process's flags wrote and V8 still rejects is damaged or
+  // made under flags set later: rewriting it would repeat on every command.
+  const rejectedOtherFlags = familyCache?.data !== undefined && cache === familyCache && script.cachedDataRejected === true && !familyCache.sameFlags;
+  const stale = buildId !== undefined && (!familyCache?.sameV8 || rejectedOtherFlags);
   return { exports: mod.exports, script, buildId, family, cacheAccepted, stale };
 }
 

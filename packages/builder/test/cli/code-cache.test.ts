@@ -59,7 +59,7 @@ describe('the CLI bundle code cache', () => {
     const file = path.join(dir, 'bundle.js');
     writeModule(file, 'A');
     expect(load(file, { write: true })).toEqual({ answer: '246A', accepted: false, stale: true, wrote: `${file}.cache` });
-    expect(fs.readFileSync(`${file}.cache`, 'latin1')).toMatch(new RegExp(`^tsbuild-code-cache a{32} ${process.versions.v8.replace(/\./g, '\\.')}\n`));
+    expect(fs.readFileSync(`${file}.cache`, 'latin1')).toMatch(new RegExp(`^tsbuild-code-cache a{32} ${process.versions.v8.replace(/\./g, '\\.')} [0-9a-f]{8}\n`));
     expect(load(file)).toEqual({ answer: '246A', accepted: true, stale: false });
   });
 
@@ -104,6 +104,17 @@ describe('the CLI bundle code cache', () => {
     expect(load(file)).toEqual({ answer: '246A', accepted: false, stale: true });
     fs.writeFileSync(`${file}.cache`, Buffer.from(cache.toString('latin1').replace(process.versions.v8, '0.0.0.0'), 'latin1'));
     expect(load(file)).toEqual({ answer: '246A', accepted: false, stale: true });
+  });
+
+  it('is rewritten by a plain command after a process started with other V8 flags wrote it', () => {
+    const file = path.join(dir, 'bundle.js');
+    writeModule(file, 'A');
+    const flagged = { NODE_OPTIONS: '--max-old-space-size=300' };
+    expect(load(file, { write: true, env: flagged })).toEqual({ answer: '246A', accepted: false, stale: true, wrote: `${file}.cache` });
+    expect(load(file, { env: flagged })).toEqual({ answer: '246A', accepted: true, stale: false });
+    // V8 rejects it without the flag: stale, so this command's cache replaces it, and the next one takes it.
+    expect(load(file, { write: true, env: { NODE_OPTIONS: '' } })).toEqual({ answer: '246A', accepted: false, stale: true, wrote: `${file}.cache` });
+    expect(load(file, { env: { NODE_OPTIONS: '' } })).toEqual({ answer: '246A', accepted: true, stale: false });
   });
 
   it('gives each command a cache of its own, starting from the default one', () => {
