@@ -182,6 +182,29 @@ describe('containers', () => {
     expect(fs.readdirSync(path.join(r.root, 'layers', 'tmp'))).toEqual([]);
   });
 
+  it('a running record whose process is gone stays running while its owner lives (the exit is being recorded)', async () => {
+    const r = await root();
+    const containers = new Containers(r.store);
+    // A --rm container's record names this process as its creator: a token of a live process.
+    const { record: rm } = await containers.create({ image: 'busybox', cmd: ['true'], autoRemove: true });
+    const liveToken = (JSON.parse(fs.readFileSync(path.join(r.root, 'containers', `${rm.id}.json`), 'utf8')) as { creator: string }).creator;
+    const { record } = await containers.create({ image: 'busybox', cmd: ['true'] });
+    const file = path.join(r.root, 'containers', `${record.id}.json`);
+    // Between a detached container's exit and its supervisor's record of it: the process is gone (pid 1's
+    // start time is never 1), the owner is alive. `wait` read 137 here for a container that exited 0.
+    fs.writeFileSync(file, JSON.stringify({ ...record, state: 'running', pid: 1, pidToken: '1.1', owner: liveToken }));
+    expect(containers.find(record.id).state).toBe('running');
+    await r.store.repairLeftovers();
+    expect((JSON.parse(fs.readFileSync(file, 'utf8')) as { state: string }).state).toBe('running');
+    // Its owner gone too: killed with its tsbuild.
+    fs.writeFileSync(file, JSON.stringify({ ...record, state: 'running', pid: 1, pidToken: '1.1', owner: '1.1' }));
+    expect(containers.find(record.id)).toMatchObject({ state: 'exited', exitCode: 137 });
+    await r.store.repairLeftovers();
+    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toMatchObject({ state: 'exited', exitCode: 137 });
+    await containers.remove(record.id);
+    await containers.remove(rm.id);
+  });
+
   it('an autoRemove container whose creator died before starting it is removed by the next open', async () => {
     const r = await root();
     const containers = new Containers(r.store);

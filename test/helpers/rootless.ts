@@ -86,11 +86,29 @@ export function cliAs(
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** The pids of `uid`'s processes running a tsbuild-userns keeper (`--keep <pid file>`). */
+function keeperPids(uid: number): number[] {
+  const pids: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const argv = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      const owner = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${name}/status`, 'utf8'));
+      if (Number(owner?.[1]) === uid && path.basename(argv[0] ?? '') === 'tsbuild-userns' && argv[1] === '--keep') pids.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
 /**
  * Kills the keeper process that holds `user`'s rootless namespace (and with it what was mounted in
  * it) and removes its runtime directory (/tmp/tsbuild-UID: the tests give the user no XDG_RUNTIME_DIR).
+ * Returns the pids of other keepers of the user that were still running (there should be one keeper
+ * per user, the one its pid file names), after killing them too.
  */
-export function stopKeeper(user: { uid: number }): void {
+export function stopKeeper(user: { uid: number }): number[] {
   const dir = path.join('/tmp', `tsbuild-${user.uid}`);
   let pid = NaN;
   try {
@@ -98,12 +116,16 @@ export function stopKeeper(user: { uid: number }): void {
   } catch {
     // no keeper was made
   }
-  if (Number.isInteger(pid) && pid > 1) {
+  const kill = (p: number): void => {
     try {
-      process.kill(pid, 'SIGKILL');
+      process.kill(p, 'SIGKILL');
     } catch {
       // gone already
     }
-  }
+  };
+  if (Number.isInteger(pid) && pid > 1) kill(pid);
+  const others = keeperPids(user.uid).filter((p) => p !== pid);
+  others.forEach(kill);
   fs.rmSync(dir, { recursive: true, force: true });
+  return others;
 }

@@ -43,6 +43,12 @@ export interface ContainerRecord {
    * dies before the container started (state still `created`), the next open removes the container.
    */
   creator?: string;
+  /**
+   * The process token of the tsbuild that started the container and records its exit (the CLI, or a
+   * detached container's supervisor). While it lives, a running record whose process is gone is an
+   * exit about to be recorded, not a container killed with its tsbuild.
+   */
+  owner?: string;
   /** The confinement the container was started with: `exec` gives its processes the same, as Docker does. */
   security?: ContainerSecurity;
 }
@@ -190,7 +196,7 @@ export class Containers {
       seccomp: opts.privileged ? 'unconfined' : (opts.seccomp ?? 'default'),
       noNewPrivileges: opts.noNewPrivileges ?? false,
     };
-    await this.write({ ...record, state: 'running', pid: container.pid, ...(pidToken ? { pidToken } : {}), security });
+    await this.write({ ...record, state: 'running', pid: container.pid, ...(pidToken ? { pidToken } : {}), owner: processToken(), security });
     const finished = container.wait().then(async (exit): Promise<FinishedExit> => {
       await rw.unmount().catch(() => {});
       if (record.autoRemove && (await this.removeExited(record, rw.name))) return { ...exit, removed: true };
@@ -225,7 +231,7 @@ export class Containers {
       try {
         const r = JSON.parse(fs.readFileSync(path.join(this.dir, f), 'utf8')) as ContainerRecord;
         // A record left "running" by a killed tsbuild: its process died with it (PDEATHSIG).
-        if (r.state === 'running' && !runningNow(r)) Object.assign(r, { state: 'exited', exitCode: KILLED_WITH_TSBUILD });
+        if (killedWithItsTsbuild(r)) Object.assign(r, { state: 'exited', exitCode: KILLED_WITH_TSBUILD });
         out.push(r);
       } catch {
         // A torn record cannot exist (atomic writes); anything unreadable is not ours.
@@ -278,7 +284,7 @@ export class Containers {
         if (record.autoRemove && record.creator !== undefined && !isAlive(record.creator)) await this.remove(record.id).catch(() => {});
         continue;
       }
-      if (record.state !== 'running' || runningNow(record)) continue;
+      if (!killedWithItsTsbuild(record)) continue;
       if (record.autoRemove) await this.remove(record.id, { force: true }).catch(() => {});
       else await this.write({ ...record, state: 'exited', exitCode: KILLED_WITH_TSBUILD, finished: new Date().toISOString() });
     }
@@ -317,6 +323,15 @@ export function containerLayerName(id: string): string {
 /** Whether the record's PID 1 still runs: the same pid and the same start time, never a reused pid. */
 function runningNow(record: ContainerRecord): boolean {
   return record.pidToken !== undefined && isAlive(record.pidToken);
+}
+
+/**
+ * A record left "running" by a tsbuild that died: its process is gone (PDEATHSIG) and so is the owner
+ * that would record the exit. With the owner alive, the exit is being recorded (`wait` read 137 for a
+ * container that exited 0 in the moment between its exit and its supervisor's record of it).
+ */
+function killedWithItsTsbuild(record: ContainerRecord): boolean {
+  return record.state === 'running' && !runningNow(record) && !(record.owner !== undefined && isAlive(record.owner));
 }
 
 export { mergeEnv };

@@ -266,7 +266,10 @@ function liveKeeper(pidFile: string, uid: number): number | undefined {
     if (!Number.isInteger(pid) || pid <= 1) return undefined;
     const owner = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    if (Number(owner?.[1]) !== uid || argv[0] !== nativeBinaries.userns || argv[1] !== '--keep' || argv[2] !== pidFile) return undefined;
+    // Any tsbuild's keeper binary, not only this one's path: the CLI reaches the addon through
+    // node_modules/@tsbuild/native and a library through its real path (or another install), and one
+    // that took the other's for dead made a second namespace and left the first keeper running.
+    if (Number(owner?.[1]) !== uid || path.basename(argv[0] ?? '') !== path.basename(nativeBinaries.userns) || argv[1] !== '--keep' || argv[2] !== pidFile) return undefined;
   } catch {
     return undefined;
   }

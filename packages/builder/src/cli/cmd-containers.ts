@@ -70,8 +70,9 @@ export const superviseCommand: Command = {
         started = await containers.start(record, start.process, { ...start.options, stdio: [devnull, 1, 2] });
       } catch (err) {
         const code = (err as { exitCode?: unknown }).exitCode;
-        report(`failed ${typeof code === 'number' ? code : 125} ${(err as Error).message}`);
+        // Removed before the report: `run -d --rm` returns once nothing of the container is left.
         if (start.remove) await containers.remove(record.id, { force: true }).catch(() => {});
+        report(`failed ${typeof code === 'number' ? code : 125} ${(err as Error).message}`);
         return 125;
       } finally {
         fs.closeSync(devnull);
