@@ -60,12 +60,7 @@ export function detectCgroupVersion(root = '/sys/fs/cgroup'): 1 | 2 {
 }
 
 function write(file: string, value: string): void {
-  try {
-    fs.writeFileSync(file, value);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw Object.assign(new Error(`cgroup: writing ${JSON.stringify(value)} to ${file}: ${e.code} (${e.message})`), { code: e.code });
-  }
+  writeEach(file, [value]);
 }
 
 /** Writes each value with its own write(2) (devices.allow takes one rule per write) through one open. */
