@@ -10,7 +10,7 @@ const pkg = (name: string) => path.resolve(here, 'packages', name, 'src', 'index
 // so a new test that needs root fails there and belongs in `integration`.
 /** Tests that start a peer: skopeo, umoci, podman, dockerd, docker-registry. */
 const peers = [
-  'test/{cli,cli-docker,cli-errors,corpus,docker-parity,interop-transport,nonutf8-names,platforms,shared-cache,shared-cache-ci,store-integrity,workloads}.test.ts',
+  'test/{cli,cli-docker,cli-errors,cli-extra-ca,corpus,docker-parity,interop-transport,nonutf8-names,platforms,shared-cache,shared-cache-ci,store-integrity,workloads}.test.ts',
   'packages/storage/test/registry.test.ts',
 ];
 /** Tests that need root: mounts, namespaces, cgroups, chown, mknod, trusted.* xattrs; the end-to-end tests and fuzz targets. */

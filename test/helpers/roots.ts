@@ -102,9 +102,9 @@ export function useTestRoot(opts: TestRootOptions = {}, per: 'each' | 'all' = 'e
   };
 }
 
-/** Runs the tsbuild CLI (compiled) against a root. */
+/** Runs the tsbuild CLI against a root as users run it: the bin file as a program (its sh lines start node). */
 export function cli(root: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
-  const r = spawnSync(process.execPath, [CLI, '--root', root, ...args], {
+  const r = spawnSync(CLI, ['--root', root, ...args], {
     encoding: 'utf8',
     input: opts.input ?? '',
     env: { ...process.env, ...opts.env },

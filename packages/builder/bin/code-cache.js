@@ -26,6 +26,14 @@ const Module = module.constructor;
 /** The bundle's first line: this prefix, the build id, a newline (scripts/bundle.js writes it). */
 const BUILD_ID_PREFIX = '//tsbuild-build-id ';
 const BUILD_ID_LENGTH = 32;
+/**
+ * A bundle written as one function expression (scripts/bundle.js), after its build id line: compiled as
+ * it is. Any other file is wrapped as `require` wraps it, which makes V8 copy the joined string before
+ * compiling: ~5 ms for the ~0.9 MB bundle here, where touching fresh memory costs ~12 us a page.
+ */
+const PREWRAPPED_HEAD = '(function (exports, require, module, __filename, __dirname) {';
+const PREWRAPPED_TAIL = '\n});\n';
+
 /** A cache file starts with `MAGIC <build id> <V8 version> <start flags>\n` (startFlags), then V8's data. */
 const MAGIC = 'tsbuild-code-cache';
 
@@ -135,7 +143,9 @@ function loadWithCodeCache(file, argv = []) {
     cache = familyCache;
     if (!cache?.data && family !== 'default') cache = readCache([cacheFileOf(file), userCacheFileOf(file, 'default', buildId)], buildId);
   }
-  const script = new vm.Script(`${Module.wrapper[0]}${source}${Module.wrapper[1]}`, { filename: file, cachedData: cache?.data });
+  const body = buildId ? BUILD_ID_PREFIX.length + BUILD_ID_LENGTH + 1 : 0;
+  const prewrapped = source.startsWith(PREWRAPPED_HEAD, body) && source.endsWith(PREWRAPPED_TAIL);
+  const script = new vm.Script(prewrapped ? source : `${Module.wrapper[0]}${source}${Module.wrapper[1]}`, { filename: file, cachedData: cache?.data });
   const mod = new Module(file, module);
   mod.filename = file;
   mod.paths = Module._nodeModulePaths(path.dirname(file));
@@ -203,4 +213,4 @@ function writeCodeCache(file, loaded, restoreFlags = () => undefined) {
   return undefined;
 }
 
-module.exports = { loadWithCodeCache, writeCodeCache, cacheFileOf, familyOf, BUILD_ID_PREFIX, BUILD_ID_LENGTH };
+module.exports = { loadWithCodeCache, writeCodeCache, cacheFileOf, familyOf, BUILD_ID_PREFIX, BUILD_ID_LENGTH, PREWRAPPED_HEAD, PREWRAPPED_TAIL };

@@ -1,5 +1,15 @@
-#!/usr/bin/env node
+#!/bin/sh
+':' //; case " ${NODE_OPTIONS-} " in *' --use-openssl-ca '*|*' --use_openssl_ca '*|*' --use-system-ca '*|*' --use_system_ca '*) ;; *) if [ -n "${NODE_EXTRA_CA_CERTS-}" ]; then export TSBUILD_NODE_EXTRA_CA_CERTS="$NODE_EXTRA_CA_CERTS"; unset NODE_EXTRA_CA_CERTS; fi ;; esac
+':' //; exec node "$0" "$@"
 'use strict';
+// The lines above are sh, and JavaScript that does nothing: run as a program (`tsbuild`, a link to this
+// file), sh starts node on this file without NODE_EXTRA_CA_CERTS. With that variable set, Node 20 loads its
+// ~140 bundled root certificates and the named file into a certificate store as it starts, before any of
+// our code (nodejs/node#40524): 40 to 60 ms of every command on a machine whose site CA is named there,
+// though most commands make no TLS connection. The variable is moved to TSBUILD_NODE_EXTRA_CA_CERTS;
+// cli/extra-ca-certs.ts puts it back for the programs tsbuild starts and trusts the file from the first
+// fetch on, as Node would have. With NODE_OPTIONS choosing OpenSSL's store instead of the bundled one,
+// nothing moves. `node tsbuild.js` runs this file as before.
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -25,6 +35,7 @@ function bundleIsCurrent() {
 const codeCache = bundleIsCurrent() ? require('./code-cache.js') : undefined;
 const loaded = codeCache ? codeCache.loadWithCodeCache(bundle, process.argv.slice(2)) : undefined;
 const cli = loaded ? loaded.exports : require(path.join(dist, 'cli', 'main.js'));
+cli.takeMovedExtraCaCerts(process.env);
 
 // Keep V8's young generation at its first semi-space instead of letting it grow to 16 MB: garbage then
 // reaches old space less, and a COPY of 30,000 small files peaked at 134 MB RSS instead of 163 MB for the

@@ -12,7 +12,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const esbuild = require('esbuild');
 const crypto = require('node:crypto');
-const { cacheFileOf, BUILD_ID_PREFIX, BUILD_ID_LENGTH } = require('../bin/code-cache.js');
+const { cacheFileOf, BUILD_ID_PREFIX, BUILD_ID_LENGTH, PREWRAPPED_HEAD, PREWRAPPED_TAIL } = require('../bin/code-cache.js');
 
 const packageDir = path.join(__dirname, '..');
 const entry = path.join(packageDir, 'dist', 'cli', 'main.js');
@@ -101,8 +101,10 @@ esbuild
     const dynamicImport = /\bimport\((?!\))/.exec(code);
     if (dynamicImport) throw new Error(`${outfile}: import() at offset ${dynamicImport.index} (${code.slice(dynamicImport.index - 60, dynamicImport.index + 30)}); use require`);
     // The build id bin/code-cache.js matches a cache against, in place of hashing the bundle each time.
-    const buildId = crypto.createHash('sha256').update(code).digest('hex').slice(0, BUILD_ID_LENGTH);
-    fs.writeFileSync(outfile, `${BUILD_ID_PREFIX}${buildId}\n${code}`, 'latin1');
+    // Written as the function `require` would wrap it in, so the loader compiles the file as read.
+    const body = `${PREWRAPPED_HEAD}${code}${PREWRAPPED_TAIL}`;
+    const buildId = crypto.createHash('sha256').update(body).digest('hex').slice(0, BUILD_ID_LENGTH);
+    fs.writeFileSync(outfile, `${BUILD_ID_PREFIX}${buildId}\n${body}`, 'latin1');
     writeCodeCache();
   })
   .catch((err) => {

@@ -11,6 +11,7 @@ import { forEachRef } from './parse';
 import { withStore } from './store';
 import type { GlobalOptions } from './globals';
 import { attachTerminal } from './terminal';
+import { envForOwnCli } from './extra-ca-certs';
 
 const CLI_ENTRY = require.resolve('../../bin/tsbuild.js');
 const SUPERVISOR = '__supervise';
@@ -32,7 +33,7 @@ export async function startDetached(globals: GlobalOptions, containers: Containe
   const child = (require('node:child_process') as typeof childProcess).spawn(
     process.execPath,
     [CLI_ENTRY, '--root', globals.root, ...(globals.storageDriver ? ['--storage-driver', globals.storageDriver] : []), SUPERVISOR, JSON.stringify(start)],
-    { detached: true, stdio: ['ignore', log, log, 'pipe'] },
+    { detached: true, stdio: ['ignore', log, log, 'pipe'], env: envForOwnCli() },
   );
   fs.closeSync(log);
   const report = child.stdio[3] as NodeJS.ReadableStream;

@@ -5,6 +5,10 @@ import { asTsbuildError, runInUserNamespace } from '@tsbuild/storage';
 import { UsageError, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE } from './errors';
 import type { GlobalOptions } from './globals';
 import { resolveGlobals, GLOBAL_USAGE } from './globals';
+import { envForOwnCli } from './extra-ca-certs';
+
+/** For bin/tsbuild.js: see extra-ca-certs.ts. */
+export { takeMovedExtraCaCerts } from './extra-ca-certs';
 
 export interface Command {
   summary: string;
@@ -161,7 +165,7 @@ export async function main(argv: string[]): Promise<number> {
     const globals = resolveGlobals({ root: values.root, storageDriver: values['storage-driver'], debug });
     // An ordinary user: the same command again, as root of a user namespace (the rootless mode).
     if (typeof process.geteuid === 'function' && process.geteuid() !== 0) {
-      return await runInUserNamespace({ file: process.execPath, args: [...process.execArgv, path.join(__dirname, '..', '..', 'bin', 'tsbuild.js'), ...argv] });
+      return await runInUserNamespace({ file: process.execPath, args: [...process.execArgv, path.join(__dirname, '..', '..', 'bin', 'tsbuild.js'), ...argv], env: envForOwnCli() });
     }
     return await cmd.run(rest, globals);
   } catch (err) {

@@ -55,6 +55,15 @@ function writeModule(file: string, letter: string, buildId: string | null = lett
 }
 
 describe('the CLI bundle code cache', () => {
+  it('compiles a bundle written as its wrapper function as it is, with its cache', () => {
+    const { PREWRAPPED_HEAD, PREWRAPPED_TAIL } = require(CODE_CACHE) as { PREWRAPPED_HEAD: string; PREWRAPPED_TAIL: string };
+    const file = path.join(dir, 'bundle.js');
+    const body = `'use strict';\nfunction answer() { return [1, 2, 3].map((n) => n * 2).join('') + 'W' + (typeof __dirname); }\nmodule.exports = { answer };`;
+    fs.writeFileSync(file, `//tsbuild-build-id ${'c'.repeat(32)}\n${PREWRAPPED_HEAD}${body}${PREWRAPPED_TAIL}`);
+    expect(load(file, { write: true })).toEqual({ answer: '246Wstring', accepted: false, stale: true, wrote: `${file}.cache` });
+    expect(load(file)).toEqual({ answer: '246Wstring', accepted: true, stale: false });
+  });
+
   it('is written after a run and accepted by the next process, under the flags the bin sets after loading', () => {
     const file = path.join(dir, 'bundle.js');
     writeModule(file, 'A');
