@@ -64,7 +64,7 @@ async function ciWorkload({ tool, registry, context, workload, runs, log }) {
       ];
       for (const [phase, root, args] of steps) {
         const before = registry.snapshot();
-        const r = await run(process.execPath, [tool.cliPath, '--root', root, ...args], { timeoutMs: 15 * 60_000 });
+        const r = await run(tool.cliPath, ['--root', root, ...args], { timeoutMs: 15 * 60_000 });
         if (r.code !== 0) throw new Error(`${phase}: ${firstLine(r.stderr) || `exit status ${r.code}`}`);
         const d = registry.since(before);
         const p = phases[phase];
@@ -94,7 +94,7 @@ async function runnerStore(tool, registry) {
 }
 
 async function must(tool, root, ...args) {
-  const r = await run(process.execPath, [tool.cliPath, '--root', root, ...args]);
+  const r = await run(tool.cliPath, ['--root', root, ...args]);
   if (r.code !== 0) throw new Error(`${args[0]}: ${firstLine(r.stderr) || `exit status ${r.code}`}`);
 }
 

@@ -53,7 +53,7 @@ export async function rootlessSuite(env) {
     const { cmd: c, args: a } = asUser(cmd, args);
     await must(label, c, a);
   };
-  const tsbuildAsUser = (root, ...args) => asUser(process.execPath, [opts.tsbuildCli, '--root', root, ...args]);
+  const tsbuildAsUser = (root, ...args) => asUser(opts.tsbuildCli, ['--root', root, ...args]);
   const buildahStore = (dir) => ['--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run'), '--storage-driver', 'overlay'];
 
   // Rootless podman leaves a pause process holding its namespace (pid in --tmpdir): stop it with the store.

@@ -1,4 +1,5 @@
-// tsbuild through its CLI, exactly as a user runs it: `node packages/builder/bin/tsbuild.js --root R ...`.
+// tsbuild through its CLI, exactly as a user runs it: the bin file as a program (`tsbuild`, an npm bin link
+// to it), whose sh lines start node: `packages/builder/bin/tsbuild.js --root R ...`.
 // Every store is a fresh directory under the bench temp dir, so "cold" really is cold.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -9,25 +10,25 @@ export function tsbuildTool(ctx) {
   const bin = ctx.tsbuildCli;
   const home = path.join(ctx.tmp, 'tsbuild');
   let count = 0;
-  const cli = (root, ...args) => ({ cmd: process.execPath, args: [bin, '--root', root, ...args], timeoutMs: 15 * 60_000 });
+  const cli = (root, ...args) => ({ cmd: bin, args: ['--root', root, ...args], timeoutMs: 15 * 60_000 });
 
   return {
     name: 'tsbuild',
     /** The CLI script (suites that run their own commands). */
     cliPath: bin,
-    note: `node ${path.relative(ctx.repoRoot, bin)} --root <fresh dir>`,
+    note: `${path.relative(ctx.repoRoot, bin)} --root <fresh dir>`,
 
     /** Undefined when the CLI starts at all; otherwise why not (tsbuild cells then read "error: ..."). */
     async check() {
       if (!fs.existsSync(bin)) return `${bin} not found`;
       const inRepo = bin === path.join(ctx.repoRoot, 'packages/builder/bin/tsbuild.js');
       if (inRepo && !fs.existsSync(path.join(ctx.repoRoot, 'packages/builder/dist/cli/main.js'))) return 'not built: run npx tsc -b';
-      const r = await run(process.execPath, [bin, '--version']);
+      const r = await run(bin, ['--version']);
       return r.code === 0 ? undefined : firstLine(r.stderr) || `exit status ${r.code}`;
     },
 
     async version() {
-      const r = await run(process.execPath, [bin, '--version']);
+      const r = await run(bin, ['--version']);
       return r.stdout.trim().split('\n')[0];
     },
 
