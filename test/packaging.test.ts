@@ -96,9 +96,11 @@ describe('npm pack', () => {
     expect(native.filter((n) => n.startsWith('prebuilds/')).sort()).toEqual([
       'prebuilds/linux-arm64/tsbuild-init',
       'prebuilds/linux-arm64/tsbuild-userns',
+      'prebuilds/linux-arm64/tsbuild_mapfile.node',
       'prebuilds/linux-arm64/tsbuild_native.node',
       'prebuilds/linux-x64/tsbuild-init',
       'prebuilds/linux-x64/tsbuild-userns',
+      'prebuilds/linux-x64/tsbuild_mapfile.node',
       'prebuilds/linux-x64/tsbuild_native.node',
     ]);
     expect(native).toEqual(expect.arrayContaining(['binding.gyp', 'cc/addon.cc', 'cc/init/init.c', 'cc/userns/userns.c', 'scripts/install.js', 'dist/index.d.ts', 'README.md']));
@@ -113,7 +115,7 @@ describe('npm pack', () => {
   it('has prebuilt binaries for the arch they are named after', () => {
     const dir = path.join(app, 'node_modules', '@tsbuild', 'native', 'prebuilds');
     for (const arch of ['x64', 'arm64']) {
-      for (const file of ['tsbuild_native.node', 'tsbuild-init', 'tsbuild-userns']) {
+      for (const file of ['tsbuild_native.node', 'tsbuild_mapfile.node', 'tsbuild-init', 'tsbuild-userns']) {
         expect(elfMachine(path.join(dir, `linux-${arch}`, file)), `${arch}/${file}`).toBe(ELF_MACHINES[arch]);
       }
     }
@@ -144,16 +146,20 @@ describe('installed from the tarballs', () => {
       vm.Script = class extends vm.Script {
         constructor(source, options) { super(source, options); scripts.push({ file: options.filename, offered: Boolean(options.cachedData), rejected: this.cachedDataRejected }); }
       };
-      process.on('exit', () => process.stderr.write(JSON.stringify({ loaded: Object.keys(require.cache).filter((f) => f.includes('@tsbuild')), scripts })));
+      const mapped = () => [...new Set(require('node:fs').readFileSync('/proc/self/maps', 'utf8').split('\\n').map((l) => l.split(/\\s+/)[5] ?? '').filter((f) => f.includes('@tsbuild/builder/dist')))];
+      process.on('exit', () => process.stderr.write(JSON.stringify({ loaded: Object.keys(require.cache).filter((f) => f.includes('@tsbuild')), scripts, mapped: mapped() })));
     `);
     // `images` opens a store: the driver probe needs the addon.
     const root = path.join(top, 'bundle-root');
     const result = run(path.join(app, 'node_modules', '.bin', 'tsbuild'), ['--root', root, 'images'], { cwd: app, env: { ...process.env, NODE_OPTIONS: `--require ${preload}` } });
     expect(result.stdout).toMatch(/^REPOSITORY\s+TAG/);
-    const report = JSON.parse(result.stderr) as { loaded: string[]; scripts: { file: string; offered: boolean; rejected: boolean }[] };
+    const report = JSON.parse(result.stderr) as { loaded: string[]; scripts: { file: string; offered: boolean; rejected: boolean }[]; mapped: string[] };
     const ours = (f: string) => path.relative(path.join(app, 'node_modules'), f);
     expect(report.loaded.map(ours)).toEqual(['@tsbuild/builder/bin/tsbuild.js', '@tsbuild/builder/bin/code-cache.js', '@tsbuild/builder/dist/cli/bundle.js']);
     expect(report.scripts.map((s) => ({ ...s, file: ours(s.file) }))).toEqual([{ file: '@tsbuild/builder/dist/cli/bundle.js', offered: true, rejected: false }]);
+    // The bundle is read through the prebuilt tsbuild_mapfile.node: mapped, not copied (its cache too,
+    // until the collector frees the buffer).
+    expect(report.mapped.map(ours)).toEqual(expect.arrayContaining(['@tsbuild/builder/dist/cli/bundle.js']));
   });
 
   it('compiles the library example under strict + nodenext, builds, runs and cancels without leftovers', () => {

@@ -12,6 +12,12 @@
       "defines": ["NAPI_VERSION=9", "_GNU_SOURCE"]
     },
     {
+      "target_name": "tsbuild_mapfile",
+      "sources": ["cc/mapfile/mapfile.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "defines": ["NAPI_VERSION=9"]
+    },
+    {
       "target_name": "tsbuild-init",
       "type": "executable",
       "sources": ["cc/init/init.c"],

@@ -37,6 +37,43 @@ const PREWRAPPED_TAIL = '\n});\n';
 /** A cache file starts with `MAGIC <build id> <V8 version> <start flags>\n` (startFlags), then V8's data. */
 const MAGIC = 'tsbuild-code-cache';
 
+/**
+ * The native package's tsbuild_mapfile.node (cc/mapfile): files mapped instead of read, which saves ~9 ms
+ * of copying the bundle and its cache into fresh memory. Found as the bundle finds the native package
+ * (the nearest node_modules/@tsbuild/native above), local build first; null when it is not there or does
+ * not load, and files are read.
+ */
+let mapFileAddon;
+function mapFile() {
+  if (mapFileAddon !== undefined) return mapFileAddon;
+  mapFileAddon = null;
+  for (let dir = __dirname; path.dirname(dir) !== dir; dir = path.dirname(dir)) {
+    const native = path.join(dir, 'node_modules', '@tsbuild', 'native');
+    if (!fs.existsSync(path.join(native, 'package.json'))) continue;
+    for (const sub of [path.join('build', 'Release'), path.join('prebuilds', `${process.platform}-${process.arch}`)]) {
+      const mod = { exports: {} };
+      try {
+        process.dlopen(mod, path.join(native, sub, 'tsbuild_mapfile.node'));
+        return (mapFileAddon = mod.exports);
+      } catch {
+        // Not built here: the next place, else read.
+      }
+    }
+    break;
+  }
+  return mapFileAddon;
+}
+
+/** A file's bytes as a latin1 string, mapped when the addon is there. */
+function readLatin1(file) {
+  return mapFile()?.latin1(file) ?? fs.readFileSync(file, 'latin1');
+}
+
+/** A file's bytes, mapped when the addon is there. */
+function readBytes(file) {
+  return mapFile()?.bytes(file) ?? fs.readFileSync(file);
+}
+
 /** The build id on the bundle's first line, else undefined. */
 function buildIdOf(source) {
   if (!source.startsWith(BUILD_ID_PREFIX)) return undefined;
@@ -111,7 +148,7 @@ function readCache(files, buildId) {
     if (!file) continue;
     let bytes;
     try {
-      bytes = fs.readFileSync(file);
+      bytes = readBytes(file);
     } catch {
       continue;
     }
@@ -133,7 +170,7 @@ function readCache(files, buildId) {
  * --experimental-vm-modules or an experimental option that prints a warning (the bundle script checks).
  */
 function loadWithCodeCache(file, argv = []) {
-  const source = fs.readFileSync(file, 'latin1');
+  const source = readLatin1(file);
   const buildId = buildIdOf(source);
   const family = familyOf(argv);
   let cache;

@@ -17,6 +17,9 @@ const { cacheFileOf, BUILD_ID_PREFIX, BUILD_ID_LENGTH, PREWRAPPED_HEAD, PREWRAPP
 const packageDir = path.join(__dirname, '..');
 const entry = path.join(packageDir, 'dist', 'cli', 'main.js');
 const outfile = path.join(packageDir, 'dist', 'cli', 'bundle.js');
+// The loader maps the bundle (bin/code-cache.js): a command running while it is rebuilt keeps the file it
+// mapped only if the new one comes by rename, so esbuild writes elsewhere and the result is renamed in.
+const staged = `${outfile}.${process.pid}.tmp`;
 const NATIVE_DIR = "path.join(__dirname, '..')";
 
 /**
@@ -79,7 +82,7 @@ function writeCodeCache() {
 esbuild
   .build({
     entryPoints: [entry],
-    outfile,
+    outfile: staged,
     bundle: true,
     platform: 'node',
     format: 'cjs',
@@ -94,7 +97,7 @@ esbuild
     logLevel: 'warning',
   })
   .then(() => {
-    const code = fs.readFileSync(outfile, 'latin1');
+    const code = fs.readFileSync(staged, 'latin1');
     if (/[^\x00-\x7f]/.test(code)) throw new Error(`${outfile}: not ASCII; bin/code-cache.js reads it as latin1`);
     if (code.includes('__importStar(require("node:')) throw new Error(`${outfile}: a built-in namespace import was not rewritten; update scripts/bundle.js`);
     // bin/code-cache.js runs the bundle as a vm script, where `import()` fails: use require.
@@ -104,10 +107,12 @@ esbuild
     // Written as the function `require` would wrap it in, so the loader compiles the file as read.
     const body = `${PREWRAPPED_HEAD}${code}${PREWRAPPED_TAIL}`;
     const buildId = crypto.createHash('sha256').update(body).digest('hex').slice(0, BUILD_ID_LENGTH);
-    fs.writeFileSync(outfile, `${BUILD_ID_PREFIX}${buildId}\n${body}`, 'latin1');
+    fs.writeFileSync(staged, `${BUILD_ID_PREFIX}${buildId}\n${body}`, 'latin1');
+    fs.renameSync(staged, outfile);
     writeCodeCache();
   })
   .catch((err) => {
+    fs.rmSync(staged, { force: true });
     if (err && !err.errors) process.stderr.write(`bundle: ${err.message}\n`);
     process.exitCode = 1;
   });

@@ -24,7 +24,7 @@ function prebuiltProblem() {
   if (process.platform !== 'linux') return `tsbuild runs on Linux only, not ${process.platform}`;
   const dir = path.join(pkgDir, 'prebuilds', platformDir);
   const addon = path.join(dir, 'tsbuild_native.node');
-  const helpers = ['tsbuild-init', 'tsbuild-userns'].map((name) => path.join(dir, name));
+  const helpers = ['tsbuild_mapfile.node', 'tsbuild-init', 'tsbuild-userns'].map((name) => path.join(dir, name));
   for (const file of [addon, ...helpers]) {
     if (!fs.existsSync(file)) return `no prebuilt binary for ${platformDir} (${path.relative(pkgDir, file)} is missing)`;
     const machine = elfMachine(file);

@@ -20,7 +20,7 @@ const path = require('node:path');
 const { ELF_MACHINES, elfMachine } = require('./elf');
 
 const pkgDir = path.resolve(__dirname, '..');
-const OUTPUTS = ['tsbuild_native.node', 'tsbuild-init', 'tsbuild-userns'];
+const OUTPUTS = ['tsbuild_native.node', 'tsbuild_mapfile.node', 'tsbuild-init', 'tsbuild-userns'];
 const TOOLCHAINS = {
   x64: { triple: 'x86_64-linux-gnu', apt: 'g++-x86-64-linux-gnu' },
   arm64: { triple: 'aarch64-linux-gnu', apt: 'g++-aarch64-linux-gnu' },
