@@ -3,7 +3,7 @@
 # Uses TSBUILD_ROOT if set, otherwise /var/lib/tsbuild.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tsbuild=(node packages/builder/bin/tsbuild.js)
+tsbuild=(packages/builder/bin/tsbuild.js)  # run as a program, as npx and the npm bin link run it
 base=$(mktemp --suffix=.tar)
 trap 'rm -f "$base"' EXIT
 node fixtures/dist/busybox.js "$base" >/dev/null
