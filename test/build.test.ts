@@ -285,6 +285,47 @@ describe('layer bytes', () => {
     const hash = await hashSources(await (await BuildContext.open(ctx)).resolveSources(['tree/']));
     expect(hash.digest).toBe('sha256:630f8d6290b0fbd637f96cbb1151f9744c654fe6126c2e592909a7e44ddd3572');
   });
+  // COPY writes the contents of directories it creates straight into the overlay's upper directory
+  // (executors/copy.ts): the pins were taken with every file written through the mount.
+  it('a COPY into directories it creates gives pinned layers, and nothing of a lower layer shows', async () => {
+    const files: Record<string, { content: string; mode: number }> = {
+      'tree/a.txt': { content: 'a\n', mode: 0o644 },
+      'tree/sub/b.sh': { content: '#!/bin/sh\n', mode: 0o755 },
+      'tree/sub/deep/c.txt': { content: 'c\n', mode: 0o600 },
+      'tree/big.bin': { content: 'b'.repeat(300 * 1024), mode: 0o644 },
+    };
+    const ctx = context({
+      Dockerfile: [
+        'FROM busybox',
+        'RUN mkdir -p /gone/sub /keep && echo hidden > /gone/sub/old && echo lower > /keep/old',
+        'RUN rm -rf /gone',
+        'COPY tree/ /gone/',
+        'COPY tree/ /keep/new/',
+        'COPY tree/ /etc/',
+        '',
+      ].join('\n'),
+      ...files,
+    });
+    const tree = path.join(ctx, 'tree');
+    fs.mkdirSync(path.join(tree, 'empty'));
+    fs.symlinkSync('sub/b.sh', path.join(tree, 'link'));
+    const when = new Date('2020-01-02T03:04:05Z');
+    for (const dir of ['sub/deep', 'sub', 'empty', '.']) fs.chmodSync(path.join(tree, dir), 0o755);
+    for (const rel of [...Object.keys(files).map((f) => f.slice('tree/'.length)), 'sub/deep', 'sub', 'empty', '.']) fs.utimesSync(path.join(tree, rel), when, when);
+    fs.lutimesSync(path.join(tree, 'link'), when, when);
+    const { result } = await buildCollect(ctx, { sourceDateEpoch: 1700000000, tags: ['upper:latest'] });
+    expect(result.config.rootfs.diff_ids.slice(-3)).toEqual([
+      'sha256:ae4758114ef655e8217332bef12ea1dc62d90a796131d2d6a964dfb5204529d1',
+      'sha256:6ab0c18728f6ff6e2625a148fc1aeed9cb5fe9a0462fd89713e5e4d9b97220f4',
+      'sha256:5d502facb8653ca2040d2c915e2d7b6f6a37d0a93b82d7879eb25647b5c6b053',
+    ]);
+    const run = await runImage(t.store, 'upper:latest', ['sh', '-c', 'find /gone /keep | sort; cat /keep/old /etc/sub/deep/c.txt; ls /etc/passwd']);
+    expect(run.stdout.split('\n')).toEqual([
+      '/gone', '/gone/a.txt', '/gone/big.bin', '/gone/empty', '/gone/link', '/gone/sub', '/gone/sub/b.sh', '/gone/sub/deep', '/gone/sub/deep/c.txt',
+      '/keep', '/keep/new', '/keep/new/a.txt', '/keep/new/big.bin', '/keep/new/empty', '/keep/new/link', '/keep/new/sub', '/keep/new/sub/b.sh',
+      '/keep/new/sub/deep', '/keep/new/sub/deep/c.txt', '/keep/old', 'lower', 'c', '/etc/passwd', '',
+    ]);
+  });
 });
 
 describe('cache keys', () => {

@@ -21,6 +21,11 @@ export interface WorkLayer {
   /** The mounted root filesystem. */
   readonly rootfs: string;
   /**
+   * The upper directory of the kernel overlay mounted at `rootfs` (overlay2), when there is one: the
+   * contents of a directory a step creates may be written there directly (see executors/copy.ts).
+   */
+  readonly upper?: string;
+  /**
    * Unmounts and turns the changes into a committed layer; `empty` is true when nothing changed.
    * `clampMtime` rewrites file times in the layer tar (SOURCE_DATE_EPOCH).
    */

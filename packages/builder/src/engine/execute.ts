@@ -192,7 +192,7 @@ export class StageRunner {
       onFetch: (line) => emit({ type: 'step-log', vertex, stream: 'stderr', data: Buffer.from(`${line}\n`), time: Date.now() }),
     });
     try {
-      await executor.execute(step, work.rootfs, this.execContext(vertex, stage));
+      await executor.execute(step, work.rootfs, this.execContext(vertex, stage, work.upper));
       // A step that finished after a cancel (a COPY, a RUN that exited on its own) is not committed.
       this.session.checkCanceled();
       const clamp = opts.sourceDateEpoch !== undefined ? { clampMtime: opts.sourceDateEpoch } : {};
@@ -217,7 +217,7 @@ export class StageRunner {
     return record;
   }
 
-  private execContext(vertex: number, stage: PlannedStage): ExecContext {
+  private execContext(vertex: number, stage: PlannedStage, workUpper?: string): ExecContext {
     const { backend, opts, emit } = this.session;
     return {
       backend,
@@ -230,6 +230,7 @@ export class StageRunner {
       contextFiltered: this.session.contextFiltered,
       cacheMountsDir: path.join(backend.root, 'builder', 'cache-mounts'),
       ...(opts.runtime ? { runtime: opts.runtime } : {}),
+      ...(workUpper !== undefined ? { workUpper } : {}),
       viewOf: (ref) => this.viewFor(ref, stage),
     };
   }

@@ -100,6 +100,7 @@ export class StoreBackend implements BuildBackend {
     };
     return {
       rootfs,
+      ...(this.store.driverName === 'overlay2' ? { upper: rw.diffPath } : {}),
       async commit(opts) {
         await unmount();
         if (!(await layers.hasChanges(name))) {

@@ -60,7 +60,7 @@ export const copyExecutor: LayerExecutor<'copy' | 'add', CopySources | undefined
       const view = await ctx.viewOf(from);
       source = { dir: view.rootfs, fromStage: true, release: () => view.release() };
     }
-    await copyStep(rootfs, instr, step.planned, source, step.configBefore.config.WorkingDir || '/');
+    await copyStep(rootfs, instr, step.planned, source, step.configBefore.config.WorkingDir || '/', ctx.workUpper);
   },
 
   history({ instr, original }) {
@@ -165,6 +165,7 @@ async function copyStep(
   planned: CopySources | undefined,
   sourceRoot: SourceRoot,
   workdir: string,
+  upper: string | undefined,
 ): Promise<void> {
   try {
     let entries = planned?.entries;
@@ -174,7 +175,7 @@ async function copyStep(
     }
     const owner = instr.chown ? await resolveChown(rootfs, instr.chown) : undefined;
     const chmod = instr.chmod ? parseChmod(instr.chmod) : undefined;
-    const opts: WriteOptions = { owner, chmod, keepOwner: sourceRoot.fromStage, dirMode: createdDirMode(instr.chmod) };
+    const opts: WriteOptions = { owner, chmod, keepOwner: sourceRoot.fromStage, dirMode: createdDirMode(instr.chmod), rootfs, upper };
 
     const sourceCount = entries.length + instr.contents.length + instr.sources.filter(isRemote).length;
     const destIsDir = instr.dest.endsWith('/') || instr.dest.endsWith('/.') || instr.dest === '.';
@@ -241,6 +242,9 @@ interface WriteOptions {
   keepOwner: boolean;
   /** Mode of directories the copy creates (missing parents, a directory source's destination). */
   dirMode: number;
+  /** The mounted rootfs, and the upper directory of its kernel overlay when it has one (WorkLayer.upper). */
+  rootfs: string;
+  upper: string | undefined;
 }
 
 /** 0755, or the bits of an octal --chmod (BuildKit applies those to the directories it creates too). */
@@ -265,6 +269,14 @@ const FILE_CONCURRENCY = 8;
 /** Writes `items` (root first, depth-first) so that the root lands at `dest` inside `rootfs`. */
 async function writeTree(rootfs: string, dest: string, items: CopyItems, opts: WriteOptions): Promise<void> {
   const hostOfDir: string[] = []; // by the items' directory number (their order)
+  // A directory this tree creates under a kernel overlay gets its contents written straight into the
+  // overlay's upper directory: creating a file through the mount cost ~3.5 times a plain create here
+  // (cp -a of bigcopy's 4,000 files: 0.68 s through the mount, 0.24 s into the upper directory, 0.19 s
+  // into a plain one). Only where nothing of a lower layer can show: the directory itself is made through
+  // the mount (its parents copied up, a whiteout respected), and the step's mount reads none of it back;
+  // the commit packs the upper directory. Regular files, directories and symlinks go this way; devices,
+  // fifos and sockets still through the mount, and a tree with hardlinks entirely so.
+  const upperOfDir: (string | undefined)[] = [];
   const linked = new Map<string, string>(); // context path of the first hardlink → its host copy
   const dirTimes: { host: string; mtimeNs: bigint }[] = [];
   // Large files are copied through the pool while this thread goes on with the small ones (both cores).
@@ -300,6 +312,7 @@ async function writeTree(rootfs: string, dest: string, items: CopyItems, opts: W
   }
   const inTree = new Set<string>();
   if (targets.size > 0) for (const item of items) if (item.type === 'file' && item.hardlinkTo === undefined && targets.has(item.path)) inTree.add(item.path);
+  const upperOf = (host: string): string | undefined => (opts.upper !== undefined && targets.size === 0 ? upperPathOf(host, opts) : undefined);
   const pause = timeSlicer();
   // In order: a parent exists before its children. Per-file metadata calls are synchronous (slices.ts);
   // large files are copied in the background, hardlinks to files of this tree after the walk.
@@ -307,11 +320,14 @@ async function writeTree(rootfs: string, dest: string, items: CopyItems, opts: W
     for (let i = 0; i < items.length; i++) {
       const item = items.at(i);
       const parent = items.parentOf(i);
+      const parentUpper = parent < 0 ? undefined : upperOfDir[parent];
       const host =
         parent < 0
           ? // A directory's contents go where a symlink at the destination points, as BuildKit follows it.
             await resolveCreating(rootfs, dest, opts, item.type === 'dir')
-          : path.join(hostOfDir[parent] ?? (await resolveCreating(rootfs, path.posix.join(dest, items.dirRel(parent)), opts)), items.nameOf(i));
+          : parentUpper !== undefined && (item.type === 'file' || item.type === 'dir' || item.type === 'symlink')
+            ? path.join(parentUpper, items.nameOf(i))
+            : path.join(hostOfDir[parent] ?? (await resolveCreating(rootfs, path.posix.join(dest, items.dirRel(parent)), opts)), items.nameOf(i));
       if (item.type !== 'dir') {
         if (item.type === 'file' && item.hardlinkTo !== undefined && inTree.has(item.hardlinkTo)) links.push({ host, item });
         else if (item.type === 'file' && item.size > SYNC_IO_MAX) {
@@ -334,19 +350,20 @@ async function writeTree(rootfs: string, dest: string, items: CopyItems, opts: W
         }
         continue;
       }
-      hostOfDir.push(host);
       const existing = fs.lstatSync(fsPath(host), { throwIfNoEntry: false });
+      const madeHere = !existing?.isDirectory();
+      if (existing && madeHere) fs.rmSync(fsPath(host), { recursive: true, force: true });
+      if (madeHere) fs.mkdirSync(fsPath(host));
+      // Its contents go to the upper directory when it is there already (a parent went there) or was
+      // made now through the mount; an existing directory may show a lower layer's files.
+      hostOfDir.push(parentUpper !== undefined ? path.join(hostOfDir[parent]!, items.nameOf(i)) : host);
+      upperOfDir.push(parentUpper !== undefined ? host : madeHere ? upperOf(host) : undefined);
       if (item.rel === '') {
         // A directory source copies its contents: the destination is not a copy of the source directory.
         // An existing one keeps its metadata; a new one is made like a missing parent (moby/buildkit#585).
-        if (existing?.isDirectory()) continue;
-        if (existing) fs.rmSync(fsPath(host), { recursive: true, force: true });
-        fs.mkdirSync(fsPath(host));
-        applyMeta(host, { mode: opts.dirMode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
+        if (madeHere) applyMeta(host, { mode: opts.dirMode, uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0 });
         continue;
       }
-      if (existing && !existing.isDirectory()) fs.rmSync(fsPath(host), { recursive: true, force: true });
-      if (!existing || !existing.isDirectory()) fs.mkdirSync(fsPath(host));
       dirTimes.push({ host, mtimeNs: item.mtimeNs });
       applyMeta(host, ownership(item, opts));
       copyXattrs(item.absPath, host);
@@ -368,6 +385,19 @@ async function writeTree(rootfs: string, dest: string, items: CopyItems, opts: W
   }
   // Directory times last, after their children were written.
   for (const { host, mtimeNs } of dirTimes.reverse()) setTimes(host, mtimeNs, false);
+}
+
+/**
+ * Where `host` (a resolved path in the mounted rootfs, no symlinks in it) is in the overlay's upper
+ * directory, which holds it once it was made through the mount; undefined without an upper directory.
+ */
+function upperPathOf(host: string, opts: WriteOptions): string | undefined {
+  if (opts.upper === undefined) return undefined;
+  const rel = path.relative(opts.rootfs, host);
+  if (rel.startsWith('..') || path.isAbsolute(rel)) return undefined;
+  const upper = path.join(opts.upper, rel);
+  // The mount made it in the upper directory: anything else (a lower directory not copied up) stays out.
+  return fs.lstatSync(fsPath(upper), { throwIfNoEntry: false })?.isDirectory() ? upper : undefined;
 }
 
 /** The owner and mode an item gets: --chown, else the source's (COPY --from) or 0:0; --chmod's mode. */

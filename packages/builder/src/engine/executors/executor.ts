@@ -74,6 +74,8 @@ export interface ExecContext {
   readonly contextFiltered: boolean;
   readonly cacheMountsDir: string;
   readonly runtime?: RunRuntimeOptions;
+  /** The step's WorkLayer.upper, when it has one. */
+  readonly workUpper?: string;
   /** A read-only view of a stage or image. */
   viewOf(ref: string): Promise<LayerView>;
 }
