@@ -31,6 +31,7 @@ describe('a container whose tsbuild was killed', () => {
   it('is reported Exited (137), and a --rm one is removed by the next command', async () => {
     const start = (args: string[]) => spawn(process.execPath, [CLI, '--root', paths.root, 'run', ...args, 'busybox', 'sleep', '1000'], { stdio: 'ignore' });
     const kept = start(['--name', 'kept']);
+    const ids: string[] = [];
     const removed = start(['--rm', '--name', 'removed']);
     try {
       // Both are up once ps lists them as such (each run writes its record after the start).
@@ -40,6 +41,7 @@ describe('a container whose tsbuild was killed', () => {
         await new Promise((r) => setTimeout(r, 100));
       }
       expect(cli(paths.root, ['ps']).stdout).toMatch(/Up\s+kept$/m);
+      ids.push(...cli(paths.root, ['ps', '-q']).stdout.split('\n').filter(Boolean));
     } finally {
       kept.kill('SIGKILL');
       removed.kill('SIGKILL');
@@ -49,6 +51,14 @@ describe('a container whose tsbuild was killed', () => {
     expect(ps.status).toBe(0);
     expect(ps.stdout).toMatch(/Exited \(137\) .*\s+kept$/m);
     expect(ps.stdout).not.toMatch(/removed/);
+    // That command removed both containers' cgroups too (their processes died with their tsbuild), not
+    // a sweep a minute later: until then every store's fsck would list them.
+    expect(ids).toHaveLength(2);
+    const groups = ['memory', 'pids', 'cpu', 'devices', 'freezer', 'blkio', 'unified']
+      .map((c) => path.join('/sys/fs/cgroup', c, 'tsbuild'))
+      .filter((dir) => fs.existsSync(dir))
+      .flatMap((dir) => fs.readdirSync(dir).filter((n) => ids.some((id) => n.startsWith(id))).map((n) => path.join(dir, n)));
+    expect(groups).toEqual([]);
     // Its record and read-write layer are gone; the kept one still has both until rm.
     expect(cli(paths.root, ['rm', 'removed']).stderr).toBe('tsbuild: no such container: removed\n');
     expect(cli(paths.root, ['rm', 'kept']).status).toBe(0);

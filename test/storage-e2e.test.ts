@@ -134,10 +134,21 @@ describe('crash safety of builds', () => {
       await new Promise((res) => setTimeout(res, 25));
     }
     expect(mountsUnder(r.root).length).toBeGreaterThan(0);
+    // The RUN container's state dir names its cgroups.
+    const scratch = path.join(r.root, 'tmp');
+    const named = () => (fs.existsSync(scratch) ? fs.readdirSync(scratch) : []).find((n) => n.includes('ctr-') && fs.existsSync(path.join(scratch, n, 'container-id')));
+    for (let i = 0; i < 400 && !named(); i++) await new Promise((res) => setTimeout(res, 25));
+    const stateDir = named();
+    expect(stateDir).toBeDefined();
+    const id = fs.readFileSync(path.join(scratch, stateDir!, 'container-id'), 'utf8');
+    const groups = () => ['memory', 'pids', 'cpu', 'devices', 'freezer', 'blkio'].map((c) => path.join('/sys/fs/cgroup', c, 'tsbuild', id)).filter((d) => fs.existsSync(d));
+    expect(groups().length).toBeGreaterThan(0);
     // The container dies with tsbuild (PDEATHSIG); its mounts die with its namespace, the work layer's
-    // overlay is what the next command must take down.
+    // overlay is what the next command must take down, and its groups (not a sweep a minute later,
+    // while every store's fsck would list them).
     await killAndCheck(child, r.root, 'killed');
     expect(fs.readdirSync(rwDir)).toEqual([]);
+    expect(groups()).toEqual([]);
     // The step's scratch and the container's state lived under the root: repaired away too.
     // (A kill that comes before the step made its scratch leaves no tmp/ at all.)
     const tmp = path.join(r.root, 'tmp');

@@ -268,7 +268,8 @@ export class Containers {
 
   /**
    * Settles containers whose tsbuild was killed: the record says exited 137 (it was killed), and a
-   * --rm one is removed with its RW layer. Run when the store opens.
+   * --rm one is removed with its RW layer (their groups went with the dead tsbuild's state dir, removed
+   * just before: Store.repairLeftovers). Run when the store opens.
    */
   async settleOrphans(): Promise<void> {
     for (const f of fs.readdirSync(this.dir)) {

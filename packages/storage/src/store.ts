@@ -22,7 +22,7 @@ import { isAlive, ownedName, ownerOf } from './drivers/proc';
 import type { FsckReport } from './fsck';
 import { createLease, readLeases } from './lease';
 import { inUserNamespace } from './rootless';
-import { removeStaleCgroups } from './runtime/cgroups';
+import { removeCgroupsNamedIn, removeStaleCgroups } from './runtime/cgroups';
 import { Containers } from './containers';
 import type { CacheWriteResult, LayerImporter, ExportRecord, LoadedCache, PullOptions, PullResult, PushOptions, PushResult, SaveFormat, SaveOptions } from './transport';
 
@@ -231,6 +231,7 @@ export class Store {
       // A mount the dead process left inside (a bind of a host directory) goes first: rm must never
       // delete through it.
       for (const m of mountsUnder(path.join(dir, name))) await detach(m);
+      removeCgroupsNamedIn(path.join(dir, name)); // a container's state dir: its groups stayed too
       await fs.promises.rm(path.join(dir, name), { recursive: true, force: true });
     }
   }

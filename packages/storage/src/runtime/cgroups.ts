@@ -385,17 +385,52 @@ export function removeStaleCgroups(opts: CgroupOptions & { minAgeMs?: number } =
   return removed;
 }
 
-/** The groups removeStaleCgroups would remove. */
-export function staleCgroups(opts: CgroupOptions & { minAgeMs?: number } = {}): string[] {
+/**
+ * Removes the (empty) groups of container `id`, whose tsbuild was killed: the next command settles its
+ * record and removes its groups with it, where the sweep above waits a minute (any container's groups
+ * then show in every store's fsck). A busy or missing group is left to that sweep.
+ */
+export function removeContainerCgroups(id: string, opts: CgroupOptions = {}): void {
+  checkId(id);
+  if (inUserNamespace() && opts.root === undefined) return; // rootless: no groups of ours
+  for (const parent of cgroupParents(opts)) {
+    try {
+      fs.rmdirSync(path.join(parent, id));
+    } catch {
+      // Gone, never made (another controller set), or still busy.
+    }
+  }
+}
+
+/**
+ * The file in a container's state directory that names its cgroups (its id): a killed tsbuild's state
+ * directory is removed by the next store open (Store.repairLeftovers), which removes these groups with it.
+ */
+export const CGROUP_ID_FILE = 'container-id';
+
+/** Removes the groups the state directory `dir` names (CGROUP_ID_FILE), if any. */
+export function removeCgroupsNamedIn(dir: string): void {
+  let id: string;
+  try {
+    id = fs.readFileSync(path.join(dir, CGROUP_ID_FILE), 'utf8');
+  } catch {
+    return;
+  }
+  if (/^[0-9a-f]{64}$/.test(id)) removeContainerCgroups(id);
+}
+
+/** The directories under which containers' groups are made: one per v1 hierarchy, or the v2 one. */
+function cgroupParents(opts: CgroupOptions): string[] {
   const root = opts.root ?? '/sys/fs/cgroup';
   const parentName = opts.parent ?? 'tsbuild';
+  return (opts.version ?? detectCgroupVersion(root)) === 2 ? [path.join(root, parentName)] : V1_CONTROLLERS.map((c) => path.join(root, c, parentName));
+}
+
+/** The groups removeStaleCgroups would remove. */
+export function staleCgroups(opts: CgroupOptions & { minAgeMs?: number } = {}): string[] {
   const minAge = opts.minAgeMs ?? 60_000;
-  const parents =
-    (opts.version ?? detectCgroupVersion(root)) === 2
-      ? [path.join(root, parentName)]
-      : V1_CONTROLLERS.map((c) => path.join(root, c, parentName));
   const out: string[] = [];
-  for (const parent of parents) {
+  for (const parent of cgroupParents(opts)) {
     let children: fs.Dirent[];
     try {
       children = fs.readdirSync(parent, { withFileTypes: true });

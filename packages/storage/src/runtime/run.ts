@@ -9,7 +9,7 @@ import {
   CAPABILITIES, DEFAULT_PATH, DOCKER_DEFAULT_CAPABILITIES, INIT_BINARY, dockerCapabilities, exitCodeOf, spawn, spawnWithPipes,
 } from '@tsbuild/native';
 import type { ContainerProcess, Namespace, Rlimit, Signal, SpawnSpec } from '@tsbuild/native';
-import { createCgroup, type CgroupOptions, type ContainerCgroup } from './cgroups';
+import { CGROUP_ID_FILE, createCgroup, type CgroupOptions, type ContainerCgroup } from './cgroups';
 import { seccompFor, type SeccompOption } from './seccomp/container';
 import { containerSteps, type BindMount } from './steps';
 import { writeFileExactMode } from '../fsmode';
@@ -236,11 +236,13 @@ export async function runContainer(opts: RunOptions): Promise<RunningContainer> 
 
   const stateDir = opts.stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), `tsbuild-ctr-${id.slice(0, 12)}-`));
   if (opts.stateDir) mkdirpSync(stateDir, 0o700);
-  const cleanups: (() => Promise<void> | void)[] = [() => removeKnownDir(stateDir, ETC_FILES)];
+  const cleanups: (() => Promise<void> | void)[] = [() => removeKnownDir(stateDir, [...ETC_FILES, CGROUP_ID_FILE])];
   const cleanup = async () => {
     for (const fn of cleanups.splice(0).reverse()) await fn();
   };
   try {
+    // Before the groups exist: a tsbuild killed from here on leaves a state dir naming them.
+    if (opts.stateDir) fs.writeFileSync(path.join(stateDir, CGROUP_ID_FILE), id);
     const cgroup: ContainerCgroup = createCgroup(
       id, { memory: opts.memory, cpus: opts.cpus, pidsLimit: opts.pidsLimit, ...(privileged ? { allDevices: true } : {}) }, opts.cgroups,
     );
