@@ -48,8 +48,11 @@ it('a container running as uid 1000 dies with the killed process that started it
     setInterval(() => {}, 1000);
   `;
   const child = spawnProcess(process.execPath, ['-e', script], { stdio: 'ignore' });
-  for (let i = 0; i < 200 && !fs.existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 25));
-  const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  // The file exists from writeFileSync's open on, before its bytes: wait for the pid itself.
+  const pidText = () => (fs.existsSync(pidFile) ? fs.readFileSync(pidFile, 'utf8') : '');
+  for (let i = 0; i < 200 && !/^[1-9]\d*$/.test(pidText()); i++) await new Promise((r) => setTimeout(r, 25));
+  const pid = Number(pidText());
+  expect(pid).toBeGreaterThan(0);
   expect(fs.readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^Uid:\s+1000\b/m);
   child.kill('SIGKILL');
   await new Promise((r) => child.on('close', r));
