@@ -386,14 +386,12 @@ export function removeStaleCgroups(opts: CgroupOptions & { minAgeMs?: number } =
 }
 
 /**
- * Removes the (empty) groups of container `id`, whose tsbuild was killed: the next command settles its
- * record and removes its groups with it, where the sweep above waits a minute (any container's groups
- * then show in every store's fsck). A busy or missing group is left to that sweep.
+ * Removes the (empty) groups of container `id`, whose tsbuild was killed, at once: the sweep above waits
+ * a minute, and until then every store's fsck lists them. A busy or missing group is left to that sweep.
  */
-export function removeContainerCgroups(id: string, opts: CgroupOptions = {}): void {
-  checkId(id);
-  if (inUserNamespace() && opts.root === undefined) return; // rootless: no groups of ours
-  for (const parent of cgroupParents(opts)) {
+function removeContainerCgroups(id: string): void {
+  if (inUserNamespace()) return; // rootless: no groups of ours
+  for (const parent of cgroupParents({})) {
     try {
       fs.rmdirSync(path.join(parent, id));
     } catch {
@@ -408,7 +406,7 @@ export function removeContainerCgroups(id: string, opts: CgroupOptions = {}): vo
  */
 export const CGROUP_ID_FILE = 'container-id';
 
-/** Removes the groups the state directory `dir` names (CGROUP_ID_FILE), if any. */
+/** Removes the groups the state directory `dir` of a dead tsbuild names (CGROUP_ID_FILE), if any. */
 export function removeCgroupsNamedIn(dir: string): void {
   let id: string;
   try {

@@ -394,7 +394,7 @@ async function writeTree(rootfs: string, dest: string, items: CopyItems, opts: W
 function upperPathOf(host: string, opts: WriteOptions): string | undefined {
   if (opts.upper === undefined) return undefined;
   const rel = path.relative(opts.rootfs, host);
-  if (rel.startsWith('..') || path.isAbsolute(rel)) return undefined;
+  if (rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) return undefined;
   const upper = path.join(opts.upper, rel);
   // The mount made it in the upper directory: anything else (a lower directory not copied up) stays out.
   return fs.lstatSync(fsPath(upper), { throwIfNoEntry: false })?.isDirectory() ? upper : undefined;
